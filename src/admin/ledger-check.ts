@@ -1,0 +1,37 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+
+/**
+ * The ledger's invariants (SPEC §4), checked by SQL over the whole ledger: every asset sums to zero,
+ * no account that may not go negative is below zero, each balance equals the sum of its postings,
+ * each transaction's postings sum to zero per asset, and each lock equals its pending holds.
+ */
+export async function checkLedger(db: Db) {
+  const [assets, negative, mismatched, unbalanced, locks] = await db.batch([
+    db.all<{ asset: string; sum: number; accounts: number }>(sql`select asset, coalesce(sum(balance), 0) as sum, count(*) as accounts from accounts group by asset order by asset`),
+    db.all<{ id: string; balance: number; locked: number }>(sql`select id, balance, locked from accounts where allow_negative = 0 and (balance < 0 or balance - locked < 0) limit 100`),
+    db.all<{ id: string; balance: number; postings: number }>(
+      sql`select a.id, a.balance, coalesce(p.total, 0) as postings from accounts a
+          left join (select account_id, sum(amount) as total from postings group by account_id) p on p.account_id = a.id
+          where a.balance != coalesce(p.total, 0) limit 100`,
+    ),
+    db.all<{ transactionId: string; asset: string; sum: number }>(
+      sql`select transaction_id as transactionId, asset, sum(amount) as sum from postings group by transaction_id, asset having sum(amount) != 0 limit 100`,
+    ),
+    db.all<{ id: string; locked: number; held: number }>(
+      sql`select a.id, a.locked, coalesce(h.total, 0) as held from accounts a
+          left join (select account_id, sum(amount) as total from holds where status = 'pending' group by account_id) h on h.account_id = a.id
+          where a.locked != coalesce(h.total, 0) limit 100`,
+    ),
+  ]);
+  const ok = assets.every((a) => a.sum === 0) && negative.length === 0 && mismatched.length === 0 && unbalanced.length === 0 && locks.length === 0;
+  return {
+    ok,
+    checkedAt: new Date().toISOString(),
+    assets,
+    negativeAccounts: negative,
+    balanceMismatches: mismatched,
+    unbalancedTransactions: unbalanced,
+    lockMismatches: locks,
+  };
+}

@@ -1,0 +1,75 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { adminRouter } from "./admin/admin.routes";
+import { ConfigError, loadConfig } from "./config";
+import { createDb, meteredD1, type D1Stats } from "./db/client";
+import type { AppEnv } from "./env";
+import { refuseBanned, requireAuth, requireRole } from "./lib/auth";
+import { renderDocs } from "./lib/docs";
+import { ApiError, problemResponse } from "./lib/errors";
+import { createRouter } from "./lib/router";
+import { walletRouter } from "./wallet/wallet.routes";
+
+const readOnlyForBanned = (method: string, path: string) =>
+  method === "GET" && (path === "/api/wallet/balance" || path === "/api/wallet/transactions");
+
+const openApiInfo = {
+  title: "Creator platform money service",
+  version: "0.1.0",
+  description:
+    "Wallet, ledger and payments API. Amounts are integers: COIN in whole coins, IDR in whole rupiah. " +
+    "Value-moving POSTs accept an Idempotency-Key header. Errors are RFC 9457 problem+json with a stable `code`.",
+};
+
+export function createApp() {
+  const app = createRouter();
+
+  app.use("*", async (c, next) => {
+    try {
+      c.set("config", loadConfig(c.env));
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        console.error(error.message);
+        throw new ApiError("misconfigured", "The service is misconfigured; see the Worker log.");
+      }
+      throw error;
+    }
+    const stats: D1Stats | undefined = c.var.config.D1_METRICS ? { roundTrips: 0, rowsRead: 0, rowsWritten: 0 } : undefined;
+    c.set("db", createDb(stats ? meteredD1(c.env.DB, stats) : c.env.DB));
+    await next();
+    if (stats) c.header("server-timing", `d1;desc="roundTrips=${stats.roundTrips} rowsRead=${stats.rowsRead} rowsWritten=${stats.rowsWritten}"`);
+  });
+  app.use("*", async (c, next) =>
+    bodyLimit({
+      maxSize: c.var.config.MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError("payload_too_large", `The body exceeds ${c.var.config.MAX_BODY_BYTES} bytes.`);
+      },
+    })(c, next),
+  );
+
+  app.use("/api/wallet/*", requireAuth, refuseBanned(readOnlyForBanned));
+  app.use("/api/admin/*", requireAuth, requireRole("admin"));
+  app.route("/api/wallet", walletRouter);
+  app.route("/api/admin", adminRouter);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+  app.doc31("/openapi.json", { openapi: "3.1.0", info: openApiInfo });
+  app.get("/docs", (c) => c.html(renderDocs(app.getOpenAPI31Document({ openapi: "3.1.0", info: openApiInfo }) as Parameters<typeof renderDocs>[0])));
+  app.get("/", (c) => c.redirect("/docs"));
+
+  app.notFound(() => problemResponse(new ApiError("not_found", "No such route.")));
+  app.onError((error) => {
+    if (error instanceof ApiError) return problemResponse(error);
+    if (error instanceof HTTPException) {
+      const code = error.status === 413 ? "payload_too_large" : error.status === 415 ? "unsupported_media_type" : error.status === 401 ? "unauthorized" : "malformed_request";
+      return problemResponse(new ApiError(code, error.status < 500 ? error.message || "The request is malformed." : "The request could not be processed."));
+    }
+    console.error("unhandled error", error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+    return problemResponse(new ApiError("internal_error", "Something went wrong on our side. Nothing was charged twice; retry with the same Idempotency-Key."));
+  });
+  return app;
+}
+
+export type App = OpenAPIHono<AppEnv>;

@@ -1,0 +1,116 @@
+import { z } from "zod";
+
+/**
+ * Every business parameter of the service with its default (SPEC §2). A parameter's key is the
+ * name of the Worker var that overrides it. Vars arrive as strings, so numbers are coerced; a value
+ * that does not parse stops the Worker with a message naming the var (see `loadConfig`).
+ */
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+const bps = (def: number) => int(def, 0, 10_000);
+const bool = (def: boolean) =>
+  z
+    .enum(["true", "false", "1", "0"])
+    .transform((v) => v === "true" || v === "1")
+    .default(def);
+const offset = z
+  .string()
+  .regex(/^[+-](0\d|1[0-4]):[0-5]\d$/, "expected an offset like +07:00")
+  .default("+07:00");
+const url = (def: string) => z.url().default(def);
+
+export const configSchema = z.object({
+  // money basics (§3)
+  COIN_VALUE_IDR: int(100, 1),
+  BUSINESS_TZ_OFFSET: offset,
+  MAX_TRANSFER_NOTE_LENGTH: int(280, 0, 2000),
+  IDEMPOTENCY_TTL_HOURS: int(48, 24),
+  MAX_BODY_BYTES: int(64 * 1024, 1024),
+  // withdrawals and payouts (§7)
+  WITHDRAW_PLATFORM_FEE_BPS: bps(1000),
+  WITHDRAW_PPH_BPS: bps(200),
+  WITHDRAW_MIN_GROSS_IDR: int(50_000, 0),
+  CREATOR_PAYOUT_FEE_BPS: bps(1000),
+  // activity and bot detection (§8)
+  ACTIVITY_WEIGHT_VIEW: int(1),
+  ACTIVITY_WEIGHT_LIKE: int(1),
+  ACTIVITY_WEIGHT_COMMENT: int(1),
+  BOT_PARAMS_MODE: z.enum(["robust", "fixed"]).default("robust"),
+  BOT_K_A: z.coerce.number().positive().default(3),
+  BOT_K_B: z.coerce.number().positive().default(2),
+  BOT_MU: z.coerce.number().nonnegative().default(4),
+  BOT_SIGMA: z.coerce.number().positive().default(2),
+  BOT_MIN_POPULATION: int(30, 1),
+  RATE_FEE_IDR: int(5, 0),
+  // usage-based pricing (§8.1)
+  USAGE_UNIT_PRICE_IDR: int(10, 0),
+  USAGE_OVERAGE_PRICE_IDR: int(15, 0),
+  USAGE_CREDIT_LIMIT_UNITS: int(1_000_000, 0),
+  // premium content, gifts, marketplace splits (§9–§11)
+  CONTENT_CREATOR_BPS: bps(7000),
+  CONTENT_PLATFORM_BPS: bps(2500),
+  CONTENT_PROCESSING_BPS: bps(500),
+  GIFT_STREAMER_BPS: bps(7000),
+  GIFT_PLATFORM_BPS: bps(2500),
+  GIFT_PROCESSING_BPS: bps(500),
+  MARKETPLACE_PROCESSING_BPS: bps(300),
+  MARKETPLACE_BASIC_COMMISSION_BPS: bps(1200),
+  MARKETPLACE_VERIFIED_COMMISSION_BPS: bps(800),
+  MARKETPLACE_PREMIUM_COMMISSION_BPS: bps(500),
+  MARKETPLACE_AFFILIATE_BPS: bps(500),
+  // anti-fraud (§12)
+  SPEND_LIMIT_DAILY_UNVERIFIED_IDR: int(100_000, 0),
+  SPEND_LIMIT_TX_UNVERIFIED_IDR: int(50_000, 0),
+  SPEND_LIMIT_DAILY_VERIFIED_IDR: int(1_000_000, 0),
+  SPEND_LIMIT_TX_VERIFIED_IDR: int(500_000, 0),
+  DEVICE_MAX_ACCOUNTS: int(3, 1),
+  RAPID_TRANSACTIONS_PER_MINUTE: int(10, 1),
+  LARGE_GIFT_COINS: int(1000, 1),
+  NEW_ACCOUNT_DAYS: int(7, 0),
+  FAILED_PAYMENTS_PER_HOUR: int(5, 1),
+  UNUSUAL_WITHDRAW_MULTIPLIER: int(10, 1),
+  RATE_LIMIT_PER_MINUTE: int(10, 1),
+  // gateways (§6)
+  MIDTRANS_IS_PRODUCTION: bool(false),
+  MIDTRANS_VERIFY_STATUS: bool(true),
+  MIDTRANS_ALLOWED_IPS: z.string().default(""),
+  MIDTRANS_SNAP_BASE_URL: url("https://app.sandbox.midtrans.com/snap/v1"),
+  MIDTRANS_API_BASE_URL: url("https://api.sandbox.midtrans.com"),
+  MIDTRANS_IRIS_BASE_URL: url("https://app.sandbox.midtrans.com/iris/api/v1"),
+  XENDIT_API_BASE_URL: url("https://api.xendit.co"),
+  // observability: adds a Server-Timing header with D1 round trips and rows (benchmarks only)
+  D1_METRICS: bool(false),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid configuration: ${issues.join("; ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Reads every parameter from the Worker's vars; throws ConfigError naming each bad var. */
+export function loadConfig(vars: object): Config {
+  const source = vars as Record<string, unknown>;
+  const picked: Record<string, unknown> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = source[key];
+    if (value !== undefined && value !== "") picked[key] = value;
+  }
+  const parsed = configSchema.safeParse(picked);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
+  }
+  const config = parsed.data;
+  const splits: [string, number][] = [
+    ["CONTENT_*_BPS", config.CONTENT_CREATOR_BPS + config.CONTENT_PLATFORM_BPS + config.CONTENT_PROCESSING_BPS],
+    ["GIFT_*_BPS", config.GIFT_STREAMER_BPS + config.GIFT_PLATFORM_BPS + config.GIFT_PROCESSING_BPS],
+    ["WITHDRAW_*_BPS", config.WITHDRAW_PLATFORM_FEE_BPS + config.WITHDRAW_PPH_BPS],
+  ];
+  const over = splits.filter(([, sum]) => sum > 10_000).map(([name]) => `${name}: shares add up to more than 10000 bps`);
+  if (config.BOT_K_B > config.BOT_K_A) over.push("BOT_K_B: must not exceed BOT_K_A");
+  if (over.length > 0) throw new ConfigError(over);
+  return config;
+}

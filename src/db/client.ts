@@ -1,0 +1,69 @@
+import { drizzle } from "drizzle-orm/d1";
+import { schema } from "./schema";
+
+export type Db = ReturnType<typeof createDb>;
+
+export function createDb(d1: D1Database) {
+  return drizzle(d1, { schema, casing: "snake_case" });
+}
+
+export interface D1Stats {
+  roundTrips: number;
+  rowsRead: number;
+  rowsWritten: number;
+}
+
+type Meta = { rows_read?: number; rows_written?: number };
+
+/**
+ * Wraps a D1 binding so each call that reaches the database counts one round trip and adds the
+ * rows D1 reports in its result metadata. Used only when D1_METRICS is on (benchmarks); `raw()`
+ * results carry no metadata, so reads made through it count a round trip but no rows.
+ */
+export function meteredD1(d1: D1Database, stats: D1Stats): D1Database {
+  const real = new WeakMap<object, D1PreparedStatement>();
+  const add = (meta: Meta | undefined) => {
+    stats.rowsRead += meta?.rows_read ?? 0;
+    stats.rowsWritten += meta?.rows_written ?? 0;
+  };
+  const wrap = (stmt: D1PreparedStatement): D1PreparedStatement => {
+    const proxy = new Proxy(stmt, {
+      get(target, prop) {
+        if (prop === "bind") return (...args: unknown[]) => wrap(target.bind(...args));
+        if (prop === "all" || prop === "run") {
+          return async () => {
+            stats.roundTrips++;
+            const result = await target[prop]();
+            add(result.meta as Meta);
+            return result;
+          };
+        }
+        if (prop === "first" || prop === "raw") {
+          return async (...args: unknown[]) => {
+            stats.roundTrips++;
+            return (target[prop] as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    real.set(proxy, stmt);
+    return proxy;
+  };
+  return new Proxy(d1, {
+    get(target, prop) {
+      if (prop === "prepare") return (query: string) => wrap(target.prepare(query));
+      if (prop === "batch") {
+        return async (stmts: D1PreparedStatement[]) => {
+          stats.roundTrips++;
+          const results = await target.batch(stmts.map((s) => real.get(s) ?? s));
+          for (const r of results) add(r.meta as Meta);
+          return results;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

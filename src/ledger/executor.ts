@@ -1,0 +1,160 @@
+import { and, eq, sql, type SQL } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import type { Db } from "../db/client";
+import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, transactions, type TransactionRow } from "../db/schema";
+import { ApiError } from "../lib/errors";
+import { assertBalanced, type LedgerPlan } from "./plan";
+
+export type Statement = BatchItem<"sqlite">;
+
+/** The idempotency record written in the same batch as the movement it answers for. */
+export interface IdempotencyWrite {
+  userId: string;
+  key: string;
+  requestHash: string;
+  statusCode: number;
+  /** The response body; `balanceBefore`/`balanceAfter` keys are filled from the transaction row in SQL. */
+  body: unknown;
+}
+
+export interface ApplyOptions {
+  idempotency?: IdempotencyWrite;
+  /** Feature guards (e.g. spending counters with CHECK constraints) that must commit or fail with the movement. */
+  guards?: Statement[];
+}
+
+/** A batch lost the race for its Idempotency-Key to an identical concurrent request. */
+export class IdempotencyRaceError extends Error {}
+
+const balanceOf = (accountId: string): SQL => sql`(select ${accounts.balance} from ${accounts} where ${accounts.id} = ${accountId})`;
+
+/**
+ * Applies a plan as ONE atomic D1 batch: once-keys, balance and lock updates, the transaction row,
+ * postings, hold bookkeeping, audit entries and the idempotency record commit together or not at all.
+ * Nothing is read first: overdrafts are refused by the accounts CHECK constraint, repeats by the
+ * once-key primary key, so a racing request can never slip between a check and a write.
+ */
+export async function applyPlan(db: Db, plan: LedgerPlan, options: ApplyOptions = {}): Promise<TransactionRow> {
+  assertBalanced(plan.postings);
+  const { now } = plan;
+  const txId = "create" in plan.transaction ? plan.transaction.create.id : plan.transaction.settle.id;
+
+  const deltas = new Map<string, { balance: number; locked: number }>();
+  const touch = (id: string) => deltas.get(id) ?? deltas.set(id, { balance: 0, locked: 0 }).get(id)!;
+  for (const p of plan.postings) touch(p.accountId).balance += p.amount;
+  for (const l of plan.locks) touch(l.accountId).locked += l.delta;
+
+  const statements: Statement[] = [];
+  if (plan.onceKeys.length > 0) {
+    statements.push(db.insert(onceKeys).values(plan.onceKeys.map((key) => ({ key, transactionId: txId, createdAt: now }))));
+  }
+  for (const [id, d] of deltas) {
+    if (d.balance === 0 && d.locked === 0) continue;
+    statements.push(
+      db
+        .update(accounts)
+        .set({ balance: sql`${accounts.balance} + ${d.balance}`, locked: sql`${accounts.locked} + ${d.locked}` })
+        .where(eq(accounts.id, id)),
+    );
+  }
+
+  const side = plan.sideAccountId;
+  const sideDelta = side ? (deltas.get(side)?.balance ?? 0) : 0;
+  const sideBalances = side
+    ? { balanceAfter: balanceOf(side), balanceBefore: sql`${balanceOf(side)} - ${sideDelta}` }
+    : {};
+  const txIndex = statements.length;
+  if ("create" in plan.transaction) {
+    const tx = plan.transaction.create;
+    statements.push(
+      db
+        .insert(transactions)
+        .values({
+          ...tx,
+          counterpartyId: tx.counterpartyId ?? null,
+          metadata: tx.metadata ?? {},
+          deviceFingerprint: tx.deviceFingerprint ?? null,
+          ...sideBalances,
+          createdAt: now,
+          completedAt: tx.status === "completed" ? now : null,
+        })
+        .returning(),
+    );
+  } else {
+    const { id, status } = plan.transaction.settle;
+    statements.push(
+      db
+        .update(transactions)
+        .set({ status, completedAt: now, ...sideBalances })
+        .where(and(eq(transactions.id, id), eq(transactions.status, "pending")))
+        .returning(),
+    );
+  }
+
+  if (plan.postings.length > 0) {
+    statements.push(
+      db.insert(postings).values(
+        plan.postings.map((p) => ({ transactionId: txId, accountId: p.accountId, asset: p.asset, amount: p.amount, balanceAfter: balanceOf(p.accountId), createdAt: now })),
+      ),
+    );
+  }
+  if (plan.hold && "place" in plan.hold) {
+    statements.push(db.insert(holds).values({ ...plan.hold.place, transactionId: txId, status: "pending", createdAt: now }));
+  } else if (plan.hold) {
+    const { id, outcome } = plan.hold.settle;
+    statements.push(db.update(holds).set({ status: outcome, settledAt: now }).where(and(eq(holds.id, id), eq(holds.status, "pending"))));
+  }
+  if (plan.audit.length > 0) {
+    statements.push(db.insert(auditLog).values(plan.audit.map((a) => ({ ...a, details: a.details ?? {}, createdAt: now }))));
+  }
+  statements.push(...(options.guards ?? []));
+  const idem = options.idempotency;
+  if (idem) {
+    statements.push(
+      db.insert(idempotencyKeys).select(
+        db
+          .select({
+            userId: sql`${idem.userId}`.as("user_id"),
+            key: sql`${idem.key}`.as("key"),
+            requestHash: sql`${idem.requestHash}`.as("request_hash"),
+            statusCode: sql`${idem.statusCode}`.as("status_code"),
+            responseBody: sql`json_replace(${JSON.stringify(idem.body)}, '$.balanceBefore', ${transactions.balanceBefore}, '$.balanceAfter', ${transactions.balanceAfter})`.as("response_body"),
+            createdAt: sql`${now}`.as("created_at"),
+          })
+          .from(transactions)
+          .where(eq(transactions.id, txId)),
+      ),
+    );
+  }
+
+  let results: unknown[];
+  try {
+    results = await db.batch(statements as [Statement, ...Statement[]]);
+  } catch (error) {
+    throw translateBatchError(error);
+  }
+  const row = (results[txIndex] as TransactionRow[])[0];
+  // A settle whose transaction is no longer pending matched no row: refuse rather than report success.
+  if (!row) throw new ApiError("already_applied", "The transaction is no longer pending.");
+  return row;
+}
+
+function messagesOf(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+    parts.push(e instanceof Error ? e.message : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(" | ");
+}
+
+/** Maps a failed batch's constraint to the business reason it stands for. */
+export function translateBatchError(error: unknown): Error {
+  const message = messagesOf(error);
+  if (message.includes("account_not_overdrawn")) return new ApiError("insufficient_funds", "The available balance does not cover this amount.");
+  if (message.includes("account_locked_not_negative")) return new ApiError("already_applied", "The held amount was already released.");
+  if (message.includes("idempotency_keys.")) return new IdempotencyRaceError("another request holds this Idempotency-Key");
+  if (message.includes("once_keys.key")) return new ApiError("already_applied", "This movement has already been applied.");
+  if (message.includes("spend_limit")) return new ApiError("limit_exceeded", "This would exceed your spending limit.");
+  return error instanceof Error ? error : new Error(message);
+}

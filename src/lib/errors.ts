@@ -1,0 +1,113 @@
+import { z } from "@hono/zod-openapi";
+
+/** Every stable error code the API can answer with, and the HTTP status it always carries. */
+export const errorStatus = {
+  validation_failed: 400,
+  malformed_request: 400,
+  invalid_amount: 400,
+  unauthorized: 401,
+  invalid_signature: 401,
+  forbidden: 403,
+  account_banned: 403,
+  account_frozen: 403,
+  kyc_required: 403,
+  limit_exceeded: 403,
+  not_found: 404,
+  recipient_not_found: 404,
+  method_not_allowed: 405,
+  idempotency_conflict: 409,
+  already_applied: 409,
+  already_unlocked: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  insufficient_funds: 422,
+  self_transfer: 422,
+  recipient_unavailable: 422,
+  rate_limited: 429,
+  internal_error: 500,
+  misconfigured: 500,
+  gateway_error: 502,
+} as const;
+
+export type ErrorCode = keyof typeof errorStatus;
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/** Thrown anywhere; rendered once by the app's onError as application/problem+json (RFC 9457). */
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly extra: { errors?: FieldError[]; headers?: Record<string, string> } = {},
+  ) {
+    super(detail);
+    this.name = "ApiError";
+    this.status = errorStatus[code];
+  }
+}
+
+const titles: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Content",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+};
+
+export function problemBody(code: ErrorCode, detail: string, errors?: FieldError[]) {
+  const status = errorStatus[code];
+  return {
+    type: `https://docs.money.example/problems/${code.replaceAll("_", "-")}`,
+    title: titles[status] ?? "Error",
+    status,
+    detail,
+    code,
+    ...(errors ? { errors } : {}),
+  };
+}
+
+export function problemResponse(error: ApiError): Response {
+  return new Response(JSON.stringify(problemBody(error.code, error.detail, error.extra.errors)), {
+    status: error.status,
+    headers: { "content-type": "application/problem+json", ...error.extra.headers },
+  });
+}
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.enum(Object.keys(errorStatus) as [ErrorCode, ...ErrorCode[]]),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Problem");
+
+const problem = (description: string) => ({
+  description,
+  content: { "application/problem+json": { schema: ProblemSchema } },
+});
+
+/** Error responses declared once and spread into each route's `responses`. */
+export const errorResponses = {
+  400: problem("The request is malformed or fails validation (`validation_failed` lists the fields)."),
+  401: problem("Missing, malformed, expired or wrongly signed bearer token."),
+  403: problem("The caller may not do this (role, banned or frozen account, KYC, limits)."),
+  413: problem("The body exceeds the size limit."),
+  429: problem("Too many value-moving requests; see Retry-After."),
+  500: problem("Unexpected error; no internals are disclosed."),
+} as const;
+
+export const problemFor = problem;

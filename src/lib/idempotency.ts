@@ -1,0 +1,103 @@
+import { and, eq, lt } from "drizzle-orm";
+import type { Context } from "hono";
+import type { Db } from "../db/client";
+import { idempotencyKeys } from "../db/schema";
+import type { AppEnv } from "../env";
+import { IdempotencyRaceError, type IdempotencyWrite } from "../ledger/executor";
+import { ApiError, problemBody, type ErrorCode, type FieldError } from "./errors";
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+export interface IdempotencyScope {
+  userId: string;
+  key: string;
+  requestHash: string;
+}
+
+export interface Outcome {
+  status: 200 | 201 | 202;
+  body: object;
+}
+
+/** Stable JSON: object keys sorted, so the same body always hashes the same. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Reads and validates the Idempotency-Key header; undefined when the client sent none. */
+export async function idempotencyScope(c: Context<AppEnv>, body: unknown): Promise<IdempotencyScope | undefined> {
+  const key = c.req.header("idempotency-key");
+  if (key === undefined) return undefined;
+  if (!KEY_PATTERN.test(key)) throw new ApiError("validation_failed", "Idempotency-Key must be 1–255 visible ASCII characters.", { errors: [{ path: "header.Idempotency-Key", message: "1–255 visible ASCII characters" }] });
+  const requestHash = await sha256Hex(`${c.req.method} ${c.req.path}\n${canonical(body)}`);
+  return { userId: c.var.user.id, key, requestHash };
+}
+
+/** The remembered answer for this key, or undefined; a different body under the same key is a conflict. */
+async function storedOutcome<O extends Outcome>(c: Context<AppEnv>, scope: IdempotencyScope): Promise<O | undefined> {
+  const row = await c.var.db.query.idempotencyKeys.findFirst({
+    where: and(eq(idempotencyKeys.userId, scope.userId), eq(idempotencyKeys.key, scope.key)),
+  });
+  if (!row) return undefined;
+  if (row.requestHash !== scope.requestHash) {
+    throw new ApiError("idempotency_conflict", "This Idempotency-Key was already used with a different request.");
+  }
+  c.header("idempotent-replayed", "true");
+  const body = JSON.parse(row.responseBody) as unknown;
+  if (row.statusCode >= 400) {
+    const problem = body as { code: ErrorCode; detail: string; errors?: FieldError[] };
+    throw new ApiError(problem.code, problem.detail, { errors: problem.errors, headers: { "idempotent-replayed": "true" } });
+  }
+  // Stored by this module from an outcome of the same route (same user, key and request hash).
+  return { status: row.statusCode, body } as O;
+}
+
+/**
+ * Runs a value-moving operation at most once per (user, Idempotency-Key). `run` receives the record
+ * to write inside its own ledger batch, so the movement and its remembered answer commit together.
+ * A business refusal (insufficient funds, limits) is remembered too, so every repeat gets the same
+ * answer; validation errors are not, since they never reach this point.
+ */
+export async function idempotent<O extends Outcome>(
+  c: Context<AppEnv>,
+  scope: IdempotencyScope | undefined,
+  run: (record: (outcome: O) => IdempotencyWrite | undefined) => Promise<O>,
+): Promise<O> {
+  if (!scope) return run(() => undefined);
+  const earlier = await storedOutcome<O>(c, scope);
+  if (earlier) return earlier;
+  try {
+    return await run((o) => ({ ...scope, statusCode: o.status, body: o.body }));
+  } catch (error) {
+    if (error instanceof IdempotencyRaceError) {
+      const winner = await storedOutcome<O>(c, scope);
+      if (winner) return winner;
+      throw error;
+    }
+    if (error instanceof ApiError && error.status < 500) {
+      // Remember the refusal unless a concurrent twin already stored its answer; then answer as it did.
+      await c.var.db
+        .insert(idempotencyKeys)
+        .values({ ...scope, statusCode: error.status, responseBody: JSON.stringify(problemBody(error.code, error.detail, error.extra.errors)), createdAt: Date.now() })
+        .onConflictDoNothing();
+      const stored = await storedOutcome<O>(c, scope);
+      if (stored) return stored;
+    }
+    throw error;
+  }
+}
+
+/** Keys are kept at least 24 hours (SPEC §3); older ones are removed by the scheduled cleanup. */
+export async function purgeIdempotencyKeys(db: Db, olderThan: number): Promise<void> {
+  await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, olderThan));
+}

@@ -1,0 +1,72 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { errorResponses, problemFor } from "../lib/errors";
+import { idempotencyScope, idempotent } from "../lib/idempotency";
+import { decodeCursor, pageSchema, paginationQuery } from "../lib/pagination";
+import { deviceFingerprint } from "../lib/request";
+import { bearerSecurity, createRouter } from "../lib/router";
+import { BalanceSchema, TransactionSchema, TransferBodySchema, TxTypeSchema } from "./wallet.schemas";
+import { getBalance, listTransactions, transfer } from "./wallet.service";
+import type { TransactionView } from "./wallet.view";
+
+const idempotencyHeader = z.object({
+  "idempotency-key": z.string().optional().openapi({ description: "1–255 characters; a repeat with the same body replays the first answer." }),
+});
+
+export const walletRouter = createRouter()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/balance",
+      tags: ["wallet"],
+      summary: "The caller's coin and rupiah balances",
+      security: bearerSecurity,
+      responses: { 200: { description: "Balances", content: { "application/json": { schema: BalanceSchema } } }, ...errorResponses },
+    }),
+    async (c) => c.json(await getBalance(c.var.db, c.var.user), 200),
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/transactions",
+      tags: ["wallet"],
+      summary: "The caller's transaction history, newest first",
+      security: bearerSecurity,
+      request: { query: z.object({ ...paginationQuery, type: TxTypeSchema.optional() }) },
+      responses: { 200: { description: "A page of transactions", content: { "application/json": { schema: pageSchema(TransactionSchema) } } }, ...errorResponses },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      return c.json(await listTransactions(c.var.db, c.var.user.id, { limit: q.limit, before: decodeCursor(q.cursor), type: q.type }), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/transfer",
+      tags: ["wallet"],
+      summary: "Send coins to another user",
+      description:
+        "Moves whole coins from the caller to `toUserId` in one atomic ledger batch. Refused with `self_transfer`, " +
+        "`recipient_not_found`, `recipient_unavailable` (banned recipient), `insufficient_funds` (422) or `account_frozen`.",
+      security: bearerSecurity,
+      request: {
+        headers: idempotencyHeader,
+        body: { required: true, content: { "application/json": { schema: TransferBodySchema } } },
+      },
+      responses: {
+        201: { description: "The completed transfer as the sender sees it", content: { "application/json": { schema: TransactionSchema } } },
+        ...errorResponses,
+        404: problemFor("The recipient does not exist."),
+        409: problemFor("The Idempotency-Key was used with a different body."),
+        422: problemFor("Insufficient funds, self transfer, or a recipient who cannot receive."),
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const scope = await idempotencyScope(c, body);
+      const outcome = await idempotent<{ status: 201; body: TransactionView }>(c, scope, (record) =>
+        transfer(c.var.db, c.var.user, body, { deviceFingerprint: deviceFingerprint(c), record }),
+      );
+      return c.json(outcome.body, outcome.status);
+    },
+  );

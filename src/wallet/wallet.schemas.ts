@@ -1,0 +1,49 @@
+import { z } from "@hono/zod-openapi";
+import { USER_ID_PATTERN } from "../lib/auth";
+import { MAX_AMOUNT } from "../lib/money";
+
+export const AssetSchema = z.enum(["COIN", "IDR"]);
+export const TxTypeSchema = z.enum(["deposit", "withdraw", "transfer", "purchase", "gift", "boost", "commission", "payout", "refund", "fee", "adjustment"]);
+export const UserIdSchema = z.string().regex(USER_ID_PATTERN, "1–64 characters of A–Z, a–z, 0–9, _ and -");
+
+export const TransactionSchema = z
+  .object({
+    id: z.string(),
+    type: TxTypeSchema,
+    status: z.enum(["pending", "completed", "failed", "cancelled"]),
+    asset: AssetSchema,
+    amount: z.number().int().openapi({ description: "Always positive; `direction` says which way it moved for the viewer." }),
+    direction: z.enum(["in", "out"]),
+    counterpartyId: z.string().nullable(),
+    balanceBefore: z.number().int().nullable().openapi({ description: "The viewer's balance of `asset` before the transaction." }),
+    balanceAfter: z.number().int().nullable(),
+    metadata: z.record(z.string(), z.unknown()),
+    deviceFingerprint: z.string().nullable(),
+    createdAt: z.string().openapi({ format: "date-time" }),
+    completedAt: z.string().nullable().openapi({ format: "date-time" }),
+  })
+  .openapi("Transaction");
+
+export const BalanceSchema = z
+  .object({
+    balance: z.number().int(),
+    lockedBalance: z.number().int(),
+    availableBalance: z.number().int(),
+    idrBalance: z.number().int(),
+    idrLockedBalance: z.number().int(),
+    totalDeposited: z.number().int().openapi({ description: "Coins credited by settled deposits, bonus included." }),
+    totalWithdrawn: z.number().int().openapi({ description: "Gross rupiah of completed withdrawals." }),
+    kycStatus: z.enum(["none", "pending", "verified", "rejected"]),
+  })
+  .openapi("Balance");
+
+export const positiveAmount = z.number().int().min(1).max(MAX_AMOUNT);
+
+export const TransferBodySchema = z
+  .object({
+    toUserId: UserIdSchema,
+    amount: positiveAmount.openapi({ description: "Whole coins, 1 to 10^12." }),
+    note: z.string().max(280).optional(),
+  })
+  .strict()
+  .openapi("TransferRequest");

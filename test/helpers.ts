@@ -1,0 +1,79 @@
+import { env, SELF } from "cloudflare:test";
+import { sign } from "hono/jwt";
+import { expect } from "vitest";
+
+export const JWT_SECRET = "test-only-jwt-secret-0123456789abcdef";
+
+let counter = 0;
+/** A user id no other test uses (tests share one database per file). */
+export const uniqueId = (prefix = "u") => `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
+
+export async function tokenFor(sub: string, role: "user" | "admin" = "user", extra: Record<string, unknown> = {}, secret = JWT_SECRET) {
+  return sign({ sub, role, exp: Math.floor(Date.now() / 1000) + 3600, ...extra }, secret, "HS256");
+}
+
+export interface CallOptions {
+  token?: string;
+  body?: unknown;
+  rawBody?: string;
+  headers?: Record<string, string>;
+}
+
+export async function call(method: string, path: string, options: CallOptions = {}) {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  let body: string | undefined = options.rawBody;
+  if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers["content-type"] ??= "application/json";
+  }
+  const response = await SELF.fetch(`http://money.test${path}`, { method, headers, body });
+  const text = await response.text();
+  let json: any = undefined;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, json, text };
+}
+
+export const adminToken = () => tokenFor("admin-root", "admin");
+
+/** Creates a user (first sight through the API) and returns its id and token. */
+export async function newUser(prefix = "u") {
+  const id = uniqueId(prefix);
+  const token = await tokenFor(id);
+  const res = await call("GET", "/api/wallet/balance", { token });
+  expect(res.status).toBe(200);
+  return { id, token };
+}
+
+export async function adjust(userId: string, amount: number, asset: "COIN" | "IDR" = "COIN") {
+  const res = await call("POST", "/api/admin/adjustments", { token: await adminToken(), body: { userId, asset, amount, reason: "test funding" } });
+  expect(res.status, res.text).toBe(201);
+  return res.json;
+}
+
+export async function balanceOf(token: string) {
+  const res = await call("GET", "/api/wallet/balance", { token });
+  expect(res.status).toBe(200);
+  return res.json as { balance: number; lockedBalance: number; availableBalance: number; idrBalance: number };
+}
+
+export async function expectLedgerOk() {
+  const res = await call("GET", "/api/admin/ledger/check", { token: await adminToken() });
+  expect(res.status).toBe(200);
+  expect(res.json, JSON.stringify(res.json)).toMatchObject({ ok: true });
+}
+
+export function expectProblem(res: { status: number; headers: Headers; json: any }, status: number, code?: string) {
+  expect(res.status, JSON.stringify(res.json)).toBe(status);
+  expect(res.headers.get("content-type")).toContain("application/problem+json");
+  expect(res.json).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+  if (code) expect(res.json.code).toBe(code);
+}
+
+export async function setUserStatus(userId: string, status: "active" | "frozen" | "banned") {
+  await env.DB.prepare("update users set status = ? where id = ?").bind(status, userId).run();
+}
