@@ -24,6 +24,7 @@ export default defineConfig(async () => {
       }),
     ],
     test: {
+      include: ["test/**/*.test.ts"],
       setupFiles: ["./test/setup.ts"],
       testTimeout: 60_000,
       hookTimeout: 60_000,

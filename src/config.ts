@@ -74,6 +74,8 @@ export const configSchema = z.object({
   MIDTRANS_IS_PRODUCTION: bool(false),
   MIDTRANS_VERIFY_STATUS: bool(true),
   MIDTRANS_ALLOWED_IPS: z.string().default(""),
+  GATEWAY_TIMEOUT_MS: int(10_000, 100, 60_000),
+  CAMPAIGN_MIN_DEPOSIT_IDR: int(10_000, 1),
   MIDTRANS_SNAP_BASE_URL: url("https://app.sandbox.midtrans.com/snap/v1"),
   MIDTRANS_API_BASE_URL: url("https://api.sandbox.midtrans.com"),
   MIDTRANS_IRIS_BASE_URL: url("https://app.sandbox.midtrans.com/iris/api/v1"),

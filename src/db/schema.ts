@@ -148,6 +148,129 @@ export const auditLog = sqliteTable(
   (t) => [index("audit_subject_idx").on(t.subjectType, t.subjectId)],
 );
 
-export const schema = { users, accounts, transactions, postings, holds, onceKeys, idempotencyKeys, auditLog };
+/** Coin packages sold for rupiah (SPEC §6.1); defaults seeded by migration, admin-editable. */
+export const coinPackages = sqliteTable(
+  "coin_packages",
+  {
+    id: text().primaryKey(),
+    coins: integer().notNull(),
+    price: integer().notNull(),
+    bonusCoins: integer().notNull().default(0),
+    currency: text({ enum: ["IDR"] }).notNull().default("IDR"),
+    isActive: integer({ mode: "boolean" }).notNull().default(true),
+    displayOrder: integer().notNull(),
+    badge: text(),
+    createdAt: integer().notNull(),
+    updatedAt: integer().notNull(),
+  },
+  (t) => [
+    uniqueIndex("coin_packages_display_order_uq").on(t.displayOrder),
+    check("coin_package_amounts", sql`${t.coins} > 0 and ${t.price} > 0 and ${t.bonusCoins} >= 0`),
+  ],
+);
+
+/** Advertiser campaigns; each has an IDR budget account `cmp:<id>:IDR` in the ledger. */
+export const campaigns = sqliteTable(
+  "campaigns",
+  {
+    id: text().primaryKey(),
+    ownerId: text()
+      .notNull()
+      .references(() => users.id),
+    name: text().notNull(),
+    rateFeeIdr: integer(),
+    status: text({ enum: ["active", "paused", "ended"] }).notNull().default("active"),
+    createdAt: integer().notNull(),
+  },
+  (t) => [index("campaigns_owner_idx").on(t.ownerId, t.id)],
+);
+
+/**
+ * A payment order at a gateway: a coin package purchase or a campaign deposit. Money is credited
+ * only by an authentic notification, exactly once (once-key `deposit:<id>`).
+ */
+export const paymentOrders = sqliteTable(
+  "payment_orders",
+  {
+    id: text().primaryKey(),
+    userId: text()
+      .notNull()
+      .references(() => users.id),
+    kind: text({ enum: ["coin_package", "campaign_deposit"] }).notNull(),
+    gateway: text({ enum: ["midtrans", "xendit"] }).notNull(),
+    packageId: text(),
+    campaignId: text(),
+    amountIdr: integer().notNull(),
+    coins: integer().notNull().default(0),
+    bonusCoins: integer().notNull().default(0),
+    status: text({ enum: ["pending", "paid", "failed", "reversed"] }).notNull(),
+    gatewayStatus: text(),
+    gatewayRef: text(),
+    redirectUrl: text(),
+    failureReason: text(),
+    createdAt: integer().notNull(),
+    updatedAt: integer().notNull(),
+    paidAt: integer(),
+    failedAt: integer(),
+  },
+  (t) => [
+    index("payment_orders_user_idx").on(t.userId, t.id),
+    index("payment_orders_failed_idx").on(t.userId, t.failedAt),
+    check("payment_order_amount_positive", sql`${t.amountIdr} > 0`),
+  ],
+);
+
+/** Every authentic gateway notification as received (the raw payload), for audit and replay analysis. */
+export const paymentNotifications = sqliteTable(
+  "payment_notifications",
+  {
+    id: integer().primaryKey({ autoIncrement: true }),
+    gateway: text({ enum: ["midtrans", "xendit", "iris"] }).notNull(),
+    orderId: text().notNull(),
+    status: text().notNull(),
+    outcome: text().notNull(),
+    payload: text().notNull(),
+    receivedAt: integer().notNull(),
+  },
+  (t) => [index("payment_notifications_order_idx").on(t.orderId)],
+);
+
+/** Fraud alerts raised by rules and features (SPEC §12); reviewed by admins. */
+export const fraudAlerts = sqliteTable(
+  "fraud_alerts",
+  {
+    id: text().primaryKey(),
+    userId: text(),
+    alertType: text().notNull(),
+    severity: text({ enum: ["low", "medium", "high", "critical"] }).notNull(),
+    details: text({ mode: "json" }).$type<Record<string, unknown>>().notNull().default({}),
+    deviceFingerprint: text(),
+    status: text({ enum: ["open", "investigating", "resolved", "false_positive"] }).notNull().default("open"),
+    actionTaken: text({ enum: ["warned", "frozen", "banned", "cleared"] }),
+    reviewedBy: text(),
+    reviewedAt: integer(),
+    createdAt: integer().notNull(),
+  },
+  (t) => [index("fraud_alerts_user_idx").on(t.userId, t.id), index("fraud_alerts_type_idx").on(t.alertType, t.id)],
+);
+
+export const schema = {
+  users,
+  accounts,
+  transactions,
+  postings,
+  holds,
+  onceKeys,
+  idempotencyKeys,
+  auditLog,
+  coinPackages,
+  campaigns,
+  paymentOrders,
+  paymentNotifications,
+  fraudAlerts,
+};
+export type CoinPackageRow = typeof coinPackages.$inferSelect;
+export type PaymentOrderRow = typeof paymentOrders.$inferSelect;
+export type CampaignRow = typeof campaigns.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type TransactionRow = typeof transactions.$inferSelect;

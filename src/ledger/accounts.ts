@@ -3,6 +3,12 @@ import type { Asset } from "../lib/money";
 /** Account ids are derived, so no lookup is needed to address a wallet inside a batch. */
 export const userAccountId = (userId: string, asset: Asset) => `usr:${userId}:${asset}`;
 
+/** A user's recorded debt (may go negative): what a reversal could not take from the wallet. */
+export const userDebtAccountId = (userId: string, asset: Asset) => `debt:${userId}:${asset}`;
+
+/** An advertiser campaign's rupiah budget. */
+export const campaignAccountId = (campaignId: string) => `cmp:${campaignId}:IDR`;
+
 export type SystemAccount =
   | "issuance"
   | "gateway_clearing"

@@ -64,6 +64,28 @@ export function assertBalanced(postings: Posting[]): void {
   }
 }
 
+/** A completed transaction with any balanced set of postings (several assets allowed). */
+export function entryPlan(args: {
+  tx: Omit<NewTransaction, "status">;
+  postings: Posting[];
+  sideAccountId?: string;
+  audit: AuditEntry;
+  onceKeys?: string[];
+  now: number;
+}): LedgerPlan {
+  const postings = args.postings.filter((p) => p.amount !== 0);
+  assertBalanced(postings);
+  return {
+    transaction: { create: { ...args.tx, status: "completed" } },
+    sideAccountId: args.sideAccountId,
+    postings,
+    locks: [],
+    onceKeys: args.onceKeys ?? [],
+    audit: [args.audit],
+    now: args.now,
+  };
+}
+
 /** Moves `amount` from one account to another in one completed transaction. */
 export function movePlan(args: {
   tx: Omit<NewTransaction, "status">;
@@ -76,20 +98,13 @@ export function movePlan(args: {
 }): LedgerPlan {
   const { tx, from, to } = args;
   if (from === to) throw new UnbalancedPlanError("a transfer needs two distinct accounts");
-  const postings: Posting[] = [
-    { accountId: from, asset: tx.asset, amount: -tx.amount },
-    { accountId: to, asset: tx.asset, amount: tx.amount },
-  ];
-  assertBalanced(postings);
-  return {
-    transaction: { create: { ...tx, status: "completed" } },
-    sideAccountId: args.sideAccountId,
-    postings,
-    locks: [],
-    onceKeys: args.onceKeys ?? [],
-    audit: [args.audit],
-    now: args.now,
-  };
+  return entryPlan({
+    ...args,
+    postings: [
+      { accountId: from, asset: tx.asset, amount: -tx.amount },
+      { accountId: to, asset: tx.asset, amount: tx.amount },
+    ],
+  });
 }
 
 /** Phase one of a two-phase transfer: lock `amount` on the account under a pending transaction. */

@@ -8,17 +8,18 @@ export const ASSETS: readonly Asset[] = ["COIN", "IDR"];
  * Splits `amount` into named shares given in basis points: each share gets floor(amount × bps / 10000)
  * and the remainder goes to `remainderTo`, so the parts always sum to `amount` exactly (SPEC §3).
  */
-export function splitAmount<K extends string>(
+export function splitAmount<S extends Record<string, number>>(
   amount: number,
-  shares: Record<K, number>,
-  remainderTo: K,
-): Record<K, number> {
+  shares: S,
+  remainderTo: keyof S & string,
+): Record<keyof S & string, number> {
+  type K = keyof S & string;
   assertWholeAmount(amount);
   const out = {} as Record<K, number>;
   let allocated = 0;
   let totalBps = 0;
   for (const key of Object.keys(shares) as K[]) {
-    const bps = shares[key];
+    const bps = shares[key] as number;
     if (!Number.isInteger(bps) || bps < 0) throw new RangeError(`share ${key} must be whole bps`);
     totalBps += bps;
     out[key] = key === remainderTo ? 0 : Math.floor((amount * bps) / 10_000);

@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { accounts, users, type UserRow } from "../db/schema";
 import { ASSETS } from "../lib/money";
-import { userAccountId } from "../ledger/accounts";
+import { userAccountId, userDebtAccountId } from "../ledger/accounts";
 
 export async function findUser(db: Db, id: string): Promise<UserRow | undefined> {
   return db.query.users.findFirst({ where: eq(users.id, id) });
@@ -20,7 +20,13 @@ export async function findOrCreateUser(db: Db, id: string, now: number): Promise
     db.insert(users).values({ id, createdAt: now, updatedAt: now }).onConflictDoNothing(),
     db
       .insert(accounts)
-      .values(ASSETS.map((asset) => ({ id: userAccountId(id, asset), kind: "user_wallet", ownerId: id, asset, createdAt: now })))
+      .values(
+        ASSETS.flatMap((asset) => [
+          { id: userAccountId(id, asset), kind: "user_wallet", ownerId: id, asset, createdAt: now },
+          // Recorded debt (reversals the wallet could not cover) is the one user account allowed below zero.
+          { id: userDebtAccountId(id, asset), kind: "user_debt", ownerId: id, asset, allowNegative: true, createdAt: now },
+        ]),
+      )
       .onConflictDoNothing(),
     db.select().from(users).where(eq(users.id, id)),
   ]);

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// `npm start`: local secrets, local D1 migrations, the gateway simulator, then `wrangler dev`
+// on 127.0.0.1 with the gateway clients pointed at the simulator. Everything runs offline.
+import { spawn, spawnSync } from "node:child_process";
+import { ensureDevVars } from "./dev-vars.mjs";
+
+const port = process.env.PORT ?? "8787";
+const simPort = Number(process.env.SIM_PORT ?? 8790);
+const persist = process.env.PERSIST_DIR ?? ".wrangler/state";
+const extraVars = (process.env.EXTRA_VARS ?? "").split(/\s+/).filter(Boolean);
+const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
+const wrangler = "node_modules/.bin/wrangler";
+
+const keys = ensureDevVars();
+const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], { stdio: "inherit", env });
+if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+
+const { startSimulator } = await import("../tools/gateway-sim.mjs");
+const sim = await startSimulator({ port: simPort, serviceUrl: `http://127.0.0.1:${port}`, keys, log: process.env.SIM_LOG !== "false" });
+
+const simVars = {
+  MIDTRANS_SNAP_BASE_URL: `${sim.url}/snap/v1`,
+  MIDTRANS_API_BASE_URL: sim.url,
+  MIDTRANS_IRIS_BASE_URL: `${sim.url}/iris/api/v1`,
+  XENDIT_API_BASE_URL: sim.url,
+};
+const args = ["dev", "--ip", "127.0.0.1", "--port", port, "--persist-to", persist, "--show-interactive-dev-session=false"];
+for (const [name, value] of Object.entries(simVars)) args.push("--var", `${name}:${value}`);
+for (const v of extraVars) args.push("--var", v);
+const dev = spawn(wrangler, args, { stdio: "inherit", env });
+
+console.log(`
+  API           http://127.0.0.1:${port}   (docs: http://127.0.0.1:${port}/docs)
+  simulator     ${sim.url}   (Midtrans Snap/status/Iris and Xendit, control API under /_sim)
+  dev token     npm run dev:token -- <userId> [user|admin]
+`);
+
+const stop = async () => {
+  dev.kill("SIGTERM");
+  await sim.close();
+};
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
+dev.on("exit", async (code) => {
+  await sim.close();
+  process.exit(code ?? 0);
+});

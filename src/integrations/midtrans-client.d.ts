@@ -1,0 +1,46 @@
+// The subset of midtrans-client 1.4.3 this service uses. The package ships no types and the
+// community @types package lacks Iris and the status API, so the shapes are declared here.
+declare module "midtrans-client" {
+  interface ClientOptions {
+    isProduction: boolean;
+    serverKey: string;
+    clientKey?: string;
+  }
+  interface HttpClient {
+    http_client: { defaults: { timeout?: number } };
+  }
+  export class Snap {
+    constructor(options: ClientOptions);
+    httpClient: HttpClient;
+    createTransaction(parameter: Record<string, unknown>): Promise<{ token: string; redirect_url: string }>;
+  }
+  export class CoreApi {
+    constructor(options: ClientOptions);
+    httpClient: HttpClient;
+    transaction: { status(orderId: string): Promise<Record<string, unknown>> };
+  }
+  export class Iris {
+    constructor(options: { isProduction: boolean; serverKey: string });
+    httpClient: HttpClient;
+    createPayouts(parameter: Record<string, unknown>): Promise<{ payouts: { status: string; reference_no: string }[] }>;
+    getPayoutDetails(referenceNo: string): Promise<Record<string, unknown>>;
+  }
+  export class MidtransError extends Error {
+    httpStatusCode?: number;
+    ApiResponse?: unknown;
+  }
+  const midtransClient: { Snap: typeof Snap; CoreApi: typeof CoreApi; Iris: typeof Iris; MidtransError: typeof MidtransError };
+  export default midtransClient;
+}
+
+declare module "midtrans-client/lib/apiConfig" {
+  const ApiConfig: {
+    SNAP_SANDBOX_BASE_URL: string;
+    SNAP_PRODUCTION_BASE_URL: string;
+    CORE_SANDBOX_BASE_URL: string;
+    CORE_PRODUCTION_BASE_URL: string;
+    IRIS_SANDBOX_BASE_URL: string;
+    IRIS_PRODUCTION_BASE_URL: string;
+  };
+  export default ApiConfig;
+}
