@@ -10,6 +10,9 @@ import { renderDocs } from "./lib/docs";
 import { ApiError, problemResponse } from "./lib/errors";
 import { createRouter } from "./lib/router";
 import { walletRouter } from "./wallet/wallet.routes";
+import { paymentRouter } from "./payments/payments.routes";
+import { campaignsRouter } from "./campaigns/campaigns.routes";
+import { adminPackagesRouter } from "./admin/packages.routes";
 
 const readOnlyForBanned = (method: string, path: string) =>
   method === "GET" && (path === "/api/wallet/balance" || path === "/api/wallet/transactions");
@@ -49,10 +52,18 @@ export function createApp() {
     })(c, next),
   );
 
-  app.use("/api/wallet/*", requireAuth, refuseBanned(readOnlyForBanned));
+  const member = [requireAuth, refuseBanned(readOnlyForBanned)] as const;
+  app.use("/api/wallet/*", ...member);
+  app.use("/api/campaigns", ...member);
+  app.use("/api/campaigns/*", ...member);
+  app.use("/api/payment/midtrans/create", ...member);
+  app.use("/api/payment/xendit/create", ...member);
   app.use("/api/admin/*", requireAuth, requireRole("admin"));
   app.route("/api/wallet", walletRouter);
+  app.route("/api/payment", paymentRouter);
+  app.route("/api/campaigns", campaignsRouter);
   app.route("/api/admin", adminRouter);
+  app.route("/api/admin/packages", adminPackagesRouter);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: openApiInfo });

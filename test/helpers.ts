@@ -3,7 +3,9 @@ import { sign } from "hono/jwt";
 import { expect } from "vitest";
 import worker from "../src/index";
 
-export const JWT_SECRET = "test-only-jwt-secret-0123456789abcdef";
+import { TEST_KEYS } from "./keys";
+
+export const JWT_SECRET = TEST_KEYS.JWT_SECRET;
 
 let counter = 0;
 /** A user id no other test uses (tests share one database per file). */
@@ -18,6 +20,8 @@ export interface CallOptions {
   body?: unknown;
   rawBody?: string;
   headers?: Record<string, string>;
+  /** Vars to override for this one request (e.g. MIDTRANS_ALLOWED_IPS). */
+  vars?: Record<string, string>;
 }
 
 export async function call(method: string, path: string, options: CallOptions = {}) {
@@ -32,7 +36,7 @@ export async function call(method: string, path: string, options: CallOptions = 
   // this pool version and slows down under concurrency, which would make the race tests crawl.)
   const ctx = createExecutionContext();
   const request = new Request(`http://money.test${path}`, { method, headers, body });
-  const response = await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, env, ctx);
+  const response = await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, options.vars ? { ...env, ...options.vars } : env, ctx);
   await waitOnExecutionContext(ctx);
   const text = await response.text();
   let json: any = undefined;
@@ -83,3 +87,19 @@ export function expectProblem(res: { status: number; headers: Headers; json: any
 export async function setUserStatus(userId: string, status: "active" | "frozen" | "banned") {
   await env.DB.prepare("update users set status = ? where id = ?").bind(status, userId).run();
 }
+
+/** Calls the gateway simulator's API (its control API lives under /_sim). */
+export async function sim(method: string, path: string, body?: unknown) {
+  const res = await fetch(`${env.SIM_URL}${path}`, { method, headers: { "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, json: (await res.json()) as any };
+}
+
+/** Has the simulator build a signed Midtrans notification (and update its status API), without delivering it. */
+export async function midtransNotification(orderId: string, fields: Record<string, unknown>) {
+  const res = await sim("POST", `/_sim/midtrans/${orderId}/notify`, { ...fields, deliver: false });
+  expect(res.status, JSON.stringify(res.json)).toBe(200);
+  return res.json.notification as Record<string, string>;
+}
+
+export const postMidtransWebhook = (notification: unknown, headers: Record<string, string> = {}) =>
+  call("POST", "/api/payment/midtrans/webhook", { body: notification, headers });

@@ -170,6 +170,7 @@ async function deliver(ctx, record) {
 async function send(ctx, req, kind, key, path, headers, payload, raw = JSON.stringify(payload)) {
   const record = { id: ctx.state.notifications.length, kind, key, path, headers, body: raw, sent_at: nowIso() };
   ctx.state.notifications.push(record);
+  if (req.simDryRun) return json(200, { delivered: null, notification: payload, raw, headers });
   record.delivered = await deliver(ctx, record);
   req.simNote = `→ ${path} ${record.delivered.status || record.delivered.error}`;
   return json(record.delivered.status ? 200 : 502, { delivered: record.delivered, notification: payload });
@@ -476,6 +477,9 @@ async function dispatch(ctx, req, res) {
   const isForm = (req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded") &&
     !raw.trimStart().startsWith("{");
   const body = parseBody(raw, isForm);
+  // `deliver: false` on a notify/replay builds and records the notification without posting it, so a
+  // test that runs the service in-process can deliver the exact bytes itself.
+  req.simDryRun = body?.deliver === false;
   const args = { req, params: params.slice(1).map(decodeURIComponent), body, isForm };
   writeResult(res, await route.handler(ctx, args));
 }

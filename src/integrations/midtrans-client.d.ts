@@ -6,22 +6,34 @@ declare module "midtrans-client" {
     serverKey: string;
     clientKey?: string;
   }
+  /** Static base-URL fields of the library's ApiConfig class, read on every call. */
+  export interface ApiConfigStatics {
+    SNAP_SANDBOX_BASE_URL: string;
+    SNAP_PRODUCTION_BASE_URL: string;
+    CORE_SANDBOX_BASE_URL: string;
+    CORE_PRODUCTION_BASE_URL: string;
+    IRIS_SANDBOX_BASE_URL: string;
+    IRIS_PRODUCTION_BASE_URL: string;
+  }
   interface HttpClient {
     http_client: { defaults: { timeout?: number } };
   }
   export class Snap {
     constructor(options: ClientOptions);
     httpClient: HttpClient;
+    apiConfig: object;
     createTransaction(parameter: Record<string, unknown>): Promise<{ token: string; redirect_url: string }>;
   }
   export class CoreApi {
     constructor(options: ClientOptions);
     httpClient: HttpClient;
+    apiConfig: object;
     transaction: { status(orderId: string): Promise<Record<string, unknown>> };
   }
   export class Iris {
     constructor(options: { isProduction: boolean; serverKey: string });
     httpClient: HttpClient;
+    apiConfig: object;
     createPayouts(parameter: Record<string, unknown>): Promise<{ payouts: { status: string; reference_no: string }[] }>;
     getPayoutDetails(referenceNo: string): Promise<Record<string, unknown>>;
   }
@@ -33,14 +45,3 @@ declare module "midtrans-client" {
   export default midtransClient;
 }
 
-declare module "midtrans-client/lib/apiConfig" {
-  const ApiConfig: {
-    SNAP_SANDBOX_BASE_URL: string;
-    SNAP_PRODUCTION_BASE_URL: string;
-    CORE_SANDBOX_BASE_URL: string;
-    CORE_PRODUCTION_BASE_URL: string;
-    IRIS_SANDBOX_BASE_URL: string;
-    IRIS_PRODUCTION_BASE_URL: string;
-  };
-  export default ApiConfig;
-}

@@ -1,5 +1,4 @@
-import midtransClient from "midtrans-client";
-import ApiConfig from "midtrans-client/lib/apiConfig";
+import midtransClient, { type ApiConfigStatics } from "midtrans-client";
 import type { Config } from "../config";
 
 export class GatewayError extends Error {
@@ -14,22 +13,39 @@ export class GatewayError extends Error {
 }
 
 /**
- * midtrans-client reads its base URLs from static fields of ApiConfig on every call, so pointing
- * it at the configured endpoints (the simulator locally) means setting those fields. Every request
- * of a deployment sets the same values, so sharing them across requests is harmless.
+ * midtrans-client reads its base URLs from static fields of its ApiConfig class on every call, so
+ * pointing a client at the configured endpoints (the simulator locally) means setting those fields.
+ * They are reached through the client's own config object, because a bundler or test runner may
+ * load `midtrans-client/lib/apiConfig` as a second module instance the library never reads.
+ * Every request of a deployment writes the same values, so sharing them across requests is harmless.
  */
-function pointClientAt(config: Config): void {
+function pointAt<T extends { apiConfig: object }>(client: T, config: Config): T {
+  const statics = Object.getPrototypeOf(client.apiConfig).constructor as ApiConfigStatics;
   const snap = config.MIDTRANS_SNAP_BASE_URL.replace(/\/$/, "");
   const core = config.MIDTRANS_API_BASE_URL.replace(/\/$/, "");
   const iris = config.MIDTRANS_IRIS_BASE_URL.replace(/\/$/, "");
   if (config.MIDTRANS_IS_PRODUCTION) {
-    Object.assign(ApiConfig, { SNAP_PRODUCTION_BASE_URL: snap, CORE_PRODUCTION_BASE_URL: core, IRIS_PRODUCTION_BASE_URL: iris });
+    Object.assign(statics, { SNAP_PRODUCTION_BASE_URL: snap, CORE_PRODUCTION_BASE_URL: core, IRIS_PRODUCTION_BASE_URL: iris });
   } else {
-    Object.assign(ApiConfig, { SNAP_SANDBOX_BASE_URL: snap, CORE_SANDBOX_BASE_URL: core, IRIS_SANDBOX_BASE_URL: iris });
+    Object.assign(statics, { SNAP_SANDBOX_BASE_URL: snap, CORE_SANDBOX_BASE_URL: core, IRIS_SANDBOX_BASE_URL: iris });
   }
+  return client;
+}
+
+/**
+ * axios's own `timeout` does not fire on workerd's fetch path, so every gateway call also races a
+ * deadline of its own; the abandoned request is dropped with the invocation.
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number, gateway: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new GatewayError(gateway, "timeout", `${gateway} did not answer within ${ms} ms.`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 function translate(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error;
   const e = error as { httpStatusCode?: number; code?: string; message?: string; name?: string };
   const message = e.message ?? String(error);
   if (e.code === "ECONNABORTED" || e.name === "TimeoutError" || /timeout/i.test(message)) return new GatewayError("midtrans", "timeout", "Midtrans did not answer in time.");
@@ -57,20 +73,23 @@ export interface MidtransIrisPayout {
 
 export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_KEY" | "MIDTRANS_IRIS_API_KEY">) {
   const options = { isProduction: config.MIDTRANS_IS_PRODUCTION, serverKey: env.MIDTRANS_SERVER_KEY };
-  const withTimeout = <T extends { httpClient: { http_client: { defaults: { timeout?: number } } } }>(client: T): T => {
+  const ready = <T extends { apiConfig: object; httpClient: { http_client: { defaults: { timeout?: number } } } }>(client: T): T => {
     client.httpClient.http_client.defaults.timeout = config.GATEWAY_TIMEOUT_MS;
-    return client;
+    return pointAt(client, config);
   };
   return {
     async createSnap(order: SnapOrder): Promise<{ token: string; redirectUrl: string }> {
-      pointClientAt(config);
-      const snap = withTimeout(new midtransClient.Snap(options));
+      const snap = ready(new midtransClient.Snap(options));
       try {
-        const res = await snap.createTransaction({
-          transaction_details: { order_id: order.orderId, gross_amount: order.grossAmount },
-          item_details: order.items,
-          customer_details: { first_name: order.customerId },
-        });
+        const res = await withDeadline(
+          snap.createTransaction({
+            transaction_details: { order_id: order.orderId, gross_amount: order.grossAmount },
+            item_details: order.items,
+            customer_details: { first_name: order.customerId },
+          }),
+          config.GATEWAY_TIMEOUT_MS,
+          "Midtrans",
+        );
         return { token: res.token, redirectUrl: res.redirect_url };
       } catch (error) {
         throw translate(error);
@@ -79,10 +98,9 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
 
     /** The Get Status API: the gateway's own word on an order, asked before any credit. */
     async status(orderId: string): Promise<MidtransStatus> {
-      pointClientAt(config);
-      const core = withTimeout(new midtransClient.CoreApi(options));
+      const core = ready(new midtransClient.CoreApi(options));
       try {
-        const res = await core.transaction.status(orderId);
+        const res = await withDeadline(core.transaction.status(orderId), config.GATEWAY_TIMEOUT_MS, "Midtrans");
         return {
           transactionStatus: String(res.transaction_status ?? ""),
           fraudStatus: typeof res.fraud_status === "string" ? res.fraud_status : undefined,
@@ -94,17 +112,20 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
     },
 
     async createPayout(payout: { name: string; account: string; bank: string; amount: number; notes: string }): Promise<MidtransIrisPayout> {
-      pointClientAt(config);
-      const iris = withTimeout(new midtransClient.Iris({ isProduction: config.MIDTRANS_IS_PRODUCTION, serverKey: env.MIDTRANS_IRIS_API_KEY }));
+      const iris = ready(new midtransClient.Iris({ isProduction: config.MIDTRANS_IS_PRODUCTION, serverKey: env.MIDTRANS_IRIS_API_KEY }));
       try {
-        const res = await iris.createPayouts({
-          payouts: [{ beneficiary_name: payout.name, beneficiary_account: payout.account, beneficiary_bank: payout.bank, amount: `${payout.amount}.00`, notes: payout.notes }],
-        });
+        const res = await withDeadline(
+          iris.createPayouts({
+            payouts: [{ beneficiary_name: payout.name, beneficiary_account: payout.account, beneficiary_bank: payout.bank, amount: `${payout.amount}.00`, notes: payout.notes }],
+          }),
+          config.GATEWAY_TIMEOUT_MS,
+          "Iris",
+        );
         const first = res.payouts[0];
         if (!first) throw new GatewayError("iris", "unavailable", "Iris answered without a payout.");
         return { referenceNo: first.reference_no, status: first.status };
       } catch (error) {
-        throw error instanceof GatewayError ? error : translate(error);
+        throw translate(error);
       }
     },
   };

@@ -19,8 +19,11 @@ export interface IdempotencyWrite {
 
 export interface ApplyOptions {
   idempotency?: IdempotencyWrite;
-  /** Feature guards (e.g. spending counters with CHECK constraints) that must commit or fail with the movement. */
-  guards?: Statement[];
+  /**
+   * Feature statements that must commit or fail with the movement: an order's status change, an
+   * alert, a spending counter whose CHECK refuses an over-limit spend.
+   */
+  alongside?: Statement[];
 }
 
 /** A batch lost the race for its Idempotency-Key to an identical concurrent request. */
@@ -107,7 +110,7 @@ export async function applyPlan(db: Db, plan: LedgerPlan, options: ApplyOptions 
   if (plan.audit.length > 0) {
     statements.push(db.insert(auditLog).values(plan.audit.map((a) => ({ ...a, details: a.details ?? {}, createdAt: now }))));
   }
-  statements.push(...(options.guards ?? []));
+  statements.push(...(options.alongside ?? []));
   const idem = options.idempotency;
   if (idem) {
     statements.push(

@@ -16,6 +16,8 @@ export const errorStatus = {
   recipient_not_found: 404,
   method_not_allowed: 405,
   idempotency_conflict: 409,
+  conflict: 409,
+  amount_mismatch: 422,
   already_applied: 409,
   already_unlocked: 409,
   payload_too_large: 413,

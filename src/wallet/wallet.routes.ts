@@ -6,6 +6,7 @@ import { deviceFingerprint } from "../lib/request";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { BalanceSchema, TransactionSchema, TransferBodySchema, TxTypeSchema } from "./wallet.schemas";
 import { getBalance, listTransactions, transfer } from "./wallet.service";
+import { buyPackage, orderResponses } from "../payments/payments.routes";
 import type { TransactionView } from "./wallet.view";
 
 const idempotencyHeader = z.object({
@@ -68,5 +69,25 @@ export const walletRouter = createRouter()
         transfer(c.var.db, c.var.user, body, { deviceFingerprint: deviceFingerprint(c), record }),
       );
       return c.json(outcome.body, outcome.status);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/deposit",
+      tags: ["wallet", "payments"],
+      summary: "Buy a coin package through the chosen gateway (same as /api/payment/{gateway}/create)",
+      security: bearerSecurity,
+      request: {
+        body: {
+          required: true,
+          content: { "application/json": { schema: z.object({ packageId: z.string().min(1).max(64), gateway: z.enum(["midtrans", "xendit"]) }).strict() } },
+        },
+      },
+      responses: orderResponses,
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      return c.json(await buyPackage(c, body.packageId, body.gateway), 201);
     },
   );

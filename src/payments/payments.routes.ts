@@ -1,0 +1,100 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
+import { errorResponses, problemFor } from "../lib/errors";
+import { bearerSecurity, createRouter } from "../lib/router";
+import { activePackage, listPackages } from "./packages.service";
+import { PackageSchema } from "./packages.schemas";
+import { openOrder, type Gateway } from "./orders.service";
+import { handleMidtransNotification, handleXenditNotification, type WebhookContext } from "./webhooks.service";
+
+export const CreateOrderBody = z.object({ packageId: z.string().min(1).max(64) }).strict().openapi("CreateOrderRequest");
+export const OrderCreatedSchema = z
+  .object({ orderId: z.string(), token: z.string().optional(), redirectUrl: z.string(), invoiceUrl: z.string().optional() })
+  .openapi("OrderCreated");
+const AckSchema = z.object({ received: z.literal(true), outcome: z.enum(["credited", "duplicate", "failed", "reversed", "ignored"]) }).openapi("WebhookAck");
+
+export const orderResponses = {
+  201: { description: "The pending order and where to pay it", content: { "application/json": { schema: OrderCreatedSchema } } },
+  ...errorResponses,
+  404: problemFor("No such active package, or no such campaign of yours."),
+  502: problemFor("The gateway failed or timed out; the order is marked failed (`gateway_error`)."),
+} as const;
+
+/** Buying a coin package: shared by the gateway routes and POST /api/wallet/deposit. */
+export async function buyPackage(c: Context<AppEnv>, packageId: string, gateway: Gateway) {
+  const pkg = await activePackage(c.var.db, packageId);
+  return openOrder(c.var.db, c.var.config, c.env, { userId: c.var.user.id, gateway, subject: { kind: "coin_package", pkg } });
+}
+
+const webhookContext = (c: Context<AppEnv>): WebhookContext => ({ db: c.var.db, config: c.var.config, env: c.env, clientIp: c.req.header("cf-connecting-ip") });
+
+const webhookResponses = {
+  200: { description: "Authentic notification processed (duplicates included)", content: { "application/json": { schema: AckSchema } } },
+  400: problemFor("Not a JSON object."),
+  401: problemFor("Missing or wrong signature / callback token (`invalid_signature`); nothing changed."),
+  403: problemFor("Source address not in MIDTRANS_ALLOWED_IPS."),
+  404: problemFor("Unknown order; nothing created."),
+  422: problemFor("Amount differs from the order (`amount_mismatch`); a fraud alert is raised."),
+  502: problemFor("The status could not be confirmed with the gateway; the gateway will retry."),
+} as const;
+
+export const paymentRouter = createRouter()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/packages",
+      tags: ["payments"],
+      summary: "Active coin packages, in display order (public)",
+      responses: { 200: { description: "Packages", content: { "application/json": { schema: z.object({ items: z.array(PackageSchema) }) } } } },
+    }),
+    async (c) => c.json({ items: await listPackages(c.var.db, true) }, 200),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/midtrans/create",
+      tags: ["payments"],
+      summary: "Buy a coin package through Midtrans Snap",
+      security: bearerSecurity,
+      request: { body: { required: true, content: { "application/json": { schema: CreateOrderBody } } } },
+      responses: orderResponses,
+    }),
+    async (c) => c.json(await buyPackage(c, c.req.valid("json").packageId, "midtrans"), 201),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/xendit/create",
+      tags: ["payments"],
+      summary: "Buy a coin package through a Xendit invoice",
+      security: bearerSecurity,
+      request: { body: { required: true, content: { "application/json": { schema: CreateOrderBody } } } },
+      responses: orderResponses,
+    }),
+    async (c) => c.json(await buyPackage(c, c.req.valid("json").packageId, "xendit"), 201),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/midtrans/webhook",
+      tags: ["webhooks"],
+      summary: "Midtrans HTTP notification (signature_key verified; no bearer token)",
+      description:
+        "signature_key must equal SHA-512(order_id + status_code + gross_amount + server key) over the strings as received. " +
+        "settlement, or capture with fraud_status accept, credits once after the Get Status API confirms it; pending changes nothing; " +
+        "deny/cancel/expire/failure fail a pending order; refund/chargeback after a credit reverse it (debt if spent) and raise an alert.",
+      responses: webhookResponses,
+    }),
+    async (c) => c.json({ received: true as const, outcome: await handleMidtransNotification(webhookContext(c), await c.req.text()) }, 200),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/xendit/webhook",
+      tags: ["webhooks"],
+      summary: "Xendit invoice callback (x-callback-token verified; no bearer token)",
+      responses: webhookResponses,
+    }),
+    async (c) => c.json({ received: true as const, outcome: await handleXenditNotification(webhookContext(c), await c.req.text(), c.req.header("x-callback-token")) }, 200),
+  );
