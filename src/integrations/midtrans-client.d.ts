@@ -15,8 +15,15 @@ declare module "midtrans-client" {
     IRIS_SANDBOX_BASE_URL: string;
     IRIS_PRODUCTION_BASE_URL: string;
   }
-  interface HttpClient {
-    http_client: { defaults: { timeout?: number } };
+  interface AxiosRequest {
+    method?: string;
+    data?: unknown;
+  }
+  export interface HttpClient {
+    http_client: {
+      defaults: { timeout?: number };
+      interceptors: { request: { use(onRequest: (request: AxiosRequest) => AxiosRequest): number } };
+    };
   }
   export class Snap {
     constructor(options: ClientOptions);

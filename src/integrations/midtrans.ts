@@ -1,4 +1,4 @@
-import midtransClient, { type ApiConfigStatics } from "midtrans-client";
+import midtransClient, { type ApiConfigStatics, type HttpClient } from "midtrans-client";
 import type { Config } from "../config";
 
 export class GatewayError extends Error {
@@ -73,8 +73,12 @@ export interface MidtransIrisPayout {
 
 export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_KEY" | "MIDTRANS_IRIS_API_KEY">) {
   const options = { isProduction: config.MIDTRANS_IS_PRODUCTION, serverKey: env.MIDTRANS_SERVER_KEY };
-  const ready = <T extends { apiConfig: object; httpClient: { http_client: { defaults: { timeout?: number } } } }>(client: T): T => {
-    client.httpClient.http_client.defaults.timeout = config.GATEWAY_TIMEOUT_MS;
+  const ready = <T extends { apiConfig: object; httpClient: HttpClient }>(client: T): T => {
+    const http = client.httpClient.http_client;
+    http.defaults.timeout = config.GATEWAY_TIMEOUT_MS;
+    // midtrans-client sends `{}` as the body of GET requests (the status API); workerd's fetch
+    // refuses a GET with a body, so it is dropped before axios builds the request.
+    http.interceptors.request.use((request) => (String(request.method).toLowerCase() === "get" ? { ...request, data: undefined } : request));
     return pointAt(client, config);
   };
   return {
