@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// End-to-end: starts the service the way `npm start` does (wrangler dev + gateway simulator, fresh
+// local state), then drives real flows over HTTP exactly as a client and the gateways would.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { signToken } from "./dev-token.mjs";
+import { ensureDevVars } from "./dev-vars.mjs";
+
+const port = Number(process.env.E2E_PORT ?? 8777);
+const simPort = Number(process.env.E2E_SIM_PORT ?? 8778);
+const api = `http://127.0.0.1:${port}`;
+const simUrl = `http://127.0.0.1:${simPort}`;
+const persist = mkdtempSync(join(tmpdir(), "money-e2e-"));
+const secret = ensureDevVars().JWT_SECRET;
+
+const server = spawn("node", ["scripts/start.mjs"], {
+  env: { ...process.env, PORT: String(port), SIM_PORT: String(simPort), PERSIST_DIR: persist, SIM_LOG: "false" },
+  stdio: ["ignore", "pipe", "pipe"],
+  detached: true,
+});
+let log = "";
+server.stdout.on("data", (d) => (log += d));
+server.stderr.on("data", (d) => (log += d));
+
+function shutdown() {
+  try {
+    process.kill(-server.pid, "SIGTERM");
+  } catch {}
+  rmSync(persist, { recursive: true, force: true });
+}
+
+async function request(method, url, { token, body, headers = {} } = {}) {
+  const res = await fetch(url, {
+    method,
+    headers: { ...(body ? { "content-type": "application/json" } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { status: res.status, json, text };
+}
+
+async function waitReady() {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(`${api}/openapi.json`)).ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`service did not start:\n${log.slice(-3000)}`);
+}
+
+const results = [];
+async function check(name, fn) {
+  try {
+    await fn();
+    results.push([name, true]);
+    console.log(`ok   ${name}`);
+  } catch (error) {
+    results.push([name, false]);
+    console.log(`FAIL ${name}\n     ${error.message}`);
+  }
+}
+function expect(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+const scenarios = {
+  async "buy a coin package; notifications replayed 5 times out of order with a pending one credit once"() {
+    const user = `e2e-buyer-${Date.now()}`;
+    const token = signToken(user, "user", secret, 1);
+    const order = await request("POST", `${api}/api/payment/midtrans/create`, { token, body: { packageId: "pkg_500" } });
+    expect(order.status === 201, `create: ${order.status} ${order.text}`);
+    const { orderId } = order.json;
+    const pending = await request("POST", `${simUrl}/_sim/midtrans/${orderId}/notify`, { body: { transaction_status: "pending" } });
+    expect(pending.json?.delivered?.status === 200, `pending: ${pending.text}`);
+    const settled = await request("POST", `${simUrl}/_sim/midtrans/${orderId}/notify`, { body: { transaction_status: "settlement" } });
+    expect(settled.json?.delivered?.body?.outcome === "credited", `settlement: ${settled.text}`);
+    // index 0 is the pending notification, 1 the settlement: replay them out of order.
+    for (const index of [1, 0, 1, 1, 0]) {
+      const replay = await request("POST", `${simUrl}/_sim/midtrans/${orderId}/replay`, { body: { index } });
+      expect(replay.json?.delivered?.status === 200, `replay ${index}: ${replay.text}`);
+      expect(["duplicate", "ignored"].includes(replay.json.delivered.body.outcome), `replay ${index} outcome ${replay.json.delivered.body.outcome}`);
+    }
+    const balance = await request("GET", `${api}/api/wallet/balance`, { token });
+    expect(balance.json.balance === 550 && balance.json.totalDeposited === 550, `balance ${balance.text}`);
+    const history = await request("GET", `${api}/api/wallet/transactions?type=deposit`, { token });
+    expect(history.json.items.length === 1, `deposits in history: ${history.json.items.length}`);
+  },
+
+  async "a forged notification is refused and changes nothing"() {
+    const user = `e2e-forger-${Date.now()}`;
+    const token = signToken(user, "user", secret, 1);
+    const order = await request("POST", `${api}/api/payment/midtrans/create`, { token, body: { packageId: "pkg_100" } });
+    const forged = await request("POST", `${simUrl}/_sim/midtrans/${order.json.orderId}/notify`, { body: { transaction_status: "settlement", signature_key: "f".repeat(128) } });
+    expect(forged.json?.delivered?.status === 401, `forged: ${forged.text}`);
+    const balance = await request("GET", `${api}/api/wallet/balance`, { token });
+    expect(balance.json.balance === 0, `balance ${balance.text}`);
+  },
+
+  async "the ledger reconciles"() {
+    const admin = signToken("e2e-admin", "admin", secret, 1);
+    const check = await request("GET", `${api}/api/admin/ledger/check`, { token: admin });
+    expect(check.json?.ok === true, `ledger: ${check.text}`);
+  },
+};
+
+process.on("SIGINT", () => {
+  shutdown();
+  process.exit(130);
+});
+try {
+  await waitReady();
+  for (const [name, fn] of Object.entries(scenarios)) await check(name, fn);
+} catch (error) {
+  console.log(`FAIL e2e setup\n     ${error.message}`);
+  results.push(["setup", false]);
+} finally {
+  shutdown();
+}
+const failed = results.filter(([, ok]) => !ok).length;
+console.log(`${results.length - failed} passed, ${failed} failed`);
+process.exit(failed > 0 ? 1 : 0);
