@@ -13,6 +13,8 @@ import { walletRouter } from "./wallet/wallet.routes";
 import { paymentRouter } from "./payments/payments.routes";
 import { campaignsRouter } from "./campaigns/campaigns.routes";
 import { adminPackagesRouter } from "./admin/packages.routes";
+import { kycAdminRouter, kycUserRouter } from "./kyc/kyc.routes";
+import { withdrawRouter } from "./payouts/payouts.routes";
 
 const readOnlyForBanned = (method: string, path: string) =>
   method === "GET" && (path === "/api/wallet/balance" || path === "/api/wallet/transactions");
@@ -43,14 +45,16 @@ export function createApp() {
     await next();
     if (stats) c.header("server-timing", `d1;desc="roundTrips=${stats.roundTrips} rowsRead=${stats.rowsRead} rowsWritten=${stats.rowsWritten}"`);
   });
-  app.use("*", async (c, next) =>
-    bodyLimit({
-      maxSize: c.var.config.MAX_BODY_BYTES,
+  app.use("*", async (c, next) => {
+    // KYC uploads carry two photos; every other body is small JSON.
+    const maxSize = c.req.path === "/api/wallet/kyc/submit" ? 2 * c.var.config.KYC_MAX_PHOTO_BYTES + 64 * 1024 : c.var.config.MAX_BODY_BYTES;
+    return bodyLimit({
+      maxSize,
       onError: () => {
-        throw new ApiError("payload_too_large", `The body exceeds ${c.var.config.MAX_BODY_BYTES} bytes.`);
+        throw new ApiError("payload_too_large", `The body exceeds ${maxSize} bytes.`);
       },
-    })(c, next),
-  );
+    })(c, next);
+  });
 
   const member = [requireAuth, refuseBanned(readOnlyForBanned)] as const;
   app.use("/api/wallet/*", ...member);
@@ -60,6 +64,9 @@ export function createApp() {
   app.use("/api/payment/xendit/create", ...member);
   app.use("/api/admin/*", requireAuth, requireRole("admin"));
   app.route("/api/wallet", walletRouter);
+  app.route("/api/wallet", withdrawRouter);
+  app.route("/api/wallet/kyc", kycUserRouter);
+  app.route("/api/admin/kyc", kycAdminRouter);
   app.route("/api/payment", paymentRouter);
   app.route("/api/campaigns", campaignsRouter);
   app.route("/api/admin", adminRouter);

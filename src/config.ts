@@ -31,6 +31,10 @@ export const configSchema = z.object({
   WITHDRAW_PPH_BPS: bps(200),
   WITHDRAW_MIN_GROSS_IDR: int(50_000, 0),
   CREATOR_PAYOUT_FEE_BPS: bps(1000),
+  WITHDRAW_RECONCILE_AFTER_MINUTES: int(30, 1),
+  // KYC (§5)
+  KYC_MAX_PHOTO_BYTES: int(5 * 1024 * 1024, 1024),
+  KYC_REJECTED_RETENTION_DAYS: int(30, 1),
   // activity and bot detection (§8)
   ACTIVITY_WEIGHT_VIEW: int(1),
   ACTIVITY_WEIGHT_LIKE: int(1),

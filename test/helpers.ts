@@ -19,6 +19,7 @@ export interface CallOptions {
   token?: string;
   body?: unknown;
   rawBody?: string;
+  form?: FormData;
   headers?: Record<string, string>;
   /** Vars to override for this one request (e.g. MIDTRANS_ALLOWED_IPS). */
   vars?: Record<string, string>;
@@ -27,7 +28,7 @@ export interface CallOptions {
 export async function call(method: string, path: string, options: CallOptions = {}) {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
-  let body: string | undefined = options.rawBody;
+  let body: string | FormData | undefined = options.form ?? options.rawBody;
   if (options.body !== undefined) {
     body = JSON.stringify(options.body);
     headers["content-type"] ??= "application/json";
@@ -103,3 +104,41 @@ export async function midtransNotification(orderId: string, fields: Record<strin
 
 export const postMidtransWebhook = (notification: unknown, headers: Record<string, string> = {}) =>
   call("POST", "/api/payment/midtrans/webhook", { body: notification, headers });
+
+function randomBytes(size: number) {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65_536) crypto.getRandomValues(bytes.subarray(i, Math.min(size, i + 65_536)));
+  return bytes;
+}
+export const jpeg = (size = 2048) => {
+  const bytes = randomBytes(size);
+  bytes.set([0xff, 0xd8, 0xff, 0xe0]);
+  return bytes;
+};
+export const png = (size = 2048) => {
+  const bytes = randomBytes(size);
+  bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return bytes;
+};
+
+export function kycForm(fields: { idType?: string; idNumber?: string; idPhoto?: Uint8Array | string; selfiePhoto?: Uint8Array | string } = {}) {
+  const form = new FormData();
+  form.set("idType", fields.idType ?? "ktp");
+  form.set("idNumber", fields.idNumber ?? "3171234567890123");
+  const file = (v: Uint8Array | string, name: string) => (typeof v === "string" ? v : new File([v as Uint8Array<ArrayBuffer>], name, { type: "image/jpeg" }));
+  form.set("idPhoto", file(fields.idPhoto ?? jpeg(), "id.jpg"));
+  form.set("selfiePhoto", file(fields.selfiePhoto ?? png(), "selfie.png"));
+  return form;
+}
+
+/** A user with verified KYC and a bank account on file. */
+export async function verifiedUser(prefix = "kyc") {
+  const user = await newUser(prefix);
+  const submit = await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() });
+  expect(submit.status, submit.text).toBe(201);
+  const review = await call("POST", `/api/admin/kyc/${user.id}/review`, { token: await adminToken(), body: { decision: "verified" } });
+  expect(review.status, review.text).toBe(200);
+  const method = await call("PUT", "/api/wallet/withdraw-method", { token: user.token, body: { bankName: "bca", accountNumber: "1234567890", accountName: "Siti Rahma" } });
+  expect(method.status, method.text).toBe(200);
+  return user;
+}

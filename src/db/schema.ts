@@ -254,6 +254,76 @@ export const fraudAlerts = sqliteTable(
   (t) => [index("fraud_alerts_user_idx").on(t.userId, t.id), index("fraud_alerts_type_idx").on(t.alertType, t.id)],
 );
 
+/** A KYC submission; photos live encrypted in R2 under `photoKey`s, never in D1. */
+export const kycSubmissions = sqliteTable(
+  "kyc_submissions",
+  {
+    id: text().primaryKey(),
+    userId: text()
+      .notNull()
+      .references(() => users.id),
+    idType: text({ enum: ["ktp", "passport", "sim"] }).notNull(),
+    /** The ID number, AES-256-GCM encrypted like the photos (base64 of iv ‖ ciphertext). */
+    idNumberEncrypted: text().notNull(),
+    idNumberLast4: text().notNull(),
+    idPhotoKey: text().notNull(),
+    idPhotoType: text().notNull(),
+    selfiePhotoKey: text().notNull(),
+    selfiePhotoType: text().notNull(),
+    status: text({ enum: ["pending", "verified", "rejected"] }).notNull(),
+    reason: text(),
+    submittedAt: integer().notNull(),
+    reviewedAt: integer(),
+    reviewedBy: text(),
+    photosDeletedAt: integer(),
+  },
+  (t) => [index("kyc_user_idx").on(t.userId, t.id), index("kyc_status_idx").on(t.status, t.id)],
+);
+
+export const withdrawMethods = sqliteTable("withdraw_methods", {
+  userId: text()
+    .primaryKey()
+    .references(() => users.id),
+  bankName: text().notNull(),
+  accountNumber: text().notNull(),
+  accountName: text().notNull(),
+  updatedAt: integer().notNull(),
+});
+
+/** A withdrawal: the amount is held at request time and posted or voided once Iris reports. */
+export const withdrawals = sqliteTable(
+  "withdrawals",
+  {
+    id: text().primaryKey(),
+    userId: text()
+      .notNull()
+      .references(() => users.id),
+    asset: text({ enum: ["COIN", "IDR"] }).notNull(),
+    amount: integer().notNull(),
+    grossIdr: integer().notNull(),
+    platformFeeIdr: integer().notNull(),
+    taxIdr: integer().notNull(),
+    netIdr: integer().notNull(),
+    status: text({ enum: ["pending", "completed", "failed"] }).notNull(),
+    holdId: text().notNull(),
+    transactionId: text().notNull(),
+    irisReference: text(),
+    bankName: text().notNull(),
+    accountNumber: text().notNull(),
+    accountName: text().notNull(),
+    failureReason: text(),
+    createdAt: integer().notNull(),
+    updatedAt: integer().notNull(),
+    completedAt: integer(),
+  },
+  (t) => [
+    index("withdrawals_user_idx").on(t.userId, t.id),
+    uniqueIndex("withdrawals_iris_reference_uq").on(t.irisReference),
+    index("withdrawals_status_idx").on(t.status, t.createdAt),
+    check("withdrawal_split", sql`${t.platformFeeIdr} + ${t.taxIdr} + ${t.netIdr} = ${t.grossIdr}`),
+  ],
+);
+
 export const schema = {
   users,
   accounts,
@@ -268,7 +338,12 @@ export const schema = {
   paymentOrders,
   paymentNotifications,
   fraudAlerts,
+  kycSubmissions,
+  withdrawMethods,
+  withdrawals,
 };
+export type KycSubmissionRow = typeof kycSubmissions.$inferSelect;
+export type WithdrawalRow = typeof withdrawals.$inferSelect;
 export type CoinPackageRow = typeof coinPackages.$inferSelect;
 export type PaymentOrderRow = typeof paymentOrders.$inferSelect;
 export type CampaignRow = typeof campaigns.$inferSelect;

@@ -132,6 +132,16 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
         throw translate(error);
       }
     },
+
+    async payoutStatus(referenceNo: string): Promise<{ status: string }> {
+      const iris = ready(new midtransClient.Iris({ isProduction: config.MIDTRANS_IS_PRODUCTION, serverKey: env.MIDTRANS_IRIS_API_KEY }));
+      try {
+        const res = await withDeadline(iris.getPayoutDetails(referenceNo), config.GATEWAY_TIMEOUT_MS, "Iris");
+        return { status: String(res.status ?? "") };
+      } catch (error) {
+        throw translate(error);
+      }
+    },
   };
 }
 

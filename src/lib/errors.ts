@@ -23,6 +23,8 @@ export const errorStatus = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   insufficient_funds: 422,
+  withdraw_method_required: 422,
+  below_minimum: 422,
   self_transfer: 422,
   recipient_unavailable: 422,
   rate_limited: 429,

@@ -6,7 +6,7 @@ import { bearerSecurity, createRouter } from "../lib/router";
 import { activePackage, listPackages } from "./packages.service";
 import { PackageSchema } from "./packages.schemas";
 import { openOrder, type Gateway } from "./orders.service";
-import { handleMidtransNotification, handleXenditNotification, type WebhookContext } from "./webhooks.service";
+import { handleIrisNotification, handleMidtransNotification, handleXenditNotification, type WebhookContext } from "./webhooks.service";
 
 export const CreateOrderBody = z.object({ packageId: z.string().min(1).max(64) }).strict().openapi("CreateOrderRequest");
 export const OrderCreatedSchema = z
@@ -97,4 +97,20 @@ export const paymentRouter = createRouter()
       responses: webhookResponses,
     }),
     async (c) => c.json({ received: true as const, outcome: await handleXenditNotification(webhookContext(c), await c.req.text(), c.req.header("x-callback-token")) }, 200),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/midtrans/iris-webhook",
+      tags: ["webhooks"],
+      summary: "Midtrans Iris payout notification (Iris-Signature verified; no bearer token)",
+      description: "Iris-Signature must equal SHA-512(raw body + MIDTRANS_IRIS_MERCHANT_KEY). completed posts the withdrawal's hold; failed/rejected voids it; each at most once, in any order.",
+      responses: {
+        200: { description: "Processed (duplicates included)", content: { "application/json": { schema: z.object({ received: z.literal(true), outcome: z.enum(["completed", "failed", "duplicate", "ignored"]) }) } } },
+        400: problemFor("Not a JSON object."),
+        401: problemFor("Missing or wrong Iris-Signature; nothing changed."),
+        404: problemFor("Unknown payout reference."),
+      },
+    }),
+    async (c) => c.json({ received: true as const, outcome: await handleIrisNotification(webhookContext(c), await c.req.text(), c.req.header("iris-signature")) }, 200),
   );

@@ -7,7 +7,8 @@ import { GatewayError, midtransGateway } from "../integrations/midtrans";
 import { ApiError } from "../lib/errors";
 import { midtransAction, parseGatewayAmount, xenditAction, type GatewayAction } from "./deposit-rules";
 import { settleOrder, type SettleOutcome } from "./settlement.service";
-import { ipAllowed, verifyMidtransSignature, verifyXenditToken } from "./signatures";
+import { ipAllowed, verifyIrisSignature, verifyMidtransSignature, verifyXenditToken } from "./signatures";
+import { findWithdrawalByReference, irisOutcome, settleWithdrawal } from "../payouts/withdrawals.service";
 
 export interface WebhookContext {
   db: Db;
@@ -44,7 +45,7 @@ async function assertAmount(db: Db, order: PaymentOrderRow, gateway: string, rec
   throw new ApiError("amount_mismatch", "The notified amount does not match the order.");
 }
 
-async function record(db: Db, gateway: "midtrans" | "xendit", orderId: string, status: string, outcome: SettleOutcome, raw: string) {
+async function record(db: Db, gateway: "midtrans" | "xendit" | "iris", orderId: string, status: string, outcome: string, raw: string) {
   await db.insert(paymentNotifications).values({ gateway, orderId, status, outcome, payload: raw.slice(0, 8192), receivedAt: Date.now() });
 }
 
@@ -87,4 +88,17 @@ export async function handleXenditNotification(ctx: WebhookContext, raw: string,
   const outcome = await settleOrder(ctx.db, order, action, status);
   await record(ctx.db, "xendit", order.id, status, outcome, raw);
   return outcome;
+}
+
+/** SPEC §7: Iris-Signature = SHA-512(raw body + merchant key); completed posts the hold, failed/rejected voids it, once. */
+export async function handleIrisNotification(ctx: WebhookContext, raw: string, signature: string | undefined): Promise<"completed" | "failed" | "duplicate" | "ignored"> {
+  if (!(await verifyIrisSignature(raw, signature, ctx.env.MIDTRANS_IRIS_MERCHANT_KEY))) throw new ApiError("invalid_signature", "The Iris-Signature is missing or wrong.");
+  const n = parseJson(raw);
+  const withdrawal = typeof n.reference_no === "string" && n.reference_no.length <= 100 ? await findWithdrawalByReference(ctx.db, n.reference_no) : undefined;
+  if (!withdrawal) throw new ApiError("not_found", "No withdrawal with that reference.");
+  const status = String(n.status ?? "");
+  const outcome = irisOutcome(status);
+  const result = outcome ? await settleWithdrawal(ctx.db, withdrawal, outcome, outcome === "failed" ? `iris_${status}` : null) : "ignored";
+  await record(ctx.db, "iris", withdrawal.id, status, result, raw);
+  return result;
 }

@@ -1,0 +1,138 @@
+import { and, desc, eq, isNull, lt } from "drizzle-orm";
+import type { Config } from "../config";
+import type { Db } from "../db/client";
+import { auditLog, kycSubmissions, users, type KycSubmissionRow } from "../db/schema";
+import { decrypt, encrypt, importAesKey, toBase64 } from "../lib/crypto";
+import { ApiError } from "../lib/errors";
+import { newId } from "../lib/ids";
+import { sniffImage, validIdNumber, type IdType } from "./kyc-rules";
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export interface KycUpload {
+  idType: IdType;
+  idNumber: string;
+  idPhoto: File;
+  selfiePhoto: File;
+}
+
+async function readPhoto(file: unknown, field: string, maxBytes: number) {
+  if (!(file instanceof File)) throw new ApiError("validation_failed", `${field} must be a file.`, { errors: [{ path: `form.${field}`, message: "a JPEG or PNG file" }] });
+  if (file.size > maxBytes) throw new ApiError("payload_too_large", `${field} exceeds ${maxBytes} bytes.`);
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const type = sniffImage(bytes);
+  if (!type) throw new ApiError("unsupported_media_type", `${field} is not a JPEG or PNG image.`);
+  return { bytes, type };
+}
+
+export async function latestSubmission(db: Db, userId: string): Promise<KycSubmissionRow | undefined> {
+  return db.query.kycSubmissions.findFirst({ where: eq(kycSubmissions.userId, userId), orderBy: desc(kycSubmissions.id) });
+}
+
+/**
+ * Encrypts both photos (fresh IV each, bound to their object key) before they reach R2; D1 holds only
+ * the keys, the encrypted ID number and its last four digits. One open submission per user.
+ */
+export async function submitKyc(db: Db, bucket: R2Bucket, env: Env, config: Config, userId: string, upload: KycUpload) {
+  if (!validIdNumber(upload.idType, upload.idNumber)) {
+    throw new ApiError("validation_failed", "The ID number does not match the ID type.", { errors: [{ path: "form.idNumber", message: `not a valid ${upload.idType} number` }] });
+  }
+  const current = await latestSubmission(db, userId);
+  if (current?.status === "pending") throw new ApiError("conflict", "A KYC submission is already waiting for review.");
+  if (current?.status === "verified") throw new ApiError("conflict", "This account is already verified.");
+  const [idPhoto, selfie] = await Promise.all([readPhoto(upload.idPhoto, "idPhoto", config.KYC_MAX_PHOTO_BYTES), readPhoto(upload.selfiePhoto, "selfiePhoto", config.KYC_MAX_PHOTO_BYTES)]);
+  const key = await importAesKey(env.KYC_ENCRYPTION_KEY);
+  const now = Date.now();
+  const id = newId(now);
+  const idKey = `kyc/${userId}/${id}/id`;
+  const selfieKey = `kyc/${userId}/${id}/selfie`;
+  const put = async (objectKey: string, photo: { bytes: Uint8Array; type: string }) =>
+    bucket.put(objectKey, await encrypt(key, photo.bytes, objectKey), { customMetadata: { contentType: photo.type, encryption: "AES-256-GCM" } });
+  await Promise.all([put(idKey, idPhoto), put(selfieKey, selfie)]);
+  const idNumberEncrypted = toBase64(await encrypt(key, new TextEncoder().encode(upload.idNumber), `kyc-id-number:${id}`));
+  await db.batch([
+    db.insert(kycSubmissions).values({
+      id,
+      userId,
+      idType: upload.idType,
+      idNumberEncrypted,
+      idNumberLast4: upload.idNumber.slice(-4),
+      idPhotoKey: idKey,
+      idPhotoType: idPhoto.type,
+      selfiePhotoKey: selfieKey,
+      selfiePhotoType: selfie.type,
+      status: "pending",
+      submittedAt: now,
+    }),
+    db.update(users).set({ kycStatus: "pending", updatedAt: now }).where(eq(users.id, userId)),
+    db.insert(auditLog).values({ actorId: userId, action: "kyc.status_changed", subjectType: "user", subjectId: userId, details: { from: current?.status ?? "none", to: "pending", submissionId: id }, createdAt: now }),
+  ]);
+  return kycStatusView(await latestSubmission(db, userId));
+}
+
+export function kycStatusView(row: KycSubmissionRow | undefined) {
+  if (!row) return { status: "none" as const, submittedAt: null, reviewedAt: null };
+  return { status: row.status, submittedAt: iso(row.submittedAt), reviewedAt: iso(row.reviewedAt), ...(row.reason ? { reason: row.reason } : {}) };
+}
+
+export const queueItemView = (row: KycSubmissionRow) => ({
+  id: row.id,
+  userId: row.userId,
+  idType: row.idType,
+  idNumberLast4: row.idNumberLast4,
+  status: row.status,
+  reason: row.reason,
+  submittedAt: iso(row.submittedAt)!,
+  reviewedAt: iso(row.reviewedAt),
+  reviewedBy: row.reviewedBy,
+  photosDeleted: row.photosDeletedAt !== null,
+});
+
+/** A decision on the user's pending submission; the status change is audited with who, from and to. */
+export async function reviewKyc(db: Db, adminId: string, userId: string, decision: "verified" | "rejected", reason: string | undefined) {
+  const current = await latestSubmission(db, userId);
+  if (!current || current.status !== "pending") throw new ApiError("not_found", "This user has no KYC submission waiting for review.");
+  const now = Date.now();
+  const [updated] = await db.batch([
+    db
+      .update(kycSubmissions)
+      .set({ status: decision, reason: reason ?? null, reviewedAt: now, reviewedBy: adminId })
+      .where(and(eq(kycSubmissions.id, current.id), eq(kycSubmissions.status, "pending")))
+      .returning(),
+    db.update(users).set({ kycStatus: decision, updatedAt: now }).where(eq(users.id, userId)),
+    db.insert(auditLog).values({ actorId: adminId, action: "kyc.status_changed", subjectType: "user", subjectId: userId, details: { from: "pending", to: decision, submissionId: current.id, reason: reason ?? null }, createdAt: now }),
+  ]);
+  if (!updated[0]) throw new ApiError("conflict", "The submission was reviewed concurrently.");
+  return queueItemView(updated[0]);
+}
+
+/** The decrypted photo for an admin; every view is written to the audit log first. */
+export async function viewPhoto(db: Db, bucket: R2Bucket, env: Env, adminId: string, userId: string, kind: "id" | "selfie") {
+  const current = await latestSubmission(db, userId);
+  const objectKey = kind === "id" ? current?.idPhotoKey : current?.selfiePhotoKey;
+  if (!current || !objectKey || current.photosDeletedAt !== null) throw new ApiError("not_found", "No stored photo.");
+  const object = await bucket.get(objectKey);
+  if (!object) throw new ApiError("not_found", "No stored photo.");
+  await db.insert(auditLog).values({ actorId: adminId, action: "kyc.photo_viewed", subjectType: "user", subjectId: userId, details: { kind, submissionId: current.id }, createdAt: Date.now() });
+  const key = await importAesKey(env.KYC_ENCRYPTION_KEY);
+  const bytes = await decrypt(key, new Uint8Array(await object.arrayBuffer()), objectKey);
+  return { bytes, contentType: kind === "id" ? current.idPhotoType : current.selfiePhotoType };
+}
+
+/** Scheduled: photos of rejected submissions are deleted KYC_REJECTED_RETENTION_DAYS after the rejection. */
+export async function purgeRejectedPhotos(db: Db, bucket: R2Bucket, config: Config, now: number): Promise<number> {
+  const cutoff = now - config.KYC_REJECTED_RETENTION_DAYS * 86_400_000;
+  const due = await db
+    .select()
+    .from(kycSubmissions)
+    .where(and(eq(kycSubmissions.status, "rejected"), lt(kycSubmissions.reviewedAt, cutoff), isNull(kycSubmissions.photosDeletedAt)))
+    .limit(200);
+  for (const row of due) {
+    await bucket.delete([row.idPhotoKey, row.selfiePhotoKey]);
+    await db.batch([
+      db.update(kycSubmissions).set({ photosDeletedAt: now }).where(eq(kycSubmissions.id, row.id)),
+      db.insert(auditLog).values({ actorId: "system:kyc-retention", action: "kyc.photos_deleted", subjectType: "user", subjectId: row.userId, details: { submissionId: row.id }, createdAt: now }),
+    ]);
+  }
+  return due.length;
+}

@@ -1,0 +1,99 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { sniffImage, validIdNumber } from "../src/kyc/kyc-rules";
+import { adminToken, call, expectProblem, jpeg, kycForm, newUser, png } from "./helpers";
+
+describe("KYC rules", () => {
+  it("checks ID numbers per type and images by magic bytes", () => {
+    expect(validIdNumber("ktp", "3171234567890123")).toBe(true);
+    expect(validIdNumber("ktp", "317123456789012")).toBe(false);
+    expect(validIdNumber("passport", "X1234567")).toBe(true);
+    expect(validIdNumber("sim", "1234-5678")).toBe(false);
+    expect(sniffImage(jpeg(10))).toBe("image/jpeg");
+    expect(sniffImage(png(10))).toBe("image/png");
+    expect(sniffImage(new TextEncoder().encode("GIF89a......"))).toBeNull();
+    expect(sniffImage(new Uint8Array([0xff, 0xd8]))).toBeNull();
+  });
+});
+
+describe("KYC submission and review", () => {
+  it("stores photos encrypted in R2 and shows the original only to admins, auditing each view", async () => {
+    const user = await newUser("kyc");
+    const idPhoto = jpeg(4096);
+    const submit = await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm({ idPhoto }) });
+    expect(submit.status, submit.text).toBe(201);
+    expect(submit.json).toMatchObject({ status: "pending", reviewedAt: null });
+    expect((await call("GET", "/api/wallet/balance", { token: user.token })).json.kycStatus).toBe("pending");
+
+    const row = await env.DB.prepare("select * from kyc_submissions where user_id = ?").bind(user.id).first<Record<string, any>>();
+    expect(row?.id_number_last4).toBe("0123");
+    expect(row?.id_number_encrypted).not.toContain("3171234567890123");
+    const stored = new Uint8Array(await (await env.KYC_BUCKET.get(row!.id_photo_key))!.arrayBuffer());
+    expect(stored.length).toBe(idPhoto.length + 12 + 16);
+    expect(stored.slice(12, 12 + 64)).not.toEqual(idPhoto.slice(0, 64));
+    expect(Buffer.from(stored).includes(Buffer.from(idPhoto.slice(100, 164)))).toBe(false);
+
+    const admin = await adminToken();
+    const view = await call("GET", `/api/admin/kyc/${user.id}/photo/id`, { token: admin });
+    expect(view.status).toBe(200);
+    expect(view.headers.get("content-type")).toBe("image/jpeg");
+    const viewed = await (await import("./helpers")).call("GET", `/api/admin/kyc/${user.id}/photo/selfie`, { token: admin });
+    expect(viewed.headers.get("content-type")).toBe("image/png");
+    const raw = await callBytes(`/api/admin/kyc/${user.id}/photo/id`, admin);
+    expect(raw).toEqual(idPhoto);
+    const audits = await env.DB.prepare("select count(*) as n from audit_log where action = 'kyc.photo_viewed' and subject_id = ?").bind(user.id).first<{ n: number }>();
+    expect(audits?.n).toBe(3);
+
+    expectProblem(await call("GET", `/api/admin/kyc/${user.id}/photo/id`, { token: user.token }), 403, "forbidden");
+    const other = await newUser("other");
+    expectProblem(await call("GET", `/api/admin/kyc/${user.id}/photo/id`, { token: other.token }), 403, "forbidden");
+
+    const queue = await call("GET", "/api/admin/kyc?status=pending&limit=100", { token: admin });
+    expect(queue.json.items.some((i: any) => i.userId === user.id)).toBe(true);
+    expectProblem(await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() }), 409, "conflict");
+
+    const reject = await call("POST", `/api/admin/kyc/${user.id}/review`, { token: admin, body: { decision: "rejected", reason: "blurry photo" } });
+    expect(reject.status).toBe(200);
+    expect((await call("GET", "/api/wallet/kyc/status", { token: user.token })).json).toMatchObject({ status: "rejected", reason: "blurry photo" });
+    expectProblem(await call("POST", `/api/admin/kyc/${user.id}/review`, { token: admin, body: { decision: "verified" } }), 404, "not_found");
+    const changes = await env.DB.prepare("select details from audit_log where action = 'kyc.status_changed' and subject_id = ? order by id").bind(user.id).all<{ details: string }>();
+    expect(changes.results.map((r) => JSON.parse(r.details)).map((d) => [d.from, d.to])).toEqual([["none", "pending"], ["pending", "rejected"]]);
+    // A rejected user may submit again.
+    expect((await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() })).status).toBe(201);
+  });
+
+  it("refuses non-images, oversized photos, bad ID numbers and missing files", async () => {
+    const user = await newUser("kyc");
+    expectProblem(await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm({ idPhoto: new TextEncoder().encode("%PDF-1.7 not an image") }) }), 415, "unsupported_media_type");
+    const big = jpeg(5 * 1024 * 1024 + 1);
+    expectProblem(await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm({ selfiePhoto: big }) }), 413, "payload_too_large");
+    expectProblem(await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm({ idNumber: "12' OR 1=1" }) }), 400, "validation_failed");
+    expectProblem(await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm({ idType: "visa" }) }), 400, "validation_failed");
+    expectProblem(await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm({ idPhoto: "just text" }) }), 400, "validation_failed");
+    expect((await call("GET", "/api/wallet/kyc/status", { token: user.token })).json.status).toBe("none");
+  });
+
+  it("the retention job deletes photos of rejections older than 30 days", async () => {
+    const user = await newUser("kyc");
+    await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() });
+    await call("POST", `/api/admin/kyc/${user.id}/review`, { token: await adminToken(), body: { decision: "rejected", reason: "mismatch" } });
+    const row = await env.DB.prepare("select * from kyc_submissions where user_id = ?").bind(user.id).first<Record<string, any>>();
+    const { purgeRejectedPhotos } = await import("../src/kyc/kyc.service");
+    const { createDb } = await import("../src/db/client");
+    const { loadConfig } = await import("../src/config");
+    const db = createDb(env.DB);
+    await purgeRejectedPhotos(db, env.KYC_BUCKET, loadConfig({}), row!.reviewed_at + 29 * 86_400_000);
+    expect(await env.KYC_BUCKET.head(row!.id_photo_key)).not.toBeNull();
+    await purgeRejectedPhotos(db, env.KYC_BUCKET, loadConfig({}), row!.reviewed_at + 31 * 86_400_000);
+    expect(await env.KYC_BUCKET.head(row!.id_photo_key)).toBeNull();
+    expect(await env.KYC_BUCKET.head(row!.selfie_photo_key)).toBeNull();
+    expectProblem(await call("GET", `/api/admin/kyc/${user.id}/photo/id`, { token: await adminToken() }), 404, "not_found");
+  });
+});
+
+async function callBytes(path: string, token: string) {
+  const worker = (await import("../src/index")).default;
+  const { createExecutionContext } = await import("cloudflare:test");
+  const res = await worker.fetch(new Request(`http://money.test${path}`, { headers: { authorization: `Bearer ${token}` } }) as Request<unknown, IncomingRequestCfProperties>, env, createExecutionContext());
+  return new Uint8Array(await res.arrayBuffer());
+}
