@@ -104,6 +104,38 @@ const scenarios = {
     expect(balance.json.balance === 0, `balance ${balance.text}`);
   },
 
+  async "verify KYC, withdraw 1,000 coins, the simulator completes the Iris payout: balances and totalWithdrawn right"() {
+    const user = `e2e-creator-${Date.now()}`;
+    const token = signToken(user, "user", secret, 1);
+    const admin = signToken("e2e-admin", "admin", secret, 1);
+    const order = await request("POST", `${api}/api/payment/midtrans/create`, { token, body: { packageId: "pkg_5000" } });
+    await request("POST", `${simUrl}/_sim/midtrans/${order.json.orderId}/notify`, { body: { transaction_status: "settlement" } });
+    const form = new FormData();
+    form.set("idType", "ktp");
+    form.set("idNumber", "3171234567890123");
+    form.set("idPhoto", new File([Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4])], "id.jpg"));
+    form.set("selfiePhoto", new File([Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 9])], "me.png"));
+    const kyc = await fetch(`${api}/api/wallet/kyc/submit`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: form });
+    expect(kyc.status === 201, `kyc submit ${kyc.status} ${await kyc.text()}`);
+    const review = await request("POST", `${api}/api/admin/kyc/${user}/review`, { token: admin, body: { decision: "verified" } });
+    expect(review.status === 200, `review ${review.text}`);
+    const method = await request("PUT", `${api}/api/wallet/withdraw-method`, { token, body: { bankName: "bca", accountNumber: "8800123456", accountName: "Dewi Lestari" } });
+    expect(method.status === 200, `method ${method.text}`);
+    const wd = await request("POST", `${api}/api/wallet/withdraw`, { token, body: { asset: "COIN", amount: 1000 }, headers: { "idempotency-key": `wd-${user}` } });
+    expect(wd.status === 202 && wd.json.netIdr === 88_000, `withdraw ${wd.status} ${wd.text}`);
+    const held = await request("GET", `${api}/api/wallet/balance`, { token });
+    expect(held.json.balance === 6000 && held.json.lockedBalance === 1000, `held ${held.text}`);
+    const state = await request("GET", `${simUrl}/_sim/state`);
+    const payout = state.json.payouts.find((p) => String(p.notes).includes(wd.json.withdrawalId));
+    expect(payout && Number(payout.amount) === 88_000, `payout at Iris: ${JSON.stringify(payout)}`);
+    const done = await request("POST", `${simUrl}/_sim/iris/${payout.reference_no}/notify`, { body: { status: "completed" } });
+    expect(done.json?.delivered?.body?.outcome === "completed", `iris: ${done.text}`);
+    const again = await request("POST", `${simUrl}/_sim/iris/${payout.reference_no}/notify`, { body: { status: "completed" } });
+    expect(again.json?.delivered?.body?.outcome === "duplicate", `iris again: ${again.text}`);
+    const after = await request("GET", `${api}/api/wallet/balance`, { token });
+    expect(after.json.balance === 5000 && after.json.lockedBalance === 0 && after.json.totalWithdrawn === 100_000, `after ${after.text}`);
+  },
+
   async "the ledger reconciles"() {
     const admin = signToken("e2e-admin", "admin", secret, 1);
     const check = await request("GET", `${api}/api/admin/ledger/check`, { token: admin });
