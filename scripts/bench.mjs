@@ -149,8 +149,22 @@ function cleanupState() {
   rmSync(PERSIST, { recursive: true, force: true });
 }
 
+class Interrupted extends Error {}
+const checkInterrupted = () => {
+  if (interrupted) throw new Interrupted("interrupted");
+};
+
 process.on("SIGINT", () => {
-  if (interrupted) return;
+  if (interrupted) {
+    // A second Ctrl-C: no more waiting.
+    try {
+      if (server?.pid) process.kill(-server.pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+    cleanupState();
+    process.exit(130);
+  }
   interrupted = true;
   console.error("\ninterrupted: shutting the server down");
   stopServer().finally(() => {
@@ -163,7 +177,7 @@ async function waitReady() {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (serverExited) throw new Error("the service exited during startup");
-    if (interrupted) throw new Error("interrupted");
+    checkInterrupted();
     try {
       const res = await fetch(`${BASE}/openapi.json`, { signal: AbortSignal.timeout(2000) });
       await res.arrayBuffer();
@@ -336,6 +350,7 @@ async function main() {
   try {
     await waitReady();
   } catch (error) {
+    checkInterrupted();
     console.error(`FAILED to start: ${error.message}\n--- service output (tail) ---\n${serverLog.slice(-4000)}`);
     return 1;
   }
@@ -357,6 +372,7 @@ async function main() {
     const r = await call("POST", "/api/admin/adjustments", admin, { userId: u.id, asset: "COIN", amount: FUNDING, reason: "benchmark funding" });
     if (r.status !== 201) throw new Error(`funding ${u.id}: ${r.status} ${r.text.slice(0, 300)}`);
   }
+  checkInterrupted();
   console.log(`${USERS} users created and funded with ${FUNDING.toLocaleString("en-US")} coins each`);
 
   const randomPair = () => {
@@ -373,8 +389,10 @@ async function main() {
   const warmup = await load({ count: WARMUP, concurrency: CONCURRENCY, maxSeconds: MAX_SECONDS, okStatus: 201, make: transferRequest });
   console.log(`warm-up: ${warmup.completed}/${WARMUP} transfers in ${warmup.seconds} s${warmup.errorCount ? `, errors ${JSON.stringify(warmup.errors)} (first: ${warmup.firstError})` : ""}`);
 
+  checkInterrupted();
   console.log(`measuring ${TRANSFERS} transfers at concurrency ${CONCURRENCY} (cap ${MAX_SECONDS} s) ...`);
   const transfers = await load({ count: TRANSFERS, concurrency: CONCURRENCY, maxSeconds: MAX_SECONDS, okStatus: 201, make: transferRequest });
+  checkInterrupted();
   console.log(`measuring ${READS} balance reads at concurrency ${CONCURRENCY} ...`);
   const reads = await load({
     count: READS,
@@ -384,6 +402,7 @@ async function main() {
     make: (i) => ({ method: "GET", path: "/api/wallet/balance", token: users[i % USERS].token }),
   });
 
+  checkInterrupted();
   const check = await call("GET", "/api/admin/ledger/check", admin);
   const ledgerOk = check.status === 200 && check.json?.ok === true;
 
@@ -444,11 +463,14 @@ let code = 1;
 try {
   code = await main();
 } catch (error) {
-  console.error(`bench failed: ${error?.stack ?? error}`);
-  if (serverLog) console.error(`--- service output (tail) ---\n${serverLog.slice(-3000)}`);
-  code = 1;
+  if (interrupted) code = 130;
+  else {
+    console.error(`bench failed: ${error?.stack ?? error}`);
+    if (serverLog) console.error(`--- service output (tail) ---\n${serverLog.slice(-3000)}`);
+    code = 1;
+  }
 } finally {
   await stopServer();
   cleanupState();
 }
-process.exit(code);
+process.exit(interrupted ? 130 : code);

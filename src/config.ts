@@ -46,10 +46,25 @@ export const configSchema = z.object({
   BOT_SIGMA: z.coerce.number().positive().default(2),
   BOT_MIN_POPULATION: int(30, 1),
   RATE_FEE_IDR: int(5, 0),
+  ACTIVITY_RETENTION_DAYS: int(7, 2, 60),
+  BATCH_CHUNK_USERS: int(100, 1, 1000),
   // usage-based pricing (§8.1)
   USAGE_UNIT_PRICE_IDR: int(10, 0),
   USAGE_OVERAGE_PRICE_IDR: int(15, 0),
   USAGE_CREDIT_LIMIT_UNITS: int(1_000_000, 0),
+  /** Volume discounts on the month's total units, "minUnits:bps" pairs, e.g. "100000:1000,1000000:2000". */
+  USAGE_TIERS: z
+    .string()
+    .regex(/^(\d+:\d+)(,\d+:\d+)*$/, 'expected "minUnits:bps" pairs, e.g. 100000:1000,1000000:2000')
+    .transform((text) =>
+      text
+        .split(",")
+        .map((pair) => pair.split(":").map(Number) as [number, number])
+        .map(([minUnits, discountBps]) => ({ minUnits, discountBps }))
+        .sort((a, b) => a.minUnits - b.minUnits),
+    )
+    .refine((tiers) => tiers.every((t) => t.discountBps <= 10_000), "a discount cannot exceed 10000 bps")
+    .default("100000:1000,1000000:2000"),
   // premium content, gifts, marketplace splits (§9–§11)
   CONTENT_CREATOR_BPS: bps(7000),
   CONTENT_PLATFORM_BPS: bps(2500),

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { check, index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** Times are stored as epoch milliseconds (UTC) and rendered as ISO 8601 by the API. */
 
@@ -324,6 +324,96 @@ export const withdrawals = sqliteTable(
   ],
 );
 
+/** Which users were active on which business day (written once per user and day by POST /api/activity). */
+export const activityDays = sqliteTable(
+  "activity_days",
+  {
+    day: text().notNull(),
+    userId: text().notNull(),
+    createdAt: integer().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.userId] })],
+);
+
+/** A day's run of the classification and payout batch; progress is counted from the rows it writes. */
+export const batchRuns = sqliteTable("batch_runs", {
+  day: text().primaryKey(),
+  status: text({ enum: ["collecting", "paying", "done"] }).notNull(),
+  mode: text({ enum: ["robust", "fixed"] }),
+  mu: real(),
+  sigma: real(),
+  population: integer(),
+  paramsSource: text(),
+  activeUsers: integer().notNull().default(0),
+  queueMessages: integer().notNull().default(0),
+  runs: integer().notNull().default(1),
+  startedAt: integer().notNull(),
+  finishedAt: integer(),
+});
+
+/** One user's activity summary for a day (collected from their Durable Object) and its classification. */
+export const dailyActivity = sqliteTable(
+  "daily_activity",
+  {
+    day: text().notNull(),
+    userId: text().notNull(),
+    activeMinutes: integer().notNull(),
+    weightedUnits: integer().notNull(),
+    rbar: real().notNull(),
+    /** JSON object campaignId → weighted units attributed to it. */
+    campaignUnits: text({ mode: "json" }).$type<Record<string, number>>().notNull(),
+    level: text({ enum: ["A", "B", "C"] }),
+    z: real(),
+    action: text({ enum: ["banned", "held", "paid", "none"] }),
+    classifiedAt: integer(),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.userId] }), index("daily_activity_level_idx").on(t.day, t.level), index("daily_activity_rbar_idx").on(t.day, t.rbar)],
+);
+
+/** A day's payout to one user from one campaign's budget (unique per day, user and campaign). */
+export const payouts = sqliteTable(
+  "payouts",
+  {
+    id: text().primaryKey(),
+    day: text().notNull(),
+    userId: text().notNull(),
+    campaignId: text().notNull(),
+    advertiserId: text().notNull(),
+    units: integer().notNull(),
+    amountIdr: integer().notNull(),
+    feeIdr: integer().notNull(),
+    status: text({ enum: ["paid", "held", "rejected", "insufficient_budget"] }).notNull(),
+    transactionId: text(),
+    decidedBy: text(),
+    decidedAt: integer(),
+    createdAt: integer().notNull(),
+  },
+  (t) => [
+    uniqueIndex("payouts_day_user_campaign_uq").on(t.day, t.userId, t.campaignId),
+    index("payouts_user_idx").on(t.userId, t.id),
+    index("payouts_day_status_idx").on(t.day, t.status),
+    index("payouts_advertiser_idx").on(t.advertiserId, t.day),
+  ],
+);
+
+/** A monthly usage invoice per advertiser (SPEC §8.1), debited from the advertiser's IDR wallet. */
+export const usageInvoices = sqliteTable(
+  "usage_invoices",
+  {
+    id: text().primaryKey(),
+    advertiserId: text().notNull(),
+    month: text().notNull(),
+    units: integer().notNull(),
+    amountIdr: integer().notNull(),
+    breakdown: text({ mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    status: text({ enum: ["paid", "unpaid"] }).notNull(),
+    transactionId: text(),
+    createdAt: integer().notNull(),
+    updatedAt: integer().notNull(),
+  },
+  (t) => [uniqueIndex("usage_invoices_advertiser_month_uq").on(t.advertiserId, t.month)],
+);
+
 export const schema = {
   users,
   accounts,
@@ -341,7 +431,14 @@ export const schema = {
   kycSubmissions,
   withdrawMethods,
   withdrawals,
+  activityDays,
+  batchRuns,
+  dailyActivity,
+  payouts,
+  usageInvoices,
 };
+export type PayoutRow = typeof payouts.$inferSelect;
+export type DailyActivityRow = typeof dailyActivity.$inferSelect;
 export type KycSubmissionRow = typeof kycSubmissions.$inferSelect;
 export type WithdrawalRow = typeof withdrawals.$inferSelect;
 export type CoinPackageRow = typeof coinPackages.$inferSelect;
