@@ -127,10 +127,12 @@ function stopServer() {
         // group already gone
       }
     };
+    // The group outlives start.mjs when it dies first (e.g. mid-migration), so ask the group too.
+    const anyLeft = () => alive(-pid) || tree.some(alive);
     signal("SIGTERM");
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && tree.some(alive)) await sleep(100);
-    if (tree.some(alive)) {
+    while (Date.now() < deadline && anyLeft()) await sleep(100);
+    if (anyLeft()) {
       signal("SIGKILL");
       for (const p of tree) {
         try {
