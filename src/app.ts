@@ -15,6 +15,9 @@ import { campaignsRouter } from "./campaigns/campaigns.routes";
 import { adminPackagesRouter } from "./admin/packages.routes";
 import { kycAdminRouter, kycUserRouter } from "./kyc/kyc.routes";
 import { withdrawRouter } from "./payouts/payouts.routes";
+import { activityRouter } from "./activity/activity.routes";
+import { adminPayoutsRouter, myPayoutsRouter } from "./payouts/daily-payouts.routes";
+import { adminBatchesRouter } from "./admin/batches.routes";
 
 const readOnlyForBanned = (method: string, path: string) =>
   method === "GET" && (path === "/api/wallet/balance" || path === "/api/wallet/transactions");
@@ -62,6 +65,9 @@ export function createApp() {
   app.use("/api/campaigns/*", ...member);
   app.use("/api/payment/midtrans/create", ...member);
   app.use("/api/payment/xendit/create", ...member);
+  app.use("/api/activity", ...member);
+  app.use("/api/activity/*", ...member);
+  app.use("/api/payouts", ...member);
   app.use("/api/admin/*", requireAuth, requireRole("admin"));
   app.route("/api/wallet", walletRouter);
   app.route("/api/wallet", withdrawRouter);
@@ -71,6 +77,10 @@ export function createApp() {
   app.route("/api/campaigns", campaignsRouter);
   app.route("/api/admin", adminRouter);
   app.route("/api/admin/packages", adminPackagesRouter);
+  app.route("/api/activity", activityRouter);
+  app.route("/api/payouts", myPayoutsRouter);
+  app.route("/api/admin/payouts", adminPayoutsRouter);
+  app.route("/api/admin", adminBatchesRouter);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: openApiInfo });

@@ -4,6 +4,10 @@ import { createDb } from "./db/client";
 import { purgeRejectedPhotos } from "./kyc/kyc.service";
 import { purgeIdempotencyKeys } from "./lib/idempotency";
 import { reconcileWithdrawals } from "./payouts/withdrawals.service";
+import { handleBatchMessage, startBatch, type BatchMessage } from "./jobs/daily-batch";
+import { previousBusinessDay } from "./lib/time";
+
+export { UserActivity } from "./durable/user-activity";
 
 const app = createApp();
 
@@ -16,9 +20,32 @@ async function housekeeping(env: Env, scheduledTime: number) {
   await purgeRejectedPhotos(db, env.KYC_BUCKET, config, scheduledTime);
 }
 
+export const DAILY_BATCH_CRON = "5 17 * * *";
+
 export default {
   fetch: app.fetch,
+
   async scheduled(controller, env, ctx) {
+    if (controller.cron === DAILY_BATCH_CRON) {
+      const config = loadConfig(env);
+      // The day is the business day that ended before the scheduled time, so any run can be replayed.
+      const day = previousBusinessDay(controller.scheduledTime, config.BUSINESS_TZ_OFFSET);
+      ctx.waitUntil(startBatch({ db: createDb(env.DB), config, env }, day, controller.scheduledTime).then(() => undefined));
+      return;
+    }
     ctx.waitUntil(housekeeping(env, controller.scheduledTime));
   },
-} satisfies ExportedHandler<Env>;
+
+  async queue(batch, env) {
+    const deps = { db: createDb(env.DB), config: loadConfig(env), env };
+    for (const message of batch.messages) {
+      try {
+        await handleBatchMessage(deps, message.body as BatchMessage, Date.now());
+        message.ack();
+      } catch (error) {
+        console.error("batch message failed", error instanceof Error ? error.message : String(error));
+        message.retry({ delaySeconds: 2 });
+      }
+    }
+  },
+} satisfies ExportedHandler<Env, BatchMessage>;

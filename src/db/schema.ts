@@ -439,6 +439,7 @@ export const schema = {
 };
 export type PayoutRow = typeof payouts.$inferSelect;
 export type DailyActivityRow = typeof dailyActivity.$inferSelect;
+export type UsageInvoiceRow = typeof usageInvoices.$inferSelect;
 export type KycSubmissionRow = typeof kycSubmissions.$inferSelect;
 export type WithdrawalRow = typeof withdrawals.$inferSelect;
 export type CoinPackageRow = typeof coinPackages.$inferSelect;

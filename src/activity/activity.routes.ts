@@ -1,0 +1,105 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Config } from "../config";
+import { activityDays } from "../db/schema";
+import { ApiError, errorResponses } from "../lib/errors";
+import { bearerSecurity, createRouter } from "../lib/router";
+import { businessDay } from "../lib/time";
+import type { Weights } from "./bot-rules";
+import { meanRate } from "./bot-rules";
+
+const MAX_AGE_MS = 10 * 60_000;
+const CLOCK_SKEW_MS = 60_000;
+
+const EventSchema = z
+  .object({
+    id: z.string().min(1).max(64).regex(/^[\x21-\x7e]+$/).optional(),
+    type: z.enum(["view", "like", "comment"]),
+    campaignId: z.string().regex(/^[0-9A-Z]{26}$/, "a campaign id").optional(),
+    at: z.iso.datetime({ offset: true }).optional().openapi({ description: "When it happened; within the last 10 minutes, default now." }),
+    count: z.number().int().min(1).max(1000).default(1),
+  })
+  .strict();
+
+const ActivityBody = z.object({ events: z.array(EventSchema).min(1).max(500) }).strict().openapi("ActivityBatch");
+
+export const weightsOf = (config: Config): Weights => ({ view: config.ACTIVITY_WEIGHT_VIEW, like: config.ACTIVITY_WEIGHT_LIKE, comment: config.ACTIVITY_WEIGHT_COMMENT });
+
+export const activityRouter = createRouter()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/",
+      tags: ["activity"],
+      summary: "Report activity events (1–500); counted per minute, type and campaign in the caller's Durable Object",
+      description: "An event `id` seen before for this user is ignored (counted in `duplicates`). Units attributed to a campaign id that does not exist earn nothing.",
+      security: bearerSecurity,
+      request: { body: { required: true, content: { "application/json": { schema: ActivityBody } } } },
+      responses: {
+        202: { description: "Counted", content: { "application/json": { schema: z.object({ accepted: z.number().int(), duplicates: z.number().int() }) } } },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const now = Date.now();
+      const { config, user, db } = c.var;
+      const errors: { path: string; message: string }[] = [];
+      const events = c.req.valid("json").events.map((e, i) => {
+        const at = e.at === undefined ? now : Date.parse(e.at);
+        if (at < now - MAX_AGE_MS || at > now + CLOCK_SKEW_MS) errors.push({ path: `json.events.${i}.at`, message: "must be within the last 10 minutes" });
+        return { id: e.id, type: e.type, campaignId: e.campaignId, count: e.count, at: Math.min(at, now) };
+      });
+      if (errors.length > 0) throw new ApiError("validation_failed", "Some events are out of the accepted time window.", { errors });
+      const stub = c.env.USER_ACTIVITY.get(c.env.USER_ACTIVITY.idFromName(user.id));
+      const result = await stub.record(events, { tzOffset: config.BUSINESS_TZ_OFFSET, retentionDays: config.ACTIVITY_RETENTION_DAYS, now });
+      if (result.newDays.length > 0) {
+        // Once per user and day: this is how the daily batch knows whom to collect.
+        await db.insert(activityDays).values(result.newDays.map((day) => ({ day, userId: user.id, createdAt: now }))).onConflictDoNothing();
+      }
+      return c.json({ accepted: result.accepted, duplicates: result.duplicates }, 202);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/me",
+      tags: ["activity"],
+      summary: "Today's active minutes, the current minute's Rate_per_min and R̄ so far",
+      security: bearerSecurity,
+      responses: {
+        200: {
+          description: "Today's activity",
+          content: {
+            "application/json": {
+              schema: z
+                .object({
+                  day: z.string(),
+                  minutes: z.array(z.object({ minute: z.string(), rate: z.number() })),
+                  currentRatePerMin: z.number(),
+                  rbar: z.number(),
+                  activeMinutes: z.number().int(),
+                })
+                .openapi("ActivityToday"),
+            },
+          },
+        },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const now = Date.now();
+      const day = businessDay(now, c.var.config.BUSINESS_TZ_OFFSET);
+      const stub = c.env.USER_ACTIVITY.get(c.env.USER_ACTIVITY.idFromName(c.var.user.id));
+      const minutes = await stub.minuteRates(day, weightsOf(c.var.config));
+      const current = minutes.find((m) => m.minute === Math.floor(now / 60_000));
+      return c.json(
+        {
+          day,
+          minutes: minutes.map((m) => ({ minute: new Date(m.minute * 60_000).toISOString(), rate: m.rate })),
+          currentRatePerMin: current?.rate ?? 0,
+          rbar: meanRate(minutes.map((m) => m.rate)),
+          activeMinutes: minutes.length,
+        },
+        200,
+      );
+    },
+  );

@@ -1,0 +1,67 @@
+/** Bot detection and activity payout rules (SPEC §8), pure functions of plain data. */
+
+export type ActivityType = "view" | "like" | "comment";
+export type Weights = Record<ActivityType, number>;
+export type Level = "A" | "B" | "C";
+
+/** Rate_per_min of one minute: weighted actions in that minute. */
+export function ratePerMinute(counts: Partial<Record<ActivityType, number>>, weights: Weights): number {
+  let rate = 0;
+  for (const type of Object.keys(counts) as ActivityType[]) rate += (counts[type] ?? 0) * weights[type];
+  return rate;
+}
+
+/** R̄ of a day: the mean Rate_per_min over the active minutes (minutes with at least one action). */
+export function meanRate(minuteRates: number[]): number {
+  const active = minuteRates.filter((r) => r > 0);
+  return active.length === 0 ? 0 : active.reduce((a, b) => a + b, 0) / active.length;
+}
+
+export function median(sorted: number[]): number {
+  if (sorted.length === 0) return 0;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export interface PopulationParams {
+  mu: number;
+  sigma: number;
+  source: "fixed" | "robust" | "fallback_small_population" | "fallback_zero_mad";
+}
+
+/** What robust mode needs of a day's R̄ values: how many, their median, and their median absolute deviation. */
+export interface PopulationStats {
+  n: number;
+  median: number;
+  mad: number;
+}
+
+export function statsOf(rbars: number[]): PopulationStats {
+  const sorted = [...rbars].sort((a, b) => a - b);
+  const mid = median(sorted);
+  return { n: sorted.length, median: mid, mad: median(sorted.map((r) => Math.abs(r - mid)).sort((a, b) => a - b)) };
+}
+
+/**
+ * μ and σ for the day. Fixed mode uses BOT_MU/BOT_SIGMA. Robust mode uses the median and 1.4826 × MAD
+ * of the day's R̄ values, because bots inflate a plain standard deviation and hide behind it; it
+ * falls back to the configured values for a small population or a zero MAD.
+ */
+export function populationParams(stats: PopulationStats, cfg: { mode: "robust" | "fixed"; mu: number; sigma: number; minPopulation: number }): PopulationParams {
+  if (cfg.mode === "fixed") return { mu: cfg.mu, sigma: cfg.sigma, source: "fixed" };
+  if (stats.n < cfg.minPopulation) return { mu: cfg.mu, sigma: cfg.sigma, source: "fallback_small_population" };
+  if (stats.mad === 0) return { mu: cfg.mu, sigma: cfg.sigma, source: "fallback_zero_mad" };
+  return { mu: stats.median, sigma: 1.4826 * stats.mad, source: "robust" };
+}
+
+/** A if R̄ ≥ μ + k_A·σ, B if R̄ ≥ μ + k_B·σ, else C. */
+export function classify(rbar: number, p: { mu: number; sigma: number }, k: { a: number; b: number }): { level: Level; z: number } {
+  const z = (rbar - p.mu) / p.sigma;
+  const level: Level = rbar >= p.mu + k.a * p.sigma ? "A" : rbar >= p.mu + k.b * p.sigma ? "B" : "C";
+  return { level, z };
+}
+
+/** A level-C user's payout from one campaign: units × rate fee (whole rupiah). */
+export function activityPayout(units: number, rateFeeIdr: number): number {
+  return units * rateFeeIdr;
+}

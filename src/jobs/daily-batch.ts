@@ -1,0 +1,197 @@
+import { and, asc, count, eq, gt, isNull, sql } from "drizzle-orm";
+import type { Config } from "../config";
+import type { Db } from "../db/client";
+import { activityDays, batchRuns, dailyActivity, fraudAlerts, payouts, users } from "../db/schema";
+import { weightsOf } from "../activity/activity.routes";
+import { classify, populationParams, type Level } from "../activity/bot-rules";
+import { ApiError } from "../lib/errors";
+import { campaignsById, holdPayoutStatement, payLine } from "./batch-payouts";
+
+/**
+ * The daily batch (SPEC §8) in bounded steps over the queue:
+ *  1. start: the day's run row, then `collect` messages of BATCH_CHUNK_USERS active users each;
+ *  2. collect: each user's day summary from their Durable Object into daily_activity (first write wins);
+ *     the message that completes collection computes μ and σ once and enqueues `pay` messages;
+ *  3. pay: classify each user and act (A ban, B hold, C pay); the last one marks the day done.
+ * Every step is safe to repeat: rows are insert-or-ignore, money moves under once-keys.
+ */
+export type BatchMessage = { kind: "collect" | "pay"; day: string; userIds: string[] };
+
+export interface BatchDeps {
+  db: Db;
+  config: Config;
+  env: Env;
+}
+
+const PAGE = 1000;
+
+async function enqueue(deps: BatchDeps, day: string, kind: BatchMessage["kind"], ids: AsyncIterable<string[]>): Promise<number> {
+  const chunk = deps.config.BATCH_CHUNK_USERS;
+  let sent = 0;
+  let pending: MessageSendRequest<BatchMessage>[] = [];
+  const flush = async () => {
+    if (pending.length === 0) return;
+    await deps.env.BATCH_QUEUE.sendBatch(pending);
+    sent += pending.length;
+    pending = [];
+  };
+  for await (const page of ids) {
+    for (let i = 0; i < page.length; i += chunk) {
+      pending.push({ body: { kind, day, userIds: page.slice(i, i + chunk) } });
+      if (pending.length === 100) await flush();
+    }
+  }
+  await flush();
+  await deps.db.update(batchRuns).set({ queueMessages: sql`${batchRuns.queueMessages} + ${sent}` }).where(eq(batchRuns.day, day));
+  return sent;
+}
+
+/** Pages through user ids with a keyset cursor, so no query returns more than PAGE rows. */
+async function* pages(next: (after: string) => Promise<string[]>): AsyncIterable<string[]> {
+  let after = "";
+  for (;;) {
+    const ids = await next(after);
+    if (ids.length === 0) return;
+    yield ids;
+    after = ids[ids.length - 1]!;
+  }
+}
+
+/** Starts (or restarts / resumes) a day's run. */
+export async function startBatch(deps: BatchDeps, day: string, now: number) {
+  const { db } = deps;
+  const [{ active } = { active: 0 }] = await db.select({ active: count() }).from(activityDays).where(eq(activityDays.day, day));
+  await db
+    .insert(batchRuns)
+    .values({ day, status: "collecting", activeUsers: active, startedAt: now })
+    .onConflictDoUpdate({ target: batchRuns.day, set: { status: "collecting", activeUsers: active, runs: sql`${batchRuns.runs} + 1`, startedAt: now, finishedAt: null } });
+  if (active === 0) {
+    await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(eq(batchRuns.day, day));
+    return batchProgress(db, day);
+  }
+  await enqueue(
+    deps,
+    day,
+    "collect",
+    pages(async (after) =>
+      (await db.select({ id: activityDays.userId }).from(activityDays).where(and(eq(activityDays.day, day), gt(activityDays.userId, after))).orderBy(asc(activityDays.userId)).limit(PAGE)).map((r) => r.id),
+    ),
+  );
+  return batchProgress(db, day);
+}
+
+export async function handleBatchMessage(deps: BatchDeps, message: BatchMessage, now: number): Promise<void> {
+  if (message.kind === "collect") await collect(deps, message, now);
+  else await pay(deps, message, now);
+}
+
+async function collect(deps: BatchDeps, { day, userIds }: BatchMessage, now: number) {
+  const { db, env, config } = deps;
+  const weights = weightsOf(config);
+  const summaries = await Promise.all(userIds.map((id) => env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(id)).summary(day, weights)));
+  const rows = summaries.map((s, i) => ({ day, userId: userIds[i]!, activeMinutes: s.activeMinutes, weightedUnits: s.weightedUnits, rbar: s.rbar, campaignUnits: s.campaignUnits }));
+  for (let i = 0; i < rows.length; i += 10) {
+    await db.insert(dailyActivity).values(rows.slice(i, i + 10)).onConflictDoNothing();
+  }
+  await maybeStartPaying(deps, day, now);
+}
+
+/** Once every active user is collected, μ and σ are fixed for the day and the pay step is fanned out, once. */
+async function maybeStartPaying(deps: BatchDeps, day: string, now: number) {
+  const { db, config } = deps;
+  const run = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, day) });
+  if (!run || run.status !== "collecting") return;
+  const [{ n } = { n: 0 }] = await db.select({ n: count() }).from(dailyActivity).where(eq(dailyActivity.day, day));
+  if (n < run.activeUsers) return;
+  const stats = await populationStats(db, day, n);
+  const params = populationParams(stats, { mode: config.BOT_PARAMS_MODE, mu: config.BOT_MU, sigma: config.BOT_SIGMA, minPopulation: config.BOT_MIN_POPULATION });
+  const [won] = await db
+    .update(batchRuns)
+    .set({ status: "paying", mode: config.BOT_PARAMS_MODE, mu: params.mu, sigma: params.sigma, population: n, paramsSource: params.source })
+    .where(and(eq(batchRuns.day, day), eq(batchRuns.status, "collecting")))
+    .returning();
+  if (!won) return;
+  await enqueue(
+    deps,
+    day,
+    "pay",
+    pages(async (after) =>
+      (await db.select({ id: dailyActivity.userId }).from(dailyActivity).where(and(eq(dailyActivity.day, day), gt(dailyActivity.userId, after))).orderBy(asc(dailyActivity.userId)).limit(PAGE)).map((r) => r.id),
+    ),
+  );
+}
+
+/** The median and MAD of the day's R̄ are computed by SQL so no invocation loads the whole population. */
+async function populationStats(db: Db, day: string, n: number) {
+  const nth = async (order: ReturnType<typeof sql>, offset: number) =>
+    (await db.all<{ v: number }>(sql`select ${order} as v from daily_activity where day = ${day} order by v limit 1 offset ${offset}`))[0]?.v ?? 0;
+  const mid = async (order: ReturnType<typeof sql>) => (n % 2 === 1 ? nth(order, (n - 1) / 2) : ((await nth(order, n / 2 - 1)) + (await nth(order, n / 2))) / 2);
+  const median = n === 0 ? 0 : await mid(sql`rbar`);
+  const mad = n === 0 ? 0 : await mid(sql`abs(rbar - ${median})`);
+  return { n, median, mad };
+}
+
+const ACTION: Record<Level, "banned" | "held" | "paid"> = { A: "banned", B: "held", C: "paid" };
+
+async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number) {
+  const { db, config } = deps;
+  const run = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, day) });
+  if (!run || run.mu === null || run.sigma === null) throw new Error(`batch ${day} has no population parameters yet`);
+  const params = { mu: run.mu, sigma: run.sigma };
+  const rows = await db.select().from(dailyActivity).where(and(eq(dailyActivity.day, day), sql`${dailyActivity.userId} in ${userIds}`));
+  const campaignIds = [...new Set(rows.flatMap((r) => Object.keys(r.campaignUnits)))];
+  const known = await campaignsById(db, campaignIds);
+
+  for (const row of rows) {
+    const { level, z } = classify(row.rbar, params, { a: config.BOT_K_A, b: config.BOT_K_B });
+    const lines = Object.entries(row.campaignUnits)
+      .filter(([id, units]) => units > 0 && known.has(id))
+      .map(([id, units]) => ({ day, userId: row.userId, campaign: known.get(id)!, units }));
+    const classified = db.update(dailyActivity).set({ level, z, action: ACTION[level], classifiedAt: now }).where(and(eq(dailyActivity.day, day), eq(dailyActivity.userId, row.userId)));
+    const alert = (severity: "critical" | "high") =>
+      db
+        .insert(fraudAlerts)
+        .values({ id: `bot_${level}_${day}_${row.userId}`, userId: row.userId, alertType: `bot_level_${level}`, severity, details: { day, rbar: row.rbar, z, mu: params.mu, sigma: params.sigma }, createdAt: now })
+        .onConflictDoNothing();
+    if (level === "A") {
+      await db.batch([alert("critical"), db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId)), classified]);
+    } else if (level === "B") {
+      await db.batch([alert("high"), ...lines.map((l) => holdPayoutStatement(db, l, config, now)), classified]);
+    } else {
+      for (const line of lines) await payLine(db, line, config, now);
+      await classified;
+    }
+  }
+  const [{ left } = { left: 1 }] = await db.select({ left: count() }).from(dailyActivity).where(and(eq(dailyActivity.day, day), isNull(dailyActivity.classifiedAt)));
+  if (left === 0) await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(and(eq(batchRuns.day, day), eq(batchRuns.status, "paying")));
+}
+
+/** Progress and totals of a day's run, counted from what it wrote (so re-runs never double count). */
+export async function batchProgress(db: Db, day: string) {
+  const run = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, day) });
+  if (!run) throw new ApiError("not_found", "No batch has run for that day.");
+  const [[collected], [classified], byLevel, byStatus] = await db.batch([
+    db.select({ n: count() }).from(dailyActivity).where(eq(dailyActivity.day, day)),
+    db.select({ n: count() }).from(dailyActivity).where(and(eq(dailyActivity.day, day), sql`${dailyActivity.classifiedAt} is not null`)),
+    db.select({ level: dailyActivity.level, n: count() }).from(dailyActivity).where(eq(dailyActivity.day, day)).groupBy(dailyActivity.level),
+    db
+      .select({ status: payouts.status, n: count(), amount: sql<number>`coalesce(sum(${payouts.amountIdr}), 0)`, fee: sql<number>`coalesce(sum(${payouts.feeIdr}), 0)` })
+      .from(payouts)
+      .where(eq(payouts.day, day))
+      .groupBy(payouts.status),
+  ]);
+  return {
+    day,
+    status: run.status,
+    runs: run.runs,
+    activeUsers: run.activeUsers,
+    collected: collected?.n ?? 0,
+    classified: classified?.n ?? 0,
+    queueMessages: run.queueMessages,
+    params: run.mu === null ? null : { mode: run.mode, mu: run.mu, sigma: run.sigma, population: run.population, source: run.paramsSource },
+    levels: Object.fromEntries(byLevel.filter((l) => l.level).map((l) => [l.level, l.n])),
+    payouts: Object.fromEntries(byStatus.map((s) => [s.status, { count: s.n, amountIdr: s.amount, feeIdr: s.fee }])),
+    startedAt: new Date(run.startedAt).toISOString(),
+    finishedAt: run.finishedAt === null ? null : new Date(run.finishedAt).toISOString(),
+  };
+}

@@ -1,0 +1,165 @@
+import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config";
+import { createDb } from "../src/db/client";
+import { campaignAccountId, systemAccountId } from "../src/ledger/accounts";
+import { applyPlan } from "../src/ledger/executor";
+import { movePlan } from "../src/ledger/plan";
+import { newId } from "../src/lib/ids";
+import { dayStart, previousBusinessDay, addDays, businessDay } from "../src/lib/time";
+import worker, { DAILY_BATCH_CRON } from "../src/index";
+import { adminToken, balanceOf, call, expectLedgerOk, expectProblem, newUser } from "./helpers";
+
+const config = loadConfig({});
+
+async function fundCampaign(campaignId: string, amount: number) {
+  const now = Date.now();
+  await applyPlan(
+    createDb(env.DB),
+    movePlan({ tx: { id: newId(now), type: "adjustment", asset: "IDR", amount, userId: null }, from: systemAccountId("adjustments", "IDR"), to: campaignAccountId(campaignId), audit: { actorId: "test", action: "fund", subjectType: "campaign", subjectId: campaignId }, now }),
+  );
+}
+
+/** Activity on a past day goes straight into the user's real Durable Object (the API only takes the last 10 minutes). */
+async function seedDay(userId: string, day: string, perMinute: { minutes: number; count: number; campaignId?: string; type?: "view" | "like" | "comment" }[]) {
+  const stub = env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(userId));
+  const start = dayStart(day, "+07:00") + 3_600_000;
+  const events = perMinute.flatMap((p, block) =>
+    Array.from({ length: p.minutes }, (_, m) => ({ type: p.type ?? ("view" as const), campaignId: p.campaignId, count: p.count, at: start + (block * 100 + m) * 60_000 })),
+  );
+  const result = await stub.record(events, { tzOffset: "+07:00", retentionDays: 7, now: start + 86_400_000 });
+  for (const d of result.newDays) await env.DB.prepare("insert or ignore into activity_days (day, user_id, created_at) values (?, ?, ?)").bind(d, userId, Date.now()).run();
+}
+
+async function runAndWait(day: string) {
+  const token = await adminToken();
+  const started = await call("POST", `/api/admin/batches/${day}/run`, { token });
+  expect(started.status, started.text).toBe(202);
+  for (let i = 0; i < 200; i++) {
+    const progress = await call("GET", `/api/admin/batches/${day}`, { token });
+    if (progress.json.status === "done") return progress.json;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("batch did not finish");
+}
+
+const idrOf = async (accountId: string) => (await env.DB.prepare("select balance from accounts where id = ?").bind(accountId).first<{ balance: number }>())!.balance;
+
+describe("POST /api/activity", () => {
+  it("counts events per minute, ignores repeated ids and shows today's rate", async () => {
+    const user = await newUser("act");
+    const events = [{ id: "e1", type: "view" }, { id: "e2", type: "like", count: 3 }, { id: "e1", type: "view" }, { type: "comment" }];
+    const res = await call("POST", "/api/activity", { token: user.token, body: { events } });
+    expect(res.status, res.text).toBe(202);
+    expect(res.json).toEqual({ accepted: 3, duplicates: 1 });
+    const again = await call("POST", "/api/activity", { token: user.token, body: { events: [{ id: "e2", type: "like", count: 3 }] } });
+    expect(again.json).toEqual({ accepted: 0, duplicates: 1 });
+    const me = await call("GET", "/api/activity/me", { token: user.token });
+    expect(me.json.activeMinutes).toBeGreaterThanOrEqual(1);
+    expect(me.json.minutes.reduce((a: number, m: any) => a + m.rate, 0)).toBe(5);
+    const day = businessDay(Date.now(), "+07:00");
+    const known = await env.DB.prepare("select count(*) as n from activity_days where day = ? and user_id = ?").bind(day, user.id).first<{ n: number }>();
+    expect(known?.n).toBe(1);
+  });
+
+  it("refuses hostile input", async () => {
+    const user = await newUser("act");
+    const old = new Date(Date.now() - 11 * 60_000).toISOString();
+    for (const body of [
+      { events: [] },
+      { events: Array.from({ length: 501 }, () => ({ type: "view" })) },
+      { events: [{ type: "scroll" }] },
+      { events: [{ type: "view", count: 0 }] },
+      { events: [{ type: "view", count: 1001 }] },
+      { events: [{ type: "view", count: 1.5 }] },
+      { events: [{ type: "view", at: old }] },
+      { events: [{ type: "view", at: new Date(Date.now() + 5 * 60_000).toISOString() }] },
+      { events: [{ type: "view", campaignId: "x' OR 1=1" }] },
+      { events: [{ type: "view", id: "a".repeat(65) }] },
+      { events: "lots" },
+    ]) {
+      expectProblem(await call("POST", "/api/activity", { token: user.token, body }), 400, "validation_failed");
+    }
+    expect((await call("GET", "/api/activity/me", { token: user.token })).json.activeMinutes).toBe(0);
+  });
+});
+
+describe("daily batch", () => {
+  it("pays level C from campaign budgets with the fee on top, holds B, bans A; a rerun changes nothing", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), "+07:00"), -1);
+    const advertiser = await newUser("adv");
+    const rich = (await call("POST", "/api/campaigns", { token: advertiser.token, body: { name: "rich", rateFeeIdr: 7 } })).json.id;
+    const poor = (await call("POST", "/api/campaigns", { token: advertiser.token, body: { name: "poor" } })).json.id;
+    await fundCampaign(rich, 1000);
+    await fundCampaign(poor, 20);
+    const normal = await newUser("norm");
+    const busy = await newUser("busy");
+    const bot = await newUser("bot");
+    // normal: 10 minutes × 3 views (R̄ 3): 20 units for `rich`, 10 for `poor` → C
+    await seedDay(normal.id, day, [{ minutes: 5, count: 4, campaignId: rich }, { minutes: 5, count: 2, campaignId: poor }]);
+    // busy: R̄ exactly 8 = μ + 2σ with the fallback μ 4, σ 2 (fewer than 30 users) → B
+    await seedDay(busy.id, day, [{ minutes: 4, count: 8, campaignId: rich }]);
+    // bot: R̄ 50 → A
+    await seedDay(bot.id, day, [{ minutes: 20, count: 50, campaignId: rich }]);
+
+    const progress = await runAndWait(day);
+    expect(progress).toMatchObject({ activeUsers: 3, collected: 3, classified: 3, levels: { A: 1, B: 1, C: 1 } });
+    expect(progress.params).toMatchObject({ mu: 4, sigma: 2, source: "fallback_small_population" });
+    expect(progress.payouts).toMatchObject({ paid: { count: 1, amountIdr: 140, feeIdr: 14 }, insufficient_budget: { count: 1 }, held: { count: 1, amountIdr: 224 } });
+
+    expect((await balanceOf(normal.token)).idrBalance).toBe(140);
+    expect(await idrOf(campaignAccountId(rich))).toBe(1000 - 154);
+    expect(await idrOf(campaignAccountId(poor))).toBe(20);
+    expect((await balanceOf(busy.token)).idrBalance).toBe(0);
+    const banned = await call("POST", "/api/wallet/transfer", { token: bot.token, body: { toUserId: normal.id, amount: 1 } });
+    expectProblem(banned, 403, "account_banned");
+    const alerts = await env.DB.prepare("select alert_type, severity from fraud_alerts where user_id in (?, ?)").bind(busy.id, bot.id).all();
+    expect(alerts.results).toEqual(expect.arrayContaining([{ alert_type: "bot_level_B", severity: "high" }, { alert_type: "bot_level_A", severity: "critical" }]));
+
+    const classes = await call("GET", `/api/admin/bot-classifications?date=${day}&level=B`, { token: await adminToken() });
+    expect(classes.json.items.map((i: any) => i.userId)).toContain(busy.id);
+    expect(classes.json.items.find((i: any) => i.userId === busy.id)).toMatchObject({ rbar: 8, z: 2, level: "B", action: "held" });
+
+    // A rerun (and the cron for the same day) pays nobody twice.
+    const again = await runAndWait(day);
+    expect(again.payouts).toEqual(progress.payouts);
+    expect(again.runs).toBe(2);
+    expect((await balanceOf(normal.token)).idrBalance).toBe(140);
+    expect(await idrOf(campaignAccountId(rich))).toBe(846);
+
+    // The held payout: a user sees it; an admin releases it once (payout + 10% from the budget).
+    const mine = await call("GET", "/api/payouts", { token: busy.token });
+    const held = mine.json.payouts.find((p: any) => p.status === "held");
+    expect(held).toMatchObject({ amountIdr: 224, feeIdr: 22, units: 32 });
+    const token = await adminToken();
+    const [r1, r2] = await Promise.all([call("POST", `/api/admin/payouts/${held.id}/release`, { token }), call("POST", `/api/admin/payouts/${held.id}/release`, { token })]);
+    expect([r1.status, r2.status].sort()).toEqual([200, 409]);
+    expect((await balanceOf(busy.token)).idrBalance).toBe(224);
+    expect(await idrOf(campaignAccountId(rich))).toBe(846 - 246);
+    expectProblem(await call("POST", `/api/admin/payouts/${held.id}/reject`, { token }), 409, "conflict");
+    expectProblem(await call("POST", `/api/admin/payouts/po_nothing/release`, { token }), 404, "not_found");
+    expectProblem(await call("POST", `/api/admin/batches/${businessDay(Date.now(), "+07:00")}/run`, { token }), 409, "conflict");
+    expectProblem(await call("GET", `/api/admin/batches/2020-02-30`, { token }), 400, "validation_failed");
+    await expectLedgerOk();
+  });
+
+  it("the cron derives its day from the scheduled time and runs through the queue", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), "+07:00"), -3);
+    const user = await newUser("cron");
+    await seedDay(user.id, day, [{ minutes: 3, count: 2 }]);
+    const scheduledTime = dayStart(addDays(day, 1), "+07:00") + 5 * 60_000;
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: DAILY_BATCH_CRON, scheduledTime }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    const token = await adminToken();
+    for (let i = 0; i < 200; i++) {
+      const p = await call("GET", `/api/admin/batches/${day}`, { token });
+      if (p.json.status === "done") {
+        expect(p.json.collected).toBeGreaterThanOrEqual(1);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error("cron batch did not finish");
+  });
+});
