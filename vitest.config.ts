@@ -1,6 +1,6 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { TEST_KEYS } from "./test/keys";
+import { TEST_KEYS } from "./test/keys.ts";
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
