@@ -2,11 +2,18 @@
 // `npm run bench`: wallet transfers through the real stack (`wrangler dev`, workerd, local D1) on a
 // fresh database, compared with the raw SQLite commit rate of the same 5-statement transaction.
 // Env: BENCH_TRANSFERS (3000), BENCH_CONCURRENCY (16), BENCH_MAX_SECONDS (120), BENCH_PORT (8797),
-// BENCH_SIM_PORT (8798), BENCH_SQLITE_TRANSACTIONS (20000). Results: .bench/results.json.
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// BENCH_SIM_PORT (8798), BENCH_SQLITE_TRANSACTIONS (20000), BENCH_SNAPSHOT (1). Results: .bench/results.json.
+//
+// `wrangler dev` rebuilds and reloads on every edit under src/, which would restart the Worker in the
+// middle of a measurement. So by default the service runs from a snapshot of the working tree taken at
+// start (.bench/run-<timestamp>/app, node_modules linked, deleted afterwards); BENCH_SNAPSHOT=0 runs
+// it in place, and BENCH_REF=<commit> benchmarks a commit instead (`git archive`, plus the local
+// .dev.vars). Reloads seen during the run are reported either way.
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
+import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { signToken } from "./dev-token.mjs";
 import { ensureDevVars } from "./dev-vars.mjs";
@@ -29,6 +36,8 @@ const TRANSFERS = Math.floor(num("BENCH_TRANSFERS", 3000));
 const CONCURRENCY = Math.floor(num("BENCH_CONCURRENCY", 16));
 const MAX_SECONDS = num("BENCH_MAX_SECONDS", 120);
 const SQLITE_TRANSACTIONS = Math.floor(num("BENCH_SQLITE_TRANSACTIONS", 20000));
+const REF = process.env.BENCH_REF || null;
+const SNAPSHOT = REF !== null || !["0", "false", "no"].includes((process.env.BENCH_SNAPSHOT ?? "1").toLowerCase());
 const USERS = 20;
 const WARMUP = 200;
 const READS = 500;
@@ -37,7 +46,10 @@ const READY_TIMEOUT_MS = 90_000;
 const BASE = `http://${HOST}:${PORT}`;
 
 const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
-const PERSIST = `.bench/state-${stamp}`;
+const PERSIST = resolve(`.bench/state-${stamp}`);
+const RUN_DIR = resolve(`.bench/run-${stamp}`);
+const APP_DIR = SNAPSHOT ? `${RUN_DIR}/app` : process.cwd();
+const RELOAD = /Reloading local server/g;
 const suffix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 // ---------------------------------------------------------------------------------------------
@@ -57,6 +69,24 @@ function portFree(port) {
   });
 }
 
+/** What `wrangler dev` and start.mjs need, copied as they are now; node_modules is linked. */
+function snapshotApp() {
+  mkdirSync(APP_DIR, { recursive: true });
+  if (REF) {
+    const archive = spawnSync("git", ["archive", "--format=tar", REF], { maxBuffer: 1 << 30 });
+    if (archive.status !== 0) throw new Error(`git archive ${REF}: ${String(archive.stderr).trim()}`);
+    const untar = spawnSync("tar", ["-x", "-C", APP_DIR], { input: archive.stdout });
+    if (untar.status !== 0) throw new Error(`tar: ${String(untar.stderr).trim()}`);
+    cpSync(".dev.vars", `${APP_DIR}/.dev.vars`);
+  } else {
+    const entries = ["src", "scripts", "tools", "migrations", "wrangler.toml", "package.json", "tsconfig.json", "worker-configuration.d.ts", ".dev.vars", ".dev.vars.example"];
+    for (const entry of entries) {
+      if (existsSync(entry)) cpSync(entry, `${APP_DIR}/${entry}`, { recursive: true });
+    }
+  }
+  symlinkSync(resolve("node_modules"), `${APP_DIR}/node_modules`, "dir");
+}
+
 function startServer() {
   const env = {
     ...process.env,
@@ -68,7 +98,7 @@ function startServer() {
     NO_COLOR: "1",
     FORCE_COLOR: "0",
   };
-  server = spawn(process.execPath, ["scripts/start.mjs"], { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  server = spawn(process.execPath, ["scripts/start.mjs"], { cwd: APP_DIR, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   const keep = (d) => {
     serverLog += d;
     if (serverLog.length > 20_000) serverLog = serverLog.slice(-20_000);
@@ -76,6 +106,14 @@ function startServer() {
   server.stdout.on("data", keep);
   server.stderr.on("data", keep);
   server.on("exit", () => (serverExited = true));
+}
+
+let reloads = 0;
+/** Counts wrangler reloads in the log so far (the log keeps only a tail, so count as it arrives). */
+function watchReloads() {
+  const count = (d) => (reloads += (String(d).match(RELOAD) ?? []).length);
+  server.stdout.on("data", count);
+  server.stderr.on("data", count);
 }
 
 /** Every process below `pid`, read from /proc (Linux); catches anything that left the group. */
@@ -149,6 +187,7 @@ function stopServer() {
 
 function cleanupState() {
   rmSync(PERSIST, { recursive: true, force: true });
+  rmSync(RUN_DIR, { recursive: true, force: true });
 }
 
 class Interrupted extends Error {}
@@ -177,8 +216,12 @@ process.on("SIGINT", () => {
 
 async function waitReady() {
   const deadline = Date.now() + READY_TIMEOUT_MS;
+  let errorSeenAt;
   while (Date.now() < deadline) {
     if (serverExited) throw new Error("the service exited during startup");
+    // wrangler stays up (watching files) after a build or config error; give it 15 s, then give up.
+    if (errorSeenAt === undefined && /\[ERROR\]/.test(serverLog)) errorSeenAt = Date.now();
+    if (errorSeenAt !== undefined && Date.now() - errorSeenAt > 15_000) throw new Error("wrangler reported an [ERROR] and the service did not become ready");
     checkInterrupted();
     try {
       const res = await fetch(`${BASE}/openapi.json`, { signal: AbortSignal.timeout(2000) });
@@ -346,7 +389,10 @@ async function main() {
     return 1;
   }
 
-  console.log(`starting the service on ${BASE} (persist ${PERSIST}) ...`);
+  const loadBefore = loadavg()[0];
+  if (loadBefore > cpus().length) console.log(`note: 1-minute load average is ${loadBefore.toFixed(1)} on ${cpus().length} CPUs before starting; expect noisy figures`);
+  if (SNAPSHOT) snapshotApp();
+  console.log(`starting the service on ${BASE} from ${REF ? `commit ${REF}` : SNAPSHOT ? "a snapshot of the working tree" : "the working tree"} (persist ${PERSIST}) ...`);
   const bootStarted = performance.now();
   startServer();
   try {
@@ -358,6 +404,7 @@ async function main() {
   }
   const startupSeconds = (performance.now() - bootStarted) / 1000;
   console.log(`ready in ${startupSeconds.toFixed(1)} s`);
+  watchReloads();
 
   const admin = signToken(`bench-admin-${suffix}`, "admin", secret, 2);
   const users = Array.from({ length: USERS }, (_, i) => {
@@ -434,6 +481,7 @@ async function main() {
     if (r.completed > 0 && r.d1.samplesWithHeader === 0) console.log(`note: ${name} responses carried no server-timing header (is D1_METRICS on?)`);
     else if (r.d1.samplesWithHeader > 0 && r.d1.rowsReadMean === 0) console.log(`note: ${name} reports 0 rows read: its reads go through first()/raw(), which carry no row metadata`);
   }
+  if (reloads > 0) console.log(`WARNING: wrangler reloaded the Worker ${reloads} time(s) during the run (source edits?); the figures mix code versions`);
   if (sqlite) {
     console.log(`raw SQLite: ${fmt(sqlite.txPerSecond)} tx/s (${sqlite.transactions} × ${sqlite.statementsPerTx} statements, WAL, synchronous=NORMAL, ${sqlite.seconds.toFixed(2)} s)`);
     console.log(`ratio D1-through-wrangler transfers/s ÷ raw SQLite tx/s = ${ratio.toFixed(4)} (${fmt(ratio * 100, 2)} %; raw is ${fmt(1 / ratio, 1)}× faster)`);
@@ -445,8 +493,20 @@ async function main() {
   const md = markdownTable(rows, sqlite);
   const results = {
     at: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? null,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      platform: process.platform,
+      loadAverage1mBefore: Math.round(loadBefore * 100) / 100,
+      loadAverage1mAfter: Math.round(loadavg()[0] * 100) / 100,
+    },
     config: { port: PORT, simPort: SIM_PORT, transfers: TRANSFERS, concurrency: CONCURRENCY, maxSeconds: MAX_SECONDS, users: USERS, warmup: WARMUP, reads: READS, sqliteTransactions: SQLITE_TRANSACTIONS },
+    ranFrom: REF ? `commit ${REF}` : SNAPSHOT ? "snapshot of the working tree" : "working tree",
+    gitCommit: spawnSync("git", ["rev-parse", REF ?? "HEAD"], { encoding: "utf8" }).stdout?.trim() || null,
+    workingTreeDirty: REF ? false : Boolean(spawnSync("git", ["status", "--porcelain", "--", "src", "migrations", "wrangler.toml"], { encoding: "utf8" }).stdout?.trim()),
+    reloadsDuringRun: reloads,
     startupSeconds: Math.round(startupSeconds * 10) / 10,
     warmup,
     transfers,

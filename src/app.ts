@@ -18,6 +18,8 @@ import { withdrawRouter } from "./payouts/payouts.routes";
 import { activityRouter } from "./activity/activity.routes";
 import { adminPayoutsRouter, myPayoutsRouter } from "./payouts/daily-payouts.routes";
 import { adminBatchesRouter } from "./admin/batches.routes";
+import { adminBillingRouter, billingRouter } from "./billing/billing.routes";
+import { valueMovingGuard } from "./fraud/guard";
 
 const readOnlyForBanned = (method: string, path: string) =>
   method === "GET" && (path === "/api/wallet/balance" || path === "/api/wallet/transactions");
@@ -68,6 +70,10 @@ export function createApp() {
   app.use("/api/activity", ...member);
   app.use("/api/activity/*", ...member);
   app.use("/api/payouts", ...member);
+  app.use("/api/billing/*", ...member);
+  for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit"]) {
+    app.on("POST", path, valueMovingGuard);
+  }
   app.use("/api/admin/*", requireAuth, requireRole("admin"));
   app.route("/api/wallet", walletRouter);
   app.route("/api/wallet", withdrawRouter);
@@ -81,6 +87,8 @@ export function createApp() {
   app.route("/api/payouts", myPayoutsRouter);
   app.route("/api/admin/payouts", adminPayoutsRouter);
   app.route("/api/admin", adminBatchesRouter);
+  app.route("/api/billing", billingRouter);
+  app.route("/api/admin/billing", adminBillingRouter);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: openApiInfo });

@@ -6,6 +6,7 @@ import { purgeIdempotencyKeys } from "./lib/idempotency";
 import { reconcileWithdrawals } from "./payouts/withdrawals.service";
 import { handleBatchMessage, startBatch, type BatchMessage } from "./jobs/daily-batch";
 import { previousBusinessDay } from "./lib/time";
+import { runMonthlyBilling } from "./billing/billing.service";
 
 export { UserActivity } from "./durable/user-activity";
 
@@ -21,6 +22,8 @@ async function housekeeping(env: Env, scheduledTime: number) {
 }
 
 export const DAILY_BATCH_CRON = "5 17 * * *";
+/** 12:00 WIB on the 1st: hours after the last day's batch, which the job also checks has finished. */
+export const MONTHLY_BILLING_CRON = "0 5 1 * *";
 
 export default {
   fetch: app.fetch,
@@ -31,6 +34,10 @@ export default {
       // The day is the business day that ended before the scheduled time, so any run can be replayed.
       const day = previousBusinessDay(controller.scheduledTime, config.BUSINESS_TZ_OFFSET);
       ctx.waitUntil(startBatch({ db: createDb(env.DB), config, env }, day, controller.scheduledTime).then(() => undefined));
+      return;
+    }
+    if (controller.cron === MONTHLY_BILLING_CRON) {
+      ctx.waitUntil(runMonthlyBilling(env, controller.scheduledTime).then(() => undefined));
       return;
     }
     ctx.waitUntil(housekeeping(env, controller.scheduledTime));

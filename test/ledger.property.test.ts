@@ -48,7 +48,8 @@ describe("ledger model property", () => {
             if (o.from === o.to) continue;
             const m = model[o.from]!;
             expectOk = m.balance - m.locked >= o.amount;
-            run = () => applyPlan(db, movePlan({ tx: { id: newId(now), type: "transfer", asset: "COIN", amount: o.amount, userId: users[o.from]!.id }, from: acct(o.from), to: acct(o.to), sideAccountId: acct(o.from), audit, now }));
+            const spend = { userId: users[o.from]!.id, amountIdr: o.amount * 100, day: "property", limits: { perTxIdr: 1e12, dailyIdr: 1e12 } };
+            run = () => applyPlan(db, movePlan({ tx: { id: newId(now), type: "transfer", asset: "COIN", amount: o.amount, userId: users[o.from]!.id }, from: acct(o.from), to: acct(o.to), sideAccountId: acct(o.from), audit, spend, now }));
             apply = () => {
               model[o.from]!.balance -= o.amount;
               model[o.to]!.balance += o.amount;

@@ -9,6 +9,8 @@ export const users = sqliteTable(
     id: text().primaryKey(),
     status: text({ enum: ["active", "frozen", "banned"] }).notNull().default("active"),
     kycStatus: text({ enum: ["none", "pending", "verified", "rejected"] }).notNull().default("none"),
+    /** Set by a level-3 fraud action: money may not leave until an admin clears it after a re-check. */
+    verificationRequired: integer({ mode: "boolean" }).notNull().default(false),
     createdAt: integer().notNull(),
     updatedAt: integer().notNull(),
   },
@@ -414,6 +416,52 @@ export const usageInvoices = sqliteTable(
   (t) => [uniqueIndex("usage_invoices_advertiser_month_uq").on(t.advertiserId, t.month)],
 );
 
+/**
+ * Rupiah value spent per user and business day. The CHECK is the daily spending limit itself: the
+ * counter is bumped inside the spend's own batch, so racing spends can never pass the limit together.
+ */
+export const spendCounters = sqliteTable(
+  "spend_counters",
+  {
+    userId: text().notNull(),
+    day: text().notNull(),
+    spentIdr: integer().notNull(),
+    limitIdr: integer().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.day] }), check("spend_limit_daily", sql`${t.spentIdr} <= ${t.limitIdr}`)],
+);
+
+/** Which accounts used which device fingerprint, with the request details seen last. */
+export const deviceAccounts = sqliteTable(
+  "device_accounts",
+  {
+    fingerprint: text().notNull(),
+    userId: text().notNull(),
+    userAgent: text(),
+    ip: text(),
+    screen: text(),
+    timezone: text(),
+    firstSeen: integer().notNull(),
+    lastSeen: integer().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.fingerprint, t.userId] })],
+);
+
+/** Users or devices that skip the fraud rules (never the limits or signature checks) until they expire. */
+export const fraudWhitelist = sqliteTable(
+  "fraud_whitelist",
+  {
+    id: text().primaryKey(),
+    userId: text(),
+    deviceFingerprint: text(),
+    reason: text().notNull(),
+    expiresAt: integer(),
+    createdBy: text().notNull(),
+    createdAt: integer().notNull(),
+  },
+  (t) => [index("fraud_whitelist_user_idx").on(t.userId), index("fraud_whitelist_device_idx").on(t.deviceFingerprint)],
+);
+
 export const schema = {
   users,
   accounts,
@@ -436,6 +484,9 @@ export const schema = {
   dailyActivity,
   payouts,
   usageInvoices,
+  spendCounters,
+  deviceAccounts,
+  fraudWhitelist,
 };
 export type PayoutRow = typeof payouts.$inferSelect;
 export type DailyActivityRow = typeof dailyActivity.$inferSelect;

@@ -38,7 +38,8 @@ export class UserActivity extends DurableObject<Env> {
         day TEXT NOT NULL, minute INTEGER NOT NULL, type TEXT NOT NULL, campaign TEXT NOT NULL, count INTEGER NOT NULL,
         PRIMARY KEY (day, minute, type, campaign));
       CREATE TABLE IF NOT EXISTS seen_events (id TEXT PRIMARY KEY, day TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY);`);
+      CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY);
+      CREATE TABLE IF NOT EXISTS attempts (at INTEGER NOT NULL, allowed INTEGER NOT NULL);`);
   }
 
   /** Adds events; returns how many were new, how many were repeats, and which business days are new for this user. */
@@ -72,6 +73,21 @@ export class UserActivity extends DurableObject<Env> {
       for (const table of ["minute_counts", "seen_events", "days"]) this.sql.exec(`DELETE FROM ${table} WHERE day < ?`, oldest);
     });
     return { accepted, duplicates, newDays };
+  }
+
+  /**
+   * The per-user rate limiter (sliding 60-second window) and the velocity counter the fraud rules
+   * read: every attempt is counted, only admitted ones use up the limit.
+   */
+  admit(now: number, limitPerMinute: number): { allowed: boolean; retryAfterSeconds: number; attemptsLastMinute: number } {
+    const since = now - 60_000;
+    this.sql.exec("DELETE FROM attempts WHERE at <= ?", since);
+    const admitted = this.sql.exec<{ n: number; oldest: number | null }>("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM attempts WHERE allowed = 1").one();
+    const allowed = admitted.n < limitPerMinute;
+    this.sql.exec("INSERT INTO attempts (at, allowed) VALUES (?, ?)", now, allowed ? 1 : 0);
+    const attempts = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM attempts").one().n;
+    const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil(((admitted.oldest ?? now) + 60_000 - now) / 1000));
+    return { allowed, retryAfterSeconds, attemptsLastMinute: attempts };
   }
 
   /** Weighted rate of every active minute of a day, oldest first. */

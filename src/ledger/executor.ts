@@ -1,9 +1,9 @@
 import { and, eq, sql, type SQL } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../db/client";
-import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, transactions, type TransactionRow } from "../db/schema";
+import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCounters, transactions, type TransactionRow } from "../db/schema";
 import { ApiError } from "../lib/errors";
-import { assertBalanced, type LedgerPlan } from "./plan";
+import { assertBalanced, SPENDING_TYPES, type LedgerPlan } from "./plan";
 
 export type Statement = BatchItem<"sqlite">;
 
@@ -39,6 +39,13 @@ const balanceOf = (accountId: string): SQL => sql`(select ${accounts.balance} fr
  */
 export async function applyPlan(db: Db, plan: LedgerPlan, options: ApplyOptions = {}): Promise<TransactionRow> {
   assertBalanced(plan.postings);
+  const spend = plan.spend;
+  if ("create" in plan.transaction && SPENDING_TYPES.has(plan.transaction.create.type) && !spend) {
+    throw new Error(`a ${plan.transaction.create.type} spends coins and must declare its spend for the limits`);
+  }
+  if (spend && spend.amountIdr > spend.limits.perTxIdr) {
+    throw new ApiError("limit_exceeded", `A single spend may not exceed Rp ${spend.limits.perTxIdr}.`);
+  }
   const { now } = plan;
   const txId = "create" in plan.transaction ? plan.transaction.create.id : plan.transaction.settle.id;
 
@@ -110,6 +117,18 @@ export async function applyPlan(db: Db, plan: LedgerPlan, options: ApplyOptions 
   if (plan.audit.length > 0) {
     statements.push(db.insert(auditLog).values(plan.audit.map((a) => ({ ...a, details: a.details ?? {}, createdAt: now }))));
   }
+  if (spend) {
+    // The day's counter moves with the spend; its CHECK (spent ≤ limit) aborts the batch past the limit.
+    statements.push(
+      db
+        .insert(spendCounters)
+        .values({ userId: spend.userId, day: spend.day, spentIdr: spend.amountIdr, limitIdr: spend.limits.dailyIdr })
+        .onConflictDoUpdate({
+          target: [spendCounters.userId, spendCounters.day],
+          set: { spentIdr: sql`${spendCounters.spentIdr} + excluded.spent_idr`, limitIdr: sql`excluded.limit_idr` },
+        }),
+    );
+  }
   statements.push(...(options.alongside ?? []));
   const idem = options.idempotency;
   if (idem) {
@@ -158,6 +177,6 @@ export function translateBatchError(error: unknown): Error {
   if (message.includes("account_locked_not_negative")) return new ApiError("already_applied", "The held amount was already released.");
   if (message.includes("idempotency_keys.")) return new IdempotencyRaceError("another request holds this Idempotency-Key");
   if (message.includes("once_keys.key")) return new ApiError("already_applied", "This movement has already been applied.");
-  if (message.includes("spend_limit")) return new ApiError("limit_exceeded", "This would exceed your spending limit.");
+  if (message.includes("spend_limit_daily")) return new ApiError("limit_exceeded", "This would exceed your daily spending limit.");
   return error instanceof Error ? error : new Error(message);
 }

@@ -18,6 +18,20 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
+/**
+ * A spend of coins by a user (transfers, unlocks, gifts, boosts, purchases): its rupiah value counts
+ * against the per-transaction limit and, inside the same batch, the business day's limit.
+ */
+export interface Spend {
+  userId: string;
+  amountIdr: number;
+  day: string;
+  limits: { perTxIdr: number; dailyIdr: number };
+}
+
+/** Transaction types that spend a user's coins: the executor refuses such a plan without a `spend`. */
+export const SPENDING_TYPES: ReadonlySet<string> = new Set(["transfer", "purchase", "gift", "boost"]);
+
 export interface NewTransaction {
   id: string;
   type: TxType;
@@ -46,6 +60,7 @@ export interface LedgerPlan {
   /** At-most-once keys: a batch naming a key that already exists rolls back whole. */
   onceKeys: string[];
   audit: AuditEntry[];
+  spend?: Spend;
   now: number;
 }
 
@@ -71,6 +86,7 @@ export function entryPlan(args: {
   sideAccountId?: string;
   audit: AuditEntry;
   onceKeys?: string[];
+  spend?: Spend;
   now: number;
 }): LedgerPlan {
   const postings = args.postings.filter((p) => p.amount !== 0);
@@ -82,6 +98,7 @@ export function entryPlan(args: {
     locks: [],
     onceKeys: args.onceKeys ?? [],
     audit: [args.audit],
+    ...(args.spend ? { spend: args.spend } : {}),
     now: args.now,
   };
 }
@@ -94,6 +111,7 @@ export function movePlan(args: {
   sideAccountId?: string;
   audit: AuditEntry;
   onceKeys?: string[];
+  spend?: Spend;
   now: number;
 }): LedgerPlan {
   const { tx, from, to } = args;

@@ -11,6 +11,7 @@ export const errorStatus = {
   account_banned: 403,
   account_frozen: 403,
   kyc_required: 403,
+  verification_required: 403,
   limit_exceeded: 403,
   not_found: 404,
   recipient_not_found: 404,

@@ -66,7 +66,7 @@ export const walletRouter = createRouter()
       const body = c.req.valid("json");
       const scope = await idempotencyScope(c, body);
       const outcome = await idempotent<{ status: 201; body: TransactionView }>(c, scope, (record) =>
-        transfer(c.var.db, c.var.user, body, { deviceFingerprint: deviceFingerprint(c), record }),
+        transfer(c.var.db, c.var.user, body, { config: c.var.config, deviceFingerprint: deviceFingerprint(c), record }),
       );
       return c.json(outcome.body, outcome.status);
     },

@@ -11,6 +11,9 @@ import type { AuthUser } from "../env";
 import { assertMayMoveOut } from "../lib/auth";
 import { findUser } from "../users/users.service";
 import { transactionView, type TransactionView } from "./wallet.view";
+import type { Config } from "../config";
+import { spendLimits } from "../fraud/limits";
+import { businessDay } from "../lib/time";
 
 export async function getBalance(db: Db, user: AuthUser) {
   const [wallets, deposited, withdrawn] = await db.batch([
@@ -71,7 +74,7 @@ export async function transfer(
   db: Db,
   sender: AuthUser,
   input: TransferInput,
-  ctx: { deviceFingerprint: string | null; record: (o: { status: 201; body: TransactionView }) => IdempotencyWrite | undefined },
+  ctx: { config: Config; deviceFingerprint: string | null; record: (o: { status: 201; body: TransactionView }) => IdempotencyWrite | undefined },
 ) {
   assertMayMoveOut(sender);
   if (input.toUserId === sender.id) throw new ApiError("self_transfer", "You cannot transfer coins to yourself.");
@@ -96,6 +99,12 @@ export async function transfer(
     to: userAccountId(recipient.id, "COIN"),
     sideAccountId: from,
     audit: { actorId: sender.id, action: "wallet.transfer", subjectType: "user", subjectId: recipient.id, details: { amount: input.amount } },
+    spend: {
+      userId: sender.id,
+      amountIdr: input.amount * ctx.config.COIN_VALUE_IDR,
+      day: businessDay(now, ctx.config.BUSINESS_TZ_OFFSET),
+      limits: spendLimits(sender.record.kycStatus, ctx.config),
+    },
     now,
   });
   const outgoing = { amount: -input.amount, balanceAfter: 0 };

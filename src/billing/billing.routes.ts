@@ -1,0 +1,163 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { ApiError, errorResponses, problemFor } from "../lib/errors";
+import { bearerSecurity, createRouter } from "../lib/router";
+import type { UsageInvoiceRow } from "../db/schema";
+import { issueMonthlyInvoices, listInvoices, usageFor, usagePlan } from "./billing.service";
+import { businessMonth, MONTH_PATTERN, previousMonth, usageCost } from "./usage-pricing";
+
+const MAX_UNITS = 1_000_000_000_000;
+
+/** Strictly digits: z.coerce would take "", "1e3" or "0x10" as numbers. */
+const wholeQuery = (description: string) =>
+  z
+    .string()
+    .regex(/^\d{1,13}$/, "a whole number")
+    .transform(Number)
+    .pipe(z.number().max(MAX_UNITS, `at most ${MAX_UNITS}`))
+    .openapi({ type: "string", pattern: "^\\d{1,13}$", description });
+
+const Month = z.string().regex(MONTH_PATTERN, "a month YYYY-MM (01–12)");
+
+const UsageCostSchema = z
+  .object({
+    units: z.number().int(),
+    creditLimitUnits: z.number().int(),
+    includedUnits: z.number().int().openapi({ description: "Units up to the credit limit, priced at unitPriceIdr less the tier discount." }),
+    overageUnits: z.number().int().openapi({ description: "Units above the credit limit, priced at overagePriceIdr, never discounted." }),
+    tier: z.object({ minUnits: z.number().int(), discountBps: z.number().int() }).nullable().openapi({ description: "The highest volume tier the total reaches." }),
+    unitPriceIdr: z.number().int(),
+    overagePriceIdr: z.number().int(),
+    includedCostIdr: z.number().int().openapi({ description: "includedUnits × unitPriceIdr, before the discount." }),
+    discountIdr: z.number().int(),
+    overageCostIdr: z.number().int(),
+    totalIdr: z.number().int().openapi({ description: "includedCostIdr − discountIdr + overageCostIdr." }),
+  })
+  .openapi("UsageCost");
+
+const UsageSchema = z
+  .object({
+    month: z.string(),
+    units: z.number().int(),
+    byCampaign: z.array(z.object({ campaignId: z.string(), units: z.number().int() })),
+    cost: UsageCostSchema,
+  })
+  .openapi("Usage");
+
+const InvoiceRunSchema = z
+  .object({
+    month: z.string(),
+    invoices: z.number().int(),
+    paid: z.number().int(),
+    unpaid: z.number().int(),
+    totalIdr: z.number().int().openapi({ description: "Sum of the month's invoices, paid and unpaid." }),
+    chargedIdr: z.number().int().openapi({ description: "What this run debited; 0 when nothing was left to charge." }),
+  })
+  .openapi("UsageInvoiceRun");
+
+const InvoiceSchema = z
+  .object({
+    id: z.string(),
+    advertiserId: z.string(),
+    month: z.string(),
+    units: z.number().int(),
+    amountIdr: z.number().int(),
+    breakdown: z.record(z.string(), z.unknown()).openapi({ description: "The UsageCost and units per campaign the amount was computed from." }),
+    status: z.enum(["paid", "unpaid"]),
+    transactionId: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("UsageInvoice");
+
+const invoiceView = (row: UsageInvoiceRow) => ({ ...row, createdAt: new Date(row.createdAt).toISOString(), updatedAt: new Date(row.updatedAt).toISOString() });
+
+const billedUnits =
+  "Billed units are the weighted units of the advertiser's payouts with status `paid` on business days (WIB) of the month. " +
+  "A held payout counts once an admin releases it (it becomes `paid`); held, rejected and insufficient_budget payouts are not billed, since no creator was paid for them.";
+
+export const billingRouter = createRouter()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/quote",
+      tags: ["billing"],
+      summary: "Price a number of usage units (SPEC §8.1)",
+      description: "Units up to the credit limit cost USAGE_UNIT_PRICE_IDR less the discount of the highest USAGE_TIERS tier the total reaches; units above it cost USAGE_OVERAGE_PRICE_IDR.",
+      security: bearerSecurity,
+      request: {
+        query: z.object({
+          units: wholeQuery("Units to price, 0–10^12."),
+          creditLimit: wholeQuery("Credit limit in units; default USAGE_CREDIT_LIMIT_UNITS.").optional(),
+        }),
+      },
+      responses: { 200: { description: "The price breakdown", content: { "application/json": { schema: UsageCostSchema } } }, ...errorResponses },
+    }),
+    async (c) => {
+      const { units, creditLimit } = c.req.valid("query");
+      try {
+        return c.json(usageCost(units, usagePlan(c.var.config, creditLimit)), 200);
+      } catch (error) {
+        if (error instanceof RangeError) throw new ApiError("validation_failed", "The price of these units is too large to compute exactly.");
+        throw error;
+      }
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/usage",
+      tags: ["billing"],
+      summary: "The caller's usage and its price for a month, as an advertiser",
+      description: billedUnits,
+      security: bearerSecurity,
+      request: { query: z.object({ month: Month.optional().openapi({ description: "YYYY-MM; default the current WIB month." }) }) },
+      responses: { 200: { description: "Usage and price", content: { "application/json": { schema: UsageSchema } } }, ...errorResponses },
+    }),
+    async (c) => {
+      const { config, db, user } = c.var;
+      const month = c.req.valid("query").month ?? businessMonth(Date.now(), config.BUSINESS_TZ_OFFSET);
+      return c.json(await usageFor(db, user.id, month, config), 200);
+    },
+  );
+
+export const adminBillingRouter = createRouter()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/invoices/{month}/run",
+      tags: ["admin", "billing"],
+      summary: "Issue (or retry) the usage invoices of an ended month",
+      description:
+        `${billedUnits} Each advertiser's invoice is debited from their IDR wallet at most once; one the wallet cannot cover stays unpaid ` +
+        "and is tried again, re-priced, by the next run for that month. The monthly cron runs this at 00:30 WIB on the 1st.",
+      security: bearerSecurity,
+      request: { params: z.object({ month: Month }) },
+      responses: {
+        200: { description: "What the run found and charged", content: { "application/json": { schema: InvoiceRunSchema } } },
+        ...errorResponses,
+        409: problemFor("The month has not ended yet in WIB (`conflict`)."),
+      },
+    }),
+    async (c) => c.json(await issueMonthlyInvoices(c.var.db, c.var.config, c.req.valid("param").month, Date.now()), 200),
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/invoices",
+      tags: ["admin", "billing"],
+      summary: "A month's usage invoices, by advertiser",
+      security: bearerSecurity,
+      request: {
+        query: z.object({
+          month: Month.optional().openapi({ description: "YYYY-MM; default the last ended WIB month." }),
+          status: z.enum(["paid", "unpaid"]).optional(),
+        }),
+      },
+      responses: { 200: { description: "Invoices", content: { "application/json": { schema: z.object({ month: z.string(), items: z.array(InvoiceSchema) }) } } }, ...errorResponses },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const month = q.month ?? previousMonth(Date.now(), c.var.config.BUSINESS_TZ_OFFSET);
+      return c.json({ month, items: (await listInvoices(c.var.db, month, q.status)).map(invoiceView) }, 200);
+    },
+  );

@@ -1,0 +1,176 @@
+import { and, asc, between, eq, sql } from "drizzle-orm";
+import { loadConfig, type Config } from "../config";
+import { createDb, type Db } from "../db/client";
+import { batchRuns, payouts, usageInvoices, type UsageInvoiceRow } from "../db/schema";
+import { systemAccountId, userAccountId } from "../ledger/accounts";
+import { applyPlan } from "../ledger/executor";
+import { movePlan } from "../ledger/plan";
+import { ApiError } from "../lib/errors";
+import { newId } from "../lib/ids";
+import { businessMonth, monthRange, previousMonth, usageCost, type UsageCost, type UsagePlan } from "./usage-pricing";
+
+export const usagePlan = (config: Config, creditLimitUnits = config.USAGE_CREDIT_LIMIT_UNITS): UsagePlan => ({
+  creditLimitUnits,
+  unitPriceIdr: config.USAGE_UNIT_PRICE_IDR,
+  overagePriceIdr: config.USAGE_OVERAGE_PRICE_IDR,
+  tiers: config.USAGE_TIERS,
+});
+
+export interface CampaignUnits {
+  campaignId: string;
+  units: number;
+}
+
+/**
+ * Billable units of a month per advertiser and campaign: payouts with status 'paid' only. A held
+ * payout counts once an admin releases it (it becomes 'paid'); held, rejected and insufficient_budget
+ * rows were never paid out, so the advertiser is not billed for them.
+ */
+function paidUnits(db: Db, month: string, advertiserId?: string) {
+  const { from, to } = monthRange(month);
+  return db
+    .select({ advertiserId: payouts.advertiserId, campaignId: payouts.campaignId, units: sql<number>`sum(${payouts.units})`.mapWith(Number) })
+    .from(payouts)
+    .where(and(eq(payouts.status, "paid"), between(payouts.day, from, to), advertiserId === undefined ? undefined : eq(payouts.advertiserId, advertiserId)))
+    .groupBy(payouts.advertiserId, payouts.campaignId)
+    .orderBy(asc(payouts.advertiserId), asc(payouts.campaignId));
+}
+
+export async function usageFor(db: Db, advertiserId: string, month: string, config: Config) {
+  const rows = await paidUnits(db, month, advertiserId);
+  const byCampaign: CampaignUnits[] = rows.map(({ campaignId, units }) => ({ campaignId, units }));
+  const units = byCampaign.reduce((sum, r) => sum + r.units, 0);
+  return { month, units, byCampaign, cost: usageCost(units, usagePlan(config)) };
+}
+
+/** One invoice per advertiser and month, so its id is derived rather than drawn. */
+export const invoiceId = (advertiserId: string, month: string) => `inv-${month}-${advertiserId}`;
+
+interface Invoice {
+  advertiserId: string;
+  month: string;
+  byCampaign: CampaignUnits[];
+  cost: UsageCost;
+}
+
+/**
+ * Debits the invoice from the advertiser's IDR wallet, at most once per advertiser and month
+ * (once-key), together with marking the invoice paid. A wallet that cannot cover it leaves the
+ * invoice unpaid, re-priced on every retry since nothing has been charged for it yet.
+ */
+async function chargeInvoice(db: Db, inv: Invoice, now: number): Promise<"charged" | "already_paid" | "unpaid"> {
+  const { advertiserId, month, cost } = inv;
+  const id = invoiceId(advertiserId, month);
+  const fields = { units: cost.units, amountIdr: cost.totalIdr, breakdown: { ...cost, byCampaign: inv.byCampaign }, updatedAt: now };
+  const target = [usageInvoices.advertiserId, usageInvoices.month];
+  const transactionId = newId(now);
+  const wallet = userAccountId(advertiserId, "IDR");
+  const plan = movePlan({
+    tx: { id: transactionId, type: "fee", asset: "IDR", amount: cost.totalIdr, userId: advertiserId, metadata: { month, units: cost.units, invoiceId: id } },
+    from: wallet,
+    to: systemAccountId("platform_revenue", "IDR"),
+    sideAccountId: wallet,
+    audit: { actorId: "system:billing", action: "usage_invoice.paid", subjectType: "usage_invoice", subjectId: id, details: { month, units: cost.units, amountIdr: cost.totalIdr } },
+    onceKeys: [`invoice:${advertiserId}:${month}`],
+    now,
+  });
+  try {
+    await applyPlan(db, plan, {
+      alongside: [
+        db
+          .insert(usageInvoices)
+          .values({ id, advertiserId, month, ...fields, status: "paid", transactionId, createdAt: now })
+          .onConflictDoUpdate({ target, set: { ...fields, status: "paid", transactionId } }),
+      ],
+    });
+    return "charged";
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    // A concurrent run charged it first.
+    if (error.code === "already_applied") return "already_paid";
+    if (error.code !== "insufficient_funds") throw error;
+  }
+  await db
+    .insert(usageInvoices)
+    .values({ id, advertiserId, month, ...fields, status: "unpaid", transactionId: null, createdAt: now })
+    .onConflictDoUpdate({ target, set: fields, setWhere: eq(usageInvoices.status, "unpaid") });
+  return "unpaid";
+}
+
+export interface InvoiceRun {
+  month: string;
+  invoices: number;
+  paid: number;
+  unpaid: number;
+  /** Sum of the month's invoices (paid and unpaid). */
+  totalIdr: number;
+  /** What this run debited; 0 on a rerun that found nothing left to charge. */
+  chargedIdr: number;
+}
+
+/**
+ * SPEC §8.1: invoices every advertiser with billable units in `month`, which must have ended in
+ * business time. Safe to rerun and to run concurrently: paid invoices are skipped (and the once-key
+ * refuses a second debit), unpaid ones are tried again.
+ */
+export async function issueMonthlyInvoices(db: Db, config: Config, month: string, now: number): Promise<InvoiceRun> {
+  if (month >= businessMonth(now, config.BUSINESS_TZ_OFFSET)) {
+    throw new ApiError("conflict", `${month} has not ended yet in business time (${config.BUSINESS_TZ_OFFSET}); it is invoiced from the 1st of the next month.`);
+  }
+  const [rows, existing] = await db.batch([paidUnits(db, month), db.select().from(usageInvoices).where(eq(usageInvoices.month, month))]);
+  const paidBefore = new Map(existing.filter((i) => i.status === "paid").map((i) => [i.advertiserId, i]));
+  const byAdvertiser = new Map<string, CampaignUnits[]>();
+  for (const { advertiserId, campaignId, units } of rows) {
+    const list = byAdvertiser.get(advertiserId) ?? byAdvertiser.set(advertiserId, []).get(advertiserId)!;
+    list.push({ campaignId, units });
+  }
+
+  const run: InvoiceRun = { month, invoices: 0, paid: 0, unpaid: 0, totalIdr: 0, chargedIdr: 0 };
+  const plan = usagePlan(config);
+  for (const [advertiserId, byCampaign] of byAdvertiser) {
+    const done = paidBefore.get(advertiserId);
+    let amount = done?.amountIdr ?? 0;
+    let unpaid = false;
+    if (!done) {
+      const cost = usageCost(byCampaign.reduce((sum, r) => sum + r.units, 0), plan);
+      if (cost.totalIdr === 0) continue;
+      amount = cost.totalIdr;
+      const outcome = await chargeInvoice(db, { advertiserId, month, byCampaign, cost }, now);
+      if (outcome === "charged") run.chargedIdr += amount;
+      unpaid = outcome === "unpaid";
+    }
+    run.invoices++;
+    run[unpaid ? "unpaid" : "paid"]++;
+    run.totalIdr += amount;
+  }
+  return run;
+}
+
+export async function listInvoices(db: Db, month: string, status?: UsageInvoiceRow["status"]) {
+  return db
+    .select()
+    .from(usageInvoices)
+    .where(and(eq(usageInvoices.month, month), status ? eq(usageInvoices.status, status) : undefined))
+    .orderBy(asc(usageInvoices.advertiserId));
+}
+
+/** The monthly cron (00:30 business time on the 1st): invoices the month that just ended. */
+/**
+ * The monthly cron. It bills only once the daily batch of the month's last day has finished, since a
+ * paid invoice is final and units paid later would never be billed; otherwise it waits for an admin
+ * run (POST /api/admin/billing/invoices/{month}/run) after that batch.
+ */
+export async function runMonthlyBilling(env: Env, scheduledTime: number): Promise<InvoiceRun | null> {
+  const config = loadConfig(env);
+  const db = createDb(env.DB);
+  const month = previousMonth(scheduledTime, config.BUSINESS_TZ_OFFSET);
+  const lastDay = monthRange(month).to;
+  const batch = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, lastDay) });
+  if (batch && batch.status !== "done") {
+    console.error(`usage invoices for ${month} deferred: the batch of ${lastDay} is ${batch.status}`);
+    return null;
+  }
+  const run = await issueMonthlyInvoices(db, config, month, scheduledTime);
+  console.log("usage invoices", JSON.stringify(run));
+  return run;
+}

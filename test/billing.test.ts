@@ -1,0 +1,316 @@
+import { env } from "cloudflare:test";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { issueMonthlyInvoices, runMonthlyBilling, usageFor } from "../src/billing/billing.service";
+import { businessMonth, monthRange, previousMonth, usageCost, type UsagePlan } from "../src/billing/usage-pricing";
+import { loadConfig, type Config } from "../src/config";
+import { createDb } from "../src/db/client";
+import { ApiError } from "../src/lib/errors";
+import { adjust, adminToken, call, expectLedgerOk, expectProblem, newUser, uniqueId } from "./helpers";
+
+const defaultTiers = [
+  { minUnits: 100_000, discountBps: 1000 },
+  { minUnits: 1_000_000, discountBps: 2000 },
+];
+const plan = (overrides: Partial<UsagePlan> = {}): UsagePlan => ({ creditLimitUnits: 1_000_000, unitPriceIdr: 10, overagePriceIdr: 15, tiers: defaultTiers, ...overrides });
+
+describe("usageCost", () => {
+  it("prices the spec example: 150,000 units with a 100,000 credit limit is Rp 1,650,000", () => {
+    expect(usageCost(150_000, plan({ creditLimitUnits: 100_000 }))).toEqual({
+      units: 150_000,
+      creditLimitUnits: 100_000,
+      includedUnits: 100_000,
+      overageUnits: 50_000,
+      tier: { minUnits: 100_000, discountBps: 1000 },
+      unitPriceIdr: 10,
+      overagePriceIdr: 15,
+      includedCostIdr: 1_000_000,
+      discountIdr: 100_000,
+      overageCostIdr: 750_000,
+      totalIdr: 1_650_000,
+    });
+  });
+
+  it.each([
+    [0, null, 0],
+    [99_999, null, 999_990],
+    [100_000, 1000, 900_000],
+    [999_999, 1000, 8_999_991],
+    [1_000_000, 2000, 8_000_000],
+  ])("at %i units (limit above them) the tier is %s bps and the total Rp %i", (units, bps, total) => {
+    const cost = usageCost(units, plan({ creditLimitUnits: 10_000_000 }));
+    expect(cost.tier?.discountBps ?? null).toBe(bps);
+    expect(cost.overageUnits).toBe(0);
+    expect(cost.totalIdr).toBe(total);
+  });
+
+  it("never discounts overage, while the tier is chosen by the whole month's units", () => {
+    const cost = usageCost(2_000_000, plan());
+    expect(cost).toMatchObject({ includedUnits: 1_000_000, overageUnits: 1_000_000, tier: { discountBps: 2000 }, discountIdr: 2_000_000, overageCostIdr: 15_000_000, totalIdr: 23_000_000 });
+    // With no credit at all, everything is overage and nothing is discounted.
+    expect(usageCost(200_000, plan({ creditLimitUnits: 0 }))).toMatchObject({ includedUnits: 0, discountIdr: 0, totalIdr: 3_000_000 });
+  });
+
+  it("takes the highest reached tier of a custom, unsorted list", () => {
+    const tiers = [
+      { minUnits: 50, discountBps: 5000 },
+      { minUnits: 0, discountBps: 0 },
+      { minUnits: 10, discountBps: 2500 },
+    ];
+    expect(usageCost(30, plan({ tiers })).tier).toEqual({ minUnits: 10, discountBps: 2500 });
+    expect(usageCost(50, plan({ tiers })).totalIdr).toBe(250);
+    expect(usageCost(5, plan({ tiers })).tier).toEqual({ minUnits: 0, discountBps: 0 });
+    expect(usageCost(5, plan({ tiers: [] })).tier).toBeNull();
+    expect(usageCost(40, plan({ tiers: [{ minUnits: 1, discountBps: 10_000 }] })).totalIdr).toBe(0);
+  });
+
+  it("rounds the discounted part down", () => {
+    const cost = usageCost(7, plan({ unitPriceIdr: 3, tiers: [{ minUnits: 1, discountBps: 1000 }] }));
+    // 7 × 3 = 21; 21 × 0.9 = 18.9 → 18
+    expect(cost).toMatchObject({ includedCostIdr: 21, discountIdr: 3, totalIdr: 18 });
+  });
+
+  it("stays exact past 2^53 in the intermediate product", () => {
+    const cost = usageCost(999_999_999_999, plan({ creditLimitUnits: 1_000_000_000_000 }));
+    expect(cost.totalIdr).toBe(7_999_999_999_992);
+  });
+
+  it("refuses negative or fractional inputs", () => {
+    expect(() => usageCost(-1, plan())).toThrow(RangeError);
+    expect(() => usageCost(1.5, plan())).toThrow(RangeError);
+    expect(() => usageCost(1, plan({ tiers: [{ minUnits: 0, discountBps: 10_001 }] }))).toThrow(RangeError);
+  });
+
+  it("total is always included cost − discount + overage cost, in whole rupiah", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 10_000_000 }),
+        fc.integer({ min: 0, max: 10_000_000 }),
+        fc.integer({ min: 0, max: 1000 }),
+        fc.integer({ min: 0, max: 1000 }),
+        fc.array(fc.record({ minUnits: fc.integer({ min: 0, max: 10_000_000 }), discountBps: fc.integer({ min: 0, max: 10_000 }) }), { maxLength: 4 }),
+        (units, creditLimitUnits, unitPriceIdr, overagePriceIdr, tiers) => {
+          const c = usageCost(units, { creditLimitUnits, unitPriceIdr, overagePriceIdr, tiers });
+          expect(c.totalIdr).toBe(c.includedCostIdr - c.discountIdr + c.overageCostIdr);
+          expect(c.includedUnits + c.overageUnits).toBe(units);
+          expect(c.discountIdr).toBeGreaterThanOrEqual(0);
+          expect(c.discountIdr).toBeLessThanOrEqual(c.includedCostIdr);
+          for (const n of [c.totalIdr, c.discountIdr]) expect(Number.isSafeInteger(n)).toBe(true);
+        },
+      ),
+    );
+  });
+});
+
+describe("billing months", () => {
+  it("gives a month's first and last business day", () => {
+    expect(monthRange("2026-11")).toEqual({ from: "2026-11-01", to: "2026-11-30" });
+    expect(monthRange("2026-12")).toEqual({ from: "2026-12-01", to: "2026-12-31" });
+    expect(monthRange("2026-02").to).toBe("2026-02-28");
+    expect(monthRange("2028-02").to).toBe("2028-02-29");
+    expect(() => monthRange("2026-13")).toThrow(RangeError);
+  });
+
+  it("finds the WIB month that just ended, across the year end", () => {
+    // 2026-12-31T17:30Z is 2027-01-01 00:30 WIB, when the monthly job runs.
+    expect(businessMonth(Date.parse("2026-12-31T17:30:00Z"), "+07:00")).toBe("2027-01");
+    expect(previousMonth(Date.parse("2026-12-31T17:30:00Z"), "+07:00")).toBe("2026-12");
+    // 23:59 WIB on 31 December is still December.
+    expect(previousMonth(Date.parse("2026-12-31T16:59:00Z"), "+07:00")).toBe("2026-11");
+    expect(previousMonth(Date.parse("2026-11-30T17:30:00Z"), "+07:00")).toBe("2026-11");
+    expect(previousMonth(Date.parse("2027-01-01T03:00:00Z"), "-05:00")).toBe("2026-11");
+  });
+});
+
+const db = () => createDb(env.DB);
+const baseConfig = (): Config => loadConfig(env);
+
+async function seedPayout(advertiserId: string, day: string, units: number, status = "paid", campaignId = "cmp-a") {
+  await env.DB.prepare(
+    "insert into payouts (id, day, user_id, campaign_id, advertiser_id, units, amount_idr, fee_idr, status, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+  )
+    .bind(uniqueId("po"), day, uniqueId("creator"), campaignId, advertiserId, units, units * 5, Math.floor(units / 2), status, Date.now())
+    .run();
+}
+
+const idrBalance = async (userId: string) => (await env.DB.prepare("select balance from accounts where id = ?").bind(`usr:${userId}:IDR`).first<number>("balance")) ?? 0;
+const invoiceOf = (userId: string, month: string) => env.DB.prepare("select * from usage_invoices where advertiser_id = ? and month = ?").bind(userId, month).first<Record<string, any>>();
+const feeDebits = async (userId: string) =>
+  (await env.DB.prepare("select * from transactions where user_id = ? and type = 'fee'").bind(userId).all<Record<string, any>>()).results;
+
+describe("monthly usage invoices", () => {
+  it("bills only paid payouts on the month's days, at the exact price", async () => {
+    const month = "2024-06";
+    const adv = await newUser("adv");
+    await adjust(adv.id, 2_000_000, "IDR");
+    await seedPayout(adv.id, "2024-06-01", 60_000, "paid", "cmp-a");
+    await seedPayout(adv.id, "2024-06-30", 40_000, "paid", "cmp-a");
+    await seedPayout(adv.id, "2024-06-15", 50_000, "paid", "cmp-b");
+    for (const status of ["held", "rejected", "insufficient_budget"]) await seedPayout(adv.id, "2024-06-10", 1_000_000, status);
+    await seedPayout(adv.id, "2024-05-31", 1_000_000);
+    await seedPayout(adv.id, "2024-07-01", 1_000_000);
+
+    const config = { ...baseConfig(), USAGE_CREDIT_LIMIT_UNITS: 100_000 };
+    const usage = await usageFor(db(), adv.id, month, config);
+    expect(usage).toMatchObject({
+      month,
+      units: 150_000,
+      byCampaign: [
+        { campaignId: "cmp-a", units: 100_000 },
+        { campaignId: "cmp-b", units: 50_000 },
+      ],
+      cost: { includedUnits: 100_000, overageUnits: 50_000, totalIdr: 1_650_000 },
+    });
+
+    const run = await issueMonthlyInvoices(db(), config, month, Date.now());
+    expect(run).toEqual({ month, invoices: 1, paid: 1, unpaid: 0, totalIdr: 1_650_000, chargedIdr: 1_650_000 });
+    expect(await idrBalance(adv.id)).toBe(350_000);
+    const invoice = await invoiceOf(adv.id, month);
+    expect(invoice).toMatchObject({ status: "paid", units: 150_000, amount_idr: 1_650_000 });
+    const [debit] = await feeDebits(adv.id);
+    expect(debit).toMatchObject({ id: invoice!.transaction_id, amount: 1_650_000, asset: "IDR", status: "completed", balance_before: 2_000_000, balance_after: 350_000 });
+    expect(JSON.parse(debit!.metadata)).toEqual({ month, units: 150_000, invoiceId: invoice!.id });
+    await expectLedgerOk();
+  });
+
+  it("debits once however often and however concurrently the job runs", async () => {
+    const month = "2025-02";
+    const adv = await newUser("adv");
+    await adjust(adv.id, 2_000_000, "IDR");
+    await seedPayout(adv.id, "2025-02-28", 120_000);
+    const config = baseConfig();
+    const runs = await Promise.all([1, 2, 3].map(() => issueMonthlyInvoices(db(), config, month, Date.now())));
+    runs.push(await issueMonthlyInvoices(db(), config, month, Date.now()));
+    // 120,000 × Rp 10 − 10%
+    for (const run of runs) expect(run).toMatchObject({ invoices: 1, paid: 1, unpaid: 0, totalIdr: 1_080_000 });
+    expect(runs.reduce((sum, r) => sum + r.chargedIdr, 0)).toBe(1_080_000);
+    expect(await idrBalance(adv.id)).toBe(920_000);
+    expect(await feeDebits(adv.id)).toHaveLength(1);
+    await expectLedgerOk();
+  });
+
+  it("leaves an invoice unpaid when the wallet cannot cover it, and charges it on a later run", async () => {
+    const month = "2025-03";
+    const adv = await newUser("adv");
+    await adjust(adv.id, 5_000, "IDR");
+    await seedPayout(adv.id, "2025-03-05", 1_000);
+    await seedPayout(adv.id, "2025-03-06", 500, "held");
+    const config = baseConfig();
+
+    expect(await issueMonthlyInvoices(db(), config, month, Date.now())).toEqual({ month, invoices: 1, paid: 0, unpaid: 1, totalIdr: 10_000, chargedIdr: 0 });
+    expect(await invoiceOf(adv.id, month)).toMatchObject({ status: "unpaid", amount_idr: 10_000, transaction_id: null });
+    expect(await idrBalance(adv.id)).toBe(5_000);
+    expect(await feeDebits(adv.id)).toHaveLength(0);
+
+    // Still short: stays unpaid, one row.
+    expect(await issueMonthlyInvoices(db(), config, month, Date.now())).toMatchObject({ unpaid: 1, chargedIdr: 0 });
+
+    // An admin releases the held payout, and the advertiser tops up.
+    await env.DB.prepare("update payouts set status = 'paid' where advertiser_id = ? and status = 'held'").bind(adv.id).run();
+    await adjust(adv.id, 20_000, "IDR");
+    expect(await issueMonthlyInvoices(db(), config, month, Date.now())).toEqual({ month, invoices: 1, paid: 1, unpaid: 0, totalIdr: 15_000, chargedIdr: 15_000 });
+    const invoice = await invoiceOf(adv.id, month);
+    expect(invoice).toMatchObject({ status: "paid", units: 1_500, amount_idr: 15_000, transaction_id: expect.any(String) });
+    expect(await idrBalance(adv.id)).toBe(10_000);
+
+    expect(await issueMonthlyInvoices(db(), config, month, Date.now())).toMatchObject({ paid: 1, chargedIdr: 0 });
+    expect(await idrBalance(adv.id)).toBe(10_000);
+    expect(await feeDebits(adv.id)).toHaveLength(1);
+    await expectLedgerOk();
+  });
+
+  it("issues nothing for a month without billable units or without cost", async () => {
+    const adv = await newUser("adv");
+    await adjust(adv.id, 1_000, "IDR");
+    await seedPayout(adv.id, "2025-04-10", 50_000, "held");
+    await seedPayout(adv.id, "2025-04-11", 50_000, "rejected");
+    expect(await issueMonthlyInvoices(db(), baseConfig(), "2025-04", Date.now())).toEqual({ month: "2025-04", invoices: 0, paid: 0, unpaid: 0, totalIdr: 0, chargedIdr: 0 });
+    await seedPayout(adv.id, "2025-05-10", 50_000);
+    const free = { ...baseConfig(), USAGE_UNIT_PRICE_IDR: 0, USAGE_OVERAGE_PRICE_IDR: 0 };
+    expect(await issueMonthlyInvoices(db(), free, "2025-05", Date.now())).toMatchObject({ invoices: 0 });
+    expect(await invoiceOf(adv.id, "2025-04")).toBeNull();
+    expect(await invoiceOf(adv.id, "2025-05")).toBeNull();
+    expect(await idrBalance(adv.id)).toBe(1_000);
+  });
+
+  it("the monthly cron bills the WIB month that just ended", async () => {
+    const adv = await newUser("adv");
+    await adjust(adv.id, 50_000, "IDR");
+    await seedPayout(adv.id, "2025-08-31", 4_000);
+    // 2025-08-31T17:30Z is 1 September 00:30 WIB.
+    expect(await runMonthlyBilling(env, Date.parse("2025-08-31T17:30:00Z"))).toMatchObject({ month: "2025-08", paid: 1, chargedIdr: 40_000 });
+    expect(await idrBalance(adv.id)).toBe(10_000);
+  });
+
+  it("refuses a month that has not ended in WIB", async () => {
+    const config = baseConfig();
+    // 2024-01-31T17:00Z is already 1 February 00:00 WIB, so January has ended.
+    const now = Date.parse("2024-01-31T16:59:00Z");
+    const error = await issueMonthlyInvoices(db(), config, "2024-01", now).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect((error as ApiError).code).toBe("conflict");
+    await expect(issueMonthlyInvoices(db(), config, "2024-02", now)).rejects.toThrow(ApiError);
+    await expect(issueMonthlyInvoices(db(), config, "2024-01", Date.parse("2024-01-31T17:00:00Z"))).resolves.toMatchObject({ month: "2024-01", invoices: 0 });
+  });
+});
+
+// These go through the Worker and pass once billingRouter is mounted at /api/billing and
+// adminBillingRouter at /api/admin/billing (see src/app.ts).
+describe("billing routes", () => {
+  it("quotes a price for any authenticated user and refuses bad numbers", async () => {
+    const user = await newUser();
+    const res = await call("GET", "/api/billing/quote?units=150000&creditLimit=100000", { token: user.token });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json).toMatchObject({ includedUnits: 100_000, overageUnits: 50_000, discountIdr: 100_000, totalIdr: 1_650_000 });
+    const defaults = await call("GET", "/api/billing/quote?units=1000000", { token: user.token });
+    expect(defaults.json).toMatchObject({ creditLimitUnits: 1_000_000, tier: { discountBps: 2000 }, totalIdr: 8_000_000 });
+    for (const query of ["units=abc", "units=-1", "units=1.5", "units=1e3", "units=", "units=1000000000001", "units=5&creditLimit=x", ""]) {
+      expectProblem(await call("GET", `/api/billing/quote?${query}`, { token: user.token }), 400, "validation_failed");
+    }
+    expectProblem(await call("GET", "/api/billing/quote?units=1"), 401, "unauthorized");
+  });
+
+  it("shows the caller's usage for a month, the current WIB month by default", async () => {
+    const adv = await newUser("adv");
+    await seedPayout(adv.id, "2025-06-30", 2_000, "paid", "cmp-x");
+    await seedPayout(adv.id, "2025-06-29", 9_000, "insufficient_budget", "cmp-x");
+    const res = await call("GET", "/api/billing/usage?month=2025-06", { token: adv.token });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json).toMatchObject({ month: "2025-06", units: 2_000, byCampaign: [{ campaignId: "cmp-x", units: 2_000 }], cost: { totalIdr: 20_000 } });
+    const current = businessMonth(Date.now(), "+07:00");
+    await seedPayout(adv.id, `${current}-01`, 7);
+    expect((await call("GET", "/api/billing/usage", { token: adv.token })).json).toMatchObject({ month: current, units: 7, cost: { totalIdr: 70 } });
+    for (const month of ["2025-13", "2025-00", "2025-6", "June", "2025-06-01"]) {
+      expectProblem(await call("GET", `/api/billing/usage?month=${month}`, { token: adv.token }), 400, "validation_failed");
+    }
+  });
+
+  it("lets admins run and list a month's invoices, only once the month has ended", async () => {
+    const month = "2025-07";
+    const adv = await newUser("adv");
+    await adjust(adv.id, 100_000, "IDR");
+    await seedPayout(adv.id, "2025-07-20", 3_000);
+    const admin = await adminToken();
+    expectProblem(await call("POST", `/api/admin/billing/invoices/${month}/run`, { token: adv.token }), 403, "forbidden");
+    expectProblem(await call("POST", `/api/admin/billing/invoices/${businessMonth(Date.now(), "+07:00")}/run`, { token: admin }), 409, "conflict");
+    expectProblem(await call("POST", "/api/admin/billing/invoices/2025-13/run", { token: admin }), 400, "validation_failed");
+
+    const run = await call("POST", `/api/admin/billing/invoices/${month}/run`, { token: admin });
+    expect(run.status, run.text).toBe(200);
+    expect(run.json).toEqual({ month, invoices: 1, paid: 1, unpaid: 0, totalIdr: 30_000, chargedIdr: 30_000 });
+    expect((await call("POST", `/api/admin/billing/invoices/${month}/run`, { token: admin })).json).toMatchObject({ paid: 1, chargedIdr: 0 });
+
+    const list = await call("GET", `/api/admin/billing/invoices?month=${month}`, { token: admin });
+    expect(list.status, list.text).toBe(200);
+    expect(list.json.items).toHaveLength(1);
+    expect(list.json.items[0]).toMatchObject({ advertiserId: adv.id, month, units: 3_000, amountIdr: 30_000, status: "paid", breakdown: { totalIdr: 30_000 } });
+    expect((await call("GET", `/api/admin/billing/invoices?month=${month}&status=unpaid`, { token: admin })).json.items).toHaveLength(0);
+    await expectLedgerOk();
+  });
+
+  it("documents the routes in the OpenAPI description", async () => {
+    const res = await call("GET", "/openapi.json");
+    expect(Object.keys(res.json.paths)).toEqual(expect.arrayContaining(["/api/billing/quote", "/api/billing/usage", "/api/admin/billing/invoices/{month}/run", "/api/admin/billing/invoices"]));
+    expect(res.json.components.schemas.UsageCost).toBeDefined();
+  });
+});
