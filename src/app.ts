@@ -20,6 +20,7 @@ import { adminPayoutsRouter, myPayoutsRouter } from "./payouts/daily-payouts.rou
 import { adminBatchesRouter } from "./admin/batches.routes";
 import { adminBillingRouter, billingRouter } from "./billing/billing.routes";
 import { valueMovingGuard } from "./fraud/guard";
+import { fraudRouter } from "./fraud/fraud.routes";
 
 const readOnlyForBanned = (method: string, path: string) =>
   method === "GET" && (path === "/api/wallet/balance" || path === "/api/wallet/transactions");
@@ -75,6 +76,7 @@ export function createApp() {
     app.on("POST", path, valueMovingGuard);
   }
   app.use("/api/admin/*", requireAuth, requireRole("admin"));
+  app.use("/api/fraud/*", requireAuth, requireRole("admin"));
   app.route("/api/wallet", walletRouter);
   app.route("/api/wallet", withdrawRouter);
   app.route("/api/wallet/kyc", kycUserRouter);
@@ -89,6 +91,7 @@ export function createApp() {
   app.route("/api/admin", adminBatchesRouter);
   app.route("/api/billing", billingRouter);
   app.route("/api/admin/billing", adminBillingRouter);
+  app.route("/api/fraud", fraudRouter);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: openApiInfo });

@@ -151,7 +151,7 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
     const alert = (severity: "critical" | "high") =>
       db
         .insert(fraudAlerts)
-        .values({ id: `bot_${level}_${day}_${row.userId}`, userId: row.userId, alertType: `bot_level_${level}`, severity, details: { day, rbar: row.rbar, z, mu: params.mu, sigma: params.sigma }, createdAt: now })
+        .values({ id: `bot_${level}_${day}_${row.userId}`, userId: row.userId, alertType: `bot_level_${level}`, severity, details: { day, rbar: row.rbar, z, mu: params.mu, sigma: params.sigma }, actionTaken: level === "A" ? ("banned" as const) : null, createdAt: now })
         .onConflictDoNothing();
     if (level === "A") {
       await db.batch([alert("critical"), db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId)), classified]);

@@ -47,7 +47,8 @@ export const refuseBanned = (allowed: (method: string, path: string) => boolean)
   });
 
 /** Money leaving a user's control (transfers out, withdrawals, spends) needs an active account. */
-export function assertMayMoveOut(user: { record: { status: string } }): void {
+export function assertMayMoveOut(user: { record: { status: string; verificationRequired: boolean } }): void {
   if (user.record.status === "banned") throw new ApiError("account_banned", "This account is banned.");
   if (user.record.status === "frozen") throw new ApiError("account_frozen", "This account is frozen; money cannot leave it.");
+  if (user.record.verificationRequired) throw new ApiError("verification_required", "Additional verification is required before money can leave this account.");
 }

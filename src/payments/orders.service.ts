@@ -6,6 +6,7 @@ import { GatewayError, midtransGateway } from "../integrations/midtrans";
 import { xenditGateway } from "../integrations/xendit";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
+import { checkFailedPayments } from "./settlement.service";
 
 export type Gateway = "midtrans" | "xendit";
 
@@ -59,6 +60,7 @@ export async function openOrder(
       .update(paymentOrders)
       .set({ status: "failed", failureReason: `gateway_${error.reason}`, failedAt, updatedAt: failedAt })
       .where(eq(paymentOrders.id, order.id));
+    await checkFailedPayments(db, config, order.userId, failedAt);
     throw new ApiError("gateway_error", `${error.message} The order ${order.id} was marked failed; nothing was charged.`);
   }
 }

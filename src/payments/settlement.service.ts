@@ -1,4 +1,6 @@
-import { and, eq } from "drizzle-orm";
+import { and, count, eq, gte } from "drizzle-orm";
+import type { Config } from "../config";
+import { checkRules } from "../fraud/engine";
 import type { Db } from "../db/client";
 import { accounts, paymentOrders, type PaymentOrderRow } from "../db/schema";
 import { alertStatement } from "../fraud/alerts";
@@ -11,6 +13,15 @@ import { creditPostings, reversalPostings, type GatewayAction } from "./deposit-
 
 export type SettleOutcome = "credited" | "duplicate" | "failed" | "reversed" | "ignored";
 
+/** multiple_failed_payments: failed orders of the user in the last hour, after each new failure. */
+export async function checkFailedPayments(db: Db, config: Config, userId: string, now: number) {
+  const [row] = await db
+    .select({ n: count() })
+    .from(paymentOrders)
+    .where(and(eq(paymentOrders.userId, userId), eq(paymentOrders.status, "failed"), gte(paymentOrders.failedAt, now - 3_600_000)));
+  await checkRules(db, config, { userId, deviceFingerprint: null }, { event: "payment_failed", failedLastHour: row?.n ?? 0 }, now);
+}
+
 const walletOf = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? campaignAccountId(order.campaignId!) : userAccountId(order.userId, "COIN"));
 
 /**
@@ -18,7 +29,7 @@ const walletOf = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" 
  * the credit under once-key `deposit:<order>`, the reversal under `reversal:<order>`, so any number
  * of notifications in any order credit once and reverse once.
  */
-export async function settleOrder(db: Db, order: PaymentOrderRow, action: GatewayAction, gatewayStatus: string): Promise<SettleOutcome> {
+export async function settleOrder(db: Db, config: Config, order: PaymentOrderRow, action: GatewayAction, gatewayStatus: string): Promise<SettleOutcome> {
   const now = Date.now();
   if (action === "wait") return "ignored";
   if (action === "fail") {
@@ -28,7 +39,9 @@ export async function settleOrder(db: Db, order: PaymentOrderRow, action: Gatewa
       .set({ status: "failed", gatewayStatus, failureReason: `gateway_${gatewayStatus}`, failedAt: now, updatedAt: now })
       .where(and(eq(paymentOrders.id, order.id), eq(paymentOrders.status, "pending")))
       .returning({ id: paymentOrders.id });
-    return failed.length > 0 ? "failed" : "ignored";
+    if (failed.length === 0) return "ignored";
+    await checkFailedPayments(db, config, order.userId, now);
+    return "failed";
   }
   if (action === "credit") return credit(db, order, gatewayStatus, now);
   return reverse(db, order, gatewayStatus, now);

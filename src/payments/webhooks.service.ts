@@ -72,7 +72,7 @@ export async function handleMidtransNotification(ctx: WebhookContext, raw: strin
     status = confirmed.transactionStatus;
     action = midtransAction(confirmed.transactionStatus, confirmed.fraudStatus);
   }
-  const outcome = await settleOrder(ctx.db, order, action, status);
+  const outcome = await settleOrder(ctx.db, ctx.config, order, action, status);
   await record(ctx.db, "midtrans", order.id, notified, outcome, raw);
   return outcome;
 }
@@ -85,7 +85,7 @@ export async function handleXenditNotification(ctx: WebhookContext, raw: string,
   const status = String(n.status ?? "");
   const action = xenditAction(status);
   if (action === "credit") await assertAmount(ctx.db, order, "xendit", n.paid_amount ?? n.amount);
-  const outcome = await settleOrder(ctx.db, order, action, status);
+  const outcome = await settleOrder(ctx.db, ctx.config, order, action, status);
   await record(ctx.db, "xendit", order.id, status, outcome, raw);
   return outcome;
 }

@@ -14,6 +14,8 @@ import type { IdempotencyScope } from "../lib/idempotency";
 import { newId } from "../lib/ids";
 import type { Asset } from "../lib/money";
 import { withdrawalBreakdown, withdrawalCredits } from "./withdrawal-rules";
+import { checkRules } from "../fraud/engine";
+import { median } from "../activity/bot-rules";
 
 export interface WithdrawResponse {
   withdrawalId: string;
@@ -45,6 +47,8 @@ export async function requestWithdrawal(
   if (!method) throw new ApiError("withdraw_method_required", "Set a bank account with PUT /api/wallet/withdraw-method first.");
   const b = withdrawalBreakdown(input.asset, input.amount, { coinValueIdr: config.COIN_VALUE_IDR, feeBps: config.WITHDRAW_PLATFORM_FEE_BPS, taxBps: config.WITHDRAW_PPH_BPS });
   if (b.grossIdr < config.WITHDRAW_MIN_GROSS_IDR) throw new ApiError("below_minimum", `The minimum withdrawal is Rp ${config.WITHDRAW_MIN_GROSS_IDR} gross.`);
+  const findings = await checkRules(db, config, { userId: user.id, deviceFingerprint: ctx.deviceFingerprint }, { event: "withdrawal", grossIdr: b.grossIdr, medianPastGrossIdr: await medianPastWithdrawal(db, user.id) });
+  if (findings.some((f) => f.level >= 3)) throw new ApiError("verification_required", "This withdrawal needs additional verification; an administrator will review it.");
 
   const now = Date.now();
   const withdrawalId = newId(now);
@@ -79,6 +83,13 @@ export async function requestWithdrawal(
     throw failure;
   }
   return { status: 202, body };
+}
+
+/** The median gross of the user's completed withdrawals (null without history), for unusual_withdraw_pattern. */
+async function medianPastWithdrawal(db: Db, userId: string): Promise<number | null> {
+  const rows = await db.select({ gross: withdrawals.grossIdr }).from(withdrawals).where(and(eq(withdrawals.userId, userId), eq(withdrawals.status, "completed"))).orderBy(withdrawals.grossIdr).limit(1000);
+  if (rows.length === 0) return null;
+  return median(rows.map((r) => r.gross));
 }
 
 export type SettleResult = "completed" | "failed" | "duplicate";

@@ -1,0 +1,126 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { USER_ID_PATTERN } from "../lib/auth";
+import { errorResponses, problemFor } from "../lib/errors";
+import { bearerSecurity, createRouter } from "../lib/router";
+import { addToWhitelist, fraudStats, listAlerts, reviewAlert } from "./fraud.service";
+
+const AlertSchema = z
+  .object({
+    id: z.string(),
+    userId: z.string().nullable(),
+    alertType: z.string(),
+    severity: z.enum(["low", "medium", "high", "critical"]),
+    details: z.record(z.string(), z.unknown()),
+    deviceFingerprint: z.string().nullable(),
+    status: z.enum(["open", "investigating", "resolved", "false_positive"]),
+    actionTaken: z.enum(["warned", "frozen", "banned", "cleared"]).nullable(),
+    reviewedBy: z.string().nullable(),
+    reviewedAt: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .openapi("FraudAlert");
+
+const AlertIdPattern = /^[A-Za-z0-9_-]{1,160}$/;
+
+/** Mounted at /api/fraud; every route is admin only. */
+export const fraudRouter = createRouter()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/alerts",
+      tags: ["fraud"],
+      summary: "Fraud alerts, newest first, with filters",
+      security: bearerSecurity,
+      request: {
+        query: z.object({
+          userId: z.string().regex(USER_ID_PATTERN).optional(),
+          alertType: z.string().regex(/^[a-z_A-Z]{1,60}$/).optional(),
+          severity: z.enum(["low", "medium", "high", "critical"]).optional(),
+          status: z.enum(["open", "investigating", "resolved", "false_positive"]).optional(),
+          limit: z.coerce.number().int().min(1).max(100).default(20),
+          cursor: z.string().regex(AlertIdPattern).optional().openapi({ description: "The id of the last alert of the previous page." }),
+        }),
+      },
+      responses: { 200: { description: "A page of alerts", content: { "application/json": { schema: z.object({ items: z.array(AlertSchema), nextCursor: z.string().nullable() }) } } }, ...errorResponses },
+    }),
+    async (c) => {
+      const { cursor, ...q } = c.req.valid("query");
+      // Alert ids are not all ULIDs (rule alerts are; batch and device alerts are deterministic), so the cursor is the raw id.
+      const page = await listAlerts(c.var.db, { ...q, before: cursor });
+      return c.json({ items: page.items, nextCursor: page.nextCursor === null ? null : page.items.at(-1)!.id }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/review",
+      tags: ["fraud"],
+      summary: "Review an alert and apply an action to its user (warned, frozen, banned, cleared); audited",
+      description: "`frozen` blocks money out until a later review `cleared`s it; `cleared` also lifts a verification hold; `banned` is permanent.",
+      security: bearerSecurity,
+      request: {
+        body: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: z
+                .object({
+                  alertId: z.string().regex(AlertIdPattern),
+                  status: z.enum(["open", "investigating", "resolved", "false_positive"]),
+                  action: z.enum(["warned", "frozen", "banned", "cleared"]),
+                })
+                .strict(),
+            },
+          },
+        },
+      },
+      responses: { 200: { description: "The reviewed alert", content: { "application/json": { schema: AlertSchema } } }, ...errorResponses, 404: problemFor("No such alert."), 409: problemFor("A ban is permanent.") },
+    }),
+    async (c) => c.json(await reviewAlert(c.var.db, c.var.user.id, c.req.valid("json")), 200),
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/stats",
+      tags: ["fraud"],
+      summary: "Alert counts by type, severity and status; false-positive rate; freezes; bans per week",
+      security: bearerSecurity,
+      responses: { 200: { description: "Statistics", content: { "application/json": { schema: z.record(z.string(), z.unknown()).openapi("FraudStats") } } }, ...errorResponses },
+    }),
+    async (c) => c.json(await fraudStats(c.var.db), 200),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/whitelist",
+      tags: ["fraud"],
+      summary: "Whitelist a user or a device: it skips the fraud rules (never the spending limits or signature checks)",
+      security: bearerSecurity,
+      request: {
+        body: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: z
+                .object({
+                  userId: z.string().regex(USER_ID_PATTERN).optional(),
+                  deviceFingerprint: z.string().regex(/^[\x21-\x7e]{1,128}$/).optional(),
+                  reason: z.string().trim().min(3).max(500),
+                  expiresAt: z.iso.datetime({ offset: true }).optional(),
+                })
+                .strict()
+                .refine((b) => (b.userId === undefined) !== (b.deviceFingerprint === undefined), "exactly one of userId or deviceFingerprint"),
+            },
+          },
+        },
+      },
+      responses: {
+        201: {
+          description: "Whitelisted",
+          content: { "application/json": { schema: z.object({ id: z.string(), userId: z.string().nullable(), deviceFingerprint: z.string().nullable(), reason: z.string(), expiresAt: z.string().nullable(), createdBy: z.string(), createdAt: z.string() }) } },
+        },
+        ...errorResponses,
+      },
+    }),
+    async (c) => c.json(await addToWhitelist(c.var.db, c.var.user.id, c.req.valid("json")), 201),
+  );

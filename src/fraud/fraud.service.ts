@@ -1,0 +1,115 @@
+import { and, desc, eq, sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { auditLog, fraudAlerts, fraudWhitelist, users } from "../db/schema";
+import { ApiError } from "../lib/errors";
+import { newId } from "../lib/ids";
+import { toPage } from "../lib/pagination";
+
+type AlertRow = typeof fraudAlerts.$inferSelect;
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export const alertView = (a: AlertRow) => ({
+  id: a.id,
+  userId: a.userId,
+  alertType: a.alertType,
+  severity: a.severity,
+  details: a.details,
+  deviceFingerprint: a.deviceFingerprint,
+  status: a.status,
+  actionTaken: a.actionTaken,
+  reviewedBy: a.reviewedBy,
+  reviewedAt: iso(a.reviewedAt),
+  createdAt: iso(a.createdAt)!,
+});
+
+export async function listAlerts(db: Db, q: { limit: number; before?: string; userId?: string; alertType?: string; severity?: AlertRow["severity"]; status?: AlertRow["status"] }) {
+  const rows = await db
+    .select()
+    .from(fraudAlerts)
+    .where(
+      and(
+        q.before ? sql`(${fraudAlerts.createdAt}, ${fraudAlerts.id}) < (select created_at, id from fraud_alerts where id = ${q.before})` : undefined,
+        q.userId ? eq(fraudAlerts.userId, q.userId) : undefined,
+        q.alertType ? eq(fraudAlerts.alertType, q.alertType) : undefined,
+        q.severity ? eq(fraudAlerts.severity, q.severity) : undefined,
+        q.status ? eq(fraudAlerts.status, q.status) : undefined,
+      ),
+    )
+    .orderBy(desc(fraudAlerts.createdAt), desc(fraudAlerts.id))
+    .limit(q.limit + 1);
+  return toPage(rows, q.limit, alertView);
+}
+
+const USER_CHANGE = {
+  warned: null,
+  frozen: { status: "frozen" as const },
+  banned: { status: "banned" as const },
+  cleared: { status: "active" as const, verificationRequired: false },
+};
+
+/**
+ * An admin's review: the alert's status and the action on its user, audited together. A ban is
+ * permanent: clearing or freezing a banned user is refused.
+ */
+export async function reviewAlert(db: Db, adminId: string, input: { alertId: string; status: AlertRow["status"]; action: keyof typeof USER_CHANGE }) {
+  const alert = await db.query.fraudAlerts.findFirst({ where: eq(fraudAlerts.id, input.alertId) });
+  if (!alert) throw new ApiError("not_found", "No such alert.");
+  const user = alert.userId ? await db.query.users.findFirst({ where: eq(users.id, alert.userId) }) : undefined;
+  if (input.action !== "warned" && !user) throw new ApiError("conflict", "This alert has no user to act on.");
+  if (user?.status === "banned" && input.action !== "banned" && input.action !== "warned") throw new ApiError("conflict", "A ban is permanent.");
+  const now = Date.now();
+  const change = USER_CHANGE[input.action];
+  const [updated] = await db.batch([
+    db.update(fraudAlerts).set({ status: input.status, actionTaken: input.action, reviewedBy: adminId, reviewedAt: now }).where(eq(fraudAlerts.id, alert.id)).returning(),
+    ...(change && user ? [db.update(users).set({ ...change, updatedAt: now }).where(eq(users.id, user.id))] : []),
+    db.insert(auditLog).values({
+      actorId: adminId,
+      action: "fraud.review",
+      subjectType: "fraud_alert",
+      subjectId: alert.id,
+      details: { userId: alert.userId, from: { status: alert.status, userStatus: user?.status ?? null }, to: { status: input.status, action: input.action } },
+      createdAt: now,
+    }),
+  ]);
+  return alertView(updated[0]!);
+}
+
+/** Counts by type, severity and status; false-positive rate among reviewed alerts; freezes; bans per ISO week. */
+export async function fraudStats(db: Db) {
+  const [byType, bySeverity, byStatus, actions, bans] = await db.batch([
+    db.select({ key: fraudAlerts.alertType, n: sql<number>`count(*)` }).from(fraudAlerts).groupBy(fraudAlerts.alertType),
+    db.select({ key: fraudAlerts.severity, n: sql<number>`count(*)` }).from(fraudAlerts).groupBy(fraudAlerts.severity),
+    db.select({ key: fraudAlerts.status, n: sql<number>`count(*)` }).from(fraudAlerts).groupBy(fraudAlerts.status),
+    db.select({ key: fraudAlerts.actionTaken, n: sql<number>`count(*)` }).from(fraudAlerts).groupBy(fraudAlerts.actionTaken),
+    db
+      .select({ week: sql<string>`strftime('%Y-W%W', coalesce(${fraudAlerts.reviewedAt}, ${fraudAlerts.createdAt}) / 1000, 'unixepoch')`, n: sql<number>`count(*)` })
+      .from(fraudAlerts)
+      .where(eq(fraudAlerts.actionTaken, "banned"))
+      .groupBy(sql`1`)
+      .orderBy(sql`1`),
+  ]);
+  const map = (rows: { key: string | null; n: number }[]) => Object.fromEntries(rows.filter((r) => r.key !== null).map((r) => [r.key, r.n]));
+  const status = map(byStatus);
+  const reviewed = (status.resolved ?? 0) + (status.false_positive ?? 0);
+  return {
+    total: byStatus.reduce((a, r) => a + r.n, 0),
+    byType: map(byType),
+    bySeverity: map(bySeverity),
+    byStatus: status,
+    falsePositiveRate: reviewed === 0 ? 0 : (status.false_positive ?? 0) / reviewed,
+    freezes: map(actions).frozen ?? 0,
+    bansPerWeek: Object.fromEntries(bans.map((b) => [b.week, b.n])),
+  };
+}
+
+export async function addToWhitelist(db: Db, adminId: string, input: { userId?: string; deviceFingerprint?: string; reason: string; expiresAt?: string }) {
+  const now = Date.now();
+  const expiresAt = input.expiresAt ? Date.parse(input.expiresAt) : null;
+  if (expiresAt !== null && expiresAt <= now) throw new ApiError("validation_failed", "expiresAt must be in the future.", { errors: [{ path: "json.expiresAt", message: "in the future" }] });
+  const id = newId(now);
+  const [[row]] = await db.batch([
+    db.insert(fraudWhitelist).values({ id, userId: input.userId ?? null, deviceFingerprint: input.deviceFingerprint ?? null, reason: input.reason, expiresAt, createdBy: adminId, createdAt: now }).returning(),
+    db.insert(auditLog).values({ actorId: adminId, action: "fraud.whitelist_added", subjectType: input.userId ? "user" : "device", subjectId: input.userId ?? input.deviceFingerprint!, details: { reason: input.reason, expiresAt }, createdAt: now }),
+  ]);
+  return { id: row!.id, userId: row!.userId, deviceFingerprint: row!.deviceFingerprint, reason: row!.reason, expiresAt: iso(row!.expiresAt), createdBy: row!.createdBy, createdAt: iso(row!.createdAt)! };
+}

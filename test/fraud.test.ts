@@ -1,0 +1,221 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config";
+import { evaluateRules } from "../src/fraud/rules";
+import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, midtransNotification, newUser, postMidtransWebhook, setUserStatus, sim, verifiedUser } from "./helpers";
+
+const config = loadConfig({});
+const fired = (facts: Parameters<typeof evaluateRules>[0]) => evaluateRules(facts, config).map((f) => f.ruleId);
+const alertsOf = async (userId: string) =>
+  (await env.DB.prepare("select * from fraud_alerts where user_id = ? order by created_at").bind(userId).all<Record<string, any>>()).results;
+const strict = { RATE_LIMIT_PER_MINUTE: "10", RAPID_TRANSACTIONS_PER_MINUTE: "10" };
+
+describe("rules at and just past their thresholds", () => {
+  it("rapid_transactions: more than 10 value-moving requests in a minute", () => {
+    expect(fired({ event: "value_request", attemptsLastMinute: 10 })).toEqual([]);
+    expect(fired({ event: "value_request", attemptsLastMinute: 11 })).toEqual(["rapid_transactions"]);
+  });
+  it("large_gift_to_new_account: ≥ 1,000 coins to an account younger than 7 days", () => {
+    expect(fired({ event: "gift", coins: 999, recipientAgeDays: 1 })).toEqual([]);
+    expect(fired({ event: "gift", coins: 1000, recipientAgeDays: 6.99 })).toEqual(["large_gift_to_new_account"]);
+    expect(fired({ event: "gift", coins: 5000, recipientAgeDays: 7 })).toEqual([]);
+  });
+  it("multiple_failed_payments: ≥ 5 failed payments in an hour", () => {
+    expect(fired({ event: "payment_failed", failedLastHour: 4 })).toEqual([]);
+    expect(fired({ event: "payment_failed", failedLastHour: 5 })).toEqual(["multiple_failed_payments"]);
+  });
+  it("unusual_withdraw_pattern: ≥ 10 × the median past withdrawal", () => {
+    expect(fired({ event: "withdrawal", grossIdr: 499_999, medianPastGrossIdr: 50_000 })).toEqual([]);
+    expect(fired({ event: "withdrawal", grossIdr: 500_000, medianPastGrossIdr: 50_000 })).toEqual(["unusual_withdraw_pattern"]);
+    expect(fired({ event: "withdrawal", grossIdr: 9_000_000, medianPastGrossIdr: null })).toEqual([]);
+  });
+  it("thresholds are configuration and are recorded with each finding", () => {
+    const custom = loadConfig({ RAPID_TRANSACTIONS_PER_MINUTE: "3" });
+    const [finding] = evaluateRules({ event: "value_request", attemptsLastMinute: 4 }, custom);
+    expect(finding).toMatchObject({ ruleId: "rapid_transactions", severity: "medium", level: 1, params: { maxPerMinute: 3 } });
+  });
+});
+
+describe("spending limits", () => {
+  it("unverified: Rp 50,000 per transaction and Rp 100,000 per day; verified: Rp 500,000 and Rp 1,000,000", async () => {
+    const alice = await newUser("spender");
+    const bob = await newUser("payee");
+    await adjust(alice.id, 20_000);
+    expectProblem(await call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 501 } }), 403, "limit_exceeded");
+    expect((await call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 500 } })).status).toBe(201);
+    expect((await call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 500 } })).status).toBe(201);
+    expectProblem(await call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 1 } }), 403, "limit_exceeded");
+    expect((await balanceOf(alice.token)).balance).toBe(19_000);
+
+    const vip = await verifiedUser("vip");
+    await adjust(vip.id, 20_000);
+    expectProblem(await call("POST", "/api/wallet/transfer", { token: vip.token, body: { toUserId: bob.id, amount: 5001 } }), 403, "limit_exceeded");
+    expect((await call("POST", "/api/wallet/transfer", { token: vip.token, body: { toUserId: bob.id, amount: 5000 } })).status).toBe(201);
+    await expectLedgerOk();
+  });
+
+  it("30 concurrent spends within the per-transaction limit never exceed the daily limit together", async () => {
+    const alice = await newUser("racer");
+    const bob = await newUser("payee");
+    await adjust(alice.id, 10_000);
+    const results = await Promise.all(Array.from({ length: 30 }, () => call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 70 } })));
+    const ok = results.filter((r) => r.status === 201).length;
+    for (const r of results.filter((r) => r.status !== 201)) expect(r.json.code).toBe("limit_exceeded");
+    expect(ok).toBe(14); // floor(100,000 / 7,000)
+    const spent = await env.DB.prepare("select spent_idr from spend_counters where user_id = ?").bind(alice.id).first<{ spent_idr: number }>();
+    expect(spent!.spent_idr).toBe(ok * 7000);
+    expect(spent!.spent_idr).toBeLessThanOrEqual(100_000);
+    expect((await balanceOf(bob.token)).balance).toBe(ok * 70);
+    await expectLedgerOk();
+  });
+});
+
+describe("rate limiting and velocity", () => {
+  it("the 11th value-moving request in a minute gets 429 with Retry-After and raises rapid_transactions", async () => {
+    const alice = await newUser("fast");
+    const bob = await newUser("payee");
+    await adjust(alice.id, 1000);
+    const statuses: number[] = [];
+    let limited;
+    for (let i = 0; i < 11; i++) {
+      const res = await call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 1 }, vars: strict });
+      statuses.push(res.status);
+      if (res.status === 429) limited = res;
+    }
+    expect(statuses.slice(0, 10).every((s) => s === 201)).toBe(true);
+    expect(statuses[10]).toBe(429);
+    expectProblem(limited!, 429, "rate_limited");
+    expect(Number(limited!.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect((await balanceOf(bob.token)).balance).toBe(10);
+    const alerts = await alertsOf(alice.id);
+    expect(alerts.filter((a) => a.alert_type === "rapid_transactions")).toHaveLength(1);
+    expect(JSON.parse(alerts[0]!.details)).toMatchObject({ params: { maxPerMinute: 10 }, facts: { attemptsLastMinute: 11 } });
+    // Reading is never rate limited.
+    expect((await call("GET", "/api/wallet/balance", { token: alice.token, vars: strict })).status).toBe(200);
+  });
+
+  it("a whitelisted user skips the rules but never the limits", async () => {
+    const alice = await newUser("trusted");
+    const bob = await newUser("payee");
+    await adjust(alice.id, 5000);
+    const wl = await call("POST", "/api/fraud/whitelist", { token: await adminToken(), body: { userId: alice.id, reason: "load test account" } });
+    expect(wl.status, wl.text).toBe(201);
+    for (let i = 0; i < 12; i++) await call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 1 }, vars: { RAPID_TRANSACTIONS_PER_MINUTE: "10" } });
+    expect(await alertsOf(alice.id)).toHaveLength(0);
+    expectProblem(await call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 501 } }), 403, "limit_exceeded");
+    const expired = await call("POST", "/api/fraud/whitelist", { token: await adminToken(), body: { userId: alice.id, reason: "too late", expiresAt: "2020-01-01T00:00:00Z" } });
+    expectProblem(expired, 400, "validation_failed");
+    expectProblem(await call("POST", "/api/fraud/whitelist", { token: await adminToken(), body: { reason: "nobody" } }), 400, "validation_failed");
+  });
+
+  it("a device used by more than 3 accounts raises suspicious_device, once per count", async () => {
+    const fp = `fp-${Date.now()}`;
+    const payee = await newUser("payee");
+    const users = await Promise.all(Array.from({ length: 4 }, () => newUser("dev")));
+    for (const u of users) {
+      await adjust(u.id, 10);
+      await call("POST", "/api/wallet/transfer", { token: u.token, body: { toUserId: payee.id, amount: 1 }, headers: { "x-device-fingerprint": fp, "user-agent": "test-agent/1", "x-screen-resolution": "1080x2400", "x-timezone": "Asia/Jakarta" } });
+    }
+    await call("POST", "/api/wallet/transfer", { token: users[3]!.token, body: { toUserId: payee.id, amount: 1 }, headers: { "x-device-fingerprint": fp } });
+    const alerts = (await env.DB.prepare("select * from fraud_alerts where device_fingerprint = ? and alert_type = 'suspicious_device'").bind(fp).all()).results;
+    expect(alerts).toHaveLength(1);
+    const seen = await env.DB.prepare("select * from device_accounts where fingerprint = ? and user_id = ?").bind(fp, users[0]!.id).first<Record<string, any>>();
+    expect(seen).toMatchObject({ user_agent: "test-agent/1", screen: "1080x2400", timezone: "Asia/Jakarta" });
+    const tx = await env.DB.prepare("select device_fingerprint from transactions where user_id = ? and type = 'transfer'").bind(users[0]!.id).first<{ device_fingerprint: string }>();
+    expect(tx?.device_fingerprint).toBe(fp);
+  });
+});
+
+describe("actions", () => {
+  it("five failed payments in an hour freeze the account: withdraw refused → review clears → withdraw allowed", async () => {
+    const user = await verifiedUser("failer");
+    await adjust(user.id, 2000);
+    for (let i = 0; i < 5; i++) {
+      const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } });
+      await postMidtransWebhook(await midtransNotification(order.json.orderId, { transaction_status: "deny" }));
+    }
+    const alerts = (await alertsOf(user.id)).filter((a) => a.alert_type === "multiple_failed_payments");
+    expect(alerts.length).toBeGreaterThanOrEqual(1);
+    expect(alerts[0]).toMatchObject({ severity: "high", action_taken: "frozen" });
+    expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } }), 403, "account_frozen");
+    // Money in is still allowed for a frozen account.
+    expect((await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } })).status).toBe(201);
+    const review = await call("POST", "/api/fraud/review", { token: await adminToken(), body: { alertId: alerts[0]!.id, status: "false_positive", action: "cleared" } });
+    expect(review.status, review.text).toBe(200);
+    expect(review.json).toMatchObject({ status: "false_positive", actionTaken: "cleared", reviewedBy: "admin-root" });
+    expect((await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } })).status).toBe(202);
+    const audit = await env.DB.prepare("select actor_id from audit_log where action = 'fraud.review' and subject_id = ?").bind(alerts[0]!.id).first<{ actor_id: string }>();
+    expect(audit?.actor_id).toBe("admin-root");
+  });
+
+  it("a withdrawal ≥ 10× the median past one requires verification until an admin clears it", async () => {
+    const user = await verifiedUser("whale");
+    await adjust(user.id, 100_000);
+    const first = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } });
+    const ref = (await env.DB.prepare("select iris_reference from withdrawals where id = ?").bind(first.json.withdrawalId).first<{ iris_reference: string }>())!.iris_reference;
+    const built = await sim("POST", `/_sim/iris/${ref}/notify`, { status: "completed", deliver: false });
+    await call("POST", "/api/payment/midtrans/iris-webhook", { rawBody: built.json.raw, headers: { "content-type": "application/json", ...built.json.headers } });
+    expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 5000 } }), 403, "verification_required");
+    expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } }), 403, "verification_required");
+    expect((await balanceOf(user.token)).lockedBalance).toBe(0);
+    const alert = (await alertsOf(user.id)).find((a) => a.alert_type === "unusual_withdraw_pattern")!;
+    await call("POST", "/api/fraud/review", { token: await adminToken(), body: { alertId: alert.id, status: "resolved", action: "cleared" } });
+    expect((await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } })).status).toBe(202);
+  });
+
+  it("a ban by review refuses everything but reading, and is permanent", async () => {
+    const user = await newUser("villain");
+    const other = await newUser("payee");
+    await adjust(user.id, 100);
+    const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } });
+    const tampered = await midtransNotification(order.json.orderId, { transaction_status: "settlement", gross_amount: "1.00" });
+    await postMidtransWebhook(tampered);
+    const alert = (await alertsOf(user.id)).find((a) => a.alert_type === "webhook_amount_mismatch")!;
+    const token = await adminToken();
+    expect((await call("POST", "/api/fraud/review", { token, body: { alertId: alert.id, status: "resolved", action: "banned" } })).status).toBe(200);
+    expectProblem(await call("POST", "/api/wallet/transfer", { token: user.token, body: { toUserId: other.id, amount: 1 } }), 403, "account_banned");
+    expectProblem(await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } }), 403, "account_banned");
+    expectProblem(await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view" }] } }), 403, "account_banned");
+    expectProblem(await call("GET", "/api/wallet/kyc/status", { token: user.token }), 403, "account_banned");
+    expect((await call("GET", "/api/wallet/balance", { token: user.token })).status).toBe(200);
+    expect((await call("GET", "/api/wallet/transactions", { token: user.token })).status).toBe(200);
+    expectProblem(await call("POST", "/api/fraud/review", { token, body: { alertId: alert.id, status: "false_positive", action: "cleared" } }), 409, "conflict");
+  });
+});
+
+describe("alerts API", () => {
+  it("lists with filters and pages, admin only", async () => {
+    const user = await newUser("listed");
+    await setUserStatus(user.id, "active");
+    for (let i = 0; i < 3; i++) {
+      const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } });
+      await postMidtransWebhook(await midtransNotification(order.json.orderId, { transaction_status: "settlement", gross_amount: "2.00" }));
+    }
+    const token = await adminToken();
+    const first = await call("GET", `/api/fraud/alerts?userId=${user.id}&limit=2`, { token });
+    expect(first.json.items).toHaveLength(2);
+    const second = await call("GET", `/api/fraud/alerts?userId=${user.id}&limit=2&cursor=${first.json.nextCursor}`, { token });
+    expect(second.json.items).toHaveLength(1);
+    expect(new Set([...first.json.items, ...second.json.items].map((a: any) => a.id)).size).toBe(3);
+    expect((await call("GET", `/api/fraud/alerts?severity=critical&alertType=webhook_amount_mismatch&userId=${user.id}`, { token })).json.items).toHaveLength(3);
+    for (const path of ["/api/fraud/alerts", "/api/fraud/stats"]) expectProblem(await call("GET", path, { token: user.token }), 403, "forbidden");
+    expectProblem(await call("POST", "/api/fraud/whitelist", { token: user.token, body: { userId: user.id, reason: "me please" } }), 403, "forbidden");
+  });
+
+  it("stats match counts computed independently from the alerts table", async () => {
+    const stats = await call("GET", "/api/fraud/stats", { token: await adminToken() });
+    expect(stats.status).toBe(200);
+    const rows = (await env.DB.prepare("select alert_type, severity, status, action_taken, reviewed_at, created_at from fraud_alerts").all<Record<string, any>>()).results;
+    const countBy = (key: string) => rows.reduce<Record<string, number>>((acc, r) => (r[key] === null ? acc : { ...acc, [r[key]]: (acc[r[key]] ?? 0) + 1 }), {});
+    expect(stats.json.total).toBe(rows.length);
+    expect(stats.json.byType).toEqual(countBy("alert_type"));
+    expect(stats.json.bySeverity).toEqual(countBy("severity"));
+    expect(stats.json.byStatus).toEqual(countBy("status"));
+    const reviewed = rows.filter((r) => r.status === "resolved" || r.status === "false_positive").length;
+    const fp = rows.filter((r) => r.status === "false_positive").length;
+    expect(stats.json.falsePositiveRate).toBeCloseTo(reviewed === 0 ? 0 : fp / reviewed, 10);
+    expect(stats.json.freezes).toBe(rows.filter((r) => r.action_taken === "frozen").length);
+    const bans = rows.filter((r) => r.action_taken === "banned").length;
+    expect(Object.values(stats.json.bansPerWeek as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(bans);
+  });
+});
