@@ -69,6 +69,12 @@ export async function startBatch(deps: BatchDeps, day: string, now: number) {
     await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(eq(batchRuns.day, day));
     return batchProgress(db, day);
   }
+  const [{ collected } = { collected: 0 }] = await db.select({ collected: count() }).from(dailyActivity).where(eq(dailyActivity.day, day));
+  if (collected >= active) {
+    // Resuming a run whose collection had finished: go straight to paying (which is itself idempotent).
+    await maybeStartPaying(deps, day, now);
+    return batchProgress(db, day);
+  }
   await enqueue(
     deps,
     day,
