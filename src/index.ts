@@ -7,6 +7,7 @@ import { reconcileWithdrawals } from "./payouts/withdrawals.service";
 import { handleBatchMessage, startBatch, type BatchMessage } from "./jobs/daily-batch";
 import { previousBusinessDay } from "./lib/time";
 import { runMonthlyBilling } from "./billing/billing.service";
+import { DAILY_BATCH_CRON, MONTHLY_BILLING_CRON } from "./jobs/crons";
 
 export { UserActivity } from "./durable/user-activity";
 
@@ -21,9 +22,6 @@ async function housekeeping(env: Env, scheduledTime: number) {
   await purgeRejectedPhotos(db, env.KYC_BUCKET, config, scheduledTime);
 }
 
-export const DAILY_BATCH_CRON = "5 17 * * *";
-/** 12:00 WIB on the 1st: hours after the last day's batch, which the job also checks has finished. */
-export const MONTHLY_BILLING_CRON = "0 5 1 * *";
 
 export default {
   fetch: app.fetch,

@@ -7,7 +7,8 @@ import { applyPlan } from "../src/ledger/executor";
 import { movePlan } from "../src/ledger/plan";
 import { newId } from "../src/lib/ids";
 import { dayStart, previousBusinessDay, addDays, businessDay } from "../src/lib/time";
-import worker, { DAILY_BATCH_CRON } from "../src/index";
+import worker from "../src/index";
+import { DAILY_BATCH_CRON } from "../src/jobs/crons";
 import { adminToken, balanceOf, call, expectLedgerOk, expectProblem, newUser } from "./helpers";
 
 const config = loadConfig({});
