@@ -136,6 +136,34 @@ const scenarios = {
     expect(after.json.balance === 5000 && after.json.lockedBalance === 0 && after.json.totalWithdrawn === 100_000, `after ${after.text}`);
   },
 
+  async "activity is counted in the user's Durable Object; the 11th value-moving request in a minute is rate limited"() {
+    const user = `e2e-active-${Date.now()}`;
+    const token = signToken(user, "user", secret, 1);
+    const events = Array.from({ length: 5 }, (_, i) => ({ id: `ev-${i}`, type: i % 2 ? "like" : "view", count: 2 }));
+    const posted = await request("POST", `${api}/api/activity`, { token, body: { events: [...events, events[0]] } });
+    expect(posted.status === 202 && posted.json.accepted === 5 && posted.json.duplicates === 1, `activity ${posted.text}`);
+    const me = await request("GET", `${api}/api/activity/me`, { token });
+    expect(me.json.currentRatePerMin + 0 >= 0 && me.json.minutes.reduce((a, m) => a + m.rate, 0) === 10, `me ${me.text}`);
+    const statuses = [];
+    for (let i = 0; i < 11; i++) statuses.push((await request("POST", `${api}/api/wallet/transfer`, { token, body: { toUserId: "nobody-e2e", amount: 1 } })).status);
+    expect(statuses.slice(0, 10).every((s) => s === 404) && statuses[10] === 429, `statuses ${statuses}`);
+  },
+
+  async "the daily batch cron runs for the day before its scheduled time"() {
+    const scheduled = Date.now();
+    const res = await fetch(`${api}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent("5 17 * * *")}&time=${scheduled}`);
+    expect(res.ok, `scheduled ${res.status}`);
+    const day = new Date(scheduled + 7 * 3_600_000 - 86_400_000).toISOString().slice(0, 10);
+    const admin = signToken("e2e-admin", "admin", secret, 1);
+    let progress;
+    for (let i = 0; i < 40; i++) {
+      progress = await request("GET", `${api}/api/admin/batches/${day}`, { token: admin });
+      if (progress.json?.status === "done") break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(progress.json?.status === "done", `batch ${progress.text}`);
+  },
+
   async "the ledger reconciles"() {
     const admin = signToken("e2e-admin", "admin", secret, 1);
     const check = await request("GET", `${api}/api/admin/ledger/check`, { token: admin });
