@@ -67,6 +67,8 @@ export const transactions = sqliteTable(
   },
   (t) => [
     index("transactions_user_idx").on(t.userId, t.id),
+    // Balance totals (deposited, withdrawn) read only one user's completed rows of one type.
+    index("transactions_user_type_idx").on(t.userId, t.type, t.status),
     index("transactions_counterparty_idx").on(t.counterpartyId, t.id),
     check("transaction_amount_positive", sql`${t.amount} > 0`),
   ],

@@ -1,0 +1,1 @@
+CREATE INDEX `transactions_user_type_idx` ON `transactions` (`user_id`,`type`,`status`);
