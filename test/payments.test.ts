@@ -65,7 +65,8 @@ describe("Midtrans Snap deposits", () => {
 
   it("settlement credits coins plus bonus exactly once, whatever the number and order of notifications", async () => {
     const user = await newUser();
-    const { orderId } = await buy(user.token, "pkg_500");
+    const created = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_500" }, headers: { "x-device-fingerprint": "phone-123" } });
+    const { orderId } = created.json;
     const pending = await midtransNotification(orderId, { transaction_status: "pending" });
     expect((await postMidtransWebhook(pending)).json).toMatchObject({ outcome: "ignored" });
     const settlement = await midtransNotification(orderId, { transaction_status: "settlement" });
@@ -76,6 +77,8 @@ describe("Midtrans Snap deposits", () => {
     expect(balance.balance).toBe(550);
     expect((balance as any).totalDeposited).toBe(550);
     expect(await order(orderId)).toMatchObject({ status: "paid" });
+    const deposit = await call("GET", "/api/wallet/transactions?type=deposit", { token: user.token });
+    expect(deposit.json.items[0]).toMatchObject({ amount: 550, deviceFingerprint: "phone-123", metadata: { orderId, coinsCredited: 550 } });
     // A late failure cannot undo a received payment.
     const expire = await midtransNotification(orderId, { transaction_status: "expire" });
     expect((await postMidtransWebhook(expire)).json.outcome).toBe("ignored");

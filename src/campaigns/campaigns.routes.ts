@@ -8,6 +8,7 @@ import { ApiError, errorResponses, problemFor } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { MAX_AMOUNT } from "../lib/money";
 import { bearerSecurity, createRouter } from "../lib/router";
+import { deviceFingerprint } from "../lib/request";
 import { openOrder } from "../payments/orders.service";
 import { orderResponses } from "../payments/payments.routes";
 
@@ -102,6 +103,6 @@ export const campaignsRouter = createRouter()
       }
       const { row } = await ownedCampaign(db, c.req.valid("param").id, user);
       if (row.ownerId !== user.id) throw new ApiError("forbidden", "Only the campaign's owner funds it.");
-      return c.json(await openOrder(db, config, c.env, { userId: user.id, gateway: "midtrans", subject: { kind: "campaign_deposit", campaign: row, amountIdr: amount } }), 201);
+      return c.json(await openOrder(db, config, c.env, { userId: user.id, gateway: "midtrans", subject: { kind: "campaign_deposit", campaign: row, amountIdr: amount }, deviceFingerprint: deviceFingerprint(c) }), 201);
     },
   );

@@ -212,6 +212,8 @@ export const paymentOrders = sqliteTable(
     gatewayRef: text(),
     redirectUrl: text(),
     failureReason: text(),
+    /** The device that created the order; copied onto the deposit transaction when it is credited. */
+    deviceFingerprint: text(),
     createdAt: integer().notNull(),
     updatedAt: integer().notNull(),
     paidAt: integer(),

@@ -15,8 +15,8 @@ export type OrderSubject = { kind: "coin_package"; pkg: CoinPackageRow } | { kin
 /** Order ids are what the gateways see as order_id / external_id (Midtrans allows up to 50 chars). */
 const orderId = (now: number) => `ORD-${newId(now)}`;
 
-function orderValues(userId: string, gateway: Gateway, subject: OrderSubject, now: number): PaymentOrderRow {
-  const base = { id: orderId(now), userId, gateway, status: "pending" as const, createdAt: now, updatedAt: now };
+function orderValues(userId: string, gateway: Gateway, subject: OrderSubject, deviceFingerprint: string | null, now: number): PaymentOrderRow {
+  const base = { id: orderId(now), userId, gateway, status: "pending" as const, deviceFingerprint, createdAt: now, updatedAt: now };
   const empty = { gatewayStatus: null, gatewayRef: null, redirectUrl: null, failureReason: null, paidAt: null, failedAt: null };
   if (subject.kind === "coin_package") {
     const p = subject.pkg;
@@ -39,10 +39,10 @@ export async function openOrder(
   db: Db,
   config: Config,
   env: Env,
-  input: { userId: string; gateway: Gateway; subject: OrderSubject },
+  input: { userId: string; gateway: Gateway; subject: OrderSubject; deviceFingerprint: string | null },
 ): Promise<{ orderId: string; token?: string; redirectUrl: string; invoiceUrl?: string }> {
   const now = Date.now();
-  const order = orderValues(input.userId, input.gateway, input.subject, now);
+  const order = orderValues(input.userId, input.gateway, input.subject, input.deviceFingerprint, now);
   await db.insert(paymentOrders).values(order);
   try {
     if (input.gateway === "midtrans") {

@@ -62,6 +62,7 @@ async function credit(db: Db, order: PaymentOrderRow, gatewayStatus: string, now
         priceIdr: order.amountIdr,
         ...(coinPackage ? { packageId: order.packageId, coinsCredited: order.coins + order.bonusCoins, bonusCoins: order.bonusCoins } : { campaignId: order.campaignId }),
       },
+      deviceFingerprint: order.deviceFingerprint,
     },
     postings: creditPostings(order),
     sideAccountId: walletOf(order),

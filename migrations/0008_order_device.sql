@@ -1,0 +1,1 @@
+ALTER TABLE `payment_orders` ADD `device_fingerprint` text;
