@@ -1,4 +1,5 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
+import { selectInChunks } from "../db/in-chunks";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { campaigns, payouts, type CampaignRow } from "../db/schema";
@@ -80,8 +81,7 @@ export async function payLine(db: Db, line: PayoutLine, config: Config, now: num
 }
 
 export async function campaignsById(db: Db, ids: string[]): Promise<Map<string, CampaignRow>> {
-  if (ids.length === 0) return new Map();
-  const rows = await db.select().from(campaigns).where(sql`${campaigns.id} in ${ids}`);
+  const rows = await selectInChunks(ids, (chunk) => db.select().from(campaigns).where(inArray(campaigns.id, chunk)));
   return new Map(rows.map((r) => [r.id, r]));
 }
 

@@ -1,4 +1,5 @@
-import { and, asc, count, eq, gt, isNull, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, inArray, isNull, sql } from "drizzle-orm";
+import { selectInChunks } from "../db/in-chunks";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { activityDays, batchRuns, dailyActivity, fraudAlerts, payouts, users } from "../db/schema";
@@ -144,7 +145,7 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   const run = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, day) });
   if (!run || run.mu === null || run.sigma === null) throw new Error(`batch ${day} has no population parameters yet`);
   const params = { mu: run.mu, sigma: run.sigma };
-  const rows = await db.select().from(dailyActivity).where(and(eq(dailyActivity.day, day), sql`${dailyActivity.userId} in ${userIds}`));
+  const rows = await selectInChunks(userIds, (ids) => db.select().from(dailyActivity).where(and(eq(dailyActivity.day, day), inArray(dailyActivity.userId, ids))));
   const campaignIds = [...new Set(rows.flatMap((r) => Object.keys(r.campaignUnits)))];
   const known = await campaignsById(db, campaignIds);
 
