@@ -42,7 +42,7 @@ export async function checkRules(db: Db, config: Config, subject: Subject, facts
   if (findings.length === 0 || (await isWhitelisted(db, subject, now))) return [];
   const statements = findings.flatMap((f) => [
     db.insert(fraudAlerts).values({
-      id: newId(now),
+      id: f.dedupeWindowMs ? `${f.ruleId}_${subject.userId}_${Math.floor(now / f.dedupeWindowMs)}` : newId(now),
       userId: subject.userId,
       alertType: f.ruleId,
       severity: f.severity,
@@ -50,7 +50,7 @@ export async function checkRules(db: Db, config: Config, subject: Subject, facts
       deviceFingerprint: subject.deviceFingerprint,
       actionTaken: f.level === 1 ? null : ACTION_TAKEN[f.level],
       createdAt: now,
-    }),
+    }).onConflictDoNothing(),
     ...actionStatements(db, subject.userId, f.level, `rule:${f.ruleId}`, f.ruleId, now),
   ]);
   await db.batch(statements as [(typeof statements)[number], ...(typeof statements)[number][]]);

@@ -23,11 +23,17 @@ export const valueMovingGuard = createMiddleware<AppEnv>(async (c, next) => {
     await checkRules(db, config, subject, { event: "value_request", attemptsLastMinute: gate.attemptsLastMinute }, now);
     if (fingerprint) await recordDevice(c.var.db, config.DEVICE_MAX_ACCOUNTS, subject, c.req.raw.headers, now);
   };
-  c.executionCtx.waitUntil(background().catch((e) => console.error("fraud checks failed", e instanceof Error ? e.message : String(e))));
+  // Started only once the answer is decided, so it never competes with the request's own D1 work.
+  const afterwards = () => c.executionCtx.waitUntil(background().catch((e) => console.error("fraud checks failed", e instanceof Error ? e.message : String(e))));
   if (!gate.allowed) {
+    afterwards();
     throw new ApiError("rate_limited", `At most ${config.RATE_LIMIT_PER_MINUTE} value-moving requests per minute.`, { headers: { "retry-after": String(gate.retryAfterSeconds) } });
   }
-  await next();
+  try {
+    await next();
+  } finally {
+    afterwards();
+  }
 });
 
 /** Records the device with the request's details and raises `suspicious_device` past DEVICE_MAX_ACCOUNTS accounts. */

@@ -20,6 +20,8 @@ interface Rule<E extends Facts["event"]> {
   severity: Severity;
   level: ActionLevel;
   params: (config: Config) => Record<string, number>;
+  /** At most one alert per user and window (a burst of requests is one finding, not hundreds). */
+  dedupeWindowMs?: number;
   fires: (facts: Extract<Facts, { event: E }>, params: Record<string, number>) => boolean;
 }
 
@@ -33,6 +35,7 @@ export const RULES = [
     severity: "medium",
     level: 1,
     params: (c) => ({ maxPerMinute: c.RAPID_TRANSACTIONS_PER_MINUTE }),
+    dedupeWindowMs: 60_000,
     fires: (f, p) => f.attemptsLastMinute > p.maxPerMinute!,
   }),
   rule({
@@ -63,6 +66,7 @@ export const RULES = [
 
 export interface Finding {
   ruleId: string;
+  dedupeWindowMs?: number;
   severity: Severity;
   level: ActionLevel;
   params: Record<string, number>;
@@ -76,7 +80,7 @@ export function evaluateRules(facts: Facts, config: Config): Finding[] {
     if (r.event !== facts.event) continue;
     const params = r.params(config);
     if ((r.fires as (f: Facts, p: Record<string, number>) => boolean)(facts, params)) {
-      findings.push({ ruleId: r.id, severity: r.severity, level: r.level, params, facts });
+      findings.push({ ruleId: r.id, severity: r.severity, level: r.level, params, facts, ...("dedupeWindowMs" in r ? { dedupeWindowMs: r.dedupeWindowMs } : {}) });
     }
   }
   return findings;
