@@ -13,8 +13,15 @@
 //     the seeded population must produce, workerd RSS, and a second run that must pay nobody twice.
 //
 // Env: BENCH_BATCH_PORT (8807), BENCH_BATCH_SIM_PORT (8808), BENCH_INGEST_REQUESTS (1500),
-// BENCH_INGEST_CONCURRENCY (8), BENCH_BATCH_SIZES, BENCH_BATCH_MAX_SECONDS (600), BENCH_SNAPSHOT (1),
-// BENCH_KEEP_STATE (0). Results: .bench/batch-results.json; server log: .bench/batch-server-<ts>.log.
+// BENCH_INGEST_CONCURRENCY (8), BENCH_BATCH_SIZES, BENCH_BATCH_MAX_SECONDS (600), BENCH_BATCH_STALL_SECONDS
+// (90: a run whose progress does not move for that long is abandoned), BENCH_BATCH_CHUNK_USERS (99, passed
+// as the BATCH_CHUNK_USERS var; "default" leaves the service's own), BENCH_SNAPSHOT (1), BENCH_KEEP_STATE (0).
+// Results: .bench/batch-results.json; the whole server log: .bench/batch-server-<ts>.log.
+//
+// Why 99 users per queue message and not the service's default 100: the pay step reads its users with
+// `day = ? and user_id in (…)`, i.e. 1 + chunk bound parameters, and D1 allows at most 100 per query
+// ("too many SQL variables"), so with 100 every pay message fails, is retried 5 times and dropped, and
+// the day stays `paying` forever. BENCH_BATCH_CHUNK_USERS=default measures the service as configured.
 //
 // Seeding generates the rows inside SQLite (recursive CTEs, a small integer hash for the "random"
 // draws) instead of shipping millions of VALUES: local D1 refuses statements over 100 KB
@@ -51,6 +58,9 @@ const INGEST_REQUESTS = Math.floor(num("BENCH_INGEST_REQUESTS", 1500));
 const INGEST_CONCURRENCY = Math.floor(num("BENCH_INGEST_CONCURRENCY", 8));
 const INGEST_MAX_SECONDS = 300;
 const MAX_SECONDS = num("BENCH_BATCH_MAX_SECONDS", 600);
+const STALL_SECONDS = num("BENCH_BATCH_STALL_SECONDS", 90);
+const CHUNK_RAW = process.env.BENCH_BATCH_CHUNK_USERS || "99";
+const CHUNK = CHUNK_RAW === "default" ? null : Math.floor(num("BENCH_BATCH_CHUNK_USERS", 99));
 const SIZES = (process.env.BENCH_BATCH_SIZES || "10000,30000").split(",").map((s) => s.trim()).filter(Boolean).map(Number);
 if (SIZES.length === 0 || SIZES.some((n) => !Number.isInteger(n) || n < 100 || n > 10_000_000)) {
   console.error(`BENCH_BATCH_SIZES must be whole numbers between 100 and 10000000, got "${process.env.BENCH_BATCH_SIZES}"`);
@@ -128,7 +138,7 @@ function startServer() {
     SIM_PORT: String(SIM_PORT),
     PERSIST_DIR: PERSIST,
     SIM_LOG: "false",
-    EXTRA_VARS: "RATE_LIMIT_PER_MINUTE:1000000 D1_METRICS:true",
+    EXTRA_VARS: `RATE_LIMIT_PER_MINUTE:1000000 D1_METRICS:true${CHUNK === null ? "" : ` BATCH_CHUNK_USERS:${CHUNK}`}`,
   };
   server = spawn(process.execPath, ["scripts/start.mjs"], { cwd: APP_DIR, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let partial = "";
@@ -663,6 +673,9 @@ async function runBatch(admin, day, n) {
   let pollErrors = 0;
   let payingAt = progress.status === "paying" ? performance.now() : null;
   let lastLine = 0;
+  let lastChange = performance.now();
+  let lastState = "";
+  let stalled = false;
   const pollMs = [];
   while (progress.status !== "done" && performance.now() < deadline) {
     checkInterrupted();
@@ -676,6 +689,15 @@ async function runBatch(admin, day, n) {
       pollErrors++;
     }
     if (payingAt === null && progress.status !== "collecting") payingAt = performance.now();
+    const state = JSON.stringify([progress.status, progress.collected, progress.classified, progress.payouts]);
+    if (state !== lastState) {
+      lastState = state;
+      lastChange = performance.now();
+    } else if (performance.now() - lastChange > STALL_SECONDS * 1000) {
+      stalled = true;
+      console.log(`    no progress for ${STALL_SECONDS} s (${progress.status}, classified ${progress.classified}/${n}); giving up on this run`);
+      break;
+    }
     if (performance.now() - lastLine > 15_000) {
       lastLine = performance.now();
       const s = (performance.now() - started) / 1000;
@@ -687,6 +709,7 @@ async function runBatch(admin, day, n) {
   pollMs.sort((a, b) => a - b);
   return {
     done,
+    stalled,
     seconds: round(seconds, 2),
     runRequestMs: round(runMs, 1),
     secondsToPaying: payingAt === null ? null : round((payingAt - started) / 1000, 2),
@@ -734,7 +757,8 @@ async function batchAtScale(admin, n, index, cfg) {
   };
   result.workerdCpuSeconds = round(cpuAfter - idle.cpuSeconds, 1);
   if (!run.done) {
-    console.log(`    NOT done after ${run.seconds} s: ${run.progress.classified}/${n} classified; projected ${run.projectedSeconds ?? "?"} s`);
+    result.status = run.stalled ? "stalled" : "incomplete";
+    console.log(`    NOT done after ${run.seconds} s${run.stalled ? " (stalled)" : ""}: ${run.progress.classified}/${n} classified; projected ${run.projectedSeconds ?? "?"} s`);
     return result;
   }
   const after = await tableCounts(n, day);
@@ -813,7 +837,7 @@ function batchTable(results) {
     }
     const pr = r.run?.progress;
     const paid = pr?.payouts?.paid;
-    const time = r.run?.done ? fmt(r.run.seconds, 1) : `INCOMPLETE at ${fmt(r.run?.seconds, 0)} s (${int(pr?.classified)}/${int(r.users)}; projected ${int(r.run?.projectedSeconds)} s)`;
+    const time = r.run?.done ? fmt(r.run.seconds, 1) : `${r.run?.stalled ? "STALLED" : "INCOMPLETE"} at ${fmt(r.run?.seconds, 0)} s (${int(pr?.classified)}/${int(r.users)}; projected ${int(r.run?.projectedSeconds)} s)`;
     const expectedOk = r.matchesExpected ? (Object.values(r.matchesExpected).every(Boolean) ? "yes" : `NO ${JSON.stringify(r.matchesExpected)}`) : "–";
     out.push(
       `| ${int(r.users)} | ${fmt(r.seedSeconds)} | ${time} | ${fmt(r.run?.usersPerSecond)} | ${pr ? int(pr.queueMessages) : "–"} | ${fmt(r.rows?.perUser, 2)} | ${fmt(r.rows?.perUserAllWrites, 2)} | ${paid ? `${int(paid.count)} / ${int(paid.amountIdr)} / ${int(paid.feeIdr)}` : "–"} | ${pr?.payouts?.held ? int(pr.payouts.held.count) : "–"} | ${pr ? int(pr.levels?.A ?? 0) : "–"} | ${expectedOk} | ${r.memory ? `${fmt(r.memory.peakMiB)} (+${fmt(r.memory.increaseMiB)})` : "–"} | ${fmt(r.workerdCpuSeconds)} | ${r.rerun ? (r.rerun.done ? fmt(r.rerun.seconds, 1) : `INCOMPLETE (${fmt(r.rerun.seconds, 0)} s)`) : "–"} | ${r.rerun ? (r.rerun.ok ? "yes" : "NO") : "–"} | ${r.ledgerCheck ? (r.ledgerCheck.ok ? "ok" : "FAILED") : "–"} |`,
@@ -896,13 +920,13 @@ async function main() {
   const ingestResult = await ingest(secret);
   checkInterrupted();
 
-  console.log(`part B: daily batch for ${SIZES.join(", ")} users ...`);
+  console.log(`part B: daily batch for ${SIZES.join(", ")} users, ${CHUNK === null ? "the service's BATCH_CHUNK_USERS" : `BATCH_CHUNK_USERS=${CHUNK}`} per queue message ...`);
   const batches = [];
   for (const [index, n] of SIZES.entries()) {
     checkInterrupted();
-    const blocked = batches.find((r) => r.status === "incomplete");
+    const blocked = batches.find((r) => r.status !== "done");
     if (blocked) {
-      batches.push({ users: n, status: "skipped", reason: `the ${blocked.users}-user run hit the cap and the queue is still working on it` });
+      batches.push({ users: n, status: "skipped", reason: `the ${blocked.users}-user run ${blocked.status === "stalled" ? "stalled" : "hit the cap and the queue may still be working on it"}` });
       continue;
     }
     batches.push(await batchAtScale(admin, n, index, cfg));
@@ -929,7 +953,7 @@ async function main() {
   const results = {
     at: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, loadAverage1mBefore: round(loadBefore), loadAverage1mAfter: round(loadavg()[0]) },
-    config: { port: PORT, simPort: SIM_PORT, ingestRequests: INGEST_REQUESTS, ingestConcurrency: INGEST_CONCURRENCY, sizes: SIZES, maxSecondsPerRun: MAX_SECONDS, snapshot: SNAPSHOT, service: cfg },
+    config: { port: PORT, simPort: SIM_PORT, ingestRequests: INGEST_REQUESTS, ingestConcurrency: INGEST_CONCURRENCY, sizes: SIZES, maxSecondsPerRun: MAX_SECONDS, stallSeconds: STALL_SECONDS, batchChunkUsers: CHUNK ?? "service default", snapshot: SNAPSHOT, service: cfg },
     startupSeconds,
     ingest: ingestResult,
     batches,

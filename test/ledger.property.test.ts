@@ -151,3 +151,26 @@ describe("two-phase holds", () => {
     expect((await checkLedger(db)).ok).toBe(true);
   });
 });
+
+describe("applyPlans", () => {
+  it("commits several plans in one batch, or none of them", async () => {
+    const db = createDb(env.DB);
+    const { applyPlans } = await import("../src/ledger/executor");
+    const a = await findOrCreateUser(db, uniqueId("multi"), Date.now());
+    const b = await findOrCreateUser(db, uniqueId("multi"), Date.now());
+    const now = Date.now();
+    const fund = (user: string, amount: number, key?: string) => ({
+      plan: movePlan({ tx: { id: newId(now), type: "adjustment", asset: "COIN", amount, userId: user }, from: systemAccountId("adjustments", "COIN"), to: userAccountId(user, "COIN"), sideAccountId: userAccountId(user, "COIN"), audit, onceKeys: key ? [key] : [], now }),
+    });
+    const debit = (user: string, amount: number) => ({
+      plan: movePlan({ tx: { id: newId(now), type: "adjustment", asset: "COIN", amount, userId: user }, from: userAccountId(user, "COIN"), to: systemAccountId("adjustments", "COIN"), sideAccountId: userAccountId(user, "COIN"), audit, now }),
+    });
+    const rows = await applyPlans(db, [fund(a.id, 100), fund(b.id, 50), debit(a.id, 30)]);
+    expect(rows.map((r) => r.balanceAfter)).toEqual([100, 50, 70]);
+    await expect(applyPlans(db, [fund(a.id, 10), debit(b.id, 51)])).rejects.toMatchObject({ code: "insufficient_funds" });
+    await expect(applyPlans(db, [fund(a.id, 10, `k-${a.id}`), fund(b.id, 10, `k-${a.id}`)])).rejects.toMatchObject({ code: "already_applied" });
+    const balances = await env.DB.prepare("select id, balance from accounts where id in (?, ?) order by id").bind(userAccountId(a.id, "COIN"), userAccountId(b.id, "COIN")).all<{ id: string; balance: number }>();
+    expect(balances.results.map((r) => r.balance).sort()).toEqual([50, 70]);
+    expect((await checkLedger(db)).ok).toBe(true);
+  });
+});

@@ -5,7 +5,7 @@ import type { Db } from "../db/client";
 import { campaigns, payouts, type CampaignRow } from "../db/schema";
 import { activityPayout } from "../activity/bot-rules";
 import { campaignAccountId, systemAccountId, userAccountId } from "../ledger/accounts";
-import { applyPlan } from "../ledger/executor";
+import { applyPlan, applyPlans } from "../ledger/executor";
 import { entryPlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
@@ -35,16 +35,11 @@ export function holdPayoutStatement(db: Db, line: PayoutLine, config: Config, no
     .onConflictDoNothing();
 }
 
-/**
- * Pays one line: the campaign's budget gives payout + fee, the user's IDR wallet gets the payout and
- * platform revenue the fee, in one batch under once-key `payout:<day>:<user>:<campaign>` — a second run,
- * a resumed run or an admin release can never pay it twice. A budget that cannot cover payout + fee
- * moves nothing and records `insufficient_budget` (a later run may pay it once the budget is topped up).
- */
-export async function payLine(db: Db, line: PayoutLine, config: Config, now: number, actorId = "system:daily-batch"): Promise<"paid" | "insufficient_budget" | "already_paid" | "nothing"> {
+/** The ledger plan and payout row of one paid line (once-key `payout:<day>:<user>:<campaign>`). */
+function payoutPlan(db: Db, line: PayoutLine, config: Config, now: number, actorId: string) {
   const { amountIdr, feeIdr } = payoutAmounts(line, config);
-  if (amountIdr === 0) return "nothing";
   const txId = newId(now);
+  const decidedBy = actorId === BATCH_ACTOR ? null : actorId;
   const base = { id: payoutId(line), day: line.day, userId: line.userId, campaignId: line.campaign.id, advertiserId: line.campaign.ownerId, units: line.units, amountIdr, feeIdr, createdAt: now };
   const plan = entryPlan({
     tx: { id: txId, type: "payout", asset: "IDR", amount: amountIdr, userId: line.userId, metadata: { day: line.day, campaignId: line.campaign.id, units: line.units, feeIdr } },
@@ -58,25 +53,57 @@ export async function payLine(db: Db, line: PayoutLine, config: Config, now: num
     audit: { actorId, action: "payout.paid", subjectType: "user", subjectId: line.userId, details: { day: line.day, campaignId: line.campaign.id, amountIdr, feeIdr } },
     now,
   });
-  try {
-    await applyPlan(db, plan, {
-      alongside: [
-        db
-          .insert(payouts)
-          .values({ ...base, status: "paid", transactionId: txId, decidedBy: actorId === "system:daily-batch" ? null : actorId, decidedAt: now })
-          .onConflictDoUpdate({
-            target: [payouts.day, payouts.userId, payouts.campaignId],
-            set: { status: "paid", transactionId: txId, decidedBy: actorId === "system:daily-batch" ? null : actorId, decidedAt: now },
-            setWhere: sql`${payouts.status} in ('insufficient_budget', 'held')`,
-          }),
-      ],
+  const row = db
+    .insert(payouts)
+    .values({ ...base, status: "paid", transactionId: txId, decidedBy, decidedAt: now })
+    .onConflictDoUpdate({
+      target: [payouts.day, payouts.userId, payouts.campaignId],
+      set: { status: "paid", transactionId: txId, decidedBy, decidedAt: now },
+      setWhere: sql`${payouts.status} in ('insufficient_budget', 'held')`,
     });
+  return { plan, options: { alongside: [row] }, base };
+}
+
+const BATCH_ACTOR = "system:daily-batch";
+
+/**
+ * Pays one line: the campaign's budget gives payout + fee, the user's IDR wallet gets the payout and
+ * platform revenue the fee, in one batch under its once-key — a second run, a resumed run or an admin
+ * release can never pay it twice. A budget that cannot cover payout + fee moves nothing and records
+ * `insufficient_budget` (a later run may pay it once the budget is topped up).
+ */
+export async function payLine(db: Db, line: PayoutLine, config: Config, now: number, actorId = BATCH_ACTOR): Promise<"paid" | "insufficient_budget" | "already_paid" | "nothing"> {
+  if (payoutAmounts(line, config).amountIdr === 0) return "nothing";
+  const { plan, options, base } = payoutPlan(db, line, config, now, actorId);
+  try {
+    await applyPlan(db, plan, options);
     return "paid";
   } catch (error) {
     if (error instanceof ApiError && error.code === "already_applied") return "already_paid";
     if (!(error instanceof ApiError && error.code === "insufficient_funds")) throw error;
     await db.insert(payouts).values({ ...base, status: "insufficient_budget" }).onConflictDoNothing();
     return "insufficient_budget";
+  }
+}
+
+/** Lines committed together: one D1 commit per group instead of one per payout. */
+const GROUP = 25;
+
+/**
+ * Pays many lines: each group of lines is tried as ONE batch; if that batch is refused (a budget ran
+ * out, or a rerun meets lines already paid), the group falls back to paying line by line, which sorts
+ * out each line's own outcome. Either way every line is paid at most once.
+ */
+export async function payLines(db: Db, lines: PayoutLine[], config: Config, now: number): Promise<void> {
+  const payable = lines.filter((l) => payoutAmounts(l, config).amountIdr > 0);
+  for (let i = 0; i < payable.length; i += GROUP) {
+    const group = payable.slice(i, i + GROUP);
+    try {
+      await applyPlans(db, group.map((l) => payoutPlan(db, l, config, now, BATCH_ACTOR)));
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      for (const line of group) await payLine(db, line, config, now);
+    }
   }
 }
 

@@ -6,7 +6,8 @@ import { activityDays, batchRuns, dailyActivity, fraudAlerts, payouts, users } f
 import { weightsOf } from "../activity/activity.routes";
 import { classify, populationParams, type Level } from "../activity/bot-rules";
 import { ApiError } from "../lib/errors";
-import { campaignsById, holdPayoutStatement, payLine } from "./batch-payouts";
+import { campaignsById, holdPayoutStatement, payLines, type PayoutLine } from "./batch-payouts";
+import type { Statement } from "../ledger/executor";
 
 /**
  * The daily batch (SPEC §8) in bounded steps over the queue:
@@ -149,26 +150,26 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   const campaignIds = [...new Set(rows.flatMap((r) => Object.keys(r.campaignUnits)))];
   const known = await campaignsById(db, campaignIds);
 
+  const classifications: Statement[] = [];
+  const paid: PayoutLine[] = [];
   for (const row of rows) {
     const { level, z } = classify(row.rbar, params, { a: config.BOT_K_A, b: config.BOT_K_B });
     const lines = Object.entries(row.campaignUnits)
       .filter(([id, units]) => units > 0 && known.has(id))
       .map(([id, units]) => ({ day, userId: row.userId, campaign: known.get(id)!, units }));
-    const classified = db.update(dailyActivity).set({ level, z, action: ACTION[level], classifiedAt: now }).where(and(eq(dailyActivity.day, day), eq(dailyActivity.userId, row.userId)));
+    classifications.push(db.update(dailyActivity).set({ level, z, action: ACTION[level], classifiedAt: now }).where(and(eq(dailyActivity.day, day), eq(dailyActivity.userId, row.userId))));
     const alert = (severity: "critical" | "high") =>
       db
         .insert(fraudAlerts)
         .values({ id: `bot_${level}_${day}_${row.userId}`, userId: row.userId, alertType: `bot_level_${level}`, severity, details: { day, rbar: row.rbar, z, mu: params.mu, sigma: params.sigma }, actionTaken: level === "A" ? ("banned" as const) : null, createdAt: now })
         .onConflictDoNothing();
-    if (level === "A") {
-      await db.batch([alert("critical"), db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId)), classified]);
-    } else if (level === "B") {
-      await db.batch([alert("high"), ...lines.map((l) => holdPayoutStatement(db, l, config, now)), classified]);
-    } else {
-      for (const line of lines) await payLine(db, line, config, now);
-      await classified;
-    }
+    if (level === "A") await db.batch([alert("critical"), db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId))]);
+    else if (level === "B") await db.batch([alert("high"), ...lines.map((l) => holdPayoutStatement(db, l, config, now))]);
+    else paid.push(...lines);
   }
+  await payLines(db, paid, config, now);
+  // Classified last: a chunk that stops halfway is simply processed again (every step above is idempotent).
+  for (let i = 0; i < classifications.length; i += 50) await db.batch(classifications.slice(i, i + 50) as [Statement, ...Statement[]]);
   const [{ left } = { left: 1 }] = await db.select({ left: count() }).from(dailyActivity).where(and(eq(dailyActivity.day, day), isNull(dailyActivity.classifiedAt)));
   if (left === 0) await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(and(eq(batchRuns.day, day), eq(batchRuns.status, "paying")));
 }

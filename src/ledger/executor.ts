@@ -32,12 +32,13 @@ export class IdempotencyRaceError extends Error {}
 const balanceOf = (accountId: string): SQL => sql`(select ${accounts.balance} from ${accounts} where ${accounts.id} = ${accountId})`;
 
 /**
- * Applies a plan as ONE atomic D1 batch: once-keys, balance and lock updates, the transaction row,
- * postings, hold bookkeeping, audit entries and the idempotency record commit together or not at all.
+ * The statements of one plan: once-keys, balance and lock updates, the transaction row, postings, hold
+ * bookkeeping, audit entries, the spending counter, feature statements and the idempotency record.
  * Nothing is read first: overdrafts are refused by the accounts CHECK constraint, repeats by the
- * once-key primary key, so a racing request can never slip between a check and a write.
+ * once-key primary key, spends past the day's limit by the counter's CHECK, so a racing request can
+ * never slip between a check and a write. `txIndex` is the statement that returns the transaction row.
  */
-export async function applyPlan(db: Db, plan: LedgerPlan, options: ApplyOptions = {}): Promise<TransactionRow> {
+function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { statements: Statement[]; txIndex: number } {
   assertBalanced(plan.postings);
   const spend = plan.spend;
   if ("create" in plan.transaction && SPENDING_TYPES.has(plan.transaction.create.type) && !spend) {
@@ -149,16 +150,39 @@ export async function applyPlan(db: Db, plan: LedgerPlan, options: ApplyOptions 
     );
   }
 
+  return { statements, txIndex };
+}
+
+/** Applies a plan as ONE atomic D1 batch; returns the transaction row as written. */
+export async function applyPlan(db: Db, plan: LedgerPlan, options: ApplyOptions = {}): Promise<TransactionRow> {
+  const [row] = await applyPlans(db, [{ plan, options }]);
+  return row!;
+}
+
+/**
+ * Applies several plans in ONE atomic D1 batch: all commit or none does (the first refusal rolls back
+ * every plan and is thrown). The daily batch uses it to pay a chunk of users in a few commits.
+ */
+export async function applyPlans(db: Db, items: { plan: LedgerPlan; options?: ApplyOptions }[]): Promise<TransactionRow[]> {
+  const statements: Statement[] = [];
+  const txIndexes: number[] = [];
+  for (const { plan, options = {} } of items) {
+    const built = planStatements(db, plan, options);
+    txIndexes.push(statements.length + built.txIndex);
+    statements.push(...built.statements);
+  }
   let results: unknown[];
   try {
     results = await db.batch(statements as [Statement, ...Statement[]]);
   } catch (error) {
     throw translateBatchError(error);
   }
-  const row = (results[txIndex] as TransactionRow[])[0];
-  // A settle whose transaction is no longer pending matched no row: refuse rather than report success.
-  if (!row) throw new ApiError("already_applied", "The transaction is no longer pending.");
-  return row;
+  return txIndexes.map((i) => {
+    const row = (results[i] as TransactionRow[])[0];
+    // A settle whose transaction is no longer pending matched no row: refuse rather than report success.
+    if (!row) throw new ApiError("already_applied", "The transaction is no longer pending.");
+    return row;
+  });
 }
 
 function messagesOf(error: unknown): string {
