@@ -4,16 +4,20 @@ import { errorResponses, problemFor } from "../lib/errors";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { addToWhitelist, fraudStats, listAlerts, reviewAlert } from "./fraud.service";
 
+const Severity = z.enum(["low", "medium", "high", "critical"]);
+const AlertStatus = z.enum(["open", "investigating", "resolved", "false_positive"]);
+const AlertAction = z.enum(["warned", "frozen", "banned", "cleared"]);
+
 const AlertSchema = z
   .object({
     id: z.string(),
     userId: z.string().nullable(),
     alertType: z.string(),
-    severity: z.enum(["low", "medium", "high", "critical"]),
+    severity: Severity,
     details: z.record(z.string(), z.unknown()),
     deviceFingerprint: z.string().nullable(),
-    status: z.enum(["open", "investigating", "resolved", "false_positive"]),
-    actionTaken: z.enum(["warned", "frozen", "banned", "cleared"]).nullable(),
+    status: AlertStatus,
+    actionTaken: AlertAction.nullable(),
     reviewedBy: z.string().nullable(),
     reviewedAt: z.string().nullable(),
     createdAt: z.string(),
@@ -35,8 +39,8 @@ export const fraudRouter = createRouter()
         query: z.object({
           userId: z.string().regex(USER_ID_PATTERN).optional(),
           alertType: z.string().regex(/^[a-z_A-Z]{1,60}$/).optional(),
-          severity: z.enum(["low", "medium", "high", "critical"]).optional(),
-          status: z.enum(["open", "investigating", "resolved", "false_positive"]).optional(),
+          severity: Severity.optional(),
+          status: AlertStatus.optional(),
           limit: z.coerce.number().int().min(1).max(100).default(20),
           cursor: z.string().regex(AlertIdPattern).optional().openapi({ description: "The id of the last alert of the previous page." }),
         }),
@@ -66,8 +70,8 @@ export const fraudRouter = createRouter()
               schema: z
                 .object({
                   alertId: z.string().regex(AlertIdPattern),
-                  status: z.enum(["open", "investigating", "resolved", "false_positive"]),
-                  action: z.enum(["warned", "frozen", "banned", "cleared"]),
+                  status: AlertStatus,
+                  action: AlertAction,
                 })
                 .strict(),
             },
