@@ -12,16 +12,19 @@
 //     queue messages, rows written per user (table counts before/after), totals paid against what
 //     the seeded population must produce, workerd RSS, and a second run that must pay nobody twice.
 //
+// `wrangler d1 execute --local` is only ever run while the service is DOWN. With `wrangler dev` up on
+// the same persist dir it works most of the time, but every execute (even a read: miniflare's D1 object
+// writes on open) moves the database under workerd's open connection, and the service then fails with
+// "SQLITE_BUSY (extended: SQLITE_BUSY_SNAPSHOT)" internal errors, hung requests and queue invocations
+// that never finish (which stall the local queue for good). So each size runs as: seed and count with
+// the service stopped, start it, run, stop, count, start, rerun, stop, count. Each start is a fresh
+// runtime, which also makes the idle RSS baseline of each run clean.
+//
 // Env: BENCH_BATCH_PORT (8807), BENCH_BATCH_SIM_PORT (8808), BENCH_INGEST_REQUESTS (1500),
 // BENCH_INGEST_CONCURRENCY (8), BENCH_BATCH_SIZES, BENCH_BATCH_MAX_SECONDS (600), BENCH_BATCH_STALL_SECONDS
-// (90: a run whose progress does not move for that long is abandoned), BENCH_BATCH_CHUNK_USERS (99, passed
-// as the BATCH_CHUNK_USERS var; "default" leaves the service's own), BENCH_SNAPSHOT (1), BENCH_KEEP_STATE (0).
-// Results: .bench/batch-results.json; the whole server log: .bench/batch-server-<ts>.log.
-//
-// Why 99 users per queue message and not the service's default 100: the pay step reads its users with
-// `day = ? and user_id in (…)`, i.e. 1 + chunk bound parameters, and D1 allows at most 100 per query
-// ("too many SQL variables"), so with 100 every pay message fails, is retried 5 times and dropped, and
-// the day stays `paying` forever. BENCH_BATCH_CHUNK_USERS=default measures the service as configured.
+// (90: a run whose progress does not move for that long is abandoned), BENCH_BATCH_CHUNK_USERS (unset:
+// the service's own BATCH_CHUNK_USERS; a number is passed as that var), BENCH_SNAPSHOT (1),
+// BENCH_KEEP_STATE (0). Results: .bench/batch-results.json; the whole server log: .bench/batch-server-<ts>.log.
 //
 // Seeding generates the rows inside SQLite (recursive CTEs, a small integer hash for the "random"
 // draws) instead of shipping millions of VALUES: local D1 refuses statements over 100 KB
@@ -33,7 +36,8 @@
 // runs it in place): `wrangler dev` reloads on every edit under src/, which would restart the Worker
 // in the middle of a batch. Reloads seen in the log are reported either way.
 import { spawn } from "node:child_process";
-import { cpSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import { cpus, loadavg, totalmem } from "node:os";
 import { resolve } from "node:path";
@@ -59,8 +63,7 @@ const INGEST_CONCURRENCY = Math.floor(num("BENCH_INGEST_CONCURRENCY", 8));
 const INGEST_MAX_SECONDS = 300;
 const MAX_SECONDS = num("BENCH_BATCH_MAX_SECONDS", 600);
 const STALL_SECONDS = num("BENCH_BATCH_STALL_SECONDS", 90);
-const CHUNK_RAW = process.env.BENCH_BATCH_CHUNK_USERS || "99";
-const CHUNK = CHUNK_RAW === "default" ? null : Math.floor(num("BENCH_BATCH_CHUNK_USERS", 99));
+const CHUNK = process.env.BENCH_BATCH_CHUNK_USERS ? Math.floor(num("BENCH_BATCH_CHUNK_USERS", 100)) : null;
 const SIZES = (process.env.BENCH_BATCH_SIZES || "10000,30000").split(",").map((s) => s.trim()).filter(Boolean).map(Number);
 if (SIZES.length === 0 || SIZES.some((n) => !Number.isInteger(n) || n < 100 || n > 10_000_000)) {
   console.error(`BENCH_BATCH_SIZES must be whole numbers between 100 and 10000000, got "${process.env.BENCH_BATCH_SIZES}"`);
@@ -74,6 +77,10 @@ const EVENTS_PER_REQUEST = 100;
 const CAMPAIGNS = 5;
 const CAMPAIGN_BUDGET_IDR = 100_000_000_000; // per campaign; far above what any size pays
 const READY_TIMEOUT_MS = 90_000;
+// A status request can wait several seconds behind the queue consumer's D1 work; abandoning it early
+// would only add load (the service keeps running it), so the timeout is generous.
+const POLL_TIMEOUT_MS = num("BENCH_POLL_TIMEOUT_SECONDS", 60) * 1000;
+const POLL_FRESH = flag("BENCH_POLL_FRESH_CONNECTION", "1");
 const BASE = `http://${HOST}:${PORT}`;
 const WRANGLER_ENV = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
 
@@ -91,11 +98,16 @@ const round = (x, d = 2) => (x === null || x === undefined || !Number.isFinite(x
 // The server: `node scripts/start.mjs` in its own process group, so workerd goes down with it.
 
 let server;
+let stopping;
 let serverExited = false;
 let serverTail = "";
 let logFile;
 let interrupted = false;
-const logCounts = { reloads: 0, batchMessageFailed: 0, errors: 0, unhandled: 0 };
+let starts = 0;
+let httpAgent = new Agent({ keepAlive: true });
+let serverExit;
+const unexpectedExits = [];
+const logCounts = { reloads: 0, batchMessageFailed: 0, errors: 0, unhandled: 0, sqliteBusy: 0 };
 const logFirst = {};
 
 function portFree(port) {
@@ -126,12 +138,20 @@ function scanLog(text) {
     if (/Reloading local server/.test(line)) hit("reloads");
     if (/batch message failed/.test(line)) hit("batchMessageFailed");
     if (/unhandled error/.test(line)) hit("unhandled");
+    if (/SQLITE_BUSY/.test(line)) hit("sqliteBusy");
     if (/\[ERROR\]|\[wrangler:error\]|✘/.test(line)) hit("errors");
   }
 }
 
 function startServer() {
-  logFile = createWriteStream(LOG_PATH);
+  logFile ??= createWriteStream(LOG_PATH);
+  starts++;
+  logFile.write(`\n===== bench-batch: service start #${starts} at ${new Date().toISOString()} =====\n`);
+  serverExited = false;
+  serverTail = "";
+  stopping = undefined;
+  httpAgent.destroy();
+  httpAgent = new Agent({ keepAlive: true });
   const env = {
     ...WRANGLER_ENV,
     PORT: String(PORT),
@@ -152,8 +172,37 @@ function startServer() {
   };
   server.stdout.on("data", keep);
   server.stderr.on("data", keep);
-  server.on("exit", () => (serverExited = true));
+  const mine = server;
+  mine.on("exit", (code, signal) => {
+    if (mine !== server) return;
+    serverExited = true;
+    serverExit = { code, signal, expected: stopping !== undefined, at: new Date().toISOString() };
+    logFile.write(`\n===== bench-batch: service (scripts/start.mjs) exited: code ${code}, signal ${signal}${stopping === undefined ? " — NOT stopped by this script" : ""} =====\n`);
+    if (stopping === undefined) unexpectedExits.push(serverExit);
+  });
 }
+
+/** Starts the service and waits until it answers; returns the seconds it took. */
+async function bootServer() {
+  // The ports are free between our own stops and starts: make sure nobody else took them meanwhile,
+  // or the requests below would go to someone else's service.
+  for (const port of [PORT, SIM_PORT]) {
+    if (!(await portFree(port))) throw new Error(`port ${port} on ${HOST} was taken by another process while the service was down`);
+  }
+  const t = performance.now();
+  startServer();
+  try {
+    await waitReady();
+    await sleep(500);
+    if (serverExited) throw new Error("the service exited right after answering (is another server on the port?)");
+  } catch (error) {
+    checkInterrupted();
+    throw new Error(`the service did not start: ${error.message}\n--- service output (tail) ---\n${serverTail.slice(-4000)}`);
+  }
+  return round((performance.now() - t) / 1000, 1);
+}
+
+const serverUp = () => Boolean(server?.pid) && !serverExited && stopping === undefined;
 
 /** Every process below `pid`, read from /proc (Linux). */
 function descendants(pid) {
@@ -190,7 +239,6 @@ const alive = (pid) => {
   }
 };
 
-let stopping;
 function stopServer() {
   stopping ??= (async () => {
     if (!server?.pid) return;
@@ -218,7 +266,6 @@ function stopServer() {
       }
       await sleep(300);
     }
-    logFile?.end();
   })();
   return stopping;
 }
@@ -272,9 +319,8 @@ async function waitReady() {
     if (errorSeenAt !== undefined && Date.now() - errorSeenAt > 15_000) throw new Error("wrangler reported an [ERROR] and the service did not become ready");
     checkInterrupted();
     try {
-      const res = await fetch(`${BASE}/openapi.json`, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      if (res.ok) return;
+      const res = await call("GET", "/openapi.json", undefined, undefined, 2000, { fresh: true });
+      if (res.status === 200) return;
     } catch {
       // not listening yet
     }
@@ -340,11 +386,36 @@ function memoryWatch() {
 
 const mib = (kib) => round(kib / 1024, 1);
 
+/** Who holds POSIX locks on the local D1 files right now (for diagnosing hung requests). */
+function d1Locks() {
+  try {
+    const dir = `${PERSIST}/v3/d1/miniflare-D1DatabaseObject`;
+    const inodes = new Map();
+    for (const f of readdirSync(dir)) inodes.set(String(statSync(`${dir}/${f}`).ino), f);
+    const out = [];
+    for (const line of readFileSync("/proc/locks", "utf8").split("\n")) {
+      const m = /^\d+:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)\s+[0-9a-f]+:[0-9a-f]+:(\d+)\s+(\S+)\s+(\S+)/.exec(line);
+      if (!m || !inodes.has(m[5])) continue;
+      let comm = "?";
+      try {
+        comm = readFileSync(`/proc/${m[4]}/comm`, "utf8").trim();
+      } catch {
+        // gone
+      }
+      out.push(`${inodes.get(m[5])} ${m[3]} ${m[6]}-${m[7]} pid ${m[4]} (${comm})`);
+    }
+    return out;
+  } catch (error) {
+    return [`unavailable: ${error.message}`];
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
-// wrangler d1 execute --local against the server's persist dir (SQLite locking makes this safe
-// while `wrangler dev` has the same file open: both use WAL with POSIX locks).
+// wrangler d1 execute --local against the server's persist dir, only while the service is stopped
+// (see the header: an execute under a running `wrangler dev` breaks the service's D1 connection).
 
 function wranglerD1(args, timeoutMs = 600_000) {
+  if (serverUp()) throw new Error("refusing to run wrangler d1 execute while the service has the database open");
   return new Promise((res, rej) => {
     const child = spawn("node_modules/.bin/wrangler", ["d1", "execute", "DB", "--local", "--persist-to", PERSIST, ...args], { cwd: APP_DIR, env: WRANGLER_ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     helpers.add(child.pid);
@@ -536,25 +607,42 @@ function plan(n, cfg) {
 
 const TIMING = /roundTrips=(\d+)\s+rowsRead=(\d+)\s+rowsWritten=(\d+)/;
 
-async function call(method, path, token, body) {
-  const started = performance.now();
-  const res = await fetch(`${BASE}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(120_000),
+/**
+ * One HTTP request through node:http. Keep-alive connections come from an agent that belongs to the
+ * current service instance (replaced at every start, so no request rides a socket of a stopped one);
+ * `fresh` opens a new connection for this request only.
+ */
+function call(method, path, token, body, timeoutMs = 120_000, { fresh = false } = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(payload ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}) };
+    const started = performance.now();
+    const req = httpRequest({ host: HOST, port: PORT, method, path, headers, agent: fresh ? false : httpAgent }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        clearTimeout(timer);
+        const text = Buffer.concat(chunks).toString("utf8");
+        const ms = performance.now() - started;
+        const m = TIMING.exec(String(res.headers["server-timing"] ?? ""));
+        const d1 = m ? { roundTrips: Number(m[1]), rowsRead: Number(m[2]), rowsWritten: Number(m[3]) } : undefined;
+        let json;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolvePromise({ status: res.statusCode, ms, d1, json, text });
+      });
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    req.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    req.end(payload);
   });
-  const text = await res.text();
-  const ms = performance.now() - started;
-  const m = TIMING.exec(res.headers.get("server-timing") ?? "");
-  const d1 = m ? { roundTrips: Number(m[1]), rowsRead: Number(m[2]), rowsWritten: Number(m[3]) } : undefined;
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, ms, d1, json, text };
 }
 
 function percentile(sorted, p) {
@@ -671,6 +759,7 @@ async function runBatch(admin, day, n) {
   const deadline = started + MAX_SECONDS * 1000;
   let progress = runRes.json;
   let pollErrors = 0;
+  const pollFailures = [];
   let payingAt = progress.status === "paying" ? performance.now() : null;
   let lastLine = 0;
   let lastChange = performance.now();
@@ -679,14 +768,23 @@ async function runBatch(admin, day, n) {
   const pollMs = [];
   while (progress.status !== "done" && performance.now() < deadline) {
     checkInterrupted();
+    if (serverExited) {
+      stalled = true;
+      console.log(`    the service exited (${JSON.stringify(serverExit)}); giving up on this run`);
+      break;
+    }
     await sleep(1000);
     try {
-      const r = await call("GET", `/api/admin/batches/${day}`, admin);
+      const r = await call("GET", `/api/admin/batches/${day}`, admin, undefined, POLL_TIMEOUT_MS, { fresh: POLL_FRESH });
       pollMs.push(r.ms);
       if (r.status === 200) progress = r.json;
-      else pollErrors++;
-    } catch {
+      else {
+        pollErrors++;
+        if (pollFailures.length < 5) pollFailures.push({ afterSeconds: round((performance.now() - started) / 1000, 1), status: r.status, body: r.text.slice(0, 300) });
+      }
+    } catch (error) {
       pollErrors++;
+      if (pollFailures.length < 5) pollFailures.push({ afterSeconds: round((performance.now() - started) / 1000, 1), error: String(error?.cause ?? error).slice(0, 200), d1Locks: d1Locks() });
     }
     if (payingAt === null && progress.status !== "collecting") payingAt = performance.now();
     const state = JSON.stringify([progress.status, progress.collected, progress.classified, progress.payouts]);
@@ -707,15 +805,20 @@ async function runBatch(admin, day, n) {
   const seconds = (performance.now() - started) / 1000;
   const done = progress.status === "done";
   pollMs.sort((a, b) => a - b);
+  const serverSeconds = done && progress.finishedAt && progress.startedAt ? (Date.parse(progress.finishedAt) - Date.parse(progress.startedAt)) / 1000 : null;
   return {
     done,
     stalled,
     seconds: round(seconds, 2),
+    // started_at → finished_at as the service recorded them: exact, unlike the 1 s polling
+    serverSeconds: round(serverSeconds, 2),
+    polls: pollMs.length,
     runRequestMs: round(runMs, 1),
     secondsToPaying: payingAt === null ? null : round((payingAt - started) / 1000, 2),
-    usersPerSecond: round((done ? n : progress.classified) / seconds, 1),
+    usersPerSecond: round((done ? n : progress.classified) / (serverSeconds ?? seconds), 1),
     projectedSeconds: done ? null : progress.classified > 0 ? round((n * seconds) / progress.classified, 0) : null,
     pollErrors,
+    pollFailures,
     pollLatencyMs: { p50: round(percentile(pollMs, 50)), max: round(pollMs.at(-1) ?? null) },
     progress,
   };
@@ -730,6 +833,7 @@ async function batchAtScale(admin, n, index, cfg) {
   result.population = { normal: p.expected.byKind.N, levelB: p.expected.byKind.B, bots: p.expected.byKind.A, muExpected: round(p.params.mu, 4), sigmaExpected: round(p.params.sigma, 4), bBandMilli: p.b };
   result.expected = p.expected;
 
+  // 1. Seed and count with the service down.
   const sqlPath = `${RUN_DIR}/seed-${n}.sql`;
   mkdirSync(RUN_DIR, { recursive: true });
   writeFileSync(sqlPath, populationSql(n, day, Date.now(), p.b));
@@ -739,8 +843,10 @@ async function batchAtScale(admin, n, index, cfg) {
   result.seedSeconds = round((performance.now() - t) / 1000, 1);
   checkInterrupted();
   const before = await tableCounts(n, day);
-  console.log(`    seeded in ${result.seedSeconds} s; running the batch (cap ${MAX_SECONDS} s) ...`);
 
+  // 2. The run, on a freshly started service.
+  result.startupSeconds = [await bootServer()];
+  console.log(`    seeded in ${result.seedSeconds} s; service up in ${result.startupSeconds[0]} s; running the batch (cap ${MAX_SECONDS} s) ...`);
   await sleep(2000); // let the runtime settle before the idle baseline
   const idle = sampleWorkerd();
   const mem = memoryWatch();
@@ -759,8 +865,13 @@ async function batchAtScale(admin, n, index, cfg) {
   if (!run.done) {
     result.status = run.stalled ? "stalled" : "incomplete";
     console.log(`    NOT done after ${run.seconds} s${run.stalled ? " (stalled)" : ""}: ${run.progress.classified}/${n} classified; projected ${run.projectedSeconds ?? "?"} s`);
+    await stopServer(); // its queue messages go with it, so the next size starts clean
     return result;
   }
+  const ledger = await call("GET", "/api/admin/ledger/check", admin);
+  result.ledgerCheck = { status: ledger.status, ok: ledger.status === 200 && ledger.json?.ok === true, ms: round(ledger.ms, 0), body: ledger.json?.ok === true ? undefined : (ledger.json ?? ledger.text.slice(0, 2000)) };
+  await stopServer();
+
   const after = await tableCounts(n, day);
   const d = sub(after, before);
   const inserted = COUNTED.reduce((acc, t) => acc + d[t], 0);
@@ -786,26 +897,28 @@ async function batchAtScale(admin, n, index, cfg) {
     held: same(got.held, p.expected.held),
     banned: d.bannedUsers === p.expected.levels.A,
     userIdrCredited: d.userIdrSum === p.expected.paid.amountIdr,
+    params: Math.abs(progress.params.mu - p.params.mu) < 1e-9 && Math.abs(progress.params.sigma - p.params.sigma) < 1e-9,
   };
-  if (Math.abs(progress.params.mu - p.params.mu) > 1e-9 || Math.abs(progress.params.sigma - p.params.sigma) > 1e-9) result.matchesExpected.params = false;
 
-  const ledger = await call("GET", "/api/admin/ledger/check", admin);
-  result.ledgerCheck = { status: ledger.status, ok: ledger.status === 200 && ledger.json?.ok === true, ms: round(ledger.ms, 0), body: ledger.json?.ok === true ? undefined : (ledger.json ?? ledger.text.slice(0, 2000)) };
-
-  // A second run of the same day must pay nobody twice.
+  // 3. A second run of the same day must pay nobody twice.
+  result.startupSeconds.push(await bootServer());
   console.log(`    done in ${run.seconds} s (${run.usersPerSecond} users/s); rerunning the same day ...`);
   const rerun = await runBatch(admin, day, n);
-  result.rerun = { done: rerun.done, seconds: rerun.seconds, usersPerSecond: rerun.usersPerSecond, projectedSeconds: rerun.projectedSeconds, queueMessages: rerun.progress.queueMessages - progress.queueMessages, progress: rerun.progress };
+  result.rerun = { done: rerun.done, stalled: rerun.stalled, seconds: rerun.seconds, serverSeconds: rerun.serverSeconds, usersPerSecond: rerun.usersPerSecond, projectedSeconds: rerun.projectedSeconds, queueMessages: rerun.progress.queueMessages - progress.queueMessages, pollErrors: rerun.pollErrors, pollFailures: rerun.pollFailures, progress: rerun.progress };
   if (rerun.done) {
+    const ledger2 = await call("GET", "/api/admin/ledger/check", admin);
+    result.rerun.ledgerOk = ledger2.status === 200 && ledger2.json?.ok === true;
+    await stopServer();
     const again = await tableCounts(n, day);
     const payoutsSame = JSON.stringify(rerun.progress.payouts) === JSON.stringify(progress.payouts);
     result.rerun.payoutsUnchanged = payoutsSame;
     result.rerun.userIdrSumUnchanged = again.userIdrSum === after.userIdrSum;
     result.rerun.rowsInserted = Object.fromEntries(COUNTED.map((t) => [t, again[t] - after[t]]));
-    const ledger2 = await call("GET", "/api/admin/ledger/check", admin);
-    result.rerun.ledgerOk = ledger2.status === 200 && ledger2.json?.ok === true;
-    result.rerun.ok = payoutsSame && result.rerun.userIdrSumUnchanged && result.rerun.ledgerOk && result.rerun.rowsInserted.transactions === 0 && result.rerun.rowsInserted.postings === 0;
-  } else result.rerun.ok = false;
+    result.rerun.ok = payoutsSame && result.rerun.userIdrSumUnchanged && result.rerun.ledgerOk && result.rerun.rowsInserted.transactions === 0 && result.rerun.rowsInserted.postings === 0 && result.rerun.rowsInserted.payouts === 0;
+  } else {
+    await stopServer();
+    result.rerun.ok = false;
+  }
   result.status = "done";
   return result;
 }
@@ -827,20 +940,16 @@ function ingestTable(a) {
 
 function batchTable(results) {
   const out = [
-    "| part B: users | seed s | run → done s | users/s | queue msgs | rows/user | all writes/user | paid (count / IDR / fee) | held | A (banned) | as expected | workerd peak RSS MiB (+ over idle) | workerd CPU s | rerun s | rerun pays nobody twice | ledger check |",
+    "| part B: users | seed s | run → done s (wall / service) | users/s | queue msgs | rows/user | all writes/user | paid (count / IDR / fee) | held | A (banned) | as expected | workerd peak RSS MiB (+ over idle) | workerd CPU s | rerun s (wall / service) | rerun pays nobody twice | ledger check |",
     "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|:---:|---:|---:|---:|:---:|:---:|",
   ];
   for (const r of results) {
-    if (r.status === "skipped") {
-      out.push(`| ${int(r.users)} | skipped: ${r.reason} |||||||||||||||`);
-      continue;
-    }
     const pr = r.run?.progress;
     const paid = pr?.payouts?.paid;
-    const time = r.run?.done ? fmt(r.run.seconds, 1) : `${r.run?.stalled ? "STALLED" : "INCOMPLETE"} at ${fmt(r.run?.seconds, 0)} s (${int(pr?.classified)}/${int(r.users)}; projected ${int(r.run?.projectedSeconds)} s)`;
+    const time = r.run?.done ? `${fmt(r.run.seconds, 1)} / ${fmt(r.run.serverSeconds, 1)}` : `${r.run?.stalled ? "STALLED" : "INCOMPLETE"} at ${fmt(r.run?.seconds, 0)} s (${int(pr?.classified)}/${int(r.users)}; projected ${int(r.run?.projectedSeconds)} s)`;
     const expectedOk = r.matchesExpected ? (Object.values(r.matchesExpected).every(Boolean) ? "yes" : `NO ${JSON.stringify(r.matchesExpected)}`) : "–";
     out.push(
-      `| ${int(r.users)} | ${fmt(r.seedSeconds)} | ${time} | ${fmt(r.run?.usersPerSecond)} | ${pr ? int(pr.queueMessages) : "–"} | ${fmt(r.rows?.perUser, 2)} | ${fmt(r.rows?.perUserAllWrites, 2)} | ${paid ? `${int(paid.count)} / ${int(paid.amountIdr)} / ${int(paid.feeIdr)}` : "–"} | ${pr?.payouts?.held ? int(pr.payouts.held.count) : "–"} | ${pr ? int(pr.levels?.A ?? 0) : "–"} | ${expectedOk} | ${r.memory ? `${fmt(r.memory.peakMiB)} (+${fmt(r.memory.increaseMiB)})` : "–"} | ${fmt(r.workerdCpuSeconds)} | ${r.rerun ? (r.rerun.done ? fmt(r.rerun.seconds, 1) : `INCOMPLETE (${fmt(r.rerun.seconds, 0)} s)`) : "–"} | ${r.rerun ? (r.rerun.ok ? "yes" : "NO") : "–"} | ${r.ledgerCheck ? (r.ledgerCheck.ok ? "ok" : "FAILED") : "–"} |`,
+      `| ${int(r.users)} | ${fmt(r.seedSeconds)} | ${time} | ${fmt(r.run?.usersPerSecond)} | ${pr ? int(pr.queueMessages) : "–"} | ${fmt(r.rows?.perUser, 2)} | ${fmt(r.rows?.perUserAllWrites, 2)} | ${paid ? `${int(paid.count)} / ${int(paid.amountIdr)} / ${int(paid.feeIdr)}` : "–"} | ${pr?.payouts?.held ? int(pr.payouts.held.count) : "–"} | ${pr ? int(pr.levels?.A ?? 0) : "–"} | ${expectedOk} | ${r.memory ? `${fmt(r.memory.peakMiB)} (+${fmt(r.memory.increaseMiB)})` : "–"} | ${fmt(r.workerdCpuSeconds)} | ${r.rerun ? (r.rerun.done ? `${fmt(r.rerun.seconds, 1)} / ${fmt(r.rerun.serverSeconds, 1)}` : `INCOMPLETE (${fmt(r.rerun.seconds, 0)} s)`) : "–"} | ${r.rerun ? (r.rerun.ok ? "yes" : "NO") : "–"} | ${r.ledgerCheck ? (r.ledgerCheck.ok ? "ok" : "FAILED") : "–"} |`,
     );
   }
   return out.join("\n");
@@ -850,7 +959,7 @@ function scalingLine(results) {
   const done = results.filter((r) => r.status === "done" || (r.run && !r.run.done && r.run.projectedSeconds));
   if (done.length < 2) return null;
   const [a, b] = [done[0], done.at(-1)];
-  const secs = (r) => (r.run.done ? r.run.seconds : r.run.projectedSeconds);
+  const secs = (r) => (r.run.done ? (r.run.serverSeconds ?? r.run.seconds) : r.run.projectedSeconds);
   const sizeRatio = b.users / a.users;
   const timeRatio = secs(b) / secs(a);
   const rowsRatio = a.rows && b.rows ? b.rows.perUser / a.rows.perUser : null;
@@ -902,16 +1011,7 @@ async function main() {
   if (loadBefore > cpus().length * 0.5) console.log(`note: 1-minute load average is ${loadBefore.toFixed(1)} on ${cpus().length} CPUs before starting; expect noisy figures`);
   if (SNAPSHOT) snapshotApp();
   console.log(`starting the service on ${BASE} from ${SNAPSHOT ? "a snapshot of the working tree" : "the working tree"} (persist ${PERSIST}, log ${LOG_PATH}) ...`);
-  const bootStarted = performance.now();
-  startServer();
-  try {
-    await waitReady();
-  } catch (error) {
-    checkInterrupted();
-    console.error(`FAILED to start: ${error.message}\n--- service output (tail) ---\n${serverTail.slice(-4000)}`);
-    return 1;
-  }
-  const startupSeconds = round((performance.now() - bootStarted) / 1000, 1);
+  const startupSeconds = await bootServer();
   const idleAtStart = sampleWorkerd();
   console.log(`ready in ${startupSeconds} s; workerd processes ${workerdProcesses().join(", ")} (RSS ${mib(idleAtStart.rssKiB)} MiB)`);
   const admin = signToken(`bb-admin-${suffix}`, "admin", secret, 4);
@@ -919,22 +1019,15 @@ async function main() {
   console.log(`part A: ${INGEST_REQUESTS} × ${EVENTS_PER_REQUEST} activity events from ${USERS} users at concurrency ${INGEST_CONCURRENCY} ...`);
   const ingestResult = await ingest(secret);
   checkInterrupted();
+  await stopServer();
 
   console.log(`part B: daily batch for ${SIZES.join(", ")} users, ${CHUNK === null ? "the service's BATCH_CHUNK_USERS" : `BATCH_CHUNK_USERS=${CHUNK}`} per queue message ...`);
   const batches = [];
   for (const [index, n] of SIZES.entries()) {
     checkInterrupted();
-    const blocked = batches.find((r) => r.status !== "done");
-    if (blocked) {
-      batches.push({ users: n, status: "skipped", reason: `the ${blocked.users}-user run ${blocked.status === "stalled" ? "stalled" : "hit the cap and the queue may still be working on it"}` });
-      continue;
-    }
     batches.push(await batchAtScale(admin, n, index, cfg));
   }
   const scaling = scalingLine(batches);
-  const ledger = await call("GET", "/api/admin/ledger/check", admin);
-  const ledgerOk = ledger.status === 200 && ledger.json?.ok === true;
-  await stopServer();
 
   const mdA = ingestTable(ingestResult);
   const mdB = batchTable(batches);
@@ -942,13 +1035,12 @@ async function main() {
   if (scaling) console.log(`${scaling.text}\n`);
   console.log("RSS is the whole local runtime's (every workerd process of this `wrangler dev`), sampled every 500 ms; not a per-invocation figure.");
   for (const r of batches) {
-    if (r.run && r.run.secondsToPaying !== null) console.log(`N=${r.users}: POST .../run answered in ${r.run.runRequestMs} ms; status poll p50 ${r.run.pollLatencyMs.p50} ms, max ${r.run.pollLatencyMs.max} ms${r.run.pollErrors ? `, ${r.run.pollErrors} poll errors` : ""}`);
+    if (r.run) console.log(`N=${r.users}: POST .../run answered in ${r.run.runRequestMs} ms; status poll p50 ${r.run.pollLatencyMs.p50} ms, max ${r.run.pollLatencyMs.max} ms${r.run.pollErrors ? `, ${r.run.pollErrors} poll errors/timeouts (${POLL_TIMEOUT_MS / 1000} s): ${JSON.stringify(r.run.pollFailures)}` : ""}`);
     if (r.matchesExpected && !Object.values(r.matchesExpected).every(Boolean)) console.log(`N=${r.users}: the batch's outcome differs from what the seeded population must produce: expected ${JSON.stringify(r.expected)}, got levels ${JSON.stringify(r.run.progress.levels)} payouts ${JSON.stringify(r.run.progress.payouts)}`);
     if (r.rerun && !r.rerun.ok) console.log(`N=${r.users}: RERUN CHECK FAILED: ${JSON.stringify({ payoutsUnchanged: r.rerun.payoutsUnchanged, userIdrSumUnchanged: r.rerun.userIdrSumUnchanged, rowsInserted: r.rerun.rowsInserted, ledgerOk: r.rerun.ledgerOk })}`);
   }
-  console.log(`server log: ${logCounts.batchMessageFailed} "batch message failed", ${logCounts.unhandled} "unhandled error", ${logCounts.errors} error lines, ${logCounts.reloads} reloads${Object.keys(logFirst).length ? `; first: ${JSON.stringify(logFirst)}` : ""}`);
+  console.log(`server log (${starts} service starts): ${logCounts.batchMessageFailed} "batch message failed", ${logCounts.unhandled} "unhandled error", ${logCounts.sqliteBusy} SQLITE_BUSY, ${logCounts.errors} error lines, ${logCounts.reloads} reloads${Object.keys(logFirst).length ? `; first: ${JSON.stringify(logFirst)}` : ""}`);
   if (logCounts.reloads > 0) console.log("WARNING: wrangler reloaded the Worker during the run (source edits?); the figures mix code versions");
-  console.log(`ledger check at the end: ${ledgerOk ? "ok: true" : `FAILED (${ledger.status}) ${ledger.text.slice(0, 1000)}`}`);
 
   const results = {
     at: new Date().toISOString(),
@@ -958,7 +1050,8 @@ async function main() {
     ingest: ingestResult,
     batches,
     scaling,
-    ledgerCheckAtEnd: { status: ledger.status, ok: ledgerOk },
+    serviceStarts: starts,
+    unexpectedServiceExits: unexpectedExits,
     serverLog: { path: LOG_PATH, counts: logCounts, first: logFirst },
     markdown: `${mdA}\n\n${mdB}${scaling ? `\n\n${scaling.text}` : ""}`,
   };
@@ -967,9 +1060,12 @@ async function main() {
 
   const ingestOk = ingestResult.measured.errorCount === 0 && !ingestResult.measured.stoppedByTimeCap;
   const batchesOk = batches.every((r) => r.status === "done" && r.ledgerCheck?.ok && r.rerun?.ok && Object.values(r.matchesExpected).every(Boolean));
+  logFile?.end();
   if (!ingestOk) console.log("FAILED: ingest had errors or hit its time cap");
   if (!batchesOk) console.log("FAILED: a batch did not finish, did not match the seeded population, failed the ledger check or paid on the rerun");
-  return ingestOk && batchesOk && ledgerOk && logCounts.unhandled === 0 ? 0 : 1;
+  if (logCounts.unhandled || logCounts.sqliteBusy) console.log("FAILED: the service log shows unhandled errors or SQLITE_BUSY");
+  if (unexpectedExits.length) console.log(`FAILED: the service exited ${unexpectedExits.length} time(s) without being stopped by this script: ${JSON.stringify(unexpectedExits)}`);
+  return ingestOk && batchesOk && logCounts.unhandled === 0 && logCounts.sqliteBusy === 0 && unexpectedExits.length === 0 ? 0 : 1;
 }
 
 let code = 1;
@@ -978,7 +1074,7 @@ try {
 } catch (error) {
   if (interrupted || error instanceof Interrupted) code = 130;
   else {
-    console.error(`bench-batch failed: ${error?.stack ?? error}`);
+    console.error(`bench-batch failed: ${error?.stack ?? error}${error?.cause ? `\ncause: ${error.cause?.stack ?? error.cause}` : ""}`);
     if (serverTail) console.error(`--- service output (tail) ---\n${serverTail.slice(-3000)}`);
     code = 1;
   }
