@@ -4,21 +4,24 @@
 //
 //  A. Ingest: 200 users POST /api/activity, 100 events per request (unique ids, mixed types, half on a
 //     campaign), BENCH_INGEST_REQUESTS (1500) requests at BENCH_INGEST_CONCURRENCY (8).
-//  B. Batch: for each N in BENCH_BATCH_SIZES ("10000,30000") a past business day is seeded straight
+//  B. Batch: for each N in BENCH_BATCH_SIZES ("10000,100000"; ~11 min in all on 2 cores) a past business day is seeded straight
 //     into the local D1 SQLite file with `wrangler d1 execute --local` (N users with their 4 accounts,
 //     an advertiser, 5 campaigns funded by balanced adjustment transactions, N activity_days and N
-//     collected daily_activity rows), then POST /api/admin/batches/<day>/run and GET .../<day> every
-//     second until done (cap BENCH_BATCH_MAX_SECONDS, 600, per run). Measured: wall time, users/s,
-//     queue messages, rows written per user (table counts before/after), totals paid against what
-//     the seeded population must produce, workerd RSS, and a second run that must pay nobody twice.
+//     collected daily_activity rows), then POST /api/admin/batches/<day>/run, until the day's status
+//     is `done` (GET .../<day> about once a second) AND every queue message the run enqueued has been
+//     acked (wrangler's "QUEUE daily-batch <acked>/<delivered>" log lines); cap BENCH_BATCH_MAX_SECONDS
+//     (600) per run. Why both: `done` means "no user left unclassified", which on a rerun is already
+//     true before its first message is processed. Measured: wall time, users/s, queue messages, rows
+//     written per user (table counts before/after), totals paid against what the seeded population
+//     must produce, workerd RSS and CPU, and a second run that must pay nobody twice.
 //
 // `wrangler d1 execute --local` is only ever run while the service is DOWN. With `wrangler dev` up on
-// the same persist dir it works most of the time, but every execute (even a read: miniflare's D1 object
-// writes on open) moves the database under workerd's open connection, and the service then fails with
-// "SQLITE_BUSY (extended: SQLITE_BUSY_SNAPSHOT)" internal errors, hung requests and queue invocations
-// that never finish (which stall the local queue for good). So each size runs as: seed and count with
-// the service stopped, start it, run, stop, count, start, rerun, stop, count. Each start is a fresh
-// runtime, which also makes the idle RSS baseline of each run clean.
+// the same persist dir it works most of the time, but an execute (even one that only reads) can leave
+// workerd's open connection on a stale snapshot: the service then logs "SQLITE_BUSY (extended:
+// SQLITE_BUSY_SNAPSHOT)" internal errors, requests hang and queue invocations never finish (which
+// stalls the local queue for good). So each size runs as: seed and count with the service stopped,
+// start it, run, stop, count, start, rerun, stop, count. Each start is a fresh runtime, which also
+// gives each run a clean idle RSS baseline.
 //
 // Env: BENCH_BATCH_PORT (8807), BENCH_BATCH_SIM_PORT (8808), BENCH_INGEST_REQUESTS (1500),
 // BENCH_INGEST_CONCURRENCY (8), BENCH_BATCH_SIZES, BENCH_BATCH_MAX_SECONDS (600), BENCH_BATCH_STALL_SECONDS
@@ -64,7 +67,7 @@ const INGEST_MAX_SECONDS = 300;
 const MAX_SECONDS = num("BENCH_BATCH_MAX_SECONDS", 600);
 const STALL_SECONDS = num("BENCH_BATCH_STALL_SECONDS", 90);
 const CHUNK = process.env.BENCH_BATCH_CHUNK_USERS ? Math.floor(num("BENCH_BATCH_CHUNK_USERS", 100)) : null;
-const SIZES = (process.env.BENCH_BATCH_SIZES || "10000,30000").split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+const SIZES = (process.env.BENCH_BATCH_SIZES || "10000,100000").split(",").map((s) => s.trim()).filter(Boolean).map(Number);
 if (SIZES.length === 0 || SIZES.some((n) => !Number.isInteger(n) || n < 100 || n > 10_000_000)) {
   console.error(`BENCH_BATCH_SIZES must be whole numbers between 100 and 10000000, got "${process.env.BENCH_BATCH_SIZES}"`);
   process.exit(2);
@@ -77,9 +80,9 @@ const EVENTS_PER_REQUEST = 100;
 const CAMPAIGNS = 5;
 const CAMPAIGN_BUDGET_IDR = 100_000_000_000; // per campaign; far above what any size pays
 const READY_TIMEOUT_MS = 90_000;
-// A status request can wait several seconds behind the queue consumer's D1 work; abandoning it early
-// would only add load (the service keeps running it), so the timeout is generous.
-const POLL_TIMEOUT_MS = num("BENCH_POLL_TIMEOUT_SECONDS", 60) * 1000;
+// A status request can wait seconds behind the queue consumer's D1 work; abandoning it early would only
+// add load (the service keeps running it), so the timeout is generous. Polls never delay the measurement.
+const POLL_TIMEOUT_MS = num("BENCH_POLL_TIMEOUT_SECONDS", 30) * 1000;
 const POLL_FRESH = flag("BENCH_POLL_FRESH_CONNECTION", "1");
 const BASE = `http://${HOST}:${PORT}`;
 const WRANGLER_ENV = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
@@ -109,6 +112,9 @@ let serverExit;
 const unexpectedExits = [];
 const logCounts = { reloads: 0, batchMessageFailed: 0, errors: 0, unhandled: 0, sqliteBusy: 0 };
 const logFirst = {};
+// Queue consumer invocations as wrangler logs them ("QUEUE daily-batch <acked>/<delivered> (<ms>)"): the
+// only outside view of whether the messages of a run have all been processed.
+const queueLog = { invocations: 0, acked: 0, delivered: 0, ms: 0 };
 
 function portFree(port) {
   return new Promise((res) => {
@@ -136,6 +142,13 @@ function scanLog(text) {
       logFirst[key] ??= line.slice(0, 400);
     };
     if (/Reloading local server/.test(line)) hit("reloads");
+    const q = /QUEUE daily-batch (\d+)\/(\d+) \((\d+)ms\)/.exec(line);
+    if (q) {
+      queueLog.invocations++;
+      queueLog.acked += Number(q[1]);
+      queueLog.delivered += Number(q[2]);
+      queueLog.ms += Number(q[3]);
+    }
     if (/batch message failed/.test(line)) hit("batchMessageFailed");
     if (/unhandled error/.test(line)) hit("unhandled");
     if (/SQLITE_BUSY/.test(line)) hit("sqliteBusy");
@@ -385,6 +398,26 @@ function memoryWatch() {
 }
 
 const mib = (kib) => round(kib / 1024, 1);
+
+/** Which workerd is which: wrangler's dev proxy owns the public port; the other runs the Worker with D1, DOs and the queue. */
+function workerdRole(pid) {
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return cmd.includes(`entry=${HOST}:${PORT}`) ? `${pid} (wrangler dev proxy)` : `${pid} (Worker runtime: Worker, D1, Durable Objects, queue)`;
+  } catch {
+    return String(pid);
+  }
+}
+
+/** Sizes of the local D1 files (the database, its WAL and shared memory), in MiB. */
+function d1Files() {
+  try {
+    const dir = `${PERSIST}/v3/d1/miniflare-D1DatabaseObject`;
+    return Object.fromEntries(readdirSync(dir).filter((f) => !f.startsWith("metadata")).map((f) => [f.replace(/^[0-9a-f]{64}/, "db"), mib(statSync(`${dir}/${f}`).size / 1024)]));
+  } catch {
+    return null;
+  }
+}
 
 /** Who holds POSIX locks on the local D1 files right now (for diagnosing hung requests). */
 function d1Locks() {
@@ -751,72 +784,117 @@ async function ingest(secret) {
 // Part B: the daily batch at scale.
 
 /** Polls the day's progress every second until done or the cap; returns what it saw. */
-async function runBatch(admin, day, n) {
+/**
+ * POSTs the run, then until the day's status is `done` AND every queue message this run enqueued has
+ * been acked (counted from wrangler's "QUEUE daily-batch acked/delivered" log lines), ticking every
+ * 250 ms. `done` alone only says no user is left unclassified, which on a rerun is already true before
+ * its first message is processed. The status is polled about once a second, one request at a time and
+ * never awaited by the tick: a status request can take seconds behind the queue consumer's D1 work
+ * (and now and then does not answer until the client gives up), which must not delay the measurement.
+ */
+async function runBatch(admin, day, n, prevMessages = 0) {
   const started = performance.now();
+  const q0 = { ...queueLog };
   const runRes = await call("POST", `/api/admin/batches/${day}/run`, admin);
   if (runRes.status !== 202) throw new Error(`POST /api/admin/batches/${day}/run: ${runRes.status} ${runRes.text.slice(0, 500)}`);
-  const runMs = runRes.ms;
   const deadline = started + MAX_SECONDS * 1000;
+  const elapsed = () => (performance.now() - started) / 1000;
   let progress = runRes.json;
   let pollErrors = 0;
   const pollFailures = [];
+  const pollMs = [];
+  let polling = false;
+  let lastPollAt = performance.now();
   let payingAt = progress.status === "paying" ? performance.now() : null;
-  let lastLine = 0;
+  let statusDoneAt = progress.status === "done" ? performance.now() : null;
+  let drainedAt = null;
+  let lastLine = performance.now();
   let lastChange = performance.now();
   let lastState = "";
   let stalled = false;
-  const pollMs = [];
-  while (progress.status !== "done" && performance.now() < deadline) {
+  const acked = () => queueLog.acked - q0.acked;
+  const enqueued = () => progress.queueMessages - prevMessages;
+  const poll = async () => {
+    polling = true;
+    lastPollAt = performance.now();
+    try {
+      const r = await call("GET", `/api/admin/batches/${day}`, admin, undefined, POLL_TIMEOUT_MS, { fresh: POLL_FRESH });
+      pollMs.push(r.ms);
+      if (r.status === 200) {
+        progress = r.json;
+        if (payingAt === null && progress.status !== "collecting") payingAt = performance.now();
+        if (statusDoneAt === null && progress.status === "done") statusDoneAt = performance.now();
+      } else {
+        pollErrors++;
+        if (pollFailures.length < 5) pollFailures.push({ afterSeconds: round(elapsed(), 1), status: r.status, body: r.text.slice(0, 300) });
+      }
+    } catch (error) {
+      pollErrors++;
+      if (pollFailures.length < 5) pollFailures.push({ afterSeconds: round(elapsed(), 1), error: String(error?.cause ?? error).slice(0, 200), d1Locks: d1Locks() });
+    } finally {
+      polling = false;
+    }
+  };
+  while (performance.now() < deadline) {
     checkInterrupted();
+    if (drainedAt === null && enqueued() > 0 && acked() >= enqueued()) drainedAt = performance.now();
+    if (statusDoneAt !== null && drainedAt !== null) break;
     if (serverExited) {
       stalled = true;
       console.log(`    the service exited (${JSON.stringify(serverExit)}); giving up on this run`);
       break;
     }
-    await sleep(1000);
-    try {
-      const r = await call("GET", `/api/admin/batches/${day}`, admin, undefined, POLL_TIMEOUT_MS, { fresh: POLL_FRESH });
-      pollMs.push(r.ms);
-      if (r.status === 200) progress = r.json;
-      else {
-        pollErrors++;
-        if (pollFailures.length < 5) pollFailures.push({ afterSeconds: round((performance.now() - started) / 1000, 1), status: r.status, body: r.text.slice(0, 300) });
-      }
-    } catch (error) {
-      pollErrors++;
-      if (pollFailures.length < 5) pollFailures.push({ afterSeconds: round((performance.now() - started) / 1000, 1), error: String(error?.cause ?? error).slice(0, 200), d1Locks: d1Locks() });
-    }
-    if (payingAt === null && progress.status !== "collecting") payingAt = performance.now();
-    const state = JSON.stringify([progress.status, progress.collected, progress.classified, progress.payouts]);
+    if (!polling && performance.now() - lastPollAt >= 1000) poll();
+    const state = JSON.stringify([progress.status, progress.collected, progress.classified, progress.payouts, acked()]);
     if (state !== lastState) {
       lastState = state;
       lastChange = performance.now();
     } else if (performance.now() - lastChange > STALL_SECONDS * 1000) {
       stalled = true;
-      console.log(`    no progress for ${STALL_SECONDS} s (${progress.status}, classified ${progress.classified}/${n}); giving up on this run`);
+      console.log(`    no progress for ${STALL_SECONDS} s (${progress.status}, classified ${progress.classified}/${n}, queue messages acked ${acked()}/${enqueued()}); giving up on this run`);
       break;
     }
     if (performance.now() - lastLine > 15_000) {
       lastLine = performance.now();
-      const s = (performance.now() - started) / 1000;
-      console.log(`    ${s.toFixed(0)} s: ${progress.status}, classified ${progress.classified}/${n} (${(progress.classified / s).toFixed(0)} users/s)`);
+      console.log(`    ${elapsed().toFixed(0)} s: ${progress.status}, classified ${progress.classified}/${n}, queue messages acked ${acked()}/${enqueued()}`);
+    }
+    await sleep(250);
+  }
+  const complete = statusDoneAt !== null && drainedAt !== null;
+  const endAt = complete ? Math.max(statusDoneAt, drainedAt) : performance.now();
+  if (complete) {
+    // The totals as they stand once every message is processed (a rerun's "done" came before that).
+    try {
+      const r = await call("GET", `/api/admin/batches/${day}`, admin, undefined, POLL_TIMEOUT_MS, { fresh: POLL_FRESH });
+      if (r.status === 200) progress = r.json;
+    } catch {
+      // keep the last one seen
     }
   }
-  const seconds = (performance.now() - started) / 1000;
-  const done = progress.status === "done";
+  // When the last message was acked is known to 250 ms from the log; status polls can lag behind it.
+  const seconds = complete ? (drainedAt - started) / 1000 : (endAt - started) / 1000;
   pollMs.sort((a, b) => a - b);
-  const serverSeconds = done && progress.finishedAt && progress.startedAt ? (Date.parse(progress.finishedAt) - Date.parse(progress.startedAt)) / 1000 : null;
+  const serverSeconds = progress.status === "done" && progress.finishedAt && progress.startedAt ? (Date.parse(progress.finishedAt) - Date.parse(progress.startedAt)) / 1000 : null;
+  // What is left, projected from the rate so far: users classified on a first run, messages acked on a rerun.
+  const fraction = progress.status !== "done" ? progress.classified / n : enqueued() > 0 ? acked() / enqueued() : 0;
+  const spent = (endAt - started) / 1000;
   return {
-    done,
+    done: complete,
+    statusDone: statusDoneAt !== null,
+    drained: drainedAt !== null,
     stalled,
+    // POST → the last message of this run acked (wall clock, from the log, 250 ms resolution)
     seconds: round(seconds, 2),
-    // started_at → finished_at as the service recorded them: exact, unlike the 1 s polling
+    // POST → the first status poll that saw "done"
+    statusDoneSeconds: statusDoneAt === null ? null : round((statusDoneAt - started) / 1000, 2),
+    // started_at → finished_at as the service recorded them (finished_at: no user left unclassified)
     serverSeconds: round(serverSeconds, 2),
+    queue: { enqueued: enqueued(), acked: acked(), delivered: queueLog.delivered - q0.delivered, invocations: queueLog.invocations - q0.invocations, invocationMsTotal: queueLog.ms - q0.ms },
     polls: pollMs.length,
-    runRequestMs: round(runMs, 1),
+    runRequestMs: round(runRes.ms, 1),
     secondsToPaying: payingAt === null ? null : round((payingAt - started) / 1000, 2),
-    usersPerSecond: round((done ? n : progress.classified) / (serverSeconds ?? seconds), 1),
-    projectedSeconds: done ? null : progress.classified > 0 ? round((n * seconds) / progress.classified, 0) : null,
+    usersPerSecond: round(complete ? n / seconds : (fraction * n) / spent, 1),
+    projectedSeconds: complete ? null : fraction > 0 ? round(spent / fraction, 0) : null,
     pollErrors,
     pollFailures,
     pollLatencyMs: { p50: round(percentile(pollMs, 50)), max: round(pollMs.at(-1) ?? null) },
@@ -857,11 +935,13 @@ async function batchAtScale(admin, n, index, cfg) {
   result.memory = {
     note: "RSS of the whole local runtime (all workerd processes of this wrangler dev: Worker isolate, D1, Durable Objects, queue broker), sampled every 500 ms; not a per-invocation figure",
     idleMiB: mib(idle.rssKiB),
+    idlePerProcessMiB: Object.fromEntries(Object.entries(idle.perProcess).map(([pid, kib]) => [workerdRole(pid), mib(kib)])),
     peakMiB: mib(memory.peakKiB),
     increaseMiB: mib(memory.peakKiB - idle.rssKiB),
-    peakPerProcessMiB: Object.fromEntries(Object.entries(memory.peakPerProcessKiB).map(([pid, kib]) => [pid, mib(kib)])),
+    peakPerProcessMiB: Object.fromEntries(Object.entries(memory.peakPerProcessKiB).map(([pid, kib]) => [workerdRole(pid), mib(kib)])),
   };
   result.workerdCpuSeconds = round(cpuAfter - idle.cpuSeconds, 1);
+  result.d1FilesMiBAfterRun = d1Files();
   if (!run.done) {
     result.status = run.stalled ? "stalled" : "incomplete";
     console.log(`    NOT done after ${run.seconds} s${run.stalled ? " (stalled)" : ""}: ${run.progress.classified}/${n} classified; projected ${run.projectedSeconds ?? "?"} s`);
@@ -902,9 +982,9 @@ async function batchAtScale(admin, n, index, cfg) {
 
   // 3. A second run of the same day must pay nobody twice.
   result.startupSeconds.push(await bootServer());
-  console.log(`    done in ${run.seconds} s (${run.usersPerSecond} users/s); rerunning the same day ...`);
-  const rerun = await runBatch(admin, day, n);
-  result.rerun = { done: rerun.done, stalled: rerun.stalled, seconds: rerun.seconds, serverSeconds: rerun.serverSeconds, usersPerSecond: rerun.usersPerSecond, projectedSeconds: rerun.projectedSeconds, queueMessages: rerun.progress.queueMessages - progress.queueMessages, pollErrors: rerun.pollErrors, pollFailures: rerun.pollFailures, progress: rerun.progress };
+  console.log(`    done in ${run.seconds} s (${run.usersPerSecond} users/s; status done after ${run.statusDoneSeconds} s, service's started→finished ${run.serverSeconds} s); rerunning the same day ...`);
+  const rerun = await runBatch(admin, day, n, progress.queueMessages);
+  result.rerun = { ...rerun, queueMessages: rerun.queue.enqueued };
   if (rerun.done) {
     const ledger2 = await call("GET", "/api/admin/ledger/check", admin);
     result.rerun.ledgerOk = ledger2.status === 200 && ledger2.json?.ok === true;
@@ -914,7 +994,7 @@ async function batchAtScale(admin, n, index, cfg) {
     result.rerun.payoutsUnchanged = payoutsSame;
     result.rerun.userIdrSumUnchanged = again.userIdrSum === after.userIdrSum;
     result.rerun.rowsInserted = Object.fromEntries(COUNTED.map((t) => [t, again[t] - after[t]]));
-    result.rerun.ok = payoutsSame && result.rerun.userIdrSumUnchanged && result.rerun.ledgerOk && result.rerun.rowsInserted.transactions === 0 && result.rerun.rowsInserted.postings === 0 && result.rerun.rowsInserted.payouts === 0;
+    result.rerun.ok = payoutsSame && result.rerun.userIdrSumUnchanged && result.rerun.ledgerOk && Object.values(result.rerun.rowsInserted).every((v) => v === 0);
   } else {
     await stopServer();
     result.rerun.ok = false;
@@ -940,16 +1020,16 @@ function ingestTable(a) {
 
 function batchTable(results) {
   const out = [
-    "| part B: users | seed s | run → done s (wall / service) | users/s | queue msgs | rows/user | all writes/user | paid (count / IDR / fee) | held | A (banned) | as expected | workerd peak RSS MiB (+ over idle) | workerd CPU s | rerun s (wall / service) | rerun pays nobody twice | ledger check |",
-    "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|:---:|---:|---:|---:|:---:|:---:|",
+    "| part B: users | seed s | run → all messages processed s (service started→finished) | users/s | queue msgs | ms per message | rows/user | all writes/user | paid (count / IDR / fee) | held | A (banned) | as expected | workerd peak RSS MiB (+ over idle) | workerd CPU s | rerun → all messages processed s (status done seen after) | rerun pays nobody twice | ledger check |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|:---:|---:|---:|---:|:---:|:---:|",
   ];
   for (const r of results) {
     const pr = r.run?.progress;
     const paid = pr?.payouts?.paid;
-    const time = r.run?.done ? `${fmt(r.run.seconds, 1)} / ${fmt(r.run.serverSeconds, 1)}` : `${r.run?.stalled ? "STALLED" : "INCOMPLETE"} at ${fmt(r.run?.seconds, 0)} s (${int(pr?.classified)}/${int(r.users)}; projected ${int(r.run?.projectedSeconds)} s)`;
+    const time = r.run?.done ? `${fmt(r.run.seconds, 1)} (${fmt(r.run.serverSeconds, 1)})` : `${r.run?.stalled ? "STALLED" : "INCOMPLETE"} at ${fmt(r.run?.seconds, 0)} s (${int(pr?.classified)}/${int(r.users)}; projected ${int(r.run?.projectedSeconds)} s)`;
     const expectedOk = r.matchesExpected ? (Object.values(r.matchesExpected).every(Boolean) ? "yes" : `NO ${JSON.stringify(r.matchesExpected)}`) : "–";
     out.push(
-      `| ${int(r.users)} | ${fmt(r.seedSeconds)} | ${time} | ${fmt(r.run?.usersPerSecond)} | ${pr ? int(pr.queueMessages) : "–"} | ${fmt(r.rows?.perUser, 2)} | ${fmt(r.rows?.perUserAllWrites, 2)} | ${paid ? `${int(paid.count)} / ${int(paid.amountIdr)} / ${int(paid.feeIdr)}` : "–"} | ${pr?.payouts?.held ? int(pr.payouts.held.count) : "–"} | ${pr ? int(pr.levels?.A ?? 0) : "–"} | ${expectedOk} | ${r.memory ? `${fmt(r.memory.peakMiB)} (+${fmt(r.memory.increaseMiB)})` : "–"} | ${fmt(r.workerdCpuSeconds)} | ${r.rerun ? (r.rerun.done ? `${fmt(r.rerun.seconds, 1)} / ${fmt(r.rerun.serverSeconds, 1)}` : `INCOMPLETE (${fmt(r.rerun.seconds, 0)} s)`) : "–"} | ${r.rerun ? (r.rerun.ok ? "yes" : "NO") : "–"} | ${r.ledgerCheck ? (r.ledgerCheck.ok ? "ok" : "FAILED") : "–"} |`,
+      `| ${int(r.users)} | ${fmt(r.seedSeconds)} | ${time} | ${fmt(r.run?.usersPerSecond)} | ${pr ? int(pr.queueMessages) : "–"} | ${r.run?.queue?.acked ? int(r.run.queue.invocationMsTotal / r.run.queue.acked) : "–"} | ${fmt(r.rows?.perUser, 2)} | ${fmt(r.rows?.perUserAllWrites, 2)} | ${paid ? `${int(paid.count)} / ${int(paid.amountIdr)} / ${int(paid.feeIdr)}` : "–"} | ${pr?.payouts?.held ? int(pr.payouts.held.count) : "–"} | ${pr ? int(pr.levels?.A ?? 0) : "–"} | ${expectedOk} | ${r.memory ? `${fmt(r.memory.peakMiB)} (+${fmt(r.memory.increaseMiB)})` : "–"} | ${fmt(r.workerdCpuSeconds)} | ${r.rerun ? (r.rerun.done ? `${fmt(r.rerun.seconds, 1)} (${fmt(r.rerun.statusDoneSeconds, 1)})` : `${r.rerun.stalled ? "STALLED" : "INCOMPLETE"} at ${fmt(r.rerun.seconds, 0)} s (${int(r.rerun.queue?.acked)}/${int(r.rerun.queue?.enqueued)} messages; projected ${int(r.rerun.projectedSeconds)} s)`) : "–"} | ${r.rerun ? (r.rerun.ok ? "yes" : "NO") : "–"} | ${r.ledgerCheck ? (r.ledgerCheck.ok ? "ok" : "FAILED") : "–"} |`,
     );
   }
   return out.join("\n");
@@ -959,7 +1039,7 @@ function scalingLine(results) {
   const done = results.filter((r) => r.status === "done" || (r.run && !r.run.done && r.run.projectedSeconds));
   if (done.length < 2) return null;
   const [a, b] = [done[0], done.at(-1)];
-  const secs = (r) => (r.run.done ? (r.run.serverSeconds ?? r.run.seconds) : r.run.projectedSeconds);
+  const secs = (r) => (r.run.done ? r.run.seconds : r.run.projectedSeconds);
   const sizeRatio = b.users / a.users;
   const timeRatio = secs(b) / secs(a);
   const rowsRatio = a.rows && b.rows ? b.rows.perUser / a.rows.perUser : null;
@@ -1034,6 +1114,7 @@ async function main() {
   console.log(`\n${mdA}\n\n${mdB}\n`);
   if (scaling) console.log(`${scaling.text}\n`);
   console.log("RSS is the whole local runtime's (every workerd process of this `wrangler dev`), sampled every 500 ms; not a per-invocation figure.");
+  console.log("ms per message: the queue consumer's invocation time (wrangler log) divided by the messages it acked; each message carries BATCH_CHUNK_USERS users.");
   for (const r of batches) {
     if (r.run) console.log(`N=${r.users}: POST .../run answered in ${r.run.runRequestMs} ms; status poll p50 ${r.run.pollLatencyMs.p50} ms, max ${r.run.pollLatencyMs.max} ms${r.run.pollErrors ? `, ${r.run.pollErrors} poll errors/timeouts (${POLL_TIMEOUT_MS / 1000} s): ${JSON.stringify(r.run.pollFailures)}` : ""}`);
     if (r.matchesExpected && !Object.values(r.matchesExpected).every(Boolean)) console.log(`N=${r.users}: the batch's outcome differs from what the seeded population must produce: expected ${JSON.stringify(r.expected)}, got levels ${JSON.stringify(r.run.progress.levels)} payouts ${JSON.stringify(r.run.progress.payouts)}`);
