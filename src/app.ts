@@ -14,7 +14,7 @@ import { paymentRouter } from "./payments/payments.routes";
 import { campaignsRouter } from "./campaigns/campaigns.routes";
 import { adminPackagesRouter } from "./admin/packages.routes";
 import { kycAdminRouter, kycUserRouter } from "./kyc/kyc.routes";
-import { withdrawRouter } from "./payouts/payouts.routes";
+import { adminWithdrawalsRouter, withdrawRouter } from "./payouts/payouts.routes";
 import { activityRouter } from "./activity/activity.routes";
 import { adminPayoutsRouter, myPayoutsRouter } from "./payouts/daily-payouts.routes";
 import { adminBatchesRouter } from "./admin/batches.routes";
@@ -53,7 +53,7 @@ export function createApp() {
   });
   app.use("*", async (c, next) => {
     // KYC uploads carry two photos; every other body is small JSON.
-    const maxSize = c.req.path === "/api/wallet/kyc/submit" ? 2 * c.var.config.KYC_MAX_PHOTO_BYTES + 64 * 1024 : c.var.config.MAX_BODY_BYTES;
+    const maxSize = c.req.path === "/api/wallet/kyc/submit" ? c.var.config.KYC_MAX_BODY_BYTES : c.var.config.MAX_BODY_BYTES;
     return bodyLimit({
       maxSize,
       onError: () => {
@@ -88,6 +88,7 @@ export function createApp() {
   app.route("/api/activity", activityRouter);
   app.route("/api/payouts", myPayoutsRouter);
   app.route("/api/admin/payouts", adminPayoutsRouter);
+  app.route("/api/admin/withdrawals", adminWithdrawalsRouter);
   app.route("/api/admin", adminBatchesRouter);
   app.route("/api/billing", billingRouter);
   app.route("/api/admin/billing", adminBillingRouter);

@@ -26,12 +26,17 @@ export const configSchema = z.object({
   MAX_TRANSFER_NOTE_LENGTH: int(280, 0, 2000),
   IDEMPOTENCY_TTL_HOURS: int(48, 24),
   MAX_BODY_BYTES: int(64 * 1024, 1024),
+  /** A KYC submission is two photos of at most KYC_MAX_PHOTO_BYTES each plus the form. */
+  KYC_MAX_BODY_BYTES: int(11 * 1024 * 1024, 1024),
   // withdrawals and payouts (§7)
   WITHDRAW_PLATFORM_FEE_BPS: bps(1000),
   WITHDRAW_PPH_BPS: bps(200),
   WITHDRAW_MIN_GROSS_IDR: int(50_000, 0),
   CREATOR_PAYOUT_FEE_BPS: bps(1000),
   WITHDRAW_RECONCILE_AFTER_MINUTES: int(30, 1),
+  /** Iris keeps an X-Idempotency-Key 24 h; reconciliation repeats a create with the same key only within this window. */
+  IRIS_IDEMPOTENCY_WINDOW_HOURS: int(20, 1, 23),
+  WITHDRAW_METHOD_COOLDOWN_HOURS: int(24, 0),
   // KYC (§5)
   KYC_MAX_PHOTO_BYTES: int(5 * 1024 * 1024, 1024),
   KYC_REJECTED_RETENTION_DAYS: int(30, 1),
@@ -46,6 +51,9 @@ export const configSchema = z.object({
   BOT_SIGMA: z.coerce.number().positive().default(2),
   BOT_MIN_POPULATION: int(30, 1),
   RATE_FEE_IDR: int(5, 0),
+  RATE_FEE_MAX_IDR: int(100, 1),
+  ACTIVITY_MAX_CAMPAIGNS_PER_DAY: int(50, 1, 1000),
+  ACTIVITY_REQUESTS_PER_MINUTE: int(60, 1),
   ACTIVITY_RETENTION_DAYS: int(7, 2, 60),
   BATCH_CHUNK_USERS: int(100, 1, 1000),
   // usage-based pricing (§8.1)
@@ -89,6 +97,9 @@ export const configSchema = z.object({
   FAILED_PAYMENTS_PER_HOUR: int(5, 1),
   UNUSUAL_WITHDRAW_MULTIPLIER: int(10, 1),
   RATE_LIMIT_PER_MINUTE: int(10, 1),
+  KYC_SUBMITS_PER_HOUR: int(5, 1),
+  CAMPAIGNS_PER_HOUR: int(20, 1),
+  WITHDRAW_METHOD_CHANGES_PER_DAY: int(5, 1),
   // gateways (§6)
   MIDTRANS_IS_PRODUCTION: bool(false),
   MIDTRANS_VERIFY_STATUS: bool(true),

@@ -4,7 +4,7 @@ import { createDb } from "./db/client";
 import { purgeRejectedPhotos } from "./kyc/kyc.service";
 import { purgeIdempotencyKeys } from "./lib/idempotency";
 import { reconcileWithdrawals } from "./payouts/withdrawals.service";
-import { handleBatchMessage, startBatch, type BatchMessage } from "./jobs/daily-batch";
+import { handleBatchMessage, handleDeadLetter, startBatch, type BatchMessage } from "./jobs/daily-batch";
 import { previousBusinessDay } from "./lib/time";
 import { runMonthlyBilling } from "./billing/billing.service";
 import { DAILY_BATCH_CRON, MONTHLY_BILLING_CRON } from "./jobs/crons";
@@ -13,13 +13,22 @@ export { UserActivity } from "./durable/user-activity";
 
 const app = createApp();
 
-/** Every 15 minutes: housekeeping that keeps nothing held or stored longer than it should be. */
+/**
+ * Every 15 minutes: housekeeping that keeps nothing held or stored longer than it should be. Each step
+ * runs whatever happened to the others (a failing Iris must not keep KYC photos past their retention).
+ */
 async function housekeeping(env: Env, scheduledTime: number) {
   const config = loadConfig(env);
   const db = createDb(env.DB);
-  await purgeIdempotencyKeys(db, scheduledTime - config.IDEMPOTENCY_TTL_HOURS * 3_600_000);
-  await reconcileWithdrawals(db, config, env, scheduledTime);
-  await purgeRejectedPhotos(db, env.KYC_BUCKET, config, scheduledTime);
+  const steps = {
+    idempotency: () => purgeIdempotencyKeys(db, scheduledTime - config.IDEMPOTENCY_TTL_HOURS * 3_600_000),
+    withdrawals: () => reconcileWithdrawals(db, config, env, scheduledTime),
+    kycRetention: () => purgeRejectedPhotos(db, env.KYC_BUCKET, config, scheduledTime),
+  };
+  const results = await Promise.allSettled(Object.values(steps).map((step) => step()));
+  results.forEach((r, i) => {
+    if (r.status === "rejected") console.error(`housekeeping step ${Object.keys(steps)[i]} failed`, r.reason instanceof Error ? r.reason.message : String(r.reason));
+  });
 }
 
 
@@ -43,9 +52,11 @@ export default {
 
   async queue(batch, env) {
     const deps = { db: createDb(env.DB), config: loadConfig(env), env };
+    const deadLetters = batch.queue.endsWith("-dlq");
     for (const message of batch.messages) {
       try {
-        await handleBatchMessage(deps, message.body as BatchMessage, Date.now());
+        if (deadLetters) await handleDeadLetter(deps, message.body, Date.now());
+        else await handleBatchMessage(deps, message.body, Date.now());
         message.ack();
       } catch (error) {
         console.error("batch message failed", error instanceof Error ? error.message : String(error));

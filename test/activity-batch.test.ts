@@ -28,7 +28,8 @@ async function seedDay(userId: string, day: string, perMinute: { minutes: number
   const events = perMinute.flatMap((p, block) =>
     Array.from({ length: p.minutes }, (_, m) => ({ type: p.type ?? ("view" as const), campaignId: p.campaignId, count: p.count, at: start + (block * 100 + m) * 60_000 })),
   );
-  const result = await stub.record(events, { tzOffset: "+07:00", retentionDays: 7, now: start + 86_400_000 });
+  const result = await stub.record(events, { tzOffset: "+07:00", retentionDays: 7, now: start + 86_400_000, maxCampaignsPerDay: 50 });
+  if (result.refused !== undefined) throw new Error(`seeding refused: ${result.refused}`);
   for (const d of result.newDays) await env.DB.prepare("insert or ignore into activity_days (day, user_id, created_at) values (?, ?, ?)").bind(d, userId, Date.now()).run();
 }
 

@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { evaluateRules } from "../src/fraud/rules";
-import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, midtransNotification, newUser, postMidtransWebhook, setUserStatus, sim, verifiedUser } from "./helpers";
+import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, irisReferenceOf, midtransNotification, newUser, postMidtransWebhook, setUserStatus, sim, verifiedUser } from "./helpers";
 
 const config = loadConfig({});
 const fired = (facts: Parameters<typeof evaluateRules>[0]) => evaluateRules(facts, config).map((f) => f.ruleId);
@@ -152,7 +152,7 @@ describe("actions", () => {
     const user = await verifiedUser("whale");
     await adjust(user.id, 100_000);
     const first = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } });
-    const ref = (await env.DB.prepare("select iris_reference from withdrawals where id = ?").bind(first.json.withdrawalId).first<{ iris_reference: string }>())!.iris_reference;
+    const ref = await irisReferenceOf(first.json.withdrawalId);
     const built = await sim("POST", `/_sim/iris/${ref}/notify`, { status: "completed", deliver: false });
     await call("POST", "/api/payment/midtrans/iris-webhook", { rawBody: built.json.raw, headers: { "content-type": "application/json", ...built.json.headers } });
     expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 5000 } }), 403, "verification_required");

@@ -142,3 +142,18 @@ export async function verifiedUser(prefix = "kyc") {
   expect(method.status, method.text).toBe(200);
   return user;
 }
+
+/** Iris' reference of a withdrawal's payout, as the simulator holds it (the service learns it from Iris' notification). */
+export async function irisReferenceOf(withdrawalId: string): Promise<string> {
+  const payouts = (await sim("GET", "/_sim/state")).json.payouts as { reference_no: string; notes: string }[];
+  const payout = payouts.find((p) => p.notes === `Withdrawal ${withdrawalId}`);
+  expect(payout, `no Iris payout for ${withdrawalId}`).toBeDefined();
+  return payout!.reference_no;
+}
+
+/** Builds Iris' signed notification in the simulator and delivers those exact bytes to the service. */
+export async function irisNotify(referenceNo: string, status: string, extra: Record<string, unknown> = {}) {
+  const built = await sim("POST", `/_sim/iris/${referenceNo}/notify`, { status, ...extra, deliver: false });
+  expect(built.status, JSON.stringify(built.json)).toBe(200);
+  return call("POST", "/api/payment/midtrans/iris-webhook", { rawBody: built.json.raw, headers: { "content-type": "application/json", ...built.json.headers } });
+}

@@ -162,7 +162,7 @@ describe("Midtrans Snap deposits", () => {
     const chargeback = await midtransNotification(orderId, { transaction_status: "chargeback" });
     const first = await postMidtransWebhook(chargeback);
     expect(first.json.outcome).toBe("reversed");
-    expect((await postMidtransWebhook(chargeback)).json.outcome).toBe("ignored");
+    expect((await postMidtransWebhook(chargeback)).json.outcome).toBe("duplicate");
     expect((await balanceOf(user.token)).balance).toBe(0);
     const debt = await env.DB.prepare("select balance from accounts where id = ?").bind(`debt:${user.id}:COIN`).first<{ balance: number }>();
     expect(debt?.balance).toBe(-500);
@@ -189,8 +189,8 @@ describe("Midtrans Snap deposits", () => {
     expectProblem(slow, 502, "gateway_error");
     const failed = await env.DB.prepare("select status, failure_reason from payment_orders where user_id = ? order by id").bind(user.id).all<{ status: string; failure_reason: string }>();
     expect(failed.results).toEqual([
-      { status: "failed", failure_reason: "gateway_unavailable" },
-      { status: "failed", failure_reason: "gateway_timeout" },
+      { status: "failed", failure_reason: "create_unavailable" },
+      { status: "failed", failure_reason: "create_timeout" },
     ]);
     await sim("POST", "/_sim/faults", { target: "snap", mode: "none" });
   });

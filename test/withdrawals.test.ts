@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { withdrawalBreakdown, withdrawalCredits } from "../src/payouts/withdrawal-rules";
 import { assertBalanced } from "../src/ledger/plan";
-import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, kycForm, newUser, setUserStatus, sim, verifiedUser } from "./helpers";
+import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, irisNotify, irisReferenceOf, kycForm, newUser, setUserStatus, sim, verifiedUser } from "./helpers";
 
 const rates = { coinValueIdr: 100, feeBps: 1000, taxBps: 200 };
 
@@ -29,12 +29,6 @@ describe("withdrawal fee rule", () => {
   });
 });
 
-async function irisNotify(referenceNo: string, status: string, extra: Record<string, unknown> = {}) {
-  const built = await sim("POST", `/_sim/iris/${referenceNo}/notify`, { status, ...extra, deliver: false });
-  expect(built.status, JSON.stringify(built.json)).toBe(200);
-  return call("POST", "/api/payment/midtrans/iris-webhook", { rawBody: built.json.raw, headers: { "content-type": "application/json", ...built.json.headers } });
-}
-
 const withdrawalOf = (id: string) => env.DB.prepare("select * from withdrawals where id = ?").bind(id).first<Record<string, any>>();
 
 describe("POST /api/wallet/withdraw", () => {
@@ -45,9 +39,9 @@ describe("POST /api/wallet/withdraw", () => {
     expect(res.status, res.text).toBe(202);
     expect(res.json).toMatchObject({ grossIdr: 100_000, platformFeeIdr: 10_000, taxIdr: 2_000, netIdr: 88_000, status: "pending" });
     expect(await balanceOf(user.token)).toMatchObject({ balance: 1500, lockedBalance: 1000, availableBalance: 500 });
-    const w = await withdrawalOf(res.json.withdrawalId);
+    const ref = await irisReferenceOf(res.json.withdrawalId);
     const payouts = (await sim("GET", "/_sim/state")).json.payouts as any[];
-    const payout = payouts.find((p) => p.reference_no === w!.iris_reference);
+    const payout = payouts.find((p) => p.reference_no === ref);
     expect(Number(payout.amount)).toBe(88_000);
     expect(payout.beneficiary_account).toBe("1234567890");
 
@@ -55,10 +49,10 @@ describe("POST /api/wallet/withdraw", () => {
     expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 501 } }), 422, "insufficient_funds");
 
     const revenueBefore = await env.DB.prepare("select balance from accounts where id = 'sys:platform_revenue:IDR'").first<{ balance: number }>();
-    const done = await irisNotify(w!.iris_reference, "completed");
+    const done = await irisNotify(ref, "completed");
     expect(done.json).toMatchObject({ outcome: "completed" });
-    expect((await irisNotify(w!.iris_reference, "completed")).json.outcome).toBe("duplicate");
-    expect((await irisNotify(w!.iris_reference, "failed")).json.outcome).toBe("duplicate");
+    expect((await irisNotify(ref, "completed")).json.outcome).toBe("duplicate");
+    expect((await irisNotify(ref, "failed")).json.outcome).toBe("duplicate");
     expect(await balanceOf(user.token)).toMatchObject({ balance: 500, lockedBalance: 0, totalWithdrawn: 100_000 });
     const revenueAfter = await env.DB.prepare("select balance from accounts where id = 'sys:platform_revenue:IDR'").first<{ balance: number }>();
     expect(revenueAfter!.balance - revenueBefore!.balance).toBe(10_000);
@@ -71,9 +65,9 @@ describe("POST /api/wallet/withdraw", () => {
     await adjust(user.id, 100_000, "IDR");
     const res = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "IDR", amount: 60_001 } });
     expect(res.json).toMatchObject({ grossIdr: 60_001, platformFeeIdr: 6_000, taxIdr: 1_200, netIdr: 52_801 });
-    const w = await withdrawalOf(res.json.withdrawalId);
-    expect((await irisNotify(w!.iris_reference, "rejected")).json.outcome).toBe("failed");
-    expect((await irisNotify(w!.iris_reference, "completed")).json.outcome).toBe("duplicate");
+    const ref = await irisReferenceOf(res.json.withdrawalId);
+    expect((await irisNotify(ref, "rejected")).json.outcome).toBe("failed");
+    expect((await irisNotify(ref, "completed")).json.outcome).toBe("duplicate");
     expect(await balanceOf(user.token)).toMatchObject({ idrBalance: 100_000, idrLockedBalance: 0, totalWithdrawn: 0 });
     await expectLedgerOk();
   });
@@ -82,9 +76,9 @@ describe("POST /api/wallet/withdraw", () => {
     const user = await verifiedUser();
     await adjust(user.id, 1000);
     const res = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 600 } });
-    const w = await withdrawalOf(res.json.withdrawalId);
-    expectProblem(await irisNotify(w!.iris_reference, "completed", { signature: "ab".repeat(64) }), 401, "invalid_signature");
-    const raw = JSON.stringify({ reference_no: w!.iris_reference, status: "completed" });
+    const ref = await irisReferenceOf(res.json.withdrawalId);
+    expectProblem(await irisNotify(ref, "completed", { signature: "ab".repeat(64) }), 401, "invalid_signature");
+    const raw = JSON.stringify({ reference_no: ref, status: "completed" });
     expectProblem(await call("POST", "/api/payment/midtrans/iris-webhook", { rawBody: raw, headers: { "content-type": "application/json" } }), 401, "invalid_signature");
     expectProblem(await irisNotify("no-such-reference", "completed"), 404, "not_found");
     expect(await balanceOf(user.token)).toMatchObject({ balance: 1000, lockedBalance: 600 });
@@ -123,21 +117,18 @@ describe("POST /api/wallet/withdraw", () => {
     await expectLedgerOk();
   });
 
-  it("an Iris failure at creation voids the hold and says so; the Idempotency-Key replays that answer", async () => {
+  it("a definite refusal by Iris voids the hold and says so; the Idempotency-Key replays that answer", async () => {
     const user = await verifiedUser();
     await adjust(user.id, 2000);
-    await sim("POST", "/_sim/faults", { target: "iris", mode: "http500" });
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "reject" });
     const headers = { "idempotency-key": `wd-${user.id}` };
     const res = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 1000 }, headers });
     expectProblem(res, 502, "gateway_error");
     expect(await balanceOf(user.token)).toMatchObject({ balance: 2000, lockedBalance: 0 });
     const again = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 1000 }, headers });
     expectProblem(again, 502, "gateway_error");
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
     expect(await balanceOf(user.token)).toMatchObject({ balance: 2000, lockedBalance: 0 });
-    await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
-    expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 1000 } }), 502, "gateway_error");
-    expect(await balanceOf(user.token)).toMatchObject({ balance: 2000, lockedBalance: 0 });
-    await sim("POST", "/_sim/faults", { target: "iris", mode: "none" });
     await expectLedgerOk();
   });
 
@@ -157,13 +148,13 @@ describe("POST /api/wallet/withdraw", () => {
     const res = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 700 } });
     const w = await withdrawalOf(res.json.withdrawalId);
     // Iris completed it but the notification never arrived.
-    await sim("POST", `/_sim/iris/${w!.iris_reference}/notify`, { status: "completed", deliver: false });
+    await sim("POST", `/_sim/iris/${await irisReferenceOf(w!.id)}/notify`, { status: "completed", deliver: false });
     const { reconcileWithdrawals } = await import("../src/payouts/withdrawals.service");
     const { createDb } = await import("../src/db/client");
     const { loadConfig } = await import("../src/config");
     const config = loadConfig(env);
     const early = await reconcileWithdrawals(createDb(env.DB), config, env, w!.created_at + 60_000);
-    expect(early.settled).toBe(0);
+    expect(early.checked).toBe(0);
     await reconcileWithdrawals(createDb(env.DB), config, env, w!.created_at + 31 * 60_000);
     expect(await withdrawalOf(w!.id)).toMatchObject({ status: "completed" });
     expect(await balanceOf(user.token)).toMatchObject({ balance: 300, lockedBalance: 0 });

@@ -31,7 +31,12 @@ const MIDTRANS_STATUSES = new Set([
 const IRIS_STATUSES = new Set(["completed", "failed", "rejected", "approved", "processed"]);
 const XENDIT_STATUSES = new Set(["PAID", "SETTLED", "EXPIRED"]);
 const FAULT_TARGETS = new Set(["snap", "status", "iris", "xendit"]);
-const FAULT_MODES = new Set(["http500", "timeout", "none"]);
+// http500: answer 500 without doing anything; timeout: hold the request until the client gives up;
+// late: do the work (e.g. create the payout) but answer only after LATE_MS, past any client deadline;
+// reject: a definite refusal (400 with the gateway's error body), nothing done; garbage: 200 with an
+// unreadable body after doing the work.
+const FAULT_MODES = new Set(["http500", "timeout", "late", "reject", "garbage", "none"]);
+const LATE_MS = 5_000;
 
 class HttpError extends Error {
   constructor(status, body) {
@@ -68,8 +73,8 @@ export function readDevVars(path) {
 }
 
 /** Midtrans status_code for a transaction_status, as the status API and notifications report it. */
-export function midtransStatusCode(status) {
-  if (status === "pending") return "201";
+export function midtransStatusCode(status, fraudStatus) {
+  if (status === "pending" || (status === "capture" && fraudStatus === "challenge")) return "201";
   if (status === "deny" || status === "failure") return "202";
   if (status === "expire") return "407";
   return "200";
@@ -212,7 +217,7 @@ function snapRedirectPage(ctx, { params: [token] }) {
 }
 
 function statusPayload(order, serverKey) {
-  const statusCode = midtransStatusCode(order.status);
+  const statusCode = midtransStatusCode(order.status, order.fraud_status);
   const gross = rupiah(order.gross_amount);
   return {
     status_code: statusCode, status_message: "Success, transaction is found",
@@ -221,6 +226,7 @@ function statusPayload(order, serverKey) {
     transaction_time: jakartaTime(order.created_at), transaction_status: order.status,
     fraud_status: order.fraud_status,
     signature_key: midtransSignature(order.order_id, statusCode, gross, serverKey),
+    ...(order.refunded ? { refund_amount: rupiah(order.refunded), refunds: order.refunds } : {}),
   };
 }
 
@@ -251,7 +257,24 @@ function validatePayout(payout, i) {
   return errors;
 }
 
-function createPayouts(ctx, { req, body }) {
+// Iris keeps an X-Idempotency-Key for 24 hours: the same key with the same body answers what the first
+// request got (and creates nothing); the same key with another body is refused.
+function createPayouts(ctx, args) {
+  const key = args.req.headers["x-idempotency-key"];
+  if (typeof key !== "string" || key === "") return createPayoutsOnce(ctx, args);
+  if (key.length > 100) return json(400, { error_message: "idempotency-key is too long", errors: ["idempotency-key is too long"] });
+  const fingerprint = createHash("sha256").update(JSON.stringify(args.body)).digest("hex");
+  const earlier = ctx.state.idempotency.get(key);
+  if (earlier) {
+    if (earlier.fingerprint !== fingerprint) return json(422, { error_message: "idempotency-key is not unique", errors: "idempotency-key is not unique" });
+    return earlier.result;
+  }
+  const result = createPayoutsOnce(ctx, args);
+  ctx.state.idempotency.set(key, { fingerprint, result });
+  return result;
+}
+
+function createPayoutsOnce(ctx, { req, body }) {
   requireUser(req, ctx.keys.MIDTRANS_IRIS_API_KEY, IRIS_UNAUTHORIZED);
   const list = Array.isArray(body.payouts) ? body.payouts : [];
   const errors = list.length ? list.flatMap(validatePayout) : ["payouts must be a non-empty array"];
@@ -332,9 +355,20 @@ async function notifyMidtrans(ctx, { req, params: [orderId], body, isForm }) {
   const status = body.transaction_status;
   if (!MIDTRANS_STATUSES.has(status)) return json(400, { error: "invalid_transaction_status", allowed: [...MIDTRANS_STATUSES] });
   const order = ctx.state.orders.get(orderId);
-  // The status API must already agree when the service reacts to the notification.
+  // The status API must already agree when the service reacts to the notification. Refunds and
+  // chargebacks accumulate: `refund_amount` in a notify is the amount of this refund (the full gross
+  // for refund/chargeback without one), and the order reports the cumulative total, as Midtrans does.
+  const refundStatuses = ["refund", "partial_refund", "chargeback", "partial_chargeback"];
+  let refund = null;
+  if (order && refundStatuses.includes(status)) {
+    const full = status === "refund" || status === "chargeback";
+    const amount = body.refund_amount !== undefined ? Number(body.refund_amount) : full ? order.gross_amount - (order.refunded ?? 0) : 0;
+    order.refunded = Math.min(order.gross_amount, (order.refunded ?? 0) + amount);
+    refund = { refund_chargeback_id: (order.refunds ??= []).length + 1, refund_amount: rupiah(amount), created_at: jakartaTime(nowIso()), reason: body.reason ?? "simulated" };
+    order.refunds.push(refund);
+  }
   if (order) Object.assign(order, { status, fraud_status: body.fraud_status ?? "accept", updated_at: nowIso() });
-  const statusCode = String(body.status_code ?? midtransStatusCode(status));
+  const statusCode = String(body.status_code ?? midtransStatusCode(status, body.fraud_status));
   const gross = body.gross_amount !== undefined ? amountString(body.gross_amount) : rupiah(order?.gross_amount ?? 0);
   const notification = {
     transaction_time: jakartaTime(order?.created_at ?? nowIso()), transaction_status: status,
@@ -343,6 +377,8 @@ async function notifyMidtrans(ctx, { req, params: [orderId], body, isForm }) {
     signature_key: body.signature_key ?? midtransSignature(orderId, statusCode, gross, ctx.keys.MIDTRANS_SERVER_KEY ?? ""),
     payment_type: "bank_transfer", order_id: orderId, merchant_id: "G-SIM", gross_amount: gross,
     fraud_status: body.fraud_status ?? "accept", currency: "IDR",
+    ...(order?.refunded ? { refund_amount: rupiah(order.refunded) } : {}),
+    ...(refund ? { refund_chargeback_id: refund.refund_chargeback_id } : {}),
   };
   const result = await send(ctx, req, "midtrans", orderId, body.target ?? MIDTRANS_WEBHOOK, {}, notification);
   return isForm ? resultPage(`Midtrans ${status} for ${orderId}`, result.json.delivered) : result;
@@ -455,8 +491,8 @@ function writeResult(res, { status, json: body, html: page }) {
   res.end(text);
 }
 
-function hold(ctx, req, res) {
-  const entry = { req, timer: setTimeout(() => req.socket.destroy(), HOLD_MS) };
+function hold(ctx, req, res, answer) {
+  const entry = { req, timer: answer ?? setTimeout(() => req.socket.destroy(), HOLD_MS) };
   ctx.held.add(entry);
   res.on("close", () => {
     clearTimeout(entry.timer);
@@ -472,6 +508,7 @@ async function dispatch(ctx, req, res) {
   const fault = takeFault(ctx, route.fault);
   if (fault === "timeout") return hold(ctx, req, res);
   if (fault === "http500") return writeResult(res, json(500, SERVER_ERROR));
+  if (fault === "reject") return writeResult(res, json(400, { error_message: "An error occurred when creating payouts", errors: ["rejected by the simulator (fault: reject)"], error_messages: ["rejected by the simulator (fault: reject)"] }));
   const raw = req.method === "GET" ? "" : await readBody(req);
   // `curl -d '{...}'` labels JSON as form data, so a body that looks like JSON is parsed as JSON.
   const isForm = (req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded") &&
@@ -481,7 +518,14 @@ async function dispatch(ctx, req, res) {
   // test that runs the service in-process can deliver the exact bytes itself.
   req.simDryRun = body?.deliver === false;
   const args = { req, params: params.slice(1).map(decodeURIComponent), body, isForm };
-  writeResult(res, await route.handler(ctx, args));
+  const result = await route.handler(ctx, args);
+  if (fault === "garbage") return writeResult(res, { status: 200, html: "<html>upstream proxy says hello</html>" });
+  if (fault === "late") {
+    // The work is done (a payout exists); the answer arrives after the client stopped waiting.
+    const timer = setTimeout(() => writeResult(res, result), LATE_MS);
+    return hold(ctx, req, res, timer);
+  }
+  writeResult(res, result);
 }
 
 function logRequests(req, res) {
@@ -498,7 +542,7 @@ export function startSimulator(options = {}) {
   const ctx = {
     keys: { ...(options.keys ?? {}) },
     serviceUrl: (options.serviceUrl ?? DEFAULT_SERVICE_URL).replace(/\/+$/, ""),
-    state: { orders: new Map(), tokens: new Map(), payouts: new Map(), invoices: new Map(), notifications: [] },
+    state: { orders: new Map(), tokens: new Map(), payouts: new Map(), invoices: new Map(), idempotency: new Map(), notifications: [] },
     faults: new Map(),
     held: new Set(),
     baseUrl: "",

@@ -246,6 +246,48 @@ describe("Midtrans Iris", () => {
   });
 });
 
+describe("Iris idempotency keys and partial refunds", () => {
+  const payout = { beneficiary_name: "Budi", beneficiary_account: "1234567890", beneficiary_bank: "bca", amount: "88000.00", notes: "Withdrawal W1" };
+  const auth = KEYS.MIDTRANS_IRIS_API_KEY;
+
+  test("the same X-Idempotency-Key and body answer the first result and create nothing; another body is refused", async () => {
+    const headers = { "x-idempotency-key": "withdrawal-W1" };
+    const first = await call("POST", "/iris/api/v1/payouts", { auth, body: { payouts: [payout] }, headers });
+    const again = await call("POST", "/iris/api/v1/payouts", { auth, body: { payouts: [payout] }, headers });
+    assert.equal(first.status, 201);
+    assert.deepEqual(again.json, first.json);
+    assert.equal((await call("GET", "/_sim/state")).json.payouts.length, 1);
+    const other = await call("POST", "/iris/api/v1/payouts", { auth, body: { payouts: [{ ...payout, amount: "1.00" }] }, headers });
+    assert.equal(other.status, 422);
+    assert.equal(other.json.error_message, "idempotency-key is not unique");
+  });
+
+  test("late creates the payout but answers after the client gave up; reject refuses and creates nothing", async () => {
+    await call("POST", "/_sim/faults", { body: { target: "iris", mode: "late" } });
+    await assert.rejects(call("POST", "/iris/api/v1/payouts", { auth, body: { payouts: [payout] }, signal: AbortSignal.timeout(300) }), { name: "TimeoutError" });
+    assert.equal((await call("GET", "/_sim/state")).json.payouts.length, 1);
+    await call("POST", "/_sim/faults", { body: { target: "iris", mode: "reject" } });
+    const refused = await call("POST", "/iris/api/v1/payouts", { auth, body: { payouts: [payout] } });
+    assert.equal(refused.status, 400);
+    assert.ok(refused.json.error_message);
+    assert.equal((await call("GET", "/_sim/state")).json.payouts.length, 1);
+  });
+
+  test("partial refunds accumulate in the status API; a full refund takes the rest", async () => {
+    await createOrder("r-1", 85000);
+    await call("POST", "/_sim/midtrans/r-1/notify", { body: { transaction_status: "settlement", deliver: false } });
+    const partial = await call("POST", "/_sim/midtrans/r-1/notify", { body: { transaction_status: "partial_refund", refund_amount: 10000, deliver: false } });
+    assert.equal(partial.json.notification.refund_amount, "10000.00");
+    const status = (await call("GET", "/v2/r-1/status", { auth: KEYS.MIDTRANS_SERVER_KEY })).json;
+    assert.equal(status.transaction_status, "partial_refund");
+    assert.equal(status.refund_amount, "10000.00");
+    await call("POST", "/_sim/midtrans/r-1/notify", { body: { transaction_status: "refund", deliver: false } });
+    const full = (await call("GET", "/v2/r-1/status", { auth: KEYS.MIDTRANS_SERVER_KEY })).json;
+    assert.equal(full.refund_amount, "85000.00");
+    assert.equal(full.refunds.length, 2);
+  });
+});
+
 describe("Xendit invoices", () => {
   test("create, get and notify with the callback token", async () => {
     const auth = KEYS.XENDIT_SECRET_KEY;

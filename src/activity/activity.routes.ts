@@ -1,7 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Config } from "../config";
-import { activityDays } from "../db/schema";
-import { ApiError, errorResponses } from "../lib/errors";
+import { and, eq, inArray } from "drizzle-orm";
+import { activityDays, campaigns } from "../db/schema";
+import { selectInChunks } from "../db/in-chunks";
+import { ApiError, errorResponses, problemFor } from "../lib/errors";
+import { rateLimit } from "../lib/rate-limit";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { businessDay } from "../lib/time";
 import type { Weights } from "./bot-rules";
@@ -9,6 +12,8 @@ import { meanRate } from "./bot-rules";
 
 const MAX_AGE_MS = 10 * 60_000;
 const CLOCK_SKEW_MS = 60_000;
+/** How long after a business day ends its activity may still arrive (events up to 10 minutes old, clocks 1 minute off). */
+export const ACTIVITY_WINDOW_MS = MAX_AGE_MS + CLOCK_SKEW_MS;
 
 const EventSchema = z
   .object({
@@ -31,17 +36,23 @@ export const activityRouter = createRouter()
       path: "/",
       tags: ["activity"],
       summary: "Report activity events (1–500); counted per minute, type and campaign in the caller's Durable Object",
-      description: "An event `id` seen before for this user is ignored (counted in `duplicates`). Units attributed to a campaign id that does not exist earn nothing.",
+      description:
+        "An event `id` seen before for this user is ignored (counted in `duplicates`). The request is accepted whole or refused whole: a `campaignId` " +
+        "that is not an existing, active campaign → 422 `unknown_campaign` (the ids are listed in `errors`); more than ACTIVITY_MAX_CAMPAIGNS_PER_DAY (50) " +
+        "distinct campaigns for the user and business day → 422 `too_many_campaigns`; events for a business day whose collection by the daily batch " +
+        "has started → 422 `day_closed` (they could never be paid). At most ACTIVITY_REQUESTS_PER_MINUTE (60) reports per minute (429).",
       security: bearerSecurity,
       request: { body: { required: true, content: { "application/json": { schema: ActivityBody } } } },
       responses: {
         202: { description: "Counted", content: { "application/json": { schema: z.object({ accepted: z.number().int(), duplicates: z.number().int() }) } } },
         ...errorResponses,
+        422: problemFor("`unknown_campaign`, `too_many_campaigns` or `day_closed`; nothing of the request was accepted."),
       },
     }),
     async (c) => {
       const now = Date.now();
       const { config, user, db } = c.var;
+      await rateLimit(c, "activity", config.ACTIVITY_REQUESTS_PER_MINUTE, 60_000, "activity reports");
       const errors: { path: string; message: string }[] = [];
       const events = c.req.valid("json").events.map((e, i) => {
         const at = e.at === undefined ? now : Date.parse(e.at);
@@ -49,8 +60,24 @@ export const activityRouter = createRouter()
         return { id: e.id, type: e.type, campaignId: e.campaignId, count: e.count, at: Math.min(at, now) };
       });
       if (errors.length > 0) throw new ApiError("validation_failed", "Some events are out of the accepted time window.", { errors });
+      const named = [...new Set(events.flatMap((e) => (e.campaignId ? [e.campaignId] : [])))];
+      if (named.length > 0) {
+        const rows = await selectInChunks(named, (ids) => db.select({ id: campaigns.id }).from(campaigns).where(and(inArray(campaigns.id, ids), eq(campaigns.status, "active"))));
+        const active = new Set(rows.map((r) => r.id));
+        const unknown = named.filter((id) => !active.has(id));
+        if (unknown.length > 0) {
+          throw new ApiError("unknown_campaign", `${unknown.length} campaign id(s) name no active campaign; nothing was accepted.`, {
+            errors: unknown.slice(0, 100).map((id) => ({ path: `json.events.${events.findIndex((e) => e.campaignId === id)}.campaignId`, message: `no active campaign ${id}` })),
+          });
+        }
+      }
       const stub = c.env.USER_ACTIVITY.get(c.env.USER_ACTIVITY.idFromName(user.id));
-      const result = await stub.record(events, { tzOffset: config.BUSINESS_TZ_OFFSET, retentionDays: config.ACTIVITY_RETENTION_DAYS, now });
+      const result = await stub.record(events, { tzOffset: config.BUSINESS_TZ_OFFSET, retentionDays: config.ACTIVITY_RETENTION_DAYS, now, maxCampaignsPerDay: config.ACTIVITY_MAX_CAMPAIGNS_PER_DAY });
+      if (result.refused !== undefined) {
+        throw result.refused === "day_closed"
+          ? new ApiError("day_closed", `The business day ${result.days.join(", ")} is being collected for payouts; its activity can no longer be reported.`)
+          : new ApiError("too_many_campaigns", `At most ${config.ACTIVITY_MAX_CAMPAIGNS_PER_DAY} distinct campaigns per business day.`);
+      }
       if (result.newDays.length > 0) {
         // Once per user and day: this is how the daily batch knows whom to collect.
         await db.insert(activityDays).values(result.newDays.map((day) => ({ day, userId: user.id, createdAt: now }))).onConflictDoNothing();

@@ -4,7 +4,8 @@ import { batchRuns, dailyActivity } from "../db/schema";
 import { batchProgress, startBatch } from "../jobs/daily-batch";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
 import { bearerSecurity, createRouter } from "../lib/router";
-import { businessDay, isRealDay } from "../lib/time";
+import { addDays, dayStart, isRealDay } from "../lib/time";
+import { ACTIVITY_WINDOW_MS } from "../activity/activity.routes";
 
 const DateParam = z.object({ date: z.string().refine(isRealDay, "a date YYYY-MM-DD") });
 const ProgressSchema = z.record(z.string(), z.unknown()).openapi("BatchProgress");
@@ -28,14 +29,17 @@ export const adminBatchesRouter = createRouter()
       path: "/batches/{date}/run",
       tags: ["admin", "batch"],
       summary: "Start or resume the batch of a finished business day (safe to repeat: nobody is paid twice)",
+      description:
+        "Allowed once the day has ended and its activity can no longer arrive (events may be reported up to 10 minutes late, plus 1 minute of clock skew). " +
+        "Resuming keeps μ and σ once they were computed and touches only what is undecided; a run marked `failed` by the dead-letter queue resumes here.",
       security: bearerSecurity,
       request: { params: DateParam },
-      responses: { 202: { description: "Started", content: { "application/json": { schema: ProgressSchema } } }, ...errorResponses, 409: problemFor("The day has not ended yet (`conflict`).") },
+      responses: { 202: { description: "Started", content: { "application/json": { schema: ProgressSchema } } }, ...errorResponses, 409: problemFor("The day (and its late-activity window) has not ended yet (`conflict`).") },
     }),
     async (c) => {
       const { date } = c.req.valid("param");
       const now = Date.now();
-      if (date >= businessDay(now, c.var.config.BUSINESS_TZ_OFFSET)) throw new ApiError("conflict", "Only a business day that has ended can be run.");
+      if (now < dayStart(addDays(date, 1), c.var.config.BUSINESS_TZ_OFFSET) + ACTIVITY_WINDOW_MS) throw new ApiError("conflict", "Only a business day that has ended, and whose late activity can no longer arrive, can be run.");
       return c.json(await startBatch({ db: c.var.db, config: c.var.config, env: c.env }, date, now), 202);
     },
   )

@@ -9,6 +9,7 @@ import { newId } from "../lib/ids";
 import { MAX_AMOUNT } from "../lib/money";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { deviceFingerprint } from "../lib/request";
+import { rateLimit } from "../lib/rate-limit";
 import { openOrder } from "../payments/orders.service";
 import { orderResponses } from "../payments/payments.routes";
 
@@ -25,7 +26,7 @@ const CampaignSchema = z
   .openapi("Campaign");
 
 const CreateCampaignSchema = z
-  .object({ name: z.string().trim().min(1).max(120), rateFeeIdr: z.number().int().min(1).max(1_000_000).optional() })
+  .object({ name: z.string().trim().min(1).max(120), rateFeeIdr: z.number().int().min(1).max(1_000_000).optional().openapi({ description: "Rupiah per valid weighted unit, at most RATE_FEE_MAX_IDR (100)." }) })
   .strict()
   .openapi("CreateCampaignRequest");
 
@@ -51,13 +52,18 @@ export const campaignsRouter = createRouter()
       path: "/",
       tags: ["campaigns"],
       summary: "Create an advertiser campaign with an empty IDR budget",
+      description: "At most CAMPAIGNS_PER_HOUR (20) campaigns per hour per user (429).",
       security: bearerSecurity,
       request: { body: { required: true, content: { "application/json": { schema: CreateCampaignSchema } } } },
       responses: { 201: { description: "The campaign", content: { "application/json": { schema: CampaignSchema } } }, ...errorResponses },
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const db = c.var.db;
+      const { db, config } = c.var;
+      if (body.rateFeeIdr !== undefined && body.rateFeeIdr > config.RATE_FEE_MAX_IDR) {
+        throw new ApiError("validation_failed", `rateFeeIdr may not exceed Rp ${config.RATE_FEE_MAX_IDR}.`, { errors: [{ path: "json.rateFeeIdr", message: `at most ${config.RATE_FEE_MAX_IDR}` }] });
+      }
+      await rateLimit(c, "campaign", config.CAMPAIGNS_PER_HOUR, 3_600_000, "campaigns");
       const now = Date.now();
       const id = newId(now);
       const [[row]] = await db.batch([

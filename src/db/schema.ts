@@ -11,6 +11,9 @@ export const users = sqliteTable(
     kycStatus: text({ enum: ["none", "pending", "verified", "rejected"] }).notNull().default("none"),
     /** Set by a level-3 fraud action: money may not leave until an admin clears it after a re-check. */
     verificationRequired: integer({ mode: "boolean" }).notNull().default(false),
+    /** Maintained by the batches that credit a deposit and complete a withdrawal, so the balance never scans history. */
+    totalDepositedCoins: integer().notNull().default(0),
+    totalWithdrawnIdr: integer().notNull().default(0),
     createdAt: integer().notNull(),
     updatedAt: integer().notNull(),
   },
@@ -207,7 +210,12 @@ export const paymentOrders = sqliteTable(
     amountIdr: integer().notNull(),
     coins: integer().notNull().default(0),
     bonusCoins: integer().notNull().default(0),
-    status: text({ enum: ["pending", "paid", "failed", "reversed"] }).notNull(),
+    /** `reversed`: the credit was fully reversed; `refunded`: refunded before any credit (nothing may be credited). */
+    status: text({ enum: ["pending", "paid", "failed", "reversed", "refunded"] }).notNull(),
+    /** Of the credited asset (coins + bonus, or the campaign's rupiah), how much refunds and chargebacks took back. */
+    reversedAmount: integer().notNull().default(0),
+    /** The cumulative refunded rupiah the Status API confirmed, as last applied. */
+    refundedIdr: integer().notNull().default(0),
     gatewayStatus: text(),
     gatewayRef: text(),
     redirectUrl: text(),
@@ -223,6 +231,11 @@ export const paymentOrders = sqliteTable(
     index("payment_orders_user_idx").on(t.userId, t.id),
     index("payment_orders_failed_idx").on(t.userId, t.failedAt),
     check("payment_order_amount_positive", sql`${t.amountIdr} > 0`),
+    // Reversals never take back more than was credited, nor refunds exceed what was paid.
+    check(
+      "payment_order_reversal_bounded",
+      sql`${t.reversedAmount} >= 0 and ${t.reversedAmount} <= (case when ${t.kind} = 'coin_package' then ${t.coins} + ${t.bonusCoins} else ${t.amountIdr} end) and ${t.refundedIdr} >= 0 and ${t.refundedIdr} <= ${t.amountIdr}`,
+    ),
   ],
 );
 
@@ -255,9 +268,16 @@ export const fraudAlerts = sqliteTable(
     actionTaken: text({ enum: ["warned", "frozen", "banned", "cleared"] }),
     reviewedBy: text(),
     reviewedAt: integer(),
+    /** SHA-256 hex of what makes an alert "the same" (rule, subject, window): a repeat is ignored. Never a raw client string. */
+    dedupeKey: text(),
     createdAt: integer().notNull(),
   },
-  (t) => [index("fraud_alerts_user_idx").on(t.userId, t.id), index("fraud_alerts_type_idx").on(t.alertType, t.id)],
+  (t) => [
+    index("fraud_alerts_user_idx").on(t.userId, t.id),
+    index("fraud_alerts_type_idx").on(t.alertType, t.id),
+    index("fraud_alerts_created_idx").on(t.createdAt, t.id),
+    uniqueIndex("fraud_alerts_dedupe_uq").on(t.dedupeKey),
+  ],
 );
 
 /** A KYC submission; photos live encrypted in R2 under `photoKey`s, never in D1. */
@@ -282,8 +302,15 @@ export const kycSubmissions = sqliteTable(
     reviewedAt: integer(),
     reviewedBy: text(),
     photosDeletedAt: integer(),
+    /** Which KYC_ENCRYPTION_KEY sealed the photos and ID number (null: sealed before key ids existed). */
+    keyId: text(),
   },
-  (t) => [index("kyc_user_idx").on(t.userId, t.id), index("kyc_status_idx").on(t.status, t.id)],
+  (t) => [
+    index("kyc_user_idx").on(t.userId, t.id),
+    index("kyc_status_idx").on(t.status, t.id),
+    // Concurrent submissions leave exactly one pending row.
+    uniqueIndex("kyc_one_pending_uq").on(t.userId).where(sql`${t.status} = 'pending'`),
+  ],
 );
 
 export const withdrawMethods = sqliteTable("withdraw_methods", {
@@ -294,6 +321,8 @@ export const withdrawMethods = sqliteTable("withdraw_methods", {
   accountNumber: text().notNull(),
   accountName: text().notNull(),
   updatedAt: integer().notNull(),
+  /** The first method is usable at once; a changed one after WITHDRAW_METHOD_COOLDOWN_HOURS. */
+  usableFrom: integer().notNull().default(0),
 });
 
 /** A withdrawal: the amount is held at request time and posted or voided once Iris reports. */
@@ -318,6 +347,12 @@ export const withdrawals = sqliteTable(
     accountNumber: text().notNull(),
     accountName: text().notNull(),
     failureReason: text(),
+    /** Iris' answer to the payout request was ambiguous (timeout, 5xx, unreadable): it may or may not exist there. */
+    unconfirmed: integer({ mode: "boolean" }).notNull().default(false),
+    /** When reconciliation next asks Iris about this pending withdrawal, and how often it already did. */
+    nextCheckAt: integer(),
+    checks: integer().notNull().default(0),
+    resolvedBy: text(),
     createdAt: integer().notNull(),
     updatedAt: integer().notNull(),
     completedAt: integer(),
@@ -326,6 +361,7 @@ export const withdrawals = sqliteTable(
     index("withdrawals_user_idx").on(t.userId, t.id),
     uniqueIndex("withdrawals_iris_reference_uq").on(t.irisReference),
     index("withdrawals_status_idx").on(t.status, t.createdAt),
+    index("withdrawals_due_idx").on(t.status, t.nextCheckAt, t.id),
     check("withdrawal_split", sql`${t.platformFeeIdr} + ${t.taxIdr} + ${t.netIdr} = ${t.grossIdr}`),
   ],
 );
@@ -344,7 +380,8 @@ export const activityDays = sqliteTable(
 /** A day's run of the classification and payout batch; progress is counted from the rows it writes. */
 export const batchRuns = sqliteTable("batch_runs", {
   day: text().primaryKey(),
-  status: text({ enum: ["collecting", "paying", "done"] }).notNull(),
+  /** `failed`: a queue message exhausted its retries (dead-letter queue); POST .../run resumes. */
+  status: text({ enum: ["collecting", "paying", "done", "failed"] }).notNull(),
   mode: text({ enum: ["robust", "fixed"] }),
   mu: real(),
   sigma: real(),
@@ -352,6 +389,7 @@ export const batchRuns = sqliteTable("batch_runs", {
   paramsSource: text(),
   activeUsers: integer().notNull().default(0),
   queueMessages: integer().notNull().default(0),
+  failedChunks: integer().notNull().default(0),
   runs: integer().notNull().default(1),
   startedAt: integer().notNull(),
   finishedAt: integer(),
@@ -388,8 +426,10 @@ export const payouts = sqliteTable(
     units: integer().notNull(),
     amountIdr: integer().notNull(),
     feeIdr: integer().notNull(),
-    status: text({ enum: ["paid", "held", "rejected", "insufficient_budget"] }).notNull(),
+    status: text({ enum: ["paid", "held", "rejected", "insufficient_budget", "campaign_suspended"] }).notNull(),
     transactionId: text(),
+    /** The usage invoice that billed this payout (null: not billed yet). */
+    invoiceId: text(),
     decidedBy: text(),
     decidedAt: integer(),
     createdAt: integer().notNull(),
@@ -399,6 +439,7 @@ export const payouts = sqliteTable(
     index("payouts_user_idx").on(t.userId, t.id),
     index("payouts_day_status_idx").on(t.day, t.status),
     index("payouts_advertiser_idx").on(t.advertiserId, t.day),
+    index("payouts_unbilled_idx").on(t.advertiserId, t.status, t.invoiceId),
   ],
 );
 
@@ -466,7 +507,16 @@ export const fraudWhitelist = sqliteTable(
   (t) => [index("fraud_whitelist_user_idx").on(t.userId), index("fraud_whitelist_device_idx").on(t.deviceFingerprint)],
 );
 
+/**
+ * Always empty: a guard statement inserts a row only when its condition holds, and the trigger of
+ * migration 0009 refuses every row with RAISE(ABORT, 'guard:<name>'), rolling the whole batch back.
+ */
+export const batchGuards = sqliteTable("batch_guards", {
+  name: text().notNull(),
+});
+
 export const schema = {
+  batchGuards,
   users,
   accounts,
   transactions,

@@ -18,6 +18,15 @@ export interface DaySummary {
   campaignUnits: Record<string, number>;
 }
 
+export interface RecordOptions {
+  tzOffset: string;
+  retentionDays: number;
+  now: number;
+  maxCampaignsPerDay: number;
+}
+
+export type RecordResult = { accepted: number; duplicates: number; newDays: string[]; refused?: undefined } | { refused: "day_closed" | "too_many_campaigns"; days: string[] };
+
 export interface MinuteRate {
   minute: number;
   rate: number;
@@ -39,15 +48,31 @@ export class UserActivity extends DurableObject<Env> {
         PRIMARY KEY (day, minute, type, campaign));
       CREATE TABLE IF NOT EXISTS seen_events (id TEXT PRIMARY KEY, day TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY);
-      CREATE TABLE IF NOT EXISTS attempts (at INTEGER NOT NULL, allowed INTEGER NOT NULL);`);
+      CREATE TABLE IF NOT EXISTS closed_days (day TEXT PRIMARY KEY);
+      DROP TABLE IF EXISTS attempts;
+      CREATE TABLE IF NOT EXISTS rate_attempts (bucket TEXT NOT NULL, at INTEGER NOT NULL, allowed INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS rate_attempts_bucket ON rate_attempts (bucket, at);`);
   }
 
-  /** Adds events; returns how many were new, how many were repeats, and which business days are new for this user. */
-  record(events: ActivityEvent[], opts: { tzOffset: string; retentionDays: number; now: number }): { accepted: number; duplicates: number; newDays: string[] } {
+  /**
+   * Adds events, all or none; returns how many were new, how many were repeats, and which business days
+   * are new for this user. Refused whole (nothing recorded) when it would add activity to a day whose
+   * collection has started (it could never be paid) or attribute a day to more than `maxCampaignsPerDay`
+   * distinct campaigns.
+   */
+  record(events: ActivityEvent[], opts: RecordOptions): RecordResult {
     let accepted = 0;
     let duplicates = 0;
     const newDays: string[] = [];
-    this.ctx.storage.transactionSync(() => {
+    return this.ctx.storage.transactionSync((): RecordResult => {
+      const days = [...new Set(events.map((e) => businessDay(e.at, opts.tzOffset)))];
+      const closed = days.filter((day) => this.sql.exec("SELECT 1 FROM closed_days WHERE day = ?", day).toArray().length > 0);
+      if (closed.length > 0) return { refused: "day_closed", days: closed };
+      for (const day of days) {
+        const campaigns = new Set(this.sql.exec<{ campaign: string }>("SELECT DISTINCT campaign FROM minute_counts WHERE day = ? AND campaign != ''", day).toArray().map((r) => r.campaign));
+        for (const e of events) if (e.campaignId && businessDay(e.at, opts.tzOffset) === day) campaigns.add(e.campaignId);
+        if (campaigns.size > opts.maxCampaignsPerDay) return { refused: "too_many_campaigns", days: [day] };
+      }
       for (const e of events) {
         const day = businessDay(e.at, opts.tzOffset);
         if (e.id !== undefined) {
@@ -70,24 +95,26 @@ export class UserActivity extends DurableObject<Env> {
         accepted++;
       }
       const oldest = addDays(businessDay(opts.now, opts.tzOffset), -opts.retentionDays);
-      for (const table of ["minute_counts", "seen_events", "days"]) this.sql.exec(`DELETE FROM ${table} WHERE day < ?`, oldest);
+      for (const table of ["minute_counts", "seen_events", "days", "closed_days"]) this.sql.exec(`DELETE FROM ${table} WHERE day < ?`, oldest);
+      return { accepted, duplicates, newDays };
     });
-    return { accepted, duplicates, newDays };
   }
 
   /**
-   * The per-user rate limiter (sliding 60-second window) and the velocity counter the fraud rules
-   * read: every attempt is counted, only admitted ones use up the limit.
+   * The per-user rate limiter (a sliding window per bucket: value-moving requests, activity reports,
+   * KYC submissions, ...) and the velocity counter the fraud rules read: every attempt is counted, only
+   * admitted ones use up the limit.
    */
-  admit(now: number, limitPerMinute: number): { allowed: boolean; retryAfterSeconds: number; attemptsLastMinute: number } {
-    const since = now - 60_000;
-    this.sql.exec("DELETE FROM attempts WHERE at <= ?", since);
-    const admitted = this.sql.exec<{ n: number; oldest: number | null }>("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM attempts WHERE allowed = 1").one();
-    const allowed = admitted.n < limitPerMinute;
-    this.sql.exec("INSERT INTO attempts (at, allowed) VALUES (?, ?)", now, allowed ? 1 : 0);
-    const attempts = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM attempts").one().n;
-    const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil(((admitted.oldest ?? now) + 60_000 - now) / 1000));
-    return { allowed, retryAfterSeconds, attemptsLastMinute: attempts };
+  admit(bucket: string, now: number, limit: number, windowMs = 60_000): { allowed: boolean; retryAfterSeconds: number; attemptsInWindow: number } {
+    return this.ctx.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM rate_attempts WHERE bucket = ? AND at <= ?", bucket, now - windowMs);
+      const admitted = this.sql.exec<{ n: number; oldest: number | null }>("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM rate_attempts WHERE bucket = ? AND allowed = 1", bucket).one();
+      const allowed = admitted.n < limit;
+      this.sql.exec("INSERT INTO rate_attempts (bucket, at, allowed) VALUES (?, ?, ?)", bucket, now, allowed ? 1 : 0);
+      const attempts = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM rate_attempts WHERE bucket = ?", bucket).one().n;
+      const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil(((admitted.oldest ?? now) + windowMs - now) / 1000));
+      return { allowed, retryAfterSeconds, attemptsInWindow: attempts };
+    });
   }
 
   /** Weighted rate of every active minute of a day, oldest first. */
@@ -102,8 +129,12 @@ export class UserActivity extends DurableObject<Env> {
     return [...byMinute].map(([minute, counts]) => ({ minute, rate: ratePerMinute(counts, weights) })).filter((m) => m.rate > 0);
   }
 
-  /** What the daily batch needs of a day: active minutes, weighted units, R̄ and units per campaign. */
+  /**
+   * What the daily batch needs of a day: active minutes, weighted units, R̄ and units per campaign. The
+   * day is closed from this moment: later events for it are refused, never silently left unpaid.
+   */
   summary(day: string, weights: Weights): DaySummary {
+    this.sql.exec("INSERT OR IGNORE INTO closed_days (day) VALUES (?)", day);
     const minutes = this.minuteRates(day, weights);
     const weightedUnits = minutes.reduce((sum, m) => sum + m.rate, 0);
     const campaignUnits: Record<string, number> = {};

@@ -1,8 +1,10 @@
-import { and, eq, gt, isNull, or, sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { auditLog, fraudAlerts, fraudWhitelist, users } from "../db/schema";
-import { newId } from "../lib/ids";
+import { auditLog, fraudWhitelist, users } from "../db/schema";
+import { applyStatements, type Statement } from "../ledger/executor";
+import { insertWhere } from "../db/insert-where";
+import { alertWhen, dedupeKey } from "./alerts";
 import { evaluateRules, type ActionLevel, type Facts, type Finding } from "./rules";
 
 export interface Subject {
@@ -10,49 +12,66 @@ export interface Subject {
   deviceFingerprint: string | null;
 }
 
-/** Whitelisted users and devices skip the rules (never the spending limits or signature checks). */
-export async function isWhitelisted(db: Db, subject: Subject, now: number): Promise<boolean> {
+/** True inside SQL when the user or the device is whitelisted: they skip the rules (never the limits or signature checks). */
+export function whitelistedSql(subject: Subject, now: number): SQL {
   const match = subject.deviceFingerprint
-    ? or(eq(fraudWhitelist.userId, subject.userId), eq(fraudWhitelist.deviceFingerprint, subject.deviceFingerprint))
-    : eq(fraudWhitelist.userId, subject.userId);
-  const row = await db.query.fraudWhitelist.findFirst({ where: and(match, or(isNull(fraudWhitelist.expiresAt), gt(fraudWhitelist.expiresAt, now))) });
-  return row !== undefined;
+    ? sql`(${fraudWhitelist.userId} = ${subject.userId} or ${fraudWhitelist.deviceFingerprint} = ${subject.deviceFingerprint})`
+    : sql`${fraudWhitelist.userId} = ${subject.userId}`;
+  return sql`exists (select 1 from ${fraudWhitelist} where ${match} and (${fraudWhitelist.expiresAt} is null or ${fraudWhitelist.expiresAt} > ${now}))`;
 }
 
-/** The user-record change an action level makes; level 1 only logs and notifies. */
-export function actionStatements(db: Db, userId: string, level: ActionLevel, actorId: string, reason: string, now: number) {
-  const change =
-    level === 4 ? { status: "banned" as const } : level === 3 ? { verificationRequired: true } : level === 2 ? { status: "frozen" as const } : null;
-  if (!change) return [];
-  const notBanned = sql`${users.status} != 'banned'`;
-  return [
-    db.update(users).set({ ...change, updatedAt: now }).where(and(eq(users.id, userId), notBanned)),
-    db.insert(auditLog).values({ actorId, action: `fraud.action_level_${level}`, subjectType: "user", subjectId: userId, details: { change, reason }, createdAt: now }),
-  ];
-}
+const CHANGE = {
+  1: null,
+  2: { status: "frozen" },
+  3: { verificationRequired: true },
+  4: { status: "banned" },
+} as const;
 
 export const ACTION_TAKEN: Record<ActionLevel, "warned" | "frozen" | "banned"> = { 1: "warned", 2: "frozen", 3: "warned", 4: "banned" };
 
 /**
- * Runs the rules for an event and records what fires: one alert per finding with the rule's
- * parameters at the time, and the action its level calls for. Returns the findings.
+ * The user-record change an action level makes (level 1 only logs and notifies), audited; `unless` is
+ * a SQL condition that skips both (a whitelisted subject). A ban is permanent: nothing changes a banned user.
  */
-export async function checkRules(db: Db, config: Config, subject: Subject, facts: Facts, now = Date.now()): Promise<Finding[]> {
-  const findings = evaluateRules(facts, config);
-  if (findings.length === 0 || (await isWhitelisted(db, subject, now))) return [];
-  const statements = findings.flatMap((f) => [
-    db.insert(fraudAlerts).values({
-      id: f.dedupeWindowMs ? `${f.ruleId}_${subject.userId}_${Math.floor(now / f.dedupeWindowMs)}` : newId(now),
+export function actionStatements(db: Db, userId: string, level: ActionLevel, actorId: string, reason: string, now: number, unless: SQL = sql`0`): Statement[] {
+  const change = CHANGE[level];
+  if (!change) return [];
+  return [
+    db.update(users).set({ ...change, updatedAt: now }).where(sql`${users.id} = ${userId} and ${users.status} != 'banned' and not ${unless}`),
+    insertWhere(db, auditLog, { actorId, action: `fraud.action_level_${level}`, subjectType: "user", subjectId: userId, details: { change, reason }, createdAt: now }, sql`where not ${unless}`),
+  ];
+}
+
+/**
+ * What findings write, as statements for any batch: one alert per finding (a windowed rule alerts once per
+ * user and window, by its dedupe key) and the action its level calls for, all skipped inside SQL when the
+ * subject is whitelisted, so no read decides it.
+ */
+export async function findingStatements(db: Db, subject: Subject, findings: Finding[], now: number): Promise<Statement[]> {
+  const whitelisted = whitelistedSql(subject, now);
+  const out: Statement[] = [];
+  for (const f of findings) {
+    const key = f.dedupe ? await dedupeKey(...f.dedupe.map((part) => part ?? "")) : null;
+    const alert = {
       userId: subject.userId,
       alertType: f.ruleId,
       severity: f.severity,
       details: { rule: f.ruleId, level: f.level, params: f.params, facts: f.facts },
       deviceFingerprint: subject.deviceFingerprint,
       actionTaken: f.level === 1 ? null : ACTION_TAKEN[f.level],
-      createdAt: now,
-    }).onConflictDoNothing(),
-    ...actionStatements(db, subject.userId, f.level, `rule:${f.ruleId}`, f.ruleId, now),
-  ]);
-  await db.batch(statements as [(typeof statements)[number], ...(typeof statements)[number][]]);
+      ...(key ? { dedupeKey: key } : {}),
+    };
+    out.push(
+      alertWhen(db, alert, now, sql`not ${whitelisted}`),
+      ...actionStatements(db, subject.userId, f.level, `rule:${f.ruleId}`, f.ruleId, now, whitelisted),
+    );
+  }
+  return out;
+}
+
+/** Runs the rules for an event and records what fires (alerts and actions) in one batch. Returns the findings. */
+export async function checkRules(db: Db, config: Config, subject: Subject, facts: Facts, now = Date.now()): Promise<Finding[]> {
+  const findings = evaluateRules(facts, config, subject, now);
+  if (findings.length > 0) await applyStatements(db, await findingStatements(db, subject, findings, now));
   return findings;
 }

@@ -1,3 +1,4 @@
+import { sql, type SQL } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Severity } from "./alerts";
 
@@ -12,7 +13,11 @@ export type Facts =
   | { event: "value_request"; attemptsLastMinute: number }
   | { event: "gift"; coins: number; recipientAgeDays: number }
   | { event: "payment_failed"; failedLastHour: number }
-  | { event: "withdrawal"; grossIdr: number; medianPastGrossIdr: number | null };
+  | { event: "withdrawal"; grossIdr: number; medianPastGrossIdr: number | null }
+  | { event: "device_seen"; accountsOnDevice: number };
+
+/** A fact given as a SQL expression, for rules decided inside a batch (NULL where the plain fact is null). */
+type SqlFacts<F> = { [K in Exclude<keyof F, "event">]: SQL };
 
 interface Rule<E extends Facts["event"]> {
   id: string;
@@ -20,9 +25,17 @@ interface Rule<E extends Facts["event"]> {
   severity: Severity;
   level: ActionLevel;
   params: (config: Config) => Record<string, number>;
-  /** At most one alert per user and window (a burst of requests is one finding, not hundreds). */
-  dedupeWindowMs?: number;
+  /**
+   * What makes two findings the same alert (e.g. user and minute: a burst of requests is one finding,
+   * not hundreds). Hashed into the alert's dedupe key; without it every finding is a new alert.
+   */
+  dedupe?: (facts: Extract<Facts, { event: E }>, subject: { userId: string; deviceFingerprint: string | null }, now: number) => (string | number | null)[];
   fires: (facts: Extract<Facts, { event: E }>, params: Record<string, number>) => boolean;
+  /**
+   * The same predicate in SQL, for rules whose facts live in D1 and are decided inside the movement's
+   * batch (no earlier read). A test checks both renderings agree; a NULL fact never fires.
+   */
+  firesSql?: (facts: SqlFacts<Extract<Facts, { event: E }>>, params: Record<string, number>) => SQL;
 }
 
 const rule = <E extends Facts["event"]>(r: Rule<E>) => r;
@@ -35,7 +48,7 @@ export const RULES = [
     severity: "medium",
     level: 1,
     params: (c) => ({ maxPerMinute: c.RAPID_TRANSACTIONS_PER_MINUTE }),
-    dedupeWindowMs: 60_000,
+    dedupe: (_f, s, now) => [s.userId, Math.floor(now / 60_000)],
     fires: (f, p) => f.attemptsLastMinute > p.maxPerMinute!,
   }),
   rule({
@@ -61,26 +74,51 @@ export const RULES = [
     level: 3,
     params: (c) => ({ multiplier: c.UNUSUAL_WITHDRAW_MULTIPLIER }),
     fires: (f, p) => f.medianPastGrossIdr !== null && f.medianPastGrossIdr > 0 && f.grossIdr >= p.multiplier! * f.medianPastGrossIdr,
+    firesSql: (f, p) => sql`(${f.medianPastGrossIdr} > 0 and ${f.grossIdr} >= ${p.multiplier!} * ${f.medianPastGrossIdr})`,
+  }),
+  rule({
+    id: "suspicious_device",
+    event: "device_seen",
+    severity: "medium",
+    level: 1,
+    params: (c) => ({ maxAccounts: c.DEVICE_MAX_ACCOUNTS }),
+    fires: (f, p) => f.accountsOnDevice > p.maxAccounts!,
+    // Once per device and account count, however many requests see it.
+    dedupe: (f, s) => [s.deviceFingerprint, f.accountsOnDevice],
+    firesSql: (f, p) => sql`(${f.accountsOnDevice} > ${p.maxAccounts!})`,
   }),
 ] as const;
 
+/** The rule with this id (rules are data; a typo is a programming error). */
+export function ruleById<E extends Facts["event"]>(id: string, event: E): Rule<E> {
+  const found = RULES.find((r) => r.id === id && r.event === event);
+  if (!found) throw new Error(`no rule ${id} for ${event}`);
+  // Matched on id and event just above, so it is a rule of event E.
+  return found as unknown as Rule<E>;
+}
+
 export interface Finding {
   ruleId: string;
-  dedupeWindowMs?: number;
+  /** The parts the alert's dedupe key is hashed from (rule id included), or none. */
+  dedupe?: (string | number | null)[];
   severity: Severity;
   level: ActionLevel;
   params: Record<string, number>;
   facts: Facts;
 }
 
-/** Pure: which rules fire for these facts under this configuration. */
-export function evaluateRules(facts: Facts, config: Config): Finding[] {
+type AnyRule = Rule<Facts["event"]> & { fires: (f: Facts, p: Record<string, number>) => boolean; dedupe?: (f: Facts, s: Subject, now: number) => (string | number | null)[] };
+type Subject = { userId: string; deviceFingerprint: string | null };
+
+/** Pure: which rules fire for these facts under this configuration (subject and time only shape dedupe keys). */
+export function evaluateRules(facts: Facts, config: Config, subject: Subject = { userId: "", deviceFingerprint: null }, now = 0): Finding[] {
   const findings: Finding[] = [];
-  for (const r of RULES) {
+  // RULES mixes events; each rule is only ever called with facts of its own event (checked first).
+  for (const r of RULES as readonly unknown[] as readonly AnyRule[]) {
     if (r.event !== facts.event) continue;
     const params = r.params(config);
-    if ((r.fires as (f: Facts, p: Record<string, number>) => boolean)(facts, params)) {
-      findings.push({ ruleId: r.id, severity: r.severity, level: r.level, params, facts, ...("dedupeWindowMs" in r ? { dedupeWindowMs: r.dedupeWindowMs } : {}) });
+    if (r.fires(facts, params)) {
+      findings.push({ ruleId: r.id, severity: r.severity, level: r.level, params, facts, ...(r.dedupe ? { dedupe: [r.id, ...r.dedupe(facts, subject, now)] } : {}) });
     }
   }
   return findings;

@@ -18,6 +18,7 @@ declare module "midtrans-client" {
   interface AxiosRequest {
     method?: string;
     data?: unknown;
+    headers?: Record<string, unknown>;
   }
   export interface HttpClient {
     http_client: {
@@ -41,7 +42,7 @@ declare module "midtrans-client" {
     constructor(options: { isProduction: boolean; serverKey: string });
     httpClient: HttpClient;
     apiConfig: object;
-    createPayouts(parameter: Record<string, unknown>): Promise<{ payouts: { status: string; reference_no: string }[] }>;
+    createPayouts(parameter: Record<string, unknown>): Promise<{ payouts?: { status?: unknown; reference_no?: unknown }[] }>;
     getPayoutDetails(referenceNo: string): Promise<Record<string, unknown>>;
   }
   export class MidtransError extends Error {

@@ -1,14 +1,23 @@
 import midtransClient, { type ApiConfigStatics, type HttpClient } from "midtrans-client";
 import type { Config } from "../config";
 
+/**
+ * `rejected` is a definite refusal: the gateway answered 4xx with its own error body, so nothing was
+ * created there. Every other reason is ambiguous: our deadline passed, a 5xx, a network failure or an
+ * answer we cannot read may each hide a request the gateway accepted.
+ */
 export class GatewayError extends Error {
   constructor(
     readonly gateway: string,
-    readonly reason: "timeout" | "unavailable" | "rejected",
+    readonly reason: "timeout" | "unavailable" | "unreadable" | "rejected",
     message: string,
   ) {
     super(message);
     this.name = "GatewayError";
+  }
+
+  get definite(): boolean {
+    return this.reason === "rejected";
   }
 }
 
@@ -44,13 +53,23 @@ export function withDeadline<T>(work: Promise<T>, ms: number, gateway: string): 
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
-function translate(error: unknown): GatewayError {
+/** A Midtrans/Iris error body: `{ error_message(s), errors, status_code }`, as opposed to a proxy's page or nothing. */
+function isGatewayErrorBody(body: unknown): boolean {
+  return typeof body === "object" && body !== null && ["error_message", "error_messages", "errors", "status_message"].some((k) => k in body);
+}
+
+function translate(error: unknown, gateway = "midtrans"): GatewayError {
   if (error instanceof GatewayError) return error;
-  const e = error as { httpStatusCode?: number; code?: string; message?: string; name?: string };
+  const e = error as { httpStatusCode?: number | string; ApiResponse?: unknown; code?: string; message?: string; name?: string };
   const message = e.message ?? String(error);
-  if (e.code === "ECONNABORTED" || e.name === "TimeoutError" || /timeout/i.test(message)) return new GatewayError("midtrans", "timeout", "Midtrans did not answer in time.");
-  if (e.httpStatusCode !== undefined && e.httpStatusCode < 500) return new GatewayError("midtrans", "rejected", `Midtrans refused the request (HTTP ${e.httpStatusCode}).`);
-  return new GatewayError("midtrans", "unavailable", "Midtrans is unavailable.");
+  const status = Number(e.httpStatusCode);
+  if (e.code === "ECONNABORTED" || e.name === "TimeoutError" || /timeout/i.test(message)) return new GatewayError(gateway, "timeout", `${gateway} did not answer in time.`);
+  // 408 and 429 say the request was not handled yet, not that it was refused.
+  if (status >= 400 && status < 500 && status !== 408 && status !== 429 && isGatewayErrorBody(e.ApiResponse)) {
+    return new GatewayError(gateway, "rejected", `${gateway} refused the request (HTTP ${status}).`);
+  }
+  if (status >= 400) return new GatewayError(gateway, "unavailable", `${gateway} is unavailable (HTTP ${status}).`);
+  return new GatewayError(gateway, "unavailable", `${gateway} could not be reached.`);
 }
 
 export interface SnapOrder {
@@ -64,6 +83,9 @@ export interface MidtransStatus {
   transactionStatus: string;
   fraudStatus: string | undefined;
   grossAmount: string;
+  /** Cumulative refunded (or charged back) amount, as sent ("10000.00"), when there was any. */
+  refundAmount: string | undefined;
+  transactionId: string | undefined;
 }
 
 export interface MidtransIrisPayout {
@@ -71,16 +93,40 @@ export interface MidtransIrisPayout {
   status: string;
 }
 
+/** What this service asks Iris to pay. Sent byte-identical on every retry of one withdrawal. */
+export interface IrisPayoutRequest {
+  name: string;
+  account: string;
+  bank: string;
+  amount: number;
+  notes: string;
+  /** Iris' X-Idempotency-Key (≤ 100 chars, kept by Iris 24 h): a retry returns the first answer, never a second payout. */
+  idempotencyKey: string;
+}
+
+export interface IrisPayoutDetails {
+  referenceNo: string;
+  status: string;
+  amount: string;
+  account: string;
+  notes: string;
+}
+
 export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_KEY" | "MIDTRANS_IRIS_API_KEY">) {
   const options = { isProduction: config.MIDTRANS_IS_PRODUCTION, serverKey: env.MIDTRANS_SERVER_KEY };
-  const ready = <T extends { apiConfig: object; httpClient: HttpClient }>(client: T): T => {
+  const ready = <T extends { apiConfig: object; httpClient: HttpClient }>(client: T, headers: Record<string, string> = {}): T => {
     const http = client.httpClient.http_client;
     http.defaults.timeout = config.GATEWAY_TIMEOUT_MS;
     // midtrans-client sends `{}` as the body of GET requests (the status API); workerd's fetch
-    // refuses a GET with a body, so it is dropped before axios builds the request.
-    http.interceptors.request.use((request) => (String(request.method).toLowerCase() === "get" ? { ...request, data: undefined } : request));
+    // refuses a GET with a body, so it is dropped before axios builds the request. It builds its own
+    // headers per request, so extra ones (Iris' idempotency key) are added here too.
+    http.interceptors.request.use((request) => {
+      const withHeaders = { ...request, headers: { ...request.headers, ...headers } };
+      return String(request.method).toLowerCase() === "get" ? { ...withHeaders, data: undefined } : withHeaders;
+    });
     return pointAt(client, config);
   };
+  const iris = (headers?: Record<string, string>) => ready(new midtransClient.Iris({ isProduction: config.MIDTRANS_IS_PRODUCTION, serverKey: env.MIDTRANS_IRIS_API_KEY }), headers);
   return {
     async createSnap(order: SnapOrder): Promise<{ token: string; redirectUrl: string }> {
       const snap = ready(new midtransClient.Snap(options));
@@ -109,38 +155,43 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
           transactionStatus: String(res.transaction_status ?? ""),
           fraudStatus: typeof res.fraud_status === "string" ? res.fraud_status : undefined,
           grossAmount: String(res.gross_amount ?? ""),
+          refundAmount: res.refund_amount === undefined ? undefined : String(res.refund_amount),
+          transactionId: typeof res.transaction_id === "string" ? res.transaction_id : undefined,
         };
       } catch (error) {
         throw translate(error);
       }
     },
 
-    async createPayout(payout: { name: string; account: string; bank: string; amount: number; notes: string }): Promise<MidtransIrisPayout> {
-      const iris = ready(new midtransClient.Iris({ isProduction: config.MIDTRANS_IS_PRODUCTION, serverKey: env.MIDTRANS_IRIS_API_KEY }));
+    async createPayout(payout: IrisPayoutRequest): Promise<MidtransIrisPayout> {
+      const client = iris({ "x-idempotency-key": payout.idempotencyKey });
+      let res: { payouts?: { status?: unknown; reference_no?: unknown }[] };
       try {
-        const res = await withDeadline(
-          iris.createPayouts({
+        res = await withDeadline(
+          client.createPayouts({
             payouts: [{ beneficiary_name: payout.name, beneficiary_account: payout.account, beneficiary_bank: payout.bank, amount: `${payout.amount}.00`, notes: payout.notes }],
           }),
           config.GATEWAY_TIMEOUT_MS,
           "Iris",
         );
-        const first = res.payouts[0];
-        if (!first) throw new GatewayError("iris", "unavailable", "Iris answered without a payout.");
-        return { referenceNo: first.reference_no, status: first.status };
       } catch (error) {
-        throw translate(error);
+        throw translate(error, "Iris");
       }
+      const first = Array.isArray(res?.payouts) ? res.payouts[0] : undefined;
+      if (typeof first?.reference_no !== "string" || first.reference_no === "") throw new GatewayError("Iris", "unreadable", "Iris answered without a payout reference.");
+      return { referenceNo: first.reference_no, status: String(first.status ?? "") };
     },
 
-    async payoutStatus(referenceNo: string): Promise<{ status: string }> {
-      const iris = ready(new midtransClient.Iris({ isProduction: config.MIDTRANS_IS_PRODUCTION, serverKey: env.MIDTRANS_IRIS_API_KEY }));
+    /** Iris' own record of a payout, including the notes this service wrote (which name the withdrawal). */
+    async payoutDetails(referenceNo: string): Promise<IrisPayoutDetails> {
+      let res: Record<string, unknown>;
       try {
-        const res = await withDeadline(iris.getPayoutDetails(referenceNo), config.GATEWAY_TIMEOUT_MS, "Iris");
-        return { status: String(res.status ?? "") };
+        res = await withDeadline(iris().getPayoutDetails(encodeURIComponent(referenceNo)), config.GATEWAY_TIMEOUT_MS, "Iris");
       } catch (error) {
-        throw translate(error);
+        throw translate(error, "Iris");
       }
+      if (typeof res?.status !== "string") throw new GatewayError("Iris", "unreadable", "Iris answered without a payout status.");
+      return { referenceNo, status: res.status, amount: String(res.amount ?? ""), account: String(res.beneficiary_account ?? ""), notes: String(res.notes ?? "") };
     },
   };
 }

@@ -2,10 +2,11 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { campaigns, payouts, type CampaignRow } from "../db/schema";
+import { campaigns, payouts, users, type CampaignRow, type PayoutRow } from "../db/schema";
 import { activityPayout } from "../activity/bot-rules";
 import { campaignAccountId, systemAccountId, userAccountId } from "../ledger/accounts";
 import { applyPlan, applyPlans } from "../ledger/executor";
+import { guard, GuardError } from "../ledger/guards";
 import { entryPlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
@@ -18,71 +19,96 @@ export interface PayoutLine {
   units: number;
 }
 
-/** The rupiah a line pays and the creator payout fee charged on top to the campaign's budget (SPEC §7). */
+/**
+ * The rupiah a line pays (units × the campaign's rate fee, capped at RATE_FEE_MAX_IDR per unit) and the
+ * creator payout fee charged on top to the campaign's budget (SPEC §7).
+ */
 export function payoutAmounts(line: PayoutLine, config: Config) {
-  const amountIdr = activityPayout(line.units, line.campaign.rateFeeIdr ?? config.RATE_FEE_IDR);
+  const rate = Math.min(line.campaign.rateFeeIdr ?? config.RATE_FEE_IDR, config.RATE_FEE_MAX_IDR);
+  const amountIdr = activityPayout(line.units, rate);
   return { amountIdr, feeIdr: bpsOf(amountIdr, config.CREATOR_PAYOUT_FEE_BPS) };
 }
 
-const payoutId = (line: PayoutLine) => `po_${line.day}_${line.userId}_${line.campaign.id}`;
+/** A payout's terms are fixed when its row is first written; a release or a rerun pays exactly these. */
+export type PayoutTerms = Pick<PayoutRow, "id" | "day" | "userId" | "campaignId" | "advertiserId" | "units" | "amountIdr" | "feeIdr">;
+
+export function termsOf(line: PayoutLine, config: Config): PayoutTerms {
+  const id = `po_${line.day}_${line.userId}_${line.campaign.id}`;
+  return { id, day: line.day, userId: line.userId, campaignId: line.campaign.id, advertiserId: line.campaign.ownerId, units: line.units, ...payoutAmounts(line, config) };
+}
+
+export const termsOfRow = (row: PayoutRow): PayoutTerms => ({ id: row.id, day: row.day, userId: row.userId, campaignId: row.campaignId, advertiserId: row.advertiserId, units: row.units, amountIdr: row.amountIdr, feeIdr: row.feeIdr });
 
 /** Records a level-B line as held: no money moves until an admin releases it. */
-export function holdPayoutStatement(db: Db, line: PayoutLine, config: Config, now: number) {
-  const { amountIdr, feeIdr } = payoutAmounts(line, config);
-  return db
-    .insert(payouts)
-    .values({ id: payoutId(line), day: line.day, userId: line.userId, campaignId: line.campaign.id, advertiserId: line.campaign.ownerId, units: line.units, amountIdr, feeIdr, status: "held", createdAt: now })
-    .onConflictDoNothing();
+export function holdPayoutStatement(db: Db, terms: PayoutTerms, now: number) {
+  return db.insert(payouts).values({ ...terms, status: "held", createdAt: now }).onConflictDoNothing();
 }
 
-/** The ledger plan and payout row of one paid line (once-key `payout:<day>:<user>:<campaign>`). */
-function payoutPlan(db: Db, line: PayoutLine, config: Config, now: number, actorId: string) {
-  const { amountIdr, feeIdr } = payoutAmounts(line, config);
-  const txId = newId(now);
-  const decidedBy = actorId === BATCH_ACTOR ? null : actorId;
-  const base = { id: payoutId(line), day: line.day, userId: line.userId, campaignId: line.campaign.id, advertiserId: line.campaign.ownerId, units: line.units, amountIdr, feeIdr, createdAt: now };
-  const plan = entryPlan({
-    tx: { id: txId, type: "payout", asset: "IDR", amount: amountIdr, userId: line.userId, metadata: { day: line.day, campaignId: line.campaign.id, units: line.units, feeIdr } },
-    postings: [
-      { accountId: campaignAccountId(line.campaign.id), asset: "IDR", amount: -(amountIdr + feeIdr) },
-      { accountId: userAccountId(line.userId, "IDR"), asset: "IDR", amount: amountIdr },
-      { accountId: systemAccountId("platform_revenue", "IDR"), asset: "IDR", amount: feeIdr },
-    ],
-    sideAccountId: userAccountId(line.userId, "IDR"),
-    onceKeys: [`payout:${line.day}:${line.userId}:${line.campaign.id}`],
-    audit: { actorId, action: "payout.paid", subjectType: "user", subjectId: line.userId, details: { day: line.day, campaignId: line.campaign.id, amountIdr, feeIdr } },
-    now,
-  });
-  const row = db
-    .insert(payouts)
-    .values({ ...base, status: "paid", transactionId: txId, decidedBy, decidedAt: now })
-    .onConflictDoUpdate({
-      target: [payouts.day, payouts.userId, payouts.campaignId],
-      set: { status: "paid", transactionId: txId, decidedBy, decidedAt: now },
-      setWhere: sql`${payouts.status} in ('insufficient_budget', 'held')`,
-    });
-  return { plan, options: { alongside: [row] }, base };
-}
+/** Records a line that moved nothing (insufficient budget, suspended campaign); a row already there wins. */
+const recordStatement = (db: Db, terms: PayoutTerms, status: "insufficient_budget" | "campaign_suspended", now: number) =>
+  db.insert(payouts).values({ ...terms, status, createdAt: now }).onConflictDoNothing();
 
 const BATCH_ACTOR = "system:daily-batch";
 
 /**
- * Pays one line: the campaign's budget gives payout + fee, the user's IDR wallet gets the payout and
- * platform revenue the fee, in one batch under its once-key — a second run, a resumed run or an admin
- * release can never pay it twice. A budget that cannot cover payout + fee moves nothing and records
- * `insufficient_budget` (a later run may pay it once the budget is topped up).
+ * Which payouts a movement may pay: the batch pays a line that is new or was short of budget; a release
+ * pays a held one. Anything else (paid, held, rejected, suspended) aborts the batch, so a rejected payout
+ * is never paid, whatever a rerun's classification says, and release and reject race to one winner.
  */
-export async function payLine(db: Db, line: PayoutLine, config: Config, now: number, actorId = BATCH_ACTOR): Promise<"paid" | "insufficient_budget" | "already_paid" | "nothing"> {
-  if (payoutAmounts(line, config).amountIdr === 0) return "nothing";
-  const { plan, options, base } = payoutPlan(db, line, config, now, actorId);
+type Expect = "new" | "held";
+
+/** The ledger plan, guards and row of one paid line (once-key `payout:<day>:<user>:<campaign>`). */
+function payoutPlan(db: Db, terms: PayoutTerms, expect: Expect, now: number, actorId: string) {
+  const txId = newId(now);
+  const decidedBy = actorId === BATCH_ACTOR ? null : actorId;
+  const { amountIdr, feeIdr } = terms;
+  const plan = entryPlan({
+    tx: { id: txId, type: "payout", asset: "IDR", amount: amountIdr, userId: terms.userId, metadata: { day: terms.day, campaignId: terms.campaignId, units: terms.units, feeIdr } },
+    postings: [
+      { accountId: campaignAccountId(terms.campaignId), asset: "IDR", amount: -(amountIdr + feeIdr) },
+      { accountId: userAccountId(terms.userId, "IDR"), asset: "IDR", amount: amountIdr },
+      { accountId: systemAccountId("platform_revenue", "IDR"), asset: "IDR", amount: feeIdr },
+    ],
+    sideAccountId: userAccountId(terms.userId, "IDR"),
+    onceKeys: [`payout:${terms.day}:${terms.userId}:${terms.campaignId}`],
+    audit: { actorId, action: "payout.paid", subjectType: "user", subjectId: terms.userId, details: { day: terms.day, campaignId: terms.campaignId, amountIdr, feeIdr } },
+    now,
+  });
+  const row = (status: string) => sql`exists (select 1 from ${payouts} where ${payouts.id} = ${terms.id} and ${payouts.status} ${sql.raw(status)})`;
+  const before = [
+    expect === "held" ? guard(db, "payout_not_held", sql`not ${row("= 'held'")}`) : guard(db, "payout_not_payable", row("!= 'insufficient_budget'")),
+    guard(db, "campaign_suspended", sql`exists (select 1 from ${campaigns} join ${users} on ${users.id} = ${campaigns.ownerId} where ${campaigns.id} = ${terms.campaignId} and ${users.status} in ('frozen', 'banned'))`),
+  ];
+  const upsert = db
+    .insert(payouts)
+    .values({ ...terms, status: "paid", transactionId: txId, decidedBy, decidedAt: now, createdAt: now })
+    .onConflictDoUpdate({ target: [payouts.day, payouts.userId, payouts.campaignId], set: { status: "paid", transactionId: txId, decidedBy, decidedAt: now } });
+  return { plan, options: { before, alongside: [upsert] } };
+}
+
+export type LineResult = "paid" | "insufficient_budget" | "campaign_suspended" | "already_decided" | "nothing";
+
+/**
+ * Pays one line: the campaign's budget gives payout + fee, the user's IDR wallet gets the payout and
+ * platform revenue the fee, in one batch under its once-key and guards — a second run, a resumed run or
+ * an admin release can never pay it twice. A budget that cannot cover payout + fee, or a campaign whose
+ * owner is frozen or banned, moves nothing and is recorded as such (the batch may retry a short budget).
+ */
+export async function payLine(db: Db, terms: PayoutTerms, now: number, opts: { expect?: Expect; actorId?: string } = {}): Promise<LineResult> {
+  if (terms.amountIdr === 0) return "nothing";
+  const expect = opts.expect ?? "new";
+  const { plan, options } = payoutPlan(db, terms, expect, now, opts.actorId ?? BATCH_ACTOR);
   try {
     await applyPlan(db, plan, options);
     return "paid";
   } catch (error) {
-    if (error instanceof ApiError && error.code === "already_applied") return "already_paid";
-    if (!(error instanceof ApiError && error.code === "insufficient_funds")) throw error;
-    await db.insert(payouts).values({ ...base, status: "insufficient_budget" }).onConflictDoNothing();
-    return "insufficient_budget";
+    if (!(error instanceof ApiError)) throw error;
+    if (error.code === "already_applied" || (error instanceof GuardError && (error.guard === "payout_not_held" || error.guard === "payout_not_payable"))) return "already_decided";
+    const outcome = error.code === "insufficient_funds" ? "insufficient_budget" : error.code === "campaign_suspended" ? "campaign_suspended" : null;
+    if (!outcome) throw error;
+    // A held payout stays held (the admin is told); a new line records why nothing moved.
+    if (expect === "new") await db.batch([recordStatement(db, terms, outcome, now)]);
+    return outcome;
   }
 }
 
@@ -90,19 +116,19 @@ export async function payLine(db: Db, line: PayoutLine, config: Config, now: num
 const GROUP = 25;
 
 /**
- * Pays many lines: each group of lines is tried as ONE batch; if that batch is refused (a budget ran
- * out, or a rerun meets lines already paid), the group falls back to paying line by line, which sorts
- * out each line's own outcome. Either way every line is paid at most once.
+ * Pays many lines: each group is tried as ONE batch; if that batch is refused (a budget ran out, a
+ * campaign is suspended, a rerun meets lines already decided), the group falls back to paying line by
+ * line, which sorts out each line's own outcome. Either way every line is paid at most once.
  */
-export async function payLines(db: Db, lines: PayoutLine[], config: Config, now: number): Promise<void> {
-  const payable = lines.filter((l) => payoutAmounts(l, config).amountIdr > 0);
+export async function payLines(db: Db, lines: PayoutTerms[], now: number): Promise<void> {
+  const payable = lines.filter((l) => l.amountIdr > 0);
   for (let i = 0; i < payable.length; i += GROUP) {
     const group = payable.slice(i, i + GROUP);
     try {
-      await applyPlans(db, group.map((l) => payoutPlan(db, l, config, now, BATCH_ACTOR)));
+      await applyPlans(db, group.map((l) => payoutPlan(db, l, "new", now, BATCH_ACTOR)));
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      for (const line of group) await payLine(db, line, config, now);
+      for (const line of group) await payLine(db, line, now);
     }
   }
 }
@@ -112,8 +138,11 @@ export async function campaignsById(db: Db, ids: string[]): Promise<Map<string, 
   return new Map(rows.map((r) => [r.id, r]));
 }
 
-/** Admin decision on a held payout: release pays it (once), reject closes it. */
-export async function decideHeldPayout(db: Db, config: Config, id: string, decision: "release" | "reject", adminId: string) {
+/**
+ * Admin decision on a held payout: release pays it (once, at the terms it was held with), reject closes
+ * it. Both are decided inside their batch by the payout's status, so concurrent decisions have one winner.
+ */
+export async function decideHeldPayout(db: Db, id: string, decision: "release" | "reject", adminId: string) {
   const row = await db.query.payouts.findFirst({ where: eq(payouts.id, id) });
   if (!row) throw new ApiError("not_found", "No such payout.");
   if (row.status !== "held") throw new ApiError("conflict", `The payout is ${row.status}, not held.`);
@@ -123,10 +152,9 @@ export async function decideHeldPayout(db: Db, config: Config, id: string, decis
     if (!updated) throw new ApiError("conflict", "The payout was decided concurrently.");
     return updated;
   }
-  const campaign = (await campaignsById(db, [row.campaignId])).get(row.campaignId);
-  if (!campaign) throw new ApiError("not_found", "The payout's campaign no longer exists.");
-  const result = await payLine(db, { day: row.day, userId: row.userId, campaign, units: row.units }, config, now, adminId);
+  const result = await payLine(db, termsOfRow(row), now, { expect: "held", actorId: adminId });
   if (result === "insufficient_budget") throw new ApiError("insufficient_funds", "The campaign's budget cannot cover this payout and its fee; it stays held.");
-  if (result === "already_paid") throw new ApiError("conflict", "The payout was released concurrently.");
+  if (result === "campaign_suspended") throw new ApiError("campaign_suspended", "The campaign's owner is frozen or banned; the payout stays held.");
+  if (result === "already_decided") throw new ApiError("conflict", "The payout was decided concurrently.");
   return (await db.query.payouts.findFirst({ where: eq(payouts.id, id) }))!;
 }

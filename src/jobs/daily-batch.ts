@@ -2,20 +2,24 @@ import { and, asc, count, eq, gt, inArray, isNull, sql } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { activityDays, batchRuns, dailyActivity, fraudAlerts, payouts, users } from "../db/schema";
+import { activityDays, batchRuns, dailyActivity, payouts, users } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
 import { classify, populationParams, type Level } from "../activity/bot-rules";
+import { alertStatement, dedupeKey } from "../fraud/alerts";
 import { ApiError } from "../lib/errors";
-import { campaignsById, holdPayoutStatement, payLines, type PayoutLine } from "./batch-payouts";
+import { campaignsById, holdPayoutStatement, payLines, termsOf, termsOfRow, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
 
 /**
  * The daily batch (SPEC §8) in bounded steps over the queue:
  *  1. start: the day's run row, then `collect` messages of BATCH_CHUNK_USERS active users each;
- *  2. collect: each user's day summary from their Durable Object into daily_activity (first write wins);
- *     the message that completes collection computes μ and σ once and enqueues `pay` messages;
- *  3. pay: classify each user and act (A ban, B hold, C pay); the last one marks the day done.
- * Every step is safe to repeat: rows are insert-or-ignore, money moves under once-keys.
+ *  2. collect: each user's day summary from their Durable Object into daily_activity (first write wins;
+ *     the object closes the day to new events); the message that completes collection computes μ and σ
+ *     once and enqueues `pay` messages;
+ *  3. pay: classify each user once and act (A ban, B hold, C pay); the last one marks the day done.
+ * Every step is safe to repeat: rows are insert-or-ignore, money moves under once-keys and guards, a
+ * user's classification and a payout's terms are decided once. A message that exhausts its retries
+ * lands in the dead-letter queue, which marks the run `failed`; POST .../run resumes it.
  */
 export type BatchMessage = { kind: "collect" | "pay"; day: string; userIds: string[] };
 
@@ -26,24 +30,40 @@ export interface BatchDeps {
 }
 
 const PAGE = 1000;
+/** Cloudflare Queues: at most 100 messages and 256 KB per sendBatch; a margin is kept for framing. */
+const SEND_MAX_MESSAGES = 100;
+const SEND_MAX_BYTES = 200 * 1024;
+
+/** Groups messages into sendBatch calls within the Queues limits, whatever the user ids' length. */
+export function sendBatches<T>(bodies: T[]): T[][] {
+  const out: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const body of bodies) {
+    const size = new TextEncoder().encode(JSON.stringify(body)).length + 64;
+    if (current.length > 0 && (current.length === SEND_MAX_MESSAGES || bytes + size > SEND_MAX_BYTES)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(body);
+    bytes += size;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
 
 async function enqueue(deps: BatchDeps, day: string, kind: BatchMessage["kind"], ids: AsyncIterable<string[]>): Promise<number> {
   const chunk = deps.config.BATCH_CHUNK_USERS;
   let sent = 0;
-  let pending: MessageSendRequest<BatchMessage>[] = [];
-  const flush = async () => {
-    if (pending.length === 0) return;
-    await deps.env.BATCH_QUEUE.sendBatch(pending);
-    sent += pending.length;
-    pending = [];
-  };
   for await (const page of ids) {
-    for (let i = 0; i < page.length; i += chunk) {
-      pending.push({ body: { kind, day, userIds: page.slice(i, i + chunk) } });
-      if (pending.length === 100) await flush();
+    const bodies: BatchMessage[] = [];
+    for (let i = 0; i < page.length; i += chunk) bodies.push({ kind, day, userIds: page.slice(i, i + chunk) });
+    for (const group of sendBatches(bodies)) {
+      await deps.env.BATCH_QUEUE.sendBatch(group.map((body) => ({ body })));
+      sent += group.length;
     }
   }
-  await flush();
   await deps.db.update(batchRuns).set({ queueMessages: sql`${batchRuns.queueMessages} + ${sent}` }).where(eq(batchRuns.day, day));
   return sent;
 }
@@ -59,21 +79,34 @@ async function* pages(next: (after: string) => Promise<string[]>): AsyncIterable
   }
 }
 
-/** Starts (or restarts / resumes) a day's run. */
+const payPages = (db: Db, day: string) =>
+  pages(async (after) =>
+    (await db.select({ id: dailyActivity.userId }).from(dailyActivity).where(and(eq(dailyActivity.day, day), gt(dailyActivity.userId, after))).orderBy(asc(dailyActivity.userId)).limit(PAGE)).map((r) => r.id),
+  );
+
+/**
+ * Starts, restarts or resumes a day's run. Collection resumes with the users not collected yet; once μ
+ * and σ are fixed they are never recomputed, and paying (again) touches only what is still undecided.
+ */
 export async function startBatch(deps: BatchDeps, day: string, now: number) {
   const { db } = deps;
   const [{ active } = { active: 0 }] = await db.select({ active: count() }).from(activityDays).where(eq(activityDays.day, day));
+  const existing = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, day) });
+  const fixed = existing?.mu !== null && existing?.mu !== undefined;
   await db
     .insert(batchRuns)
     .values({ day, status: "collecting", activeUsers: active, startedAt: now })
-    .onConflictDoUpdate({ target: batchRuns.day, set: { status: "collecting", activeUsers: active, runs: sql`${batchRuns.runs} + 1`, startedAt: now, finishedAt: null } });
+    .onConflictDoUpdate({ target: batchRuns.day, set: { status: fixed ? "paying" : "collecting", activeUsers: active, runs: sql`${batchRuns.runs} + 1`, startedAt: now, finishedAt: null } });
   if (active === 0) {
     await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(eq(batchRuns.day, day));
     return batchProgress(db, day);
   }
+  if (fixed) {
+    await enqueue(deps, day, "pay", payPages(db, day));
+    return batchProgress(db, day);
+  }
   const [{ collected } = { collected: 0 }] = await db.select({ collected: count() }).from(dailyActivity).where(eq(dailyActivity.day, day));
   if (collected >= active) {
-    // Resuming a run whose collection had finished: go straight to paying (which is itself idempotent).
     await maybeStartPaying(deps, day, now);
     return batchProgress(db, day);
   }
@@ -82,7 +115,15 @@ export async function startBatch(deps: BatchDeps, day: string, now: number) {
     day,
     "collect",
     pages(async (after) =>
-      (await db.select({ id: activityDays.userId }).from(activityDays).where(and(eq(activityDays.day, day), gt(activityDays.userId, after))).orderBy(asc(activityDays.userId)).limit(PAGE)).map((r) => r.id),
+      (
+        await db
+          .select({ id: activityDays.userId })
+          .from(activityDays)
+          .leftJoin(dailyActivity, and(eq(dailyActivity.day, activityDays.day), eq(dailyActivity.userId, activityDays.userId)))
+          .where(and(eq(activityDays.day, day), gt(activityDays.userId, after), isNull(dailyActivity.userId)))
+          .orderBy(asc(activityDays.userId))
+          .limit(PAGE)
+      ).map((r) => r.id),
     ),
   );
   return batchProgress(db, day);
@@ -91,6 +132,28 @@ export async function startBatch(deps: BatchDeps, day: string, now: number) {
 export async function handleBatchMessage(deps: BatchDeps, message: BatchMessage, now: number): Promise<void> {
   if (message.kind === "collect") await collect(deps, message, now);
   else await pay(deps, message, now);
+}
+
+/**
+ * A message that exhausted its retries (from the dead-letter queue): the run is marked failed with a
+ * critical alert, once per chunk, and waits for POST /api/admin/batches/{day}/run to resume it.
+ */
+export async function handleDeadLetter(deps: BatchDeps, message: BatchMessage, now: number): Promise<void> {
+  const { db } = deps;
+  await db.batch([
+    db.update(batchRuns).set({ status: "failed", failedChunks: sql`${batchRuns.failedChunks} + 1` }).where(eq(batchRuns.day, message.day)),
+    alertStatement(
+      db,
+      {
+        userId: null,
+        alertType: "batch_chunk_failed",
+        severity: "critical",
+        details: { day: message.day, kind: message.kind, users: message.userIds.length, firstUser: message.userIds[0] ?? null, resume: `POST /api/admin/batches/${message.day}/run` },
+        dedupeKey: await dedupeKey("batch_chunk_failed", message.day, message.kind, message.userIds.join(",")),
+      },
+      now,
+    ),
+  ]);
 }
 
 async function collect(deps: BatchDeps, { day, userIds }: BatchMessage, now: number) {
@@ -111,28 +174,26 @@ async function maybeStartPaying(deps: BatchDeps, day: string, now: number) {
   if (!run || run.status !== "collecting") return;
   const [{ n } = { n: 0 }] = await db.select({ n: count() }).from(dailyActivity).where(eq(dailyActivity.day, day));
   if (n < run.activeUsers) return;
-  const stats = await populationStats(db, day, n);
+  const stats = await populationStats(db, day);
   const params = populationParams(stats, { mode: config.BOT_PARAMS_MODE, mu: config.BOT_MU, sigma: config.BOT_SIGMA, minPopulation: config.BOT_MIN_POPULATION });
   const [won] = await db
     .update(batchRuns)
-    .set({ status: "paying", mode: config.BOT_PARAMS_MODE, mu: params.mu, sigma: params.sigma, population: n, paramsSource: params.source })
-    .where(and(eq(batchRuns.day, day), eq(batchRuns.status, "collecting")))
+    .set({ status: "paying", mode: config.BOT_PARAMS_MODE, mu: params.mu, sigma: params.sigma, population: stats.n, paramsSource: params.source })
+    .where(and(eq(batchRuns.day, day), eq(batchRuns.status, "collecting"), isNull(batchRuns.mu)))
     .returning();
   if (!won) return;
-  await enqueue(
-    deps,
-    day,
-    "pay",
-    pages(async (after) =>
-      (await db.select({ id: dailyActivity.userId }).from(dailyActivity).where(and(eq(dailyActivity.day, day), gt(dailyActivity.userId, after))).orderBy(asc(dailyActivity.userId)).limit(PAGE)).map((r) => r.id),
-    ),
-  );
+  await enqueue(deps, day, "pay", payPages(db, day));
 }
 
-/** The median and MAD of the day's R̄ are computed by SQL so no invocation loads the whole population. */
-async function populationStats(db: Db, day: string, n: number) {
+/**
+ * The median and MAD of the day's R̄ over users who were active (a user whose only report was refused
+ * has no minutes), computed by SQL so no invocation loads the whole population.
+ */
+async function populationStats(db: Db, day: string) {
+  const active = sql`day = ${day} and active_minutes > 0`;
+  const [{ n } = { n: 0 }] = await db.all<{ n: number }>(sql`select count(*) as n from daily_activity where ${active}`);
   const nth = async (order: ReturnType<typeof sql>, offset: number) =>
-    (await db.all<{ v: number }>(sql`select ${order} as v from daily_activity where day = ${day} order by v limit 1 offset ${offset}`))[0]?.v ?? 0;
+    (await db.all<{ v: number }>(sql`select ${order} as v from daily_activity where ${active} order by v limit 1 offset ${offset}`))[0]?.v ?? 0;
   const mid = async (order: ReturnType<typeof sql>) => (n % 2 === 1 ? nth(order, (n - 1) / 2) : ((await nth(order, n / 2 - 1)) + (await nth(order, n / 2))) / 2);
   const median = n === 0 ? 0 : await mid(sql`rbar`);
   const mad = n === 0 ? 0 : await mid(sql`abs(rbar - ${median})`);
@@ -147,31 +208,36 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   if (!run || run.mu === null || run.sigma === null) throw new Error(`batch ${day} has no population parameters yet`);
   const params = { mu: run.mu, sigma: run.sigma };
   const rows = await selectInChunks(userIds, (ids) => db.select().from(dailyActivity).where(and(eq(dailyActivity.day, day), inArray(dailyActivity.userId, ids))));
-  const campaignIds = [...new Set(rows.flatMap((r) => Object.keys(r.campaignUnits)))];
-  const known = await campaignsById(db, campaignIds);
+  const decided = new Map((await selectInChunks(userIds, (ids) => db.select().from(payouts).where(and(eq(payouts.day, day), inArray(payouts.userId, ids))))).map((p) => [p.id, p]));
+  const known = await campaignsById(db, [...new Set(rows.flatMap((r) => Object.keys(r.campaignUnits)))]);
 
   const classifications: Statement[] = [];
-  const paid: PayoutLine[] = [];
+  const paid: PayoutTerms[] = [];
   for (const row of rows) {
-    const { level, z } = classify(row.rbar, params, { a: config.BOT_K_A, b: config.BOT_K_B });
-    const lines = Object.entries(row.campaignUnits)
+    // A classification stands once made: a rerun never turns a held (or rejected) day into a paid one.
+    const { level, z } = row.level ? { level: row.level, z: row.z } : classify(row.rbar, params, { a: config.BOT_K_A, b: config.BOT_K_B });
+    const terms = Object.entries(row.campaignUnits)
       .filter(([id, units]) => units > 0 && known.has(id))
-      .map(([id, units]) => ({ day, userId: row.userId, campaign: known.get(id)!, units }));
-    classifications.push(db.update(dailyActivity).set({ level, z, action: ACTION[level], classifiedAt: now }).where(and(eq(dailyActivity.day, day), eq(dailyActivity.userId, row.userId))));
+      .map(([id, units]) => {
+        const fresh = termsOf({ day, userId: row.userId, campaign: known.get(id)!, units }, config);
+        const earlier = decided.get(fresh.id);
+        return earlier ? (earlier.status === "insufficient_budget" ? termsOfRow(earlier) : null) : fresh;
+      })
+      .filter((t): t is PayoutTerms => t !== null);
+    if (!row.level) classifications.push(db.update(dailyActivity).set({ level, z, action: ACTION[level], classifiedAt: now }).where(and(eq(dailyActivity.day, day), eq(dailyActivity.userId, row.userId))));
+    // (A statement is a thenable: it is built after the key is awaited, never returned from an async function.)
+    const key = level === "C" ? "" : await dedupeKey("bot_level", day, row.userId);
     const alert = (severity: "critical" | "high") =>
-      db
-        .insert(fraudAlerts)
-        .values({ id: `bot_${level}_${day}_${row.userId}`, userId: row.userId, alertType: `bot_level_${level}`, severity, details: { day, rbar: row.rbar, z, mu: params.mu, sigma: params.sigma }, actionTaken: level === "A" ? ("banned" as const) : null, createdAt: now })
-        .onConflictDoNothing();
+      alertStatement(db, { userId: row.userId, alertType: `bot_level_${level}`, severity, details: { day, rbar: row.rbar, z, mu: params.mu, sigma: params.sigma }, actionTaken: level === "A" ? "banned" : null, dedupeKey: key }, now);
     if (level === "A") await db.batch([alert("critical"), db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId))]);
-    else if (level === "B") await db.batch([alert("high"), ...lines.map((l) => holdPayoutStatement(db, l, config, now))]);
-    else paid.push(...lines);
+    else if (level === "B") await db.batch([alert("high"), ...terms.map((t) => holdPayoutStatement(db, t, now))]);
+    else paid.push(...terms);
   }
-  await payLines(db, paid, config, now);
+  await payLines(db, paid, now);
   // Classified last: a chunk that stops halfway is simply processed again (every step above is idempotent).
   for (let i = 0; i < classifications.length; i += 50) await db.batch(classifications.slice(i, i + 50) as [Statement, ...Statement[]]);
   const [{ left } = { left: 1 }] = await db.select({ left: count() }).from(dailyActivity).where(and(eq(dailyActivity.day, day), isNull(dailyActivity.classifiedAt)));
-  if (left === 0) await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(and(eq(batchRuns.day, day), eq(batchRuns.status, "paying")));
+  if (left === 0) await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(and(eq(batchRuns.day, day), inArray(batchRuns.status, ["paying", "failed"])));
 }
 
 /** Progress and totals of a day's run, counted from what it wrote (so re-runs never double count). */
@@ -196,6 +262,7 @@ export async function batchProgress(db: Db, day: string) {
     collected: collected?.n ?? 0,
     classified: classified?.n ?? 0,
     queueMessages: run.queueMessages,
+    failedChunks: run.failedChunks,
     params: run.mu === null ? null : { mode: run.mode, mu: run.mu, sigma: run.sigma, population: run.population, source: run.paramsSource },
     levels: Object.fromEntries(byLevel.filter((l) => l.level).map((l) => [l.level, l.n])),
     payouts: Object.fromEntries(byStatus.map((s) => [s.status, { count: s.n, amountIdr: s.amount, feeIdr: s.fee }])),

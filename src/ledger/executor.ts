@@ -3,6 +3,7 @@ import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../db/client";
 import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCounters, transactions, type TransactionRow } from "../db/schema";
 import { ApiError } from "../lib/errors";
+import { GuardError, guardOf } from "./guards";
 import { assertBalanced, SPENDING_TYPES, type LedgerPlan } from "./plan";
 
 export type Statement = BatchItem<"sqlite">;
@@ -19,6 +20,11 @@ export interface IdempotencyWrite {
 
 export interface ApplyOptions {
   idempotency?: IdempotencyWrite;
+  /**
+   * Statements that run before the movement: first-sight creation of a user, guards that abort the
+   * batch when the caller, recipient, order or payout is not in the state the movement needs.
+   */
+  before?: Statement[];
   /**
    * Feature statements that must commit or fail with the movement: an order's status change, an
    * alert, a spending counter whose CHECK refuses an over-limit spend.
@@ -38,7 +44,7 @@ const balanceOf = (accountId: string): SQL => sql`(select ${accounts.balance} fr
  * once-key primary key, spends past the day's limit by the counter's CHECK, so a racing request can
  * never slip between a check and a write. `txIndex` is the statement that returns the transaction row.
  */
-function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { statements: Statement[]; txIndex: number } {
+function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { statements: Statement[]; txIndex: number; alongsideIndex: number } {
   assertBalanced(plan.postings);
   const spend = plan.spend;
   if ("create" in plan.transaction && SPENDING_TYPES.has(plan.transaction.create.type) && !spend) {
@@ -55,7 +61,7 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   for (const p of plan.postings) touch(p.accountId).balance += p.amount;
   for (const l of plan.locks) touch(l.accountId).locked += l.delta;
 
-  const statements: Statement[] = [];
+  const statements: Statement[] = [...(options.before ?? [])];
   if (plan.onceKeys.length > 0) {
     statements.push(db.insert(onceKeys).values(plan.onceKeys.map((key) => ({ key, transactionId: txId, createdAt: now }))));
   }
@@ -130,6 +136,7 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
         }),
     );
   }
+  const alongsideIndex = statements.length;
   statements.push(...(options.alongside ?? []));
   const idem = options.idempotency;
   if (idem) {
@@ -150,13 +157,36 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
     );
   }
 
-  return { statements, txIndex };
+  return { statements, txIndex, alongsideIndex };
 }
 
 /** Applies a plan as ONE atomic D1 batch; returns the transaction row as written. */
 export async function applyPlan(db: Db, plan: LedgerPlan, options: ApplyOptions = {}): Promise<TransactionRow> {
-  const [row] = await applyPlans(db, [{ plan, options }]);
-  return row!;
+  return (await applyPlanWithResults(db, plan, options)).transaction;
+}
+
+/** As applyPlan, also returning the results of the `alongside` statements (e.g. a row inserted with `returning()`). */
+export async function applyPlanWithResults(db: Db, plan: LedgerPlan, options: ApplyOptions = {}): Promise<{ transaction: TransactionRow; alongside: unknown[] }> {
+  const built = planStatements(db, plan, options);
+  const results = await runBatch(db, built.statements);
+  const transaction = transactionRow(results[built.txIndex]);
+  const count = options.alongside?.length ?? 0;
+  return { transaction, alongside: results.slice(built.alongsideIndex, built.alongsideIndex + count) };
+}
+
+async function runBatch(db: Db, statements: Statement[]): Promise<unknown[]> {
+  try {
+    return await db.batch(statements as [Statement, ...Statement[]]);
+  } catch (error) {
+    throw translateBatchError(error);
+  }
+}
+
+function transactionRow(result: unknown): TransactionRow {
+  const row = (result as TransactionRow[])[0];
+  // A settle whose transaction is no longer pending matched no row: refuse rather than report success.
+  if (!row) throw new ApiError("already_applied", "The transaction is no longer pending.");
+  return row;
 }
 
 /**
@@ -171,18 +201,14 @@ export async function applyPlans(db: Db, items: { plan: LedgerPlan; options?: Ap
     txIndexes.push(statements.length + built.txIndex);
     statements.push(...built.statements);
   }
-  let results: unknown[];
-  try {
-    results = await db.batch(statements as [Statement, ...Statement[]]);
-  } catch (error) {
-    throw translateBatchError(error);
-  }
-  return txIndexes.map((i) => {
-    const row = (results[i] as TransactionRow[])[0];
-    // A settle whose transaction is no longer pending matched no row: refuse rather than report success.
-    if (!row) throw new ApiError("already_applied", "The transaction is no longer pending.");
-    return row;
-  });
+  const results = await runBatch(db, statements);
+  return txIndexes.map((i) => transactionRow(results[i]));
+}
+
+/** Runs statements that move no money (an alert, a status change) as one batch, with the same error mapping. */
+export async function applyStatements(db: Db, statements: Statement[]): Promise<unknown[]> {
+  if (statements.length === 0) return [];
+  return runBatch(db, statements);
 }
 
 function messagesOf(error: unknown): string {
@@ -197,6 +223,8 @@ function messagesOf(error: unknown): string {
 /** Maps a failed batch's constraint to the business reason it stands for. */
 export function translateBatchError(error: unknown): Error {
   const message = messagesOf(error);
+  const guard = guardOf(message);
+  if (guard) return new GuardError(guard);
   if (message.includes("account_not_overdrawn")) return new ApiError("insufficient_funds", "The available balance does not cover this amount.");
   if (message.includes("account_locked_not_negative")) return new ApiError("already_applied", "The held amount was already released.");
   if (message.includes("idempotency_keys.")) return new IdempotencyRaceError("another request holds this Idempotency-Key");

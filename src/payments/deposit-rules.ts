@@ -27,6 +27,29 @@ export function midtransAction(transactionStatus: string, fraudStatus: string | 
   }
 }
 
+/**
+ * The `status_code` Midtrans sends with each `transaction_status` (200 success, 201 pending or challenged,
+ * 202 denied, 407 expired). A notification whose pair disagrees was not produced by Midtrans' state
+ * machine and is refused before anything else is looked at.
+ */
+export function statusCodeAgrees(transactionStatus: string, statusCode: string, fraudStatus: string | undefined): boolean {
+  const expected: Record<string, string[]> = {
+    pending: ["201"],
+    authorize: ["200", "201"],
+    capture: fraudStatus === "challenge" ? ["201"] : ["200"],
+    settlement: ["200"],
+    deny: ["202"],
+    failure: ["202"],
+    cancel: ["200", "202"],
+    expire: ["407", "202"],
+    refund: ["200"],
+    partial_refund: ["200"],
+    chargeback: ["200"],
+    partial_chargeback: ["200"],
+  };
+  return expected[transactionStatus]?.includes(statusCode) ?? false;
+}
+
 export function xenditAction(status: string): GatewayAction {
   if (status === "PAID" || status === "SETTLED") return "credit";
   if (status === "EXPIRED") return "fail";
@@ -61,18 +84,49 @@ export function creditPostings(order: PaymentOrderRow): Posting[] {
   ];
 }
 
+/** What the order credited, in the credited asset: coins plus bonus, or the campaign deposit's rupiah. */
+export const creditedAmount = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? order.amountIdr : order.coins + order.bonusCoins);
+
 /**
- * The exact opposite of the credit, except that whatever the wallet (or budget) no longer holds is
- * booked to the owner's debt account instead of failing: `available` is what can still be taken.
+ * SPEC §6.2: after refunds or chargebacks totalling `refundedIdr` (cumulative, as the Status API
+ * confirms it), the credit reversed in all is ceil(credited × refundedIdr / gross), never more than the
+ * credit; what this refund takes is that total minus what earlier reversals took. 1,000 + 150 coins for
+ * Rp 85,000: Rp 10,000 refunded → 136 coins; then a full refund → the remaining 1,014.
  */
-export function reversalPostings(order: PaymentOrderRow, available: number): Posting[] {
-  const credited = creditPostings(order);
-  const walletLeg = credited[credited.length - 1]!;
-  const take = Math.max(0, Math.min(available, walletLeg.amount));
-  const debt = walletLeg.amount - take;
+export function reversalStep(order: Pick<PaymentOrderRow, "kind" | "coins" | "bonusCoins" | "amountIdr" | "reversedAmount" | "refundedIdr">, refundedIdr: number) {
+  const credited = creditedAmount(order as PaymentOrderRow);
+  const cumulativeIdr = Math.min(Math.max(refundedIdr, 0), order.amountIdr);
+  // Whole numbers far below 2^53 (credited ≤ 10^12, refunded ≤ gross), so the product is exact.
+  const target = Math.min(credited, Math.ceil((credited * cumulativeIdr) / order.amountIdr));
+  return {
+    cumulativeIdr,
+    reversedTotal: Math.max(target, order.reversedAmount),
+    amount: Math.max(0, target - order.reversedAmount),
+    idrAmount: Math.max(0, cumulativeIdr - order.refundedIdr),
+    complete: target >= credited,
+  };
+}
+
+/**
+ * The opposite of (part of) the credit: `amount` of the credited asset and `idrAmount` of the rupiah
+ * received. Whatever the wallet (or budget) no longer holds is booked to the owner's debt account
+ * instead of failing: `available` is what can still be taken.
+ */
+export function reversalPostings(order: PaymentOrderRow, available: number, step: { amount: number; idrAmount: number } = { amount: creditedAmount(order), idrAmount: order.amountIdr }): Posting[] {
+  const take = Math.max(0, Math.min(available, step.amount));
+  const debt = step.amount - take;
+  if (order.kind === "campaign_deposit") {
+    return [
+      { accountId: systemAccountId("gateway_clearing", "IDR"), asset: "IDR", amount: step.amount },
+      { accountId: campaignAccountId(order.campaignId!), asset: "IDR", amount: -take },
+      { accountId: userDebtAccountId(order.userId, "IDR"), asset: "IDR", amount: -debt },
+    ];
+  }
   return [
-    ...credited.slice(0, -1).map((p) => ({ ...p, amount: -p.amount })),
-    { ...walletLeg, amount: -take },
-    { accountId: userDebtAccountId(order.userId, walletLeg.asset), asset: walletLeg.asset, amount: -debt },
+    { accountId: systemAccountId("gateway_clearing", "IDR"), asset: "IDR", amount: step.idrAmount },
+    { accountId: systemAccountId("platform_revenue", "IDR"), asset: "IDR", amount: -step.idrAmount },
+    { accountId: systemAccountId("issuance", "COIN"), asset: "COIN", amount: step.amount },
+    { accountId: userAccountId(order.userId, "COIN"), asset: "COIN", amount: -take },
+    { accountId: userDebtAccountId(order.userId, "COIN"), asset: "COIN", amount: -debt },
   ];
 }

@@ -17,7 +17,7 @@ const orderId = (now: number) => `ORD-${newId(now)}`;
 
 function orderValues(userId: string, gateway: Gateway, subject: OrderSubject, deviceFingerprint: string | null, now: number): PaymentOrderRow {
   const base = { id: orderId(now), userId, gateway, status: "pending" as const, deviceFingerprint, createdAt: now, updatedAt: now };
-  const empty = { gatewayStatus: null, gatewayRef: null, redirectUrl: null, failureReason: null, paidAt: null, failedAt: null };
+  const empty = { gatewayStatus: null, gatewayRef: null, redirectUrl: null, failureReason: null, paidAt: null, failedAt: null, reversedAmount: 0, refundedIdr: 0 };
   if (subject.kind === "coin_package") {
     const p = subject.pkg;
     return { ...base, ...empty, kind: "coin_package", packageId: p.id, campaignId: null, amountIdr: p.price, coins: p.coins, bonusCoins: p.bonusCoins };
@@ -58,7 +58,8 @@ export async function openOrder(
     const failedAt = Date.now();
     await db
       .update(paymentOrders)
-      .set({ status: "failed", failureReason: `gateway_${error.reason}`, failedAt, updatedAt: failedAt })
+      // `create_*`: our side of opening the order failed; it does not count as the user's failed payment.
+      .set({ status: "failed", failureReason: `create_${error.reason}`, failedAt, updatedAt: failedAt })
       .where(eq(paymentOrders.id, order.id));
     await checkFailedPayments(db, config, order.userId, failedAt);
     throw new ApiError("gateway_error", `${error.message} The order ${order.id} was marked failed; nothing was charged.`);

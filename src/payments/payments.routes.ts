@@ -13,7 +13,7 @@ export const CreateOrderBody = z.object({ packageId: z.string().min(1).max(64) }
 export const OrderCreatedSchema = z
   .object({ orderId: z.string(), token: z.string().optional(), redirectUrl: z.string(), invoiceUrl: z.string().optional() })
   .openapi("OrderCreated");
-const AckSchema = z.object({ received: z.literal(true), outcome: z.enum(["credited", "duplicate", "failed", "reversed", "ignored"]) }).openapi("WebhookAck");
+const AckSchema = z.object({ received: z.literal(true), outcome: z.enum(["credited", "duplicate", "failed", "reversed", "refunded", "ignored"]) }).openapi("WebhookAck");
 
 export const orderResponses = {
   201: { description: "The pending order and where to pay it", content: { "application/json": { schema: OrderCreatedSchema } } },
@@ -32,10 +32,10 @@ const webhookContext = (c: Context<AppEnv>): WebhookContext => ({ db: c.var.db, 
 
 const webhookResponses = {
   200: { description: "Authentic notification processed (duplicates included)", content: { "application/json": { schema: AckSchema } } },
-  400: problemFor("Not a JSON object."),
+  400: problemFor("Not a JSON object, or (Midtrans) a status_code that does not agree with transaction_status (`invalid_notification`)."),
   401: problemFor("Missing or wrong signature / callback token (`invalid_signature`); nothing changed."),
   403: problemFor("Source address not in MIDTRANS_ALLOWED_IPS."),
-  404: problemFor("Unknown order; nothing created."),
+  404: problemFor("Unknown order, or an order of the other gateway; nothing created."),
   422: problemFor("Amount differs from the order (`amount_mismatch`); a fraud alert is raised."),
   502: problemFor("The status could not be confirmed with the gateway; the gateway will retry."),
 } as const;
@@ -83,8 +83,12 @@ export const paymentRouter = createRouter()
       summary: "Midtrans HTTP notification (signature_key verified; no bearer token)",
       description:
         "signature_key must equal SHA-512(order_id + status_code + gross_amount + server key) over the strings as received. " +
-        "settlement, or capture with fraud_status accept, credits once after the Get Status API confirms it; pending changes nothing; " +
-        "deny/cancel/expire/failure fail a pending order; refund/chargeback after a credit reverse it (debt if spent) and raise an alert.",
+        "status_code must agree with transaction_status (200 settlement/capture/refund/chargeback, 201 pending or challenge, 202 deny/failure, 407 expire), else 400. " +
+        "An order already final (fully reversed, or refunded before credit), or one the notification cannot change, is answered 200 without asking the Status API. " +
+        "Otherwise the status is confirmed with the Get Status API first: settlement, or capture with fraud_status accept, credits once; pending changes nothing; " +
+        "deny/cancel/expire/failure fail an order not yet paid; refund/chargeback (partial too) reverse ceil((coins + bonus) × refunded / gross) coins in total, " +
+        "refunded being the cumulative refund_amount the Status API confirms, each refund once (debt if already spent) with an alert; a refund confirmed before " +
+        "the credit marks the order `refunded` and no credit follows.",
       responses: webhookResponses,
     }),
     async (c) => c.json({ received: true as const, outcome: await handleMidtransNotification(webhookContext(c), await c.req.text()) }, 200),

@@ -1,60 +1,77 @@
-import { and, count, eq, gte } from "drizzle-orm";
+import { and, count, eq, gte, inArray, notLike, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { checkRules } from "../fraud/engine";
 import type { Db } from "../db/client";
-import { accounts, paymentOrders, type PaymentOrderRow } from "../db/schema";
-import { alertStatement } from "../fraud/alerts";
+import { accounts, paymentOrders, users, type PaymentOrderRow } from "../db/schema";
+import { alertStatement, dedupeKey } from "../fraud/alerts";
 import { campaignAccountId, userAccountId } from "../ledger/accounts";
-import { applyPlan } from "../ledger/executor";
+import { applyPlan, applyStatements } from "../ledger/executor";
+import { guard } from "../ledger/guards";
 import { entryPlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
-import { creditPostings, reversalPostings, type GatewayAction } from "./deposit-rules";
+import { creditedAmount, creditPostings, reversalPostings, reversalStep, type GatewayAction } from "./deposit-rules";
 
-export type SettleOutcome = "credited" | "duplicate" | "failed" | "reversed" | "ignored";
+export type SettleOutcome = "credited" | "duplicate" | "failed" | "reversed" | "refunded" | "ignored";
 
-/** multiple_failed_payments: failed orders of the user in the last hour, after each new failure. */
+/** Orders that can still be credited: a failure reported earlier may be overruled by a confirmed settlement. */
+export const CREDITABLE: PaymentOrderRow["status"][] = ["pending", "failed"];
+/** Nothing more can happen to these: fully reversed after a credit, or refunded before one. */
+export const FINAL: PaymentOrderRow["status"][] = ["reversed", "refunded"];
+
+/**
+ * multiple_failed_payments: orders of the user the gateway failed in the last hour, after each new
+ * failure. Our own outages when opening an order (`create_*` reasons) are not the user's failures.
+ */
 export async function checkFailedPayments(db: Db, config: Config, userId: string, now: number) {
   const [row] = await db
     .select({ n: count() })
     .from(paymentOrders)
-    .where(and(eq(paymentOrders.userId, userId), eq(paymentOrders.status, "failed"), gte(paymentOrders.failedAt, now - 3_600_000)));
+    .where(and(eq(paymentOrders.userId, userId), eq(paymentOrders.status, "failed"), gte(paymentOrders.failedAt, now - 3_600_000), notLike(paymentOrders.failureReason, "create_%")));
   await checkRules(db, config, { userId, deviceFingerprint: null }, { event: "payment_failed", failedLastHour: row?.n ?? 0 }, now);
 }
 
 const walletOf = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? campaignAccountId(order.campaignId!) : userAccountId(order.userId, "COIN"));
 
+export interface Confirmed {
+  gatewayStatus: string;
+  /** Cumulative refunded (or charged back) rupiah, for reversals. */
+  refundedIdr?: number;
+  gatewayRef?: string;
+}
+
 /**
- * Applies what a confirmed gateway status means to an order. Each outcome happens at most once:
- * the credit under once-key `deposit:<order>`, the reversal under `reversal:<order>`, so any number
- * of notifications in any order credit once and reverse once.
+ * Applies what a confirmed gateway status means to an order. Each outcome happens at most once and
+ * every state change is decided inside the batch that makes it: the credit under once-key
+ * `deposit:<order>` and only while the order is creditable; each refund under a once-key of its
+ * cumulative amount and only from the reversal state it was sized against.
  */
-export async function settleOrder(db: Db, config: Config, order: PaymentOrderRow, action: GatewayAction, gatewayStatus: string): Promise<SettleOutcome> {
+export async function settleOrder(db: Db, config: Config, order: PaymentOrderRow, action: GatewayAction, confirmed: Confirmed): Promise<SettleOutcome> {
   const now = Date.now();
   if (action === "wait") return "ignored";
   if (action === "fail") {
-    // A late failure cannot undo money already received; only a pending order fails.
+    // A late failure cannot undo money already received; only an order not yet paid fails.
     const failed = await db
       .update(paymentOrders)
-      .set({ status: "failed", gatewayStatus, failureReason: `gateway_${gatewayStatus}`, failedAt: now, updatedAt: now })
+      .set({ status: "failed", gatewayStatus: confirmed.gatewayStatus, failureReason: `gateway_${confirmed.gatewayStatus}`, failedAt: now, updatedAt: now })
       .where(and(eq(paymentOrders.id, order.id), eq(paymentOrders.status, "pending")))
       .returning({ id: paymentOrders.id });
     if (failed.length === 0) return "ignored";
     await checkFailedPayments(db, config, order.userId, now);
     return "failed";
   }
-  if (action === "credit") return credit(db, order, gatewayStatus, now);
-  return reverse(db, order, gatewayStatus, now);
+  if (action === "credit") return credit(db, order, confirmed, now);
+  return reverse(db, order, confirmed, now);
 }
 
-async function credit(db: Db, order: PaymentOrderRow, gatewayStatus: string, now: number): Promise<SettleOutcome> {
+async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now: number): Promise<SettleOutcome> {
   const coinPackage = order.kind === "coin_package";
   const plan = entryPlan({
     tx: {
       id: newId(now),
       type: "deposit",
       asset: coinPackage ? "COIN" : "IDR",
-      amount: coinPackage ? order.coins + order.bonusCoins : order.amountIdr,
+      amount: creditedAmount(order),
       userId: order.userId,
       metadata: {
         orderId: order.id,
@@ -67,13 +84,20 @@ async function credit(db: Db, order: PaymentOrderRow, gatewayStatus: string, now
     postings: creditPostings(order),
     sideAccountId: walletOf(order),
     onceKeys: [`deposit:${order.id}`],
-    audit: { actorId: `gateway:${order.gateway}`, action: "payment.credit", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus } },
+    audit: { actorId: `gateway:${order.gateway}`, action: "payment.credit", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus: confirmed.gatewayStatus } },
     now,
   });
   try {
     await applyPlan(db, plan, {
-      // An order that failed earlier (e.g. an expire that arrived before a confirmed settlement) is paid now.
-      alongside: [db.update(paymentOrders).set({ status: "paid", gatewayStatus, paidAt: now, failureReason: null, updatedAt: now }).where(eq(paymentOrders.id, order.id))],
+      // A refund confirmed first (status `refunded`) or a credit already applied aborts this batch.
+      before: [guard(db, "order_not_creditable", sql`not exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${order.id} and ${inArray(paymentOrders.status, CREDITABLE)})`)],
+      alongside: [
+        db
+          .update(paymentOrders)
+          .set({ status: "paid", gatewayStatus: confirmed.gatewayStatus, gatewayRef: sql`coalesce(${confirmed.gatewayRef ?? null}, ${paymentOrders.gatewayRef})`, paidAt: now, failureReason: null, updatedAt: now })
+          .where(eq(paymentOrders.id, order.id)),
+        ...(coinPackage ? [db.update(users).set({ totalDepositedCoins: sql`${users.totalDepositedCoins} + ${creditedAmount(order)}` }).where(eq(users.id, order.userId))] : []),
+      ],
     });
     return "credited";
   } catch (error) {
@@ -83,50 +107,82 @@ async function credit(db: Db, order: PaymentOrderRow, gatewayStatus: string, now
 }
 
 /**
- * Refund or chargeback after a credit: the credit is reversed. What the wallet no longer holds
- * becomes recorded debt instead of a silent failure; an alert goes to the admins. The balance read
- * only sizes the split: the batch's CHECK still guards it, and a race simply retries.
+ * Refund or chargeback. Before any credit the order is marked `refunded` (no credit may follow). After
+ * the credit, the part of it the refunded rupiah stand for is reversed; what the wallet no longer holds
+ * becomes recorded debt instead of a silent failure, and an alert goes to the admins. The wallet read
+ * and the order's reversal state only size the step: a guard aborts the batch if the order moved on
+ * meanwhile and the accounts CHECK refuses an overdraft, and the step is then sized again.
  */
-async function reverse(db: Db, order: PaymentOrderRow, gatewayStatus: string, now: number): Promise<SettleOutcome> {
-  if (order.status !== "paid") return "ignored";
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const wallet = await db.query.accounts.findFirst({ where: eq(accounts.id, walletOf(order)) });
-    const available = wallet ? wallet.balance - wallet.locked : 0;
-    const postings = reversalPostings(order, available);
-    const debt = -(postings.at(-1)?.amount ?? 0);
-    const coinPackage = order.kind === "coin_package";
-    const plan = entryPlan({
-      tx: {
-        id: newId(now),
-        type: "refund",
-        asset: coinPackage ? "COIN" : "IDR",
-        amount: coinPackage ? order.coins + order.bonusCoins : order.amountIdr,
-        userId: order.userId,
-        metadata: { orderId: order.id, paymentMethod: order.gateway, gatewayStatus, debtRecorded: debt },
-      },
-      postings,
-      sideAccountId: walletOf(order),
-      onceKeys: [`reversal:${order.id}`],
-      audit: { actorId: `gateway:${order.gateway}`, action: "payment.reverse", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus, debt } },
-      now,
-    });
-    try {
-      await applyPlan(db, plan, {
-        alongside: [
-          db.update(paymentOrders).set({ status: "reversed", gatewayStatus, updatedAt: now }).where(eq(paymentOrders.id, order.id)),
-          alertStatement(db, {
-            userId: order.userId,
-            alertType: gatewayStatus.includes("chargeback") ? "chargeback" : "payment_refunded",
-            severity: "high",
-            details: { orderId: order.id, amountIdr: order.amountIdr, gatewayStatus, debtRecorded: debt },
-          }, now),
-        ],
+async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now: number): Promise<SettleOutcome> {
+  const alertType = confirmed.gatewayStatus.includes("chargeback") ? "chargeback" : "payment_refunded";
+  let order = first;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    if (CREDITABLE.includes(order.status)) {
+      const marked = await db
+        .update(paymentOrders)
+        .set({ status: "refunded", gatewayStatus: confirmed.gatewayStatus, refundedIdr: confirmed.refundedIdr ?? order.amountIdr, updatedAt: now })
+        .where(and(eq(paymentOrders.id, order.id), inArray(paymentOrders.status, CREDITABLE)))
+        .returning();
+      if (marked.length > 0) {
+        await applyStatements(db, [alertStatement(db, { userId: order.userId, alertType, severity: "high", details: { orderId: order.id, amountIdr: order.amountIdr, gatewayStatus: confirmed.gatewayStatus, beforeCredit: true } }, now)]);
+        return "refunded";
+      }
+    } else if (order.status !== "paid") {
+      return "duplicate";
+    } else {
+      const step = reversalStep(order, confirmed.refundedIdr ?? order.amountIdr);
+      if (step.amount === 0 && step.idrAmount === 0) return "duplicate";
+      const wallet = await db.query.accounts.findFirst({ where: eq(accounts.id, walletOf(order)) });
+      const postings = reversalPostings(order, wallet ? wallet.balance - wallet.locked : 0, step);
+      const debt = -(postings.at(-1)?.amount ?? 0);
+      const coinPackage = order.kind === "coin_package";
+      const plan = entryPlan({
+        tx: {
+          id: newId(now),
+          type: "refund",
+          // A refund whose rupiah round into coins already taken back moves rupiah only.
+          asset: coinPackage && step.amount > 0 ? "COIN" : "IDR",
+          amount: step.amount > 0 ? step.amount : step.idrAmount,
+          userId: order.userId,
+          metadata: { orderId: order.id, paymentMethod: order.gateway, gatewayStatus: confirmed.gatewayStatus, refundedIdr: step.cumulativeIdr, reversed: step.amount, debtRecorded: debt },
+        },
+        postings,
+        sideAccountId: walletOf(order),
+        onceKeys: [`reversal:${order.id}:${step.cumulativeIdr}`],
+        audit: { actorId: `gateway:${order.gateway}`, action: "payment.reverse", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus: confirmed.gatewayStatus, refundedIdr: step.cumulativeIdr, reversed: step.amount, debt } },
+        now,
       });
-      return "reversed";
-    } catch (error) {
-      if (error instanceof ApiError && error.code === "already_applied") return "duplicate";
-      if (!(error instanceof ApiError && error.code === "insufficient_funds")) throw error;
+      try {
+        await applyPlan(db, plan, {
+          before: [
+            guard(
+              db,
+              "order_reversal_moved",
+              sql`not exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${order.id} and ${paymentOrders.status} = 'paid' and ${paymentOrders.reversedAmount} = ${order.reversedAmount} and ${paymentOrders.refundedIdr} = ${order.refundedIdr})`,
+            ),
+          ],
+          alongside: [
+            db
+              .update(paymentOrders)
+              .set({ status: step.complete ? "reversed" : "paid", reversedAmount: step.reversedTotal, refundedIdr: Math.max(step.cumulativeIdr, order.refundedIdr), gatewayStatus: confirmed.gatewayStatus, updatedAt: now })
+              .where(eq(paymentOrders.id, order.id)),
+            alertStatement(
+              db,
+              { userId: order.userId, alertType, severity: "high", details: { orderId: order.id, amountIdr: order.amountIdr, refundedIdr: step.cumulativeIdr, reversed: step.amount, gatewayStatus: confirmed.gatewayStatus, debtRecorded: debt }, dedupeKey: await dedupeKey(alertType, order.id, step.cumulativeIdr) },
+              now,
+            ),
+          ],
+        });
+        return "reversed";
+      } catch (error) {
+        if (error instanceof ApiError && error.code === "already_applied") return "duplicate";
+        const raced = error instanceof ApiError && (error.code === "insufficient_funds" || error.code === "conflict");
+        if (!raced) throw error;
+      }
     }
+    const fresh = await db.query.paymentOrders.findFirst({ where: eq(paymentOrders.id, first.id) });
+    if (!fresh) throw new ApiError("not_found", "No such order.");
+    order = fresh;
   }
-  throw new Error(`reversal of ${order.id} kept racing with spends`);
+  throw new Error(`reversal of ${first.id} kept racing with other movements`);
 }

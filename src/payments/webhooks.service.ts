@@ -1,14 +1,14 @@
 import { eq } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { paymentNotifications, paymentOrders, type PaymentOrderRow } from "../db/schema";
+import { paymentNotifications, paymentOrders, withdrawals, type PaymentOrderRow, type WithdrawalRow } from "../db/schema";
 import { raiseAlert } from "../fraud/alerts";
 import { GatewayError, midtransGateway } from "../integrations/midtrans";
 import { ApiError } from "../lib/errors";
-import { midtransAction, parseGatewayAmount, xenditAction, type GatewayAction } from "./deposit-rules";
-import { settleOrder, type SettleOutcome } from "./settlement.service";
+import { midtransAction, parseGatewayAmount, statusCodeAgrees, xenditAction, type GatewayAction } from "./deposit-rules";
+import { CREDITABLE, FINAL, settleOrder, type Confirmed, type SettleOutcome } from "./settlement.service";
 import { ipAllowed, verifyIrisSignature, verifyMidtransSignature, verifyXenditToken } from "./signatures";
-import { findWithdrawalByReference, irisOutcome, settleWithdrawal } from "../payouts/withdrawals.service";
+import { findWithdrawal, findWithdrawalByReference, irisOutcome, settleWithdrawal, withdrawalIdFromNotes } from "../payouts/withdrawals.service";
 
 export interface WebhookContext {
   db: Db;
@@ -27,9 +27,10 @@ function parseJson(raw: string): Record<string, unknown> {
   throw new ApiError("malformed_request", "The notification body is not a JSON object.");
 }
 
-async function findOrder(db: Db, id: unknown): Promise<PaymentOrderRow> {
+/** The order a notification names; an order of the other gateway is as unknown as a missing one. */
+async function findOrder(db: Db, id: unknown, gateway: PaymentOrderRow["gateway"]): Promise<PaymentOrderRow> {
   const order = typeof id === "string" && id.length <= 64 ? await db.query.paymentOrders.findFirst({ where: eq(paymentOrders.id, id) }) : undefined;
-  if (!order) throw new ApiError("not_found", "No such order.");
+  if (!order || order.gateway !== gateway) throw new ApiError("not_found", "No such order.");
   return order;
 }
 
@@ -49,56 +50,109 @@ async function record(db: Db, gateway: "midtrans" | "xendit" | "iris", orderId: 
   await db.insert(paymentNotifications).values({ gateway, orderId, status, outcome, payload: raw.slice(0, 8192), receivedAt: Date.now() });
 }
 
-/** SPEC §6.2: verify, find, check the amount, confirm with the Get Status API, then settle once. */
+/** Whether an action could still change this order; if not, nothing (not even the Status API) is asked. */
+function canChange(order: PaymentOrderRow, action: GatewayAction): boolean {
+  if (FINAL.includes(order.status) || action === "wait") return false;
+  if (action === "credit" || action === "fail") return CREDITABLE.includes(order.status);
+  return true;
+}
+
+/** What a notification that cannot change its order answers: a repeat of what happened, or nothing to do. */
+const unchanged = (action: GatewayAction): SettleOutcome => (action === "credit" || action === "reverse" ? "duplicate" : "ignored");
+
+/**
+ * SPEC §6.2: verify the signature and that status_code agrees with transaction_status, find the order
+ * (of this gateway), check the amount, and — unless the notification cannot change the order — confirm
+ * the status (and the refunded amount) with the Get Status API, then settle once.
+ */
 export async function handleMidtransNotification(ctx: WebhookContext, raw: string): Promise<SettleOutcome> {
   if (!ipAllowed(ctx.clientIp, ctx.config.MIDTRANS_ALLOWED_IPS)) throw new ApiError("forbidden", "This source address may not send notifications.");
   const n = parseJson(raw);
   if (!(await verifyMidtransSignature(n, ctx.env.MIDTRANS_SERVER_KEY))) throw new ApiError("invalid_signature", "The notification signature is missing or wrong.");
-  const order = await findOrder(ctx.db, n.order_id);
-  await assertAmount(ctx.db, order, "midtrans", n.gross_amount);
   const notified = String(n.transaction_status ?? "");
-  let status = notified;
-  let action: GatewayAction = midtransAction(notified, typeof n.fraud_status === "string" ? n.fraud_status : undefined);
-
-  if (ctx.config.MIDTRANS_VERIFY_STATUS && (action === "credit" || action === "reverse")) {
-    let confirmed;
+  const fraud = typeof n.fraud_status === "string" ? n.fraud_status : undefined;
+  if (!statusCodeAgrees(notified, String(n.status_code), fraud)) throw new ApiError("invalid_notification", "status_code does not agree with transaction_status.");
+  const order = await findOrder(ctx.db, n.order_id, "midtrans");
+  await assertAmount(ctx.db, order, "midtrans", n.gross_amount);
+  let action: GatewayAction = midtransAction(notified, fraud);
+  if (!canChange(order, action)) {
+    const outcome = unchanged(action);
+    await record(ctx.db, "midtrans", order.id, notified, outcome, raw);
+    return outcome;
+  }
+  let confirmed: Confirmed = { gatewayStatus: notified, refundedIdr: parseGatewayAmount(n.refund_amount) ?? undefined, gatewayRef: typeof n.transaction_id === "string" ? n.transaction_id.slice(0, 100) : undefined };
+  if (ctx.config.MIDTRANS_VERIFY_STATUS) {
+    let status;
     try {
-      confirmed = await midtransGateway(ctx.config, ctx.env).status(order.id);
+      status = await midtransGateway(ctx.config, ctx.env).status(order.id);
     } catch (error) {
       if (error instanceof GatewayError) throw new ApiError("gateway_error", "Could not confirm the status with Midtrans; retry later.");
       throw error;
     }
-    await assertAmount(ctx.db, order, "midtrans-status", confirmed.grossAmount);
-    status = confirmed.transactionStatus;
-    action = midtransAction(confirmed.transactionStatus, confirmed.fraudStatus);
+    await assertAmount(ctx.db, order, "midtrans-status", status.grossAmount);
+    action = midtransAction(status.transactionStatus, status.fraudStatus);
+    confirmed = { gatewayStatus: status.transactionStatus, refundedIdr: parseGatewayAmount(status.refundAmount) ?? undefined, gatewayRef: status.transactionId };
   }
-  const outcome = await settleOrder(ctx.db, ctx.config, order, action, status);
+  const outcome = await settleOrder(ctx.db, ctx.config, order, action, confirmed);
   await record(ctx.db, "midtrans", order.id, notified, outcome, raw);
   return outcome;
 }
 
-/** SPEC §6.3: x-callback-token, then the same once-only settlement keyed by our order id. */
+/** SPEC §6.3: x-callback-token, then the same once-only settlement keyed by our order id (Xendit orders only). */
 export async function handleXenditNotification(ctx: WebhookContext, raw: string, callbackToken: string | undefined): Promise<SettleOutcome> {
   if (!verifyXenditToken(callbackToken, ctx.env.XENDIT_CALLBACK_TOKEN)) throw new ApiError("invalid_signature", "The callback token is missing or wrong.");
   const n = parseJson(raw);
-  const order = await findOrder(ctx.db, n.external_id);
+  const order = await findOrder(ctx.db, n.external_id, "xendit");
   const status = String(n.status ?? "");
   const action = xenditAction(status);
   if (action === "credit") await assertAmount(ctx.db, order, "xendit", n.paid_amount ?? n.amount);
-  const outcome = await settleOrder(ctx.db, ctx.config, order, action, status);
+  const outcome = canChange(order, action)
+    ? await settleOrder(ctx.db, ctx.config, order, action, { gatewayStatus: status, gatewayRef: typeof n.id === "string" ? n.id.slice(0, 100) : undefined })
+    : unchanged(action);
   await record(ctx.db, "xendit", order.id, status, outcome, raw);
   return outcome;
+}
+
+/**
+ * The withdrawal an Iris notification is about. Its reference is stored once learned; before that the
+ * notification (signed, but naming only Iris' reference) is matched through Iris' own record of the
+ * payout, whose notes name the withdrawal, and whose amount and account must be the withdrawal's.
+ */
+async function withdrawalForReference(ctx: WebhookContext, reference: string): Promise<WithdrawalRow> {
+  const known = await findWithdrawalByReference(ctx.db, reference);
+  if (known) return known;
+  let details;
+  try {
+    details = await midtransGateway(ctx.config, ctx.env).payoutDetails(reference);
+  } catch (error) {
+    if (error instanceof GatewayError && error.definite) throw new ApiError("not_found", "No withdrawal with that reference.");
+    if (error instanceof GatewayError) throw new ApiError("gateway_error", "Could not look the payout up at Iris; retry later.");
+    throw error;
+  }
+  const id = withdrawalIdFromNotes(details.notes);
+  const w = id ? await findWithdrawal(ctx.db, id) : undefined;
+  if (!w || (w.irisReference !== null && w.irisReference !== reference)) throw new ApiError("not_found", "No withdrawal with that reference.");
+  if (parseGatewayAmount(details.amount) !== w.netIdr || details.account !== w.accountNumber) {
+    await raiseAlert(ctx.db, { userId: w.userId, alertType: "iris_payout_mismatch", severity: "critical", details: { withdrawalId: w.id, netIdr: w.netIdr, irisAmount: details.amount.slice(0, 40) } });
+    throw new ApiError("amount_mismatch", "Iris' payout does not match the withdrawal.");
+  }
+  return w;
 }
 
 /** SPEC §7: Iris-Signature = SHA-512(raw body + merchant key); completed posts the hold, failed/rejected voids it, once. */
 export async function handleIrisNotification(ctx: WebhookContext, raw: string, signature: string | undefined): Promise<"completed" | "failed" | "duplicate" | "ignored"> {
   if (!(await verifyIrisSignature(raw, signature, ctx.env.MIDTRANS_IRIS_MERCHANT_KEY))) throw new ApiError("invalid_signature", "The Iris-Signature is missing or wrong.");
   const n = parseJson(raw);
-  const withdrawal = typeof n.reference_no === "string" && n.reference_no.length <= 100 ? await findWithdrawalByReference(ctx.db, n.reference_no) : undefined;
-  if (!withdrawal) throw new ApiError("not_found", "No withdrawal with that reference.");
+  if (typeof n.reference_no !== "string" || !/^[A-Za-z0-9_-]{1,100}$/.test(n.reference_no)) throw new ApiError("not_found", "No withdrawal with that reference.");
+  const withdrawal = await withdrawalForReference(ctx, n.reference_no);
   const status = String(n.status ?? "");
   const outcome = irisOutcome(status);
-  const result = outcome ? await settleWithdrawal(ctx.db, withdrawal, outcome, outcome === "failed" ? `iris_${status}` : null) : "ignored";
+  let result: Awaited<ReturnType<typeof handleIrisNotification>> = "ignored";
+  if (outcome) {
+    result = await settleWithdrawal(ctx.db, withdrawal, outcome, { reason: outcome === "failed" ? `iris_${status}` : null, actorId: "gateway:iris", reference: n.reference_no });
+  } else if (withdrawal.irisReference === null) {
+    await ctx.db.update(withdrawals).set({ irisReference: n.reference_no, unconfirmed: false }).where(eq(withdrawals.id, withdrawal.id));
+  }
   await record(ctx.db, "iris", withdrawal.id, status, result, raw);
   return result;
 }

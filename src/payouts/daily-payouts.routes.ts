@@ -15,7 +15,7 @@ const PayoutSchema = z
     units: z.number().int(),
     amountIdr: z.number().int(),
     feeIdr: z.number().int(),
-    status: z.enum(["paid", "held", "rejected", "insufficient_budget"]),
+    status: z.enum(payouts.status.enumValues),
     decidedBy: z.string().nullable(),
     createdAt: z.string(),
   })
@@ -67,7 +67,7 @@ export const adminPayoutsRouter = createRouter()
       request: {
         query: z.object({
           date: z.string().refine(isRealDay, "a date YYYY-MM-DD"),
-          status: z.enum(["paid", "held", "rejected", "insufficient_budget"]).optional(),
+          status: z.enum(payouts.status.enumValues).optional(),
           limit: z.coerce.number().int().min(1).max(100).default(20),
           cursor: z.string().regex(/^po_[A-Za-z0-9_-]{1,140}$/).optional(),
         }),
@@ -94,9 +94,9 @@ export const adminPayoutsRouter = createRouter()
       summary: "Release a held payout: it is paid once from the campaign budget (payout + fee)",
       security: bearerSecurity,
       request: { params: IdParam },
-      responses: { 200: { description: "The payout", content: { "application/json": { schema: PayoutSchema } } }, ...errorResponses, 404: problemFor("No such payout."), 409: problemFor("Not held."), 422: problemFor("Budget too small; it stays held.") },
+      responses: { 200: { description: "The payout", content: { "application/json": { schema: PayoutSchema } } }, ...errorResponses, 404: problemFor("No such payout."), 409: problemFor("Not held (decided already, or concurrently)."), 422: problemFor("Budget too small, or the campaign's owner frozen or banned (`campaign_suspended`); it stays held.") },
     }),
-    async (c) => c.json(view(await decideHeldPayout(c.var.db, c.var.config, c.req.valid("param").id, "release", c.var.user.id)), 200),
+    async (c) => c.json(view(await decideHeldPayout(c.var.db, c.req.valid("param").id, "release", c.var.user.id)), 200),
   )
   .openapi(
     createRoute({
@@ -108,5 +108,5 @@ export const adminPayoutsRouter = createRouter()
       request: { params: IdParam },
       responses: { 200: { description: "The payout", content: { "application/json": { schema: PayoutSchema } } }, ...errorResponses, 404: problemFor("No such payout."), 409: problemFor("Not held.") },
     }),
-    async (c) => c.json(view(await decideHeldPayout(c.var.db, c.var.config, c.req.valid("param").id, "reject", c.var.user.id)), 200),
+    async (c) => c.json(view(await decideHeldPayout(c.var.db, c.req.valid("param").id, "reject", c.var.user.id)), 200),
   );

@@ -1,21 +1,23 @@
-import { and, eq, isNotNull, isNull, lt } from "drizzle-orm";
+import { and, asc, eq, isNotNull, lte, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { idempotencyKeys, withdrawMethods, withdrawals, type WithdrawalRow } from "../db/schema";
-import type { AuthUser } from "../env";
-import { raiseAlert } from "../fraud/alerts";
-import { GatewayError, midtransGateway } from "../integrations/midtrans";
+import { idempotencyKeys, users, withdrawMethods, withdrawals, type WithdrawalRow } from "../db/schema";
+import { alertStatement, dedupeKey, raiseAlert } from "../fraud/alerts";
+import { checkRules, whitelistedSql } from "../fraud/engine";
+import { ruleById } from "../fraud/rules";
+import { GatewayError, midtransGateway, type IrisPayoutRequest } from "../integrations/midtrans";
 import { userAccountId } from "../ledger/accounts";
-import { applyPlan, type IdempotencyWrite, type Statement } from "../ledger/executor";
+import { applyPlan, applyPlanWithResults, applyStatements, type IdempotencyWrite, type Statement } from "../ledger/executor";
+import { guard, GuardError } from "../ledger/guards";
 import { holdPlan, postHoldPlan, voidHoldPlan, type HoldRef } from "../ledger/plan";
-import { assertMayMoveOut } from "../lib/auth";
 import { ApiError, problemBody } from "../lib/errors";
 import type { IdempotencyScope } from "../lib/idempotency";
 import { newId } from "../lib/ids";
-import type { Asset } from "../lib/money";
+import { MAX_AMOUNT, type Asset } from "../lib/money";
+import { callerKycVerified, callerMayMoveOut, withdrawMethodUsable } from "../users/users.guards";
 import { withdrawalBreakdown, withdrawalCredits } from "./withdrawal-rules";
-import { checkRules } from "../fraud/engine";
-import { median } from "../activity/bot-rules";
+import { medianCompletedGrossSql } from "./withdrawal-facts";
+import { insertWhere } from "../db/insert-where";
 
 export interface WithdrawResponse {
   withdrawalId: string;
@@ -24,95 +26,181 @@ export interface WithdrawResponse {
   taxIdr: number;
   netIdr: number;
   status: "pending";
+  /** Present and true when Iris' answer was ambiguous: the amount stays held until reconciliation or an admin settles it. */
+  unconfirmed?: true;
 }
 
 const holdOf = (w: WithdrawalRow): HoldRef => ({ id: w.holdId, transactionId: w.transactionId, accountId: userAccountId(w.userId, w.asset), asset: w.asset, amount: w.amount });
 
+/** What Iris is asked to pay for a withdrawal: derived from the stored row only, so every retry sends the same request. */
+export const irisRequestOf = (w: Pick<WithdrawalRow, "id" | "accountName" | "accountNumber" | "bankName" | "netIdr">): IrisPayoutRequest => ({
+  name: w.accountName,
+  account: w.accountNumber,
+  bank: w.bankName,
+  amount: w.netIdr,
+  notes: `Withdrawal ${w.id}`,
+  idempotencyKey: `withdrawal-${w.id}`,
+});
+
+/** The withdrawal id Iris' notes name (what `irisRequestOf` wrote), if any. */
+export const withdrawalIdFromNotes = (notes: string) => /^Withdrawal ([0-9A-Z]{26})$/.exec(notes)?.[1];
+
+const UNCONFIRMED_FIRST_CHECK_MS = 5 * 60_000;
+const MAX_BACKOFF_MS = 6 * 3_600_000;
+
 /**
- * SPEC §7. One batch holds the amount and records the withdrawal (and the idempotent answer); then
- * Iris is asked to pay the net. If Iris fails, the hold is voided in one more batch and the answer
- * (remembered under the same Idempotency-Key) is 502: nothing stays locked and nothing is paid twice.
+ * SPEC §7. ONE batch decides and holds: the caller's status, KYC and bank account (usable, not cooling
+ * off) and the unusual-withdrawal rule are guards in the batch that holds the amount, records the
+ * withdrawal (bank details copied from the method in SQL) and the idempotent answer. Then Iris is asked
+ * to pay the net under an idempotency key. Only a definite refusal voids the hold; an ambiguous answer
+ * leaves it held and `unconfirmed` for reconciliation or an admin. Iris' reference is learned from its
+ * signed notification or by reconciliation, so the happy path costs one D1 round trip.
  */
 export async function requestWithdrawal(
   db: Db,
   config: Config,
   env: Env,
-  user: AuthUser,
+  userId: string,
   input: { asset: Asset; amount: number },
   ctx: { deviceFingerprint: string | null; scope: IdempotencyScope | undefined; record: (o: { status: 202; body: WithdrawResponse }) => IdempotencyWrite | undefined },
 ): Promise<{ status: 202; body: WithdrawResponse }> {
-  assertMayMoveOut(user);
-  if (user.record.kycStatus !== "verified") throw new ApiError("kyc_required", "Withdrawals need a verified KYC.");
-  const method = await db.query.withdrawMethods.findFirst({ where: eq(withdrawMethods.userId, user.id) });
-  if (!method) throw new ApiError("withdraw_method_required", "Set a bank account with PUT /api/wallet/withdraw-method first.");
+  const grossIdr = input.asset === "COIN" ? input.amount * config.COIN_VALUE_IDR : input.amount;
+  if (grossIdr > MAX_AMOUNT) throw new ApiError("amount_too_large", `A withdrawal may not exceed Rp ${MAX_AMOUNT} gross.`);
   const b = withdrawalBreakdown(input.asset, input.amount, { coinValueIdr: config.COIN_VALUE_IDR, feeBps: config.WITHDRAW_PLATFORM_FEE_BPS, taxBps: config.WITHDRAW_PPH_BPS });
   if (b.grossIdr < config.WITHDRAW_MIN_GROSS_IDR) throw new ApiError("below_minimum", `The minimum withdrawal is Rp ${config.WITHDRAW_MIN_GROSS_IDR} gross.`);
-  const findings = await checkRules(db, config, { userId: user.id, deviceFingerprint: ctx.deviceFingerprint }, { event: "withdrawal", grossIdr: b.grossIdr, medianPastGrossIdr: await medianPastWithdrawal(db, user.id) });
-  if (findings.some((f) => f.level >= 3)) throw new ApiError("verification_required", "This withdrawal needs additional verification; an administrator will review it.");
 
   const now = Date.now();
   const withdrawalId = newId(now);
-  const hold = { id: newId(now), transactionId: newId(now), accountId: userAccountId(user.id, input.asset), asset: input.asset, amount: input.amount };
+  const hold = { id: newId(now), transactionId: newId(now), accountId: userAccountId(userId, input.asset), asset: input.asset, amount: input.amount };
   const body: WithdrawResponse = { withdrawalId, ...b, status: "pending" };
-  const row: WithdrawalRow = {
-    id: withdrawalId, userId: user.id, asset: input.asset, amount: input.amount, ...b, status: "pending", holdId: hold.id, transactionId: hold.transactionId,
-    irisReference: null, bankName: method.bankName, accountNumber: method.accountNumber, accountName: method.accountName, failureReason: null, createdAt: now, updatedAt: now, completedAt: null,
-  };
-  await applyPlan(
+  const subject = { userId, deviceFingerprint: ctx.deviceFingerprint };
+  const unusual = ruleById("unusual_withdraw_pattern", "withdrawal");
+  const unusualSql = unusual.firesSql!({ grossIdr: sql`${b.grossIdr}`, medianPastGrossIdr: medianCompletedGrossSql(userId) }, unusual.params(config));
+  const nextCheckAt = now + config.WITHDRAW_RECONCILE_AFTER_MINUTES * 60_000;
+  const insertWithdrawal = insertWhere(
     db,
-    holdPlan({
-      tx: { id: hold.transactionId, type: "withdraw", asset: input.asset, amount: input.amount, userId: user.id, metadata: { withdrawalId, ...b, bankName: method.bankName }, deviceFingerprint: ctx.deviceFingerprint },
-      holdId: hold.id,
-      accountId: hold.accountId,
-      audit: { actorId: user.id, action: "withdrawal.requested", subjectType: "withdrawal", subjectId: withdrawalId, details: { ...b, asset: input.asset, amount: input.amount } },
-      now,
-    }),
-    { alongside: [db.insert(withdrawals).values(row)], idempotency: ctx.record({ status: 202, body }) },
-  );
-
+    withdrawals,
+    {
+      id: withdrawalId, userId, asset: input.asset, amount: input.amount, ...b, status: "pending", holdId: hold.id, transactionId: hold.transactionId,
+      bankName: sql`${withdrawMethods.bankName}`, accountNumber: sql`${withdrawMethods.accountNumber}`, accountName: sql`${withdrawMethods.accountName}`,
+      nextCheckAt, createdAt: now, updatedAt: now,
+    },
+    sql`from ${withdrawMethods} where ${withdrawMethods.userId} = ${userId}`,
+  ).returning({ bankName: withdrawals.bankName, accountNumber: withdrawals.accountNumber, accountName: withdrawals.accountName });
+  let bank: { bankName: string; accountNumber: string; accountName: string };
   try {
-    const payout = await midtransGateway(config, env).createPayout({ name: method.accountName, account: method.accountNumber, bank: method.bankName, amount: b.netIdr, notes: `Withdrawal ${withdrawalId}` });
-    await db.update(withdrawals).set({ irisReference: payout.referenceNo, updatedAt: Date.now() }).where(eq(withdrawals.id, withdrawalId));
+    const { alongside } = await applyPlanWithResults(
+      db,
+      holdPlan({
+        tx: { id: hold.transactionId, type: "withdraw", asset: input.asset, amount: input.amount, userId, metadata: { withdrawalId, ...b }, deviceFingerprint: ctx.deviceFingerprint },
+        holdId: hold.id,
+        accountId: hold.accountId,
+        audit: { actorId: userId, action: "withdrawal.requested", subjectType: "withdrawal", subjectId: withdrawalId, details: { ...b, asset: input.asset, amount: input.amount } },
+        now,
+      }),
+      {
+        before: [
+          ...callerMayMoveOut(db, userId),
+          ...callerKycVerified(db, userId),
+          ...withdrawMethodUsable(db, userId, now),
+          guard(db, "unusual_withdraw_pattern", sql`${unusualSql} and not ${whitelistedSql(subject, now)}`),
+        ],
+        alongside: [insertWithdrawal],
+        idempotency: ctx.record({ status: 202, body }),
+      },
+    );
+    bank = (alongside[0] as (typeof bank)[])[0]!;
   } catch (error) {
-    if (!(error instanceof GatewayError)) throw error;
-    const failure = new ApiError("gateway_error", `The bank payout could not be created (${error.reason}); the amount was released. Nothing was withdrawn.`);
-    const rememberFailure = ctx.scope
-      ? [db.update(idempotencyKeys).set({ statusCode: failure.status, responseBody: JSON.stringify(problemBody(failure.code, failure.detail)) }).where(and(eq(idempotencyKeys.userId, ctx.scope.userId), eq(idempotencyKeys.key, ctx.scope.key)))]
-      : [];
-    await settleWithdrawal(db, row, "failed", `iris_${error.reason}`, rememberFailure);
-    throw failure;
+    if (error instanceof GuardError && error.guard === "unusual_withdraw_pattern") {
+      // The unusual-withdrawal rule fired inside the batch: record its alert and action (level 3) now.
+      await checkRules(db, config, subject, { event: "withdrawal", grossIdr: b.grossIdr, medianPastGrossIdr: await medianPastWithdrawal(db, userId) }, now);
+    }
+    throw error;
   }
-  return { status: 202, body };
+
+  const w: WithdrawalRow = {
+    id: withdrawalId, userId, asset: input.asset, amount: input.amount, ...b, status: "pending", holdId: hold.id, transactionId: hold.transactionId, irisReference: null, ...bank,
+    failureReason: null, unconfirmed: false, nextCheckAt, checks: 0, resolvedBy: null, createdAt: now, updatedAt: now, completedAt: null,
+  };
+  return sendToIris(db, config, env, w, body, ctx.scope);
 }
 
-/** The median gross of the user's completed withdrawals (null without history), for unusual_withdraw_pattern. */
+/** Asks Iris to pay a freshly held withdrawal and answers the request by the outcome. */
+async function sendToIris(db: Db, config: Config, env: Env, w: WithdrawalRow, body: WithdrawResponse, scope: IdempotencyScope | undefined): Promise<{ status: 202; body: WithdrawResponse }> {
+  try {
+    await midtransGateway(config, env).createPayout(irisRequestOf(w));
+    return { status: 202, body };
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    const remember = (status: number, stored: unknown): Statement[] =>
+      scope ? [db.update(idempotencyKeys).set({ statusCode: status, responseBody: JSON.stringify(stored) }).where(and(eq(idempotencyKeys.userId, scope.userId), eq(idempotencyKeys.key, scope.key)))] : [];
+    if (error.definite) {
+      const failure = new ApiError("gateway_error", `Iris refused the bank payout (${error.message}); the amount was released. Nothing was withdrawn.`);
+      await settleWithdrawal(db, w, "failed", { reason: "iris_refused", actorId: "gateway:iris", alongside: remember(failure.status, problemBody(failure.code, failure.detail)) });
+      throw failure;
+    }
+    // Iris may have accepted it: keep the hold, flag it, and let reconciliation ask again (same idempotency key).
+    const unconfirmed: WithdrawResponse = { ...body, unconfirmed: true };
+    const now = Date.now();
+    await applyStatements(db, [
+      db.update(withdrawals).set({ unconfirmed: true, failureReason: `iris_${error.reason}`, nextCheckAt: now + UNCONFIRMED_FIRST_CHECK_MS, updatedAt: now }).where(and(eq(withdrawals.id, w.id), eq(withdrawals.status, "pending"))),
+      ...remember(202, unconfirmed),
+    ]);
+    return { status: 202, body: unconfirmed };
+  }
+}
+
+/** The median gross of the user's completed withdrawals (null without history), for unusual_withdraw_pattern's alert. */
 async function medianPastWithdrawal(db: Db, userId: string): Promise<number | null> {
-  const rows = await db.select({ gross: withdrawals.grossIdr }).from(withdrawals).where(and(eq(withdrawals.userId, userId), eq(withdrawals.status, "completed"))).orderBy(withdrawals.grossIdr).limit(1000);
-  if (rows.length === 0) return null;
-  return median(rows.map((r) => r.gross));
+  const [row] = await db.all<{ m: number | null }>(sql`select ${medianCompletedGrossSql(userId)} as m`);
+  return row?.m ?? null;
 }
 
 export type SettleResult = "completed" | "failed" | "duplicate";
 
-/** Posts (completed) or voids (failed) a withdrawal's hold, each at most once, in any order. */
-export async function settleWithdrawal(db: Db, w: WithdrawalRow, outcome: "completed" | "failed", reason: string | null, alongside: Statement[] = []): Promise<SettleResult> {
+/**
+ * Posts (completed) or voids (failed) a withdrawal's hold, each at most once, in any order, recording
+ * Iris' reference when it is learned here. A second, different outcome (an admin said failed, Iris says
+ * completed) changes nothing and raises a critical alert for a person to reconcile.
+ */
+export async function settleWithdrawal(
+  db: Db,
+  w: WithdrawalRow,
+  outcome: "completed" | "failed",
+  opts: { reason: string | null; actorId: string; reference?: string; alongside?: Statement[] },
+): Promise<SettleResult> {
   const now = Date.now();
-  const audit = { actorId: "gateway:iris", action: `withdrawal.${outcome}`, subjectType: "withdrawal", subjectId: w.id, details: { reason } };
+  const audit = { actorId: opts.actorId, action: `withdrawal.${outcome}`, subjectType: "withdrawal", subjectId: w.id, details: { reason: opts.reason } };
   const plan =
     outcome === "completed"
       ? postHoldPlan({ hold: holdOf(w), credits: withdrawalCredits(w.asset, w.amount, w), audit, now })
       : voidHoldPlan({ hold: holdOf(w), status: "failed", audit, now });
+  const reference = opts.reference ? { irisReference: sql`coalesce(${withdrawals.irisReference}, ${opts.reference})` } : {};
   try {
     await applyPlan(db, plan, {
       alongside: [
-        db.update(withdrawals).set({ status: outcome, failureReason: reason, completedAt: outcome === "completed" ? now : null, updatedAt: now }).where(eq(withdrawals.id, w.id)),
-        ...alongside,
+        db
+          .update(withdrawals)
+          .set({ status: outcome, failureReason: opts.reason, unconfirmed: false, nextCheckAt: null, completedAt: outcome === "completed" ? now : null, updatedAt: now, ...reference })
+          .where(eq(withdrawals.id, w.id)),
+        ...(outcome === "completed" ? [db.update(users).set({ totalWithdrawnIdr: sql`${users.totalWithdrawnIdr} + ${w.grossIdr}` }).where(eq(users.id, w.userId))] : []),
+        ...(opts.alongside ?? []),
       ],
     });
     return outcome;
   } catch (error) {
-    if (error instanceof ApiError && error.code === "already_applied") return "duplicate";
-    throw error;
+    if (!(error instanceof ApiError && error.code === "already_applied")) throw error;
+    const current = await db.query.withdrawals.findFirst({ where: eq(withdrawals.id, w.id) });
+    if (current && current.status !== outcome) {
+      await raiseAlert(db, {
+        userId: w.userId,
+        alertType: "withdrawal_outcome_conflict",
+        severity: "critical",
+        details: { withdrawalId: w.id, settled: current.status, reported: outcome, by: opts.actorId, reason: opts.reason },
+        dedupeKey: await dedupeKey("withdrawal_outcome_conflict", w.id, outcome),
+      });
+    }
+    return "duplicate";
   }
 }
 
@@ -123,28 +211,69 @@ export function irisOutcome(status: string): "completed" | "failed" | null {
   return null;
 }
 
+/** An admin settles a pending withdrawal by hand (typically an unconfirmed one), once; audited with the reason. */
+export async function resolveWithdrawal(db: Db, id: string, outcome: "completed" | "failed", reason: string, adminId: string) {
+  const w = await db.query.withdrawals.findFirst({ where: eq(withdrawals.id, id) });
+  if (!w) throw new ApiError("not_found", "No such withdrawal.");
+  if (w.status !== "pending") throw new ApiError("conflict", `The withdrawal is already ${w.status}.`);
+  const result = await settleWithdrawal(db, w, outcome, {
+    reason: `admin: ${reason}`,
+    actorId: adminId,
+    alongside: [db.update(withdrawals).set({ resolvedBy: adminId }).where(eq(withdrawals.id, id))],
+  });
+  if (result === "duplicate") throw new ApiError("conflict", "The withdrawal was settled concurrently.");
+  return (await db.query.withdrawals.findFirst({ where: eq(withdrawals.id, id) }))!;
+}
+
 /**
- * Scheduled: withdrawals pending longer than WITHDRAW_RECONCILE_AFTER_MINUTES are asked of Iris and
- * settled by its answer. One without an Iris reference (the Worker stopped between hold and payout)
- * is not voided blindly, since Iris may have accepted it: it raises an alert for a person to check.
+ * Scheduled. Pending withdrawals whose check is due, oldest due first, 100 per run; each checked row is
+ * rescheduled with backoff, so stuck rows never starve the others. With a reference, Iris' status
+ * settles it. Without one (an ambiguous answer, or the Worker stopped before asking Iris), the create
+ * is repeated with the same idempotency key while Iris still keeps it: Iris answers with the payout it
+ * already has (or makes it, if it never arrived), never a second one. Past that window a person decides:
+ * one alert per withdrawal, and POST /api/admin/withdrawals/{id}/resolve.
  */
 export async function reconcileWithdrawals(db: Db, config: Config, env: Env, now: number) {
-  const cutoff = now - config.WITHDRAW_RECONCILE_AFTER_MINUTES * 60_000;
-  const stale = await db.select().from(withdrawals).where(and(eq(withdrawals.status, "pending"), lt(withdrawals.createdAt, cutoff))).limit(100);
+  const due = await db
+    .select()
+    .from(withdrawals)
+    .where(and(eq(withdrawals.status, "pending"), lte(withdrawals.nextCheckAt, now)))
+    .orderBy(asc(withdrawals.nextCheckAt), asc(withdrawals.id))
+    .limit(100);
   const gateway = midtransGateway(config, env);
-  const result = { checked: stale.length, settled: 0, flagged: 0 };
-  for (const w of stale) {
-    if (!w.irisReference) {
-      await raiseAlert(db, { userId: w.userId, alertType: "withdrawal_without_payout", severity: "high", details: { withdrawalId: w.id, netIdr: w.netIdr } });
-      await db.update(withdrawals).set({ updatedAt: now, failureReason: "needs_review" }).where(and(eq(withdrawals.id, w.id), isNull(withdrawals.irisReference)));
-      result.flagged++;
-      continue;
-    }
+  const result = { checked: due.length, settled: 0, referencesLearned: 0, needsReview: 0 };
+  for (const w of due) {
+    const reschedule = (fields: Partial<WithdrawalRow> = {}) =>
+      db.update(withdrawals).set({ nextCheckAt: now + Math.min(MAX_BACKOFF_MS, UNCONFIRMED_FIRST_CHECK_MS * 2 ** w.checks), checks: w.checks + 1, updatedAt: now, ...fields }).where(and(eq(withdrawals.id, w.id), eq(withdrawals.status, "pending")));
     try {
-      const outcome = irisOutcome((await gateway.payoutStatus(w.irisReference)).status);
-      if (outcome && (await settleWithdrawal(db, w, outcome, outcome === "failed" ? "iris_reconciled_failed" : null)) !== "duplicate") result.settled++;
+      let reference = w.irisReference;
+      if (!reference) {
+        if (now - w.createdAt > config.IRIS_IDEMPOTENCY_WINDOW_HOURS * 3_600_000) {
+          await applyStatements(db, [
+            reschedule({ unconfirmed: true }),
+            alertStatement(db, { userId: w.userId, alertType: "withdrawal_unconfirmed", severity: "high", details: { withdrawalId: w.id, netIdr: w.netIdr, since: new Date(w.createdAt).toISOString() }, dedupeKey: await dedupeKey("withdrawal_unconfirmed", w.id) }, now),
+          ]);
+          result.needsReview++;
+          continue;
+        }
+        reference = (await gateway.createPayout(irisRequestOf(w))).referenceNo;
+        await applyStatements(db, [db.update(withdrawals).set({ irisReference: reference, unconfirmed: false }).where(eq(withdrawals.id, w.id))]);
+        result.referencesLearned++;
+      }
+      const outcome = irisOutcome((await gateway.payoutDetails(reference)).status);
+      if (outcome && (await settleWithdrawal(db, w, outcome, { reason: outcome === "failed" ? "iris_reconciled_failed" : null, actorId: "system:reconciliation", reference })) !== "duplicate") {
+        result.settled++;
+      } else if (!outcome) {
+        await applyStatements(db, [reschedule()]);
+      }
     } catch (error) {
       if (!(error instanceof GatewayError)) throw error;
+      if (error.definite && !w.irisReference) {
+        // Iris refuses the very request it was sent (it keeps the answer under the idempotency key): nothing was paid.
+        if ((await settleWithdrawal(db, w, "failed", { reason: "iris_refused", actorId: "system:reconciliation" })) !== "duplicate") result.settled++;
+      } else {
+        await applyStatements(db, [reschedule()]);
+      }
     }
   }
   return result;
@@ -154,3 +283,6 @@ export async function findWithdrawalByReference(db: Db, reference: string) {
   return db.query.withdrawals.findFirst({ where: and(isNotNull(withdrawals.irisReference), eq(withdrawals.irisReference, reference)) });
 }
 
+export async function findWithdrawal(db: Db, id: string) {
+  return db.query.withdrawals.findFirst({ where: eq(withdrawals.id, id) });
+}

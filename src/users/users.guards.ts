@@ -1,0 +1,55 @@
+import { sql, type SQL } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { accounts, users, withdrawMethods } from "../db/schema";
+import type { Statement } from "../ledger/executor";
+import { guard } from "../ledger/guards";
+import { userAccountId, userDebtAccountId } from "../ledger/accounts";
+import { ASSETS } from "../lib/money";
+
+const userWhere = (userId: string, condition: SQL) => sql`exists (select 1 from ${users} where ${users.id} = ${userId} and ${condition})`;
+
+/**
+ * First sight of a user: their record and accounts, inserted if missing. The identity service issues
+ * tokens; this service creates the user the first time it sees a subject, and `created_at` is the
+ * account's age for age rules. Repeats (and concurrent first requests) change nothing.
+ */
+export function firstSight(db: Db, userId: string, now: number): Statement[] {
+  return [
+    db.insert(users).values({ id: userId, createdAt: now, updatedAt: now }).onConflictDoNothing(),
+    db
+      .insert(accounts)
+      .values(
+        ASSETS.flatMap((asset) => [
+          { id: userAccountId(userId, asset), kind: "user_wallet", ownerId: userId, asset, createdAt: now },
+          // Recorded debt (reversals the wallet could not cover) is the one user account allowed below zero.
+          { id: userDebtAccountId(userId, asset), kind: "user_debt", ownerId: userId, asset, allowNegative: true, createdAt: now },
+        ]),
+      )
+      .onConflictDoNothing(),
+  ];
+}
+
+/** The caller may act at all (a banned user may only read). */
+export const callerNotBanned = (db: Db, userId: string) => [guard(db, "caller_banned", userWhere(userId, sql`${users.status} = 'banned'`))];
+
+/** Money leaving the caller's control (transfers out, withdrawals, spends) needs an active, unflagged account. */
+export function callerMayMoveOut(db: Db, userId: string): Statement[] {
+  return [
+    ...callerNotBanned(db, userId),
+    guard(db, "caller_frozen", userWhere(userId, sql`${users.status} = 'frozen'`)),
+    guard(db, "caller_verification_required", userWhere(userId, sql`${users.verificationRequired} = 1`)),
+  ];
+}
+
+export const callerKycVerified = (db: Db, userId: string) => [guard(db, "caller_kyc_required", sql`not ${userWhere(userId, sql`${users.kycStatus} = 'verified'`)}`)];
+
+/** A withdrawal needs a bank account on file, usable (a changed one only after its cooling-off period). */
+export function withdrawMethodUsable(db: Db, userId: string, now: number): Statement[] {
+  const method = (condition: SQL) => sql`exists (select 1 from ${withdrawMethods} where ${withdrawMethods.userId} = ${userId} and ${condition})`;
+  return [guard(db, "withdraw_method_missing", sql`not ${method(sql`1`)}`), guard(db, "withdraw_method_cooldown", method(sql`${withdrawMethods.usableFrom} > ${now}`))];
+}
+
+/** Money sent to another user needs a recipient who exists and is not banned. */
+export function recipientActive(db: Db, recipientId: string): Statement[] {
+  return [guard(db, "recipient_missing", sql`not ${userWhere(recipientId, sql`1`)}`), guard(db, "recipient_banned", userWhere(recipientId, sql`${users.status} = 'banned'`))];
+}

@@ -1,0 +1,211 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config";
+import { createDb } from "../src/db/client";
+import { campaignAccountId, systemAccountId } from "../src/ledger/accounts";
+import { applyPlan } from "../src/ledger/executor";
+import { movePlan } from "../src/ledger/plan";
+import { newId } from "../src/lib/ids";
+import { addDays, businessDay, dayStart, previousBusinessDay } from "../src/lib/time";
+import { handleDeadLetter, sendBatches } from "../src/jobs/daily-batch";
+import { payLine, termsOfRow } from "../src/jobs/batch-payouts";
+import type { PayoutRow } from "../src/db/schema";
+import { adminToken, balanceOf, call, expectLedgerOk, expectProblem, newUser, setUserStatus } from "./helpers";
+
+const config = loadConfig(env);
+const db = () => createDb(env.DB);
+const tz = "+07:00";
+
+async function fundCampaign(campaignId: string, amount: number) {
+  const now = Date.now();
+  await applyPlan(db(), movePlan({ tx: { id: newId(now), type: "adjustment", asset: "IDR", amount, userId: null }, from: systemAccountId("adjustments", "IDR"), to: campaignAccountId(campaignId), audit: { actorId: "test", action: "fund", subjectType: "campaign", subjectId: campaignId }, now }));
+}
+
+async function campaign(token: string, rateFeeIdr?: number) {
+  const res = await call("POST", "/api/campaigns", { token, body: { name: "c", ...(rateFeeIdr ? { rateFeeIdr } : {}) } });
+  expect(res.status, res.text).toBe(201);
+  return res.json.id as string;
+}
+
+/** Activity on a past day straight into the user's real Durable Object (the API only takes the last 10 minutes). */
+async function seedDay(userId: string, day: string, blocks: { minutes: number; count: number; campaignId?: string }[]) {
+  const stub = env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(userId));
+  const start = dayStart(day, tz) + 3_600_000;
+  const events = blocks.flatMap((b, i) => Array.from({ length: b.minutes }, (_, m) => ({ type: "view" as const, campaignId: b.campaignId, count: b.count, at: start + (i * 100 + m) * 60_000 })));
+  const result = await stub.record(events, { tzOffset: tz, retentionDays: 7, now: start + 86_400_000, maxCampaignsPerDay: 50 });
+  if (result.refused !== undefined) throw new Error(result.refused);
+  await env.DB.prepare("insert or ignore into activity_days (day, user_id, created_at) values (?, ?, ?)").bind(day, userId, Date.now()).run();
+}
+
+async function runAndWait(day: string) {
+  const token = await adminToken();
+  const started = await call("POST", `/api/admin/batches/${day}/run`, { token });
+  expect(started.status, started.text).toBe(202);
+  for (let i = 0; i < 300; i++) {
+    const progress = await call("GET", `/api/admin/batches/${day}`, { token });
+    if (progress.json.status === "done") return progress.json;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("batch did not finish");
+}
+
+const payoutsOf = (userId: string) => env.DB.prepare("select * from payouts where user_id = ? order by id").bind(userId).all<PayoutRow & Record<string, any>>();
+
+describe("hardening 3: held payouts change state only inside the batch that moves the money", () => {
+  it("release and reject race to exactly one winner; a rejected payout is never paid, by a rerun or anything else; the held terms are what a release pays", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), tz), -2);
+    const advertiser = await newUser("adv");
+    const cmp = await campaign(advertiser.token, 7);
+    await fundCampaign(cmp, 1_000_000);
+    // Fewer than 30 users: the fallback μ 4, σ 2 apply; R̄ 8 = μ + 2σ is level B.
+    const held = await Promise.all(Array.from({ length: 6 }, () => newUser("held")));
+    for (const u of held) await seedDay(u.id, day, [{ minutes: 4, count: 8, campaignId: cmp }]);
+    const first = await runAndWait(day);
+    expect(first.payouts.held).toMatchObject({ count: 6, amountIdr: 6 * 32 * 7 });
+
+    // The campaign's rate changes after the payouts were held: a release pays what was held.
+    await env.DB.prepare("update campaigns set rate_fee_idr = 50 where id = ?").bind(cmp).run();
+    const token = await adminToken();
+    const outcomes: string[] = [];
+    for (const u of held) {
+      const [p] = (await payoutsOf(u.id)).results;
+      const [r1, r2] = await Promise.all([call("POST", `/api/admin/payouts/${p!.id}/release`, { token }), call("POST", `/api/admin/payouts/${p!.id}/reject`, { token })]);
+      expect([r1.status, r2.status].sort()).toEqual([200, 409]);
+      const winner = r1.status === 200 ? "paid" : "rejected";
+      outcomes.push(winner);
+      const [after] = (await payoutsOf(u.id)).results;
+      expect(after!.status).toBe(winner);
+      expect((await balanceOf(u.token)).idrBalance).toBe(winner === "paid" ? 224 : 0);
+    }
+    const rejected = held.filter((_, i) => outcomes[i] === "rejected");
+    const released = held.filter((_, i) => outcomes[i] === "paid");
+    const budget = async () => (await env.DB.prepare("select balance from accounts where id = ?").bind(campaignAccountId(cmp)).first<{ balance: number }>())!.balance;
+    expect(await budget()).toBe(1_000_000 - released.length * (224 + 22));
+
+    // A rerun whose classification would now say C (as if μ and σ had moved) pays no rejected payout.
+    await env.DB.prepare("update daily_activity set level = null, z = null, classified_at = null, rbar = 3 where day = ?").bind(day).run();
+    await runAndWait(day);
+    for (const u of rejected) {
+      expect((await balanceOf(u.token)).idrBalance).toBe(0);
+      // Even asked directly, the movement refuses inside its batch.
+      const [row] = (await payoutsOf(u.id)).results;
+      expect(row!.status).toBe("rejected");
+      expect(await payLine(db(), termsOfRow(row as PayoutRow), Date.now())).toBe("already_decided");
+    }
+    expect(await budget()).toBe(1_000_000 - released.length * (224 + 22));
+    await expectLedgerOk();
+  });
+});
+
+describe("hardening 4: the daily batch cannot be stopped by one user", () => {
+  it("campaign ids must name existing, active campaigns: unknown ids are listed and nothing of the request is accepted", async () => {
+    const user = await newUser("act");
+    const advertiser = await newUser("adv");
+    const real = await campaign(advertiser.token);
+    const ghost = newId();
+    const res = await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view", campaignId: real }, { type: "like", campaignId: ghost }] } });
+    expectProblem(res, 422, "unknown_campaign");
+    expect(res.json.errors).toEqual([{ path: "json.events.1.campaignId", message: `no active campaign ${ghost}` }]);
+    await env.DB.prepare("update campaigns set status = 'paused' where id = ?").bind(real).run();
+    expectProblem(await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view", campaignId: real }] } }), 422, "unknown_campaign");
+    expect((await call("GET", "/api/activity/me", { token: user.token })).json.activeMinutes).toBe(0);
+  });
+
+  it("at most ACTIVITY_MAX_CAMPAIGNS_PER_DAY distinct campaigns per user and day; reports are rate limited per user", async () => {
+    const user = await newUser("many");
+    const advertiser = await newUser("adv");
+    const now = Date.now();
+    const ids = Array.from({ length: 51 }, () => newId(now));
+    await env.DB.batch(ids.map((id) => env.DB.prepare("insert into campaigns (id, owner_id, name, status, created_at) values (?, ?, 'c', 'active', ?)").bind(id, advertiser.id, now)));
+    const ok = await call("POST", "/api/activity", { token: user.token, body: { events: ids.slice(0, 50).map((campaignId) => ({ type: "view", campaignId })) } });
+    expect(ok.status, ok.text).toBe(202);
+    expectProblem(await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view", campaignId: ids[50] }] } }), 422, "too_many_campaigns");
+    expect((await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view", campaignId: ids[3] }] } })).status).toBe(202);
+
+    const limited = await newUser("limited");
+    const vars = { ACTIVITY_REQUESTS_PER_MINUTE: "3" };
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await call("POST", "/api/activity", { token: limited.token, body: { events: [{ type: "view" }] }, vars })).status);
+    expect(statuses).toEqual([202, 202, 202, 429]);
+  });
+
+  it("events for a day whose collection has started are refused with day_closed, never silently unpaid", async () => {
+    const user = await newUser("late");
+    const today = businessDay(Date.now(), tz);
+    expect((await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view" }] } })).status).toBe(202);
+    // The batch's collect step takes the day's summary, which closes the day in the user's object.
+    await env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(user.id)).summary(today, { view: 1, like: 1, comment: 1 });
+    expectProblem(await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view" }] } }), 422, "day_closed");
+    // A day is run (by the cron at 00:15 WIB, or by hand) only after its 10-minute late window.
+    expectProblem(await call("POST", `/api/admin/batches/${today}/run`, { token: await adminToken() }), 409, "conflict");
+  });
+
+  it("fan-out stays within the Queues limits whatever the id length (≤ 100 messages and < 256 KB per sendBatch)", () => {
+    const id = (i: number) => `u${String(i).padStart(63, "x")}`;
+    const bodies = Array.from({ length: 1_000 }, (_, m) => ({ kind: "pay" as const, day: "2026-11-20", userIds: Array.from({ length: 1000 }, (_, i) => id(m * 1000 + i)) }));
+    const groups = sendBatches(bodies);
+    expect(groups.flat()).toHaveLength(1_000);
+    for (const g of groups) {
+      expect(g.length).toBeLessThanOrEqual(100);
+      expect(new TextEncoder().encode(JSON.stringify(g)).length).toBeLessThan(256 * 1024);
+    }
+    // With 100 ids of 64 characters per message, 100 messages would be ~680 KB: the groups are smaller.
+    expect(groups.length).toBeGreaterThan(10);
+  });
+
+  it("a user reporting hundreds of random campaign ids is refused, and the same day's batch still finishes and pays everyone else; 64-character ids too", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), tz), -4);
+    const flooder = await newUser("flood");
+    for (let r = 0; r < 10; r++) {
+      const events = Array.from({ length: 50 }, () => ({ type: "view", campaignId: newId() }));
+      expectProblem(await call("POST", "/api/activity", { token: flooder.token, body: { events } }), 422, "unknown_campaign");
+    }
+    const advertiser = await newUser("adv");
+    const cmp = await campaign(advertiser.token);
+    await fundCampaign(cmp, 10_000_000);
+    const honest = await Promise.all(Array.from({ length: 3 }, () => newUser("honest")));
+    const long = { id: `L${Date.now()}${"x".repeat(64)}`.slice(0, 64) };
+    expect(long.id).toHaveLength(64);
+    for (const u of [...honest, long]) await seedDay(u.id, day, [{ minutes: 10, count: 3, campaignId: cmp }]);
+    await seedDay(flooder.id, day, [{ minutes: 5, count: 3 }]);
+    await env.DB.prepare("insert or ignore into users (id, status, kyc_status, verification_required, total_deposited_coins, total_withdrawn_idr, created_at, updated_at) values (?, 'active', 'none', 0, 0, 0, 0, 0)").bind(long.id).run();
+    await env.DB.prepare("insert or ignore into accounts (id, kind, owner_id, asset, balance, locked, allow_negative, created_at) values (?, 'user_wallet', ?, 'IDR', 0, 0, 0, 0)").bind(`usr:${long.id}:IDR`, long.id).run();
+    const progress = await runAndWait(day);
+    expect(progress).toMatchObject({ activeUsers: 5, classified: 5 });
+    expect(progress.payouts.paid).toMatchObject({ count: 4, amountIdr: 4 * 30 * 5 });
+    for (const u of honest) expect((await balanceOf(u.token)).idrBalance).toBe(150);
+    await expectLedgerOk();
+  });
+
+  it("a campaign whose owner is frozen or banned pays nothing (campaign_suspended); rateFeeIdr is at most RATE_FEE_MAX_IDR", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), tz), -5);
+    const advertiser = await newUser("adv");
+    expectProblem(await call("POST", "/api/campaigns", { token: advertiser.token, body: { name: "greedy", rateFeeIdr: 101 } }), 400, "validation_failed");
+    const cmp = await campaign(advertiser.token, 100);
+    await fundCampaign(cmp, 1_000_000);
+    const worker = await newUser("w");
+    await seedDay(worker.id, day, [{ minutes: 10, count: 3, campaignId: cmp }]);
+    await setUserStatus(advertiser.id, "frozen");
+    const progress = await runAndWait(day);
+    expect(progress.payouts).toMatchObject({ campaign_suspended: { count: 1 } });
+    expect((await balanceOf(worker.token)).idrBalance).toBe(0);
+    await expectLedgerOk();
+  });
+
+  it("a chunk that exhausted its retries marks the run failed with a critical alert, and POST .../run resumes it", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), tz), -6);
+    const user = await newUser("dlq");
+    await seedDay(user.id, day, [{ minutes: 3, count: 2 }]);
+    await runAndWait(day);
+    await env.DB.prepare("update daily_activity set classified_at = null, level = null where day = ?").bind(day).run();
+    await env.DB.prepare("update batch_runs set status = 'paying' where day = ?").bind(day).run();
+    await handleDeadLetter({ db: db(), config, env }, { kind: "pay", day, userIds: [user.id] }, Date.now());
+    const token = await adminToken();
+    const failed = await call("GET", `/api/admin/batches/${day}`, { token });
+    expect(failed.json).toMatchObject({ status: "failed", failedChunks: 1 });
+    const alerts = await env.DB.prepare("select severity from fraud_alerts where alert_type = 'batch_chunk_failed' and json_extract(details, '$.day') = ?").bind(day).all();
+    expect(alerts.results).toEqual([{ severity: "critical" }]);
+    const resumed = await runAndWait(day);
+    expect(resumed).toMatchObject({ status: "done", classified: 1 });
+  });
+});

@@ -1,0 +1,160 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config";
+import { createDb } from "../src/db/client";
+import type { PaymentOrderRow } from "../src/db/schema";
+import { reversalStep, statusCodeAgrees } from "../src/payments/deposit-rules";
+import { settleOrder } from "../src/payments/settlement.service";
+import { TEST_KEYS } from "./keys";
+import { balanceOf, call, expectLedgerOk, expectProblem, midtransNotification, newUser, postMidtransWebhook, sim } from "./helpers";
+
+const config = loadConfig(env);
+const orderRow = (id: string) => env.DB.prepare("select * from payment_orders where id = ?").bind(id).first<Record<string, any>>();
+const debtOf = async (userId: string) => (await env.DB.prepare("select balance from accounts where id = ?").bind(`debt:${userId}:COIN`).first<{ balance: number }>())!.balance;
+
+async function buy(token: string, packageId = "pkg_1000") {
+  const res = await call("POST", "/api/payment/midtrans/create", { token, body: { packageId } });
+  expect(res.status, res.text).toBe(201);
+  return res.json.orderId as string;
+}
+
+async function paid(packageId = "pkg_1000") {
+  const user = await newUser("refund");
+  const orderId = await buy(user.token, packageId);
+  expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
+  return { user, orderId };
+}
+
+async function sha512(text: string) {
+  const d = await crypto.subtle.digest("SHA-512", new TextEncoder().encode(text));
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+describe("hardening 2: partial refunds and chargebacks reverse only what was refunded", () => {
+  it("the spec's example: 1,000 + 150 coins for Rp 85,000; Rp 10,000 refunded → 136 coins, then a full refund → the remaining 1,014", async () => {
+    const { user, orderId } = await paid();
+    expect((await balanceOf(user.token)).balance).toBe(1150);
+    const partial = await midtransNotification(orderId, { transaction_status: "partial_refund", refund_amount: 10_000 });
+    expect((await postMidtransWebhook(partial)).json.outcome).toBe("reversed");
+    expect((await balanceOf(user.token)).balance).toBe(1150 - 136);
+    // The same refund notified again moves nothing.
+    expect((await postMidtransWebhook(partial)).json.outcome).toBe("duplicate");
+    expect((await balanceOf(user.token)).balance).toBe(1014);
+    expect(await orderRow(orderId)).toMatchObject({ status: "paid", reversed_amount: 136, refunded_idr: 10_000 });
+
+    const full = await midtransNotification(orderId, { transaction_status: "refund" });
+    expect((await postMidtransWebhook(full)).json.outcome).toBe("reversed");
+    expect((await balanceOf(user.token)).balance).toBe(0);
+    expect(await orderRow(orderId)).toMatchObject({ status: "reversed", reversed_amount: 1150, refunded_idr: 85_000 });
+    expect((await postMidtransWebhook(full)).json.outcome).toBe("duplicate");
+    expect((await postMidtransWebhook(partial)).json.outcome).toBe("duplicate");
+    const refunds = await call("GET", "/api/wallet/transactions?type=refund", { token: user.token });
+    expect(refunds.json.items.map((t: any) => t.amount).sort((a: number, b: number) => a - b)).toEqual([136, 1014]);
+    await expectLedgerOk();
+  });
+
+  it("partial chargebacks after spending book only the uncovered part as debt, and never more than the credit", async () => {
+    const { user, orderId } = await paid();
+    const friend = await newUser("friend");
+    expect((await call("POST", "/api/wallet/transfer", { token: user.token, body: { toUserId: friend.id, amount: 400 } })).status).toBe(201);
+    const half = await midtransNotification(orderId, { transaction_status: "partial_chargeback", refund_amount: 42_500 });
+    expect((await postMidtransWebhook(half)).json.outcome).toBe("reversed");
+    // ceil(1150 × 42,500 / 85,000) = 575 of the 750 left.
+    expect((await balanceOf(user.token)).balance).toBe(175);
+    expect(await debtOf(user.id)).toBe(0);
+    const rest = await midtransNotification(orderId, { transaction_status: "partial_chargeback", refund_amount: 42_500 });
+    expect((await postMidtransWebhook(rest)).json.outcome).toBe("reversed");
+    expect((await balanceOf(user.token)).balance).toBe(0);
+    expect(await debtOf(user.id)).toBe(-400);
+    expect(await orderRow(orderId)).toMatchObject({ status: "reversed", reversed_amount: 1150 });
+    await expectLedgerOk();
+  });
+
+  it("reversalStep is ceil of the cumulative share, minus what was taken, never past the credit", () => {
+    const order = { kind: "coin_package" as const, coins: 1000, bonusCoins: 150, amountIdr: 85_000, reversedAmount: 0, refundedIdr: 0 };
+    expect(reversalStep(order, 10_000)).toMatchObject({ amount: 136, idrAmount: 10_000, reversedTotal: 136, complete: false });
+    expect(reversalStep({ ...order, reversedAmount: 136, refundedIdr: 10_000 }, 85_000)).toMatchObject({ amount: 1014, idrAmount: 75_000, complete: true });
+    expect(reversalStep({ ...order, reversedAmount: 136, refundedIdr: 10_000 }, 10_000)).toMatchObject({ amount: 0, idrAmount: 0 });
+    expect(reversalStep(order, 999_999_999)).toMatchObject({ amount: 1150, cumulativeIdr: 85_000 });
+    for (let refunded = 0; refunded <= 85_000; refunded += 1_777) {
+      const step = reversalStep(order, refunded);
+      expect(step.amount).toBe(Math.ceil((1150 * refunded) / 85_000));
+      expect(step.amount).toBeLessThanOrEqual(1150);
+    }
+  });
+});
+
+describe("hardening 3: orders change state only inside the batch that moves the money", () => {
+  it("a refund confirmed before the credit marks the order refunded, and a racing credit that read it pending moves nothing", async () => {
+    const user = await newUser("early");
+    const orderId = await buy(user.token, "pkg_500");
+    const stale = (await createDb(env.DB).query.paymentOrders.findFirst({ where: (o, { eq }) => eq(o.id, orderId) })) as PaymentOrderRow;
+    const refund = await midtransNotification(orderId, { transaction_status: "refund" });
+    expect((await postMidtransWebhook(refund)).json.outcome).toBe("refunded");
+    expect(await orderRow(orderId)).toMatchObject({ status: "refunded" });
+    // The credit of a settlement that was confirmed before the refund, arriving after it.
+    expect(await settleOrder(createDb(env.DB), config, stale, "credit", { gatewayStatus: "settlement" })).toBe("duplicate");
+    expect((await balanceOf(user.token)).balance).toBe(0);
+    const alerts = await env.DB.prepare("select alert_type from fraud_alerts where user_id = ?").bind(user.id).all();
+    expect(alerts.results).toEqual([{ alert_type: "payment_refunded" }]);
+    await expectLedgerOk();
+  });
+});
+
+describe("hardening 6: webhooks trust only what is signed or confirmed", () => {
+  it("a status_code that disagrees with transaction_status is refused with 400, though correctly signed", async () => {
+    const user = await newUser("code");
+    const orderId = await buy(user.token, "pkg_100");
+    const genuine = await midtransNotification(orderId, { transaction_status: "settlement" });
+    for (const [status, code] of [["settlement", "201"], ["pending", "200"], ["expire", "200"], ["deny", "200"]] as const) {
+      const forged: Record<string, string> = { ...genuine, transaction_status: status, status_code: code };
+      forged.signature_key = await sha512(forged.order_id! + code + forged.gross_amount + TEST_KEYS.MIDTRANS_SERVER_KEY);
+      expectProblem(await postMidtransWebhook(forged), 400, "invalid_notification");
+    }
+    expect((await balanceOf(user.token)).balance).toBe(0);
+    expect(statusCodeAgrees("capture", "201", "challenge")).toBe(true);
+    expect(statusCodeAgrees("capture", "200", "challenge")).toBe(false);
+  });
+
+  it("a notification naming an order of the other gateway is 404: the Xendit token never settles a Midtrans order, and back", async () => {
+    const user = await newUser("cross");
+    const midtransOrder = await buy(user.token, "pkg_100");
+    const xendit = await call("POST", "/api/payment/xendit/create", { token: user.token, body: { packageId: "pkg_100" } });
+    const invoiceId = (await orderRow(xendit.json.orderId))!.gateway_ref as string;
+    const paid = await sim("POST", `/_sim/xendit/${invoiceId}/notify`, { status: "PAID", external_id: midtransOrder, deliver: false });
+    expectProblem(await call("POST", "/api/payment/xendit/webhook", { body: paid.json.notification, headers: paid.json.headers }), 404, "not_found");
+    const signed = await midtransNotification(xendit.json.orderId, { transaction_status: "settlement", gross_amount: "10000.00" });
+    expectProblem(await postMidtransWebhook(signed), 404, "not_found");
+    expect((await balanceOf(user.token)).balance).toBe(0);
+  });
+
+  it("an order already final answers 200 without calling the Status API; a failure is confirmed before the order fails", async () => {
+    const { orderId } = await paid("pkg_100");
+    const refund = await midtransNotification(orderId, { transaction_status: "refund" });
+    expect((await postMidtransWebhook(refund)).json.outcome).toBe("reversed");
+    await sim("POST", "/_sim/faults", { target: "status", mode: "http500", count: 5 });
+    // Final: no Status API call, so the outage does not matter.
+    const again = await postMidtransWebhook(refund);
+    expect(again.status).toBe(200);
+    expect(again.json.outcome).toBe("duplicate");
+    await sim("POST", "/_sim/faults", { target: "status", mode: "none" });
+
+    const user = await newUser("deny");
+    const pending = await buy(user.token, "pkg_100");
+    const deny = await midtransNotification(pending, { transaction_status: "deny" });
+    // The gateway itself still says pending (e.g. a replayed or misrouted deny): the order is not failed.
+    await midtransNotification(pending, { transaction_status: "pending" });
+    expect((await postMidtransWebhook(deny)).json.outcome).toBe("ignored");
+    expect(await orderRow(pending)).toMatchObject({ status: "pending" });
+  });
+
+  it("our own gateway outages when opening orders do not count toward multiple_failed_payments", async () => {
+    const user = await newUser("outage");
+    await sim("POST", "/_sim/faults", { target: "snap", mode: "http500", count: 6 });
+    for (let i = 0; i < 6; i++) expectProblem(await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } }), 502, "gateway_error");
+    const alerts = await env.DB.prepare("select count(*) as n from fraud_alerts where user_id = ? and alert_type = 'multiple_failed_payments'").bind(user.id).first<{ n: number }>();
+    expect(alerts?.n).toBe(0);
+    const row = await env.DB.prepare("select status from users where id = ?").bind(user.id).first<{ status: string }>();
+    expect(row?.status).toBe("active");
+  });
+});

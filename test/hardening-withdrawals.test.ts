@@ -1,0 +1,148 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config";
+import { createDb } from "../src/db/client";
+import { reconcileWithdrawals } from "../src/payouts/withdrawals.service";
+import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, irisNotify, irisReferenceOf, sim, verifiedUser } from "./helpers";
+
+const config = loadConfig(env);
+const reconcile = (now: number) => reconcileWithdrawals(createDb(env.DB), config, env, now);
+const withdrawalOf = (id: string) => env.DB.prepare("select * from withdrawals where id = ?").bind(id).first<Record<string, any>>();
+const simPayoutsFor = async (id: string) => ((await sim("GET", "/_sim/state")).json.payouts as { notes: string; reference_no: string; status: string }[]).filter((p) => p.notes === `Withdrawal ${id}`);
+const withdraw = (token: string, amount: number, key?: string) =>
+  call("POST", "/api/wallet/withdraw", { token, body: { asset: "COIN", amount }, headers: key ? { "idempotency-key": key } : {} });
+
+describe("hardening 1: ambiguous Iris outcomes never release a hold", () => {
+  it("Iris accepts the payout but answers after the deadline: the coins stay locked, cannot be withdrawn twice, and Iris' notification settles it", async () => {
+    const user = await verifiedUser("late");
+    await adjust(user.id, 1500);
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "late" });
+    const res = await withdraw(user.token, 1000, `late-${user.id}`);
+    expect(res.status, res.text).toBe(202);
+    expect(res.json).toMatchObject({ status: "pending", unconfirmed: true, netIdr: 88_000 });
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 1500, lockedBalance: 1000, availableBalance: 500 });
+    expectProblem(await withdraw(user.token, 1000), 422, "insufficient_funds");
+    const replay = await withdraw(user.token, 1000, `late-${user.id}`);
+    expect(replay.json).toEqual(res.json);
+    expect(await withdrawalOf(res.json.withdrawalId)).toMatchObject({ status: "pending", unconfirmed: 1, iris_reference: null });
+    const payouts = await simPayoutsFor(res.json.withdrawalId);
+    expect(payouts).toHaveLength(1);
+
+    // Iris' signed notification names only its reference; the service matches it through Iris' own record.
+    const done = await irisNotify(payouts[0]!.reference_no, "completed");
+    expect(done.json, done.text).toMatchObject({ outcome: "completed" });
+    expect(await withdrawalOf(res.json.withdrawalId)).toMatchObject({ status: "completed", unconfirmed: 0, iris_reference: payouts[0]!.reference_no });
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 500, lockedBalance: 0, totalWithdrawn: 100_000 });
+    await expectLedgerOk();
+  });
+
+  it("a 5xx or an unreadable answer is ambiguous too: reconciliation repeats the create under the same key, learns the reference, and never makes a second payout", async () => {
+    const user = await verifiedUser("amb");
+    await adjust(user.id, 3000);
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "http500" });
+    const lost = await withdraw(user.token, 1000);
+    expect(lost.json).toMatchObject({ unconfirmed: true });
+    expect(await simPayoutsFor(lost.json.withdrawalId)).toHaveLength(0);
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "garbage" });
+    const unreadable = await withdraw(user.token, 1000);
+    expect(unreadable.json).toMatchObject({ unconfirmed: true });
+    expect(await simPayoutsFor(unreadable.json.withdrawalId)).toHaveLength(1);
+    expect(await balanceOf(user.token)).toMatchObject({ lockedBalance: 2000 });
+
+    const later = Date.now() + 6 * 60_000;
+    const run = await reconcile(later);
+    expect(run).toMatchObject({ referencesLearned: 2 });
+    for (const w of [lost, unreadable]) {
+      const payouts = await simPayoutsFor(w.json.withdrawalId);
+      expect(payouts).toHaveLength(1);
+      expect(await withdrawalOf(w.json.withdrawalId)).toMatchObject({ status: "pending", unconfirmed: 0, iris_reference: payouts[0]!.reference_no });
+    }
+    await sim("POST", `/_sim/iris/${await irisReferenceOf(lost.json.withdrawalId)}/notify`, { status: "completed", deliver: false });
+    await sim("POST", `/_sim/iris/${await irisReferenceOf(unreadable.json.withdrawalId)}/notify`, { status: "failed", deliver: false });
+    await reconcile(later + 3_600_000);
+    expect(await withdrawalOf(lost.json.withdrawalId)).toMatchObject({ status: "completed" });
+    expect(await withdrawalOf(unreadable.json.withdrawalId)).toMatchObject({ status: "failed" });
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 2000, lockedBalance: 0 });
+    await expectLedgerOk();
+  });
+
+  it("a withdrawal held but never sent to Iris (the Worker stopped) is sent by reconciliation under its key", async () => {
+    const user = await verifiedUser("died");
+    await adjust(user.id, 1000);
+    // The request never reaches Iris's payout creation (held until our deadline): nothing exists there.
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
+    const res = await withdraw(user.token, 600);
+    expect(res.json).toMatchObject({ unconfirmed: true });
+    expect(await simPayoutsFor(res.json.withdrawalId)).toHaveLength(0);
+    await reconcile(Date.now() + 6 * 60_000);
+    const payouts = await simPayoutsFor(res.json.withdrawalId);
+    expect(payouts).toHaveLength(1);
+    expect((await irisNotify(payouts[0]!.reference_no, "completed")).json.outcome).toBe("completed");
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 400, lockedBalance: 0 });
+    await expectLedgerOk();
+  });
+
+  it("an admin resolves a pending withdrawal once (audited); a second resolve is 409; Iris disagreeing later raises a critical alert", async () => {
+    const user = await verifiedUser("admin-res");
+    await adjust(user.id, 1000);
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "late" });
+    const res = await withdraw(user.token, 800);
+    const token = await adminToken();
+    const path = `/api/admin/withdrawals/${res.json.withdrawalId}/resolve`;
+    const list = await call("GET", "/api/admin/withdrawals?unconfirmed=true&limit=100", { token });
+    expect(list.json.items.map((w: any) => w.id)).toContain(res.json.withdrawalId);
+    expectProblem(await call("POST", path, { token: user.token, body: { outcome: "failed", reason: "not mine" } }), 403, "forbidden");
+    expectProblem(await call("POST", path, { token, body: { outcome: "lost", reason: "x" } }), 400, "validation_failed");
+    const [a, b] = await Promise.all([call("POST", path, { token, body: { outcome: "failed", reason: "Iris dashboard shows no payout" } }), call("POST", path, { token, body: { outcome: "failed", reason: "twice" } })]);
+    expect([a.status, b.status].sort()).toEqual([200, 409]);
+    expect((a.status === 200 ? a : b).json).toMatchObject({ status: "failed", resolvedBy: "admin-root" });
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 1000, lockedBalance: 0 });
+    const audit = await env.DB.prepare("select actor_id, details from audit_log where action = 'withdrawal.failed' and subject_id = ?").bind(res.json.withdrawalId).all<{ actor_id: string; details: string }>();
+    expect(audit.results).toHaveLength(1);
+    expect(audit.results[0]!.actor_id).toBe("admin-root");
+    // Iris actually paid it: nothing moves again, and a person is told.
+    const [payout] = await simPayoutsFor(res.json.withdrawalId);
+    expect((await irisNotify(payout!.reference_no, "completed")).json.outcome).toBe("duplicate");
+    const conflicts = await env.DB.prepare("select severity from fraud_alerts where user_id = ? and alert_type = 'withdrawal_outcome_conflict'").bind(user.id).all();
+    expect(conflicts.results).toEqual([{ severity: "critical" }]);
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 1000, lockedBalance: 0 });
+    await expectLedgerOk();
+  });
+
+  it("past Iris' idempotency window an unknown withdrawal is flagged for review with one alert, however many runs see it; reconciliation never stalls behind 100 stuck rows", async () => {
+    const user = await verifiedUser("stuck");
+    await adjust(user.id, 1000);
+    const now = Date.now();
+    const old = now - 2 * 86_400_000;
+    // 100 rows stuck without a reference (as a Worker that stopped long ago would leave them), due first.
+    const stuck = Array.from({ length: 100 }, (_, i) => `01STUCK${String(i).padStart(19, "0")}`);
+    for (let i = 0; i < stuck.length; i += 50) {
+      await env.DB.batch(
+        stuck.slice(i, i + 50).map((id) =>
+          env.DB.prepare(
+            "insert into withdrawals (id, user_id, asset, amount, gross_idr, platform_fee_idr, tax_idr, net_idr, status, hold_id, transaction_id, bank_name, account_number, account_name, next_check_at, created_at, updated_at) values (?, ?, 'COIN', 500, 50000, 5000, 1000, 44000, 'pending', ?, ?, 'bca', '1234567890', 'Siti Rahma', 1, ?, ?)",
+          ).bind(id, user.id, `h-${id}`, `t-${id}`, old, old),
+        ),
+      );
+    }
+    const res = await withdraw(user.token, 600);
+    expect(res.status).toBe(202);
+    const ref = await irisReferenceOf(res.json.withdrawalId);
+    await sim("POST", `/_sim/iris/${ref}/notify`, { status: "completed", deliver: false });
+
+    const due = now + 31 * 60_000;
+    const first = await reconcile(due);
+    expect(first).toMatchObject({ checked: 100, needsReview: 100 });
+    const second = await reconcile(due + 1000);
+    expect(second.settled).toBe(1);
+    expect(await withdrawalOf(res.json.withdrawalId)).toMatchObject({ status: "completed", iris_reference: ref });
+    await reconcile(due + 7 * 3_600_000);
+    const alerts = await env.DB.prepare("select count(*) as n, count(distinct json_extract(details, '$.withdrawalId')) as d from fraud_alerts where alert_type = 'withdrawal_unconfirmed' and user_id = ?").bind(user.id).first<{ n: number; d: number }>();
+    expect(alerts).toEqual({ n: 100, d: 100 });
+    const flagged = await env.DB.prepare("select count(*) as n from withdrawals where user_id = ? and unconfirmed = 1 and status = 'pending'").bind(user.id).first<{ n: number }>();
+    expect(flagged?.n).toBe(100);
+    // Leave nothing pending that the ledger would not know about.
+    await env.DB.prepare("delete from withdrawals where id like '01STUCK%'").run();
+    await expectLedgerOk();
+  });
+});
