@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { TEST_KEYS } from "./test/keys.ts";
@@ -14,6 +15,8 @@ export default defineConfig(async () => {
             bindings: {
               ...TEST_KEYS,
               TEST_MIGRATIONS: migrations,
+              // Read by the config test, which checks production refuses every value in it.
+              DEV_VARS_EXAMPLE: readFileSync("./.dev.vars.example", "utf8"),
               SIM_URL: sim,
               MIDTRANS_SNAP_BASE_URL: `${sim}/snap/v1`,
               MIDTRANS_API_BASE_URL: sim,

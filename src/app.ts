@@ -2,7 +2,8 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { adminRouter } from "./admin/admin.routes";
-import { ConfigError, loadConfig } from "./config";
+import { ConfigError } from "./config";
+import { loadRuntimeConfig } from "./secrets";
 import { createDb, meteredD1, type D1Stats } from "./db/client";
 import type { AppEnv } from "./env";
 import { refuseBanned, requireAuth, requireRole } from "./lib/auth";
@@ -20,6 +21,7 @@ import { adminPayoutsRouter, myPayoutsRouter } from "./payouts/daily-payouts.rou
 import { adminBatchesRouter } from "./admin/batches.routes";
 import { adminBillingRouter, billingRouter } from "./billing/billing.routes";
 import { valueMovingGuard } from "./fraud/guard";
+import { securityHeaders } from "./lib/security-headers";
 import { fraudRouter } from "./fraud/fraud.routes";
 
 const readOnlyForBanned = (method: string, path: string) =>
@@ -36,9 +38,10 @@ const openApiInfo = {
 export function createApp() {
   const app = createRouter();
 
+  app.use("*", securityHeaders);
   app.use("*", async (c, next) => {
     try {
-      c.set("config", loadConfig(c.env));
+      c.set("config", loadRuntimeConfig(c.env));
     } catch (error) {
       if (error instanceof ConfigError) {
         console.error(error.message);
@@ -50,16 +53,6 @@ export function createApp() {
     c.set("db", createDb(stats ? meteredD1(c.env.DB, stats) : c.env.DB));
     await next();
     if (stats) c.header("server-timing", `d1;desc="roundTrips=${stats.roundTrips} rowsRead=${stats.rowsRead} rowsWritten=${stats.rowsWritten}"`);
-  });
-  app.use("*", async (c, next) => {
-    // KYC uploads carry two photos; every other body is small JSON.
-    const maxSize = c.req.path === "/api/wallet/kyc/submit" ? c.var.config.KYC_MAX_BODY_BYTES : c.var.config.MAX_BODY_BYTES;
-    return bodyLimit({
-      maxSize,
-      onError: () => {
-        throw new ApiError("payload_too_large", `The body exceeds ${maxSize} bytes.`);
-      },
-    })(c, next);
   });
 
   const member = [requireAuth, refuseBanned(readOnlyForBanned)] as const;
@@ -75,8 +68,22 @@ export function createApp() {
   for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit"]) {
     app.on("POST", path, valueMovingGuard);
   }
-  app.use("/api/admin/*", requireAuth, requireRole("admin"));
-  app.use("/api/fraud/*", requireAuth, requireRole("admin"));
+  // An admin account that was banned is refused like any other banned account.
+  app.use("/api/admin/*", requireAuth, requireRole("admin"), refuseBanned(() => false));
+  app.use("/api/fraud/*", requireAuth, requireRole("admin"), refuseBanned(() => false));
+  // Registered after authentication: hono's limit starts reading a body without Content-Length at
+  // once, and nobody unauthenticated gets a body read. Chunked bodies are counted as they stream.
+  app.use("*", async (c, next) => {
+    // KYC uploads carry two photos; every other body is small JSON.
+    const maxSize = c.req.path === "/api/wallet/kyc/submit" ? c.var.config.KYC_MAX_BODY_BYTES : c.var.config.MAX_BODY_BYTES;
+    return bodyLimit({
+      maxSize,
+      onError: () => {
+        throw new ApiError("payload_too_large", `The body exceeds ${maxSize} bytes.`);
+      },
+    })(c, next);
+  });
+
   app.route("/api/wallet", walletRouter);
   app.route("/api/wallet", withdrawRouter);
   app.route("/api/wallet/kyc", kycUserRouter);

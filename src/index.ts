@@ -1,5 +1,5 @@
 import { createApp } from "./app";
-import { loadConfig } from "./config";
+import { loadRuntimeConfig } from "./secrets";
 import { createDb } from "./db/client";
 import { purgeRejectedPhotos } from "./kyc/kyc.service";
 import { purgeIdempotencyKeys } from "./lib/idempotency";
@@ -18,7 +18,7 @@ const app = createApp();
  * runs whatever happened to the others (a failing Iris must not keep KYC photos past their retention).
  */
 async function housekeeping(env: Env, scheduledTime: number) {
-  const config = loadConfig(env);
+  const config = loadRuntimeConfig(env);
   const db = createDb(env.DB);
   const steps = {
     idempotency: () => purgeIdempotencyKeys(db, scheduledTime - config.IDEMPOTENCY_TTL_HOURS * 3_600_000),
@@ -37,7 +37,7 @@ export default {
 
   async scheduled(controller, env, ctx) {
     if (controller.cron === DAILY_BATCH_CRON) {
-      const config = loadConfig(env);
+      const config = loadRuntimeConfig(env);
       // The day is the business day that ended before the scheduled time, so any run can be replayed.
       const day = previousBusinessDay(controller.scheduledTime, config.BUSINESS_TZ_OFFSET);
       ctx.waitUntil(startBatch({ db: createDb(env.DB), config, env }, day, controller.scheduledTime).then(() => undefined));
@@ -51,7 +51,7 @@ export default {
   },
 
   async queue(batch, env) {
-    const deps = { db: createDb(env.DB), config: loadConfig(env), env };
+    const deps = { db: createDb(env.DB), config: loadRuntimeConfig(env), env };
     const deadLetters = batch.queue.endsWith("-dlq");
     for (const message of batch.messages) {
       try {

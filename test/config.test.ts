@@ -1,5 +1,8 @@
-import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
 import { ConfigError, loadConfig } from "../src/config";
+import { DEV_EXAMPLE_VALUES, secretProblems } from "../src/secrets";
+import { call, expectProblem } from "./helpers";
 
 describe("configuration", () => {
   it("has the spec's defaults", () => {
@@ -40,5 +43,69 @@ describe("configuration", () => {
     expect(() => loadConfig({ BUSINESS_TZ_OFFSET: "WIB" })).toThrow(/BUSINESS_TZ_OFFSET/);
     expect(() => loadConfig({ CONTENT_CREATOR_BPS: "9000" })).toThrow(/CONTENT_\*_BPS/);
     expect(() => loadConfig({ MIDTRANS_SNAP_BASE_URL: "not a url" })).toThrow(/MIDTRANS_SNAP_BASE_URL/);
+  });
+});
+
+describe("hardening 5: secrets and production safety", () => {
+  const production = {
+    ENVIRONMENT: "production",
+    JWT_SECRET: "p".repeat(48),
+    MIDTRANS_SERVER_KEY: "Mid-server-real",
+    MIDTRANS_IRIS_API_KEY: "IRIS-real-api",
+    MIDTRANS_IRIS_MERCHANT_KEY: "IRIS-real-merchant",
+    XENDIT_SECRET_KEY: "xnd_production_real",
+    XENDIT_CALLBACK_TOKEN: "real-callback-token",
+    KYC_ENCRYPTION_KEY: btoa(String.fromCharCode(...Array.from({ length: 32 }, (_, i) => 255 - i))),
+    MIDTRANS_IS_PRODUCTION: "true",
+    MIDTRANS_SNAP_BASE_URL: "https://app.midtrans.com/snap/v1",
+    MIDTRANS_API_BASE_URL: "https://api.midtrans.com",
+    MIDTRANS_IRIS_BASE_URL: "https://app.midtrans.com/iris/api/v1",
+    XENDIT_API_BASE_URL: "https://api.xendit.co",
+  };
+
+  it("a sound production configuration runs", async () => {
+    expect(secretProblems(production, loadConfig(production))).toEqual([]);
+    expect((await call("GET", "/api/payment/packages", { vars: production })).status).toBe(200);
+  });
+
+  it.each([
+    ["a missing secret", { JWT_SECRET: "" }, "JWT_SECRET"],
+    ["a short JWT secret", { JWT_SECRET: "short-secret" }, "JWT_SECRET"],
+    ["an empty Midtrans key", { MIDTRANS_SERVER_KEY: "" }, "MIDTRANS_SERVER_KEY"],
+    ["an empty Xendit token", { XENDIT_CALLBACK_TOKEN: "" }, "XENDIT_CALLBACK_TOKEN"],
+    ["a KYC key that is not 32 bytes", { KYC_ENCRYPTION_KEY: btoa("sixteen byte key") }, "KYC_ENCRYPTION_KEY"],
+    ["a previous KYC key that is not 32 bytes", { KYC_ENCRYPTION_KEY_PREVIOUS: "not base64!" }, "KYC_ENCRYPTION_KEY_PREVIOUS"],
+    ["a sandbox Snap URL in production", { MIDTRANS_SNAP_BASE_URL: "https://app.sandbox.midtrans.com/snap/v1" }, "MIDTRANS_SNAP_BASE_URL"],
+    ["a local simulator in production", { MIDTRANS_IRIS_BASE_URL: "http://127.0.0.1:8790/iris/api/v1" }, "MIDTRANS_IRIS_BASE_URL"],
+    ["MIDTRANS_IS_PRODUCTION=false in production", { MIDTRANS_IS_PRODUCTION: "false" }, "MIDTRANS_IS_PRODUCTION"],
+    ["MIDTRANS_VERIFY_STATUS=false in production", { MIDTRANS_VERIFY_STATUS: "false" }, "MIDTRANS_VERIFY_STATUS"],
+    ["a Xendit development key in production", { XENDIT_SECRET_KEY: "xnd_development_abc" }, "XENDIT_SECRET_KEY"],
+  ])("%s: every request is 500 misconfigured and the log names the var", async (_name, override, varName) => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      const res = await call("GET", "/api/payment/packages", { vars: { ...production, ...override } });
+      expectProblem(res, 500, "misconfigured");
+      expect(res.text).not.toContain(varName);
+      expect(errors.mock.calls.flat().join(" ")).toContain(varName);
+    } finally {
+      errors.mockRestore();
+    }
+  });
+
+  it("production refuses every value of .dev.vars.example, and the list the code holds is that file's", async () => {
+    const example = Object.fromEntries(
+      env.DEV_VARS_EXAMPLE.split("\n")
+        .map((line) => /^([A-Z0-9_]+)=(.*)$/.exec(line.trim()))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => [m[1]!, m[2]!]),
+    );
+    expect(Object.keys(example).length).toBeGreaterThanOrEqual(7);
+    expect([...DEV_EXAMPLE_VALUES].sort()).toEqual(Object.values(example).sort());
+    for (const [name, value] of Object.entries(example)) {
+      const problems = secretProblems({ ...production, [name]: value }, loadConfig({ ...production, [name]: value }));
+      expect(problems.join("; "), name).toContain(name);
+    }
+    // Outside production the example file is exactly what local development runs on.
+    expect(secretProblems({ ...example, ENVIRONMENT: "development" }, loadConfig({}))).toEqual([]);
   });
 });

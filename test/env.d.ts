@@ -5,6 +5,7 @@ declare global {
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
       SIM_URL: string;
+      DEV_VARS_EXAMPLE: string;
     }
   }
 }

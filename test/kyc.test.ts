@@ -29,8 +29,9 @@ describe("KYC submission and review", () => {
     expect(row?.id_number_last4).toBe("0123");
     expect(row?.id_number_encrypted).not.toContain("3171234567890123");
     const stored = new Uint8Array(await (await env.KYC_BUCKET.get(row!.id_photo_key))!.arrayBuffer());
-    expect(stored.length).toBe(idPhoto.length + 12 + 16);
-    expect(stored.slice(12, 12 + 64)).not.toEqual(idPhoto.slice(0, 64));
+    // "KE1" ‖ key id (4) ‖ IV (12) ‖ ciphertext ‖ GCM tag (16)
+    expect(stored.length).toBe(3 + 4 + 12 + idPhoto.length + 16);
+    expect(stored.slice(19, 19 + 64)).not.toEqual(idPhoto.slice(0, 64));
     expect(Buffer.from(stored).includes(Buffer.from(idPhoto.slice(100, 164)))).toBe(false);
 
     const admin = await adminToken();

@@ -4,7 +4,7 @@ import { and, eq, inArray } from "drizzle-orm";
 import { activityDays, campaigns } from "../db/schema";
 import { selectInChunks } from "../db/in-chunks";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
-import { rateLimit } from "../lib/rate-limit";
+import { rateLimited } from "../lib/rate-limit";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { businessDay } from "../lib/time";
 import type { Weights } from "./bot-rules";
@@ -42,6 +42,7 @@ export const activityRouter = createRouter()
         "distinct campaigns for the user and business day → 422 `too_many_campaigns`; events for a business day whose collection by the daily batch " +
         "has started → 422 `day_closed` (they could never be paid). At most ACTIVITY_REQUESTS_PER_MINUTE (60) reports per minute (429).",
       security: bearerSecurity,
+      middleware: [rateLimited("activity", (config) => config.ACTIVITY_REQUESTS_PER_MINUTE, 60_000, "activity reports")] as const,
       request: { body: { required: true, content: { "application/json": { schema: ActivityBody } } } },
       responses: {
         202: { description: "Counted", content: { "application/json": { schema: z.object({ accepted: z.number().int(), duplicates: z.number().int() }) } } },
@@ -52,7 +53,6 @@ export const activityRouter = createRouter()
     async (c) => {
       const now = Date.now();
       const { config, user, db } = c.var;
-      await rateLimit(c, "activity", config.ACTIVITY_REQUESTS_PER_MINUTE, 60_000, "activity reports");
       const errors: { path: string; message: string }[] = [];
       const events = c.req.valid("json").events.map((e, i) => {
         const at = e.at === undefined ? now : Date.parse(e.at);

@@ -24,7 +24,11 @@ const AdjustmentSchema = z
       .max(MAX_AMOUNT)
       .refine((n) => n !== 0, "must not be zero")
       .openapi({ description: "Positive credits the user, negative debits; the other side is the platform adjustments account." }),
-    reason: z.string().trim().min(3).max(500),
+    category: z
+      .enum(["correction", "goodwill", "promotion", "chargeback_recovery", "fraud_recovery"])
+      .default("correction")
+      .openapi({ description: "What the user sees in their history as the reason (the only detail shown to them)." }),
+    reason: z.string().trim().min(3).max(500).openapi({ description: "Internal note, kept in the audit log with the admin's id; never shown to the user." }),
   })
   .strict()
   .openapi("AdjustmentRequest");
@@ -76,7 +80,7 @@ export const adminRouter = createRouter()
           asset: body.asset,
           amount,
           userId: target.id,
-          metadata: { reason: body.reason, adminId: admin.id },
+          metadata: { category: body.category },
           deviceFingerprint: deviceFingerprint(c),
         };
         const plan = movePlan({
@@ -84,7 +88,7 @@ export const adminRouter = createRouter()
           from: body.amount > 0 ? platform : wallet,
           to: body.amount > 0 ? wallet : platform,
           sideAccountId: wallet,
-          audit: { actorId: admin.id, action: "ledger.adjustment", subjectType: "user", subjectId: target.id, details: { asset: body.asset, amount: body.amount, reason: body.reason } },
+          audit: { actorId: admin.id, action: "ledger.adjustment", subjectType: "user", subjectId: target.id, details: { asset: body.asset, amount: body.amount, category: body.category, reason: body.reason } },
           now,
         });
         const leg = { amount: body.amount, balanceAfter: 0 };

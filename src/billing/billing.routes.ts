@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
 import { bearerSecurity, createRouter } from "../lib/router";
 import type { UsageInvoiceRow } from "../db/schema";
-import { issueMonthlyInvoices, listInvoices, usageFor, usagePlan } from "./billing.service";
+import { issueMonthlyInvoices, lastBatchFinished, listInvoices, usageFor, usagePlan } from "./billing.service";
 import { businessMonth, MONTH_PATTERN, previousMonth, usageCost } from "./usage-pricing";
 
 const MAX_UNITS = 1_000_000_000_000;
@@ -72,8 +72,9 @@ const InvoiceSchema = z
 const invoiceView = (row: UsageInvoiceRow) => ({ ...row, createdAt: new Date(row.createdAt).toISOString(), updatedAt: new Date(row.updatedAt).toISOString() });
 
 const billedUnits =
-  "Billed units are the weighted units of the advertiser's payouts with status `paid` on business days (WIB) of the month. " +
-  "A held payout counts once an admin releases it (it becomes `paid`); held, rejected and insufficient_budget payouts are not billed, since no creator was paid for them.";
+  "Billed units are the weighted units of the advertiser's payouts with status `paid` on business days (WIB) up to the month's end that no other invoice billed. " +
+  "A held payout counts once an admin releases it (it becomes `paid`); released after its month was invoiced, it is billed by the next month's invoice. " +
+  "Held, rejected, insufficient_budget and campaign_suspended payouts are not billed, since no creator was paid for them.";
 
 export const billingRouter = createRouter()
   .openapi(
@@ -129,16 +130,24 @@ export const adminBillingRouter = createRouter()
       summary: "Issue (or retry) the usage invoices of an ended month",
       description:
         `${billedUnits} Each advertiser's invoice is debited from their IDR wallet at most once; one the wallet cannot cover stays unpaid ` +
-        "and is tried again, re-priced, by the next run for that month. The monthly cron runs this at 00:30 WIB on the 1st.",
+        "and is tried again, re-priced, by the next run for that month. Refused (409) until the daily batch of the month's last day has finished. " +
+        "The monthly cron runs this at 12:00 WIB on the 1st, and skips a month whose last day has no finished batch.",
       security: bearerSecurity,
       request: { params: z.object({ month: Month }) },
       responses: {
         200: { description: "What the run found and charged", content: { "application/json": { schema: InvoiceRunSchema } } },
         ...errorResponses,
-        409: problemFor("The month has not ended yet in WIB (`conflict`)."),
+        409: problemFor("The month has not ended yet in WIB, or the batch of its last day has not finished (`conflict`)."),
       },
     }),
-    async (c) => c.json(await issueMonthlyInvoices(c.var.db, c.var.config, c.req.valid("param").month, Date.now()), 200),
+    async (c) => {
+      const { month } = c.req.valid("param");
+      const now = Date.now();
+      if (month < businessMonth(now, c.var.config.BUSINESS_TZ_OFFSET) && !(await lastBatchFinished(c.var.db, month))) {
+        throw new ApiError("conflict", `The daily batch of ${month}'s last day has not finished; invoices would miss its payouts.`);
+      }
+      return c.json(await issueMonthlyInvoices(c.var.db, c.var.config, month, now), 200);
+    },
   )
   .openapi(
     createRoute({

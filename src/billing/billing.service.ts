@@ -1,9 +1,11 @@
-import { and, asc, between, eq, sql } from "drizzle-orm";
-import { loadConfig, type Config } from "../config";
+import { and, asc, between, eq, isNull, lte, or, sql } from "drizzle-orm";
+import type { Config } from "../config";
+import { loadRuntimeConfig } from "../secrets";
 import { createDb, type Db } from "../db/client";
 import { batchRuns, payouts, usageInvoices, type UsageInvoiceRow } from "../db/schema";
 import { systemAccountId, userAccountId } from "../ledger/accounts";
-import { applyPlan } from "../ledger/executor";
+import { applyPlan, applyStatements } from "../ledger/executor";
+import { guard, GuardError } from "../ledger/guards";
 import { movePlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
@@ -36,15 +38,48 @@ function paidUnits(db: Db, month: string, advertiserId?: string) {
     .orderBy(asc(payouts.advertiserId), asc(payouts.campaignId));
 }
 
+/** One invoice per advertiser and month, so its id is derived rather than drawn. */
+export const invoiceId = (advertiserId: string, month: string) => `inv-${month}-${advertiserId}`;
+
+/**
+ * What an advertiser's invoice for `month` bills: every paid payout of a day up to the month's end not
+ * billed by another invoice. So a held payout released after its month was invoiced is billed by the
+ * next month's invoice, never lost and never twice; an unpaid invoice keeps the payouts it claimed.
+ */
+function billable(month: string, advertiserId: string) {
+  return and(
+    eq(payouts.advertiserId, advertiserId),
+    eq(payouts.status, "paid"),
+    lte(payouts.day, monthRange(month).to),
+    or(isNull(payouts.invoiceId), eq(payouts.invoiceId, invoiceId(advertiserId, month))),
+  );
+}
+
+/** Advertisers with anything billable up to the month's end (or one advertiser's), and their units per campaign. */
+function billableUnits(db: Db, month: string, advertiserId?: string) {
+  const to = monthRange(month).to;
+  // `invoiceId(advertiser, month)` in SQL, per row.
+  const ownInvoice = sql`${payouts.invoiceId} = 'inv-' || ${month} || '-' || ${payouts.advertiserId}`;
+  return db
+    .select({ advertiserId: payouts.advertiserId, campaignId: payouts.campaignId, units: sql<number>`sum(${payouts.units})`.mapWith(Number) })
+    .from(payouts)
+    .where(and(eq(payouts.status, "paid"), lte(payouts.day, to), or(isNull(payouts.invoiceId), ownInvoice), advertiserId === undefined ? undefined : eq(payouts.advertiserId, advertiserId)))
+    .groupBy(payouts.advertiserId, payouts.campaignId)
+    .orderBy(asc(payouts.advertiserId), asc(payouts.campaignId));
+}
+
+/** The monthly invoice run waits for the batch of the month's last day: a payout paid later would be billed a month late. */
+export async function lastBatchFinished(db: Db, month: string): Promise<boolean> {
+  const run = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, monthRange(month).to) });
+  return run?.status === "done";
+}
+
 export async function usageFor(db: Db, advertiserId: string, month: string, config: Config) {
   const rows = await paidUnits(db, month, advertiserId);
   const byCampaign: CampaignUnits[] = rows.map(({ campaignId, units }) => ({ campaignId, units }));
   const units = byCampaign.reduce((sum, r) => sum + r.units, 0);
   return { month, units, byCampaign, cost: usageCost(units, usagePlan(config)) };
 }
-
-/** One invoice per advertiser and month, so its id is derived rather than drawn. */
-export const invoiceId = (advertiserId: string, month: string) => `inv-${month}-${advertiserId}`;
 
 interface Invoice {
   advertiserId: string;
@@ -55,8 +90,10 @@ interface Invoice {
 
 /**
  * Debits the invoice from the advertiser's IDR wallet, at most once per advertiser and month
- * (once-key), together with marking the invoice paid. A wallet that cannot cover it leaves the
- * invoice unpaid, re-priced on every retry since nothing has been charged for it yet.
+ * (once-key), together with marking the invoice paid and its payouts billed. A guard aborts the batch
+ * if the billable units changed since they were priced (a payout released meanwhile); the run then
+ * prices again. A wallet that cannot cover it leaves the invoice unpaid (its payouts claimed), re-priced
+ * on every retry since nothing has been charged for it yet.
  */
 async function chargeInvoice(db: Db, inv: Invoice, now: number): Promise<"charged" | "already_paid" | "unpaid"> {
   const { advertiserId, month, cost } = inv;
@@ -65,6 +102,11 @@ async function chargeInvoice(db: Db, inv: Invoice, now: number): Promise<"charge
   const target = [usageInvoices.advertiserId, usageInvoices.month];
   const transactionId = newId(now);
   const wallet = userAccountId(advertiserId, "IDR");
+  const priced = sql`(select coalesce(sum(${payouts.units}), 0) from ${payouts} where ${billable(month, advertiserId)})`;
+  const claim = [
+    guard(db, "invoice_units_changed", sql`${priced} != ${cost.units}`),
+    db.update(payouts).set({ invoiceId: id }).where(billable(month, advertiserId)),
+  ];
   const plan = movePlan({
     tx: { id: transactionId, type: "fee", asset: "IDR", amount: cost.totalIdr, userId: advertiserId, metadata: { month, units: cost.units, invoiceId: id } },
     from: wallet,
@@ -76,6 +118,7 @@ async function chargeInvoice(db: Db, inv: Invoice, now: number): Promise<"charge
   });
   try {
     await applyPlan(db, plan, {
+      before: claim,
       alongside: [
         db
           .insert(usageInvoices)
@@ -90,10 +133,10 @@ async function chargeInvoice(db: Db, inv: Invoice, now: number): Promise<"charge
     if (error.code === "already_applied") return "already_paid";
     if (error.code !== "insufficient_funds") throw error;
   }
-  await db
-    .insert(usageInvoices)
-    .values({ id, advertiserId, month, ...fields, status: "unpaid", transactionId: null, createdAt: now })
-    .onConflictDoUpdate({ target, set: fields, setWhere: eq(usageInvoices.status, "unpaid") });
+  await applyStatements(db, [
+    ...claim,
+    db.insert(usageInvoices).values({ id, advertiserId, month, ...fields, status: "unpaid", transactionId: null, createdAt: now }).onConflictDoUpdate({ target, set: fields, setWhere: eq(usageInvoices.status, "unpaid") }),
+  ]);
   return "unpaid";
 }
 
@@ -117,7 +160,7 @@ export async function issueMonthlyInvoices(db: Db, config: Config, month: string
   if (month >= businessMonth(now, config.BUSINESS_TZ_OFFSET)) {
     throw new ApiError("conflict", `${month} has not ended yet in business time (${config.BUSINESS_TZ_OFFSET}); it is invoiced from the 1st of the next month.`);
   }
-  const [rows, existing] = await db.batch([paidUnits(db, month), db.select().from(usageInvoices).where(eq(usageInvoices.month, month))]);
+  const [rows, existing] = await db.batch([billableUnits(db, month), db.select().from(usageInvoices).where(eq(usageInvoices.month, month))]);
   const paidBefore = new Map(existing.filter((i) => i.status === "paid").map((i) => [i.advertiserId, i]));
   const byAdvertiser = new Map<string, CampaignUnits[]>();
   for (const { advertiserId, campaignId, units } of rows) {
@@ -132,10 +175,23 @@ export async function issueMonthlyInvoices(db: Db, config: Config, month: string
     let amount = done?.amountIdr ?? 0;
     let unpaid = false;
     if (!done) {
-      const cost = usageCost(byCampaign.reduce((sum, r) => sum + r.units, 0), plan);
-      if (cost.totalIdr === 0) continue;
-      amount = cost.totalIdr;
-      const outcome = await chargeInvoice(db, { advertiserId, month, byCampaign, cost }, now);
+      let units = byCampaign;
+      let outcome: Awaited<ReturnType<typeof chargeInvoice>> | "nothing" | null = null;
+      // A payout released while the invoice was priced aborts the charge: price again (a few times).
+      for (let attempt = 0; outcome === null; attempt++) {
+        const cost = usageCost(units.reduce((sum, r) => sum + r.units, 0), plan);
+        amount = cost.totalIdr;
+        if (cost.totalIdr === 0) outcome = "nothing";
+        else {
+          try {
+            outcome = await chargeInvoice(db, { advertiserId, month, byCampaign: units, cost }, now);
+          } catch (error) {
+            if (!(error instanceof GuardError && error.guard === "invoice_units_changed") || attempt >= 3) throw error;
+            units = (await billableUnits(db, month, advertiserId)).map(({ campaignId, units: u }) => ({ campaignId, units: u }));
+          }
+        }
+      }
+      if (outcome === "nothing") continue;
       if (outcome === "charged") run.chargedIdr += amount;
       unpaid = outcome === "unpaid";
     }
@@ -161,13 +217,11 @@ export async function listInvoices(db: Db, month: string, status?: UsageInvoiceR
  * run (POST /api/admin/billing/invoices/{month}/run) after that batch.
  */
 export async function runMonthlyBilling(env: Env, scheduledTime: number): Promise<InvoiceRun | null> {
-  const config = loadConfig(env);
+  const config = loadRuntimeConfig(env);
   const db = createDb(env.DB);
   const month = previousMonth(scheduledTime, config.BUSINESS_TZ_OFFSET);
-  const lastDay = monthRange(month).to;
-  const batch = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, lastDay) });
-  if (batch && batch.status !== "done") {
-    console.error(`usage invoices for ${month} deferred: the batch of ${lastDay} is ${batch.status}`);
+  if (!(await lastBatchFinished(db, month))) {
+    console.error(`usage invoices for ${month} deferred: the batch of ${monthRange(month).to} has not finished; run POST /api/admin/billing/invoices/${month}/run after it`);
     return null;
   }
   const run = await issueMonthlyInvoices(db, config, month, scheduledTime);

@@ -5,6 +5,7 @@ import { USER_ID_PATTERN } from "../lib/auth";
 import { errorResponses, problemFor } from "../lib/errors";
 import { decodeCursor, pageSchema, paginationQuery, toPage } from "../lib/pagination";
 import { bearerSecurity, createRouter } from "../lib/router";
+import { rateLimited } from "../lib/rate-limit";
 import { kycStatusView, latestSubmission, queueItemView, reviewKyc, submitKyc, viewPhoto } from "./kyc.service";
 
 const fileField = z.custom<File>((v) => v instanceof File, "a JPEG or PNG file").openapi({ type: "string", format: "binary" });
@@ -42,8 +43,11 @@ export const kycUserRouter = createRouter()
       path: "/submit",
       tags: ["kyc"],
       summary: "Submit KYC documents (multipart; JPEG/PNG by magic bytes, each ≤ KYC_MAX_PHOTO_BYTES)",
-      description: "Photos are encrypted with AES-256-GCM before they are stored in R2 and are never served back to their owner.",
+      description:
+        "Photos are encrypted with AES-256-GCM before they are stored in R2 and are never served back to their owner. One pending submission per " +
+        "user (409 otherwise, also for concurrent submits); at most KYC_SUBMITS_PER_HOUR (5) attempts per hour (429); the whole body at most KYC_MAX_BODY_BYTES (11 MB).",
       security: bearerSecurity,
+      middleware: [rateLimited("kyc", (config) => config.KYC_SUBMITS_PER_HOUR, 3_600_000, "KYC submissions")] as const,
       request: {
         body: {
           required: true,

@@ -2,7 +2,7 @@ import { and, desc, eq, isNull, lt } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { auditLog, kycSubmissions, users, type KycSubmissionRow } from "../db/schema";
-import { decrypt, encrypt, importAesKey, toBase64 } from "../lib/crypto";
+import { keyRing, open, seal, toBase64 } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { sniffImage, validIdNumber, type IdType } from "./kyc-rules";
@@ -30,8 +30,10 @@ export async function latestSubmission(db: Db, userId: string): Promise<KycSubmi
 }
 
 /**
- * Encrypts both photos (fresh IV each, bound to their object key) before they reach R2; D1 holds only
- * the keys, the encrypted ID number and its last four digits. One open submission per user.
+ * Encrypts both photos (fresh IV each, bound to their object key, the envelope naming its key) before
+ * they reach R2; D1 holds only the keys, the encrypted ID number and its last four digits. One pending
+ * submission per user, kept by a unique index even against concurrent submits; photos uploaded for a
+ * submission whose write failed are deleted again.
  */
 export async function submitKyc(db: Db, bucket: R2Bucket, env: Env, config: Config, userId: string, upload: KycUpload) {
   if (!validIdNumber(upload.idType, upload.idNumber)) {
@@ -41,16 +43,22 @@ export async function submitKyc(db: Db, bucket: R2Bucket, env: Env, config: Conf
   if (current?.status === "pending") throw new ApiError("conflict", "A KYC submission is already waiting for review.");
   if (current?.status === "verified") throw new ApiError("conflict", "This account is already verified.");
   const [idPhoto, selfie] = await Promise.all([readPhoto(upload.idPhoto, "idPhoto", config.KYC_MAX_PHOTO_BYTES), readPhoto(upload.selfiePhoto, "selfiePhoto", config.KYC_MAX_PHOTO_BYTES)]);
-  const key = await importAesKey(env.KYC_ENCRYPTION_KEY);
+  const ring = await keyRing(env);
   const now = Date.now();
   const id = newId(now);
   const idKey = `kyc/${userId}/${id}/id`;
   const selfieKey = `kyc/${userId}/${id}/selfie`;
   const put = async (objectKey: string, photo: { bytes: Uint8Array; type: string }) =>
-    bucket.put(objectKey, await encrypt(key, photo.bytes, objectKey), { customMetadata: { contentType: photo.type, encryption: "AES-256-GCM" } });
-  await Promise.all([put(idKey, idPhoto), put(selfieKey, selfie)]);
-  const idNumberEncrypted = toBase64(await encrypt(key, new TextEncoder().encode(upload.idNumber), `kyc-id-number:${id}`));
-  await db.batch([
+    bucket.put(objectKey, await seal(ring, photo.bytes, objectKey), { customMetadata: { contentType: photo.type, encryption: "AES-256-GCM", keyId: ring.current.id } });
+  const removePhotos = () => bucket.delete([idKey, selfieKey]);
+  try {
+    await Promise.all([put(idKey, idPhoto), put(selfieKey, selfie)]);
+  } catch (error) {
+    await removePhotos();
+    throw error;
+  }
+  const idNumberEncrypted = toBase64(await seal(ring, new TextEncoder().encode(upload.idNumber), `kyc-id-number:${id}`));
+  const write = db.batch([
     db.insert(kycSubmissions).values({
       id,
       userId,
@@ -63,10 +71,19 @@ export async function submitKyc(db: Db, bucket: R2Bucket, env: Env, config: Conf
       selfiePhotoType: selfie.type,
       status: "pending",
       submittedAt: now,
+      keyId: ring.current.id,
     }),
     db.update(users).set({ kycStatus: "pending", updatedAt: now }).where(eq(users.id, userId)),
     db.insert(auditLog).values({ actorId: userId, action: "kyc.status_changed", subjectType: "user", subjectId: userId, details: { from: current?.status ?? "none", to: "pending", submissionId: id }, createdAt: now }),
   ]);
+  try {
+    await write;
+  } catch (error) {
+    await removePhotos();
+    const message = `${error instanceof Error ? error.message : ""} ${error instanceof Error && error.cause instanceof Error ? error.cause.message : ""}`;
+    if (message.includes("UNIQUE") && message.includes("kyc_submissions.user_id")) throw new ApiError("conflict", "A KYC submission is already waiting for review.");
+    throw error;
+  }
   return kycStatusView(await latestSubmission(db, userId));
 }
 
@@ -114,8 +131,7 @@ export async function viewPhoto(db: Db, bucket: R2Bucket, env: Env, adminId: str
   const object = await bucket.get(objectKey);
   if (!object) throw new ApiError("not_found", "No stored photo.");
   await db.insert(auditLog).values({ actorId: adminId, action: "kyc.photo_viewed", subjectType: "user", subjectId: userId, details: { kind, submissionId: current.id }, createdAt: Date.now() });
-  const key = await importAesKey(env.KYC_ENCRYPTION_KEY);
-  const bytes = await decrypt(key, new Uint8Array(await object.arrayBuffer()), objectKey);
+  const bytes = await open(await keyRing(env), new Uint8Array(await object.arrayBuffer()), objectKey);
   return { bytes, contentType: kind === "id" ? current.idPhotoType : current.selfiePhotoType };
 }
 

@@ -1,9 +1,25 @@
 import { ApiError } from "./errors";
 
 const IV_BYTES = 12;
+const KEY_ID_BYTES = 4;
+/** Envelope v1: "KE1" ‖ key id (4 bytes) ‖ iv (12) ‖ ciphertext+tag. Older envelopes are iv ‖ ciphertext+tag. */
+const MAGIC = new Uint8Array([0x4b, 0x45, 0x31]);
 
-/** The AES-256-GCM key from KYC_ENCRYPTION_KEY (base64 of 32 random bytes). */
-export async function importAesKey(base64: string | undefined): Promise<CryptoKey> {
+export interface SealingKey {
+  /** Hex of the first 4 bytes of SHA-256(raw key): names the key inside each envelope, reveals nothing of it. */
+  id: string;
+  key: CryptoKey;
+}
+
+/** The current KYC key and, while photos sealed with it remain, the previous one (KYC_ENCRYPTION_KEY_PREVIOUS). */
+export interface KeyRing {
+  current: SealingKey;
+  previous?: SealingKey;
+}
+
+const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+async function importKey(base64: string | undefined, name: string): Promise<SealingKey> {
   let raw: Uint8Array;
   try {
     raw = Uint8Array.from(atob(base64 ?? ""), (ch) => ch.charCodeAt(0));
@@ -11,29 +27,58 @@ export async function importAesKey(base64: string | undefined): Promise<CryptoKe
     raw = new Uint8Array();
   }
   if (raw.length !== 32) {
-    console.error("KYC_ENCRYPTION_KEY must be base64 of exactly 32 bytes");
+    console.error(`${name} must be base64 of exactly 32 bytes`);
     throw new ApiError("misconfigured", "The service is misconfigured; see the Worker log.");
   }
-  return crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", raw));
+  return { id: hex(digest.slice(0, KEY_ID_BYTES)), key: await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]) };
+}
+
+export async function keyRing(env: { KYC_ENCRYPTION_KEY?: string; KYC_ENCRYPTION_KEY_PREVIOUS?: string }): Promise<KeyRing> {
+  const current = await importKey(env.KYC_ENCRYPTION_KEY, "KYC_ENCRYPTION_KEY");
+  const previous = env.KYC_ENCRYPTION_KEY_PREVIOUS ? await importKey(env.KYC_ENCRYPTION_KEY_PREVIOUS, "KYC_ENCRYPTION_KEY_PREVIOUS") : undefined;
+  return previous ? { current, previous } : { current };
 }
 
 /**
- * Encrypts with a fresh random IV per object; `context` (e.g. the object's key) is bound as
- * additional data, so a ciphertext moved to another key no longer decrypts. Output: iv ‖ ciphertext.
+ * AES-256-GCM with the current key and a fresh random IV; `context` (e.g. the object's key) is bound as
+ * additional data, so a ciphertext moved elsewhere no longer decrypts. The envelope names its key.
  */
-export async function encrypt(key: CryptoKey, plain: Uint8Array, context: string): Promise<Uint8Array> {
+export async function seal(ring: KeyRing, plain: Uint8Array, context: string): Promise<Uint8Array> {
   const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
-  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: new TextEncoder().encode(context) }, key, plain));
-  const out = new Uint8Array(IV_BYTES + sealed.length);
-  out.set(iv);
-  out.set(sealed, IV_BYTES);
+  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: new TextEncoder().encode(context) }, ring.current.key, plain));
+  const id = Uint8Array.from(ring.current.id.match(/../g)!.map((h) => parseInt(h, 16)));
+  const out = new Uint8Array(MAGIC.length + KEY_ID_BYTES + IV_BYTES + sealed.length);
+  out.set(MAGIC);
+  out.set(id, MAGIC.length);
+  out.set(iv, MAGIC.length + KEY_ID_BYTES);
+  out.set(sealed, MAGIC.length + KEY_ID_BYTES + IV_BYTES);
   return out;
 }
 
-export async function decrypt(key: CryptoKey, data: Uint8Array, context: string): Promise<Uint8Array<ArrayBuffer>> {
-  const iv = data.slice(0, IV_BYTES);
-  const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData: new TextEncoder().encode(context) }, key, data.slice(IV_BYTES));
-  return new Uint8Array(plain);
+const decryptWith = async (key: CryptoKey, iv: Uint8Array, body: Uint8Array, context: string) =>
+  new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData: new TextEncoder().encode(context) }, key, body));
+
+/** Opens an envelope with the key it names; an envelope from before key ids is tried with the current, then the previous key. */
+export async function open(ring: KeyRing, data: Uint8Array, context: string): Promise<Uint8Array<ArrayBuffer>> {
+  const keys = [ring.current, ...(ring.previous ? [ring.previous] : [])];
+  if (MAGIC.every((b, i) => data[i] === b)) {
+    const id = hex(data.slice(MAGIC.length, MAGIC.length + KEY_ID_BYTES));
+    const named = keys.find((k) => k.id === id);
+    if (named) {
+      const start = MAGIC.length + KEY_ID_BYTES;
+      return decryptWith(named.key, data.slice(start, start + IV_BYTES), data.slice(start + IV_BYTES), context);
+    }
+  }
+  let failure: unknown;
+  for (const k of keys) {
+    try {
+      return await decryptWith(k.key, data.slice(0, IV_BYTES), data.slice(IV_BYTES), context);
+    } catch (error) {
+      failure = error;
+    }
+  }
+  throw failure;
 }
 
 export const toBase64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));

@@ -6,7 +6,7 @@ import { applyStatements } from "../ledger/executor";
 import { errorResponses, problemFor } from "../lib/errors";
 import { idempotencyScope, idempotent } from "../lib/idempotency";
 import { MAX_AMOUNT } from "../lib/money";
-import { rateLimit } from "../lib/rate-limit";
+import { rateLimited } from "../lib/rate-limit";
 import { deviceFingerprint } from "../lib/request";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { requestWithdrawal, resolveWithdrawal, type WithdrawResponse } from "./withdrawals.service";
@@ -44,6 +44,7 @@ export const withdrawRouter = createRouter()
         "The first account is usable at once. A changed one is usable after WITHDRAW_METHOD_COOLDOWN_HOURS (24) and raises a low `withdraw_method_changed` " +
         "alert, so a stolen session cannot redirect a withdrawal at once. At most WITHDRAW_METHOD_CHANGES_PER_DAY (5) changes a day (429).",
       security: bearerSecurity,
+      middleware: [rateLimited("withdraw_method", (config) => config.WITHDRAW_METHOD_CHANGES_PER_DAY, 86_400_000, "bank account changes")] as const,
       request: { body: { required: true, content: { "application/json": { schema: WithdrawMethodSchema } } } },
       responses: {
         200: { description: "Saved", content: { "application/json": { schema: WithdrawMethodSchema.extend({ usableFrom: z.string().openapi({ format: "date-time" }) }) } } },
@@ -53,7 +54,6 @@ export const withdrawRouter = createRouter()
     async (c) => {
       const body = c.req.valid("json");
       const { db, config, user } = c.var;
-      await rateLimit(c, "withdraw_method", config.WITHDRAW_METHOD_CHANGES_PER_DAY, 86_400_000, "bank account changes");
       const now = Date.now();
       const cooled = now + config.WITHDRAW_METHOD_COOLDOWN_HOURS * 3_600_000;
       const same = and(eq(withdrawMethods.bankName, body.bankName), eq(withdrawMethods.accountNumber, body.accountNumber), eq(withdrawMethods.accountName, body.accountName));
