@@ -56,6 +56,29 @@ async function waitReady() {
   throw new Error(`service did not start:\n${log.slice(-3000)}`);
 }
 
+const DAILY_CRON = "15 17 * * *";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A verified user with a bank account, holding `packageId`'s coins bought through the simulator. */
+async function fundedCreator(prefix, packageId) {
+  const user = `${prefix}-${Date.now()}`;
+  const token = signToken(user, "user", secret, 1);
+  const admin = signToken("e2e-admin", "admin", secret, 1);
+  const order = await request("POST", `${api}/api/payment/midtrans/create`, { token, body: { packageId } });
+  await request("POST", `${simUrl}/_sim/midtrans/${order.json.orderId}/notify`, { body: { transaction_status: "settlement" } });
+  const form = new FormData();
+  form.set("idType", "ktp");
+  form.set("idNumber", "3171234567890123");
+  form.set("idPhoto", new File([Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4])], "id.jpg"));
+  form.set("selfiePhoto", new File([Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 9])], "me.png"));
+  const kyc = await fetch(`${api}/api/wallet/kyc/submit`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: form });
+  expect(kyc.status === 201, `kyc submit ${kyc.status}`);
+  expect((await request("POST", `${api}/api/admin/kyc/${user}/review`, { token: admin, body: { decision: "verified" } })).status === 200, "review");
+  const method = await request("PUT", `${api}/api/wallet/withdraw-method`, { token, body: { bankName: "bca", accountNumber: "8800123456", accountName: "Dewi Lestari" } });
+  expect(method.status === 200, `method ${method.text}`);
+  return { user, token, admin, orderId: order.json.orderId };
+}
+
 const results = [];
 async function check(name, fn) {
   try {
@@ -105,22 +128,7 @@ const scenarios = {
   },
 
   async "verify KYC, withdraw 1,000 coins, the simulator completes the Iris payout: balances and totalWithdrawn right"() {
-    const user = `e2e-creator-${Date.now()}`;
-    const token = signToken(user, "user", secret, 1);
-    const admin = signToken("e2e-admin", "admin", secret, 1);
-    const order = await request("POST", `${api}/api/payment/midtrans/create`, { token, body: { packageId: "pkg_5000" } });
-    await request("POST", `${simUrl}/_sim/midtrans/${order.json.orderId}/notify`, { body: { transaction_status: "settlement" } });
-    const form = new FormData();
-    form.set("idType", "ktp");
-    form.set("idNumber", "3171234567890123");
-    form.set("idPhoto", new File([Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4])], "id.jpg"));
-    form.set("selfiePhoto", new File([Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 9])], "me.png"));
-    const kyc = await fetch(`${api}/api/wallet/kyc/submit`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: form });
-    expect(kyc.status === 201, `kyc submit ${kyc.status} ${await kyc.text()}`);
-    const review = await request("POST", `${api}/api/admin/kyc/${user}/review`, { token: admin, body: { decision: "verified" } });
-    expect(review.status === 200, `review ${review.text}`);
-    const method = await request("PUT", `${api}/api/wallet/withdraw-method`, { token, body: { bankName: "bca", accountNumber: "8800123456", accountName: "Dewi Lestari" } });
-    expect(method.status === 200, `method ${method.text}`);
+    const { user, token } = await fundedCreator("e2e-creator", "pkg_5000");
     const wd = await request("POST", `${api}/api/wallet/withdraw`, { token, body: { asset: "COIN", amount: 1000 }, headers: { "idempotency-key": `wd-${user}` } });
     expect(wd.status === 202 && wd.json.netIdr === 88_000, `withdraw ${wd.status} ${wd.text}`);
     const held = await request("GET", `${api}/api/wallet/balance`, { token });
@@ -151,7 +159,7 @@ const scenarios = {
 
   async "the daily batch cron runs for the day before its scheduled time"() {
     const scheduled = Date.now();
-    const res = await fetch(`${api}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent("5 17 * * *")}&time=${scheduled}`);
+    const res = await fetch(`${api}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent(DAILY_CRON)}&time=${scheduled}`);
     expect(res.ok, `scheduled ${res.status}`);
     const day = new Date(scheduled + 7 * 3_600_000 - 86_400_000).toISOString().slice(0, 10);
     const admin = signToken("e2e-admin", "admin", secret, 1);
@@ -162,6 +170,91 @@ const scenarios = {
       await new Promise((r) => setTimeout(r, 250));
     }
     expect(progress.json?.status === "done", `batch ${progress.text}`);
+  },
+
+  async "Iris answers after our deadline: 202 unconfirmed, the coins stay held, no second payout; Iris' notification settles one, an admin resolves the other"() {
+    const { user, token, admin } = await fundedCreator("e2e-late", "pkg_5000");
+    await request("POST", `${simUrl}/_sim/faults`, { body: { target: "iris", mode: "late", count: 2, delayMs: 15_000 } });
+    const first = await request("POST", `${api}/api/wallet/withdraw`, { token, body: { asset: "COIN", amount: 2000 }, headers: { "idempotency-key": `late-1-${user}` } });
+    expect(first.status === 202 && first.json.unconfirmed === true, `first ${first.status} ${first.text}`);
+    const second = await request("POST", `${api}/api/wallet/withdraw`, { token, body: { asset: "COIN", amount: 2000 }, headers: { "idempotency-key": `late-2-${user}` } });
+    expect(second.status === 202 && second.json.unconfirmed === true, `second ${second.status} ${second.text}`);
+    // 6,000 coins, 4,000 held: a third withdrawal of the same coins is refused.
+    const third = await request("POST", `${api}/api/wallet/withdraw`, { token, body: { asset: "COIN", amount: 2500 } });
+    expect(third.status === 422 && third.json.code === "insufficient_funds", `third ${third.status} ${third.text}`);
+    const replay = await request("POST", `${api}/api/wallet/withdraw`, { token, body: { asset: "COIN", amount: 2000 }, headers: { "idempotency-key": `late-1-${user}` } });
+    expect(replay.status === 202 && replay.json.withdrawalId === first.json.withdrawalId, `replay ${replay.text}`);
+    const state = (await request("GET", `${simUrl}/_sim/state`)).json;
+    const atIris = (id) => state.payouts.filter((p) => p.notes === `Withdrawal ${id}`);
+    expect(atIris(first.json.withdrawalId).length === 1 && atIris(second.json.withdrawalId).length === 1, "one payout each at Iris");
+    const done = await request("POST", `${simUrl}/_sim/iris/${atIris(first.json.withdrawalId)[0].reference_no}/notify`, { body: { status: "completed" } });
+    expect(done.json?.delivered?.body?.outcome === "completed", `iris notify ${done.text}`);
+    const resolved = await request("POST", `${api}/api/admin/withdrawals/${second.json.withdrawalId}/resolve`, { token: admin, body: { outcome: "failed", reason: "e2e: Iris dashboard shows it rejected" } });
+    expect(resolved.status === 200 && resolved.json.status === "failed", `resolve ${resolved.text}`);
+    const again = await request("POST", `${api}/api/admin/withdrawals/${second.json.withdrawalId}/resolve`, { token: admin, body: { outcome: "failed", reason: "twice" } });
+    expect(again.status === 409, `resolve twice ${again.status}`);
+    const balance = await request("GET", `${api}/api/wallet/balance`, { token });
+    expect(balance.json.balance === 4000 && balance.json.lockedBalance === 0 && balance.json.totalWithdrawn === 200_000, `balance ${balance.text}`);
+  },
+
+  async "a partial refund takes back only its share, then a full refund the rest"() {
+    const user = `e2e-refund-${Date.now()}`;
+    const token = signToken(user, "user", secret, 1);
+    const order = await request("POST", `${api}/api/payment/midtrans/create`, { token, body: { packageId: "pkg_1000" } });
+    const { orderId } = order.json;
+    await request("POST", `${simUrl}/_sim/midtrans/${orderId}/notify`, { body: { transaction_status: "settlement" } });
+    const partial = await request("POST", `${simUrl}/_sim/midtrans/${orderId}/notify`, { body: { transaction_status: "partial_refund", refund_amount: 10_000 } });
+    expect(partial.json?.delivered?.body?.outcome === "reversed", `partial ${partial.text}`);
+    let balance = await request("GET", `${api}/api/wallet/balance`, { token });
+    expect(balance.json.balance === 1014, `after partial ${balance.text}`);
+    const replay = await request("POST", `${simUrl}/_sim/midtrans/${orderId}/replay`, { body: {} });
+    expect(replay.json?.delivered?.body?.outcome === "duplicate", `replay ${replay.text}`);
+    const full = await request("POST", `${simUrl}/_sim/midtrans/${orderId}/notify`, { body: { transaction_status: "refund" } });
+    expect(full.json?.delivered?.body?.outcome === "reversed", `full ${full.text}`);
+    balance = await request("GET", `${api}/api/wallet/balance`, { token });
+    expect(balance.json.balance === 0, `after full ${balance.text}`);
+  },
+
+  async "a user flooding activity with random campaign ids is refused; the day's batch still pays everyone else"() {
+    const admin = signToken("e2e-admin", "admin", secret, 1);
+    const advertiser = `e2e-adv-${Date.now()}`;
+    const advToken = signToken(advertiser, "user", secret, 1);
+    const campaign = await request("POST", `${api}/api/campaigns`, { token: advToken, body: { name: "e2e campaign", rateFeeIdr: 5 } });
+    expect(campaign.status === 201, `campaign ${campaign.text}`);
+    const deposit = await request("POST", `${api}/api/campaigns/${campaign.json.id}/deposit`, { token: advToken, body: { amount: 100_000 } });
+    await request("POST", `${simUrl}/_sim/midtrans/${deposit.json.orderId}/notify`, { body: { transaction_status: "settlement" } });
+    const flooder = signToken(`e2e-flood-${Date.now()}`, "user", secret, 1);
+    const random = () => Array.from({ length: 26 }, () => "0123456789ABCDEFGHJKMNPQRSTVWXYZ"[Math.floor(Math.random() * 32)]).join("");
+    for (let r = 0; r < 5; r++) {
+      const flood = await request("POST", `${api}/api/activity`, { token: flooder, body: { events: Array.from({ length: 100 }, () => ({ type: "view", campaignId: random() })) } });
+      expect(flood.status === 422 && flood.json.code === "unknown_campaign", `flood ${flood.status} ${flood.text.slice(0, 200)}`);
+    }
+    const workers = Array.from({ length: 3 }, (_, i) => ({ id: `e2e-worker-${i}-${Date.now()}` }));
+    for (const w of workers) {
+      w.token = signToken(w.id, "user", secret, 1);
+      const ok = await request("POST", `${api}/api/activity`, { token: w.token, body: { events: [{ type: "view", count: 3, campaignId: campaign.json.id }, { type: "like", count: 1, campaignId: campaign.json.id }] } });
+      expect(ok.status === 202, `activity ${ok.text}`);
+    }
+    // The cron at 00:15 WIB tomorrow runs the business day of now (the day comes from the scheduled time).
+    const wib = 7 * 3_600_000;
+    const tomorrow = Math.floor((Date.now() + wib) / 86_400_000) * 86_400_000 + 86_400_000 - wib;
+    const day = new Date(tomorrow - 86_400_000 + wib).toISOString().slice(0, 10);
+    const fired = await fetch(`${api}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent(DAILY_CRON)}&time=${tomorrow + 15 * 60_000}`);
+    expect(fired.ok, `scheduled ${fired.status}`);
+    let progress;
+    for (let i = 0; i < 120; i++) {
+      progress = await request("GET", `${api}/api/admin/batches/${day}`, { token: admin });
+      if (progress.json?.status === "done") break;
+      await sleep(500);
+    }
+    expect(progress.json?.status === "done", `batch ${progress.text}`);
+    for (const w of workers) {
+      const balance = await request("GET", `${api}/api/wallet/balance`, { token: w.token });
+      expect(balance.json.idrBalance === 20, `worker paid ${balance.text}`);
+    }
+    // The day is closed now: late activity for it is refused rather than silently unpaid.
+    const late = await request("POST", `${api}/api/activity`, { token: workers[0].token, body: { events: [{ type: "view" }] } });
+    expect(late.status === 422 && late.json.code === "day_closed", `late ${late.status} ${late.text}`);
   },
 
   async "the ledger reconciles"() {

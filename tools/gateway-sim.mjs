@@ -432,12 +432,12 @@ async function notifyXendit(ctx, { req, params: [id], body, isForm }) {
 }
 
 function setFault(ctx, { body }) {
-  const { target, mode, count = 1 } = body;
+  const { target, mode, count = 1, delayMs = LATE_MS } = body;
   if (!FAULT_TARGETS.has(target) || !FAULT_MODES.has(mode) || !(Number.isInteger(count) && count > 0)) {
     return json(400, { error: "invalid_fault", targets: [...FAULT_TARGETS], modes: [...FAULT_MODES] });
   }
   if (mode === "none") ctx.faults.delete(target);
-  else ctx.faults.set(target, { mode, remaining: count });
+  else ctx.faults.set(target, { mode, remaining: count, delayMs });
   return json(200, { faults: Object.fromEntries(ctx.faults) });
 }
 
@@ -445,7 +445,7 @@ function takeFault(ctx, target) {
   const fault = target && ctx.faults.get(target);
   if (!fault) return null;
   if (--fault.remaining <= 0) ctx.faults.delete(target);
-  return fault.mode;
+  return fault;
 }
 
 const getState = (ctx) => json(200, {
@@ -506,9 +506,10 @@ async function dispatch(ctx, req, res) {
   const route = ROUTES.find((r) => r.method === req.method && (params = r.pattern.exec(pathname)));
   if (!route) return writeResult(res, json(404, { error: "not_found", message: `No simulator route for ${req.method} ${pathname}` }));
   const fault = takeFault(ctx, route.fault);
-  if (fault === "timeout") return hold(ctx, req, res);
-  if (fault === "http500") return writeResult(res, json(500, SERVER_ERROR));
-  if (fault === "reject") return writeResult(res, json(400, { error_message: "An error occurred when creating payouts", errors: ["rejected by the simulator (fault: reject)"], error_messages: ["rejected by the simulator (fault: reject)"] }));
+  const mode = fault?.mode;
+  if (mode === "timeout") return hold(ctx, req, res);
+  if (mode === "http500") return writeResult(res, json(500, SERVER_ERROR));
+  if (mode === "reject") return writeResult(res, json(400, { error_message: "An error occurred when creating payouts", errors: ["rejected by the simulator (fault: reject)"], error_messages: ["rejected by the simulator (fault: reject)"] }));
   const raw = req.method === "GET" ? "" : await readBody(req);
   // `curl -d '{...}'` labels JSON as form data, so a body that looks like JSON is parsed as JSON.
   const isForm = (req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded") &&
@@ -519,10 +520,10 @@ async function dispatch(ctx, req, res) {
   req.simDryRun = body?.deliver === false;
   const args = { req, params: params.slice(1).map(decodeURIComponent), body, isForm };
   const result = await route.handler(ctx, args);
-  if (fault === "garbage") return writeResult(res, { status: 200, html: "<html>upstream proxy says hello</html>" });
-  if (fault === "late") {
+  if (mode === "garbage") return writeResult(res, { status: 200, html: "<html>upstream proxy says hello</html>" });
+  if (mode === "late") {
     // The work is done (a payout exists); the answer arrives after the client stopped waiting.
-    const timer = setTimeout(() => writeResult(res, result), LATE_MS);
+    const timer = setTimeout(() => writeResult(res, result), fault.delayMs);
     return hold(ctx, req, res, timer);
   }
   writeResult(res, result);
