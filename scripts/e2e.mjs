@@ -226,7 +226,7 @@ const scenarios = {
     const flooder = signToken(`e2e-flood-${Date.now()}`, "user", secret, 1);
     const random = () => Array.from({ length: 26 }, () => "0123456789ABCDEFGHJKMNPQRSTVWXYZ"[Math.floor(Math.random() * 32)]).join("");
     for (let r = 0; r < 5; r++) {
-      const flood = await request("POST", `${api}/api/activity`, { token: flooder, body: { events: Array.from({ length: 100 }, () => ({ type: "view", campaignId: random() })) } });
+      const flood = await request("POST", `${api}/api/activity`, { token: flooder, body: { events: Array.from({ length: 50 }, () => ({ type: "view", campaignId: random() })) } });
       expect(flood.status === 422 && flood.json.code === "unknown_campaign", `flood ${flood.status} ${flood.text.slice(0, 200)}`);
     }
     const workers = Array.from({ length: 3 }, (_, i) => ({ id: `e2e-worker-${i}-${Date.now()}` }));

@@ -6,7 +6,7 @@ import type { PaymentOrderRow } from "../src/db/schema";
 import { reversalStep, statusCodeAgrees } from "../src/payments/deposit-rules";
 import { settleOrder } from "../src/payments/settlement.service";
 import { TEST_KEYS } from "./keys";
-import { balanceOf, call, expectLedgerOk, expectProblem, midtransNotification, newUser, postMidtransWebhook, sim } from "./helpers";
+import { balanceOf, call, expectLedgerOk, expectProblem, midtransNotification, newUser, postMidtransWebhook, sim, xenditInvoiceOf } from "./helpers";
 
 const config = loadConfig(env);
 const orderRow = (id: string) => env.DB.prepare("select * from payment_orders where id = ?").bind(id).first<Record<string, any>>();
@@ -120,7 +120,7 @@ describe("hardening 6: webhooks trust only what is signed or confirmed", () => {
     const user = await newUser("cross");
     const midtransOrder = await buy(user.token, "pkg_100");
     const xendit = await call("POST", "/api/payment/xendit/create", { token: user.token, body: { packageId: "pkg_100" } });
-    const invoiceId = (await orderRow(xendit.json.orderId))!.gateway_ref as string;
+    const invoiceId = await xenditInvoiceOf(xendit.json.orderId);
     const paid = await sim("POST", `/_sim/xendit/${invoiceId}/notify`, { status: "PAID", external_id: midtransOrder, deliver: false });
     expectProblem(await call("POST", "/api/payment/xendit/webhook", { body: paid.json.notification, headers: paid.json.headers }), 404, "not_found");
     const signed = await midtransNotification(xendit.json.orderId, { transaction_status: "settlement", gross_amount: "10000.00" });

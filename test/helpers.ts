@@ -2,6 +2,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { sign } from "hono/jwt";
 import { expect } from "vitest";
 import worker from "../src/index";
+import { meteredD1, type D1Stats } from "../src/db/client";
 
 import { TEST_KEYS } from "./keys";
 
@@ -23,6 +24,8 @@ export interface CallOptions {
   headers?: Record<string, string>;
   /** Vars to override for this one request (e.g. MIDTRANS_ALLOWED_IPS). */
   vars?: Record<string, string>;
+  /** Counts the D1 round trips and statements of this request (its waitUntil work included). */
+  d1?: D1Stats;
 }
 
 export async function call(method: string, path: string, options: CallOptions = {}) {
@@ -37,7 +40,8 @@ export async function call(method: string, path: string, options: CallOptions = 
   // this pool version and slows down under concurrency, which would make the race tests crawl.)
   const ctx = createExecutionContext();
   const request = new Request(`http://money.test${path}`, { method, headers, body });
-  const response = await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, options.vars ? { ...env, ...options.vars } : env, ctx);
+  const bindings = { ...env, ...options.vars, ...(options.d1 ? { DB: meteredD1(env.DB, options.d1) } : {}) };
+  const response = await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, bindings, ctx);
   await waitOnExecutionContext(ctx);
   const text = await response.text();
   let json: any = undefined;
@@ -157,3 +161,13 @@ export async function irisNotify(referenceNo: string, status: string, extra: Rec
   expect(built.status, JSON.stringify(built.json)).toBe(200);
   return call("POST", "/api/payment/midtrans/iris-webhook", { rawBody: built.json.raw, headers: { "content-type": "application/json", ...built.json.headers } });
 }
+
+/** The simulator's Xendit invoice id of an order (the service records it when Xendit's callback arrives). */
+export async function xenditInvoiceOf(orderId: string): Promise<string> {
+  const invoices = (await sim("GET", "/_sim/state")).json.invoices as { id: string; external_id: string }[];
+  const invoice = invoices.find((i) => i.external_id === orderId);
+  expect(invoice, `no Xendit invoice for ${orderId}`).toBeDefined();
+  return invoice!.id;
+}
+
+export const d1Stats = (): D1Stats => ({ roundTrips: 0, statements: 0, rowsRead: 0, rowsWritten: 0 });

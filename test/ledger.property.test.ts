@@ -48,7 +48,7 @@ describe("ledger model property", () => {
             if (o.from === o.to) continue;
             const m = model[o.from]!;
             expectOk = m.balance - m.locked >= o.amount;
-            const spend = { userId: users[o.from]!.id, amountIdr: o.amount * 100, day: "property", limits: { perTxIdr: 1e12, dailyIdr: 1e12 } };
+            const spend = { userId: users[o.from]!.id, amountIdr: o.amount * 100, day: "property", limits: { verified: { perTxIdr: 1e12, dailyIdr: 1e12 }, unverified: { perTxIdr: 1e12, dailyIdr: 1e12 } } };
             run = () => applyPlan(db, movePlan({ tx: { id: newId(now), type: "transfer", asset: "COIN", amount: o.amount, userId: users[o.from]!.id }, from: acct(o.from), to: acct(o.to), sideAccountId: acct(o.from), audit, spend, now }));
             apply = () => {
               model[o.from]!.balance -= o.amount;

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { TEST_KEYS } from "./keys";
-import { adminToken, balanceOf, call, expectLedgerOk, expectProblem, midtransNotification, newUser, postMidtransWebhook, sim } from "./helpers";
+import { adminToken, balanceOf, call, expectLedgerOk, expectProblem, midtransNotification, newUser, postMidtransWebhook, sim, xenditInvoiceOf } from "./helpers";
 
 async function sha512(text: string) {
   const d = await crypto.subtle.digest("SHA-512", new TextEncoder().encode(text));
@@ -233,7 +233,7 @@ describe("Xendit invoices", () => {
     expect(created.status, created.text).toBe(201);
     expect(created.json.invoiceUrl).toEqual(expect.any(String));
     const row = await order(created.json.orderId);
-    const paid = await xenditNotify(row!.gateway_ref, { status: "PAID" });
+    const paid = await xenditNotify(await xenditInvoiceOf(created.json.orderId), { status: "PAID" });
     const forged = await call("POST", "/api/payment/xendit/webhook", { body: paid.notification, headers: { "x-callback-token": "guess" } });
     expectProblem(forged, 401, "invalid_signature");
     expectProblem(await call("POST", "/api/payment/xendit/webhook", { body: paid.notification }), 401, "invalid_signature");
@@ -243,7 +243,7 @@ describe("Xendit invoices", () => {
 
     const second = await call("POST", "/api/payment/xendit/create", { token: user.token, body: { packageId: "pkg_100" } });
     const secondRow = await order(second.json.orderId);
-    const expired = await xenditNotify(secondRow!.gateway_ref, { status: "EXPIRED" });
+    const expired = await xenditNotify(await xenditInvoiceOf(second.json.orderId), { status: "EXPIRED" });
     expect((await call("POST", "/api/payment/xendit/webhook", { body: expired.notification, headers: expired.headers })).json.outcome).toBe("failed");
     expect(await order(second.json.orderId)).toMatchObject({ status: "failed" });
     await expectLedgerOk();

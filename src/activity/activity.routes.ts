@@ -1,8 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Config } from "../config";
-import { and, eq, inArray } from "drizzle-orm";
-import { activityDays, campaigns } from "../db/schema";
-import { selectInChunks } from "../db/in-chunks";
+import { and, eq, inArray, sql } from "drizzle-orm";
+import { activityDays, batchRuns, campaigns } from "../db/schema";
+import { insertWhere } from "../db/insert-where";
+import { applyStatements } from "../ledger/executor";
+import { callerNotBanned, firstSight } from "../users/users.guards";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
 import { rateLimited } from "../lib/rate-limit";
 import { bearerSecurity, createRouter } from "../lib/router";
@@ -61,15 +63,26 @@ export const activityRouter = createRouter()
       });
       if (errors.length > 0) throw new ApiError("validation_failed", "Some events are out of the accepted time window.", { errors });
       const named = [...new Set(events.flatMap((e) => (e.campaignId ? [e.campaignId] : [])))];
-      if (named.length > 0) {
-        const rows = await selectInChunks(named, (ids) => db.select({ id: campaigns.id }).from(campaigns).where(and(inArray(campaigns.id, ids), eq(campaigns.status, "active"))));
-        const active = new Set(rows.map((r) => r.id));
-        const unknown = named.filter((id) => !active.has(id));
-        if (unknown.length > 0) {
-          throw new ApiError("unknown_campaign", `${unknown.length} campaign id(s) name no active campaign; nothing was accepted.`, {
-            errors: unknown.slice(0, 100).map((id) => ({ path: `json.events.${events.findIndex((e) => e.campaignId === id)}.campaignId`, message: `no active campaign ${id}` })),
-          });
-        }
+      if (named.length > config.ACTIVITY_MAX_CAMPAIGNS_PER_DAY) throw new ApiError("too_many_campaigns", `At most ${config.ACTIVITY_MAX_CAMPAIGNS_PER_DAY} distinct campaigns per business day.`);
+      const days = [...new Set(events.map((e) => businessDay(e.at, config.BUSINESS_TZ_OFFSET)))];
+      // ONE round trip: the caller (first sight, not banned), which named campaigns are active, and the
+      // user's active days for the batch — recorded only when every campaign is valid and the day's
+      // batch has not started (a later request would be refused by the user's object anyway).
+      const activeSql = named.length === 0 ? sql`0` : sql`(select count(*) from ${campaigns} where ${inArray(campaigns.id, named)} and ${campaigns.status} = 'active')`;
+      const [, , active] = await applyStatements(db, [
+        firstSight(db, user.id, now),
+        ...callerNotBanned(db, user.id),
+        db.select({ id: campaigns.id }).from(campaigns).where(and(inArray(campaigns.id, named.length > 0 ? named : [""]), eq(campaigns.status, "active"))),
+        ...days.map((day) =>
+          insertWhere(db, activityDays, { day, userId: user.id, createdAt: now }, sql`where ${activeSql} = ${named.length} and not exists (select 1 from ${batchRuns} where ${batchRuns.day} = ${day})`).onConflictDoNothing(),
+        ),
+      ]);
+      const known = new Set((active as { id: string }[]).map((r) => r.id));
+      const unknown = named.filter((id) => !known.has(id));
+      if (unknown.length > 0) {
+        throw new ApiError("unknown_campaign", `${unknown.length} campaign id(s) name no active campaign; nothing was accepted.`, {
+          errors: unknown.map((id) => ({ path: `json.events.${events.findIndex((e) => e.campaignId === id)}.campaignId`, message: `no active campaign ${id}` })),
+        });
       }
       const stub = c.env.USER_ACTIVITY.get(c.env.USER_ACTIVITY.idFromName(user.id));
       const result = await stub.record(events, { tzOffset: config.BUSINESS_TZ_OFFSET, retentionDays: config.ACTIVITY_RETENTION_DAYS, now, maxCampaignsPerDay: config.ACTIVITY_MAX_CAMPAIGNS_PER_DAY });
@@ -77,10 +90,6 @@ export const activityRouter = createRouter()
         throw result.refused === "day_closed"
           ? new ApiError("day_closed", `The business day ${result.days.join(", ")} is being collected for payouts; its activity can no longer be reported.`)
           : new ApiError("too_many_campaigns", `At most ${config.ACTIVITY_MAX_CAMPAIGNS_PER_DAY} distinct campaigns per business day.`);
-      }
-      if (result.newDays.length > 0) {
-        // Once per user and day: this is how the daily batch knows whom to collect.
-        await db.insert(activityDays).values(result.newDays.map((day) => ({ day, userId: user.id, createdAt: now }))).onConflictDoNothing();
       }
       return c.json({ accepted: result.accepted, duplicates: result.duplicates }, 202);
     },

@@ -9,6 +9,8 @@ export function createDb(d1: D1Database) {
 
 export interface D1Stats {
   roundTrips: number;
+  /** SQL statements sent (a batch of five counts five). */
+  statements: number;
   rowsRead: number;
   rowsWritten: number;
 }
@@ -16,9 +18,10 @@ export interface D1Stats {
 type Meta = { rows_read?: number; rows_written?: number };
 
 /**
- * Wraps a D1 binding so each call that reaches the database counts one round trip and adds the
- * rows D1 reports in its result metadata. Used only when D1_METRICS is on (benchmarks); `raw()`
- * results carry no metadata, so reads made through it count a round trip but no rows.
+ * Wraps a D1 binding so each call that reaches the database counts one round trip (and its
+ * statements) and adds the rows D1 reports in its result metadata. Used when D1_METRICS is on
+ * (benchmarks) and by the tests that count round trips; `raw()` results carry no metadata, so reads
+ * made through it count a round trip but no rows. (`exec` is not wrapped: only migrations use it.)
  */
 export function meteredD1(d1: D1Database, stats: D1Stats): D1Database {
   const real = new WeakMap<object, D1PreparedStatement>();
@@ -33,6 +36,7 @@ export function meteredD1(d1: D1Database, stats: D1Stats): D1Database {
         if (prop === "all" || prop === "run") {
           return async () => {
             stats.roundTrips++;
+            stats.statements++;
             const result = await target[prop]();
             add(result.meta as Meta);
             return result;
@@ -41,6 +45,7 @@ export function meteredD1(d1: D1Database, stats: D1Stats): D1Database {
         if (prop === "first" || prop === "raw") {
           return async (...args: unknown[]) => {
             stats.roundTrips++;
+            stats.statements++;
             return (target[prop] as (...a: unknown[]) => unknown).apply(target, args);
           };
         }
@@ -57,6 +62,7 @@ export function meteredD1(d1: D1Database, stats: D1Stats): D1Database {
       if (prop === "batch") {
         return async (stmts: D1PreparedStatement[]) => {
           stats.roundTrips++;
+          stats.statements += stmts.length;
           const results = await target.batch(stmts.map((s) => real.get(s) ?? s));
           for (const r of results) add(r.meta as Meta);
           return results;

@@ -1,4 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
+import type { Config } from "../config";
+import { evaluateRules, type Finding } from "../fraud/rules";
 import { meanRate, ratePerMinute, type ActivityType, type Weights } from "../activity/bot-rules";
 import { addDays, businessDay } from "../lib/time";
 
@@ -16,6 +18,19 @@ export interface DaySummary {
   weightedUnits: number;
   rbar: number;
   campaignUnits: Record<string, number>;
+}
+
+export interface RateResult {
+  allowed: boolean;
+  retryAfterSeconds: number;
+  attemptsInWindow: number;
+}
+
+export interface GateResult extends RateResult {
+  /** Rule findings raised for the first time in their window (to be written to D1 now). */
+  findings: Finding[];
+  /** The device was never seen for this user before (its record and the shared-device rule go to D1 now). */
+  newDevice: boolean;
 }
 
 export interface RecordOptions {
@@ -51,6 +66,8 @@ export class UserActivity extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS closed_days (day TEXT PRIMARY KEY);
       DROP TABLE IF EXISTS attempts;
       CREATE TABLE IF NOT EXISTS rate_attempts (bucket TEXT NOT NULL, at INTEGER NOT NULL, allowed INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS devices (fingerprint TEXT PRIMARY KEY, first_seen INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS raised_alerts (key TEXT PRIMARY KEY, at INTEGER NOT NULL);
       CREATE INDEX IF NOT EXISTS rate_attempts_bucket ON rate_attempts (bucket, at);`);
   }
 
@@ -105,15 +122,37 @@ export class UserActivity extends DurableObject<Env> {
    * KYC submissions, ...) and the velocity counter the fraud rules read: every attempt is counted, only
    * admitted ones use up the limit.
    */
-  admit(bucket: string, now: number, limit: number, windowMs = 60_000): { allowed: boolean; retryAfterSeconds: number; attemptsInWindow: number } {
-    return this.ctx.storage.transactionSync(() => {
-      this.sql.exec("DELETE FROM rate_attempts WHERE bucket = ? AND at <= ?", bucket, now - windowMs);
-      const admitted = this.sql.exec<{ n: number; oldest: number | null }>("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM rate_attempts WHERE bucket = ? AND allowed = 1", bucket).one();
-      const allowed = admitted.n < limit;
-      this.sql.exec("INSERT INTO rate_attempts (bucket, at, allowed) VALUES (?, ?, ?)", bucket, now, allowed ? 1 : 0);
-      const attempts = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM rate_attempts WHERE bucket = ?", bucket).one().n;
-      const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil(((admitted.oldest ?? now) + windowMs - now) / 1000));
-      return { allowed, retryAfterSeconds, attemptsInWindow: attempts };
+  admit(bucket: string, now: number, limit: number, windowMs = 60_000): RateResult {
+    return this.ctx.storage.transactionSync(() => this.count(bucket, now, limit, windowMs));
+  }
+
+  private count(bucket: string, now: number, limit: number, windowMs: number): RateResult {
+    this.sql.exec("DELETE FROM rate_attempts WHERE bucket = ? AND at <= ?", bucket, now - windowMs);
+    const admitted = this.sql.exec<{ n: number; oldest: number | null }>("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM rate_attempts WHERE bucket = ? AND allowed = 1", bucket).one();
+    const allowed = admitted.n < limit;
+    this.sql.exec("INSERT INTO rate_attempts (bucket, at, allowed) VALUES (?, ?, ?)", bucket, now, allowed ? 1 : 0);
+    const attempts = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM rate_attempts WHERE bucket = ?", bucket).one().n;
+    const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil(((admitted.oldest ?? now) + windowMs - now) / 1000));
+    return { allowed, retryAfterSeconds, attemptsInWindow: attempts };
+  }
+
+  /**
+   * The gate of every value-moving request, in one call: the rate limit, the velocity rules on this
+   * user's attempts (a finding is returned only the first time in its window, so a burst raises one
+   * alert), and whether the request's device is new for this user. The Worker writes to D1 only what
+   * comes back; a request refused here costs D1 nothing unless it raises an alert for the first time.
+   */
+  gate(req: { userId: string; now: number; config: Config; device: string | null }): GateResult {
+    const { now, config } = req;
+    return this.ctx.storage.transactionSync((): GateResult => {
+      const limit = this.count("value", now, config.RATE_LIMIT_PER_MINUTE, 60_000);
+      const subject = { userId: req.userId, deviceFingerprint: req.device };
+      this.sql.exec("DELETE FROM raised_alerts WHERE at < ?", now - 2 * 3_600_000);
+      const findings = evaluateRules({ event: "value_request", attemptsLastMinute: limit.attemptsInWindow }, config, subject, now).filter(
+        (f) => !f.dedupe || this.sql.exec("INSERT OR IGNORE INTO raised_alerts (key, at) VALUES (?, ?)", JSON.stringify(f.dedupe), now).rowsWritten > 0,
+      );
+      const newDevice = req.device !== null && this.sql.exec("INSERT OR IGNORE INTO devices (fingerprint, first_seen) VALUES (?, ?)", req.device, now).rowsWritten > 0;
+      return { ...limit, findings, newDevice };
     });
   }
 

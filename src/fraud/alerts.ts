@@ -38,8 +38,11 @@ export async function raiseAlert(db: Db, alert: AlertInput): Promise<void> {
   await alertStatement(db, alert);
 }
 
-/** The insert for one alert that happens only if `when` (a SQL condition evaluated inside the batch) holds. */
-export function alertWhen(db: Db, alert: AlertInput, now: number, when: SQL) {
+/**
+ * The insert for one alert that happens only if `when` (a SQL condition evaluated inside the batch)
+ * holds; its details may be SQL too (facts read at commit time, e.g. `json_object(...)`).
+ */
+export function alertWhen(db: Db, alert: Omit<AlertInput, "details"> & { details: AlertInput["details"] | SQL }, now: number, when: SQL) {
   return insertWhere(
     db,
     fraudAlerts,

@@ -1,55 +1,79 @@
-import { createMiddleware } from "hono/factory";
 import { sql } from "drizzle-orm";
-import type { AppEnv } from "../env";
+import { createMiddleware } from "hono/factory";
+import type { Config } from "../config";
+import type { Db } from "../db/client";
 import { deviceAccounts } from "../db/schema";
+import type { GateResult } from "../durable/user-activity";
+import type { AppEnv, Sidecar } from "../env";
+import { applyStatements, type Statement } from "../ledger/executor";
 import { ApiError } from "../lib/errors";
 import { deviceFingerprint } from "../lib/request";
-import { checkRules } from "./engine";
-import { evaluateRules } from "./rules";
-import { findingStatements } from "./engine";
-import { applyStatements } from "../ledger/executor";
+import { alertWhen, dedupeKey } from "./alerts";
+import { findingStatements, whitelistedSql, type Subject } from "./engine";
+import { ruleById } from "./rules";
 
 /**
- * For every value-moving route: the per-user rate limit (429 + Retry-After) from the user's Durable
- * Object before the handler, then — after the response is decided, off the request path — the
- * velocity rule and the device bookkeeping with the shared-device rule.
+ * For every value-moving route, one Durable Object call before the handler: the per-user rate limit
+ * (429 + Retry-After), the velocity rules and device novelty, all remembered by the user's object. What
+ * must reach D1 (an alert raised for the first time in its window, a device new for this user) is
+ * returned as statements that ride in the request's own batch; in steady state a request costs D1
+ * nothing beyond that batch, and a refused one nothing at all.
  */
 export const valueMovingGuard = createMiddleware<AppEnv>(async (c, next) => {
   const { config, user, db } = c.var;
   const now = Date.now();
-  const stub = c.env.USER_ACTIVITY.get(c.env.USER_ACTIVITY.idFromName(user.id));
-  const gate = await stub.admit("value", now, config.RATE_LIMIT_PER_MINUTE);
   const fingerprint = deviceFingerprint(c);
-  const subject = { userId: user.id, deviceFingerprint: fingerprint };
-  const background = async () => {
-    await checkRules(db, config, subject, { event: "value_request", attemptsLastMinute: gate.attemptsInWindow }, now);
-    if (fingerprint) await recordDevice(c.var.db, config, subject, c.req.raw.headers, now);
-  };
-  // Started only once the answer is decided, so it never competes with the request's own D1 work.
-  const afterwards = () => c.executionCtx.waitUntil(background().catch((e) => console.error("fraud checks failed", e instanceof Error ? e.message : String(e))));
+  const stub = c.env.USER_ACTIVITY.get(c.env.USER_ACTIVITY.idFromName(user.id));
+  const gate = await stub.gate({ userId: user.id, now, config, device: fingerprint });
+  const sidecar: Sidecar = { statements: await gateStatements(db, config, { userId: user.id, deviceFingerprint: fingerprint }, gate, c.req.raw.headers, now), applied: false };
   if (!gate.allowed) {
-    afterwards();
+    await applyStatements(db, sidecar.statements);
     throw new ApiError("rate_limited", `At most ${config.RATE_LIMIT_PER_MINUTE} value-moving requests per minute.`, { headers: { "retry-after": String(gate.retryAfterSeconds) } });
   }
+  c.set("sidecar", sidecar);
   try {
     await next();
   } finally {
-    afterwards();
+    // The request's batch did not carry them (it failed, or the route has none): written alone, once.
+    if (!sidecar.applied && sidecar.statements.length > 0) {
+      await applyStatements(db, sidecar.statements).catch((e) => console.error("fraud bookkeeping failed", e instanceof Error ? e.message : String(e)));
+    }
   }
 });
 
-/** Records the device with the request's details and raises `suspicious_device` past DEVICE_MAX_ACCOUNTS accounts. */
-async function recordDevice(db: AppEnv["Variables"]["db"], config: AppEnv["Variables"]["config"], subject: { userId: string; deviceFingerprint: string | null }, headers: Headers, now: number) {
+/** The D1 statements a gate result calls for: first-time alerts of its findings, and a new device's record with the shared-device rule. */
+async function gateStatements(db: Db, config: Config, subject: Subject, gate: GateResult, headers: Headers, now: number): Promise<Statement[]> {
+  const out = await findingStatements(db, subject, gate.findings, now);
+  if (gate.newDevice && subject.deviceFingerprint) out.push(...(await deviceStatements(db, config, subject, headers, now)));
+  return out;
+}
+
+/**
+ * A (device, user) pair seen for the first time: its record with the request's details, and
+ * `suspicious_device` when the device now has more than DEVICE_MAX_ACCOUNTS accounts — decided in SQL
+ * from the device's accounts at commit time; one alert per device and account.
+ */
+async function deviceStatements(db: Db, config: Config, subject: Subject, headers: Headers, now: number): Promise<Statement[]> {
   const fingerprint = subject.deviceFingerprint!;
   const clip = (v: string | null) => (v ? v.slice(0, 200) : null);
   const details = { userAgent: clip(headers.get("user-agent")), ip: clip(headers.get("cf-connecting-ip")), screen: clip(headers.get("x-screen-resolution")), timezone: clip(headers.get("x-timezone")) };
-  const [, counted] = await db.batch([
-    db
-      .insert(deviceAccounts)
-      .values({ fingerprint, userId: subject.userId, ...details, firstSeen: now, lastSeen: now })
-      .onConflictDoUpdate({ target: [deviceAccounts.fingerprint, deviceAccounts.userId], set: { ...details, lastSeen: now } }),
-    db.select({ n: sql<number>`count(*)` }).from(deviceAccounts).where(sql`${deviceAccounts.fingerprint} = ${fingerprint}`),
-  ]);
-  const findings = evaluateRules({ event: "device_seen", accountsOnDevice: counted[0]?.n ?? 0 }, config, subject, now);
-  await applyStatements(db, await findingStatements(db, subject, findings, now));
+  const rule = ruleById("suspicious_device", "device_seen");
+  const params = rule.params(config);
+  const accounts = sql`(select count(*) from ${deviceAccounts} where ${deviceAccounts.fingerprint} = ${fingerprint})`;
+  return [
+    db.insert(deviceAccounts).values({ fingerprint, userId: subject.userId, ...details, firstSeen: now, lastSeen: now }).onConflictDoNothing(),
+    alertWhen(
+      db,
+      {
+        userId: subject.userId,
+        alertType: rule.id,
+        severity: rule.severity,
+        details: sql`json_object('rule', ${rule.id}, 'level', ${rule.level}, 'params', json(${JSON.stringify(params)}), 'facts', json_object('accountsOnDevice', ${accounts}))`,
+        deviceFingerprint: fingerprint,
+        dedupeKey: await dedupeKey(rule.id, fingerprint, subject.userId),
+      },
+      now,
+      sql`${rule.firesSql!({ accountsOnDevice: accounts }, params)} and not ${whitelistedSql(subject, now)}`,
+    ),
+  ];
 }

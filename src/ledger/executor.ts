@@ -1,10 +1,10 @@
 import { and, eq, sql, type SQL } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../db/client";
-import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCounters, transactions, type TransactionRow } from "../db/schema";
+import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCounters, transactions, users, type TransactionRow } from "../db/schema";
 import { ApiError } from "../lib/errors";
-import { GuardError, guardOf } from "./guards";
-import { assertBalanced, SPENDING_TYPES, type LedgerPlan } from "./plan";
+import { guard, GuardError, guardOf } from "./guards";
+import { assertBalanced, SPENDING_TYPES, type LedgerPlan, type Spend } from "./plan";
 
 export type Statement = BatchItem<"sqlite">;
 
@@ -37,6 +37,10 @@ export class IdempotencyRaceError extends Error {}
 
 const balanceOf = (accountId: string): SQL => sql`(select ${accounts.balance} from ${accounts} where ${accounts.id} = ${accountId})`;
 
+/** A spend's limit of the spender's KYC tier, as SQL (an unknown spender is unverified). */
+const tierSql = (spend: Spend, limit: "perTxIdr" | "dailyIdr"): SQL =>
+  sql`(case when exists (select 1 from ${users} where ${users.id} = ${spend.userId} and ${users.kycStatus} = 'verified') then ${spend.limits.verified[limit]} else ${spend.limits.unverified[limit]} end)`;
+
 /**
  * The statements of one plan: once-keys, balance and lock updates, the transaction row, postings, hold
  * bookkeeping, audit entries, the spending counter, feature statements and the idempotency record.
@@ -50,8 +54,8 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   if ("create" in plan.transaction && SPENDING_TYPES.has(plan.transaction.create.type) && !spend) {
     throw new Error(`a ${plan.transaction.create.type} spends coins and must declare its spend for the limits`);
   }
-  if (spend && spend.amountIdr > spend.limits.perTxIdr) {
-    throw new ApiError("limit_exceeded", `A single spend may not exceed Rp ${spend.limits.perTxIdr}.`);
+  if (spend && spend.amountIdr > Math.max(spend.limits.verified.perTxIdr, spend.limits.unverified.perTxIdr)) {
+    throw new ApiError("limit_exceeded", "This spend exceeds your per-transaction spending limit.");
   }
   const { now } = plan;
   const txId = "create" in plan.transaction ? plan.transaction.create.id : plan.transaction.settle.id;
@@ -61,7 +65,15 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   for (const p of plan.postings) touch(p.accountId).balance += p.amount;
   for (const l of plan.locks) touch(l.accountId).locked += l.delta;
 
-  const statements: Statement[] = [...(options.before ?? [])];
+  const idem = options.idempotency;
+  const statements: Statement[] = [];
+  // The key first: a repeat (or a concurrent twin) aborts here, before anything else, and is answered from the stored record.
+  if (idem) statements.push(db.insert(idempotencyKeys).values({ userId: idem.userId, key: idem.key, requestHash: idem.requestHash, statusCode: idem.statusCode, responseBody: JSON.stringify(idem.body), createdAt: now }));
+  statements.push(...(options.before ?? []));
+  if (spend) {
+    // Which limits apply is the spender's KYC status at commit time, read by SQLite in this batch.
+    statements.push(guard(db, "spend_per_tx_limit", sql`${spend.amountIdr} > ${tierSql(spend, "perTxIdr")}`));
+  }
   if (plan.onceKeys.length > 0) {
     statements.push(db.insert(onceKeys).values(plan.onceKeys.map((key) => ({ key, transactionId: txId, createdAt: now }))));
   }
@@ -129,7 +141,7 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
     statements.push(
       db
         .insert(spendCounters)
-        .values({ userId: spend.userId, day: spend.day, spentIdr: spend.amountIdr, limitIdr: spend.limits.dailyIdr })
+        .values({ userId: spend.userId, day: spend.day, spentIdr: spend.amountIdr, limitIdr: tierSql(spend, "dailyIdr") })
         .onConflictDoUpdate({
           target: [spendCounters.userId, spendCounters.day],
           set: { spentIdr: sql`${spendCounters.spentIdr} + excluded.spent_idr`, limitIdr: sql`excluded.limit_idr` },
@@ -138,22 +150,13 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   }
   const alongsideIndex = statements.length;
   statements.push(...(options.alongside ?? []));
-  const idem = options.idempotency;
   if (idem) {
+    const fromTx = (column: SQL) => sql`(select ${column} from ${transactions} where ${transactions.id} = ${txId})`;
     statements.push(
-      db.insert(idempotencyKeys).select(
-        db
-          .select({
-            userId: sql`${idem.userId}`.as("user_id"),
-            key: sql`${idem.key}`.as("key"),
-            requestHash: sql`${idem.requestHash}`.as("request_hash"),
-            statusCode: sql`${idem.statusCode}`.as("status_code"),
-            responseBody: sql`json_replace(${JSON.stringify(idem.body)}, '$.balanceBefore', ${transactions.balanceBefore}, '$.balanceAfter', ${transactions.balanceAfter})`.as("response_body"),
-            createdAt: sql`${now}`.as("created_at"),
-          })
-          .from(transactions)
-          .where(eq(transactions.id, txId)),
-      ),
+      db
+        .update(idempotencyKeys)
+        .set({ responseBody: sql`json_replace(${idempotencyKeys.responseBody}, '$.balanceBefore', ${fromTx(sql`${transactions.balanceBefore}`)}, '$.balanceAfter', ${fromTx(sql`${transactions.balanceAfter}`)})` })
+        .where(and(eq(idempotencyKeys.userId, idem.userId), eq(idempotencyKeys.key, idem.key))),
     );
   }
 

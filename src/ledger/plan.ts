@@ -20,13 +20,19 @@ export interface AuditEntry {
 
 /**
  * A spend of coins by a user (transfers, unlocks, gifts, boosts, purchases): its rupiah value counts
- * against the per-transaction limit and, inside the same batch, the business day's limit.
+ * against the per-transaction limit and, inside the same batch, the business day's limit. Which tier
+ * applies (KYC verified or not) is read from the spender's record inside the batch.
  */
 export interface Spend {
   userId: string;
   amountIdr: number;
   day: string;
-  limits: { perTxIdr: number; dailyIdr: number };
+  limits: { verified: SpendLimit; unverified: SpendLimit };
+}
+
+export interface SpendLimit {
+  perTxIdr: number;
+  dailyIdr: number;
 }
 
 /** Transaction types that spend a user's coins: the executor refuses such a plan without a `spend`. */

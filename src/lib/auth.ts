@@ -1,8 +1,10 @@
+import { eq } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import { verify } from "hono/jwt";
 import { z } from "zod";
+import { users, type UserRow } from "../db/schema";
 import type { AppEnv, Role } from "../env";
-import { findOrCreateUser } from "../users/users.service";
+import { firstSight } from "../users/users.guards";
 import { ApiError } from "./errors";
 
 export const USER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -13,7 +15,7 @@ const claimsSchema = z.object({
   exp: z.number().int(),
 });
 
-/** Verifies `Authorization: Bearer <HS256 JWT>` and loads (or creates) the caller's user record. */
+/** Verifies `Authorization: Bearer <HS256 JWT>`. No database work: routes decide about the caller inside their own batch. */
 export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header("authorization") ?? "";
   const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(header);
@@ -26,8 +28,7 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   }
   const claims = claimsSchema.safeParse(payload);
   if (!claims.success) throw new ApiError("unauthorized", "The bearer token lacks valid sub, role or exp claims.");
-  const record = await findOrCreateUser(c.var.db, claims.data.sub, Date.now());
-  c.set("user", { id: claims.data.sub, role: claims.data.role, record });
+  c.set("user", { id: claims.data.sub, role: claims.data.role });
   await next();
 });
 
@@ -37,18 +38,17 @@ export const requireRole = (role: Role) =>
     await next();
   });
 
-/** A banned user may still read balance and history (SPEC §3); everything else is refused. */
-export const refuseBanned = (allowed: (method: string, path: string) => boolean) =>
-  createMiddleware<AppEnv>(async (c, next) => {
-    if (c.var.user.record.status === "banned" && !allowed(c.req.method, c.req.path)) {
-      throw new ApiError("account_banned", "This account is banned.");
-    }
-    await next();
-  });
-
-/** Money leaving a user's control (transfers out, withdrawals, spends) needs an active account. */
-export function assertMayMoveOut(user: { record: { status: string; verificationRequired: boolean } }): void {
-  if (user.record.status === "banned") throw new ApiError("account_banned", "This account is banned.");
-  if (user.record.status === "frozen") throw new ApiError("account_frozen", "This account is frozen; money cannot leave it.");
-  if (user.record.verificationRequired) throw new ApiError("verification_required", "Additional verification is required before money can leave this account.");
-}
+/**
+ * For routes that do not decide about the caller inside their own batch: the caller's record, created on
+ * first sight, in one round trip. A banned caller is refused (SPEC §3: only reading balance and history
+ * stays open to them, and those routes decide inside their batch).
+ */
+export const callerGate = createMiddleware<AppEnv>(async (c, next) => {
+  const db = c.var.db;
+  const [, found] = await db.batch([firstSight(db, c.var.user.id, Date.now()), db.select().from(users).where(eq(users.id, c.var.user.id))]);
+  const caller = (found as UserRow[])[0];
+  if (!caller) throw new Error("user row missing right after insert");
+  if (caller.status === "banned") throw new ApiError("account_banned", "This account is banned.");
+  c.set("caller", caller);
+  await next();
+});

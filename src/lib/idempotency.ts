@@ -64,9 +64,11 @@ async function storedOutcome<O extends Outcome>(c: Context<AppEnv>, scope: Idemp
 
 /**
  * Runs a value-moving operation at most once per (user, Idempotency-Key). `run` receives the record
- * to write inside its own ledger batch, so the movement and its remembered answer commit together.
- * A business refusal (insufficient funds, limits) is remembered too, so every repeat gets the same
- * answer; validation errors are not, since they never reach this point.
+ * to write inside its own ledger batch, where the key is the first statement: a repeat aborts that
+ * batch before anything moves and is answered from the stored record (the only extra round trip, on
+ * repeats). So the movement and its remembered answer commit together, in one round trip. A business
+ * refusal (insufficient funds, limits) is remembered too, so every repeat gets the same answer;
+ * validation errors are not, since they never reach this point.
  */
 export async function idempotent<O extends Outcome>(
   c: Context<AppEnv>,
@@ -74,8 +76,6 @@ export async function idempotent<O extends Outcome>(
   run: (record: (outcome: O) => IdempotencyWrite | undefined) => Promise<O>,
 ): Promise<O> {
   if (!scope) return run(() => undefined);
-  const earlier = await storedOutcome<O>(c, scope);
-  if (earlier) return earlier;
   try {
     return await run((o) => ({ ...scope, statusCode: o.status, body: o.body }));
   } catch (error) {

@@ -4,7 +4,7 @@ import type { AppEnv } from "../env";
 import { errorResponses, problemFor } from "../lib/errors";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { deviceFingerprint } from "../lib/request";
-import { activePackage, listPackages } from "./packages.service";
+import { listPackages } from "./packages.service";
 import { PackageSchema } from "./packages.schemas";
 import { openOrder, type Gateway } from "./orders.service";
 import { handleIrisNotification, handleMidtransNotification, handleXenditNotification, type WebhookContext } from "./webhooks.service";
@@ -24,8 +24,7 @@ export const orderResponses = {
 
 /** Buying a coin package: shared by the gateway routes and POST /api/wallet/deposit. */
 export async function buyPackage(c: Context<AppEnv>, packageId: string, gateway: Gateway) {
-  const pkg = await activePackage(c.var.db, packageId);
-  return openOrder(c.var.db, c.var.config, c.env, { userId: c.var.user.id, gateway, subject: { kind: "coin_package", pkg }, deviceFingerprint: deviceFingerprint(c) });
+  return openOrder(c.var.db, c.var.config, c.env, { userId: c.var.user.id, gateway, subject: { kind: "coin_package", packageId }, deviceFingerprint: deviceFingerprint(c) });
 }
 
 const webhookContext = (c: Context<AppEnv>): WebhookContext => ({ db: c.var.db, config: c.var.config, env: c.env, clientIp: c.req.header("cf-connecting-ip") });

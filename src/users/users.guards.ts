@@ -1,32 +1,19 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { accounts, users, withdrawMethods } from "../db/schema";
+import { users, withdrawMethods } from "../db/schema";
 import type { Statement } from "../ledger/executor";
 import { guard } from "../ledger/guards";
-import { userAccountId, userDebtAccountId } from "../ledger/accounts";
-import { ASSETS } from "../lib/money";
 
 const userWhere = (userId: string, condition: SQL) => sql`exists (select 1 from ${users} where ${users.id} = ${userId} and ${condition})`;
 
 /**
- * First sight of a user: their record and accounts, inserted if missing. The identity service issues
- * tokens; this service creates the user the first time it sees a subject, and `created_at` is the
- * account's age for age rules. Repeats (and concurrent first requests) change nothing.
+ * First sight of a user, as one statement: the record is inserted if missing, and the trigger of
+ * migration 0010 creates its wallet and debt accounts with it. The identity service issues tokens; this
+ * service creates the user the first time it sees a subject, and `created_at` is the account's age for
+ * age rules. Repeats (and concurrent first requests) change nothing.
  */
-export function firstSight(db: Db, userId: string, now: number): Statement[] {
-  return [
-    db.insert(users).values({ id: userId, createdAt: now, updatedAt: now }).onConflictDoNothing(),
-    db
-      .insert(accounts)
-      .values(
-        ASSETS.flatMap((asset) => [
-          { id: userAccountId(userId, asset), kind: "user_wallet", ownerId: userId, asset, createdAt: now },
-          // Recorded debt (reversals the wallet could not cover) is the one user account allowed below zero.
-          { id: userDebtAccountId(userId, asset), kind: "user_debt", ownerId: userId, asset, allowNegative: true, createdAt: now },
-        ]),
-      )
-      .onConflictDoNothing(),
-  ];
+export function firstSight(db: Db, userId: string, now: number): Statement {
+  return db.insert(users).values({ id: userId, createdAt: now, updatedAt: now }).onConflictDoNothing();
 }
 
 /** The caller may act at all (a banned user may only read). */

@@ -23,7 +23,7 @@ export const walletRouter = createRouter()
       security: bearerSecurity,
       responses: { 200: { description: "Balances", content: { "application/json": { schema: BalanceSchema } } }, ...errorResponses },
     }),
-    async (c) => c.json(await getBalance(c.var.db, c.var.user), 200),
+    async (c) => c.json(await getBalance(c.var.db, c.var.user.id, Date.now()), 200),
   )
   .openapi(
     createRoute({
@@ -47,8 +47,9 @@ export const walletRouter = createRouter()
       tags: ["wallet"],
       summary: "Send coins to another user",
       description:
-        "Moves whole coins from the caller to `toUserId` in one atomic ledger batch. Refused with `self_transfer`, " +
-        "`recipient_not_found`, `recipient_unavailable` (banned recipient), `insufficient_funds` (422) or `account_frozen`.",
+        "Moves whole coins from the caller to `toUserId` in ONE D1 batch, which also decides at commit time that the caller may move money " +
+        "(not banned, frozen or awaiting verification) and that the recipient exists and is not banned. Refused with `self_transfer`, " +
+        "`recipient_not_found` (404), `recipient_unavailable` (banned recipient), `insufficient_funds` (422), `account_frozen`, `limit_exceeded` (403).",
       security: bearerSecurity,
       request: {
         headers: idempotencyHeader,
@@ -65,9 +66,12 @@ export const walletRouter = createRouter()
     async (c) => {
       const body = c.req.valid("json");
       const scope = await idempotencyScope(c, body);
-      const outcome = await idempotent<{ status: 201; body: TransactionView }>(c, scope, (record) =>
-        transfer(c.var.db, c.var.user, body, { config: c.var.config, deviceFingerprint: deviceFingerprint(c), record }),
-      );
+      const sidecar = c.var.sidecar;
+      const outcome = await idempotent<{ status: 201; body: TransactionView }>(c, scope, async (record) => {
+        const done = await transfer(c.var.db, c.var.user.id, body, { config: c.var.config, deviceFingerprint: deviceFingerprint(c), record, alongside: sidecar.statements });
+        sidecar.applied = true;
+        return done;
+      });
       return c.json(outcome.body, outcome.status);
     },
   )

@@ -1,31 +1,27 @@
-import { and, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, or } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { accounts, postings, transactions, type TransactionRow } from "../db/schema";
+import { accounts, postings, transactions, users, type TransactionRow } from "../db/schema";
 import { userAccountId } from "../ledger/accounts";
-import { applyPlan, type IdempotencyWrite } from "../ledger/executor";
+import { applyPlan, type IdempotencyWrite, type Statement } from "../ledger/executor";
 import { movePlan, previewRow } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { toPage } from "../lib/pagination";
-import type { AuthUser } from "../env";
-import { assertMayMoveOut } from "../lib/auth";
-import { findUser } from "../users/users.service";
+import { callerMayMoveOut, firstSight, recipientActive } from "../users/users.guards";
 import { transactionView, type TransactionView } from "./wallet.view";
 import type { Config } from "../config";
 import { spendLimits } from "../fraud/limits";
 import { businessDay } from "../lib/time";
 
-export async function getBalance(db: Db, user: AuthUser) {
-  const [wallets, deposited, withdrawn] = await db.batch([
-    db.select().from(accounts).where(inArray(accounts.id, [userAccountId(user.id, "COIN"), userAccountId(user.id, "IDR")])),
-    db
-      .select({ total: sql<number>`coalesce(sum(json_extract(${transactions.metadata}, '$.coinsCredited')), 0)` })
-      .from(transactions)
-      .where(and(eq(transactions.userId, user.id), eq(transactions.type, "deposit"), eq(transactions.status, "completed"))),
-    db
-      .select({ total: sql<number>`coalesce(sum(json_extract(${transactions.metadata}, '$.grossIdr')), 0)` })
-      .from(transactions)
-      .where(and(eq(transactions.userId, user.id), eq(transactions.type, "withdraw"), eq(transactions.status, "completed"))),
+/**
+ * The caller's balances, KYC status and totals in ONE round trip: first sight of the caller, their
+ * record (with the maintained totals) and their wallets, read in one batch.
+ */
+export async function getBalance(db: Db, userId: string, now: number) {
+  const [, [user], wallets] = await db.batch([
+    firstSight(db, userId, now),
+    db.select({ kycStatus: users.kycStatus, totalDepositedCoins: users.totalDepositedCoins, totalWithdrawnIdr: users.totalWithdrawnIdr }).from(users).where(eq(users.id, userId)),
+    db.select().from(accounts).where(inArray(accounts.id, [userAccountId(userId, "COIN"), userAccountId(userId, "IDR")])),
   ]);
   const coin = wallets.find((a) => a.asset === "COIN");
   const idr = wallets.find((a) => a.asset === "IDR");
@@ -35,9 +31,9 @@ export async function getBalance(db: Db, user: AuthUser) {
     availableBalance: (coin?.balance ?? 0) - (coin?.locked ?? 0),
     idrBalance: idr?.balance ?? 0,
     idrLockedBalance: idr?.locked ?? 0,
-    totalDeposited: Number(deposited[0]?.total ?? 0),
-    totalWithdrawn: Number(withdrawn[0]?.total ?? 0),
-    kycStatus: user.record.kycStatus,
+    totalDeposited: user?.totalDepositedCoins ?? 0,
+    totalWithdrawn: user?.totalWithdrawnIdr ?? 0,
+    kycStatus: user?.kycStatus ?? "none",
   };
 }
 
@@ -69,20 +65,21 @@ export interface TransferInput {
   note?: string | undefined;
 }
 
-/** Coins from the caller to another user: one completed transaction, one batch. */
+/**
+ * Coins from the caller to another user: one completed transaction in ONE batch, which also creates the
+ * caller on first sight and decides, at commit time, that the caller may move money out and the
+ * recipient exists and is not banned (guards), and that funds and limits suffice (CHECKs).
+ */
 export async function transfer(
   db: Db,
-  sender: AuthUser,
+  senderId: string,
   input: TransferInput,
-  ctx: { config: Config; deviceFingerprint: string | null; record: (o: { status: 201; body: TransactionView }) => IdempotencyWrite | undefined },
+  ctx: { config: Config; deviceFingerprint: string | null; record: (o: { status: 201; body: TransactionView }) => IdempotencyWrite | undefined; alongside?: Statement[] },
 ) {
-  assertMayMoveOut(sender);
-  if (input.toUserId === sender.id) throw new ApiError("self_transfer", "You cannot transfer coins to yourself.");
-  const recipient = await findUser(db, input.toUserId);
-  if (!recipient) throw new ApiError("recipient_not_found", "No user with that id.");
-  if (recipient.status === "banned") throw new ApiError("recipient_unavailable", "That user cannot receive transfers.");
-
+  if (input.toUserId === senderId) throw new ApiError("self_transfer", "You cannot transfer coins to yourself.");
   const now = Date.now();
+  const sender = { id: senderId };
+  const recipient = { id: input.toUserId };
   const from = userAccountId(sender.id, "COIN");
   const plan = movePlan({
     tx: {
@@ -103,11 +100,15 @@ export async function transfer(
       userId: sender.id,
       amountIdr: input.amount * ctx.config.COIN_VALUE_IDR,
       day: businessDay(now, ctx.config.BUSINESS_TZ_OFFSET),
-      limits: spendLimits(sender.record.kycStatus, ctx.config),
+      limits: spendLimits(ctx.config),
     },
     now,
   });
   const outgoing = { amount: -input.amount, balanceAfter: 0 };
-  const row = await applyPlan(db, plan, { idempotency: ctx.record({ status: 201, body: transactionView(previewRow(plan), sender.id, outgoing) }) });
+  const row = await applyPlan(db, plan, {
+    before: [firstSight(db, sender.id, now), ...callerMayMoveOut(db, sender.id), ...recipientActive(db, recipient.id)],
+    alongside: ctx.alongside,
+    idempotency: ctx.record({ status: 201, body: transactionView(previewRow(plan), sender.id, outgoing) }),
+  });
   return { status: 201 as const, body: transactionView(row, sender.id, outgoing) };
 }

@@ -1,0 +1,103 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { adjust, adminToken, balanceOf, call, d1Stats, expectLedgerOk, expectProblem, newUser, verifiedUser } from "./helpers";
+
+/** One request, with the D1 round trips (and statements) it cost, its waitUntil work included. */
+async function counted(method: string, path: string, options: Parameters<typeof call>[2] = {}) {
+  const d1 = d1Stats();
+  const res = await call(method, path, { ...options, d1 });
+  return { res, roundTrips: d1.roundTrips, statements: d1.statements };
+}
+
+describe("one D1 round trip per request: hot paths decide inside their batch", () => {
+  it("transfer, withdraw, balance and history each cost exactly one round trip", async () => {
+    const alice = await verifiedUser("rt");
+    const bob = await newUser("rt");
+    await adjust(alice.id, 5000);
+
+    const transfer = await counted("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 10 } });
+    expect(transfer.res.status, transfer.res.text).toBe(201);
+    expect(transfer.roundTrips).toBe(1);
+    const keyed = await counted("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 10 }, headers: { "idempotency-key": `rt-${alice.id}` } });
+    expect(keyed.res.status).toBe(201);
+    expect(keyed.roundTrips).toBe(1);
+    expect(keyed.res.json).toMatchObject({ balanceBefore: 4990, balanceAfter: 4980 });
+    // A repeat is answered from the stored record: its batch aborts on the key, then the record is read.
+    const replay = await counted("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 10 }, headers: { "idempotency-key": `rt-${alice.id}` } });
+    expect(replay.res.json).toEqual(keyed.res.json);
+    expect(replay.roundTrips).toBe(2);
+
+    const withdraw = await counted("POST", "/api/wallet/withdraw", { token: alice.token, body: { asset: "COIN", amount: 1000 } });
+    expect(withdraw.res.status, withdraw.res.text).toBe(202);
+    expect(withdraw.roundTrips).toBe(1);
+
+    const balance = await counted("GET", "/api/wallet/balance", { token: alice.token });
+    expect(balance.res.json).toMatchObject({ balance: 4980, lockedBalance: 1000, availableBalance: 3980, kycStatus: "verified" });
+    expect(balance.roundTrips).toBe(1);
+    const history = await counted("GET", "/api/wallet/transactions?limit=5", { token: alice.token });
+    expect(history.res.json.items.length).toBeGreaterThan(0);
+    expect(history.roundTrips).toBe(1);
+    // A refusal decided in the batch costs its round trip and nothing more.
+    const refused = await counted("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: "nobody-at-all", amount: 1 } });
+    expectProblem(refused.res, 404, "recipient_not_found");
+    expect(refused.roundTrips).toBe(1);
+    await expectLedgerOk();
+  });
+
+  it("a transfer racing an admin freeze never succeeds after the freeze committed", async () => {
+    const alice = await newUser("race");
+    const peers = await Promise.all(Array.from({ length: 4 }, () => newUser("peer")));
+    await adjust(alice.id, 400);
+    const alert = await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, ?, 'manual', 'high', '{}', 'open', ?) returning id")
+      .bind(`01RACE${Date.now().toString().padStart(20, "0")}`, alice.id, Date.now())
+      .first<{ id: string }>();
+    const token = await adminToken();
+    const transfers = Array.from({ length: 20 }, (_, i) => call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: peers[i % 4]!.id, amount: 1 } }));
+    const freeze = call("POST", "/api/fraud/review", { token, body: { alertId: alert!.id, status: "investigating", action: "frozen" } });
+    const [frozen, ...results] = await Promise.all([freeze, ...transfers]);
+    expect(frozen.status, frozen.text).toBe(200);
+    for (const r of results) expect([201, 403]).toContain(r.status);
+    for (const r of results.filter((r) => r.status === 403)) expect(r.json.code).toBe("account_frozen");
+    const freezeAt = await env.DB.prepare("select id from audit_log where action = 'fraud.review' and subject_id = ?").bind(alert!.id).first<{ id: number }>();
+    const moved = await env.DB.prepare("select max(a.id) as last, count(*) as n from audit_log a where a.action = 'wallet.transfer' and a.actor_id = ?").bind(alice.id).first<{ last: number | null; n: number }>();
+    expect(moved!.n).toBe(results.filter((r) => r.status === 201).length);
+    if (moved!.last !== null) expect(moved!.last).toBeLessThan(freezeAt!.id);
+    expect((await balanceOf(alice.token)).balance).toBe(400 - moved!.n);
+    // After the freeze, nothing more leaves.
+    expectProblem(await call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: peers[0]!.id, amount: 1 } }), 403, "account_frozen");
+    await expectLedgerOk();
+  });
+
+  it("a burst of rate-limited requests costs D1 nothing beyond one alert per user and window", async () => {
+    const alice = await newUser("burst");
+    const bob = await newUser("burst");
+    await adjust(alice.id, 1000);
+    const vars = { RATE_LIMIT_PER_MINUTE: "5", RAPID_TRANSACTIONS_PER_MINUTE: "5" };
+    const trips: number[] = [];
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const r = await counted("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 1 }, vars, headers: { "x-device-fingerprint": "burst-phone" } });
+      trips.push(r.roundTrips);
+      statuses.push(r.res.status);
+    }
+    expect(statuses.slice(0, 5)).toEqual([201, 201, 201, 201, 201]);
+    expect(statuses.slice(5).every((s) => s === 429)).toBe(true);
+    // Five transfers (the first also records the new device inside its batch), then one alert for the burst.
+    expect(trips.slice(0, 5)).toEqual([1, 1, 1, 1, 1]);
+    expect(trips.slice(5).reduce((a, b) => a + b, 0)).toBe(1);
+    const alerts = await env.DB.prepare("select alert_type from fraud_alerts where user_id = ?").bind(alice.id).all<{ alert_type: string }>();
+    expect(alerts.results).toEqual([{ alert_type: "rapid_transactions" }]);
+    const device = await env.DB.prepare("select count(*) as n from device_accounts where fingerprint = 'burst-phone' and user_id = ?").bind(alice.id).first<{ n: number }>();
+    expect(device?.n).toBe(1);
+  });
+
+  it("GET /healthz touches no D1; GET /readyz asks D1 once", async () => {
+    const health = await counted("GET", "/healthz");
+    expect(health.res.status).toBe(200);
+    expect(health.roundTrips).toBe(0);
+    const ready = await counted("GET", "/readyz");
+    expect(ready.res.status).toBe(200);
+    expect(ready.res.json).toMatchObject({ ok: true });
+    expect(ready.roundTrips).toBe(1);
+  });
+});
