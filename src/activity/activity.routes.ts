@@ -4,6 +4,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { activityDays, batchRuns, campaigns } from "../db/schema";
 import { insertWhere } from "../db/insert-where";
 import { applyStatements } from "../ledger/executor";
+import { checkGuards } from "../ledger/guards";
 import { callerNotBanned, firstSight } from "../users/users.guards";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
 import { rateLimited } from "../lib/rate-limit";
@@ -71,7 +72,7 @@ export const activityRouter = createRouter()
       const activeSql = named.length === 0 ? sql`0` : sql`(select count(*) from ${campaigns} where ${inArray(campaigns.id, named)} and ${campaigns.status} = 'active')`;
       const [, , active] = await applyStatements(db, [
         firstSight(db, user.id, now),
-        ...callerNotBanned(db, user.id),
+        checkGuards(db, callerNotBanned(user.id)),
         db.select({ id: campaigns.id }).from(campaigns).where(and(inArray(campaigns.id, named.length > 0 ? named : [""]), eq(campaigns.status, "active"))),
         ...days.map((day) =>
           insertWhere(db, activityDays, { day, userId: user.id, createdAt: now }, sql`where ${activeSql} = ${named.length} and not exists (select 1 from ${batchRuns} where ${batchRuns.day} = ${day})`).onConflictDoNothing(),

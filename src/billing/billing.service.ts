@@ -5,7 +5,7 @@ import { createDb, type Db } from "../db/client";
 import { batchRuns, payouts, usageInvoices, type UsageInvoiceRow } from "../db/schema";
 import { systemAccountId, userAccountId } from "../ledger/accounts";
 import { applyPlan, applyStatements } from "../ledger/executor";
-import { guard, GuardError } from "../ledger/guards";
+import { checkGuards, guard, GuardError } from "../ledger/guards";
 import { movePlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
@@ -104,7 +104,7 @@ async function chargeInvoice(db: Db, inv: Invoice, now: number): Promise<"charge
   const wallet = userAccountId(advertiserId, "IDR");
   const priced = sql`(select coalesce(sum(${payouts.units}), 0) from ${payouts} where ${billable(month, advertiserId)})`;
   const claim = [
-    guard(db, "invoice_units_changed", sql`${priced} != ${cost.units}`),
+    checkGuards(db, [guard("invoice_units_changed", sql`${priced} != ${cost.units}`)]),
     db.update(payouts).set({ invoiceId: id }).where(billable(month, advertiserId)),
   ];
   const plan = movePlan({

@@ -75,15 +75,15 @@ function payoutPlan(db: Db, terms: PayoutTerms, expect: Expect, now: number, act
     now,
   });
   const row = (status: string) => sql`exists (select 1 from ${payouts} where ${payouts.id} = ${terms.id} and ${payouts.status} ${sql.raw(status)})`;
-  const before = [
-    expect === "held" ? guard(db, "payout_not_held", sql`not ${row("= 'held'")}`) : guard(db, "payout_not_payable", row("!= 'insufficient_budget'")),
-    guard(db, "campaign_suspended", sql`exists (select 1 from ${campaigns} join ${users} on ${users.id} = ${campaigns.ownerId} where ${campaigns.id} = ${terms.campaignId} and ${users.status} in ('frozen', 'banned'))`),
+  const guards = [
+    expect === "held" ? guard("payout_not_held", sql`not ${row("= 'held'")}`) : guard("payout_not_payable", row("!= 'insufficient_budget'")),
+    guard("campaign_suspended", sql`exists (select 1 from ${campaigns} join ${users} on ${users.id} = ${campaigns.ownerId} where ${campaigns.id} = ${terms.campaignId} and ${users.status} in ('frozen', 'banned'))`),
   ];
   const upsert = db
     .insert(payouts)
     .values({ ...terms, status: "paid", transactionId: txId, decidedBy, decidedAt: now, createdAt: now })
     .onConflictDoUpdate({ target: [payouts.day, payouts.userId, payouts.campaignId], set: { status: "paid", transactionId: txId, decidedBy, decidedAt: now } });
-  return { plan, options: { before, alongside: [upsert] } };
+  return { plan, options: { guards, alongside: [upsert] } };
 }
 
 export type LineResult = "paid" | "insufficient_budget" | "campaign_suspended" | "already_decided" | "nothing";

@@ -3,7 +3,7 @@ import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../db/client";
 import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCounters, transactions, users, type TransactionRow } from "../db/schema";
 import { ApiError } from "../lib/errors";
-import { guard, GuardError, guardOf } from "./guards";
+import { checkGuards, guard, GuardError, guardOf, type Guard } from "./guards";
 import { assertBalanced, SPENDING_TYPES, type LedgerPlan, type Spend } from "./plan";
 
 export type Statement = BatchItem<"sqlite">;
@@ -25,6 +25,8 @@ export interface ApplyOptions {
    * batch when the caller, recipient, order or payout is not in the state the movement needs.
    */
   before?: Statement[];
+  /** Conditions that refuse the movement at commit time (one statement, after `before`). */
+  guards?: Guard[];
   /**
    * Feature statements that must commit or fail with the movement: an order's status change, an
    * alert, a spending counter whose CHECK refuses an over-limit spend.
@@ -70,10 +72,9 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   // The key first: a repeat (or a concurrent twin) aborts here, before anything else, and is answered from the stored record.
   if (idem) statements.push(db.insert(idempotencyKeys).values({ userId: idem.userId, key: idem.key, requestHash: idem.requestHash, statusCode: idem.statusCode, responseBody: JSON.stringify(idem.body), createdAt: now }));
   statements.push(...(options.before ?? []));
-  if (spend) {
-    // Which limits apply is the spender's KYC status at commit time, read by SQLite in this batch.
-    statements.push(guard(db, "spend_per_tx_limit", sql`${spend.amountIdr} > ${tierSql(spend, "perTxIdr")}`));
-  }
+  // Which spend limits apply is the spender's KYC status at commit time, read by SQLite in this batch.
+  const guards = [...(options.guards ?? []), ...(spend ? [guard("spend_per_tx_limit", sql`${spend.amountIdr} > ${tierSql(spend, "perTxIdr")}`)] : [])];
+  if (guards.length > 0) statements.push(checkGuards(db, guards));
   if (plan.onceKeys.length > 0) {
     statements.push(db.insert(onceKeys).values(plan.onceKeys.map((key) => ({ key, transactionId: txId, createdAt: now }))));
   }

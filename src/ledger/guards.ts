@@ -5,11 +5,12 @@ import { ApiError } from "../lib/errors";
 import type { Statement } from "./executor";
 
 /**
- * Guards: statements that abort the batch they run in when a condition holds at commit time. Each
- * inserts a row into `batch_guards` only when its condition is true, and that table's trigger refuses
- * every row with RAISE(ABORT, 'guard:<name>'), so the whole batch rolls back and `translateBatchError`
- * answers with the guard's problem. Nothing is decided from a read in an earlier round trip: the
- * condition is evaluated by SQLite inside the same transaction as the movement it protects.
+ * Guards: conditions that abort the batch they run in when they hold at commit time. A batch's guards
+ * are ONE statement: it inserts into `batch_guards` the name of the first guard whose condition is true
+ * (none: nothing is inserted), and that table's trigger refuses every row with
+ * RAISE(ABORT, 'guard:<name>'), so the whole batch rolls back and `translateBatchError` answers with the
+ * guard's problem. Nothing is decided from a read in an earlier round trip: the conditions are evaluated
+ * by SQLite inside the same transaction as the movement they protect.
  */
 export const GUARDS = {
   caller_banned: () => new ApiError("account_banned", "This account is banned."),
@@ -41,9 +42,21 @@ export class GuardError extends ApiError {
   }
 }
 
-/** Aborts the batch with `name` when `when` is true (a boolean SQL expression, usually EXISTS (...)). */
-export function guard(db: Db, name: GuardName, when: SQL): Statement {
-  return db.insert(batchGuards).select(sql`select ${name} where ${when}`);
+export interface Guard {
+  name: GuardName;
+  /** A boolean SQL expression, usually EXISTS (...): when true, the batch is refused with `name`. */
+  when: SQL;
+}
+
+export const guard = (name: GuardName, when: SQL): Guard => ({ name, when });
+
+/** The one statement that checks `guards` in order: the first that holds aborts the batch. */
+export function checkGuards(db: Db, guards: Guard[]): Statement {
+  const cases = sql.join(
+    guards.map((g) => sql`when ${g.when} then ${g.name}`),
+    sql` `,
+  );
+  return db.insert(batchGuards).select(sql`select g from (select case ${cases} end as g) where g is not null`);
 }
 
 /** The guard a failed batch names, if any. */

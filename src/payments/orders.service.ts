@@ -4,6 +4,7 @@ import type { Db } from "../db/client";
 import { insertWhere } from "../db/insert-where";
 import { campaigns, coinPackages, paymentOrders, type PaymentOrderRow } from "../db/schema";
 import { applyStatements } from "../ledger/executor";
+import { checkGuards } from "../ledger/guards";
 import { callerNotBanned, firstSight } from "../users/users.guards";
 import { GatewayError, midtransGateway } from "../integrations/midtrans";
 import { xenditGateway } from "../integrations/xendit";
@@ -60,7 +61,7 @@ export async function openOrder(
   input: { userId: string; gateway: Gateway; subject: OrderSubject; deviceFingerprint: string | null },
 ): Promise<{ orderId: string; token?: string; redirectUrl: string; invoiceUrl?: string }> {
   const now = Date.now();
-  const [, , inserted] = await applyStatements(db, [firstSight(db, input.userId, now), ...callerNotBanned(db, input.userId), orderInsert(db, input.userId, input.gateway, input.subject, input.deviceFingerprint, now)]);
+  const [, , inserted] = await applyStatements(db, [firstSight(db, input.userId, now), checkGuards(db, callerNotBanned(input.userId)), orderInsert(db, input.userId, input.gateway, input.subject, input.deviceFingerprint, now)]);
   const order = (inserted as PaymentOrderRow[])[0];
   if (!order) throw new ApiError("not_found", input.subject.kind === "coin_package" ? "No active coin package with that id." : "No such campaign of yours.");
   try {

@@ -90,7 +90,7 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
   try {
     await applyPlan(db, plan, {
       // A refund confirmed first (status `refunded`) or a credit already applied aborts this batch.
-      before: [guard(db, "order_not_creditable", sql`not exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${order.id} and ${inArray(paymentOrders.status, CREDITABLE)})`)],
+      guards: [guard("order_not_creditable", sql`not exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${order.id} and ${inArray(paymentOrders.status, CREDITABLE)})`)],
       alongside: [
         db
           .update(paymentOrders)
@@ -154,9 +154,8 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
       });
       try {
         await applyPlan(db, plan, {
-          before: [
+          guards: [
             guard(
-              db,
               "order_reversal_moved",
               sql`not exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${order.id} and ${paymentOrders.status} = 'paid' and ${paymentOrders.reversedAmount} = ${order.reversedAmount} and ${paymentOrders.refundedIdr} = ${order.refundedIdr})`,
             ),

@@ -99,11 +99,11 @@ export async function requestWithdrawal(
         now,
       }),
       {
-        before: [
-          ...callerMayMoveOut(db, userId),
-          ...callerKycVerified(db, userId),
-          ...withdrawMethodUsable(db, userId, now),
-          guard(db, "unusual_withdraw_pattern", sql`${unusualSql} and not ${whitelistedSql(subject, now)}`),
+        guards: [
+          ...callerMayMoveOut(userId),
+          ...callerKycVerified(userId),
+          ...withdrawMethodUsable(userId, now),
+          guard("unusual_withdraw_pattern", sql`${unusualSql} and not ${whitelistedSql(subject, now)}`),
         ],
         alongside: [insertWithdrawal],
         idempotency: ctx.record({ status: 202, body }),

@@ -2,7 +2,7 @@ import { sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { users, withdrawMethods } from "../db/schema";
 import type { Statement } from "../ledger/executor";
-import { guard } from "../ledger/guards";
+import { guard, type Guard } from "../ledger/guards";
 
 const userWhere = (userId: string, condition: SQL) => sql`exists (select 1 from ${users} where ${users.id} = ${userId} and ${condition})`;
 
@@ -17,26 +17,26 @@ export function firstSight(db: Db, userId: string, now: number): Statement {
 }
 
 /** The caller may act at all (a banned user may only read). */
-export const callerNotBanned = (db: Db, userId: string) => [guard(db, "caller_banned", userWhere(userId, sql`${users.status} = 'banned'`))];
+export const callerNotBanned = (userId: string): Guard[] => [guard("caller_banned", userWhere(userId, sql`${users.status} = 'banned'`))];
 
 /** Money leaving the caller's control (transfers out, withdrawals, spends) needs an active, unflagged account. */
-export function callerMayMoveOut(db: Db, userId: string): Statement[] {
+export function callerMayMoveOut(userId: string): Guard[] {
   return [
-    ...callerNotBanned(db, userId),
-    guard(db, "caller_frozen", userWhere(userId, sql`${users.status} = 'frozen'`)),
-    guard(db, "caller_verification_required", userWhere(userId, sql`${users.verificationRequired} = 1`)),
+    ...callerNotBanned(userId),
+    guard("caller_frozen", userWhere(userId, sql`${users.status} = 'frozen'`)),
+    guard("caller_verification_required", userWhere(userId, sql`${users.verificationRequired} = 1`)),
   ];
 }
 
-export const callerKycVerified = (db: Db, userId: string) => [guard(db, "caller_kyc_required", sql`not ${userWhere(userId, sql`${users.kycStatus} = 'verified'`)}`)];
+export const callerKycVerified = (userId: string): Guard[] => [guard("caller_kyc_required", sql`not ${userWhere(userId, sql`${users.kycStatus} = 'verified'`)}`)];
 
 /** A withdrawal needs a bank account on file, usable (a changed one only after its cooling-off period). */
-export function withdrawMethodUsable(db: Db, userId: string, now: number): Statement[] {
+export function withdrawMethodUsable(userId: string, now: number): Guard[] {
   const method = (condition: SQL) => sql`exists (select 1 from ${withdrawMethods} where ${withdrawMethods.userId} = ${userId} and ${condition})`;
-  return [guard(db, "withdraw_method_missing", sql`not ${method(sql`1`)}`), guard(db, "withdraw_method_cooldown", method(sql`${withdrawMethods.usableFrom} > ${now}`))];
+  return [guard("withdraw_method_missing", sql`not ${method(sql`1`)}`), guard("withdraw_method_cooldown", method(sql`${withdrawMethods.usableFrom} > ${now}`))];
 }
 
 /** Money sent to another user needs a recipient who exists and is not banned. */
-export function recipientActive(db: Db, recipientId: string): Statement[] {
-  return [guard(db, "recipient_missing", sql`not ${userWhere(recipientId, sql`1`)}`), guard(db, "recipient_banned", userWhere(recipientId, sql`${users.status} = 'banned'`))];
+export function recipientActive(recipientId: string): Guard[] {
+  return [guard("recipient_missing", sql`not ${userWhere(recipientId, sql`1`)}`), guard("recipient_banned", userWhere(recipientId, sql`${users.status} = 'banned'`))];
 }

@@ -18,13 +18,17 @@ import { businessDay } from "../lib/time";
  * record (with the maintained totals) and their wallets, read in one batch.
  */
 export async function getBalance(db: Db, userId: string, now: number) {
-  const [, [user], wallets] = await db.batch([
+  const [, rows] = await db.batch([
     firstSight(db, userId, now),
-    db.select({ kycStatus: users.kycStatus, totalDepositedCoins: users.totalDepositedCoins, totalWithdrawnIdr: users.totalWithdrawnIdr }).from(users).where(eq(users.id, userId)),
-    db.select().from(accounts).where(inArray(accounts.id, [userAccountId(userId, "COIN"), userAccountId(userId, "IDR")])),
+    db
+      .select({ kycStatus: users.kycStatus, totalDepositedCoins: users.totalDepositedCoins, totalWithdrawnIdr: users.totalWithdrawnIdr, asset: accounts.asset, balance: accounts.balance, locked: accounts.locked })
+      .from(users)
+      .leftJoin(accounts, inArray(accounts.id, [userAccountId(userId, "COIN"), userAccountId(userId, "IDR")]))
+      .where(eq(users.id, userId)),
   ]);
-  const coin = wallets.find((a) => a.asset === "COIN");
-  const idr = wallets.find((a) => a.asset === "IDR");
+  const user = rows[0];
+  const coin = rows.find((a) => a.asset === "COIN");
+  const idr = rows.find((a) => a.asset === "IDR");
   return {
     balance: coin?.balance ?? 0,
     lockedBalance: coin?.locked ?? 0,
@@ -106,7 +110,8 @@ export async function transfer(
   });
   const outgoing = { amount: -input.amount, balanceAfter: 0 };
   const row = await applyPlan(db, plan, {
-    before: [firstSight(db, sender.id, now), ...callerMayMoveOut(db, sender.id), ...recipientActive(db, recipient.id)],
+    before: [firstSight(db, sender.id, now)],
+    guards: [...callerMayMoveOut(sender.id), ...recipientActive(recipient.id)],
     alongside: ctx.alongside,
     idempotency: ctx.record({ status: 201, body: transactionView(previewRow(plan), sender.id, outgoing) }),
   });

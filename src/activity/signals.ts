@@ -1,0 +1,180 @@
+/**
+ * Volume and regularity of a user's day (SPEC §8), next to R̄: pure functions of the day's per-minute
+ * series. Every signal is built from scalar columns of daily_activity, and each column's population
+ * is the median and MAD of that one column for the day (as for R̄), so the batch can compute it by SQL.
+ */
+import { classify, meanRate, populationParams, type Level, type PopulationStats } from "./bot-rules";
+
+export interface MinuteRate {
+  minute: number;
+  rate: number;
+}
+
+/** The day's scalars. A regularity column is null on a day too short to judge (fewer than minMinutes). */
+export interface DaySignals {
+  activeMinutes: number;
+  weightedUnits: number;
+  rbar: number;
+  /** Clock hours (of epoch minutes, = WIB hours) with at least HOUR_MIN_MINUTES active minutes. */
+  activeHours: number;
+  /** ln(variance / mean + 0.05) of the per-minute rates, plus a short-day allowance. Low = steady. */
+  rateDispersion: number | null;
+  /** Share of the gaps between active minutes that equal the most common gap, if that gap is ≥ 2 minutes; else 0. */
+  cadence: number | null;
+}
+
+export type SignalColumn = "activeMinutes" | "activeHours" | "rateDispersion" | "cadence";
+export type Signal = "volume" | "regularity";
+
+/** Which signal a column feeds and which way is suspicious (z = direction × (value − μ) / σ). */
+export const signalColumns: Record<SignalColumn, { signal: Signal; direction: 1 | -1 }> = {
+  activeMinutes: { signal: "volume", direction: 1 },
+  activeHours: { signal: "volume", direction: 1 },
+  rateDispersion: { signal: "regularity", direction: -1 },
+  cadence: { signal: "regularity", direction: 1 },
+};
+
+export const HOUR_MIN_MINUTES = 5;
+
+export interface ColumnDefaults {
+  mu: number;
+  sigma: number;
+  sigmaMin: number;
+}
+
+/**
+ * Defaults: k per signal (config BOT_VOLUME_K_A/_K_B, BOT_REGULARITY_K_A/_K_B, BOT_REGULARITY_MIN_MINUTES),
+ * and per column the configured μ/σ used when robust statistics cannot be (small population, zero MAD,
+ * fixed mode), and a σ floor (BOT_<COLUMN>_MU/_SIGMA/_SIGMA_MIN, e.g. BOT_ACTIVE_HOURS_SIGMA_MIN).
+ * Cadence is 0 for nearly every person, so its MAD is 0 on a normal day and its configured μ/σ apply.
+ */
+export const signalDefaults = {
+  volume: { a: 3.5, b: 2.5 },
+  regularity: { a: 5, b: 4 },
+  minMinutes: 30,
+  columns: {
+    activeMinutes: { mu: 45, sigma: 45, sigmaMin: 30 },
+    activeHours: { mu: 4, sigma: 4.5, sigmaMin: 4.5 },
+    rateDispersion: { mu: 1.3, sigma: 0.45, sigmaMin: 0.2 },
+    cadence: { mu: 0, sigma: 0.15, sigmaMin: 0.15 },
+  } satisfies Record<SignalColumn, ColumnDefaults>,
+};
+
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+/** The most common value (the smallest on a tie) and its share. */
+function mode(xs: number[]): { value: number; share: number } {
+  const freq = new Map<number, number>();
+  for (const x of xs) freq.set(x, (freq.get(x) ?? 0) + 1);
+  let best = { value: 0, count: 0 };
+  for (const [value, count] of freq) if (count > best.count || (count === best.count && value < best.value)) best = { value, count };
+  return { value: best.value, share: xs.length === 0 ? 0 : best.count / xs.length };
+}
+
+export function daySignals(minutes: MinuteRate[], opts: { minMinutes?: number } = {}): DaySignals {
+  const day = minutes.filter((m) => m.rate > 0).sort((a, b) => a.minute - b.minute);
+  const rates = day.map((m) => m.rate);
+  const n = day.length;
+  const perHour = new Map<number, number>();
+  for (const m of day) perHour.set(Math.floor(m.minute / 60), (perHour.get(Math.floor(m.minute / 60)) ?? 0) + 1);
+  const base = {
+    activeMinutes: n,
+    weightedUnits: sum(rates),
+    rbar: meanRate(rates),
+    activeHours: [...perHour.values()].filter((c) => c >= HOUR_MIN_MINUTES).length,
+  };
+  if (n < Math.max(2, opts.minMinutes ?? signalDefaults.minMinutes)) return { ...base, rateDispersion: null, cadence: null };
+  const variance = sum(rates.map((r) => (r - base.rbar) ** 2)) / (n - 1);
+  const gap = mode(day.slice(1).map((m, i) => m.minute - day[i]!.minute));
+  return {
+    ...base,
+    // sqrt(2/(n−1)) is about the standard error of a log variance: a short day must not look steady by luck.
+    rateDispersion: Math.log(variance / base.rbar + 0.05) + 2 * Math.sqrt(2 / (n - 1)),
+    // A person's most common gap is 1 minute (inside a session); a timer's is its period, every time.
+    cadence: gap.value >= 2 ? gap.share : 0,
+  };
+}
+
+export type SignalSource = "fixed" | "robust" | "robust_sigma_floor" | "fallback_small_population" | "fallback_zero_mad";
+export interface SignalParams {
+  mu: number;
+  sigma: number;
+  source: SignalSource;
+}
+
+/**
+ * μ and σ of one column: the same rules as R̄ (populationParams), and σ never below sigmaMin, because
+ * a column of small integers or of ties can have a tiny non-zero MAD that would put ordinary users past B.
+ */
+export function columnParams(stats: PopulationStats, d: ColumnDefaults, cfg: { mode: "robust" | "fixed"; minPopulation: number }): SignalParams {
+  const p = populationParams(stats, { mode: cfg.mode, mu: d.mu, sigma: d.sigma, minPopulation: cfg.minPopulation });
+  return p.source === "robust" && p.sigma < d.sigmaMin ? { mu: p.mu, sigma: d.sigmaMin, source: "robust_sigma_floor" } : p;
+}
+
+export interface Thresholds {
+  rbar: { a: number; b: number };
+  volume: { a: number; b: number };
+  regularity: { a: number; b: number };
+}
+
+export type DecidedBy = "rbar" | "volume" | "regularity" | "volume+regularity" | null;
+
+export interface DayClassification {
+  level: Level;
+  decidedBy: DecidedBy;
+  /** z of R̄, of each signal and of each column; null where a column is null (a day too short to judge). */
+  z: { rbar: number } & Record<Signal | SignalColumn, number | null>;
+}
+
+/**
+ * Volume z = min of its columns' z (many minutes AND spread over many hours: a person who sleeps is
+ * not tireless); regularity z = max of its columns' z (steady in any one way is enough).
+ * A: R̄ past k_A, or volume and regularity both past their k_A. B: any one past its k_B.
+ */
+export function classifyDay(s: DaySignals, p: { rbar: { mu: number; sigma: number }; columns: Record<SignalColumn, { mu: number; sigma: number }> }, t: Thresholds): DayClassification {
+  const cols = {} as Record<SignalColumn, number | null>;
+  for (const [c, { direction }] of Object.entries(signalColumns) as [SignalColumn, (typeof signalColumns)[SignalColumn]][]) {
+    const v = s[c];
+    cols[c] = v === null ? null : (direction * (v - p.columns[c].mu)) / p.columns[c].sigma;
+  }
+  const combine = (signal: Signal, pick: (...xs: number[]) => number) => {
+    const zs = (Object.keys(cols) as SignalColumn[]).flatMap((c) => (signalColumns[c].signal === signal && cols[c] !== null ? [cols[c]] : []));
+    return zs.length === 0 ? null : pick(...zs);
+  };
+  const volume = combine("volume", Math.min);
+  const regularity = combine("regularity", Math.max);
+  const r = classify(s.rbar, p.rbar, t.rbar);
+  const past = (z: number | null, k: number) => z !== null && z >= k;
+  let level: Level = "C";
+  let decidedBy: DecidedBy = null;
+  if (r.level === "A") [level, decidedBy] = ["A", "rbar"];
+  else if (past(volume, t.volume.a) && past(regularity, t.regularity.a)) [level, decidedBy] = ["A", "volume+regularity"];
+  else if (r.level === "B") [level, decidedBy] = ["B", "rbar"];
+  else if (past(volume, t.volume.b)) [level, decidedBy] = ["B", "volume"];
+  else if (past(regularity, t.regularity.b)) [level, decidedBy] = ["B", "regularity"];
+  return { level, decidedBy, z: { rbar: r.z, volume, regularity, ...cols } };
+}
+
+/** PAYOUT_DAILY_CAP_IDR's default. */
+export const PAYOUT_DAILY_CAP_IDR = 50_000;
+
+export interface PayoutLineIn {
+  campaignId: string;
+  amountIdr: number;
+}
+
+/**
+ * The per-user daily cap: up to capIdr of the day's lines is paid, in proportion to each line (largest
+ * remainder, ties by campaignId), so no campaign's advertiser absorbs the cap alone. Whole rupiah only.
+ */
+export function capDailyPayout<L extends PayoutLineIn>(lines: L[], capIdr: number): (L & { paidIdr: number; cappedIdr: number })[] {
+  for (const x of [capIdr, ...lines.map((l) => l.amountIdr)]) if (!Number.isSafeInteger(x) || x < 0) throw new RangeError(`not a whole non-negative rupiah amount: ${x}`);
+  const total = lines.reduce((a, l) => a + BigInt(l.amountIdr), 0n);
+  const cap = BigInt(capIdr);
+  if (total <= cap) return lines.map((l) => ({ ...l, paidIdr: l.amountIdr, cappedIdr: 0 }));
+  const shares = lines.map((l, i) => ({ i, id: l.campaignId, paid: (BigInt(l.amountIdr) * cap) / total, rest: (BigInt(l.amountIdr) * cap) % total }));
+  let left = cap - shares.reduce((a, x) => a + x.paid, 0n);
+  const order = [...shares].sort((x, y) => (x.rest === y.rest ? (x.id < y.id ? -1 : x.id > y.id ? 1 : x.i - y.i) : x.rest > y.rest ? -1 : 1));
+  for (const x of order) if (left > 0n) [x.paid, left] = [x.paid + 1n, left - 1n];
+  return lines.map((l, i) => ({ ...l, paidIdr: Number(shares[i]!.paid), cappedIdr: l.amountIdr - Number(shares[i]!.paid) }));
+}
