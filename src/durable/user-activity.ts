@@ -1,6 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Config } from "../config";
-import { evaluateRules, type Finding } from "../fraud/rules";
+import { evaluateRules, type Finding, type RuleConfig } from "../fraud/rules";
 import { meanRate, ratePerMinute, type ActivityType, type Weights } from "../activity/bot-rules";
 import { addDays, businessDay } from "../lib/time";
 
@@ -142,10 +141,10 @@ export class UserActivity extends DurableObject<Env> {
    * alert), and whether the request's device is new for this user. The Worker writes to D1 only what
    * comes back; a request refused here costs D1 nothing unless it raises an alert for the first time.
    */
-  gate(req: { userId: string; now: number; config: Config; device: string | null }): GateResult {
-    const { now, config } = req;
+  gate(req: { userId: string; now: number; limitPerMinute: number; rules: RuleConfig; device: string | null }): GateResult {
+    const { now, rules: config } = req;
     return this.ctx.storage.transactionSync((): GateResult => {
-      const limit = this.count("value", now, config.RATE_LIMIT_PER_MINUTE, 60_000);
+      const limit = this.count("value", now, req.limitPerMinute, 60_000);
       const subject = { userId: req.userId, deviceFingerprint: req.device };
       this.sql.exec("DELETE FROM raised_alerts WHERE at < ?", now - 2 * 3_600_000);
       const findings = evaluateRules({ event: "value_request", attemptsLastMinute: limit.attemptsInWindow }, config, subject, now).filter(

@@ -10,7 +10,7 @@ import { ApiError } from "../lib/errors";
 import { deviceFingerprint } from "../lib/request";
 import { alertWhen, dedupeKey } from "./alerts";
 import { findingStatements, whitelistedSql, type Subject } from "./engine";
-import { ruleById } from "./rules";
+import { ruleById, ruleConfig } from "./rules";
 
 /**
  * For every value-moving route, one Durable Object call before the handler: the per-user rate limit
@@ -24,7 +24,7 @@ export const valueMovingGuard = createMiddleware<AppEnv>(async (c, next) => {
   const now = Date.now();
   const fingerprint = deviceFingerprint(c);
   const stub = c.env.USER_ACTIVITY.get(c.env.USER_ACTIVITY.idFromName(user.id));
-  const gate = await stub.gate({ userId: user.id, now, config, device: fingerprint });
+  const gate = await stub.gate({ userId: user.id, now, limitPerMinute: config.RATE_LIMIT_PER_MINUTE, rules: ruleConfig(config), device: fingerprint });
   const sidecar: Sidecar = { statements: await gateStatements(db, config, { userId: user.id, deviceFingerprint: fingerprint }, gate, c.req.raw.headers, now), applied: false };
   if (!gate.allowed) {
     await applyStatements(db, sidecar.statements);

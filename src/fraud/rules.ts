@@ -16,6 +16,18 @@ export type Facts =
   | { event: "withdrawal"; grossIdr: number; medianPastGrossIdr: number | null }
   | { event: "device_seen"; accountsOnDevice: number };
 
+/** The thresholds the rules read (what the user's Durable Object needs to evaluate velocity rules). */
+export type RuleConfig = Pick<Config, "RAPID_TRANSACTIONS_PER_MINUTE" | "LARGE_GIFT_COINS" | "NEW_ACCOUNT_DAYS" | "FAILED_PAYMENTS_PER_HOUR" | "UNUSUAL_WITHDRAW_MULTIPLIER" | "DEVICE_MAX_ACCOUNTS">;
+
+export const ruleConfig = (c: Config): RuleConfig => ({
+  RAPID_TRANSACTIONS_PER_MINUTE: c.RAPID_TRANSACTIONS_PER_MINUTE,
+  LARGE_GIFT_COINS: c.LARGE_GIFT_COINS,
+  NEW_ACCOUNT_DAYS: c.NEW_ACCOUNT_DAYS,
+  FAILED_PAYMENTS_PER_HOUR: c.FAILED_PAYMENTS_PER_HOUR,
+  UNUSUAL_WITHDRAW_MULTIPLIER: c.UNUSUAL_WITHDRAW_MULTIPLIER,
+  DEVICE_MAX_ACCOUNTS: c.DEVICE_MAX_ACCOUNTS,
+});
+
 /** A fact given as a SQL expression, for rules decided inside a batch (NULL where the plain fact is null). */
 type SqlFacts<F> = { [K in Exclude<keyof F, "event">]: SQL };
 
@@ -24,7 +36,7 @@ interface Rule<E extends Facts["event"]> {
   event: E;
   severity: Severity;
   level: ActionLevel;
-  params: (config: Config) => Record<string, number>;
+  params: (config: RuleConfig) => Record<string, number>;
   /**
    * What makes two findings the same alert (e.g. user and minute: a burst of requests is one finding,
    * not hundreds). Hashed into the alert's dedupe key; without it every finding is a new alert.
@@ -111,7 +123,7 @@ type AnyRule = Rule<Facts["event"]> & { fires: (f: Facts, p: Record<string, numb
 type Subject = { userId: string; deviceFingerprint: string | null };
 
 /** Pure: which rules fire for these facts under this configuration (subject and time only shape dedupe keys). */
-export function evaluateRules(facts: Facts, config: Config, subject: Subject = { userId: "", deviceFingerprint: null }, now = 0): Finding[] {
+export function evaluateRules(facts: Facts, config: RuleConfig, subject: Subject = { userId: "", deviceFingerprint: null }, now = 0): Finding[] {
   const findings: Finding[] = [];
   // RULES mixes events; each rule is only ever called with facts of its own event (checked first).
   for (const r of RULES as readonly unknown[] as readonly AnyRule[]) {

@@ -1,4 +1,4 @@
-import { and, eq, sql, type SQL } from "drizzle-orm";
+import { and, eq, inArray, sql, type SQL } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../db/client";
 import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCounters, transactions, users, type TransactionRow } from "../db/schema";
@@ -78,13 +78,15 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   if (plan.onceKeys.length > 0) {
     statements.push(db.insert(onceKeys).values(plan.onceKeys.map((key) => ({ key, transactionId: txId, createdAt: now }))));
   }
-  for (const [id, d] of deltas) {
-    if (d.balance === 0 && d.locked === 0) continue;
+  // Every account the plan touches, in one statement (each row's CHECK still refuses an overdraft).
+  const moved = [...deltas].filter(([, d]) => d.balance !== 0 || d.locked !== 0);
+  if (moved.length > 0) {
+    const by = (field: "balance" | "locked") => sql`case ${accounts.id} ${sql.join(moved.map(([id, d]) => sql`when ${id} then ${d[field]}`), sql` `)} else 0 end`;
     statements.push(
       db
         .update(accounts)
-        .set({ balance: sql`${accounts.balance} + ${d.balance}`, locked: sql`${accounts.locked} + ${d.locked}` })
-        .where(eq(accounts.id, id)),
+        .set({ balance: sql`${accounts.balance} + ${by("balance")}`, locked: sql`${accounts.locked} + ${by("locked")}` })
+        .where(inArray(accounts.id, moved.map(([id]) => id))),
     );
   }
 
