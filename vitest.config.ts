@@ -26,6 +26,8 @@ export default defineConfig(async () => {
               // The race tests fire hundreds of requests per user on purpose; the rate-limit and
               // velocity tests set the spec's values per request (call(..., { vars })).
               RATE_LIMIT_PER_MINUTE: "1000000",
+              // Small fan-out steps, so the queue tests chain several (150 users, 250 buyers).
+              QUEUE_FANOUT_PAGE: "120",
               RAPID_TRANSACTIONS_PER_MINUTE: "1000000",
             },
           },

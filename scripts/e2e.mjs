@@ -95,6 +95,43 @@ function expect(cond, message) {
 }
 
 const scenarios = {
+  async "premium content: a creator prices it, a buyer tops up through the simulator and unlocks, the creator sees revenue, an admin removes it, the buyer gets the creator's share back"() {
+    const stamp = Date.now();
+    const creator = signToken(`e2e-carol-${stamp}`, "user", secret, 1);
+    const buyerId = `e2e-bob-${stamp}`;
+    const buyer = signToken(buyerId, "user", secret, 1);
+    const admin = signToken("e2e-admin", "admin", secret, 1);
+    const content = `e2e-video-${stamp}`;
+    const priced = await request("PUT", `${api}/api/content/${content}/premium`, { token: creator, body: { price: 300 } });
+    expect(priced.status === 200 && priced.json.price === 300, `price: ${priced.status} ${priced.text}`);
+    const order = await request("POST", `${api}/api/payment/midtrans/create`, { token: buyer, body: { packageId: "pkg_500" } });
+    const paid = await request("POST", `${simUrl}/_sim/midtrans/${order.json.orderId}/notify`, { body: { transaction_status: "settlement" } });
+    expect(paid.json?.delivered?.body?.outcome === "credited", `top-up: ${paid.text}`);
+    const unlock = await request("POST", `${api}/api/content/${content}/unlock`, { token: buyer, headers: { "idempotency-key": `u-${stamp}` } });
+    expect(unlock.status === 201 && unlock.json.transaction.balanceAfter === 250, `unlock: ${unlock.status} ${unlock.text}`);
+    const again = await request("POST", `${api}/api/content/${content}/unlock`, { token: buyer });
+    expect(again.status === 409 && again.json.code === "already_unlocked", `second unlock: ${again.status} ${again.text}`);
+    const access = await request("GET", `${api}/api/content/${content}/access`, { token: buyer });
+    expect(access.json.access === true, `access ${access.text}`);
+    const revenue = await request("GET", `${api}/api/content/${content}/revenue`, { token: creator });
+    expect(JSON.stringify(revenue.json.revenue) === JSON.stringify({ total: 300, creator: 210, platform: 75, processing: 15 }), `revenue ${revenue.text}`);
+    const removed = await request("POST", `${api}/api/content/${content}/refund`, { token: admin, body: { reason: "admin_removed" } });
+    expect(removed.status === 202, `remove: ${removed.status} ${removed.text}`);
+    let progress;
+    for (let i = 0; i < 100; i++) {
+      progress = await request("GET", `${api}/api/admin/content/${content}/refunds`, { token: admin });
+      if (progress.json?.status === "done") break;
+      await sleep(100);
+    }
+    expect(progress.json?.status === "done" && progress.json.refunded === 1, `refund run: ${progress.text}`);
+    const balance = await request("GET", `${api}/api/wallet/balance`, { token: buyer });
+    expect(balance.json.balance === 250 + 210, `buyer after the partial refund: ${balance.text}`);
+    const after = await request("GET", `${api}/api/content/${content}/revenue`, { token: creator });
+    expect(after.json.revenue.creator === 0 && after.json.revenue.platform === 75 && after.json.refunds.total === 210, `revenue after removal ${after.text}`);
+    const gone = await request("GET", `${api}/api/content/${content}/access`, { token: buyer });
+    expect(gone.json.access === false, `access after removal ${gone.text}`);
+  },
+
   async "buy a coin package; notifications replayed 5 times out of order with a pending one credit once"() {
     const user = `e2e-buyer-${Date.now()}`;
     const token = signToken(user, "user", secret, 1);

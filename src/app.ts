@@ -25,6 +25,8 @@ import { adminBillingRouter, billingRouter } from "./billing/billing.routes";
 import { valueMovingGuard } from "./fraud/guard";
 import { securityHeaders } from "./lib/security-headers";
 import { fraudRouter } from "./fraud/fraud.routes";
+import { adminContentRouter, contentRouter } from "./content/content.routes";
+import { creatorRouter } from "./creator/creator.routes";
 
 /**
  * Routes that decide about the caller inside their own D1 batch (first sight, banned/frozen guards) and
@@ -37,6 +39,7 @@ const DECIDES_IN_BATCH: [method: string, path: RegExp][] = [
   ["POST", /^\/api\/payment\/(midtrans|xendit)\/create$/],
   ["POST", /^\/api\/campaigns\/[^/]+\/deposit$/],
   ["POST", /^\/api\/activity$/],
+  ["POST", /^\/api\/content\/[^/]+\/unlock$/],
 ];
 const memberGate = createMiddleware<AppEnv>((c, next) =>
   DECIDES_IN_BATCH.some(([method, path]) => method === c.req.method && path.test(c.req.path)) ? next() : callerGate(c, next),
@@ -80,7 +83,9 @@ export function createApp() {
   app.use("/api/activity/*", ...member);
   app.use("/api/payouts", ...member);
   app.use("/api/billing/*", ...member);
-  for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit"]) {
+  app.use("/api/content/*", ...member);
+  app.use("/api/creator/*", ...member);
+  for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit", "/api/content/:id/unlock"]) {
     app.on("POST", path, valueMovingGuard);
   }
   // An admin account that was banned is refused like any other banned account.
@@ -115,6 +120,9 @@ export function createApp() {
   app.route("/api/billing", billingRouter);
   app.route("/api/admin/billing", adminBillingRouter);
   app.route("/api/fraud", fraudRouter);
+  app.route("/api/content", contentRouter);
+  app.route("/api/admin/content", adminContentRouter);
+  app.route("/api/creator", creatorRouter);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: openApiInfo });

@@ -56,6 +56,8 @@ export const configSchema = z.object({
   ACTIVITY_REQUESTS_PER_MINUTE: int(60, 1),
   ACTIVITY_RETENTION_DAYS: int(7, 2, 60),
   BATCH_CHUNK_USERS: int(100, 1, 1000),
+  /** Ids one fan-out step reads and sends as work messages (then it sends the next step). */
+  QUEUE_FANOUT_PAGE: int(1000, 1, 5000),
   // usage-based pricing (§8.1)
   USAGE_UNIT_PRICE_IDR: int(10, 0),
   USAGE_OVERAGE_PRICE_IDR: int(15, 0),

@@ -4,7 +4,8 @@ import { createDb } from "./db/client";
 import { purgeRejectedPhotos } from "./kyc/kyc.service";
 import { purgeIdempotencyKeys } from "./lib/idempotency";
 import { reconcileWithdrawals } from "./payouts/withdrawals.service";
-import { handleBatchMessage, handleDeadLetter, startBatch, type BatchMessage } from "./jobs/daily-batch";
+import { startBatch } from "./jobs/daily-batch";
+import { handleDeadQueueMessage, handleQueueMessage, type QueueMessage } from "./jobs/queue";
 import { previousBusinessDay } from "./lib/time";
 import { runMonthlyBilling } from "./billing/billing.service";
 import { DAILY_BATCH_CRON, MONTHLY_BILLING_CRON } from "./jobs/crons";
@@ -55,13 +56,13 @@ export default {
     const deadLetters = batch.queue.endsWith("-dlq");
     for (const message of batch.messages) {
       try {
-        if (deadLetters) await handleDeadLetter(deps, message.body, Date.now());
-        else await handleBatchMessage(deps, message.body, Date.now());
+        if (deadLetters) await handleDeadQueueMessage(deps, message.body, Date.now());
+        else await handleQueueMessage(deps, message.body, Date.now());
         message.ack();
       } catch (error) {
-        console.error("batch message failed", error instanceof Error ? error.message : String(error));
+        console.error("queue message failed", error instanceof Error ? error.message : String(error));
         message.retry({ delaySeconds: 2 });
       }
     }
   },
-} satisfies ExportedHandler<Env, BatchMessage>;
+} satisfies ExportedHandler<Env, QueueMessage>;

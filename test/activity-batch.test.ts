@@ -183,7 +183,8 @@ describe("daily batch at chunk size", () => {
     ]);
     for (let i = 0; i < stmts.length; i += 48) await env.DB.batch(stmts.slice(i, i + 48));
     const progress = await runAndWait(day);
-    expect(progress).toMatchObject({ activeUsers: 150, collected: 150, classified: 150, queueMessages: 2 });
+    // Fan-out steps of 120 users (QUEUE_FANOUT_PAGE in the tests): 100 + 20, then 30.
+    expect(progress).toMatchObject({ activeUsers: 150, collected: 150, classified: 150, queueMessages: 3 });
     const expected = ids.reduce((sum, _, i) => sum + (30 + 10 * (i % 2)) * 5, 0);
     expect(progress.payouts.paid).toMatchObject({ count: 150, amountIdr: expected });
     await expectLedgerOk();

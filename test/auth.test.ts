@@ -32,7 +32,7 @@ describe("authentication and roles", () => {
   it("creates the user on first sight with empty wallets", async () => {
     const res = await call("GET", "/api/wallet/balance", { token: await tokenFor(uniqueId()) });
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ balance: 0, lockedBalance: 0, availableBalance: 0, idrBalance: 0, idrLockedBalance: 0, totalDeposited: 0, totalWithdrawn: 0, kycStatus: "none" });
+    expect(res.json).toEqual({ balance: 0, lockedBalance: 0, availableBalance: 0, idrBalance: 0, idrLockedBalance: 0, debt: 0, idrDebt: 0, totalDeposited: 0, totalWithdrawn: 0, kycStatus: "none" });
   });
 
   it("answers unknown routes with problem+json 404", async () => {

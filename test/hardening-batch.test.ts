@@ -7,7 +7,9 @@ import { applyPlan } from "../src/ledger/executor";
 import { movePlan } from "../src/ledger/plan";
 import { newId } from "../src/lib/ids";
 import { addDays, businessDay, dayStart, previousBusinessDay } from "../src/lib/time";
-import { handleDeadLetter, sendBatches } from "../src/jobs/daily-batch";
+import { handleDeadLetter } from "../src/jobs/daily-batch";
+import { sendBatches } from "../src/jobs/fanout";
+import { handleDeadQueueMessage } from "../src/jobs/queue";
 import { payLine, termsOfRow } from "../src/jobs/batch-payouts";
 import type { PayoutRow } from "../src/db/schema";
 import { adminToken, balanceOf, call, expectLedgerOk, expectProblem, newUser, setUserStatus } from "./helpers";
@@ -200,11 +202,13 @@ describe("hardening 4: the daily batch cannot be stopped by one user", () => {
     await env.DB.prepare("update daily_activity set classified_at = null, level = null where day = ?").bind(day).run();
     await env.DB.prepare("update batch_runs set status = 'paying' where day = ?").bind(day).run();
     await handleDeadLetter({ db: db(), config, env }, { kind: "pay", day, userIds: [user.id] }, Date.now());
+    // A fan-out step that exhausted its retries fails the run the same way.
+    await handleDeadQueueMessage({ db: db(), config, env }, { kind: "fanout", source: "pay", key: day, after: user.id }, Date.now());
     const token = await adminToken();
     const failed = await call("GET", `/api/admin/batches/${day}`, { token });
-    expect(failed.json).toMatchObject({ status: "failed", failedChunks: 1 });
+    expect(failed.json).toMatchObject({ status: "failed", failedChunks: 2 });
     const alerts = await env.DB.prepare("select severity from fraud_alerts where alert_type = 'batch_chunk_failed' and json_extract(details, '$.day') = ?").bind(day).all();
-    expect(alerts.results).toEqual([{ severity: "critical" }]);
+    expect(alerts.results).toEqual([{ severity: "critical" }, { severity: "critical" }]);
     const resumed = await runAndWait(day);
     expect(resumed).toMatchObject({ status: "done", classified: 1 });
   });

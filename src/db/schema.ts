@@ -53,7 +53,7 @@ export const transactions = sqliteTable(
   {
     id: text().primaryKey(),
     type: text({
-      enum: ["deposit", "withdraw", "transfer", "purchase", "gift", "boost", "commission", "payout", "refund", "fee", "adjustment"],
+      enum: ["deposit", "withdraw", "transfer", "purchase", "gift", "boost", "commission", "payout", "refund", "fee", "adjustment", "debt_settlement"],
     }).notNull(),
     status: text({ enum: ["pending", "completed", "failed", "cancelled"] }).notNull(),
     asset: text({ enum: ["COIN", "IDR"] }).notNull(),
@@ -508,6 +508,66 @@ export const fraudWhitelist = sqliteTable(
 );
 
 /**
+ * A premium content item (SPEC §9). Ids come from the platform's content service; the first user who
+ * registers an id is its creator (an admin may reassign it). `deleted`: by its creator (every buyer
+ * refunded in full); `removed`: by an admin (each buyer gets the creator's share back).
+ */
+export const contentItems = sqliteTable(
+  "content_items",
+  {
+    id: text().primaryKey(),
+    creatorId: text().notNull(),
+    price: integer().notNull(),
+    status: text({ enum: ["available", "deleted", "removed"] }).notNull().default("available"),
+    purchaseCount: integer().notNull().default(0),
+    createdAt: integer().notNull(),
+    updatedAt: integer().notNull(),
+  },
+  (t) => [index("content_items_creator_idx").on(t.creatorId, t.id), check("content_price_positive", sql`${t.price} > 0`)],
+);
+
+/** One unlock of a content item, with its price and split frozen; refunded at most once. */
+export const contentPurchases = sqliteTable(
+  "content_purchases",
+  {
+    id: text().primaryKey(),
+    contentId: text().notNull(),
+    buyerId: text().notNull(),
+    creatorId: text().notNull(),
+    price: integer().notNull(),
+    creatorShare: integer().notNull(),
+    platformShare: integer().notNull(),
+    processingShare: integer().notNull(),
+    transactionId: text().notNull(),
+    purchasedAt: integer().notNull(),
+    refundedAt: integer(),
+    /** `full`: the buyer got the whole price back; `creator_share`: only the creator's share (admin removal). */
+    refundKind: text({ enum: ["full", "creator_share"] }),
+    refundAmount: integer(),
+    refundTransactionId: text(),
+  },
+  (t) => [
+    // One live (unrefunded) purchase per buyer and item: a second unlock aborts on this index.
+    uniqueIndex("content_purchases_live_uq").on(t.contentId, t.buyerId).where(sql`${t.refundedAt} is null`),
+    index("content_purchases_content_idx").on(t.contentId, t.id),
+    index("content_purchases_buyer_idx").on(t.buyerId, t.id),
+    check("content_purchase_split", sql`${t.creatorShare} + ${t.platformShare} + ${t.processingShare} = ${t.price}`),
+  ],
+);
+
+/** A creator deletion or admin removal refunding every buyer through the queue, with its progress. */
+export const contentRefundRuns = sqliteTable("content_refund_runs", {
+  contentId: text().primaryKey(),
+  kind: text({ enum: ["full", "creator_share"] }).notNull(),
+  reason: text().notNull(),
+  requestedBy: text().notNull(),
+  purchases: integer().notNull(),
+  queueMessages: integer().notNull().default(0),
+  startedAt: integer().notNull(),
+  finishedAt: integer(),
+});
+
+/**
  * Always empty: a guard statement inserts a row only when its condition holds, and the trigger of
  * migration 0009 refuses every row with RAISE(ABORT, 'guard:<name>'), rolling the whole batch back.
  */
@@ -517,6 +577,9 @@ export const batchGuards = sqliteTable("batch_guards", {
 
 export const schema = {
   batchGuards,
+  contentItems,
+  contentPurchases,
+  contentRefundRuns,
   users,
   accounts,
   transactions,
@@ -543,6 +606,8 @@ export const schema = {
   fraudWhitelist,
 };
 export type PayoutRow = typeof payouts.$inferSelect;
+export type ContentItemRow = typeof contentItems.$inferSelect;
+export type ContentPurchaseRow = typeof contentPurchases.$inferSelect;
 export type DailyActivityRow = typeof dailyActivity.$inferSelect;
 export type UsageInvoiceRow = typeof usageInvoices.$inferSelect;
 export type KycSubmissionRow = typeof kycSubmissions.$inferSelect;

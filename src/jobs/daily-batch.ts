@@ -1,6 +1,5 @@
 import { and, asc, count, eq, gt, inArray, isNull, sql } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
-import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { activityDays, batchRuns, dailyActivity, payouts, users } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
@@ -9,13 +8,15 @@ import { alertStatement, dedupeKey } from "../fraud/alerts";
 import { ApiError } from "../lib/errors";
 import { campaignsById, holdPayoutStatement, payLines, termsOf, termsOfRow, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
+import { startFanout, type FanoutSource, type QueueDeps } from "./fanout";
 
 /**
  * The daily batch (SPEC §8) in bounded steps over the queue:
- *  1. start: the day's run row, then `collect` messages of BATCH_CHUNK_USERS active users each;
+ *  1. start: the day's run row, then a fan-out (`fanout.ts`) of `collect` messages of BATCH_CHUNK_USERS
+ *     active users each;
  *  2. collect: each user's day summary from their Durable Object into daily_activity (first write wins;
  *     the object closes the day to new events); the message that completes collection computes μ and σ
- *     once and enqueues `pay` messages;
+ *     once and starts the fan-out of `pay` messages;
  *  3. pay: classify each user once and act (A ban, B hold, C pay); the last one marks the day done.
  * Every step is safe to repeat: rows are insert-or-ignore, money moves under once-keys and guards, a
  * user's classification and a payout's terms are decided once. A message that exhausts its retries
@@ -23,66 +24,37 @@ import type { Statement } from "../ledger/executor";
  */
 export type BatchMessage = { kind: "collect" | "pay"; day: string; userIds: string[] };
 
-export interface BatchDeps {
-  db: Db;
-  config: Config;
-  env: Env;
+export type BatchDeps = QueueDeps;
+
+/** Users of the day not collected yet. */
+export const collectSource: FanoutSource<BatchMessage> = {
+  chunk: (config) => config.BATCH_CHUNK_USERS,
+  page: async (db, day, after, limit) =>
+    (
+      await db
+        .select({ id: activityDays.userId })
+        .from(activityDays)
+        .leftJoin(dailyActivity, and(eq(dailyActivity.day, activityDays.day), eq(dailyActivity.userId, activityDays.userId)))
+        .where(and(eq(activityDays.day, day), gt(activityDays.userId, after), isNull(dailyActivity.userId)))
+        .orderBy(asc(activityDays.userId))
+        .limit(limit)
+    ).map((r) => r.id),
+  message: (day, userIds) => ({ kind: "collect", day, userIds }),
+  sent: countMessages,
+};
+
+/** Every collected user of the day (paying skips what is already decided). */
+export const paySource: FanoutSource<BatchMessage> = {
+  chunk: (config) => config.BATCH_CHUNK_USERS,
+  page: async (db, day, after, limit) =>
+    (await db.select({ id: dailyActivity.userId }).from(dailyActivity).where(and(eq(dailyActivity.day, day), gt(dailyActivity.userId, after))).orderBy(asc(dailyActivity.userId)).limit(limit)).map((r) => r.id),
+  message: (day, userIds) => ({ kind: "pay", day, userIds }),
+  sent: countMessages,
+};
+
+async function countMessages(db: Db, day: string, messages: number) {
+  await db.update(batchRuns).set({ queueMessages: sql`${batchRuns.queueMessages} + ${messages}` }).where(eq(batchRuns.day, day));
 }
-
-const PAGE = 1000;
-/** Cloudflare Queues: at most 100 messages and 256 KB per sendBatch; a margin is kept for framing. */
-const SEND_MAX_MESSAGES = 100;
-const SEND_MAX_BYTES = 200 * 1024;
-
-/** Groups messages into sendBatch calls within the Queues limits, whatever the user ids' length. */
-export function sendBatches<T>(bodies: T[]): T[][] {
-  const out: T[][] = [];
-  let current: T[] = [];
-  let bytes = 0;
-  for (const body of bodies) {
-    const size = new TextEncoder().encode(JSON.stringify(body)).length + 64;
-    if (current.length > 0 && (current.length === SEND_MAX_MESSAGES || bytes + size > SEND_MAX_BYTES)) {
-      out.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(body);
-    bytes += size;
-  }
-  if (current.length > 0) out.push(current);
-  return out;
-}
-
-async function enqueue(deps: BatchDeps, day: string, kind: BatchMessage["kind"], ids: AsyncIterable<string[]>): Promise<number> {
-  const chunk = deps.config.BATCH_CHUNK_USERS;
-  let sent = 0;
-  for await (const page of ids) {
-    const bodies: BatchMessage[] = [];
-    for (let i = 0; i < page.length; i += chunk) bodies.push({ kind, day, userIds: page.slice(i, i + chunk) });
-    for (const group of sendBatches(bodies)) {
-      await deps.env.BATCH_QUEUE.sendBatch(group.map((body) => ({ body })));
-      sent += group.length;
-    }
-  }
-  await deps.db.update(batchRuns).set({ queueMessages: sql`${batchRuns.queueMessages} + ${sent}` }).where(eq(batchRuns.day, day));
-  return sent;
-}
-
-/** Pages through user ids with a keyset cursor, so no query returns more than PAGE rows. */
-async function* pages(next: (after: string) => Promise<string[]>): AsyncIterable<string[]> {
-  let after = "";
-  for (;;) {
-    const ids = await next(after);
-    if (ids.length === 0) return;
-    yield ids;
-    after = ids[ids.length - 1]!;
-  }
-}
-
-const payPages = (db: Db, day: string) =>
-  pages(async (after) =>
-    (await db.select({ id: dailyActivity.userId }).from(dailyActivity).where(and(eq(dailyActivity.day, day), gt(dailyActivity.userId, after))).orderBy(asc(dailyActivity.userId)).limit(PAGE)).map((r) => r.id),
-  );
 
 /**
  * Starts, restarts or resumes a day's run. Collection resumes with the users not collected yet; once μ
@@ -102,7 +74,7 @@ export async function startBatch(deps: BatchDeps, day: string, now: number) {
     return batchProgress(db, day);
   }
   if (fixed) {
-    await enqueue(deps, day, "pay", payPages(db, day));
+    await startFanout(deps.env.BATCH_QUEUE, "pay", day);
     return batchProgress(db, day);
   }
   const [{ collected } = { collected: 0 }] = await db.select({ collected: count() }).from(dailyActivity).where(eq(dailyActivity.day, day));
@@ -110,22 +82,7 @@ export async function startBatch(deps: BatchDeps, day: string, now: number) {
     await maybeStartPaying(deps, day, now);
     return batchProgress(db, day);
   }
-  await enqueue(
-    deps,
-    day,
-    "collect",
-    pages(async (after) =>
-      (
-        await db
-          .select({ id: activityDays.userId })
-          .from(activityDays)
-          .leftJoin(dailyActivity, and(eq(dailyActivity.day, activityDays.day), eq(dailyActivity.userId, activityDays.userId)))
-          .where(and(eq(activityDays.day, day), gt(activityDays.userId, after), isNull(dailyActivity.userId)))
-          .orderBy(asc(activityDays.userId))
-          .limit(PAGE)
-      ).map((r) => r.id),
-    ),
-  );
+  await startFanout(deps.env.BATCH_QUEUE, "collect", day);
   return batchProgress(db, day);
 }
 
@@ -182,7 +139,13 @@ async function maybeStartPaying(deps: BatchDeps, day: string, now: number) {
     .where(and(eq(batchRuns.day, day), eq(batchRuns.status, "collecting"), isNull(batchRuns.mu)))
     .returning();
   if (!won) return;
-  await enqueue(deps, day, "pay", payPages(db, day));
+  try {
+    await startFanout(deps.env.BATCH_QUEUE, "pay", day);
+  } catch (error) {
+    // Nothing was queued: undo the switch so this message's retry (or the next collect) starts paying again.
+    await db.update(batchRuns).set({ status: "collecting", mu: null, sigma: null, population: null, paramsSource: null }).where(and(eq(batchRuns.day, day), eq(batchRuns.status, "paying")));
+    throw error;
+  }
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Db } from "../db/client";
 import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCounters, transactions, users, type TransactionRow } from "../db/schema";
 import { ApiError } from "../lib/errors";
 import { checkGuards, guard, GuardError, guardOf, type Guard } from "./guards";
+import { settlementRow, settlementsFor } from "./debt-settlement";
 import { assertBalanced, SPENDING_TYPES, type LedgerPlan, type Spend } from "./plan";
 
 export type Statement = BatchItem<"sqlite">;
@@ -14,8 +15,10 @@ export interface IdempotencyWrite {
   key: string;
   requestHash: string;
   statusCode: number;
-  /** The response body; `balanceBefore`/`balanceAfter` keys are filled from the transaction row in SQL. */
+  /** The response body; its `balanceBefore`/`balanceAfter` keys are filled from the transaction row in SQL. */
   body: unknown;
+  /** Where in the body the transaction's view is (a JSON path, `$` by default). */
+  balancesAt?: string;
 }
 
 export interface ApplyOptions {
@@ -74,6 +77,10 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   statements.push(...(options.before ?? []));
   // Which spend limits apply is the spender's KYC status at commit time, read by SQLite in this batch.
   const guards = [...(options.guards ?? []), ...(spend ? [guard("spend_per_tx_limit", sql`${spend.amountIdr} > ${tierSql(spend, "perTxIdr")}`)] : [])];
+  // Settling a pending transaction that is no longer pending must move nothing at all.
+  if ("settle" in plan.transaction) {
+    guards.push(guard("transaction_not_pending", sql`not exists (select 1 from ${transactions} where ${transactions.id} = ${txId} and ${transactions.status} = 'pending')`));
+  }
   if (guards.length > 0) statements.push(checkGuards(db, guards));
   if (plan.onceKeys.length > 0) {
     statements.push(db.insert(onceKeys).values(plan.onceKeys.map((key) => ({ key, transactionId: txId, createdAt: now }))));
@@ -81,7 +88,11 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   // Every account the plan touches, in one statement (each row's CHECK still refuses an overdraft).
   const moved = [...deltas].filter(([, d]) => d.balance !== 0 || d.locked !== 0);
   if (moved.length > 0) {
-    const by = (field: "balance" | "locked") => sql`case ${accounts.id} ${sql.join(moved.map(([id, d]) => sql`when ${id} then ${d[field]}`), sql` `)} else 0 end`;
+    const by = (field: "balance" | "locked") =>
+      sql`case ${accounts.id} ${sql.join(
+        moved.map(([id, d]) => sql`when ${id} then ${d[field]}`),
+        sql` `,
+      )} else 0 end`;
     statements.push(
       db
         .update(accounts)
@@ -92,9 +103,7 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
 
   const side = plan.sideAccountId;
   const sideDelta = side ? (deltas.get(side)?.balance ?? 0) : 0;
-  const sideBalances = side
-    ? { balanceAfter: balanceOf(side), balanceBefore: sql`${balanceOf(side)} - ${sideDelta}` }
-    : {};
+  const sideBalances = side ? { balanceAfter: balanceOf(side), balanceBefore: sql`${balanceOf(side)} - ${sideDelta}` } : {};
   const txIndex = statements.length;
   if ("create" in plan.transaction) {
     const tx = plan.transaction.create;
@@ -130,6 +139,8 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
       ),
     );
   }
+  // Credits to user wallets settle their owner's open debt first, in this batch (a transaction of its own).
+  for (const st of settlementsFor(txId, deltas)) statements.push(settlementRow(db, st, txId, now));
   if (plan.hold && "place" in plan.hold) {
     statements.push(db.insert(holds).values({ ...plan.hold.place, transactionId: txId, status: "pending", createdAt: now }));
   } else if (plan.hold) {
@@ -154,11 +165,12 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   const alongsideIndex = statements.length;
   statements.push(...(options.alongside ?? []));
   if (idem) {
+    const at = idem.balancesAt ?? "$";
     const fromTx = (column: SQL) => sql`(select ${column} from ${transactions} where ${transactions.id} = ${txId})`;
     statements.push(
       db
         .update(idempotencyKeys)
-        .set({ responseBody: sql`json_replace(${idempotencyKeys.responseBody}, '$.balanceBefore', ${fromTx(sql`${transactions.balanceBefore}`)}, '$.balanceAfter', ${fromTx(sql`${transactions.balanceAfter}`)})` })
+        .set({ responseBody: sql`json_replace(${idempotencyKeys.responseBody}, ${`${at}.balanceBefore`}, ${fromTx(sql`${transactions.balanceBefore}`)}, ${`${at}.balanceAfter`}, ${fromTx(sql`${transactions.balanceAfter}`)})` })
         .where(and(eq(idempotencyKeys.userId, idem.userId), eq(idempotencyKeys.key, idem.key))),
     );
   }
@@ -236,5 +248,7 @@ export function translateBatchError(error: unknown): Error {
   if (message.includes("idempotency_keys.")) return new IdempotencyRaceError("another request holds this Idempotency-Key");
   if (message.includes("once_keys.key")) return new ApiError("already_applied", "This movement has already been applied.");
   if (message.includes("spend_limit_daily")) return new ApiError("limit_exceeded", "This would exceed your daily spending limit.");
+  // Unique indexes that stand for "this was done already" in a feature's own table.
+  if (message.includes("content_purchases.content_id, content_purchases.buyer_id")) return new ApiError("already_unlocked", "You have already unlocked this content.");
   return error instanceof Error ? error : new Error(message);
 }

@@ -13,10 +13,17 @@ import type { Statement } from "./executor";
  * by SQLite inside the same transaction as the movement they protect.
  */
 export const GUARDS = {
+  transaction_not_pending: () => new ApiError("already_applied", "The transaction is no longer pending."),
   caller_banned: () => new ApiError("account_banned", "This account is banned."),
   caller_frozen: () => new ApiError("account_frozen", "This account is frozen; money cannot leave it."),
   caller_verification_required: () => new ApiError("verification_required", "Additional verification is required before money can leave this account."),
   caller_kyc_required: () => new ApiError("kyc_required", "Withdrawals need a verified KYC."),
+  caller_in_debt: () => new ApiError("debt_outstanding", "This account has recorded debt; money cannot leave it until later credits have settled the debt."),
+  content_unavailable: () => new ApiError("not_found", "No available content with that id."),
+  content_terms_changed: () => new ApiError("conflict", "The content's price or creator changed while unlocking; try again."),
+  own_content: () => new ApiError("own_content", "You cannot unlock your own content."),
+  not_content_creator: () => new ApiError("forbidden", "Only the content's creator may do this."),
+  purchase_already_refunded: () => new ApiError("already_applied", "This purchase was already refunded."),
   withdraw_method_missing: () => new ApiError("withdraw_method_required", "Set a bank account with PUT /api/wallet/withdraw-method first."),
   withdraw_method_cooldown: () => new ApiError("withdraw_method_cooldown", "The bank account was changed recently; it can be used once the cooling-off period has passed."),
   recipient_missing: () => new ApiError("recipient_not_found", "No user with that id."),

@@ -17,7 +17,8 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
   try {
     const id = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
-    if (/^[0-9A-Z]{26}$/.test(id)) return id;
+    // A ULID, or one followed by "S<n>" (a debt settlement sorts right after the transaction that caused it).
+    if (/^[0-9A-Z]{26}(S\d{1,2})?$/.test(id)) return id;
   } catch {
     // fall through to the error below
   }

@@ -1,6 +1,6 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { users, withdrawMethods } from "../db/schema";
+import { accounts, users, withdrawMethods } from "../db/schema";
 import type { Statement } from "../ledger/executor";
 import { guard, type Guard } from "../ledger/guards";
 
@@ -25,6 +25,7 @@ export function callerMayMoveOut(userId: string): Guard[] {
     ...callerNotBanned(userId),
     guard("caller_frozen", userWhere(userId, sql`${users.status} = 'frozen'`)),
     guard("caller_verification_required", userWhere(userId, sql`${users.verificationRequired} = 1`)),
+    guard("caller_in_debt", sql`exists (select 1 from ${accounts} where ${accounts.ownerId} = ${userId} and ${accounts.kind} = 'user_debt' and ${accounts.balance} < 0)`),
   ];
 }
 

@@ -1,9 +1,10 @@
 import { z } from "@hono/zod-openapi";
 import { USER_ID_PATTERN } from "../lib/auth";
 import { MAX_AMOUNT } from "../lib/money";
+import { transactions } from "../db/schema";
 
 export const AssetSchema = z.enum(["COIN", "IDR"]);
-export const TxTypeSchema = z.enum(["deposit", "withdraw", "transfer", "purchase", "gift", "boost", "commission", "payout", "refund", "fee", "adjustment"]);
+export const TxTypeSchema = z.enum(transactions.type.enumValues);
 export const UserIdSchema = z.string().regex(USER_ID_PATTERN, "1–64 characters of A–Z, a–z, 0–9, _ and -");
 
 export const TransactionSchema = z
@@ -31,6 +32,8 @@ export const BalanceSchema = z
     availableBalance: z.number().int(),
     idrBalance: z.number().int(),
     idrLockedBalance: z.number().int(),
+    debt: z.number().int().openapi({ description: "Coins of recorded debt (a claw-back or reversal the wallet could not cover). Every later coin credit settles it first; while it is above 0 no money leaves the account (422 `debt_outstanding`)." }),
+    idrDebt: z.number().int().openapi({ description: "Rupiah of recorded debt, settled first by later rupiah credits." }),
     totalDeposited: z.number().int().openapi({ description: "Coins credited by settled deposits, bonus included." }),
     totalWithdrawn: z.number().int().openapi({ description: "Gross rupiah of completed withdrawals." }),
     kycStatus: z.enum(["none", "pending", "verified", "rejected"]),

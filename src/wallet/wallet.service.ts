@@ -1,7 +1,7 @@
 import { and, desc, eq, inArray, lt, or } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { accounts, postings, transactions, users, type TransactionRow } from "../db/schema";
-import { userAccountId } from "../ledger/accounts";
+import { userAccountId, userDebtAccountId } from "../ledger/accounts";
 import { applyPlan, type IdempotencyWrite, type Statement } from "../ledger/executor";
 import { movePlan, previewRow } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
@@ -21,20 +21,24 @@ export async function getBalance(db: Db, userId: string, now: number) {
   const [, rows] = await db.batch([
     firstSight(db, userId, now),
     db
-      .select({ kycStatus: users.kycStatus, totalDepositedCoins: users.totalDepositedCoins, totalWithdrawnIdr: users.totalWithdrawnIdr, asset: accounts.asset, balance: accounts.balance, locked: accounts.locked })
+      .select({ kycStatus: users.kycStatus, totalDepositedCoins: users.totalDepositedCoins, totalWithdrawnIdr: users.totalWithdrawnIdr, accountId: accounts.id, balance: accounts.balance, locked: accounts.locked })
       .from(users)
-      .leftJoin(accounts, inArray(accounts.id, [userAccountId(userId, "COIN"), userAccountId(userId, "IDR")]))
+      .leftJoin(accounts, inArray(accounts.id, [userAccountId(userId, "COIN"), userAccountId(userId, "IDR"), userDebtAccountId(userId, "COIN"), userDebtAccountId(userId, "IDR")]))
       .where(eq(users.id, userId)),
   ]);
   const user = rows[0];
-  const coin = rows.find((a) => a.asset === "COIN");
-  const idr = rows.find((a) => a.asset === "IDR");
+  const account = (id: string) => rows.find((a) => a.accountId === id);
+  const coin = account(userAccountId(userId, "COIN"));
+  const idr = account(userAccountId(userId, "IDR"));
   return {
     balance: coin?.balance ?? 0,
     lockedBalance: coin?.locked ?? 0,
     availableBalance: (coin?.balance ?? 0) - (coin?.locked ?? 0),
     idrBalance: idr?.balance ?? 0,
     idrLockedBalance: idr?.locked ?? 0,
+    // A debt account's balance is ≤ 0: what the user owes is its negation.
+    debt: Math.max(0, -(account(userDebtAccountId(userId, "COIN"))?.balance ?? 0)),
+    idrDebt: Math.max(0, -(account(userDebtAccountId(userId, "IDR"))?.balance ?? 0)),
     totalDeposited: user?.totalDepositedCoins ?? 0,
     totalWithdrawn: user?.totalWithdrawnIdr ?? 0,
     kycStatus: user?.kycStatus ?? "none",

@@ -1,0 +1,269 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, eq, isNull } from "drizzle-orm";
+import { contentPurchases } from "../db/schema";
+import { requireRole } from "../lib/auth";
+import { ApiError, errorResponses, problemFor } from "../lib/errors";
+import { idempotencyScope, idempotent } from "../lib/idempotency";
+import { deviceFingerprint } from "../lib/request";
+import { bearerSecurity, createRouter } from "../lib/router";
+import { startFanout } from "../jobs/fanout";
+import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
+import { buyerRefundAllowed } from "./content-rules";
+import { closeContent, contentAccess, contentView, findContent, reassignContent, refundProgress, refundPurchase, registerContent, unlockContent, type UnlockBody } from "./content.service";
+import { contentRevenue } from "./content-revenue";
+
+const IdParam = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a content id: 1–64 of A–Z, a–z, 0–9, _ and -") });
+
+const ContentSchema = z
+  .object({
+    id: z.string(),
+    creatorId: z.string(),
+    price: z.number().int().openapi({ description: "Coins per unlock." }),
+    purchaseCount: z.number().int(),
+    available: z.boolean(),
+    status: z.enum(["available", "deleted", "removed"]),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("Content");
+
+const UnlockSchema = z.object({ purchaseId: z.string(), contentId: z.string(), price: z.number().int(), transaction: TransactionSchema }).openapi("ContentUnlock");
+
+const ProgressSchema = z
+  .object({
+    contentId: z.string(),
+    kind: z.enum(["full", "creator_share"]),
+    reason: z.string(),
+    purchases: z.number().int(),
+    refunded: z.number().int(),
+    pending: z.number().int(),
+    queueMessages: z.number().int(),
+    status: z.enum(["refunding", "done"]),
+    startedAt: z.string(),
+    finishedAt: z.string().nullable(),
+  })
+  .openapi("ContentRefundProgress");
+
+const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+
+/** Mounted at /api/content. */
+export const contentRouter = createRouter()
+  .openapi(
+    createRoute({
+      method: "put",
+      path: "/{id}/premium",
+      tags: ["content"],
+      summary: "Register or reprice a premium content item (coins)",
+      description: "Content ids come from the platform's content service; the first caller who registers an id becomes its creator (an admin may reassign it). Only the creator reprices, while the item is available; past purchases keep the price they paid.",
+      security: bearerSecurity,
+      request: { params: IdParam, body: { required: true, content: { "application/json": { schema: z.object({ price: z.number().int().min(1).max(1_000_000) }).strict().openapi({ example: { price: 250 } }) } } } },
+      responses: { 200: json(ContentSchema, "The item"), ...errorResponses, 409: problemFor("The item was deleted or removed (`conflict`).") },
+    }),
+    async (c) => c.json(await registerContent(c.var.db, c.var.user.id, c.req.valid("param").id, c.req.valid("json").price, Date.now()), 200),
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}",
+      tags: ["content"],
+      summary: "A content item: price, creator, purchase count, availability",
+      security: bearerSecurity,
+      request: { params: IdParam },
+      responses: { 200: json(ContentSchema, "The item"), ...errorResponses, 404: problemFor("No such item.") },
+    }),
+    async (c) => {
+      const item = await findContent(c.var.db, c.req.valid("param").id);
+      if (!item) throw new ApiError("not_found", "No content with that id.");
+      return c.json(contentView(item), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/access",
+      tags: ["content"],
+      summary: "Whether the caller may view the item (its creator, or a buyer whose purchase stands)",
+      security: bearerSecurity,
+      request: { params: IdParam },
+      responses: {
+        200: json(z.object({ access: z.boolean(), purchasedAt: z.string().optional(), refunded: z.boolean().optional() }).openapi("ContentAccess"), "Access"),
+        ...errorResponses,
+        404: problemFor("No such item."),
+      },
+    }),
+    async (c) => c.json(await contentAccess(c.var.db, c.req.valid("param").id, c.var.user.id), 200),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/unlock",
+      tags: ["content"],
+      summary: "Unlock a premium item: pay its price in coins, split 7000/2500/500 bps creator / platform / processing",
+      description:
+        "The price and split are frozen on the purchase. One live purchase per buyer and item: a repeat (or a concurrent one) is 409 `already_unlocked` and moves nothing. " +
+        "The creator cannot unlock their own item (422 `own_content`). Counts against the spending limits (rupiah value) and the rate limit; refused while the buyer has " +
+        "recorded debt (422 `debt_outstanding`). The item's terms are read, then ONE batch is guarded by them (a reprice in between re-reads and charges the new price).",
+      security: bearerSecurity,
+      request: { params: IdParam, headers: z.object({ "idempotency-key": z.string().optional() }) },
+      responses: {
+        201: json(UnlockSchema, "Unlocked"),
+        ...errorResponses,
+        404: problemFor("No available item with that id."),
+        409: problemFor("`already_unlocked`, or the Idempotency-Key was used with another body."),
+        422: problemFor("`insufficient_funds`, `own_content`, `debt_outstanding`."),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const scope = await idempotencyScope(c, { contentId: id });
+      const sidecar = c.var.sidecar;
+      const outcome = await idempotent<{ status: 201; body: UnlockBody }>(c, scope, async (record) => {
+        const done = await unlockContent(c.var.db, c.var.config, c.var.user.id, id, { deviceFingerprint: deviceFingerprint(c), record, alongside: sidecar.statements });
+        sidecar.applied = true;
+        return done;
+      });
+      return c.json(outcome.body, outcome.status);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "delete",
+      path: "/{id}",
+      tags: ["content"],
+      summary: "The creator deletes the item: it goes off sale and every buyer is refunded in full (through the queue)",
+      description: "Each purchase is refunded once, in its own batch: the buyer gets the whole price; the creator's, platform's and processing's shares are taken back (what the creator's wallet no longer holds becomes recorded debt). Progress: GET /api/admin/content/{id}/refunds.",
+      security: bearerSecurity,
+      request: { params: IdParam },
+      responses: { 202: json(ProgressSchema, "Deleted; refunds queued"), ...errorResponses, 404: problemFor("No available item with that id.") },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      await closeContent(c.var.db, id, "full", c.var.user.id, "creator_deleted", { asCreator: true }, Date.now());
+      await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+      return c.json(await refundProgress(c.var.db, id), 202);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/refund",
+      tags: ["content", "admin"],
+      summary: "Admin refunds: remove the item (each buyer gets the creator's share back), or one buyer's purchase",
+      description:
+        "`admin_removed`: the item goes off sale and each buyer gets back the creator's share, clawed back from the creator (debt if short); platform and processing keep theirs (through the queue, 202). " +
+        "`buyer_request` with `userId`: that buyer's purchase is refunded in full, within 24 hours of the purchase, or later only if the item is no longer available (else 422 `refund_window_closed`).",
+      security: bearerSecurity,
+      middleware: [requireRole("admin")] as const,
+      request: {
+        params: IdParam,
+        body: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: z
+                .discriminatedUnion("reason", [z.object({ reason: z.literal("admin_removed") }).strict(), z.object({ reason: z.literal("buyer_request"), userId: UserIdSchema }).strict()])
+                .openapi({ example: { reason: "buyer_request", userId: "buyer-123" } }),
+            },
+          },
+        },
+      },
+      responses: {
+        200: json(z.object({ purchaseId: z.string(), refunded: z.number().int(), outcome: z.enum(["refunded", "already_refunded"]) }), "One purchase refunded"),
+        202: json(ProgressSchema, "Removed; refunds queued"),
+        ...errorResponses,
+        404: problemFor("No available item, or no live purchase of that buyer."),
+        422: problemFor("`refund_window_closed`."),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const body = c.req.valid("json");
+      const { db } = c.var;
+      if (body.reason === "admin_removed") {
+        await closeContent(db, id, "creator_share", c.var.user.id, "admin_removed", { asCreator: false }, Date.now());
+        await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+        return c.json(await refundProgress(db, id), 202);
+      }
+      const [item, [purchase]] = await Promise.all([
+        findContent(db, id),
+        db.select().from(contentPurchases).where(and(eq(contentPurchases.contentId, id), eq(contentPurchases.buyerId, body.userId), isNull(contentPurchases.refundedAt))).limit(1),
+      ]);
+      if (!item || !purchase) throw new ApiError("not_found", "No live purchase of that buyer for that item.");
+      if (!buyerRefundAllowed(purchase.purchasedAt, Date.now(), item.status === "available")) {
+        throw new ApiError("refund_window_closed", "A buyer's refund is granted within 24 hours of the purchase while the item is available.");
+      }
+      const outcome = await refundPurchase(db, purchase, "full", c.var.user.id, "buyer_request");
+      return c.json({ purchaseId: purchase.id, refunded: purchase.price, outcome }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/revenue",
+      tags: ["content"],
+      summary: "The item's purchases, revenue by share and refunds (its creator only)",
+      description: "Revenue is what the ledger holds after refunds: total = creator + platform + processing.",
+      security: bearerSecurity,
+      request: { params: IdParam },
+      responses: {
+        200: json(
+          z
+            .object({
+              purchaseCount: z.number().int(),
+              revenue: z.object({ total: z.number().int(), creator: z.number().int(), platform: z.number().int(), processing: z.number().int() }),
+              refunds: z.object({ count: z.number().int(), total: z.number().int() }),
+            })
+            .openapi("ContentRevenue"),
+          "Revenue",
+        ),
+        ...errorResponses,
+        404: problemFor("No such item."),
+      },
+    }),
+    async (c) => c.json(await contentRevenue(c.var.db, c.req.valid("param").id, c.var.user.id), 200),
+  );
+
+/** Mounted at /api/admin/content. */
+export const adminContentRouter = createRouter()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/owner",
+      tags: ["admin", "content"],
+      summary: "Reassign a content item to another creator (audited)",
+      security: bearerSecurity,
+      request: { params: IdParam, body: { required: true, content: { "application/json": { schema: z.object({ creatorId: UserIdSchema }).strict() } } } },
+      responses: { 200: json(ContentSchema, "The item"), ...errorResponses, 404: problemFor("No such item.") },
+    }),
+    async (c) => c.json(await reassignContent(c.var.db, c.var.user.id, c.req.valid("param").id, c.req.valid("json").creatorId, Date.now()), 200),
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/refunds",
+      tags: ["admin", "content"],
+      summary: "Progress of an item's refund run (creator deletion or admin removal)",
+      security: bearerSecurity,
+      request: { params: IdParam },
+      responses: { 200: json(ProgressSchema, "Progress"), ...errorResponses, 404: problemFor("No refund run for that item.") },
+    }),
+    async (c) => c.json(await refundProgress(c.var.db, c.req.valid("param").id), 200),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/refunds/resume",
+      tags: ["admin", "content"],
+      summary: "Send what is still unrefunded of a run to the queue again (after a chunk reached the dead-letter queue); safe to repeat",
+      security: bearerSecurity,
+      request: { params: IdParam },
+      responses: { 202: json(ProgressSchema, "Queued"), ...errorResponses, 404: problemFor("No refund run for that item.") },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      await refundProgress(c.var.db, id);
+      await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+      return c.json(await refundProgress(c.var.db, id), 202);
+    },
+  );
+

@@ -1,0 +1,57 @@
+import { and, eq, gte, inArray, lt, sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { postings, transactions } from "../db/schema";
+import { userAccountId, userDebtAccountId } from "../ledger/accounts";
+import { ApiError } from "../lib/errors";
+import { addDays, businessDay, dayStart, offsetMinutes } from "../lib/time";
+
+/**
+ * Where a user's earnings come from, and in which asset each source pays. A movement that earns marks
+ * its transaction's metadata with `source` and `earner`; its postings on the earner's wallet and debt
+ * account are the earning (a refund's claw-back is a negative earning of the same source).
+ */
+export const EARNING_SOURCES = { content: "COIN", gifts: "COIN", marketplace: "COIN", payouts: "IDR" } as const;
+export type EarningSource = keyof typeof EARNING_SOURCES;
+type BySource = Record<EarningSource, number>;
+
+const zero = (): BySource => ({ content: 0, gifts: 0, marketplace: 0, payouts: 0 });
+const isSource = (s: string): s is EarningSource => Object.hasOwn(EARNING_SOURCES, s);
+
+export const EARNINGS_MAX_DAYS = 366;
+
+/**
+ * A user's earnings between two business days (inclusive), by source and by business day, summed from
+ * the ledger's postings: what reached their wallet, net of claw-backs (also those booked as debt).
+ * Debt settlements are not earnings (they move between the user's own accounts).
+ */
+export async function creatorEarnings(db: Db, userId: string, range: { from?: string; to?: string }, now: number, tzOffset: string) {
+  const to = range.to ?? businessDay(now, tzOffset);
+  const from = range.from ?? addDays(to, -29);
+  if (from > to) throw new ApiError("validation_failed", "`from` must not be after `to`.");
+  if (addDays(from, EARNINGS_MAX_DAYS - 1) < to) throw new ApiError("validation_failed", `At most ${EARNINGS_MAX_DAYS} days at a time.`);
+  const day = sql<string>`strftime('%Y-%m-%d', (${transactions.createdAt} + ${offsetMinutes(tzOffset) * 60_000}) / 1000, 'unixepoch')`;
+  const source = sql<string>`json_extract(${transactions.metadata}, '$.source')`;
+  const rows = await db
+    .select({ day, source, amount: sql<number>`sum(${postings.amount})` })
+    .from(postings)
+    .innerJoin(transactions, eq(transactions.id, postings.transactionId))
+    .where(
+      and(
+        inArray(postings.accountId, (["COIN", "IDR"] as const).flatMap((asset) => [userAccountId(userId, asset), userDebtAccountId(userId, asset)])),
+        sql`json_extract(${transactions.metadata}, '$.earner') = ${userId}`,
+        gte(transactions.createdAt, dayStart(from, tzOffset)),
+        lt(transactions.createdAt, dayStart(addDays(to, 1), tzOffset)),
+      ),
+    )
+    .groupBy(day, source)
+    .orderBy(day);
+  const totals = zero();
+  const days = new Map<string, BySource>();
+  for (const r of rows) {
+    if (!isSource(r.source)) continue;
+    totals[r.source] += r.amount;
+    const d = days.get(r.day) ?? days.set(r.day, zero()).get(r.day)!;
+    d[r.source] += r.amount;
+  }
+  return { from, to, assets: EARNING_SOURCES, totals, days: [...days].map(([d, by]) => ({ day: d, ...by })) };
+}

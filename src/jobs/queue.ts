@@ -1,0 +1,39 @@
+import { raiseAlert, dedupeKey } from "../fraud/alerts";
+import { handleContentRefundMessage, contentRefundSource, type ContentRefundMessage } from "./content-refunds";
+import { collectSource, handleBatchMessage, handleDeadLetter, paySource, type BatchMessage } from "./daily-batch";
+import { fanoutStep, type FanoutMessage, type FanoutSource, type FanoutSourceName, type QueueDeps } from "./fanout";
+
+/** Every message the one queue (and its dead-letter queue) carries. */
+export type QueueMessage = BatchMessage | ContentRefundMessage | FanoutMessage;
+
+const SOURCES: { [K in FanoutSourceName]: FanoutSource<QueueMessage> } = { collect: collectSource, pay: paySource, content_refund: contentRefundSource };
+
+export async function handleQueueMessage(deps: QueueDeps, body: QueueMessage, now: number): Promise<void> {
+  if (body.kind === "fanout") await fanoutStep(deps, SOURCES[body.source], body);
+  else if (body.kind === "content_refund") await handleContentRefundMessage(deps.db, body, now);
+  else await handleBatchMessage(deps, body, now);
+}
+
+/**
+ * A message that exhausted its retries: a daily-batch step marks the day's run failed (POST
+ * /api/admin/batches/{day}/run resumes it); a refund chunk or fan-out step raises a critical alert
+ * (POST /api/admin/content/{id}/refunds/resume sends what is left).
+ */
+export async function handleDeadQueueMessage(deps: QueueDeps, body: QueueMessage, now: number): Promise<void> {
+  if (body.kind === "fanout") {
+    if (body.source !== "content_refund") return handleDeadLetter(deps, { kind: body.source, day: body.key, userIds: [] }, now);
+    return deadRefunds(deps, body.key, `fanout after ${body.after || "(start)"}`, 0);
+  }
+  if (body.kind === "content_refund") return deadRefunds(deps, body.contentId, body.purchaseIds.join(","), body.purchaseIds.length);
+  return handleDeadLetter(deps, body, now);
+}
+
+async function deadRefunds(deps: QueueDeps, contentId: string, what: string, purchases: number) {
+  await raiseAlert(deps.db, {
+    userId: null,
+    alertType: "content_refund_chunk_failed",
+    severity: "critical",
+    details: { contentId, purchases, resume: `POST /api/admin/content/${contentId}/refunds/resume` },
+    dedupeKey: await dedupeKey("content_refund_chunk_failed", contentId, what),
+  });
+}

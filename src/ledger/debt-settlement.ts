@@ -1,0 +1,66 @@
+import { sql, type SQL } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { insertWhere } from "../db/insert-where";
+import { accounts, transactions } from "../db/schema";
+import type { Asset } from "../lib/money";
+import type { Statement } from "./executor";
+
+/**
+ * Recorded debt is settled first (SPEC §9): every movement that raises a user's available balance
+ * (a credit, or a released hold) is followed, in its batch, by a `debt_settlement` transaction of
+ * min(raise, debt) from the wallet to the user's debt account. How much is decided by SQLite at commit
+ * time (the debt may have moved since anything was read): the row is inserted only when the debt is
+ * open, and migration 0012's trigger applies it (balances and postings). Without debt: one statement
+ * that inserts nothing.
+ */
+export interface Settlement {
+  id: string;
+  wallet: string;
+  debt: string;
+  owner: string;
+  asset: Asset;
+  /** How much the movement raised the wallet's available balance: the most this settlement takes. */
+  credit: number;
+}
+
+const WALLET = /^usr:(.+):(COIN|IDR)$/;
+
+/** The settlements a movement's deltas call for: one per user wallet whose available balance it raises. */
+export function settlementsFor(txId: string, deltas: Map<string, { balance: number; locked: number }>): Settlement[] {
+  const out: Settlement[] = [];
+  for (const [wallet, d] of deltas) {
+    const m = WALLET.exec(wallet);
+    const credit = d.balance - d.locked;
+    if (!m || credit <= 0) continue;
+    // Sorts right after the transaction that credited the wallet.
+    out.push({ id: `${txId}S${out.length}`, wallet, debt: `debt:${m[1]}:${m[2]}`, owner: m[1]!, asset: m[2] as Asset, credit });
+  }
+  return out;
+}
+
+const balanceOf = (accountId: string): SQL => sql`(select ${accounts.balance} from ${accounts} where ${accounts.id} = ${accountId})`;
+
+/** After the movement's postings: the settlement's row, if the owner's debt is open. */
+export function settlementRow(db: Db, s: Settlement, settles: string, now: number): Statement {
+  const take = sql`min(${s.credit}, -${accounts.balance})`;
+  return insertWhere(
+    db,
+    transactions,
+    {
+      id: s.id,
+      type: "debt_settlement",
+      status: "completed",
+      asset: s.asset,
+      amount: take,
+      userId: s.owner,
+      counterpartyId: null,
+      balanceBefore: balanceOf(s.wallet),
+      balanceAfter: sql`${balanceOf(s.wallet)} - ${take}`,
+      metadata: { settles, wallet: s.wallet, debtAccount: s.debt },
+      deviceFingerprint: null,
+      createdAt: now,
+      completedAt: now,
+    },
+    sql`from ${accounts} where ${accounts.id} = ${s.debt} and ${accounts.balance} < 0`,
+  );
+}
