@@ -95,6 +95,41 @@ function expect(cond, message) {
 }
 
 const scenarios = {
+  async "live and marketplace: a viewer tops up, gifts a Rose and boosts the stream (featured), then orders with a referral code and confirms; seller and affiliate are paid"() {
+    const stamp = Date.now();
+    const viewerId = `e2e-viewer-${stamp}`;
+    const viewer = signToken(viewerId, "user", secret, 1);
+    const streamerId = `e2e-streamer-${stamp}`;
+    const streamer = signToken(streamerId, "user", secret, 1);
+    const affiliate = signToken(`e2e-affiliate-${stamp}`, "user", secret, 1);
+    for (const t of [streamer, affiliate]) await request("GET", `${api}/api/wallet/balance`, { token: t });
+    const order = await request("POST", `${api}/api/payment/midtrans/create`, { token: viewer, body: { packageId: "pkg_1000" } });
+    const paid = await request("POST", `${simUrl}/_sim/midtrans/${order.json.orderId}/notify`, { body: { transaction_status: "settlement" } });
+    expect(paid.json?.delivered?.body?.outcome === "credited", `top-up: ${paid.text}`);
+    const stream = `e2e-stream-${stamp}`;
+    const gift = await request("POST", `${api}/api/live/${stream}/gift`, { token: viewer, body: { giftId: "rose", streamerId }, headers: { "idempotency-key": `g-${stamp}` } });
+    expect(gift.status === 201 && gift.json.transaction.amount === 50, `gift: ${gift.status} ${gift.text}`);
+    const quote = await request("GET", `${api}/api/live/boost-price?level=basic`, { token: viewer });
+    const boost = await request("POST", `${api}/api/live/${stream}/boost`, { token: viewer, body: { level: "basic", maxPrice: quote.json.price } });
+    expect(boost.status === 201 && boost.json.price === quote.json.price, `boost: ${boost.status} ${boost.text}`);
+    const featured = await request("GET", `${api}/api/live/featured`, { token: viewer });
+    expect(featured.json.items.some((f) => f.streamId === stream && f.streamerId === streamerId), `featured: ${featured.text}`);
+    const streamerBalance = await request("GET", `${api}/api/wallet/balance`, { token: streamer });
+    expect(streamerBalance.json.balance === 35, `streamer: ${streamerBalance.text}`);
+
+    const code = await request("POST", `${api}/api/marketplace/referral-codes`, { token: affiliate });
+    const placed = await request("POST", `${api}/api/marketplace/orders`, { token: viewer, body: { sellerId: streamerId, productId: "poster", amount: 400, referralCode: code.json.code } });
+    expect(placed.status === 201 && placed.json.order.status === "escrow", `order: ${placed.status} ${placed.text}`);
+    const confirmed = await request("POST", `${api}/api/marketplace/orders/${placed.json.order.id}/confirm`, { token: viewer });
+    expect(confirmed.json?.status === "released", `confirm: ${confirmed.text}`);
+    const seller = await request("GET", `${api}/api/wallet/balance`, { token: streamer });
+    const aff = await request("GET", `${api}/api/wallet/balance`, { token: affiliate });
+    // 400: seller 320 (85 % − 5 % affiliate), affiliate 20, platform 48, processing 12.
+    expect(seller.json.balance === 35 + 320 && aff.json.balance === 20, `seller ${seller.text} affiliate ${aff.text}`);
+    const viewerBalance = await request("GET", `${api}/api/wallet/balance`, { token: viewer });
+    expect(viewerBalance.json.balance === 1150 - 50 - boost.json.price - 400, `viewer: ${viewerBalance.text}`);
+  },
+
   async "premium content: a creator prices it, a buyer tops up through the simulator and unlocks, the creator sees revenue, an admin removes it, the buyer gets the creator's share back"() {
     const stamp = Date.now();
     const creator = signToken(`e2e-carol-${stamp}`, "user", secret, 1);

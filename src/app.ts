@@ -27,6 +27,8 @@ import { securityHeaders } from "./lib/security-headers";
 import { fraudRouter } from "./fraud/fraud.routes";
 import { adminContentRouter, contentRouter } from "./content/content.routes";
 import { creatorRouter } from "./creator/creator.routes";
+import { adminGiftsRouter, liveRouter, usersRouter } from "./live/live.routes";
+import { adminBusinessRouter, marketplaceRouter } from "./marketplace/marketplace.routes";
 
 /**
  * Routes that decide about the caller inside their own D1 batch (first sight, banned/frozen guards) and
@@ -40,6 +42,8 @@ const DECIDES_IN_BATCH: [method: string, path: RegExp][] = [
   ["POST", /^\/api\/campaigns\/[^/]+\/deposit$/],
   ["POST", /^\/api\/activity$/],
   ["POST", /^\/api\/content\/[^/]+\/unlock$/],
+  ["POST", /^\/api\/live\/[^/]+\/(gift|boost)$/],
+  ["POST", /^\/api\/marketplace\/orders$/],
 ];
 const memberGate = createMiddleware<AppEnv>((c, next) =>
   DECIDES_IN_BATCH.some(([method, path]) => method === c.req.method && path.test(c.req.path)) ? next() : callerGate(c, next),
@@ -85,7 +89,10 @@ export function createApp() {
   app.use("/api/billing/*", ...member);
   app.use("/api/content/*", ...member);
   app.use("/api/creator/*", ...member);
-  for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit", "/api/content/:id/unlock"]) {
+  app.use("/api/live/*", ...member);
+  app.use("/api/users/*", ...member);
+  app.use("/api/marketplace/*", ...member);
+  for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit", "/api/content/:id/unlock", "/api/live/:streamId/gift", "/api/live/:streamId/boost", "/api/marketplace/orders"]) {
     app.on("POST", path, valueMovingGuard);
   }
   // An admin account that was banned is refused like any other banned account.
@@ -123,6 +130,11 @@ export function createApp() {
   app.route("/api/content", contentRouter);
   app.route("/api/admin/content", adminContentRouter);
   app.route("/api/creator", creatorRouter);
+  app.route("/api/live", liveRouter);
+  app.route("/api/admin/gifts", adminGiftsRouter);
+  app.route("/api/users", usersRouter);
+  app.route("/api/marketplace", marketplaceRouter);
+  app.route("/api/admin/business-verifications", adminBusinessRouter);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: openApiInfo });

@@ -87,6 +87,22 @@ export const configSchema = z.object({
   MARKETPLACE_VERIFIED_COMMISSION_BPS: bps(800),
   MARKETPLACE_PREMIUM_COMMISSION_BPS: bps(500),
   MARKETPLACE_AFFILIATE_BPS: bps(500),
+  /** Sales in the last 30 days (and business verification) for the Verified Business and Premium Partner tiers. */
+  MARKETPLACE_VERIFIED_MIN_SALES: int(100, 1),
+  MARKETPLACE_PREMIUM_MIN_SALES: int(1000, 1),
+  MARKETPLACE_ESCROW_DAYS: int(7, 0, 90),
+  // boosts and badges (§10)
+  BOOST_BASIC_COINS: int(100, 1),
+  BOOST_PREMIUM_COINS: int(500, 1),
+  BOOST_BASIC_HOURS: int(1, 1, 720),
+  BOOST_PREMIUM_HOURS: int(24, 1, 720),
+  /** Demand pricing: each active boost of a level adds this to the price's multiplier (1000 = +10 %)... */
+  BOOST_DEMAND_STEP_BPS: int(1000, 0, 100_000),
+  /** ...up to this multiplier (30000 = 3×). */
+  BOOST_MAX_MULTIPLIER_BPS: int(30_000, 10_000, 1_000_000),
+  BADGE_RISING_STAR_GIFTS: int(100, 1),
+  BADGE_TOP_EARNER_COINS: int(10_000, 1),
+  BADGE_SUPER_BOOSTER_BOOSTS: int(10, 1),
   // anti-fraud (§12)
   SPEND_LIMIT_DAILY_UNVERIFIED_IDR: int(100_000, 0),
   SPEND_LIMIT_TX_UNVERIFIED_IDR: int(50_000, 0),
@@ -141,6 +157,7 @@ export function loadConfig(vars: object): Config {
   const splits: [string, number][] = [
     ["CONTENT_*_BPS", config.CONTENT_CREATOR_BPS + config.CONTENT_PLATFORM_BPS + config.CONTENT_PROCESSING_BPS],
     ["GIFT_*_BPS", config.GIFT_STREAMER_BPS + config.GIFT_PLATFORM_BPS + config.GIFT_PROCESSING_BPS],
+    ["MARKETPLACE_*_BPS", config.MARKETPLACE_PROCESSING_BPS + config.MARKETPLACE_AFFILIATE_BPS + Math.max(config.MARKETPLACE_BASIC_COMMISSION_BPS, config.MARKETPLACE_VERIFIED_COMMISSION_BPS, config.MARKETPLACE_PREMIUM_COMMISSION_BPS)],
     ["WITHDRAW_*_BPS", config.WITHDRAW_PLATFORM_FEE_BPS + config.WITHDRAW_PPH_BPS],
   ];
   const over = splits.filter(([, sum]) => sum > 10_000).map(([name]) => `${name}: shares add up to more than 10000 bps`);

@@ -5,6 +5,7 @@ import { purgeRejectedPhotos } from "./kyc/kyc.service";
 import { purgeIdempotencyKeys } from "./lib/idempotency";
 import { reconcileWithdrawals } from "./payouts/withdrawals.service";
 import { startBatch } from "./jobs/daily-batch";
+import { startFanout } from "./jobs/fanout";
 import { handleDeadQueueMessage, handleQueueMessage, type QueueMessage } from "./jobs/queue";
 import { previousBusinessDay } from "./lib/time";
 import { runMonthlyBilling } from "./billing/billing.service";
@@ -15,7 +16,8 @@ export { UserActivity } from "./durable/user-activity";
 const app = createApp();
 
 /**
- * Every 15 minutes: housekeeping that keeps nothing held or stored longer than it should be. Each step
+ * Every 15 minutes: housekeeping that keeps nothing held or stored longer than it should be (and
+ * releases marketplace escrow that is due). Each step
  * runs whatever happened to the others (a failing Iris must not keep KYC photos past their retention).
  */
 async function housekeeping(env: Env, scheduledTime: number) {
@@ -25,13 +27,14 @@ async function housekeeping(env: Env, scheduledTime: number) {
     idempotency: () => purgeIdempotencyKeys(db, scheduledTime - config.IDEMPOTENCY_TTL_HOURS * 3_600_000),
     withdrawals: () => reconcileWithdrawals(db, config, env, scheduledTime),
     kycRetention: () => purgeRejectedPhotos(db, env.KYC_BUCKET, config, scheduledTime),
+    // Marketplace orders whose escrow period has passed by the scheduled time, released in queue chunks.
+    escrowRelease: () => startFanout(env.BATCH_QUEUE, "escrow_release", String(scheduledTime)),
   };
   const results = await Promise.allSettled(Object.values(steps).map((step) => step()));
   results.forEach((r, i) => {
     if (r.status === "rejected") console.error(`housekeeping step ${Object.keys(steps)[i]} failed`, r.reason instanceof Error ? r.reason.message : String(r.reason));
   });
 }
-
 
 export default {
   fetch: app.fetch,

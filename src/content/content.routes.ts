@@ -3,8 +3,7 @@ import { and, eq, isNull } from "drizzle-orm";
 import { contentPurchases } from "../db/schema";
 import { requireRole } from "../lib/auth";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
-import { idempotencyScope, idempotent } from "../lib/idempotency";
-import { deviceFingerprint } from "../lib/request";
+import { moveOnce } from "../lib/idempotency";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { startFanout } from "../jobs/fanout";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
@@ -115,13 +114,7 @@ export const contentRouter = createRouter()
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const scope = await idempotencyScope(c, { contentId: id });
-      const sidecar = c.var.sidecar;
-      const outcome = await idempotent<{ status: 201; body: UnlockBody }>(c, scope, async (record) => {
-        const done = await unlockContent(c.var.db, c.var.config, c.var.user.id, id, { deviceFingerprint: deviceFingerprint(c), record, alongside: sidecar.statements });
-        sidecar.applied = true;
-        return done;
-      });
+      const outcome = await moveOnce<UnlockBody>(c, { contentId: id }, (ctx) => unlockContent(c.var.db, c.var.config, c.var.user.id, id, ctx));
       return c.json(outcome.body, outcome.status);
     },
   )

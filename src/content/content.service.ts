@@ -12,6 +12,7 @@ import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { firstSight } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
+import { statStatements } from "../live/badges";
 import { contentSplit, refundLegs, type RefundKind } from "./content-rules";
 
 export const contentView = (c: ContentItemRow) => ({
@@ -122,7 +123,7 @@ async function unlockAt(db: Db, config: Config, buyerId: string, item: ContentIt
       type: "purchase",
       amount: item.price,
       counterpartyId: item.creatorId,
-      metadata: { source: "content", earner: item.creatorId, contentId: item.id, purchaseId, creatorShare: split.creator, platformShare: split.platform, processingShare: split.processing },
+      metadata: { source: "content", earners: [item.creatorId], contentId: item.id, purchaseId, creatorShare: split.creator, platformShare: split.platform, processingShare: split.processing },
       credits: [
         { accountId: userAccountId(item.creatorId, "COIN"), asset: "COIN", amount: split.creator },
         { accountId: systemAccountId("platform_revenue", "COIN"), asset: "COIN", amount: split.platform },
@@ -145,7 +146,11 @@ async function unlockAt(db: Db, config: Config, buyerId: string, item: ContentIt
     guards: [
       guard("content_terms_changed", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${item.id} and ${contentItems.price} = ${item.price} and ${contentItems.creatorId} = ${item.creatorId} and ${contentItems.status} = 'available')`),
     ],
-    alongside: [db.update(contentItems).set({ purchaseCount: sql`${contentItems.purchaseCount} + 1` }).where(eq(contentItems.id, item.id)), ...(ctx.alongside ?? [])],
+    alongside: [
+      db.update(contentItems).set({ purchaseCount: sql`${contentItems.purchaseCount} + 1` }).where(eq(contentItems.id, item.id)),
+      ...statStatements(db, config, item.creatorId, { coinsEarned: split.creator }, txId, now),
+      ...(ctx.alongside ?? []),
+    ],
   });
 }
 
@@ -172,7 +177,7 @@ export async function refundPurchase(db: Db, purchase: ContentPurchaseRow, kind:
         amount: legs.buyer,
         userId: purchase.buyerId,
         counterpartyId: purchase.creatorId,
-        metadata: { source: "content", earner: purchase.creatorId, contentId: purchase.contentId, purchaseId: purchase.id, kind, reason, clawedBack: legs.creator, debtRecorded: legs.creator - take },
+        metadata: { source: "content", earners: [purchase.creatorId], contentId: purchase.contentId, purchaseId: purchase.id, kind, reason, clawedBack: legs.creator, debtRecorded: legs.creator - take },
       },
       postings: [
         { accountId: userAccountId(purchase.buyerId, "COIN"), asset: "COIN", amount: legs.buyer },

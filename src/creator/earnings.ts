@@ -7,8 +7,9 @@ import { addDays, businessDay, dayStart, offsetMinutes } from "../lib/time";
 
 /**
  * Where a user's earnings come from, and in which asset each source pays. A movement that earns marks
- * its transaction's metadata with `source` and `earner`; its postings on the earner's wallet and debt
- * account are the earning (a refund's claw-back is a negative earning of the same source).
+ * its transaction's metadata with `source` and `earners` (the users it pays); its postings on an
+ * earner's wallet and debt account are their earning (a refund's claw-back is a negative earning of
+ * the same source).
  */
 export const EARNING_SOURCES = { content: "COIN", gifts: "COIN", marketplace: "COIN", payouts: "IDR" } as const;
 export type EarningSource = keyof typeof EARNING_SOURCES;
@@ -38,7 +39,7 @@ export async function creatorEarnings(db: Db, userId: string, range: { from?: st
     .where(
       and(
         inArray(postings.accountId, (["COIN", "IDR"] as const).flatMap((asset) => [userAccountId(userId, asset), userDebtAccountId(userId, asset)])),
-        sql`json_extract(${transactions.metadata}, '$.earner') = ${userId}`,
+        sql`exists (select 1 from json_each(${transactions.metadata}, '$.earners') where value = ${userId})`,
         gte(transactions.createdAt, dayStart(from, tzOffset)),
         lt(transactions.createdAt, dayStart(addDays(to, 1), tzOffset)),
       ),

@@ -53,7 +53,7 @@ export const transactions = sqliteTable(
   {
     id: text().primaryKey(),
     type: text({
-      enum: ["deposit", "withdraw", "transfer", "purchase", "gift", "boost", "commission", "payout", "refund", "fee", "adjustment", "debt_settlement"],
+      enum: ["deposit", "withdraw", "transfer", "purchase", "gift", "boost", "commission", "payout", "refund", "fee", "adjustment", "debt_settlement", "escrow_release"],
     }).notNull(),
     status: text({ enum: ["pending", "completed", "failed", "cancelled"] }).notNull(),
     asset: text({ enum: ["COIN", "IDR"] }).notNull(),
@@ -567,6 +567,158 @@ export const contentRefundRuns = sqliteTable("content_refund_runs", {
   finishedAt: integer(),
 });
 
+/** The live gift catalogue (SPEC §10), admin-configurable; a retired gift stays for history but is not sold. */
+export const gifts = sqliteTable(
+  "gifts",
+  {
+    id: text().primaryKey(),
+    name: text().notNull(),
+    coins: integer().notNull(),
+    animation: text().notNull(),
+    active: integer({ mode: "boolean" }).notNull().default(true),
+    sortOrder: integer().notNull().default(0),
+    createdAt: integer().notNull(),
+    updatedAt: integer().notNull(),
+  },
+  (t) => [check("gift_coins_positive", sql`${t.coins} > 0`)],
+);
+
+/**
+ * A live stream as this service knows it: bound to its streamer by the first gift naming it (the live
+ * service owns streams; a later gift naming another streamer for the same stream is refused).
+ */
+export const liveStreams = sqliteTable("live_streams", {
+  id: text().primaryKey(),
+  streamerId: text().notNull(),
+  createdAt: integer().notNull(),
+});
+
+/** One gift sent on a stream (its transaction has the money); the leaderboard sums these. */
+export const liveGifts = sqliteTable(
+  "live_gifts",
+  {
+    transactionId: text().primaryKey(),
+    streamId: text().notNull(),
+    senderId: text().notNull(),
+    streamerId: text().notNull(),
+    giftId: text().notNull(),
+    quantity: integer().notNull(),
+    amount: integer().notNull(),
+    createdAt: integer().notNull(),
+  },
+  (t) => [index("live_gifts_stream_sender_idx").on(t.streamId, t.senderId), index("live_gifts_streamer_idx").on(t.streamerId)],
+);
+
+/**
+ * A boost bought for a stream: featured from `startsAt` to `expiresAt` (a boost on a stream already
+ * boosted at that level starts when the last one ends). Premium boosts also put the stream on the homepage.
+ */
+export const boostPurchases = sqliteTable(
+  "boost_purchases",
+  {
+    transactionId: text().primaryKey(),
+    streamId: text().notNull(),
+    buyerId: text().notNull(),
+    level: text({ enum: ["basic", "premium"] }).notNull(),
+    price: integer().notNull(),
+    multiplierBps: integer().notNull(),
+    startsAt: integer().notNull(),
+    expiresAt: integer().notNull(),
+    createdAt: integer().notNull(),
+  },
+  (t) => [index("boost_purchases_level_expiry_idx").on(t.level, t.expiresAt), index("boost_purchases_stream_idx").on(t.streamId, t.level, t.expiresAt), index("boost_purchases_expiry_idx").on(t.expiresAt)],
+);
+
+/** Counters the badges are awarded from, moved in the batch of the movement that earns them. */
+export const userStats = sqliteTable("user_stats", {
+  userId: text().primaryKey(),
+  giftsReceived: integer().notNull().default(0),
+  coinsEarned: integer().notNull().default(0),
+  boostsBought: integer().notNull().default(0),
+});
+
+/** Badges, each awarded to a user once (the primary key), in the batch that crosses its threshold. */
+export const badges = sqliteTable(
+  "badges",
+  {
+    userId: text().notNull(),
+    badge: text({ enum: ["rising_star", "top_earner", "super_booster"] }).notNull(),
+    transactionId: text().notNull(),
+    awardedAt: integer().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.badge] })],
+);
+
+/**
+ * A marketplace order (SPEC §11): the buyer paid at once; the seller's and affiliate's shares wait in
+ * escrow until the buyer confirms or MARKETPLACE_ESCROW_DAYS pass. Tier, rates and shares are frozen here.
+ */
+export const marketplaceOrders = sqliteTable(
+  "marketplace_orders",
+  {
+    id: text().primaryKey(),
+    buyerId: text().notNull(),
+    sellerId: text().notNull(),
+    productId: text().notNull(),
+    amount: integer().notNull(),
+    tier: text({ enum: ["basic", "verified_business", "premium_partner"] }).notNull(),
+    commissionBps: integer().notNull(),
+    processingBps: integer().notNull(),
+    affiliateBps: integer().notNull(),
+    sellerShare: integer().notNull(),
+    platformShare: integer().notNull(),
+    processingShare: integer().notNull(),
+    affiliateShare: integer().notNull(),
+    affiliateId: text(),
+    referralCode: text(),
+    status: text({ enum: ["escrow", "released", "refunded"] }).notNull(),
+    transactionId: text().notNull(),
+    releaseDueAt: integer().notNull(),
+    releasedAt: integer(),
+    releasedBy: text(),
+    refundedAt: integer(),
+    refundedBy: text(),
+    /** `before_release`: everything back; `after_release`: seller, affiliate and commission clawed back, processing kept. */
+    refundKind: text({ enum: ["before_release", "after_release"] }),
+    refundAmount: integer(),
+    createdAt: integer().notNull(),
+  },
+  (t) => [
+    index("marketplace_orders_seller_idx").on(t.sellerId, t.createdAt),
+    index("marketplace_orders_buyer_idx").on(t.buyerId, t.id),
+    index("marketplace_orders_due_idx").on(t.status, t.releaseDueAt, t.id),
+    check("marketplace_order_split", sql`${t.sellerShare} + ${t.platformShare} + ${t.processingShare} + ${t.affiliateShare} = ${t.amount}`),
+  ],
+);
+
+/** One referral code per user. */
+export const referralCodes = sqliteTable(
+  "referral_codes",
+  {
+    code: text().primaryKey(),
+    userId: text().notNull(),
+    createdAt: integer().notNull(),
+  },
+  (t) => [uniqueIndex("referral_codes_user_uq").on(t.userId)],
+);
+
+/** A seller's business verification (license, tax id), reviewed by an admin. */
+export const businessVerifications = sqliteTable(
+  "business_verifications",
+  {
+    userId: text().primaryKey(),
+    businessName: text().notNull(),
+    licenseNumber: text().notNull(),
+    taxId: text().notNull(),
+    status: text({ enum: ["pending", "verified", "rejected"] }).notNull(),
+    submittedAt: integer().notNull(),
+    reviewedBy: text(),
+    reviewedAt: integer(),
+    note: text(),
+  },
+  (t) => [index("business_verifications_status_idx").on(t.status, t.submittedAt)],
+);
+
 /**
  * Always empty: a guard statement inserts a row only when its condition holds, and the trigger of
  * migration 0009 refuses every row with RAISE(ABORT, 'guard:<name>'), rolling the whole batch back.
@@ -580,6 +732,15 @@ export const schema = {
   contentItems,
   contentPurchases,
   contentRefundRuns,
+  gifts,
+  liveStreams,
+  liveGifts,
+  boostPurchases,
+  userStats,
+  badges,
+  marketplaceOrders,
+  referralCodes,
+  businessVerifications,
   users,
   accounts,
   transactions,
@@ -608,6 +769,8 @@ export const schema = {
 export type PayoutRow = typeof payouts.$inferSelect;
 export type ContentItemRow = typeof contentItems.$inferSelect;
 export type ContentPurchaseRow = typeof contentPurchases.$inferSelect;
+export type GiftRow = typeof gifts.$inferSelect;
+export type MarketplaceOrderRow = typeof marketplaceOrders.$inferSelect;
 export type DailyActivityRow = typeof dailyActivity.$inferSelect;
 export type UsageInvoiceRow = typeof usageInvoices.$inferSelect;
 export type KycSubmissionRow = typeof kycSubmissions.$inferSelect;

@@ -5,7 +5,7 @@ import { auditLog, fraudWhitelist, users } from "../db/schema";
 import { applyStatements, type Statement } from "../ledger/executor";
 import { insertWhere } from "../db/insert-where";
 import { alertWhen, dedupeKey } from "./alerts";
-import { evaluateRules, type ActionLevel, type Facts, type Finding } from "./rules";
+import { evaluateRules, ruleById, ruleConfig, type ActionLevel, type Facts, type Finding, type SqlFacts } from "./rules";
 
 export interface Subject {
   userId: string;
@@ -74,4 +74,33 @@ export async function checkRules(db: Db, config: Config, subject: Subject, facts
   const findings = evaluateRules(facts, config, subject, now);
   if (findings.length > 0) await applyStatements(db, await findingStatements(db, subject, findings, now));
   return findings;
+}
+
+/**
+ * A rule decided inside a movement's batch from facts given as SQL (read at commit time, no earlier
+ * read): its alert, and the action its level calls for, when the rule's SQL predicate holds and the
+ * subject is not whitelisted. The alert's details carry the facts as they were at commit time.
+ */
+export function ruleInBatch<E extends Facts["event"]>(
+  db: Db,
+  config: Config,
+  ruleId: string,
+  event: E,
+  subject: Subject,
+  facts: SqlFacts<Extract<Facts, { event: E }>>,
+  now: number,
+): Statement[] {
+  const r = ruleById(ruleId, event);
+  if (!r.firesSql) throw new Error(`rule ${ruleId} has no SQL rendering`);
+  const params = r.params(ruleConfig(config));
+  const fired = sql`(${r.firesSql(facts, params)} and not ${whitelistedSql(subject, now)})`;
+  const factsJson = sql.join(
+    Object.entries(facts as Record<string, SQL>).map(([name, value]) => sql`${name}, ${value}`),
+    sql`, `,
+  );
+  const details = sql`json_object('rule', ${r.id}, 'level', ${r.level}, 'params', json(${JSON.stringify(params)}), 'facts', json_object('event', ${event}, ${factsJson}))`;
+  return [
+    alertWhen(db, { userId: subject.userId, alertType: r.id, severity: r.severity, details, deviceFingerprint: subject.deviceFingerprint, actionTaken: r.level === 1 ? null : ACTION_TAKEN[r.level] }, now, fired),
+    ...actionStatements(db, subject.userId, r.level, `rule:${r.id}`, r.id, now, sql`not ${fired}`),
+  ];
 }

@@ -14,7 +14,8 @@ export type Facts =
   | { event: "gift"; coins: number; recipientAgeDays: number }
   | { event: "payment_failed"; failedLastHour: number }
   | { event: "withdrawal"; grossIdr: number; medianPastGrossIdr: number | null }
-  | { event: "device_seen"; accountsOnDevice: number };
+  | { event: "device_seen"; accountsOnDevice: number }
+  | { event: "referral"; affiliateSharesBuyerDevice: number };
 
 /** The thresholds the rules read (what the user's Durable Object needs to evaluate velocity rules). */
 export type RuleConfig = Pick<Config, "RAPID_TRANSACTIONS_PER_MINUTE" | "LARGE_GIFT_COINS" | "NEW_ACCOUNT_DAYS" | "FAILED_PAYMENTS_PER_HOUR" | "UNUSUAL_WITHDRAW_MULTIPLIER" | "DEVICE_MAX_ACCOUNTS">;
@@ -29,7 +30,7 @@ export const ruleConfig = (c: Config): RuleConfig => ({
 });
 
 /** A fact given as a SQL expression, for rules decided inside a batch (NULL where the plain fact is null). */
-type SqlFacts<F> = { [K in Exclude<keyof F, "event">]: SQL };
+export type SqlFacts<F> = { [K in Exclude<keyof F, "event">]: SQL };
 
 interface Rule<E extends Facts["event"]> {
   id: string;
@@ -70,6 +71,7 @@ export const RULES = [
     level: 1,
     params: (c) => ({ minCoins: c.LARGE_GIFT_COINS, maxAgeDays: c.NEW_ACCOUNT_DAYS }),
     fires: (f, p) => f.coins >= p.minCoins! && f.recipientAgeDays < p.maxAgeDays!,
+    firesSql: (f, p) => sql`(${f.coins} >= ${p.minCoins!} and ${f.recipientAgeDays} < ${p.maxAgeDays!})`,
   }),
   rule({
     id: "multiple_failed_payments",
@@ -98,6 +100,16 @@ export const RULES = [
     // Once per device and account count, however many requests see it.
     dedupe: (f, s) => [s.deviceFingerprint, f.accountsOnDevice],
     firesSql: (f, p) => sql`(${f.accountsOnDevice} > ${p.maxAccounts!})`,
+  }),
+  rule({
+    // Self-referral: the affiliate's account was seen on the buyer's device (1) or not (0).
+    id: "suspicious_device",
+    event: "referral",
+    severity: "medium",
+    level: 1,
+    params: () => ({}),
+    fires: (f) => f.affiliateSharesBuyerDevice > 0,
+    firesSql: (f) => sql`(${f.affiliateSharesBuyerDevice} > 0)`,
   }),
 ] as const;
 

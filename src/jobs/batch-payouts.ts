@@ -63,7 +63,7 @@ function payoutPlan(db: Db, terms: PayoutTerms, expect: Expect, now: number, act
   const decidedBy = actorId === BATCH_ACTOR ? null : actorId;
   const { amountIdr, feeIdr } = terms;
   const plan = entryPlan({
-    tx: { id: txId, type: "payout", asset: "IDR", amount: amountIdr, userId: terms.userId, metadata: { source: "payouts", earner: terms.userId, day: terms.day, campaignId: terms.campaignId, units: terms.units, feeIdr } },
+    tx: { id: txId, type: "payout", asset: "IDR", amount: amountIdr, userId: terms.userId, metadata: { source: "payouts", earners: [terms.userId], day: terms.day, campaignId: terms.campaignId, units: terms.units, feeIdr } },
     postings: [
       { accountId: campaignAccountId(terms.campaignId), asset: "IDR", amount: -(amountIdr + feeIdr) },
       { accountId: userAccountId(terms.userId, "IDR"), asset: "IDR", amount: amountIdr },

@@ -10,7 +10,7 @@ import type { Db } from "../db/client";
  * the dead-letter queue and is reported like a failed work message.
  */
 export type FanoutMessage = { kind: "fanout"; source: FanoutSourceName; key: string; after: string };
-export type FanoutSourceName = "collect" | "pay" | "content_refund";
+export type FanoutSourceName = "collect" | "pay" | "content_refund" | "escrow_release";
 
 export interface QueueDeps {
   db: Db;

@@ -1,30 +1,35 @@
 import { raiseAlert, dedupeKey } from "../fraud/alerts";
 import { handleContentRefundMessage, contentRefundSource, type ContentRefundMessage } from "./content-refunds";
 import { collectSource, handleBatchMessage, handleDeadLetter, paySource, type BatchMessage } from "./daily-batch";
+import { escrowReleaseSource, handleEscrowRelease, type EscrowReleaseMessage } from "../marketplace/marketplace.service";
 import { fanoutStep, type FanoutMessage, type FanoutSource, type FanoutSourceName, type QueueDeps } from "./fanout";
 
 /** Every message the one queue (and its dead-letter queue) carries. */
-export type QueueMessage = BatchMessage | ContentRefundMessage | FanoutMessage;
+export type QueueMessage = BatchMessage | ContentRefundMessage | EscrowReleaseMessage | FanoutMessage;
 
-const SOURCES: { [K in FanoutSourceName]: FanoutSource<QueueMessage> } = { collect: collectSource, pay: paySource, content_refund: contentRefundSource };
+const SOURCES: { [K in FanoutSourceName]: FanoutSource<QueueMessage> } = { collect: collectSource, pay: paySource, content_refund: contentRefundSource, escrow_release: escrowReleaseSource };
 
 export async function handleQueueMessage(deps: QueueDeps, body: QueueMessage, now: number): Promise<void> {
   if (body.kind === "fanout") await fanoutStep(deps, SOURCES[body.source], body);
   else if (body.kind === "content_refund") await handleContentRefundMessage(deps.db, body, now);
+  else if (body.kind === "escrow_release") await handleEscrowRelease(deps.db, body, now);
   else await handleBatchMessage(deps, body, now);
 }
 
 /**
  * A message that exhausted its retries: a daily-batch step marks the day's run failed (POST
  * /api/admin/batches/{day}/run resumes it); a refund chunk or fan-out step raises a critical alert
- * (POST /api/admin/content/{id}/refunds/resume sends what is left).
+ * (POST /api/admin/content/{id}/refunds/resume sends what is left); an escrow release raises an alert
+ * (the next run picks the due orders up again).
  */
 export async function handleDeadQueueMessage(deps: QueueDeps, body: QueueMessage, now: number): Promise<void> {
   if (body.kind === "fanout") {
-    if (body.source !== "content_refund") return handleDeadLetter(deps, { kind: body.source, day: body.key, userIds: [] }, now);
-    return deadRefunds(deps, body.key, `fanout after ${body.after || "(start)"}`, 0);
+    if (body.source === "content_refund") return deadRefunds(deps, body.key, `fanout after ${body.after || "(start)"}`, 0);
+    if (body.source === "escrow_release") return deadEscrow(deps, `fanout after ${body.after || "(start)"}`, 0);
+    return handleDeadLetter(deps, { kind: body.source, day: body.key, userIds: [] }, now);
   }
   if (body.kind === "content_refund") return deadRefunds(deps, body.contentId, body.purchaseIds.join(","), body.purchaseIds.length);
+  if (body.kind === "escrow_release") return deadEscrow(deps, body.orderIds.join(","), body.orderIds.length);
   return handleDeadLetter(deps, body, now);
 }
 
@@ -35,5 +40,16 @@ async function deadRefunds(deps: QueueDeps, contentId: string, what: string, pur
     severity: "critical",
     details: { contentId, purchases, resume: `POST /api/admin/content/${contentId}/refunds/resume` },
     dedupeKey: await dedupeKey("content_refund_chunk_failed", contentId, what),
+  });
+}
+
+/** Escrow release is retried by the next cron run anyway (due orders stay due); a person is still told. */
+async function deadEscrow(deps: QueueDeps, what: string, orders: number) {
+  await raiseAlert(deps.db, {
+    userId: null,
+    alertType: "escrow_release_failed",
+    severity: "high",
+    details: { orders, note: "due orders stay in escrow and are picked up by the next run" },
+    dedupeKey: await dedupeKey("escrow_release_failed", what),
   });
 }

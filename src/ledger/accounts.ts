@@ -17,7 +17,8 @@ export type SystemAccount =
   | "platform_revenue"
   | "processing_fees"
   | "tax_payable"
-  | "boost_revenue";
+  | "boost_revenue"
+  | "marketplace_escrow";
 
-/** System accounts are seeded by migration 0001 for both assets. */
+/** System accounts are seeded by migration 0001 for both assets (marketplace escrow, COIN only, by 0013). */
 export const systemAccountId = (name: SystemAccount, asset: Asset) => `sys:${name}:${asset}`;

@@ -3,7 +3,8 @@ import type { Context } from "hono";
 import type { Db } from "../db/client";
 import { idempotencyKeys } from "../db/schema";
 import type { AppEnv } from "../env";
-import { IdempotencyRaceError, type IdempotencyWrite } from "../ledger/executor";
+import { IdempotencyRaceError, type IdempotencyWrite, type Statement } from "../ledger/executor";
+import { deviceFingerprint } from "./request";
 import { ApiError, problemBody, type ErrorCode, type FieldError } from "./errors";
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
@@ -100,4 +101,26 @@ export async function idempotent<O extends Outcome>(
 /** Keys are kept at least 24 hours (SPEC §3); older ones are removed by the scheduled cleanup. */
 export async function purgeIdempotencyKeys(db: Db, olderThan: number): Promise<void> {
   await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, olderThan));
+}
+
+/** What a value-moving operation receives from its route: the device, the idempotency record and the fraud sidecar. */
+export interface MovementContext<B extends object> {
+  deviceFingerprint: string | null;
+  record: (o: { status: 201; body: B }) => IdempotencyWrite | undefined;
+  alongside: Statement[];
+}
+
+/**
+ * The one shape of a value-moving route (behind `valueMovingGuard`): at most once per Idempotency-Key
+ * (scoped by `scopeBody`), with the gate's bookkeeping riding in the movement's own batch.
+ */
+export async function moveOnce<B extends object>(c: Context<AppEnv>, scopeBody: unknown, run: (ctx: MovementContext<B>) => Promise<{ status: 201; body: B }>) {
+  const scope = await idempotencyScope(c, scopeBody);
+  const sidecar = c.var.sidecar;
+  const outcome = await idempotent<{ status: 201; body: B }>(c, scope, async (record) => {
+    const done = await run({ deviceFingerprint: deviceFingerprint(c), record, alongside: sidecar.statements });
+    sidecar.applied = true;
+    return done;
+  });
+  return outcome;
 }

@@ -1,8 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { errorResponses, problemFor } from "../lib/errors";
-import { idempotencyScope, idempotent } from "../lib/idempotency";
+import { moveOnce } from "../lib/idempotency";
 import { decodeCursor, pageSchema, paginationQuery } from "../lib/pagination";
-import { deviceFingerprint } from "../lib/request";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { BalanceSchema, TransactionSchema, TransferBodySchema, TxTypeSchema } from "./wallet.schemas";
 import { getBalance, listTransactions, transfer } from "./wallet.service";
@@ -65,13 +64,7 @@ export const walletRouter = createRouter()
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const scope = await idempotencyScope(c, body);
-      const sidecar = c.var.sidecar;
-      const outcome = await idempotent<{ status: 201; body: TransactionView }>(c, scope, async (record) => {
-        const done = await transfer(c.var.db, c.var.user.id, body, { config: c.var.config, deviceFingerprint: deviceFingerprint(c), record, alongside: sidecar.statements });
-        sidecar.applied = true;
-        return done;
-      });
+      const outcome = await moveOnce<TransactionView>(c, body, (ctx) => transfer(c.var.db, c.var.user.id, body, { config: c.var.config, ...ctx }));
       return c.json(outcome.body, outcome.status);
     },
   )

@@ -1,0 +1,244 @@
+import { and, asc, desc, eq, gt, sql } from "drizzle-orm";
+import type { Config } from "../config";
+import type { Db } from "../db/client";
+import { insertWhere } from "../db/insert-where";
+import { auditLog, boostPurchases, gifts, liveGifts, liveStreams, transactions, users, type GiftRow } from "../db/schema";
+import { ruleInBatch } from "../fraud/engine";
+import { systemAccountId, userAccountId } from "../ledger/accounts";
+import { applyStatements, type IdempotencyWrite, type Statement } from "../ledger/executor";
+import { guard, GuardError } from "../ledger/guards";
+import { applySpending, spendingPlan } from "../ledger/spending";
+import { ApiError } from "../lib/errors";
+import { newId } from "../lib/ids";
+import { recipientActive } from "../users/users.guards";
+import type { TransactionView } from "../wallet/wallet.view";
+import { statStatements } from "./badges";
+import { boostPrice, boostTerms, giftSplit, type BoostLevel } from "./live-rules";
+
+export const giftView = (g: GiftRow) => ({ id: g.id, name: g.name, coins: g.coins, animation: g.animation, active: g.active, sortOrder: g.sortOrder });
+
+export async function giftCatalogue(db: Db, opts: { includeRetired: boolean }) {
+  const rows = await db.select().from(gifts).where(opts.includeRetired ? undefined : eq(gifts.active, true)).orderBy(asc(gifts.sortOrder), asc(gifts.id));
+  return rows.map(giftView);
+}
+
+export async function saveGift(db: Db, adminId: string, id: string, fields: { name: string; coins: number; animation: string; active?: boolean; sortOrder?: number }, mode: "create" | "update", now: number) {
+  const values = { name: fields.name, coins: fields.coins, animation: fields.animation, active: fields.active ?? true, sortOrder: fields.sortOrder ?? 0 };
+  const write =
+    mode === "create"
+      ? db.insert(gifts).values({ id, ...values, createdAt: now, updatedAt: now }).onConflictDoNothing().returning()
+      : db.update(gifts).set({ ...values, updatedAt: now }).where(eq(gifts.id, id)).returning();
+  // Audited only when the write happened (a duplicate create or an unknown id writes nothing).
+  const audit = insertWhere(
+    db,
+    auditLog,
+    { actorId: adminId, action: `gift.${mode}d`, subjectType: "gift", subjectId: id, details: values, createdAt: now },
+    sql`where exists (select 1 from ${gifts} where ${gifts.id} = ${id} and ${gifts.updatedAt} = ${now})`,
+  );
+  const [rows] = (await applyStatements(db, [write, audit])) as [GiftRow[]];
+  const row = rows[0];
+  if (!row) throw mode === "create" ? new ApiError("conflict", "A gift with that id exists.") : new ApiError("not_found", "No gift with that id.");
+  return giftView(row);
+}
+
+export interface GiftBody {
+  streamId: string;
+  gift: ReturnType<typeof giftView>;
+  quantity: number;
+  streamerId: string;
+  transaction: TransactionView;
+}
+
+/**
+ * SPEC §10: the sender pays coins × quantity, split streamer / platform / processing, in ONE batch:
+ * the sender's standing and spending limits, the streamer existing and not banned, the stream bound to
+ * its streamer (the first gift binds it), the streamer's counters and badges, and the
+ * large_gift_to_new_account rule decided on the streamer's age at commit time.
+ */
+export async function sendGift(
+  db: Db,
+  config: Config,
+  senderId: string,
+  streamId: string,
+  input: { giftId: string; streamerId: string; quantity: number },
+  ctx: { deviceFingerprint: string | null; record: (o: { status: 201; body: GiftBody }) => IdempotencyWrite | undefined; alongside?: Statement[] },
+): Promise<{ status: 201; body: GiftBody }> {
+  if (input.streamerId === senderId) throw new ApiError("self_gift", "You cannot send a gift to yourself.");
+  const gift = await db.query.gifts.findFirst({ where: and(eq(gifts.id, input.giftId), eq(gifts.active, true)) });
+  if (!gift) throw new ApiError("not_found", "No gift with that id in the catalogue.");
+  const now = Date.now();
+  const amount = gift.coins * input.quantity;
+  const split = giftSplit(amount, config);
+  const txId = newId(now);
+  const plan = spendingPlan(
+    config,
+    {
+      txId,
+      buyerId: senderId,
+      type: "gift",
+      amount,
+      counterpartyId: input.streamerId,
+      metadata: { source: "gifts", earners: [input.streamerId], streamId, giftId: gift.id, quantity: input.quantity, streamerShare: split.streamer, platformShare: split.platform, processingShare: split.processing },
+      credits: [
+        { accountId: userAccountId(input.streamerId, "COIN"), asset: "COIN", amount: split.streamer },
+        { accountId: systemAccountId("platform_revenue", "COIN"), asset: "COIN", amount: split.platform },
+        { accountId: systemAccountId("processing_fees", "COIN"), asset: "COIN", amount: split.processing },
+      ],
+      audit: { action: "live.gift", subjectType: "stream", subjectId: streamId, details: { giftId: gift.id, quantity: input.quantity, amount, streamerId: input.streamerId } },
+      deviceFingerprint: ctx.deviceFingerprint,
+    },
+    now,
+  );
+  const ageDays = sql`((${now} - (select ${users.createdAt} from ${users} where ${users.id} = ${input.streamerId})) / 86400000.0)`;
+  return applySpending(db, plan, {
+    buyerId: senderId,
+    body: (transaction) => ({ streamId, gift: giftView(gift), quantity: input.quantity, streamerId: input.streamerId, transaction }),
+    balancesAt: "$.transaction",
+    record: ctx.record,
+    before: [db.insert(liveStreams).values({ id: streamId, streamerId: input.streamerId, createdAt: now }).onConflictDoNothing()],
+    guards: [
+      ...recipientActive(input.streamerId),
+      guard("stream_streamer_mismatch", sql`exists (select 1 from ${liveStreams} where ${liveStreams.id} = ${streamId} and ${liveStreams.streamerId} != ${input.streamerId})`),
+    ],
+    alongside: [
+      db.insert(liveGifts).values({ transactionId: txId, streamId, senderId, streamerId: input.streamerId, giftId: gift.id, quantity: input.quantity, amount, createdAt: now }),
+      ...statStatements(db, config, input.streamerId, { giftsReceived: input.quantity, coinsEarned: split.streamer }, txId, now),
+      ...ruleInBatch(db, config, "large_gift_to_new_account", "gift", { userId: senderId, deviceFingerprint: ctx.deviceFingerprint }, { coins: sql`${amount}`, recipientAgeDays: ageDays }, now),
+      ...(ctx.alongside ?? []),
+    ],
+  });
+}
+
+/** A stream's top senders and totals, summed from the gifts' transactions. */
+export async function leaderboard(db: Db, streamId: string, limit: number) {
+  const coins = sql<number>`sum(${transactions.amount})`;
+  const [top, [totals]] = await db.batch([
+    db
+      .select({ userId: liveGifts.senderId, coins, gifts: sql<number>`sum(${liveGifts.quantity})` })
+      .from(liveGifts)
+      .innerJoin(transactions, eq(transactions.id, liveGifts.transactionId))
+      .where(eq(liveGifts.streamId, streamId))
+      .groupBy(liveGifts.senderId)
+      .orderBy(desc(coins), asc(liveGifts.senderId))
+      .limit(limit),
+    db
+      .select({ coins: sql<number>`coalesce(sum(${transactions.amount}), 0)`, gifts: sql<number>`coalesce(sum(${liveGifts.quantity}), 0)`, senders: sql<number>`count(distinct ${liveGifts.senderId})` })
+      .from(liveGifts)
+      .innerJoin(transactions, eq(transactions.id, liveGifts.transactionId))
+      .where(eq(liveGifts.streamId, streamId)),
+  ]);
+  return { streamId, totals: totals ?? { coins: 0, gifts: 0, senders: 0 }, top: top.map((r, i) => ({ rank: i + 1, ...r })) };
+}
+
+/** Boosts of a level in force (running, or queued behind one on the same stream): what demand pricing counts. */
+const activeBoostsSql = (level: BoostLevel, now: number) =>
+  sql<number>`(select count(*) from ${boostPurchases} where ${boostPurchases.level} = ${level} and ${boostPurchases.expiresAt} > ${now})`;
+
+/** When the stream's last boost of that level ends (0: never boosted at that level). */
+const lastEndSql = (streamId: string, level: BoostLevel) =>
+  sql<number>`coalesce((select max(${boostPurchases.expiresAt}) from ${boostPurchases} where ${boostPurchases.streamId} = ${streamId} and ${boostPurchases.level} = ${level}), 0)`;
+
+export async function boostQuote(db: Db, config: Config, level: BoostLevel, now: number) {
+  const [row] = await db.select({ n: activeBoostsSql(level, now) }).from(sql`(select 1)`);
+  return boostPrice(level, row?.n ?? 0, config);
+}
+
+export interface BoostBody {
+  streamId: string;
+  level: BoostLevel;
+  price: number;
+  multiplierBps: number;
+  featuredFrom: string;
+  featuredUntil: string;
+  homepage: boolean;
+  transaction: TransactionView;
+}
+
+/**
+ * SPEC §10: a boost is paid to platform boost revenue at the price quoted from current demand. The quote
+ * and the stream's last boost are read in one query; the batch is guarded by both (if a boost of the
+ * level started or ended in between, or the stream was boosted meanwhile, it is quoted again, and
+ * refused as 409 price_changed above the caller's `maxPrice`). A boost on a stream already boosted at
+ * that level starts when the last one ends.
+ */
+export async function boostStream(
+  db: Db,
+  config: Config,
+  buyerId: string,
+  streamId: string,
+  input: { level: BoostLevel; maxPrice?: number },
+  ctx: { deviceFingerprint: string | null; record: (o: { status: 201; body: BoostBody }) => IdempotencyWrite | undefined; alongside?: Statement[] },
+): Promise<{ status: 201; body: BoostBody }> {
+  for (let attempt = 0; ; attempt++) {
+    const now = Date.now();
+    const [state] = await db.select({ active: activeBoostsSql(input.level, now), lastEnd: lastEndSql(streamId, input.level) }).from(sql`(select 1)`);
+    const quote = boostPrice(input.level, state?.active ?? 0, config);
+    if (input.maxPrice !== undefined && quote.price > input.maxPrice) {
+      throw new ApiError("price_changed", `The ${input.level} boost costs ${quote.price} coins now, above your maxPrice of ${input.maxPrice}.`);
+    }
+    try {
+      return await boostAt(db, config, buyerId, streamId, quote, state?.lastEnd ?? 0, ctx, now);
+    } catch (error) {
+      if (!(error instanceof GuardError && error.guard === "boost_demand_changed") || attempt >= 2) throw error;
+    }
+  }
+}
+
+async function boostAt(db: Db, config: Config, buyerId: string, streamId: string, quote: ReturnType<typeof boostPrice>, lastEnd: number, ctx: Parameters<typeof boostStream>[5], now: number) {
+  const terms = boostTerms(quote.level, config);
+  const txId = newId(now);
+  const startsAt = Math.max(now, lastEnd);
+  const expiresAt = startsAt + terms.durationMs;
+  const plan = spendingPlan(
+    config,
+    {
+      txId,
+      buyerId,
+      type: "boost",
+      amount: quote.price,
+      counterpartyId: null,
+      metadata: { streamId, level: quote.level, baseCoins: quote.baseCoins, multiplierBps: quote.multiplierBps, activeBoosts: quote.activeBoosts, startsAt, expiresAt },
+      credits: [{ accountId: systemAccountId("boost_revenue", "COIN"), asset: "COIN", amount: quote.price }],
+      audit: { action: "live.boost", subjectType: "stream", subjectId: streamId, details: { level: quote.level, price: quote.price } },
+      deviceFingerprint: ctx.deviceFingerprint,
+    },
+    now,
+  );
+  return applySpending(db, plan, {
+    buyerId,
+    body: (transaction) => ({
+      streamId,
+      level: quote.level,
+      price: quote.price,
+      multiplierBps: quote.multiplierBps,
+      featuredFrom: new Date(startsAt).toISOString(),
+      featuredUntil: new Date(expiresAt).toISOString(),
+      homepage: terms.homepage,
+      transaction,
+    }),
+    balancesAt: "$.transaction",
+    record: ctx.record,
+    guards: [guard("boost_demand_changed", sql`${activeBoostsSql(quote.level, now)} != ${quote.activeBoosts} or ${lastEndSql(streamId, quote.level)} != ${lastEnd}`)],
+    alongside: [
+      db.insert(boostPurchases).values({ transactionId: txId, streamId, buyerId, level: quote.level, price: quote.price, multiplierBps: quote.multiplierBps, startsAt, expiresAt, createdAt: now }),
+      ...statStatements(db, config, buyerId, { boostsBought: 1 }, txId, now),
+      ...(ctx.alongside ?? []),
+    ],
+  });
+}
+
+/** Streams featured now (expired boosts drop out by the query itself): homepage ones first. */
+export async function featuredStreams(db: Db, now: number, limit: number) {
+  const until = sql<number>`max(${boostPurchases.expiresAt})`;
+  const homepage = sql<number>`max(${boostPurchases.level} = 'premium' and ${boostPurchases.startsAt} <= ${now})`;
+  const rows = await db
+    .select({ streamId: boostPurchases.streamId, until, homepage, streamerId: liveStreams.streamerId })
+    .from(boostPurchases)
+    .leftJoin(liveStreams, eq(liveStreams.id, boostPurchases.streamId))
+    .where(gt(boostPurchases.expiresAt, now))
+    .groupBy(boostPurchases.streamId)
+    .having(sql`min(${boostPurchases.startsAt}) <= ${now}`)
+    .orderBy(desc(homepage), desc(until), asc(boostPurchases.streamId))
+    .limit(limit);
+  return rows.map((r) => ({ streamId: r.streamId, streamerId: r.streamerId ?? null, homepage: r.homepage === 1, featuredUntil: new Date(r.until).toISOString() }));
+}

@@ -1,0 +1,390 @@
+import { and, asc, eq, gt, inArray, lte, ne, sql } from "drizzle-orm";
+import type { Config } from "../config";
+import type { Db } from "../db/client";
+import { insertWhere } from "../db/insert-where";
+import { accounts, auditLog, businessVerifications, deviceAccounts, marketplaceOrders, referralCodes, type MarketplaceOrderRow } from "../db/schema";
+import { ruleInBatch } from "../fraud/engine";
+import { systemAccountId, userAccountId, userDebtAccountId } from "../ledger/accounts";
+import { applyPlans, applyStatements, type IdempotencyWrite, type Statement } from "../ledger/executor";
+import { guard, GuardError } from "../ledger/guards";
+import { entryPlan, type LedgerPlan } from "../ledger/plan";
+import { applySpending, spendingPlan } from "../ledger/spending";
+import { ApiError } from "../lib/errors";
+import { newId } from "../lib/ids";
+import { recipientActive } from "../users/users.guards";
+import type { TransactionView } from "../wallet/wallet.view";
+import type { FanoutSource } from "../jobs/fanout";
+import { commissionBps, orderRefundLegs, orderSplit, sellerTier, type SellerTier } from "./marketplace-rules";
+
+const DAY_MS = 86_400_000;
+const ESCROW = systemAccountId("marketplace_escrow", "COIN");
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export const orderView = (o: MarketplaceOrderRow) => ({
+  id: o.id,
+  buyerId: o.buyerId,
+  sellerId: o.sellerId,
+  productId: o.productId,
+  amount: o.amount,
+  tier: o.tier,
+  rates: { commissionBps: o.commissionBps, processingBps: o.processingBps, affiliateBps: o.affiliateBps },
+  shares: { seller: o.sellerShare, platform: o.platformShare, processing: o.processingShare, affiliate: o.affiliateShare },
+  affiliateId: o.affiliateId,
+  status: o.status,
+  releaseDueAt: iso(o.releaseDueAt)!,
+  releasedAt: iso(o.releasedAt),
+  refundedAt: iso(o.refundedAt),
+  refundKind: o.refundKind,
+  refundAmount: o.refundAmount,
+  createdAt: iso(o.createdAt)!,
+});
+export type OrderView = ReturnType<typeof orderView>;
+
+/** Sales that count for a tier: the seller's orders of the last 30 days that were not refunded. */
+const sales30dSql = (sellerId: string, now: number) =>
+  sql<number>`(select count(*) from ${marketplaceOrders} where ${marketplaceOrders.sellerId} = ${sellerId} and ${marketplaceOrders.createdAt} > ${now - 30 * DAY_MS} and ${marketplaceOrders.status} != 'refunded')`;
+const verifiedSql = (sellerId: string) => sql<number>`exists (select 1 from ${businessVerifications} where ${businessVerifications.userId} = ${sellerId} and ${businessVerifications.status} = 'verified')`;
+
+/** The seller's tier, 30-day sales and verification, read in one query. */
+export async function sellerStanding(db: Db, config: Config, sellerId: string, now: number) {
+  const [row] = await db
+    .select({ sales30d: sales30dSql(sellerId, now), verified: verifiedSql(sellerId), verification: sql<string | null>`(select ${businessVerifications.status} from ${businessVerifications} where ${businessVerifications.userId} = ${sellerId})` })
+    .from(sql`(select 1)`);
+  const sales30d = row?.sales30d ?? 0;
+  const verified = row?.verified === 1;
+  const tier = sellerTier(sales30d, verified, config);
+  return { sellerId, tier, commissionBps: commissionBps(tier, config), sales30d, verification: (row?.verification ?? "none") as "none" | "pending" | "verified" | "rejected" };
+}
+
+export interface OrderBody {
+  order: OrderView;
+  transaction: TransactionView;
+}
+
+/**
+ * SPEC §11: the buyer pays at once; the seller's (and affiliate's) share waits in escrow; commission by
+ * the seller's tier at the moment of sale and the rates are frozen on the order. The tier is read, then
+ * the batch is guarded by it (a sale or verification in between sizes the order again). A referral code
+ * must exist and be neither the buyer's nor the seller's; an affiliate seen on the buyer's device raises
+ * `suspicious_device` (decided inside the batch).
+ */
+export async function placeOrder(
+  db: Db,
+  config: Config,
+  buyerId: string,
+  input: { sellerId: string; productId: string; amount: number; referralCode?: string },
+  ctx: { deviceFingerprint: string | null; record: (o: { status: 201; body: OrderBody }) => IdempotencyWrite | undefined; alongside?: Statement[] },
+): Promise<{ status: 201; body: OrderBody }> {
+  if (input.sellerId === buyerId) throw new ApiError("self_order", "You cannot buy from yourself.");
+  for (let attempt = 0; ; attempt++) {
+    const now = Date.now();
+    const [standing, code] = await Promise.all([
+      sellerStanding(db, config, input.sellerId, now),
+      input.referralCode ? db.query.referralCodes.findFirst({ where: eq(referralCodes.code, input.referralCode) }) : Promise.resolve(undefined),
+    ]);
+    let affiliateId: string | null = null;
+    if (input.referralCode) {
+      if (!code) throw new ApiError("invalid_referral_code", "No such referral code.");
+      if (code.userId === buyerId) throw new ApiError("invalid_referral_code", "You cannot use your own referral code.");
+      if (code.userId === input.sellerId) throw new ApiError("invalid_referral_code", "The seller's own referral code earns nothing on their sales.");
+      affiliateId = code.userId;
+    }
+    try {
+      return await orderAt(db, config, buyerId, input, standing.tier, affiliateId, ctx, now);
+    } catch (error) {
+      if (!(error instanceof GuardError && error.guard === "seller_tier_changed") || attempt >= 2) throw error;
+    }
+  }
+}
+
+async function orderAt(db: Db, config: Config, buyerId: string, input: Parameters<typeof placeOrder>[3], tier: SellerTier, affiliateId: string | null, ctx: Parameters<typeof placeOrder>[4], now: number) {
+  const rates = { commissionBps: commissionBps(tier, config), processingBps: config.MARKETPLACE_PROCESSING_BPS, affiliateBps: affiliateId ? config.MARKETPLACE_AFFILIATE_BPS : 0 };
+  const split = orderSplit(input.amount, rates);
+  const orderId = newId(now);
+  const txId = newId(now);
+  const row: MarketplaceOrderRow = {
+    id: orderId,
+    buyerId,
+    sellerId: input.sellerId,
+    productId: input.productId,
+    amount: input.amount,
+    tier,
+    ...rates,
+    sellerShare: split.seller,
+    platformShare: split.platform,
+    processingShare: split.processing,
+    affiliateShare: split.affiliate,
+    affiliateId,
+    referralCode: affiliateId ? input.referralCode! : null,
+    status: "escrow",
+    transactionId: txId,
+    releaseDueAt: now + config.MARKETPLACE_ESCROW_DAYS * DAY_MS,
+    releasedAt: null,
+    releasedBy: null,
+    refundedAt: null,
+    refundedBy: null,
+    refundKind: null,
+    refundAmount: null,
+    createdAt: now,
+  };
+  const plan = spendingPlan(
+    config,
+    {
+      txId,
+      buyerId,
+      type: "purchase",
+      amount: input.amount,
+      counterpartyId: input.sellerId,
+      metadata: { source: "marketplace", orderId, productId: input.productId, tier, ...rates, ...split },
+      credits: [
+        { accountId: ESCROW, asset: "COIN", amount: split.seller + split.affiliate },
+        { accountId: systemAccountId("platform_revenue", "COIN"), asset: "COIN", amount: split.platform },
+        { accountId: systemAccountId("processing_fees", "COIN"), asset: "COIN", amount: split.processing },
+      ],
+      audit: { action: "marketplace.ordered", subjectType: "marketplace_order", subjectId: orderId, details: { sellerId: input.sellerId, productId: input.productId, amount: input.amount, tier, affiliateId } },
+      deviceFingerprint: ctx.deviceFingerprint,
+    },
+    now,
+  );
+  const tierNow = sql`case when ${verifiedSql(input.sellerId)} and ${sales30dSql(input.sellerId, now)} >= ${config.MARKETPLACE_PREMIUM_MIN_SALES} then 'premium_partner'
+    when ${verifiedSql(input.sellerId)} and ${sales30dSql(input.sellerId, now)} >= ${config.MARKETPLACE_VERIFIED_MIN_SALES} then 'verified_business' else 'basic' end`;
+  const selfReferral =
+    affiliateId && ctx.deviceFingerprint
+      ? ruleInBatch(
+          db,
+          config,
+          "suspicious_device",
+          "referral",
+          { userId: buyerId, deviceFingerprint: ctx.deviceFingerprint },
+          { affiliateSharesBuyerDevice: sql`exists (select 1 from ${deviceAccounts} where ${deviceAccounts.fingerprint} = ${ctx.deviceFingerprint} and ${deviceAccounts.userId} = ${affiliateId})` },
+          now,
+        )
+      : [];
+  return applySpending(db, plan, {
+    buyerId,
+    body: (transaction) => ({ order: orderView(row), transaction }),
+    balancesAt: "$.transaction",
+    record: ctx.record,
+    guards: [...recipientActive(input.sellerId), guard("seller_tier_changed", sql`${tierNow} != ${tier}`)],
+    alongside: [db.insert(marketplaceOrders).values(row), ...selfReferral, ...(ctx.alongside ?? [])],
+  });
+}
+
+export async function findOrder(db: Db, id: string) {
+  return db.query.marketplaceOrders.findFirst({ where: eq(marketplaceOrders.id, id) });
+}
+
+/** The order, to its buyer, seller, affiliate or an admin; to anyone else it does not exist. */
+export async function visibleOrder(db: Db, id: string, caller: { id: string; role: string }) {
+  const order = await findOrder(db, id);
+  if (!order || (caller.role !== "admin" && ![order.buyerId, order.sellerId, order.affiliateId].includes(caller.id))) throw new ApiError("not_found", "No such order.");
+  return order;
+}
+
+const escrowGuard = (id: string) => guard("order_not_in_escrow", sql`not exists (select 1 from ${marketplaceOrders} where ${marketplaceOrders.id} = ${id} and ${marketplaceOrders.status} = 'escrow')`);
+
+/**
+ * Releases an order's escrow, once: the seller's share to the seller and the affiliate's to the
+ * affiliate (each their own transaction, so each earns under `marketplace`), in ONE batch guarded by
+ * the order still being in escrow — a confirm and a refund race to one winner.
+ */
+export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: string, now: number): Promise<MarketplaceOrderRow> {
+  const part = (userId: string, amount: number, type: "escrow_release" | "commission", role: "seller" | "affiliate"): LedgerPlan =>
+    entryPlan({
+      tx: { id: newId(now), type, asset: "COIN", amount, userId, counterpartyId: order.buyerId, metadata: { source: "marketplace", earners: [userId], orderId: order.id, role } },
+      postings: [
+        { accountId: ESCROW, asset: "COIN", amount: -amount },
+        { accountId: userAccountId(userId, "COIN"), asset: "COIN", amount },
+      ],
+      sideAccountId: userAccountId(userId, "COIN"),
+      onceKeys: [`marketplace_release:${order.id}:${role}`],
+      audit: { actorId: actor, action: "marketplace.released", subjectType: "marketplace_order", subjectId: order.id, details: { role, amount } },
+      now,
+    });
+  const released = { ...order, status: "released" as const, releasedAt: now, releasedBy: actor };
+  const plans = [{ plan: part(order.sellerId, order.sellerShare, "escrow_release", "seller"), options: { guards: [escrowGuard(order.id)], alongside: [db.update(marketplaceOrders).set({ status: "released", releasedAt: now, releasedBy: actor }).where(eq(marketplaceOrders.id, order.id))] } }];
+  if (order.affiliateId && order.affiliateShare > 0) plans.push({ plan: part(order.affiliateId, order.affiliateShare, "commission", "affiliate"), options: { guards: [], alongside: [] } });
+  await applyPlans(db, plans);
+  return released;
+}
+
+/**
+ * Refunds an order once. In escrow (its seller or an admin): everything back to the buyer. Released
+ * (an admin): the seller's and affiliate's shares are clawed back at the frozen rates — what their
+ * wallets no longer hold becomes recorded debt — and the commission returned; processing keeps its share.
+ */
+export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { id: string; role: string }): Promise<MarketplaceOrderRow> {
+  if (order.status === "refunded") throw new ApiError("conflict", "The order was already refunded.");
+  const admin = caller.role === "admin";
+  if (!admin && !(order.status === "escrow" && caller.id === order.sellerId)) {
+    throw new ApiError("forbidden", order.status === "escrow" ? "Only the seller or an admin refunds an order." : "Only an admin refunds an order after release.");
+  }
+  const when = order.status === "escrow" ? ("before_release" as const) : ("after_release" as const);
+  const legs = orderRefundLegs(order, when);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const now = Date.now();
+    const walletIds = [userAccountId(order.sellerId, "COIN"), ...(order.affiliateId ? [userAccountId(order.affiliateId, "COIN")] : [])];
+    const wallets = when === "after_release" ? await db.select().from(accounts).where(inArray(accounts.id, walletIds)) : [];
+    const available = (userId: string) => {
+      const w = wallets.find((a) => a.id === userAccountId(userId, "COIN"));
+      return w ? w.balance - w.locked : 0;
+    };
+    const clawback = (userId: string | null, share: number) => {
+      if (!userId || share === 0) return [];
+      const take = Math.max(0, Math.min(share, available(userId)));
+      return [
+        { accountId: userAccountId(userId, "COIN"), asset: "COIN" as const, amount: -take },
+        { accountId: userDebtAccountId(userId, "COIN"), asset: "COIN" as const, amount: -(share - take) },
+      ];
+    };
+    const plan = entryPlan({
+      tx: {
+        id: newId(now),
+        type: "refund",
+        asset: "COIN",
+        amount: legs.buyer,
+        userId: order.buyerId,
+        counterpartyId: order.sellerId,
+        metadata: { source: "marketplace", earners: when === "after_release" ? [order.sellerId, ...(order.affiliateId ? [order.affiliateId] : [])] : [], orderId: order.id, kind: when },
+      },
+      postings: [
+        { accountId: userAccountId(order.buyerId, "COIN"), asset: "COIN", amount: legs.buyer },
+        { accountId: ESCROW, asset: "COIN", amount: -legs.escrow },
+        ...clawback(order.sellerId, legs.seller),
+        ...clawback(order.affiliateId, legs.affiliate),
+        { accountId: systemAccountId("platform_revenue", "COIN"), asset: "COIN", amount: -legs.platform },
+        { accountId: systemAccountId("processing_fees", "COIN"), asset: "COIN", amount: -legs.processing },
+      ],
+      sideAccountId: userAccountId(order.buyerId, "COIN"),
+      onceKeys: [`marketplace_refund:${order.id}`],
+      audit: { actorId: caller.id, action: "marketplace.refunded", subjectType: "marketplace_order", subjectId: order.id, details: { kind: when, refunded: legs.buyer } },
+      now,
+    });
+    try {
+      await applyPlans(db, [
+        {
+          plan,
+          options: {
+            guards: [when === "before_release" ? escrowGuard(order.id) : guard("order_not_released", sql`not exists (select 1 from ${marketplaceOrders} where ${marketplaceOrders.id} = ${order.id} and ${marketplaceOrders.status} = 'released')`)],
+            alongside: [db.update(marketplaceOrders).set({ status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer }).where(eq(marketplaceOrders.id, order.id))],
+          },
+        },
+      ]);
+      return { ...order, status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer };
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "already_applied") throw new ApiError("conflict", "The order was already refunded.");
+      if (!(error instanceof ApiError && error.code === "insufficient_funds")) throw error;
+    }
+  }
+  throw new Error(`refund of order ${order.id} kept racing with the seller's spends`);
+}
+
+/** The buyer confirms delivery: the escrow is released at once. */
+export async function confirmOrder(db: Db, id: string, buyerId: string, now: number) {
+  const order = await findOrder(db, id);
+  if (!order) throw new ApiError("not_found", "No such order.");
+  if (order.buyerId !== buyerId) throw new ApiError("forbidden", "Only the order's buyer confirms delivery.");
+  if (order.status !== "escrow") throw new ApiError("conflict", `The order is ${order.status}.`);
+  return releaseOrder(db, order, buyerId, now);
+}
+
+/** A chunk of due orders, each released in its own batch (one already decided is skipped). */
+export type EscrowReleaseMessage = { kind: "escrow_release"; cutoff: number; orderIds: string[] };
+
+export const escrowReleaseSource: FanoutSource<EscrowReleaseMessage> = {
+  chunk: () => 50,
+  page: async (db, cutoff, after, limit) =>
+    (
+      await db
+        .select({ id: marketplaceOrders.id })
+        .from(marketplaceOrders)
+        .where(and(eq(marketplaceOrders.status, "escrow"), lte(marketplaceOrders.releaseDueAt, Number(cutoff)), gt(marketplaceOrders.id, after)))
+        .orderBy(asc(marketplaceOrders.id))
+        .limit(limit)
+    ).map((r) => r.id),
+  message: (cutoff, orderIds) => ({ kind: "escrow_release", cutoff: Number(cutoff), orderIds }),
+  sent: async () => {},
+};
+
+export async function handleEscrowRelease(db: Db, message: EscrowReleaseMessage, now: number): Promise<number> {
+  let released = 0;
+  for (const id of message.orderIds) {
+    const order = await findOrder(db, id);
+    if (!order || order.status !== "escrow" || order.releaseDueAt > message.cutoff) continue;
+    try {
+      await releaseOrder(db, order, "system:escrow-release", now);
+      released++;
+    } catch (error) {
+      // Confirmed or refunded meanwhile: nothing to do.
+      if (!(error instanceof GuardError && error.guard === "order_not_in_escrow") && !(error instanceof ApiError && error.code === "already_applied")) throw error;
+    }
+  }
+  return released;
+}
+
+/** One referral code per user: the caller's, created on first request. */
+export async function referralCodeFor(db: Db, userId: string, now: number) {
+  const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const bytes = crypto.getRandomValues(new Uint8Array(8));
+    const code = [...bytes].map((b) => alphabet[b % alphabet.length]).join("");
+    const [inserted] = (await applyStatements(db, [db.insert(referralCodes).values({ code, userId, createdAt: now }).onConflictDoNothing().returning()])) as [unknown[]];
+    const mine = await db.query.referralCodes.findFirst({ where: eq(referralCodes.userId, userId) });
+    if (mine) return { code: mine.code, created: inserted.length > 0 };
+  }
+  throw new Error("could not allocate a referral code");
+}
+
+export async function submitBusinessVerification(db: Db, userId: string, input: { businessName: string; licenseNumber: string; taxId: string }, now: number) {
+  const [rows] = (await applyStatements(db, [
+    db
+      .insert(businessVerifications)
+      .values({ userId, ...input, status: "pending", submittedAt: now })
+      .onConflictDoUpdate({ target: businessVerifications.userId, set: { ...input, status: "pending", submittedAt: now, reviewedBy: null, reviewedAt: null, note: null }, setWhere: ne(businessVerifications.status, "verified") })
+      .returning(),
+    insertWhere(
+      db,
+      auditLog,
+      { actorId: userId, action: "business_verification.submitted", subjectType: "user", subjectId: userId, details: { businessName: input.businessName }, createdAt: now },
+      sql`where exists (select 1 from ${businessVerifications} where ${businessVerifications.userId} = ${userId} and ${businessVerifications.status} = 'pending' and ${businessVerifications.submittedAt} = ${now})`,
+    ),
+  ])) as [(typeof businessVerifications.$inferSelect)[]];
+  if (!rows[0]) throw new ApiError("conflict", "Your business is already verified.");
+  return verificationView(rows[0]);
+}
+
+export const verificationView = (v: typeof businessVerifications.$inferSelect) => ({
+  userId: v.userId,
+  businessName: v.businessName,
+  licenseNumber: v.licenseNumber,
+  taxId: v.taxId,
+  status: v.status,
+  submittedAt: iso(v.submittedAt)!,
+  reviewedBy: v.reviewedBy,
+  reviewedAt: iso(v.reviewedAt),
+  note: v.note,
+});
+
+export async function reviewBusinessVerification(db: Db, adminId: string, userId: string, decision: "verified" | "rejected", note: string | undefined, now: number) {
+  const [rows] = (await applyStatements(db, [
+    db
+      .update(businessVerifications)
+      .set({ status: decision, reviewedBy: adminId, reviewedAt: now, note: note ?? null })
+      .where(and(eq(businessVerifications.userId, userId), eq(businessVerifications.status, "pending")))
+      .returning(),
+    insertWhere(
+      db,
+      auditLog,
+      { actorId: adminId, action: `business_verification.${decision}`, subjectType: "user", subjectId: userId, details: { note: note ?? null }, createdAt: now },
+      sql`where exists (select 1 from ${businessVerifications} where ${businessVerifications.userId} = ${userId} and ${businessVerifications.reviewedBy} = ${adminId} and ${businessVerifications.reviewedAt} = ${now})`,
+    ),
+  ])) as [(typeof businessVerifications.$inferSelect)[]];
+  if (!rows[0]) throw new ApiError("not_found", "No pending business verification for that user.");
+  return verificationView(rows[0]);
+}
+
+export async function listBusinessVerifications(db: Db, status: "pending" | "verified" | "rejected", limit: number) {
+  const rows = await db.select().from(businessVerifications).where(eq(businessVerifications.status, status)).orderBy(asc(businessVerifications.submittedAt)).limit(limit);
+  return rows.map(verificationView);
+}
+
