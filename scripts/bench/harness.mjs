@@ -2,7 +2,7 @@
 // simulator, fresh local state under .bench/), sends bounded load from 127.0.0.1, summarises it, and
 // always stops what it started. Every `npm run bench*` script builds on it and reads as what it measures.
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import { cpus, loadavg, totalmem } from "node:os";
@@ -97,6 +97,7 @@ export function benchService({ name, port, simPort, extraVars = [], snapshot = p
   let log = "";
   let reloads = 0;
   const logListeners = new Set();
+  mkdirSync(runDir, { recursive: true });
 
   if (snapshot) {
     mkdirSync(appDir, { recursive: true });
@@ -128,6 +129,8 @@ export function benchService({ name, port, simPort, extraVars = [], snapshot = p
       const keep = (d) => {
         const text = String(d);
         log = (log + text).slice(-40_000);
+        // The whole output, for diagnosing a run afterwards (e.g. a queue that stopped delivering).
+        appendFileSync(`${runDir}/service.log`, text);
         reloads += (text.match(/Reloading local server/g) ?? []).length;
         for (const fn of logListeners) fn(text);
       };
