@@ -1,0 +1,165 @@
+#!/usr/bin/env node
+// `npm run bench:bots`: quality of the bot levels (SPEC §8) on seeded synthetic populations of 10,000
+// user-days each (scripts/bot-population.mjs: normal and power users, fast, pacing and jittered bots),
+// through the same pure functions the daily batch uses: daySignals → per-column median/MAD (statsOf,
+// columnParams; R̄ with populationParams) → classifyDay. src/activity/signals.ts (with bot-rules.ts) is
+// bundled in memory with esbuild, written to a temp .mjs and imported.
+//
+// Per population and kind it prints the share at B-or-above, at A and at B, the same for today's
+// R̄-only rule (`classify`) and for the new signals alone (classifyDay with R̄ switched off), which
+// signal decided, each column's μ/σ, a BOT_VOLUME_K_B trade-off table, and every target with PASS/FAIL.
+// Results: .bench/bots-results.json. Env: BENCH_BOTS_USERS (10000), BENCH_BOTS_SEED (20261121: the
+// first population's seed, the others follow in the order below).
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { population } from "./bot-population.mjs";
+
+const watchdog = setTimeout(() => {
+  console.error("bench:bots: over 120 s, giving up");
+  process.exit(1);
+}, 120_000);
+watchdog.unref();
+
+const root = resolve(fileURLToPath(import.meta.url), "../..");
+const USERS = Number(process.env.BENCH_BOTS_USERS ?? 10_000);
+const SEED = Number(process.env.BENCH_BOTS_SEED ?? 20261121);
+
+async function loadSources() {
+  const esbuild = createRequire(import.meta.url)("esbuild");
+  const out = await esbuild.build({
+    stdin: {
+      contents: 'export * from "./src/activity/signals.ts"; export { statsOf, populationParams, classify } from "./src/activity/bot-rules.ts";',
+      resolveDir: root,
+      loader: "ts",
+    },
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    write: false,
+  });
+  const file = join(tmpdir(), `bench-bots-${process.pid}.mjs`);
+  writeFileSync(file, out.outputFiles[0].text);
+  try {
+    return await import(pathToFileURL(file).href);
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+const POPULATIONS = [
+  ["humans", { power: 0.05 }],
+  ["fast-5", { fast: 0.05, power: 0.05 }],
+  ["fast-20", { fast: 0.2, power: 0.05 }],
+  ["pacing-10", { pacing: 0.1, power: 0.05 }],
+  ["jittered-10", { jittered: 0.05, "jittered-timer": 0.05, power: 0.05 }],
+  ["pacing+jittered-20", { pacing: 0.1, jittered: 0.05, "jittered-timer": 0.05, power: 0.05 }],
+  ["mix-20", { fast: 0.1, pacing: 0.04, jittered: 0.03, "jittered-timer": 0.03, power: 0.05 }],
+].map(([name, mix], i) => ({ name, mix, seed: SEED + i }));
+
+// SPEC §8 defaults: BOT_K_A/B, robust mode, BOT_MU/BOT_SIGMA fallback, BOT_MIN_POPULATION.
+const RBAR = { k: { a: 3, b: 2 }, cfg: { mode: "robust", mu: 4, sigma: 2, minPopulation: 30 } };
+
+const SWEEP = [2.25, 2.5, 3]; // volume k_B values shown in the trade-off table
+
+function run(lib, { name, mix, seed }) {
+  const t0 = performance.now();
+  const users = population(seed, USERS, mix);
+  const signals = users.map((u) => lib.daySignals(u.minutes));
+  const rbar = lib.populationParams(lib.statsOf(signals.map((s) => s.rbar)), RBAR.cfg);
+  const columns = {};
+  for (const [c, d] of Object.entries(lib.signalDefaults.columns)) {
+    const values = signals.map((s) => s[c]).filter((v) => v !== null);
+    columns[c] = lib.columnParams(lib.statsOf(values), d, { mode: "robust", minPopulation: RBAR.cfg.minPopulation });
+  }
+  const params = { rbar, columns };
+  const t = { rbar: RBAR.k, volume: lib.signalDefaults.volume, regularity: lib.signalDefaults.regularity };
+  // "new only": the same function with R̄ switched off, to show what volume and regularity add on their own.
+  const tNew = { ...t, rbar: { a: Infinity, b: Infinity } };
+  const kinds = {};
+  const count = (k, key, level) => level !== "C" && (k[key][level] += 1);
+  users.forEach((u, i) => {
+    const day = lib.classifyDay(signals[i], params, t);
+    const k = (kinds[u.kind] ??= { users: 0, full: { A: 0, B: 0 }, rbarOnly: { A: 0, B: 0 }, newOnly: { A: 0, B: 0 }, decidedBy: {}, sweep: SWEEP.map(() => 0) });
+    k.users++;
+    count(k, "full", day.level);
+    count(k, "rbarOnly", lib.classify(signals[i].rbar, rbar, RBAR.k).level);
+    count(k, "newOnly", lib.classifyDay(signals[i], params, tNew).level);
+    if (day.decidedBy) k.decidedBy[day.decidedBy] = (k.decidedBy[day.decidedBy] ?? 0) + 1;
+    SWEEP.forEach((b, j) => lib.classifyDay(signals[i], params, { ...t, volume: { ...t.volume, b } }).level !== "C" && k.sweep[j]++);
+  });
+  return { name, seed, mix, params, kinds, ms: Math.round(performance.now() - t0) };
+}
+
+const pct = (n, d) => (d === 0 ? 0 : (100 * n) / d);
+const fmt = (x) => x.toFixed(2);
+const BOTS = { fast: 99, pacing: 95, jittered: 95, "jittered-timer": 95 };
+
+function targets(r) {
+  const out = [];
+  const check = (kind, what, value, ok, bound) => r.kinds[kind] && out.push({ population: r.name, kind, what, value: +value.toFixed(3), bound, pass: ok(value) });
+  for (const [kind, min] of Object.entries(BOTS)) {
+    const k = r.kinds[kind];
+    if (k) check(kind, "B-or-above %", pct(k.full.A + k.full.B, k.users), (v) => v >= min, `>= ${min}`);
+  }
+  for (const level of ["full", "newOnly"]) {
+    const tag = level === "full" ? "" : " (new signals alone)";
+    const [n, p] = [r.kinds.normal, r.kinds.power];
+    check("normal", `A %${tag}`, pct(n[level].A, n.users), (v) => v <= 0.1, "<= 0.1");
+    check("normal", `B %${tag}`, pct(n[level].B, n.users), (v) => v <= 2.5, "<= 2.5");
+    check("power", `A %${tag}`, pct(p[level].A, p.users), (v) => v === 0, "= 0");
+  }
+  return out;
+}
+
+const t0 = performance.now();
+const lib = await loadSources();
+const results = POPULATIONS.map((p) => run(lib, p));
+const seconds = (performance.now() - t0) / 1000;
+
+const lines = [];
+lines.push(`# bench:bots — ${USERS} user-days per population, seeds ${POPULATIONS.map((p) => `${p.name}=${p.seed}`).join(", ")}`);
+lines.push("");
+lines.push(`Thresholds: R̄ k_A/k_B ${RBAR.k.a}/${RBAR.k.b}; volume ${lib.signalDefaults.volume.a}/${lib.signalDefaults.volume.b}; regularity ${lib.signalDefaults.regularity.a}/${lib.signalDefaults.regularity.b}; regularity needs ${lib.signalDefaults.minMinutes} active minutes.`);
+lines.push("");
+lines.push("| population | kind | users | B+ % | A % | B % | R̄-only B+ % | R̄-only A % | new-only B+ % | new-only A % | decided by (A and B) |");
+lines.push("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+for (const r of results) {
+  for (const [kind, k] of Object.entries(r.kinds).sort(([a], [b]) => a.localeCompare(b))) {
+    const by = Object.entries(k.decidedBy).map(([d, n]) => `${d} ${n}`).join(", ");
+    const cells = ["full", "rbarOnly", "newOnly"].flatMap((l) => [pct(k[l].A + k[l].B, k.users), pct(k[l].A, k.users), ...(l === "full" ? [pct(k[l].B, k.users)] : [])]);
+    lines.push(`| ${r.name} | ${kind} | ${k.users} | ${cells.map(fmt).join(" | ")} | ${by} |`);
+  }
+}
+lines.push("");
+lines.push("Population parameters (μ ± σ, source) per population:");
+for (const r of results) {
+  const cols = Object.entries({ rbar: r.params.rbar, ...r.params.columns }).map(([c, p]) => `${c} ${p.mu.toFixed(2)} ± ${p.sigma.toFixed(2)}${p.source === "robust" ? "" : ` (${p.source})`}`);
+  lines.push(`- ${r.name}: ${cols.join("; ")}`);
+}
+lines.push("");
+lines.push(`Trade-off of BOT_VOLUME_K_B (B-or-above %, other thresholds unchanged): ${SWEEP.join(" / ")}`);
+lines.push("");
+lines.push("| population | jittered | pacing | power | normal |");
+lines.push("|---|--:|--:|--:|--:|");
+for (const r of results) {
+  const cell = (kind) => (r.kinds[kind] ? r.kinds[kind].sweep.map((n) => fmt(pct(n, r.kinds[kind].users))).join(" / ") : "–");
+  lines.push(`| ${r.name} | ${cell("jittered")} | ${cell("pacing")} | ${cell("power")} | ${cell("normal")} |`);
+}
+const checks = results.flatMap(targets);
+lines.push("");
+lines.push("| population | kind | target | got | |");
+lines.push("|---|---|---|--:|---|");
+for (const c of checks) lines.push(`| ${c.population} | ${c.kind} | ${c.what} ${c.bound} | ${c.value} | ${c.pass ? "PASS" : "FAIL"} |`);
+lines.push("");
+lines.push(`${checks.filter((c) => c.pass).length}/${checks.length} targets met; ${seconds.toFixed(1)} s.`);
+console.log(lines.join("\n"));
+
+mkdirSync(join(root, ".bench"), { recursive: true });
+writeFileSync(
+  join(root, ".bench", "bots-results.json"),
+  JSON.stringify({ at: new Date().toISOString(), users: USERS, thresholds: { rbar: RBAR, volume: lib.signalDefaults.volume, regularity: lib.signalDefaults.regularity, minMinutes: lib.signalDefaults.minMinutes, columns: lib.signalDefaults.columns }, seconds, populations: results, targets: checks }, null, 2),
+);

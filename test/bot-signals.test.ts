@@ -1,0 +1,181 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { statsOf } from "../src/activity/bot-rules";
+import {
+  capDailyPayout,
+  classifyDay,
+  columnParams,
+  daySignals,
+  PAYOUT_DAILY_CAP_IDR,
+  signalDefaults,
+  type ColumnDefaults,
+  type DaySignals,
+  type MinuteRate,
+  type SignalColumn,
+  type SignalParams,
+} from "../src/activity/signals";
+
+const start = 60 * 491_520; // an epoch minute at the top of an hour
+const every = (from: number, count: number, step: number, rate: (i: number) => number): MinuteRate[] =>
+  Array.from({ length: count }, (_, i) => ({ minute: start + from + i * step, rate: rate(i) }));
+
+const k = { rbar: { a: 3, b: 2 }, volume: { a: 3.5, b: 2.5 }, regularity: { a: 5, b: 4 } };
+// μ = 0 and σ = 1 everywhere, so a column's value is its z (times its direction).
+const unit = { mu: 0, sigma: 1 };
+const params = { rbar: unit, columns: { activeMinutes: unit, activeHours: unit, rateDispersion: unit, cadence: unit } satisfies Record<SignalColumn, typeof unit> };
+const day = (over: Partial<DaySignals>): DaySignals => ({ activeMinutes: 0, weightedUnits: 0, rbar: 0, activeHours: 0, rateDispersion: 0, cadence: 0, ...over });
+
+describe("daySignals", () => {
+  it("an empty day: zeros, and no regularity to judge", () => {
+    expect(daySignals([])).toEqual({ activeMinutes: 0, weightedUnits: 0, rbar: 0, activeHours: 0, rateDispersion: null, cadence: null });
+  });
+
+  it("counts active minutes, units, R̄ and hours with at least 5 active minutes; ignores order and empty minutes", () => {
+    const minutes = [...every(0, 5, 1, () => 2), ...every(60, 4, 1, () => 6), { minute: start + 200, rate: 0 }].reverse();
+    expect(daySignals(minutes)).toMatchObject({ activeMinutes: 9, weightedUnits: 34, rbar: 34 / 9, activeHours: 1, rateDispersion: null });
+  });
+
+  it("a day shorter than minMinutes has no regularity; from minMinutes on it has", () => {
+    expect(daySignals(every(0, 29, 1, () => 4)).rateDispersion).toBeNull();
+    expect(daySignals(every(0, 30, 1, () => 4)).rateDispersion).not.toBeNull();
+    expect(daySignals(every(0, 10, 1, () => 4), { minMinutes: 10 }).cadence).toBe(0);
+  });
+
+  it("a metronome: zero variance gives ln(0.05) plus the short-day allowance; every minute is cadence 0", () => {
+    const s = daySignals(every(0, 1200, 1, () => 4));
+    expect(s.rateDispersion).toBeCloseTo(Math.log(0.05) + 2 * Math.sqrt(2 / 1199), 12);
+    expect(s).toMatchObject({ activeMinutes: 1200, activeHours: 20, cadence: 0 });
+  });
+
+  it("a timer every 3 minutes has cadence 1; a person's most common gap is 1 minute", () => {
+    expect(daySignals(every(0, 300, 3, (i) => 3 + (i % 3))).cadence).toBe(1);
+    const person = [...every(480, 20, 1, (i) => 1 + (i % 7)), ...every(700, 15, 1, (i) => 2 + ((i * 5) % 9)), ...every(1200, 25, 2, () => 3)];
+    expect(daySignals(person).cadence).toBe(0);
+  });
+
+  it("a bursty person is far less steady than a metronome at the same mean", () => {
+    const rates = [1, 9, 2, 4, 12, 1, 3, 7, 2, 5, 1, 8];
+    const person = [...every(480, 40, 1, (i) => rates[i % rates.length]!), ...every(1140, 40, 1, (i) => rates[(i * 7) % rates.length]!)];
+    const metronome = every(0, 80, 1, () => 4);
+    expect(daySignals(person).rateDispersion!).toBeGreaterThan(daySignals(metronome).rateDispersion! + 3);
+  });
+});
+
+describe("columnParams", () => {
+  const cfg = { mode: "robust" as const, minPopulation: 30 };
+  const d = { mu: 45, sigma: 45, sigmaMin: 30 };
+
+  it("robust: the median and 1.4826 × MAD of the column", () => {
+    const p = columnParams(statsOf(Array.from({ length: 31 }, (_, i) => i * 10)), d, cfg);
+    expect(p).toMatchObject({ mu: 150, source: "robust" });
+    expect(p.sigma).toBeCloseTo(1.4826 * 80, 10);
+  });
+
+  it("a tiny non-zero MAD is floored at sigmaMin, so ties do not put ordinary users past B", () => {
+    const values = [...Array(20).fill(1), ...Array(20).fill(2), 300];
+    expect(columnParams(statsOf(values), d, cfg)).toEqual({ mu: 2, sigma: 30, source: "robust_sigma_floor" });
+  });
+
+  it("zero MAD, a small population and fixed mode use the configured μ and σ, as for R̄", () => {
+    expect(columnParams(statsOf(Array(40).fill(0)), d, cfg)).toEqual({ mu: 45, sigma: 45, source: "fallback_zero_mad" });
+    expect(columnParams(statsOf([1, 2, 3]), d, cfg)).toEqual({ mu: 45, sigma: 45, source: "fallback_small_population" });
+    expect(columnParams(statsOf(Array.from({ length: 40 }, (_, i) => i)), d, { ...cfg, mode: "fixed" })).toEqual({ mu: 45, sigma: 45, source: "fixed" });
+  });
+});
+
+describe("classifyDay", () => {
+  it("exactly at a signal's k_B is B, just below is C", () => {
+    expect(classifyDay(day({ activeMinutes: 2.5, activeHours: 2.5 }), params, k)).toMatchObject({ level: "B", decidedBy: "volume" });
+    expect(classifyDay(day({ activeMinutes: 2.5, activeHours: 2.499999 }), params, k)).toMatchObject({ level: "C", decidedBy: null });
+    expect(classifyDay(day({ rateDispersion: -4 }), params, k)).toMatchObject({ level: "B", decidedBy: "regularity" });
+    expect(classifyDay(day({ rateDispersion: -3.999999 }), params, k).level).toBe("C");
+  });
+
+  it("volume is the min of its columns (many minutes and many hours), regularity the max of its columns", () => {
+    const c = classifyDay(day({ activeMinutes: 9, activeHours: 1, rateDispersion: 1, cadence: 4.5 }), params, k);
+    expect(c.z).toMatchObject({ volume: 1, regularity: 4.5, activeMinutes: 9, activeHours: 1, rateDispersion: -1, cadence: 4.5 });
+    expect(c).toMatchObject({ level: "B", decidedBy: "regularity" });
+  });
+
+  it("one signal past its k_A alone is only B; both past k_A is A", () => {
+    expect(classifyDay(day({ activeMinutes: 10, activeHours: 10 }), params, k)).toMatchObject({ level: "B", decidedBy: "volume" });
+    expect(classifyDay(day({ cadence: 10 }), params, k)).toMatchObject({ level: "B", decidedBy: "regularity" });
+    expect(classifyDay(day({ activeMinutes: 3.5, activeHours: 3.5, cadence: 5 }), params, k)).toMatchObject({ level: "A", decidedBy: "volume+regularity" });
+    expect(classifyDay(day({ activeMinutes: 3.5, activeHours: 3.5, cadence: 4.999999 }), params, k)).toMatchObject({ level: "B", decidedBy: "volume" });
+  });
+
+  it("R̄ keeps SPEC §8's levels: past k_A is A on its own, past k_B is B", () => {
+    expect(classifyDay(day({ rbar: 3 }), params, k)).toMatchObject({ level: "A", decidedBy: "rbar", z: { rbar: 3 } });
+    expect(classifyDay(day({ rbar: 2 }), params, k)).toMatchObject({ level: "B", decidedBy: "rbar" });
+    expect(classifyDay(day({ rbar: 1.999999 }), params, k)).toMatchObject({ level: "C", decidedBy: null });
+    // R̄ at B but volume and regularity both past A: the stronger verdict wins.
+    expect(classifyDay(day({ rbar: 2, activeMinutes: 4, activeHours: 4, rateDispersion: -6 }), params, k)).toMatchObject({ level: "A", decidedBy: "volume+regularity" });
+  });
+
+  it("a short day has no regularity z and is judged on R̄ and volume only", () => {
+    const c = classifyDay(day({ rateDispersion: null, cadence: null, activeMinutes: 3, activeHours: 3 }), params, k);
+    expect(c).toMatchObject({ level: "B", decidedBy: "volume", z: { regularity: null, rateDispersion: null, cadence: null } });
+  });
+
+  it("with the default thresholds and fallback parameters: a 20-hour metronome is A, a bursty person is C", () => {
+    const fallback = {} as Record<SignalColumn, SignalParams>;
+    for (const [c, d] of Object.entries(signalDefaults.columns) as [SignalColumn, ColumnDefaults][]) fallback[c] = columnParams(statsOf([]), d, { mode: "robust", minPopulation: 30 });
+    const p = { rbar: { mu: 4, sigma: 2 }, columns: fallback };
+    const t = { rbar: { a: 3, b: 2 }, volume: signalDefaults.volume, regularity: signalDefaults.regularity };
+    const metronome = daySignals(every(0, 1200, 1, (i) => (i % 2 === 0 ? 4 : 5)));
+    const rates = [1, 6, 2, 3, 9, 4, 1, 2, 7, 3];
+    const person = daySignals([...every(420, 25, 1, (i) => rates[i % 10]!), ...every(760, 10, 1, (i) => rates[(i * 3) % 10]!), ...every(1250, 45, 1, (i) => rates[(i * 7) % 10]!)]);
+    expect(classifyDay(metronome, p, t)).toMatchObject({ level: "A", decidedBy: "volume+regularity" });
+    expect(classifyDay(person, p, t)).toMatchObject({ level: "C", decidedBy: null });
+    expect(signalDefaults.volume.b).toBeLessThanOrEqual(signalDefaults.volume.a);
+    expect(signalDefaults.regularity.b).toBeLessThanOrEqual(signalDefaults.regularity.a);
+  });
+});
+
+describe("capDailyPayout", () => {
+  const lines = (...amounts: [string, number][]) => amounts.map(([campaignId, amountIdr]) => ({ campaignId, amountIdr }));
+
+  it("under or exactly at the cap everything is paid", () => {
+    expect(capDailyPayout(lines(["a", 20_000], ["b", 30_000]), 50_000)).toEqual([
+      { campaignId: "a", amountIdr: 20_000, paidIdr: 20_000, cappedIdr: 0 },
+      { campaignId: "b", amountIdr: 30_000, paidIdr: 30_000, cappedIdr: 0 },
+    ]);
+    expect(capDailyPayout([], 50_000)).toEqual([]);
+    expect(capDailyPayout(lines(["a", PAYOUT_DAILY_CAP_IDR]), PAYOUT_DAILY_CAP_IDR)[0]).toMatchObject({ paidIdr: 50_000, cappedIdr: 0 });
+  });
+
+  it("one rupiah over the cap: exactly one rupiah is capped", () => {
+    const out = capDailyPayout(lines(["a", 20_000], ["b", 30_001]), 50_000);
+    expect(out.map((l) => [l.paidIdr, l.cappedIdr])).toEqual([[20_000, 0], [30_000, 1]]);
+  });
+
+  it("over the cap: paid in proportion, the sum is the cap, ties go by campaignId whatever the input order", () => {
+    const out = capDailyPayout(lines(["c", 30_000], ["a", 30_000], ["b", 30_000]), 50_000);
+    expect(out.map((l) => [l.campaignId, l.paidIdr, l.cappedIdr])).toEqual([["c", 16_666, 13_334], ["a", 16_667, 13_333], ["b", 16_667, 13_333]]);
+    expect(capDailyPayout(lines(["x", 80_000]), 50_000)[0]).toMatchObject({ paidIdr: 50_000, cappedIdr: 30_000 });
+    expect(capDailyPayout(lines(["x", 80_000]), 0)[0]).toMatchObject({ paidIdr: 0, cappedIdr: 80_000 });
+  });
+
+  it("refuses amounts that are not whole non-negative rupiah", () => {
+    expect(() => capDailyPayout(lines(["a", 10.5]), 50_000)).toThrow(RangeError);
+    expect(() => capDailyPayout(lines(["a", -1]), 50_000)).toThrow(RangeError);
+    expect(() => capDailyPayout(lines(["a", 1]), 0.5)).toThrow(RangeError);
+  });
+
+  it("property: whole rupiah, paid ≤ amount, paid + capped = amount, Σ paid = min(cap, Σ amount), order-independent", () => {
+    const line = fc.record({ campaignId: fc.constantFrom("a", "b", "c", "d", "e"), amountIdr: fc.integer({ min: 0, max: 200_000 }) });
+    fc.assert(
+      fc.property(fc.uniqueArray(line, { selector: (l) => l.campaignId, maxLength: 5 }), fc.integer({ min: 0, max: 150_000 }), (ls, cap) => {
+        const out = capDailyPayout(ls, cap);
+        const total = ls.reduce((a, l) => a + l.amountIdr, 0);
+        expect(out.reduce((a, l) => a + l.paidIdr, 0)).toBe(Math.min(cap, total));
+        for (const [i, l] of out.entries()) {
+          expect(Number.isInteger(l.paidIdr) && l.paidIdr >= 0 && l.paidIdr <= l.amountIdr).toBe(true);
+          expect(l.paidIdr + l.cappedIdr).toBe(ls[i]!.amountIdr);
+        }
+        const byId = (xs: typeof out) => xs.map((l) => `${l.campaignId}:${l.amountIdr}:${l.paidIdr}`).sort();
+        expect(byId(capDailyPayout([...ls].reverse(), cap))).toEqual(byId(out));
+      }),
+    );
+  });
+});
