@@ -29,6 +29,8 @@ import { adminContentRouter, contentRouter } from "./content/content.routes";
 import { creatorRouter } from "./creator/creator.routes";
 import { adminGiftsRouter, liveRouter, usersRouter } from "./live/live.routes";
 import { adminBusinessRouter, marketplaceRouter } from "./marketplace/marketplace.routes";
+import { publishOutbox, type Outbox } from "./realtime/outbox";
+import { realtimeRouter } from "./realtime/realtime.routes";
 
 /**
  * Routes that decide about the caller inside their own D1 batch (first sight, banned/frozen guards) and
@@ -72,8 +74,14 @@ export function createApp() {
       throw error;
     }
     const stats: D1Stats | undefined = c.var.config.D1_METRICS ? { roundTrips: 0, statements: 0, rowsRead: 0, rowsWritten: 0 } : undefined;
-    c.set("db", createDb(stats ? meteredD1(c.env.DB, stats) : c.env.DB));
-    await next();
+    const outbox: Outbox = [];
+    c.set("db", createDb(stats ? meteredD1(c.env.DB, stats) : c.env.DB, outbox));
+    try {
+      await next();
+    } finally {
+      // Realtime events of the batches that committed (a refused request may still have committed some, e.g. an alert).
+      if (outbox.length > 0) c.executionCtx.waitUntil(publishOutbox(c.env, c.var.config, outbox));
+    }
     if (stats) c.header("server-timing", `d1;desc="roundTrips=${stats.roundTrips} statements=${stats.statements} rowsRead=${stats.rowsRead} rowsWritten=${stats.rowsWritten}"`);
   });
 
@@ -92,6 +100,7 @@ export function createApp() {
   app.use("/api/live/*", ...member);
   app.use("/api/users/*", ...member);
   app.use("/api/marketplace/*", ...member);
+  app.use("/api/realtime/ticket", ...member);
   for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit", "/api/content/:id/unlock", "/api/live/:streamId/gift", "/api/live/:streamId/boost", "/api/marketplace/orders"]) {
     app.on("POST", path, valueMovingGuard);
   }
@@ -135,6 +144,7 @@ export function createApp() {
   app.route("/api/users", usersRouter);
   app.route("/api/marketplace", marketplaceRouter);
   app.route("/api/admin/business-verifications", adminBusinessRouter);
+  app.route("/api/realtime", realtimeRouter);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: openApiInfo });

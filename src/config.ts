@@ -103,6 +103,14 @@ export const configSchema = z.object({
   BADGE_RISING_STAR_GIFTS: int(100, 1),
   BADGE_TOP_EARNER_COINS: int(10_000, 1),
   BADGE_SUPER_BOOSTER_BOOSTS: int(10, 1),
+  // realtime (§13)
+  REALTIME_REPLAY_EVENTS: int(500, 1, 10_000),
+  REALTIME_REPLAY_HOURS: int(24, 1, 168),
+  REALTIME_MAX_SOCKETS_PER_USER: int(10, 1, 100),
+  /** Lobby sockets per shard before the oldest is closed; shards spread the lobby over several objects. */
+  REALTIME_MAX_SOCKETS_PER_ROOM: int(5_000, 1, 32_000),
+  REALTIME_LOBBY_SHARDS: int(8, 1, 256),
+  REALTIME_TICKET_SECONDS: int(60, 5, 600),
   // anti-fraud (§12)
   SPEND_LIMIT_DAILY_UNVERIFIED_IDR: int(100_000, 0),
   SPEND_LIMIT_TX_UNVERIFIED_IDR: int(50_000, 0),

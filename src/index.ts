@@ -6,12 +6,14 @@ import { purgeIdempotencyKeys } from "./lib/idempotency";
 import { reconcileWithdrawals } from "./payouts/withdrawals.service";
 import { startBatch } from "./jobs/daily-batch";
 import { startFanout } from "./jobs/fanout";
-import { handleDeadQueueMessage, handleQueueMessage, type QueueMessage } from "./jobs/queue";
+import type { Outbox } from "./realtime/outbox";
+import { enqueueOutbox, handleDeadQueueMessage, handleQueueMessage, type QueueMessage } from "./jobs/queue";
 import { previousBusinessDay } from "./lib/time";
 import { runMonthlyBilling } from "./billing/billing.service";
 import { DAILY_BATCH_CRON, MONTHLY_BILLING_CRON } from "./jobs/crons";
 
 export { UserActivity } from "./durable/user-activity";
+export { RealtimeRoom } from "./realtime/room";
 
 const app = createApp();
 
@@ -22,7 +24,8 @@ const app = createApp();
  */
 async function housekeeping(env: Env, scheduledTime: number) {
   const config = loadRuntimeConfig(env);
-  const db = createDb(env.DB);
+  const outbox: Outbox = [];
+  const db = createDb(env.DB, outbox);
   const steps = {
     idempotency: () => purgeIdempotencyKeys(db, scheduledTime - config.IDEMPOTENCY_TTL_HOURS * 3_600_000),
     withdrawals: () => reconcileWithdrawals(db, config, env, scheduledTime),
@@ -34,6 +37,7 @@ async function housekeeping(env: Env, scheduledTime: number) {
   results.forEach((r, i) => {
     if (r.status === "rejected") console.error(`housekeeping step ${Object.keys(steps)[i]} failed`, r.reason instanceof Error ? r.reason.message : String(r.reason));
   });
+  await enqueueOutbox(env.BATCH_QUEUE, outbox);
 }
 
 export default {
@@ -54,8 +58,9 @@ export default {
     ctx.waitUntil(housekeeping(env, controller.scheduledTime));
   },
 
-  async queue(batch, env) {
-    const deps = { db: createDb(env.DB), config: loadRuntimeConfig(env), env };
+  async queue(batch, env, ctx) {
+    const outbox: Outbox = [];
+    const deps = { db: createDb(env.DB, outbox), config: loadRuntimeConfig(env), env };
     const deadLetters = batch.queue.endsWith("-dlq");
     for (const message of batch.messages) {
       try {
@@ -67,5 +72,8 @@ export default {
         message.retry({ delaySeconds: 2 });
       }
     }
+    // Payouts, refunds and releases reach their users' sockets once their batches committed, through
+    // the queue in bounded messages (a chunk of payouts touches hundreds of users).
+    if (outbox.length > 0) ctx.waitUntil(enqueueOutbox(env.BATCH_QUEUE, outbox));
   },
 } satisfies ExportedHandler<Env, QueueMessage>;

@@ -1,7 +1,7 @@
 // The one benchmark harness: runs the service the way `npm start` does (wrangler dev + the gateway
 // simulator, fresh local state under .bench/), sends bounded load from 127.0.0.1, summarises it, and
 // always stops what it started. Every `npm run bench*` script builds on it and reads as what it measures.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { createServer } from "node:net";
@@ -105,6 +105,13 @@ export function benchService({ name, port, simPort, extraVars = [], snapshot = p
       if (existsSync(entry)) cpSync(entry, `${appDir}/${entry}`, { recursive: true });
     }
     symlinkSync(resolve("node_modules"), `${appDir}/node_modules`, "dir");
+    // The service runs the bundle built once here, unbundled by wrangler dev: nothing it runs is watched,
+    // so no edit in the tree (not even one esbuild would have followed through the node_modules link)
+    // reloads the server mid-run — a reload loses the local queue's in-flight batch and stalls the queue.
+    const built = spawnSync(process.execPath, [resolve("node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", "dist"], { cwd: appDir, encoding: "utf8" });
+    if (built.status !== 0) throw new Error(`building the bundle failed:\n${built.stdout}\n${built.stderr}`);
+    const config = readFileSync(`${appDir}/wrangler.toml`, "utf8").replace(/^main = .*$/m, 'main = "dist/index.js"\nno_bundle = true');
+    writeFileSync(`${appDir}/wrangler.toml`, config);
   }
   const secret = ensureDevVars(appDir).JWT_SECRET;
 

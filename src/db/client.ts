@@ -1,10 +1,24 @@
 import { drizzle } from "drizzle-orm/d1";
+import { collect, type Outbox } from "../realtime/outbox";
 import { schema } from "./schema";
 
 export type Db = ReturnType<typeof createDb>;
 
-export function createDb(d1: D1Database) {
-  return drizzle(d1, { schema, casing: "snake_case" });
+/**
+ * The drizzle instance of one request (or queue message, or cron run). With an `outbox`, every batch
+ * that commits hands the events its announcing statements produce to it (see realtime/outbox.ts).
+ */
+export function createDb(d1: D1Database, outbox?: Outbox) {
+  const db = drizzle(d1, { schema, casing: "snake_case" });
+  if (outbox) {
+    const batch = db.batch.bind(db);
+    db.batch = (async (statements: Parameters<typeof batch>[0]) => {
+      const results = await batch(statements);
+      collect(outbox, statements, results);
+      return results;
+    }) as unknown as typeof db.batch;
+  }
+  return db;
 }
 
 export interface D1Stats {

@@ -2,6 +2,8 @@ import { DurableObject } from "cloudflare:workers";
 import { evaluateRules, type Finding, type RuleConfig } from "../fraud/rules";
 import { meanRate, ratePerMinute, type ActivityType, type Weights } from "../activity/bot-rules";
 import { addDays, businessDay } from "../lib/time";
+import { closeSocket, EventLog, type Retention } from "../realtime/event-log";
+import type { DeliveredEvent } from "../realtime/outbox";
 
 export interface ActivityEvent {
   id?: string;
@@ -52,10 +54,12 @@ export interface MinuteRate {
  */
 export class UserActivity extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly log: EventLog;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.log = new EventLog(ctx, this.sql);
     this.sql.exec(`
       CREATE TABLE IF NOT EXISTS minute_counts (
         day TEXT NOT NULL, minute INTEGER NOT NULL, type TEXT NOT NULL, campaign TEXT NOT NULL, count INTEGER NOT NULL,
@@ -67,7 +71,45 @@ export class UserActivity extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS rate_attempts (bucket TEXT NOT NULL, at INTEGER NOT NULL, allowed INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS devices (fingerprint TEXT PRIMARY KEY, first_seen INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS raised_alerts (key TEXT PRIMARY KEY, at INTEGER NOT NULL);
-      CREATE INDEX IF NOT EXISTS rate_attempts_bucket ON rate_attempts (bucket, at);`);
+      CREATE INDEX IF NOT EXISTS rate_attempts_bucket ON rate_attempts (bucket, at);
+      CREATE TABLE IF NOT EXISTS realtime_tickets (ticket TEXT PRIMARY KEY, role TEXT NOT NULL, expires_at INTEGER NOT NULL);`);
+  }
+
+  /**
+   * The user's realtime socket (SPEC §13): the Worker has authenticated the caller and forwards the
+   * upgrade with their id; several sockets per user, the oldest closed beyond the limit.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const userId = request.headers.get("x-realtime-user") ?? "";
+    const since = url.searchParams.get("since");
+    return this.log.accept(userId, since === null ? null : Number(since), Number(request.headers.get("x-realtime-max-sockets") ?? 10), Date.now());
+  }
+
+  /** Events for this user, after the batch that caused them committed: numbered, kept for replay, sent. */
+  publish(events: { type: string; at: number; data: Record<string, unknown> }[], retention: Retention): DeliveredEvent[] {
+    return this.log.append(events, retention, Date.now());
+  }
+
+  /** A one-time ticket for a browser's WebSocket (which cannot carry a bearer header), with the caller's role. */
+  issueTicket(ticket: string, role: "user" | "admin", now: number, ttlMs: number): number {
+    this.sql.exec("DELETE FROM realtime_tickets WHERE expires_at <= ?", now);
+    this.sql.exec("INSERT INTO realtime_tickets (ticket, role, expires_at) VALUES (?, ?, ?)", ticket, role, now + ttlMs);
+    return now + ttlMs;
+  }
+
+  /** The ticket's role, once per ticket and before it expires; null otherwise. */
+  consumeTicket(ticket: string, now: number): "user" | "admin" | null {
+    const row = this.sql.exec<{ role: "user" | "admin"; expires_at: number }>("DELETE FROM realtime_tickets WHERE ticket = ? RETURNING role, expires_at", ticket).toArray()[0];
+    return row !== undefined && row.expires_at > now ? row.role : null;
+  }
+
+  override webSocketMessage(): void {
+    // Clients only listen; "ping" is answered by the auto-response without waking the object.
+  }
+
+  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+    closeSocket(ws, code, reason);
   }
 
   /**

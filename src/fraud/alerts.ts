@@ -3,6 +3,7 @@ import type { Db } from "../db/client";
 import { insertWhere } from "../db/insert-where";
 import { fraudAlerts } from "../db/schema";
 import { newId } from "../lib/ids";
+import { announce } from "../realtime/outbox";
 
 export type Severity = "low" | "medium" | "high" | "critical";
 
@@ -28,14 +29,32 @@ export async function dedupeKey(...parts: (string | number)[]): Promise<string> 
 
 /** The insert for one alert, to run alone or inside the batch of the movement that caused it; a repeat of its dedupe key is ignored. */
 export function alertStatement(db: Db, alert: AlertInput, now = Date.now()) {
-  return db
-    .insert(fraudAlerts)
-    .values({ id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, dedupeKey: alert.dedupeKey ?? null, createdAt: now })
-    .onConflictDoNothing();
+  return announceAlert(
+    db
+      .insert(fraudAlerts)
+      .values({ id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, dedupeKey: alert.dedupeKey ?? null, createdAt: now })
+      .onConflictDoNothing()
+      .returning(ALERT_EVENT_COLUMNS),
+  );
 }
 
 export async function raiseAlert(db: Db, alert: AlertInput): Promise<void> {
-  await alertStatement(db, alert);
+  // Through a batch, so the alert is announced to the admins once written.
+  await db.batch([alertStatement(db, alert)]);
+}
+
+const ALERT_EVENT_COLUMNS = { id: fraudAlerts.id, userId: fraudAlerts.userId, alertType: fraudAlerts.alertType, severity: fraudAlerts.severity, createdAt: fraudAlerts.createdAt };
+
+/** Every alert written (a repeat of a dedupe key writes nothing) reaches the admins' room as `fraud-alert`. */
+function announceAlert<S extends object>(statement: S): S {
+  return announce(statement, (rows) =>
+    (rows as { id: string; userId: string | null; alertType: string; severity: string; createdAt: number }[]).map((a) => ({
+      to: { room: "admins" as const },
+      type: "fraud-alert",
+      at: a.createdAt,
+      data: { alertId: a.id, userId: a.userId, alertType: a.alertType, severity: a.severity },
+    })),
+  );
 }
 
 /**
@@ -43,10 +62,14 @@ export async function raiseAlert(db: Db, alert: AlertInput): Promise<void> {
  * holds; its details may be SQL too (facts read at commit time, e.g. `json_object(...)`).
  */
 export function alertWhen(db: Db, alert: Omit<AlertInput, "details"> & { details: AlertInput["details"] | SQL }, now: number, when: SQL) {
-  return insertWhere(
-    db,
-    fraudAlerts,
-    { id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, dedupeKey: alert.dedupeKey ?? null, createdAt: now },
-    sql`where ${when}`,
-  ).onConflictDoNothing();
+  return announceAlert(
+    insertWhere(
+      db,
+      fraudAlerts,
+      { id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, dedupeKey: alert.dedupeKey ?? null, createdAt: now },
+      sql`where ${when}`,
+    )
+      .onConflictDoNothing()
+      .returning(ALERT_EVENT_COLUMNS),
+  );
 }

@@ -2,15 +2,17 @@ import { raiseAlert, dedupeKey } from "../fraud/alerts";
 import { handleContentRefundMessage, contentRefundSource, type ContentRefundMessage } from "./content-refunds";
 import { collectSource, handleBatchMessage, handleDeadLetter, paySource, type BatchMessage } from "./daily-batch";
 import { escrowReleaseSource, handleEscrowRelease, type EscrowReleaseMessage } from "../marketplace/marketplace.service";
-import { fanoutStep, type FanoutMessage, type FanoutSource, type FanoutSourceName, type QueueDeps } from "./fanout";
+import { outboxMessages, publishOutbox, type Outbox, type RealtimeMessage } from "../realtime/outbox";
+import { fanoutStep, sendBatches, type FanoutMessage, type FanoutSource, type FanoutSourceName, type QueueDeps } from "./fanout";
 
 /** Every message the one queue (and its dead-letter queue) carries. */
-export type QueueMessage = BatchMessage | ContentRefundMessage | EscrowReleaseMessage | FanoutMessage;
+export type QueueMessage = BatchMessage | ContentRefundMessage | EscrowReleaseMessage | FanoutMessage | RealtimeMessage;
 
 const SOURCES: { [K in FanoutSourceName]: FanoutSource<QueueMessage> } = { collect: collectSource, pay: paySource, content_refund: contentRefundSource, escrow_release: escrowReleaseSource };
 
 export async function handleQueueMessage(deps: QueueDeps, body: QueueMessage, now: number): Promise<void> {
   if (body.kind === "fanout") await fanoutStep(deps, SOURCES[body.source], body);
+  else if (body.kind === "realtime") await publishOutbox(deps.env, deps.config, body.events);
   else if (body.kind === "content_refund") await handleContentRefundMessage(deps.db, body, now);
   else if (body.kind === "escrow_release") await handleEscrowRelease(deps.db, body, now);
   else await handleBatchMessage(deps, body, now);
@@ -23,6 +25,8 @@ export async function handleQueueMessage(deps: QueueDeps, body: QueueMessage, no
  * (the next run picks the due orders up again).
  */
 export async function handleDeadQueueMessage(deps: QueueDeps, body: QueueMessage, now: number): Promise<void> {
+  // Realtime events that could not be delivered: clients catch up through replay or resync.
+  if (body.kind === "realtime") return;
   if (body.kind === "fanout") {
     if (body.source === "content_refund") return deadRefunds(deps, body.key, `fanout after ${body.after || "(start)"}`, 0);
     if (body.source === "escrow_release") return deadEscrow(deps, `fanout after ${body.after || "(start)"}`, 0);
@@ -52,4 +56,9 @@ async function deadEscrow(deps: QueueDeps, what: string, orders: number) {
     details: { orders, note: "due orders stay in escrow and are picked up by the next run" },
     dedupeKey: await dedupeKey("escrow_release_failed", what),
   });
+}
+
+/** A job's realtime events, handed to the queue in bounded messages. */
+export async function enqueueOutbox(queue: Queue, outbox: Outbox): Promise<void> {
+  for (const group of sendBatches(outboxMessages(outbox))) await queue.sendBatch(group.map((body) => ({ body })));
 }

@@ -4,6 +4,8 @@ import { insertWhere } from "../db/insert-where";
 import { accounts, transactions } from "../db/schema";
 import type { Asset } from "../lib/money";
 import type { Statement } from "./executor";
+import { announce } from "../realtime/outbox";
+import { settlementEvents } from "../realtime/wallet-events";
 
 /**
  * Recorded debt is settled first (SPEC §9): every movement that raises a user's available balance
@@ -43,7 +45,7 @@ const balanceOf = (accountId: string): SQL => sql`(select ${accounts.balance} fr
 /** After the movement's postings: the settlement's row, if the owner's debt is open. */
 export function settlementRow(db: Db, s: Settlement, settles: string, now: number): Statement {
   const take = sql`min(${s.credit}, -${accounts.balance})`;
-  return insertWhere(
+  const row = insertWhere(
     db,
     transactions,
     {
@@ -62,5 +64,9 @@ export function settlementRow(db: Db, s: Settlement, settles: string, now: numbe
       completedAt: now,
     },
     sql`from ${accounts} where ${accounts.id} = ${s.debt} and ${accounts.balance} < 0`,
+  );
+  return announce(
+    row.returning({ id: transactions.id, userId: transactions.userId, asset: transactions.asset, amount: transactions.amount, balanceAfter: transactions.balanceAfter, createdAt: transactions.createdAt }),
+    (rows) => settlementEvents(rows as Parameters<typeof settlementEvents>[0]),
   );
 }

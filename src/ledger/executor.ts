@@ -5,6 +5,8 @@ import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCo
 import { ApiError } from "../lib/errors";
 import { checkGuards, guard, GuardError, guardOf, type Guard } from "./guards";
 import { settlementRow, settlementsFor } from "./debt-settlement";
+import { announce } from "../realtime/outbox";
+import { walletEvents } from "../realtime/wallet-events";
 import { assertBalanced, SPENDING_TYPES, type LedgerPlan, type Spend } from "./plan";
 
 export type Statement = BatchItem<"sqlite">;
@@ -93,11 +95,23 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
         moved.map(([id, d]) => sql`when ${id} then ${d[field]}`),
         sql` `,
       )} else 0 end`;
+    const movement = {
+      transactionId: txId,
+      type: "create" in plan.transaction ? plan.transaction.create.type : "withdraw",
+      status: "create" in plan.transaction ? plan.transaction.create.status : plan.transaction.settle.status,
+      amount: "create" in plan.transaction ? plan.transaction.create.amount : null,
+      deltas,
+      at: now,
+    };
     statements.push(
-      db
-        .update(accounts)
-        .set({ balance: sql`${accounts.balance} + ${by("balance")}`, locked: sql`${accounts.locked} + ${by("locked")}` })
-        .where(inArray(accounts.id, moved.map(([id]) => id))),
+      announce(
+        db
+          .update(accounts)
+          .set({ balance: sql`${accounts.balance} + ${by("balance")}`, locked: sql`${accounts.locked} + ${by("locked")}` })
+          .where(inArray(accounts.id, moved.map(([id]) => id)))
+          .returning({ id: accounts.id, balance: accounts.balance, locked: accounts.locked }),
+        (rows) => walletEvents(rows as { id: string; balance: number; locked: number }[], movement),
+      ),
     );
   }
 

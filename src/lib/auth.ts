@@ -3,7 +3,7 @@ import { createMiddleware } from "hono/factory";
 import { verify } from "hono/jwt";
 import { z } from "zod";
 import { users, type UserRow } from "../db/schema";
-import type { AppEnv, Role } from "../env";
+import type { AppEnv, AuthUser, Role } from "../env";
 import { firstSight } from "../users/users.guards";
 import { ApiError } from "./errors";
 
@@ -15,20 +15,24 @@ const claimsSchema = z.object({
   exp: z.number().int(),
 });
 
-/** Verifies `Authorization: Bearer <HS256 JWT>`. No database work: routes decide about the caller inside their own batch. */
-export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
-  const header = c.req.header("authorization") ?? "";
-  const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(header);
+/** The caller an `Authorization: Bearer <HS256 JWT>` header names, or 401. */
+export async function verifyBearer(header: string | undefined, secret: string): Promise<AuthUser> {
+  const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(header ?? "");
   if (!match) throw new ApiError("unauthorized", "A bearer token is required.");
   let payload: unknown;
   try {
-    payload = await verify(match[1]!, c.env.JWT_SECRET, { alg: "HS256", exp: true, nbf: true, iat: false });
+    payload = await verify(match[1]!, secret, { alg: "HS256", exp: true, nbf: true, iat: false });
   } catch {
     throw new ApiError("unauthorized", "The bearer token is invalid or expired.");
   }
   const claims = claimsSchema.safeParse(payload);
   if (!claims.success) throw new ApiError("unauthorized", "The bearer token lacks valid sub, role or exp claims.");
-  c.set("user", { id: claims.data.sub, role: claims.data.role });
+  return { id: claims.data.sub, role: claims.data.role };
+}
+
+/** Verifies the bearer token. No database work: routes decide about the caller inside their own batch. */
+export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
+  c.set("user", await verifyBearer(c.req.header("authorization"), c.env.JWT_SECRET));
   await next();
 });
 

@@ -12,6 +12,7 @@ import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { recipientActive } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
+import { announce } from "../realtime/outbox";
 import { statStatements } from "./badges";
 import { boostPrice, boostTerms, giftSplit, type BoostLevel } from "./live-rules";
 
@@ -220,7 +221,10 @@ async function boostAt(db: Db, config: Config, buyerId: string, streamId: string
     record: ctx.record,
     guards: [guard("boost_demand_changed", sql`${activeBoostsSql(quote.level, now)} != ${quote.activeBoosts} or ${lastEndSql(streamId, quote.level)} != ${lastEnd}`)],
     alongside: [
-      db.insert(boostPurchases).values({ transactionId: txId, streamId, buyerId, level: quote.level, price: quote.price, multiplierBps: quote.multiplierBps, startsAt, expiresAt, createdAt: now }),
+      // Everyone in the lobby hears of it once the boost is bought.
+      announce(db.insert(boostPurchases).values({ transactionId: txId, streamId, buyerId, level: quote.level, price: quote.price, multiplierBps: quote.multiplierBps, startsAt, expiresAt, createdAt: now }), () => [
+        { to: { room: "lobby" }, type: "stream-boosted", at: now, data: { streamId, boostLevel: quote.level, startsAt: new Date(startsAt).toISOString(), expiresAt: new Date(expiresAt).toISOString() } },
+      ]),
       ...statStatements(db, config, buyerId, { boostsBought: 1 }, txId, now),
       ...(ctx.alongside ?? []),
     ],

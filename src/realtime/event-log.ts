@@ -1,0 +1,108 @@
+import type { DeliveredEvent } from "./outbox";
+
+export interface Retention {
+  keep: number;
+  maxAgeMs: number;
+}
+
+interface Attachment {
+  connectedAt: number;
+  userId: string;
+}
+
+/**
+ * A Durable Object's realtime side: its sockets (hibernation API: the object sleeps between events and
+ * pings are answered without waking it) and its event log in SQLite, the last `keep` events of the last
+ * `maxAgeMs`, for replay. Events are numbered here, so `seq` increases by one without gaps.
+ */
+export class EventLog {
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly sql: SqlStorage,
+  ) {
+    sql.exec(`
+      CREATE TABLE IF NOT EXISTS realtime_events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, at INTEGER NOT NULL, data TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS realtime_seq (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
+      INSERT OR IGNORE INTO realtime_seq (id, last) VALUES (1, 0);`);
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+  }
+
+  private last(): number {
+    return this.sql.exec<{ last: number }>("SELECT last FROM realtime_seq WHERE id = 1").one().last;
+  }
+
+  /** Numbers, stores and sends events to every socket; prunes what is past the retention. */
+  append(events: { type: string; at: number; data: Record<string, unknown> }[], retention: Retention, now: number): DeliveredEvent[] {
+    let seq = this.last();
+    const delivered: DeliveredEvent[] = [];
+    for (const e of events) {
+      seq += 1;
+      this.sql.exec("INSERT INTO realtime_events (seq, type, at, data) VALUES (?, ?, ?, ?)", seq, e.type, e.at, JSON.stringify(e.data));
+      delivered.push({ seq, type: e.type, at: new Date(e.at).toISOString(), data: e.data });
+    }
+    this.sql.exec("UPDATE realtime_seq SET last = ? WHERE id = 1", seq);
+    this.sql.exec("DELETE FROM realtime_events WHERE seq <= ? OR at < ?", seq - retention.keep, now - retention.maxAgeMs);
+    const frames = delivered.map((d) => JSON.stringify(d));
+    for (const ws of this.ctx.getWebSockets()) {
+      for (const frame of frames) {
+        try {
+          ws.send(frame);
+        } catch {
+          // A socket that is closing: dropped by webSocketClose.
+        }
+      }
+    }
+    return delivered;
+  }
+
+  /**
+   * Accepts a socket (closing the oldest beyond `maxSockets`) and, with `since`, first sends every kept
+   * event after it in order — or `{ type: "resync" }` when some of them are no longer kept. The object
+   * runs one thing at a time, so no live event can slip in between the replay and the socket being live.
+   */
+  accept(userId: string, since: number | null, maxSockets: number, now: number): Response {
+    const open = this.ctx
+      .getWebSockets()
+      .map((ws) => ({ ws, at: (ws.deserializeAttachment() as Attachment | null)?.connectedAt ?? 0 }))
+      .sort((a, b) => a.at - b.at);
+    for (const { ws } of open.slice(0, Math.max(0, open.length - (maxSockets - 1)))) {
+      try {
+        ws.close(4008, "too many connections: the oldest is closed");
+      } catch {
+        // already closing
+      }
+    }
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server);
+    server.serializeAttachment({ connectedAt: now, userId } satisfies Attachment);
+    if (since !== null) for (const frame of this.replay(since)) server.send(frame);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private replay(since: number): string[] {
+    const last = this.last();
+    if (since === last) return [];
+    // Ahead of what was ever issued (or behind what is kept): the client re-reads its state.
+    if (since > last) return [JSON.stringify({ type: "resync", seq: last })];
+    const first = this.sql.exec<{ seq: number | null }>("SELECT min(seq) AS seq FROM realtime_events").one().seq;
+    if (first === null || first > since + 1) return [JSON.stringify({ type: "resync", seq: last })];
+    return this.sql
+      .exec<{ seq: number; type: string; at: number; data: string }>("SELECT seq, type, at, data FROM realtime_events WHERE seq > ? ORDER BY seq", since)
+      .toArray()
+      .map((r) => JSON.stringify({ seq: r.seq, type: r.type, at: new Date(r.at).toISOString(), data: JSON.parse(r.data) }));
+  }
+
+  sockets(): number {
+    return this.ctx.getWebSockets().length;
+  }
+}
+
+/** The close handshake of a hibernated socket (the client's close is answered; nothing else to do). */
+export function closeSocket(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+  } catch {
+    // already closed
+  }
+}

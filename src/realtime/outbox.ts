@@ -1,0 +1,111 @@
+import type { Config } from "../config";
+
+/**
+ * Realtime events (SPEC §13) leave through an outbox. A statement that announces (a wallet's balance
+ * update, a debt settlement, an alert, a boost) registers how its returned rows become events; the
+ * database wrapper (`createDb(d1, outbox)`) collects them only once the batch that ran the statement has
+ * committed — a failed batch announces nothing — and whoever owns the outbox publishes it after the work
+ * is done (`waitUntil`): one RPC per affected user, one per room. No D1 writes.
+ */
+export type Audience = { user: string } | { room: "admins" } | { room: "lobby" };
+
+export interface OutboxEvent {
+  to: Audience;
+  type: string;
+  at: number;
+  data: Record<string, unknown>;
+}
+
+export type Outbox = OutboxEvent[];
+
+/** An event as a socket receives it: `seq` increases by one per user (or room) without gaps. */
+export interface DeliveredEvent {
+  seq: number;
+  type: string;
+  at: string;
+  data: Record<string, unknown>;
+}
+
+type Announcer = (rows: unknown) => OutboxEvent[];
+const ANNOUNCERS = new WeakMap<object, Announcer>();
+
+/** Marks a statement as announcing: once its batch commits, `toEvents` turns its returned rows into events. */
+export function announce<S extends object>(statement: S, toEvents: Announcer): S {
+  ANNOUNCERS.set(statement, toEvents);
+  return statement;
+}
+
+/** After a committed batch: the events its announcing statements produce, in statement order. */
+export function collect(outbox: Outbox, statements: readonly unknown[], results: readonly unknown[]): void {
+  statements.forEach((statement, i) => {
+    const toEvents = typeof statement === "object" && statement !== null ? ANNOUNCERS.get(statement) : undefined;
+    if (toEvents) outbox.push(...toEvents(results[i]));
+  });
+}
+
+type RealtimeConfig = Pick<Config, "REALTIME_LOBBY_SHARDS" | "REALTIME_REPLAY_EVENTS" | "REALTIME_REPLAY_HOURS">;
+
+export const retention = (config: RealtimeConfig) => ({ keep: config.REALTIME_REPLAY_EVENTS, maxAgeMs: config.REALTIME_REPLAY_HOURS * 3_600_000 });
+
+/** The lobby shard a user's lobby socket lives on (stable, so a reconnect replays from the same log). */
+export function lobbyShard(userId: string, shards: number): number {
+  let h = 2166136261;
+  for (let i = 0; i < userId.length; i++) h = Math.imul(h ^ userId.charCodeAt(i), 16777619) >>> 0;
+  return h % shards;
+}
+
+/** Publishes an outbox: one RPC per user with their events in order, one per room (the lobby: each shard). */
+export async function publishOutbox(env: Env, config: RealtimeConfig, outbox: Outbox): Promise<void> {
+  if (outbox.length === 0) return;
+  const byUser = new Map<string, OutboxEvent[]>();
+  const rooms = { admins: [] as OutboxEvent[], lobby: [] as OutboxEvent[] };
+  for (const e of outbox) {
+    if ("user" in e.to) (byUser.get(e.to.user) ?? byUser.set(e.to.user, []).get(e.to.user)!).push(e);
+    else rooms[e.to.room].push(e);
+  }
+  const keep = retention(config);
+  const plain = (events: OutboxEvent[]) => events.map(({ type, at, data }) => ({ type, at, data }));
+  const calls: Promise<unknown>[] = [];
+  for (const [userId, events] of byUser) calls.push(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(userId)).publish(plain(events), keep));
+  if (rooms.admins.length > 0) calls.push(env.REALTIME_ROOMS.get(env.REALTIME_ROOMS.idFromName("admins")).publish(plain(rooms.admins), keep));
+  if (rooms.lobby.length > 0) {
+    for (let shard = 0; shard < config.REALTIME_LOBBY_SHARDS; shard++) {
+      calls.push(env.REALTIME_ROOMS.get(env.REALTIME_ROOMS.idFromName(`lobby:${shard}`)).publish(plain(rooms.lobby), keep));
+    }
+  }
+  const results = await Promise.allSettled(calls);
+  for (const r of results) if (r.status === "rejected") console.error("realtime publish failed", r.reason instanceof Error ? r.reason.message : String(r.reason));
+}
+
+/** Realtime events a background job hands to the queue: the events of at most PUBLISH_CHUNK_USERS users. */
+export type RealtimeMessage = { kind: "realtime"; events: OutboxEvent[] };
+
+/** Users per realtime message: with up to 10 messages per delivery, at most 250 object calls per invocation. */
+const PUBLISH_CHUNK_USERS = 25;
+
+/**
+ * For jobs (queue messages, crons), whose batches may touch thousands of users: the outbox goes to the
+ * queue in messages of PUBLISH_CHUNK_USERS users (rooms' events in the first), so no invocation makes
+ * an unbounded number of object calls. Requests publish directly (they touch a handful of users).
+ */
+export function outboxMessages(outbox: Outbox): RealtimeMessage[] {
+  const groups = new Map<string, OutboxEvent[]>();
+  for (const e of outbox) {
+    const key = "user" in e.to ? `u:${e.to.user}` : `r:${e.to.room}`;
+    (groups.get(key) ?? groups.set(key, []).get(key)!).push(e);
+  }
+  const messages: RealtimeMessage[] = [];
+  let current: OutboxEvent[] = [];
+  let users = 0;
+  for (const events of groups.values()) {
+    if (users === PUBLISH_CHUNK_USERS) {
+      messages.push({ kind: "realtime", events: current });
+      current = [];
+      users = 0;
+    }
+    current.push(...events);
+    users++;
+  }
+  if (current.length > 0) messages.push({ kind: "realtime", events: current });
+  return messages;
+}

@@ -1,0 +1,101 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppEnv, AuthUser } from "../env";
+import { verifyBearer } from "../lib/auth";
+import { ApiError, errorResponses, problemFor } from "../lib/errors";
+import { bearerSecurity, createRouter } from "../lib/router";
+import { lobbyShard } from "./outbox";
+
+const TICKET = /^rt1\.([A-Za-z0-9_-]{1,88})\.([A-Za-z0-9_-]{43})$/;
+const b64url = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+
+const userObject = (env: Env, userId: string) => env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(userId));
+
+/**
+ * Who is connecting: the bearer header (native clients) or a one-time ticket (browsers, which cannot
+ * set headers on a WebSocket). A ticket names its user; only that user's object knows it, once.
+ */
+async function realtimeCaller(c: Context<AppEnv>): Promise<AuthUser> {
+  const authorization = c.req.header("authorization");
+  if (authorization) return verifyBearer(authorization, c.env.JWT_SECRET);
+  const ticket = c.req.query("ticket");
+  const match = ticket ? TICKET.exec(ticket) : null;
+  if (!ticket || !match) throw new ApiError("unauthorized", "A bearer token or a ticket from POST /api/realtime/ticket is required.");
+  let userId: string;
+  try {
+    userId = new TextDecoder().decode(Uint8Array.from(atob(match[1]!.replaceAll("-", "+").replaceAll("_", "/")), (ch) => ch.charCodeAt(0)));
+  } catch {
+    throw new ApiError("unauthorized", "The ticket is invalid.");
+  }
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(userId)) throw new ApiError("unauthorized", "The ticket is invalid.");
+  const role = await userObject(c.env, userId).consumeTicket(ticket, Date.now());
+  if (!role) throw new ApiError("unauthorized", "The ticket is unknown, used or expired.");
+  return { id: userId, role };
+}
+
+/** Authenticates, then hands the upgrade to the object that holds the socket. Anything else is refused before the upgrade. */
+async function upgrade(c: Context<AppEnv>, pick: (caller: AuthUser) => { stub: { fetch(request: Request): Promise<Response> }; maxSockets: number }) {
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new ApiError("upgrade_required", "This is a WebSocket endpoint: send Upgrade: websocket.");
+  const caller = await realtimeCaller(c);
+  const since = c.req.query("since");
+  if (since !== undefined && !/^\d{1,15}$/.test(since)) throw new ApiError("validation_failed", "`since` is the last seq the client received.");
+  const { stub, maxSockets } = pick(caller);
+  const url = new URL("https://realtime.internal/socket");
+  if (since !== undefined) url.searchParams.set("since", since);
+  return stub.fetch(new Request(url, { headers: { upgrade: "websocket", "x-realtime-user": caller.id, "x-realtime-max-sockets": String(maxSockets) } }));
+}
+
+const CATALOGUE =
+  "Frames are JSON `{ seq, type, at, data }`; `seq` increases by one per socket source (your user, the lobby shard, the admins' room) without gaps. " +
+  "Events: `coin-balance-update { balance, available, change, reason, transactionId }` and `transaction-update { transactionId, type, status, asset, amount }` for every movement " +
+  "that touches your wallet (transfers both sides, deposits, withdrawals and their outcome, payouts, unlocks, gifts, boosts, orders, refunds, debt settlements); " +
+  "`stream-boosted { streamId, boostLevel, startsAt, expiresAt }` in the lobby; `fraud-alert { alertId, userId, alertType, severity }` in the admins' room. " +
+  "Reconnect with `?since=<last seq>` to receive what you missed, in order, before live events; `{ type: \"resync\", seq }` means some are no longer kept " +
+  "(REALTIME_REPLAY_EVENTS, REALTIME_REPLAY_HOURS): re-read balance and history. Send the text `ping` to get `pong` (answered without waking the server). " +
+  "Events are published after the batch that caused them commits; a refused request publishes nothing.";
+
+const socketRoute = (path: string, summary: string) =>
+  createRoute({
+    method: "get",
+    path,
+    tags: ["realtime"],
+    summary,
+    description: CATALOGUE,
+    security: bearerSecurity,
+    request: { query: z.object({ ticket: z.string().optional().openapi({ description: "A one-time ticket instead of the bearer header (browsers)." }), since: z.string().optional().openapi({ description: "The last seq received." }) }) },
+    responses: { 101: { description: "Switching Protocols: the WebSocket" }, ...errorResponses, 426: problemFor("Not a WebSocket upgrade (`upgrade_required`).") },
+  });
+
+/** Mounted at /api/realtime. */
+export const realtimeRouter = createRouter()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/ticket",
+      tags: ["realtime"],
+      summary: "A one-time ticket to open a realtime WebSocket from a browser (valid REALTIME_TICKET_SECONDS, 60 s)",
+      security: bearerSecurity,
+      responses: { 201: { description: "Ticket", content: { "application/json": { schema: z.object({ ticket: z.string(), expiresAt: z.string() }).openapi("RealtimeTicket") } } }, ...errorResponses },
+    }),
+    async (c) => {
+      const { id, role } = c.var.user;
+      const ticket = `rt1.${b64url(new TextEncoder().encode(id))}.${b64url(crypto.getRandomValues(new Uint8Array(32)))}`;
+      const expiresAt = await userObject(c.env, id).issueTicket(ticket, role, Date.now(), c.var.config.REALTIME_TICKET_SECONDS * 1000);
+      return c.json({ ticket, expiresAt: new Date(expiresAt).toISOString() }, 201);
+    },
+  )
+  .openapi(socketRoute("/", "Your realtime events over a WebSocket held by your user object (balance and transaction updates)"), async (c) =>
+    upgrade(c, (caller) => ({ stub: userObject(c.env, caller.id), maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_USER })) as never,
+  )
+  .openapi(socketRoute("/lobby", "The lobby: stream-boosted broadcasts (your shard of the lobby)"), async (c) =>
+    upgrade(c, (caller) => ({
+      stub: c.env.REALTIME_ROOMS.get(c.env.REALTIME_ROOMS.idFromName(`lobby:${lobbyShard(caller.id, c.var.config.REALTIME_LOBBY_SHARDS)}`)),
+      maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_ROOM,
+    })) as never,
+  )
+  .openapi(socketRoute("/admin", "Admins: every fraud alert as it is written"), async (c) =>
+    upgrade(c, (caller) => {
+      if (caller.role !== "admin") throw new ApiError("forbidden", "The admins' room is for admins.");
+      return { stub: c.env.REALTIME_ROOMS.get(c.env.REALTIME_ROOMS.idFromName("admins")), maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_ROOM };
+    }) as never,
+  );

@@ -1,0 +1,36 @@
+import { DurableObject } from "cloudflare:workers";
+import { closeSocket, EventLog, type Retention } from "./event-log";
+import type { DeliveredEvent } from "./outbox";
+
+/**
+ * A room (SPEC §13): `lobby:<shard>` holds lobby sockets (a user always lands on the same shard, so a
+ * reconnect replays from the same log; the shard count keeps each object within its limits), `admins`
+ * holds the admins' fraud-alert sockets. Same log, replay and hibernation as a user's object.
+ */
+export class RealtimeRoom extends DurableObject<Env> {
+  private readonly log: EventLog;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.log = new EventLog(ctx, ctx.storage.sql);
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const since = new URL(request.url).searchParams.get("since");
+    return this.log.accept(request.headers.get("x-realtime-user") ?? "", since === null ? null : Number(since), Number(request.headers.get("x-realtime-max-sockets") ?? 1000), Date.now());
+  }
+
+  publish(events: { type: string; at: number; data: Record<string, unknown> }[], retention: Retention): DeliveredEvent[] {
+    return this.log.append(events, retention, Date.now());
+  }
+
+  sockets(): number {
+    return this.log.sockets();
+  }
+
+  override webSocketMessage(): void {}
+
+  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+    closeSocket(ws, code, reason);
+  }
+}

@@ -1,0 +1,188 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import worker from "../src/index";
+import { adjust, adminToken, call, expectProblem, newUser, tokenFor } from "./helpers";
+
+type Frame = { seq?: number; type: string; at?: string; data?: any };
+
+interface Socket {
+  ws: WebSocket;
+  frames: Frame[];
+  closed: { code: number } | null;
+  /** Waits until at least `n` frames arrived (or fails after `ms`). */
+  next(n: number, ms?: number): Promise<Frame[]>;
+}
+
+async function connect(path: string, opts: { token?: string; query?: Record<string, string>; upgrade?: boolean } = {}): Promise<Socket | { status: number; json: any; headers: Headers }> {
+  const headers: Record<string, string> = {};
+  if (opts.upgrade !== false) headers.upgrade = "websocket";
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  const qs = new URLSearchParams(opts.query ?? {}).toString();
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(new Request(`http://money.test/api/realtime${path}${qs ? `?${qs}` : ""}`, { headers }) as Request<unknown, IncomingRequestCfProperties>, env, ctx);
+  await waitOnExecutionContext(ctx);
+  if (res.status !== 101 || !res.webSocket) return { status: res.status, json: await res.json(), headers: res.headers };
+  const ws = res.webSocket;
+  const socket: Socket = {
+    ws,
+    frames: [],
+    closed: null,
+    async next(n, ms = 3000) {
+      const deadline = Date.now() + ms;
+      while (socket.frames.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      return socket.frames;
+    },
+  };
+  ws.addEventListener("message", (e) => socket.frames.push(JSON.parse(String(e.data))));
+  ws.addEventListener("close", (e) => (socket.closed = { code: e.code }));
+  ws.accept();
+  return socket;
+}
+
+const open = async (path: string, opts: Parameters<typeof connect>[1]) => {
+  const s = await connect(path, opts);
+  if (!("ws" in s)) throw new Error(`no socket: ${s.status} ${JSON.stringify(s.json)}`);
+  return s;
+};
+/** The first frame that matches, waiting up to 3 s. */
+async function until(s: Socket, match: (f: Frame) => boolean): Promise<Frame | undefined> {
+  const deadline = Date.now() + 3000;
+  while (Date.now() < deadline) {
+    const found = s.frames.find(match);
+    if (found) return found;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return undefined;
+}
+const quiet = () => new Promise((r) => setTimeout(r, 250));
+const transfer = (from: { token: string }, to: string, amount: number, vars?: Record<string, string>) => call("POST", "/api/wallet/transfer", { token: from.token, body: { toUserId: to, amount }, vars });
+
+describe("realtime events over WebSockets", () => {
+  it("a transfer reaches both sides' sockets with the right numbers; a refused transfer sends nothing", async () => {
+    const alice = await newUser("alice");
+    const bob = await newUser("bob");
+    await adjust(alice.id, 500);
+    const a = await open("", { token: alice.token });
+    const b = await open("", { token: bob.token });
+    const phone = await open("", { token: bob.token });
+    const res = await transfer(alice, bob.id, 120);
+    expect(res.status).toBe(201);
+    const [aBalance, aTx] = await a.next(2);
+    expect(aBalance).toMatchObject({ seq: expect.any(Number), type: "coin-balance-update", data: { balance: 380, change: -120, reason: "transfer", transactionId: res.json.id } });
+    expect(aTx).toMatchObject({ seq: aBalance!.seq! + 1, type: "transaction-update", data: { transactionId: res.json.id, status: "completed", amount: 120, asset: "COIN" } });
+    for (const s of [b, phone]) {
+      const [balance, tx] = await s.next(2);
+      expect(balance).toMatchObject({ seq: 1, type: "coin-balance-update", data: { balance: 120, change: 120, reason: "transfer" } });
+      expect(tx).toMatchObject({ seq: 2, type: "transaction-update", data: { transactionId: res.json.id, amount: 120 } });
+      expect(Date.parse(tx!.at!)).toBeGreaterThan(0);
+    }
+    expectProblem(await transfer(bob, alice.id, 121), 422, "insufficient_funds");
+    await quiet();
+    expect(b.frames).toHaveLength(2);
+    expect(a.frames).toHaveLength(2);
+    for (const s of [a, b, phone]) s.ws.close(1000, "done");
+  });
+
+  it("reconnecting with since replays exactly what was missed, in order, then live events; a since older than what is kept gets resync", async () => {
+    const alice = await newUser("alice");
+    const bob = await newUser("bob");
+    await adjust(alice.id, 500);
+    const first = await open("", { token: bob.token });
+    expect((await transfer(alice, bob.id, 1)).status).toBe(201);
+    const seen = (await first.next(2)).at(-1)!.seq!;
+    first.ws.close(1000, "going offline");
+    for (const amount of [2, 3, 4]) expect((await transfer(alice, bob.id, amount)).status).toBe(201);
+
+    const back = await open("", { token: bob.token, query: { since: String(seen) } });
+    const replayed = await back.next(6);
+    expect(replayed).toHaveLength(6);
+    expect(replayed.map((f) => f.seq)).toEqual([seen + 1, seen + 2, seen + 3, seen + 4, seen + 5, seen + 6]);
+    expect(replayed.filter((f) => f.type === "coin-balance-update").map((f) => f.data.change)).toEqual([2, 3, 4]);
+    expect((await transfer(alice, bob.id, 5)).status).toBe(201);
+    const live = await back.next(8);
+    expect(live.slice(6).map((f) => [f.seq, f.type])).toEqual([
+      [seen + 7, "coin-balance-update"],
+      [seen + 8, "transaction-update"],
+    ]);
+    // Up to date: nothing to replay.
+    const current = await open("", { token: bob.token, query: { since: String(seen + 8) } });
+    await quiet();
+    expect(current.frames).toEqual([]);
+
+    // Only 2 events kept: since=0 is too old.
+    expect((await transfer(alice, bob.id, 6, { REALTIME_REPLAY_EVENTS: "2" })).status).toBe(201);
+    const stale = await open("", { token: bob.token, query: { since: "0" } });
+    expect(await stale.next(1)).toEqual([{ type: "resync", seq: seen + 10 }]);
+    const ahead = await open("", { token: bob.token, query: { since: String(seen + 99) } });
+    expect(await ahead.next(1)).toEqual([{ type: "resync", seq: seen + 10 }]);
+    for (const s of [back, current, stale, ahead]) s.ws.close(1000, "done");
+  });
+
+  it("tickets: one use, 60 s, bound to their user; no auth or a bad token is 401 before the upgrade; not an upgrade is 426", async () => {
+    const alice = await newUser("alice");
+    const bob = await newUser("bob");
+    const ticket = (await call("POST", "/api/realtime/ticket", { token: alice.token })).json.ticket as string;
+    expect(ticket).toMatch(/^rt1\./);
+    const s = await open("", { query: { ticket } });
+    s.ws.close(1000, "done");
+    const reused = await connect("", { query: { ticket } });
+    expect(reused).toMatchObject({ status: 401, json: { code: "unauthorized" } });
+
+    // Another user's name on a ticket: that user's object never issued it.
+    const mine = (await call("POST", "/api/realtime/ticket", { token: alice.token })).json.ticket as string;
+    const forged = mine.replace(/^rt1\.[^.]+\./, `rt1.${btoa(bob.id).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")}.`);
+    expect(await connect("", { query: { ticket: forged } })).toMatchObject({ status: 401 });
+    expect(await connect("", { query: { ticket: "rt1.x.y" } })).toMatchObject({ status: 401 });
+    expect(await connect("", {})).toMatchObject({ status: 401, json: { code: "unauthorized" } });
+    expect(await connect("", { token: await tokenFor(alice.id, "user", {}, "not-the-secret") })).toMatchObject({ status: 401 });
+    expect(await connect("", { token: alice.token, upgrade: false })).toMatchObject({ status: 426, json: { code: "upgrade_required" } });
+    expect(await connect("", { token: alice.token, query: { since: "-1" } })).toMatchObject({ status: 400 });
+    expect(await connect("/admin", { token: alice.token })).toMatchObject({ status: 403, json: { code: "forbidden" } });
+    expectProblem(await call("POST", "/api/realtime/ticket"), 401, "unauthorized");
+
+    // Expired: a ticket issued 61 s ago with the default 60 s life.
+    const short = (await call("POST", "/api/realtime/ticket", { token: alice.token, vars: { REALTIME_TICKET_SECONDS: "5" } })).json;
+    expect(Date.parse(short.expiresAt) - Date.now()).toBeLessThanOrEqual(5000);
+    const expiredTicket = `rt1.${btoa(alice.id).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")}.${"A".repeat(43)}`;
+    await env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(alice.id)).issueTicket(expiredTicket, "user", Date.now() - 61_000, 60_000);
+    expect(await connect("", { query: { ticket: expiredTicket } })).toMatchObject({ status: 401 });
+  });
+
+  it("an admin's socket receives the fraud alert a rule raises", async () => {
+    const admin = await open("/admin", { token: await adminToken() });
+    const alice = await newUser("rapid");
+    const bob = await newUser("bob");
+    await adjust(alice.id, 100);
+    const vars = { RATE_LIMIT_PER_MINUTE: "100", RAPID_TRANSACTIONS_PER_MINUTE: "2" };
+    for (let i = 0; i < 3; i++) expect((await transfer(alice, bob.id, 1, vars)).status).toBe(201);
+    const alert = await until(admin, (f) => f.type === "fraud-alert" && f.data.userId === alice.id);
+    expect(alert).toMatchObject({ data: { alertType: "rapid_transactions", severity: "medium", alertId: expect.any(String) } });
+    admin.ws.close(1000, "done");
+  });
+
+  it("a boost reaches every lobby socket", async () => {
+    const [u1, u2, buyer] = [await newUser("l1"), await newUser("l2"), await newUser("booster")];
+    await adjust(buyer.id, 500);
+    const ticket = (await call("POST", "/api/realtime/ticket", { token: u2.token })).json.ticket;
+    const lobbies = [await open("/lobby", { token: u1.token }), await open("/lobby", { query: { ticket } })];
+    const res = await call("POST", "/api/live/stream-rt/boost", { token: buyer.token, body: { level: "basic" } });
+    expect(res.status, res.text).toBe(201);
+    for (const l of lobbies) {
+      const frame = await until(l, (f) => f.type === "stream-boosted" && f.data.streamId === "stream-rt");
+      expect(frame).toMatchObject({ seq: expect.any(Number), data: { boostLevel: "basic", expiresAt: res.json.featuredUntil } });
+      l.ws.close(1000, "done");
+    }
+  });
+
+  it("at most REALTIME_MAX_SOCKETS_PER_USER (10) sockets: the 11th closes the oldest; the others all receive", async () => {
+    const user = await newUser("many");
+    const sockets: Socket[] = [];
+    for (let i = 0; i < 11; i++) sockets.push(await open("", { token: user.token }));
+    await quiet();
+    expect(sockets[0]!.closed?.code).toBe(4008);
+    expect(sockets.slice(1).every((s) => s.closed === null)).toBe(true);
+    await adjust(user.id, 5);
+    for (const s of sockets.slice(1)) expect((await s.next(2)).map((f) => f.type)).toEqual(["coin-balance-update", "transaction-update"]);
+    for (const s of sockets.slice(1)) s.ws.close(1000, "done");
+  });
+});
