@@ -7,6 +7,8 @@ import { adminRouter } from "./admin/admin.routes";
 import { ConfigError } from "./config";
 import { loadRuntimeConfig } from "./secrets";
 import { createDb, meteredD1, type D1Stats } from "./db/client";
+import { recordGatewayCalls } from "./metrics/gateway-latency";
+import { withGatewayCalls, type GatewayCall } from "./lib/telemetry";
 import type { AppEnv } from "./env";
 import { callerGate, requireAuth, requireRole } from "./lib/auth";
 import { renderDocs } from "./lib/docs";
@@ -31,6 +33,7 @@ import { adminGiftsRouter, liveRouter, usersRouter } from "./live/live.routes";
 import { adminBusinessRouter, marketplaceRouter } from "./marketplace/marketplace.routes";
 import { publishOutbox, type Outbox } from "./realtime/outbox";
 import { realtimeRouter } from "./realtime/realtime.routes";
+import { adminOperationsRouter } from "./admin/operations.routes";
 
 /**
  * Routes that decide about the caller inside their own D1 batch (first sight, banned/frozen guards) and
@@ -75,12 +78,16 @@ export function createApp() {
     }
     const stats: D1Stats | undefined = c.var.config.D1_METRICS ? { roundTrips: 0, statements: 0, rowsRead: 0, rowsWritten: 0 } : undefined;
     const outbox: Outbox = [];
-    c.set("db", createDb(stats ? meteredD1(c.env.DB, stats) : c.env.DB, outbox));
+    const calls: GatewayCall[] = [];
+    const db = createDb(stats ? meteredD1(c.env.DB, stats) : c.env.DB, { outbox });
+    c.set("db", db);
     try {
-      await next();
+      await withGatewayCalls(calls, next);
     } finally {
       // Realtime events of the batches that committed (a refused request may still have committed some, e.g. an alert).
       if (outbox.length > 0) c.executionCtx.waitUntil(publishOutbox(c.env, c.var.config, outbox));
+      // Gateway timings, to their recorder (not D1) after the answer.
+      if (calls.length > 0) c.executionCtx.waitUntil(recordGatewayCalls(c.env, calls).catch((e) => console.error("gateway timings lost", e instanceof Error ? e.message : String(e))));
     }
     if (stats) c.header("server-timing", `d1;desc="roundTrips=${stats.roundTrips} statements=${stats.statements} rowsRead=${stats.rowsRead} rowsWritten=${stats.rowsWritten}"`);
   });
@@ -145,6 +152,7 @@ export function createApp() {
   app.route("/api/marketplace", marketplaceRouter);
   app.route("/api/admin/business-verifications", adminBusinessRouter);
   app.route("/api/realtime", realtimeRouter);
+  app.route("/api/admin", adminOperationsRouter);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: openApiInfo });

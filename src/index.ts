@@ -1,10 +1,13 @@
 import { createApp } from "./app";
 import { loadRuntimeConfig } from "./secrets";
 import { createDb } from "./db/client";
+import { recordGatewayCalls } from "./metrics/gateway-latency";
+import { withGatewayCalls, type GatewayCall } from "./lib/telemetry";
 import { purgeRejectedPhotos } from "./kyc/kyc.service";
 import { purgeIdempotencyKeys } from "./lib/idempotency";
 import { reconcileWithdrawals } from "./payouts/withdrawals.service";
 import { startBatch } from "./jobs/daily-batch";
+import { rollupDay } from "./metrics/metrics.service";
 import { startFanout } from "./jobs/fanout";
 import type { Outbox } from "./realtime/outbox";
 import { enqueueOutbox, handleDeadQueueMessage, handleQueueMessage, type QueueMessage } from "./jobs/queue";
@@ -14,6 +17,7 @@ import { DAILY_BATCH_CRON, MONTHLY_BILLING_CRON } from "./jobs/crons";
 
 export { UserActivity } from "./durable/user-activity";
 export { RealtimeRoom } from "./realtime/room";
+export { GatewayLatency } from "./metrics/gateway-latency";
 
 const app = createApp();
 
@@ -25,7 +29,8 @@ const app = createApp();
 async function housekeeping(env: Env, scheduledTime: number) {
   const config = loadRuntimeConfig(env);
   const outbox: Outbox = [];
-  const db = createDb(env.DB, outbox);
+  const calls: GatewayCall[] = [];
+  const db = createDb(env.DB, { outbox });
   const steps = {
     idempotency: () => purgeIdempotencyKeys(db, scheduledTime - config.IDEMPOTENCY_TTL_HOURS * 3_600_000),
     withdrawals: () => reconcileWithdrawals(db, config, env, scheduledTime),
@@ -33,10 +38,11 @@ async function housekeeping(env: Env, scheduledTime: number) {
     // Marketplace orders whose escrow period has passed by the scheduled time, released in queue chunks.
     escrowRelease: () => startFanout(env.BATCH_QUEUE, "escrow_release", String(scheduledTime)),
   };
-  const results = await Promise.allSettled(Object.values(steps).map((step) => step()));
+  const results = await withGatewayCalls(calls, () => Promise.allSettled(Object.values(steps).map((step) => step())));
   results.forEach((r, i) => {
     if (r.status === "rejected") console.error(`housekeeping step ${Object.keys(steps)[i]} failed`, r.reason instanceof Error ? r.reason.message : String(r.reason));
   });
+  await recordGatewayCalls(env, calls);
   await enqueueOutbox(env.BATCH_QUEUE, outbox);
 }
 
@@ -49,6 +55,8 @@ export default {
       // The day is the business day that ended before the scheduled time, so any run can be replayed.
       const day = previousBusinessDay(controller.scheduledTime, config.BUSINESS_TZ_OFFSET);
       ctx.waitUntil(startBatch({ db: createDb(env.DB), config, env }, day, controller.scheduledTime).then(() => undefined));
+      // The metrics rollup of the day that ended (rerunnable; today's is computed when asked for).
+      ctx.waitUntil(rollupDay(createDb(env.DB), env, config, day, controller.scheduledTime).catch((e) => console.error("metrics rollup failed", e instanceof Error ? e.message : String(e))));
       return;
     }
     if (controller.cron === MONTHLY_BILLING_CRON) {
@@ -60,7 +68,7 @@ export default {
 
   async queue(batch, env, ctx) {
     const outbox: Outbox = [];
-    const deps = { db: createDb(env.DB, outbox), config: loadRuntimeConfig(env), env };
+    const deps = { db: createDb(env.DB, { outbox }), config: loadRuntimeConfig(env), env };
     const deadLetters = batch.queue.endsWith("-dlq");
     for (const message of batch.messages) {
       try {

@@ -1,4 +1,4 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, env, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { adjust, adminToken, call, expectProblem, newUser, tokenFor } from "./helpers";
@@ -44,9 +44,9 @@ const open = async (path: string, opts: Parameters<typeof connect>[1]) => {
   if (!("ws" in s)) throw new Error(`no socket: ${s.status} ${JSON.stringify(s.json)}`);
   return s;
 };
-/** The first frame that matches, waiting up to 3 s. */
-async function until(s: Socket, match: (f: Frame) => boolean): Promise<Frame | undefined> {
-  const deadline = Date.now() + 3000;
+/** The first frame that matches, waiting up to `ms`. */
+async function until(s: Socket, match: (f: Frame) => boolean, ms = 3000): Promise<Frame | undefined> {
+  const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     const found = s.frames.find(match);
     if (found) return found;
@@ -172,6 +172,37 @@ describe("realtime events over WebSockets", () => {
       expect(frame).toMatchObject({ seq: expect.any(Number), data: { boostLevel: "basic", expiresAt: res.json.featuredUntil } });
       l.ws.close(1000, "done");
     }
+  });
+
+  it("jobs publish only to users present (a socket open, or closed within the replay window); a user away longer gets resync", async () => {
+    const [buyer, seller, absent] = [await newUser("buyer"), await newUser("seller"), await newUser("absent")];
+    await adjust(buyer.id, 500);
+    const online = await open("", { token: seller.token });
+    const placed = await call("POST", "/api/marketplace/orders", { token: buyer.token, body: { sellerId: seller.id, productId: "p", amount: 100 } });
+    const other = await call("POST", "/api/marketplace/orders", { token: buyer.token, body: { sellerId: absent.id, productId: "p", amount: 100 } });
+    expect([placed.status, other.status]).toEqual([201, 201]);
+    // The escrow release is a queue job (fan-out, release, then its events): each hop waits for the queue's batch window.
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: "*/15 * * * *", scheduledTime: Date.now() + 8 * 86_400_000 }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    const released = await until(online, (f) => f.type === "coin-balance-update" && f.data.reason === "escrow_release", 15_000);
+    expect(released).toMatchObject({ data: { balance: 85, change: 85 } });
+    // Nobody listens for `absent`: its object was never asked to keep the release.
+    const absentLog = await runInDurableObject(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(absent.id)), (_, state) =>
+      state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM realtime_events").one().n,
+    );
+    expect(absentLog).toBe(0);
+
+    // The seller goes away for more than the replay window: whatever `since` says, they must re-read.
+    const seen = online.frames.at(-1)!.seq!;
+    online.ws.close(1000, "bye");
+    await quiet();
+    await runInDurableObject(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(seller.id)), (_, state) => {
+      state.storage.sql.exec("UPDATE realtime_away SET since = since - ?", 25 * 3_600_000);
+    });
+    const back = await open("", { token: seller.token, query: { since: String(seen) } });
+    expect(await back.next(1)).toEqual([{ type: "resync", seq: seen }]);
+    back.ws.close(1000, "done");
   });
 
   it("at most REALTIME_MAX_SOCKETS_PER_USER (10) sockets: the 11th closes the oldest; the others all receive", async () => {

@@ -1,4 +1,4 @@
-import { and, eq, gte, inArray, lt, sql } from "drizzle-orm";
+import { and, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { postings, transactions } from "../db/schema";
 import { userAccountId, userDebtAccountId } from "../ledger/accounts";
@@ -55,4 +55,18 @@ export async function creatorEarnings(db: Db, userId: string, range: { from?: st
     d[r.source] += r.amount;
   }
   return { from, to, assets: EARNING_SOURCES, totals, days: [...days].map(([d, by]) => ({ day: d, ...by })) };
+}
+
+/**
+ * The same rule for everyone at once (the metrics rollup): each earner's earnings in the transactions
+ * with ids in [lo, hi) (a time range, ids being ULIDs), in rupiah value (coins at COIN_VALUE_IDR), as
+ * rows (u, earned).
+ */
+export function earningsByUserSql(lo: string, hi: string, coinValueIdr: number): SQL {
+  return sql`select je.value as u, sum(${postings.amount} * (case ${transactions.asset} when 'COIN' then ${coinValueIdr} else 1 end)) as earned
+    from ${transactions} join json_each(${transactions.metadata}, '$.earners') je
+    join ${postings} on ${postings.transactionId} = ${transactions.id}
+      and ${postings.accountId} in ('usr:' || je.value || ':' || ${transactions.asset}, 'debt:' || je.value || ':' || ${transactions.asset})
+    where ${transactions.id} >= ${lo} and ${transactions.id} < ${hi}
+    group by je.value`;
 }

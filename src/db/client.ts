@@ -8,8 +8,9 @@ export type Db = ReturnType<typeof createDb>;
  * The drizzle instance of one request (or queue message, or cron run). With an `outbox`, every batch
  * that commits hands the events its announcing statements produce to it (see realtime/outbox.ts).
  */
-export function createDb(d1: D1Database, outbox?: Outbox) {
+export function createDb(d1: D1Database, opts: { outbox?: Outbox } = {}) {
   const db = drizzle(d1, { schema, casing: "snake_case" });
+  const { outbox } = opts;
   if (outbox) {
     const batch = db.batch.bind(db);
     db.batch = (async (statements: Parameters<typeof batch>[0]) => {

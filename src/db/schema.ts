@@ -14,10 +14,14 @@ export const users = sqliteTable(
     /** Maintained by the batches that credit a deposit and complete a withdrawal, so the balance never scans history. */
     totalDepositedCoins: integer().notNull().default(0),
     totalWithdrawnIdr: integer().notNull().default(0),
+    /** When the user's first deposit was credited (metrics: new payers, conversion); set once in that batch. */
+    firstPaidAt: integer(),
     createdAt: integer().notNull(),
     updatedAt: integer().notNull(),
   },
   (t) => [
+    index("users_created_idx").on(t.createdAt),
+    index("users_first_paid_idx").on(t.firstPaidAt),
     check("user_status_known", sql`${t.status} in ('active', 'frozen', 'banned')`),
     check("user_kyc_status_known", sql`${t.kycStatus} in ('none', 'pending', 'verified', 'rejected')`),
   ],
@@ -230,6 +234,8 @@ export const paymentOrders = sqliteTable(
   (t) => [
     index("payment_orders_user_idx").on(t.userId, t.id),
     index("payment_orders_failed_idx").on(t.userId, t.failedAt),
+    index("payment_orders_paid_at_idx").on(t.paidAt),
+    index("payment_orders_failed_at_idx").on(t.failedAt),
     check("payment_order_amount_positive", sql`${t.amountIdr} > 0`),
     // Reversals never take back more than was credited, nor refunds exceed what was paid.
     check(
@@ -276,6 +282,7 @@ export const fraudAlerts = sqliteTable(
     index("fraud_alerts_user_idx").on(t.userId, t.id),
     index("fraud_alerts_type_idx").on(t.alertType, t.id),
     index("fraud_alerts_created_idx").on(t.createdAt, t.id),
+    index("fraud_alerts_reviewed_idx").on(t.reviewedAt),
     uniqueIndex("fraud_alerts_dedupe_uq").on(t.dedupeKey),
   ],
 );
@@ -720,6 +727,48 @@ export const businessVerifications = sqliteTable(
 );
 
 /**
+ * Who has (or recently had) a realtime socket: written by the user's Durable Object when a socket opens
+ * and when the last one closes. Background jobs publish events only to these users, so a day's payouts
+ * do not wake a hundred thousand objects nobody listens to (a user away longer than the replay window
+ * gets `resync` on return).
+ */
+export const realtimePresence = sqliteTable("realtime_presence", {
+  userId: text().primaryKey(),
+  connected: integer({ mode: "boolean" }).notNull(),
+  lastSeen: integer().notNull(),
+});
+
+/** One business day's operating figures (SPEC §14), written by the daily rollup (and for today, live). */
+export const dailyMetrics = sqliteTable("daily_metrics", {
+  day: text().primaryKey(),
+  newUsers: integer().notNull(),
+  newPayers: integer().notNull(),
+  ordersFinal: integer().notNull(),
+  ordersPaid: integer().notNull(),
+  /** Gateway latencies as a histogram: bucket upper bound (ms) → calls. */
+  latency: text({ mode: "json" }).$type<Record<string, number>>().notNull(),
+  flaggedTransactions: integer().notNull(),
+  chargebacks: integer().notNull(),
+  freezes: integer().notNull(),
+  bans: integer().notNull(),
+  computedAt: integer().notNull(),
+});
+
+/** Per user and business day: active, paid (and how much), earned (rupiah value): what distinct counts and percentiles need. */
+export const metricUserDays = sqliteTable(
+  "metric_user_days",
+  {
+    day: text().notNull(),
+    userId: text().notNull(),
+    active: integer().notNull(),
+    paid: integer().notNull(),
+    revenueIdr: integer().notNull(),
+    earnedIdr: integer().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.userId] })],
+);
+
+/**
  * Always empty: a guard statement inserts a row only when its condition holds, and the trigger of
  * migration 0009 refuses every row with RAISE(ABORT, 'guard:<name>'), rolling the whole batch back.
  */
@@ -741,6 +790,9 @@ export const schema = {
   marketplaceOrders,
   referralCodes,
   businessVerifications,
+  realtimePresence,
+  dailyMetrics,
+  metricUserDays,
   users,
   accounts,
   transactions,

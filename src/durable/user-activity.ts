@@ -72,7 +72,8 @@ export class UserActivity extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS devices (fingerprint TEXT PRIMARY KEY, first_seen INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS raised_alerts (key TEXT PRIMARY KEY, at INTEGER NOT NULL);
       CREATE INDEX IF NOT EXISTS rate_attempts_bucket ON rate_attempts (bucket, at);
-      CREATE TABLE IF NOT EXISTS realtime_tickets (ticket TEXT PRIMARY KEY, role TEXT NOT NULL, expires_at INTEGER NOT NULL);`);
+      CREATE TABLE IF NOT EXISTS realtime_tickets (ticket TEXT PRIMARY KEY, role TEXT NOT NULL, expires_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS realtime_owner (id INTEGER PRIMARY KEY CHECK (id = 1), user_id TEXT NOT NULL);`);
   }
 
   /**
@@ -83,7 +84,20 @@ export class UserActivity extends DurableObject<Env> {
     const url = new URL(request.url);
     const userId = request.headers.get("x-realtime-user") ?? "";
     const since = url.searchParams.get("since");
-    return this.log.accept(userId, since === null ? null : Number(since), Number(request.headers.get("x-realtime-max-sockets") ?? 10), Date.now());
+    const now = Date.now();
+    const awayResyncMs = Number(request.headers.get("x-realtime-away-resync-ms") ?? 86_400_000);
+    const response = this.log.accept(userId, since === null ? null : Number(since), Number(request.headers.get("x-realtime-max-sockets") ?? 10), now, { awayResyncMs });
+    await this.presence(userId, true, now);
+    return response;
+  }
+
+  /** The user's presence in D1, which background jobs read to decide whom to publish to. */
+  private async presence(userId: string, connected: boolean, now: number): Promise<void> {
+    if (!userId) return;
+    this.sql.exec("INSERT OR REPLACE INTO realtime_owner (id, user_id) VALUES (1, ?)", userId);
+    await this.env.DB.prepare("INSERT INTO realtime_presence (user_id, connected, last_seen) VALUES (?1, ?2, ?3) ON CONFLICT (user_id) DO UPDATE SET connected = excluded.connected, last_seen = excluded.last_seen")
+      .bind(userId, connected ? 1 : 0, now)
+      .run();
   }
 
   /** Events for this user, after the batch that caused them committed: numbered, kept for replay, sent. */
@@ -108,8 +122,12 @@ export class UserActivity extends DurableObject<Env> {
     // Clients only listen; "ping" is answered by the auto-response without waking the object.
   }
 
-  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     closeSocket(ws, code, reason);
+    const now = Date.now();
+    if (!this.log.closed(ws, now)) return;
+    const owner = this.sql.exec<{ user_id: string }>("SELECT user_id FROM realtime_owner WHERE id = 1").toArray()[0]?.user_id;
+    if (owner) await this.presence(owner, false, now);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { timed } from "../lib/telemetry";
 import midtransClient, { type ApiConfigStatics, type HttpClient } from "midtrans-client";
 import type { Config } from "../config";
 
@@ -128,7 +129,7 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
   };
   const iris = (headers?: Record<string, string>) => ready(new midtransClient.Iris({ isProduction: config.MIDTRANS_IS_PRODUCTION, serverKey: env.MIDTRANS_IRIS_API_KEY }), headers);
   return {
-    async createSnap(order: SnapOrder): Promise<{ token: string; redirectUrl: string }> {
+    createSnap: (order: SnapOrder): Promise<{ token: string; redirectUrl: string }> => timed("midtrans", "snap.create", async () => {
       const snap = ready(new midtransClient.Snap(options));
       try {
         const res = await withDeadline(
@@ -144,10 +145,10 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
       } catch (error) {
         throw translate(error);
       }
-    },
+    }),
 
     /** The Get Status API: the gateway's own word on an order, asked before any credit. */
-    async status(orderId: string): Promise<MidtransStatus> {
+    status: (orderId: string): Promise<MidtransStatus> => timed("midtrans", "status", async () => {
       const core = ready(new midtransClient.CoreApi(options));
       try {
         const res = await withDeadline(core.transaction.status(orderId), config.GATEWAY_TIMEOUT_MS, "Midtrans");
@@ -161,9 +162,9 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
       } catch (error) {
         throw translate(error);
       }
-    },
+    }),
 
-    async createPayout(payout: IrisPayoutRequest): Promise<MidtransIrisPayout> {
+    createPayout: (payout: IrisPayoutRequest): Promise<MidtransIrisPayout> => timed("iris", "payout.create", async () => {
       const client = iris({ "x-idempotency-key": payout.idempotencyKey });
       let res: { payouts?: { status?: unknown; reference_no?: unknown }[] };
       try {
@@ -180,10 +181,10 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
       const first = Array.isArray(res?.payouts) ? res.payouts[0] : undefined;
       if (typeof first?.reference_no !== "string" || first.reference_no === "") throw new GatewayError("Iris", "unreadable", "Iris answered without a payout reference.");
       return { referenceNo: first.reference_no, status: String(first.status ?? "") };
-    },
+    }),
 
     /** Iris' own record of a payout, including the notes this service wrote (which name the withdrawal). */
-    async payoutDetails(referenceNo: string): Promise<IrisPayoutDetails> {
+    payoutDetails: (referenceNo: string): Promise<IrisPayoutDetails> => timed("iris", "payout.details", async () => {
       let res: Record<string, unknown>;
       try {
         res = await withDeadline(iris().getPayoutDetails(encodeURIComponent(referenceNo)), config.GATEWAY_TIMEOUT_MS, "Iris");
@@ -192,7 +193,7 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
       }
       if (typeof res?.status !== "string") throw new GatewayError("Iris", "unreadable", "Iris answered without a payout status.");
       return { referenceNo, status: res.status, amount: String(res.amount ?? ""), account: String(res.beneficiary_account ?? ""), notes: String(res.notes ?? "") };
-    },
+    }),
   };
 }
 

@@ -1,10 +1,11 @@
 import type { Config } from "../config";
+import { timed } from "../lib/telemetry";
 import { GatewayError } from "./midtrans";
 
 /** Xendit invoices over fetch (POST /v2/invoices), HTTP Basic auth with the secret key. */
 export function xenditGateway(config: Config, env: Pick<Env, "XENDIT_SECRET_KEY">) {
   return {
-    async createInvoice(invoice: { externalId: string; amount: number; description: string }): Promise<{ id: string; invoiceUrl: string }> {
+    createInvoice: (invoice: { externalId: string; amount: number; description: string }): Promise<{ id: string; invoiceUrl: string }> => timed("xendit", "invoice.create", async () => {
       let res: Response;
       try {
         res = await fetch(`${config.XENDIT_API_BASE_URL.replace(/\/$/, "")}/v2/invoices`, {
@@ -22,6 +23,6 @@ export function xenditGateway(config: Config, env: Pick<Env, "XENDIT_SECRET_KEY"
       const body = (await res.json()) as { id?: unknown; invoice_url?: unknown };
       if (typeof body.id !== "string" || typeof body.invoice_url !== "string") throw new GatewayError("xendit", "unavailable", "Xendit answered without an invoice.");
       return { id: body.id, invoiceUrl: body.invoice_url };
-    },
+    }),
   };
 }

@@ -13,3 +13,8 @@ export function newId(now: number = Date.now()): string {
   for (let i = 0; i < 16; i++) rand += CROCKFORD[random[i]! % 32];
   return time + rand;
 }
+
+/** The smallest ULID of millisecond `ms`: ids of rows created in [a, b) lie in [idFloor(a), idFloor(b)). */
+export function idFloor(ms: number): string {
+  return newId(ms).slice(0, 10) + "0".repeat(16);
+}

@@ -96,7 +96,14 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
           .update(paymentOrders)
           .set({ status: "paid", gatewayStatus: confirmed.gatewayStatus, gatewayRef: sql`coalesce(${confirmed.gatewayRef ?? null}, ${paymentOrders.gatewayRef})`, paidAt: now, failureReason: null, updatedAt: now })
           .where(eq(paymentOrders.id, order.id)),
-        ...(coinPackage ? [db.update(users).set({ totalDepositedCoins: sql`${users.totalDepositedCoins} + ${creditedAmount(order)}` }).where(eq(users.id, order.userId))] : []),
+        db
+          .update(users)
+          .set({
+            ...(coinPackage ? { totalDepositedCoins: sql`${users.totalDepositedCoins} + ${creditedAmount(order)}` } : {}),
+            // The first settled deposit makes the user a payer (metrics: new payers, conversion).
+            firstPaidAt: sql`coalesce(${users.firstPaidAt}, ${now})`,
+          })
+          .where(eq(users.id, order.userId)),
       ],
     });
     return "credited";

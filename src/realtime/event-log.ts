@@ -23,7 +23,8 @@ export class EventLog {
     sql.exec(`
       CREATE TABLE IF NOT EXISTS realtime_events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, at INTEGER NOT NULL, data TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS realtime_seq (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
-      INSERT OR IGNORE INTO realtime_seq (id, last) VALUES (1, 0);`);
+      INSERT OR IGNORE INTO realtime_seq (id, last) VALUES (1, 0);
+      CREATE TABLE IF NOT EXISTS realtime_away (id INTEGER PRIMARY KEY CHECK (id = 1), since INTEGER NOT NULL);`);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
 
@@ -60,7 +61,12 @@ export class EventLog {
    * event after it in order — or `{ type: "resync" }` when some of them are no longer kept. The object
    * runs one thing at a time, so no live event can slip in between the replay and the socket being live.
    */
-  accept(userId: string, since: number | null, maxSockets: number, now: number): Response {
+  accept(userId: string, since: number | null, maxSockets: number, now: number, opts: { awayResyncMs?: number } = {}): Response {
+    // Away (no socket) for longer than the replay window: background events were not kept for this
+    // user meanwhile (see realtime_presence), so whatever `since` says, the client must re-read.
+    const away = this.sql.exec<{ since: number }>("SELECT since FROM realtime_away WHERE id = 1").toArray()[0]?.since;
+    const stale = opts.awayResyncMs !== undefined && this.ctx.getWebSockets().length === 0 && away !== undefined && now - away > opts.awayResyncMs;
+    this.sql.exec("DELETE FROM realtime_away");
     const open = this.ctx
       .getWebSockets()
       .map((ws) => ({ ws, at: (ws.deserializeAttachment() as Attachment | null)?.connectedAt ?? 0 }))
@@ -76,7 +82,7 @@ export class EventLog {
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment({ connectedAt: now, userId } satisfies Attachment);
-    if (since !== null) for (const frame of this.replay(since)) server.send(frame);
+    if (since !== null) for (const frame of stale ? [JSON.stringify({ type: "resync", seq: this.last() })] : this.replay(since)) server.send(frame);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -95,6 +101,14 @@ export class EventLog {
 
   sockets(): number {
     return this.ctx.getWebSockets().length;
+  }
+
+  /** After a socket closed: true when it was the last one (the object notes since when nobody listens). */
+  closed(ws: WebSocket, now: number): boolean {
+    const others = this.ctx.getWebSockets().filter((w) => w !== ws && w.readyState === WebSocket.OPEN).length;
+    if (others > 0) return false;
+    this.sql.exec("INSERT OR REPLACE INTO realtime_away (id, since) VALUES (1, ?)", now);
+    return true;
   }
 }
 

@@ -1,4 +1,7 @@
+import { and, eq, gt, inArray, or } from "drizzle-orm";
 import type { Config } from "../config";
+import type { Db } from "../db/client";
+import { realtimePresence } from "../db/schema";
 
 /**
  * Realtime events (SPEC §13) leave through an outbox. A statement that announces (a wallet's balance
@@ -54,9 +57,14 @@ export function lobbyShard(userId: string, shards: number): number {
   return h % shards;
 }
 
-/** Publishes an outbox: one RPC per user with their events in order, one per room (the lobby: each shard). */
-export async function publishOutbox(env: Env, config: RealtimeConfig, outbox: Outbox): Promise<void> {
+/**
+ * Publishes an outbox: one RPC per user with their events in order, one per room (the lobby: each shard).
+ * With `onlyPresent` (background jobs), users' events go only to those with a socket open or closed
+ * within the replay window (one D1 read): anyone else gets `resync` when they come back.
+ */
+export async function publishOutbox(env: Env, config: RealtimeConfig, outbox: Outbox, opts: { onlyPresent?: { db: Db; now: number } } = {}): Promise<void> {
   if (outbox.length === 0) return;
+  if (opts.onlyPresent) outbox = await presentOnly(opts.onlyPresent.db, config, outbox, opts.onlyPresent.now);
   const byUser = new Map<string, OutboxEvent[]>();
   const rooms = { admins: [] as OutboxEvent[], lobby: [] as OutboxEvent[] };
   for (const e of outbox) {
@@ -108,4 +116,18 @@ export function outboxMessages(outbox: Outbox): RealtimeMessage[] {
   }
   if (current.length > 0) messages.push({ kind: "realtime", events: current });
   return messages;
+}
+
+async function presentOnly(db: Db, config: RealtimeConfig, outbox: Outbox, now: number): Promise<Outbox> {
+  const userIds = [...new Set(outbox.flatMap((e) => ("user" in e.to ? [e.to.user] : [])))];
+  if (userIds.length === 0) return outbox;
+  const present = new Set<string>();
+  for (let i = 0; i < userIds.length; i += 90) {
+    const rows = await db
+      .select({ userId: realtimePresence.userId })
+      .from(realtimePresence)
+      .where(and(inArray(realtimePresence.userId, userIds.slice(i, i + 90)), or(eq(realtimePresence.connected, true), gt(realtimePresence.lastSeen, now - config.REALTIME_REPLAY_HOURS * 3_600_000))));
+    for (const r of rows) present.add(r.userId);
+  }
+  return outbox.filter((e) => !("user" in e.to) || present.has(e.to.user));
 }

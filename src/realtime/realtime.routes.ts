@@ -34,15 +34,17 @@ async function realtimeCaller(c: Context<AppEnv>): Promise<AuthUser> {
 }
 
 /** Authenticates, then hands the upgrade to the object that holds the socket. Anything else is refused before the upgrade. */
-async function upgrade(c: Context<AppEnv>, pick: (caller: AuthUser) => { stub: { fetch(request: Request): Promise<Response> }; maxSockets: number }) {
+async function upgrade(c: Context<AppEnv>, pick: (caller: AuthUser) => { stub: { fetch(request: Request): Promise<Response> }; maxSockets: number; awayResyncMs?: number }) {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new ApiError("upgrade_required", "This is a WebSocket endpoint: send Upgrade: websocket.");
   const caller = await realtimeCaller(c);
   const since = c.req.query("since");
   if (since !== undefined && !/^\d{1,15}$/.test(since)) throw new ApiError("validation_failed", "`since` is the last seq the client received.");
-  const { stub, maxSockets } = pick(caller);
+  const { stub, maxSockets, awayResyncMs } = pick(caller);
   const url = new URL("https://realtime.internal/socket");
   if (since !== undefined) url.searchParams.set("since", since);
-  return stub.fetch(new Request(url, { headers: { upgrade: "websocket", "x-realtime-user": caller.id, "x-realtime-max-sockets": String(maxSockets) } }));
+  const headers: Record<string, string> = { upgrade: "websocket", "x-realtime-user": caller.id, "x-realtime-max-sockets": String(maxSockets) };
+  if (awayResyncMs !== undefined) headers["x-realtime-away-resync-ms"] = String(awayResyncMs);
+  return stub.fetch(new Request(url, { headers }));
 }
 
 const CATALOGUE =
@@ -85,7 +87,7 @@ export const realtimeRouter = createRouter()
     },
   )
   .openapi(socketRoute("/", "Your realtime events over a WebSocket held by your user object (balance and transaction updates)"), async (c) =>
-    upgrade(c, (caller) => ({ stub: userObject(c.env, caller.id), maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_USER })) as never,
+    upgrade(c, (caller) => ({ stub: userObject(c.env, caller.id), maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_USER, awayResyncMs: c.var.config.REALTIME_REPLAY_HOURS * 3_600_000 })) as never,
   )
   .openapi(socketRoute("/lobby", "The lobby: stream-boosted broadcasts (your shard of the lobby)"), async (c) =>
     upgrade(c, (caller) => ({

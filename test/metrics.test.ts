@@ -1,0 +1,153 @@
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { histogramPercentile } from "../src/metrics/metrics.service";
+import { addDays, businessDay, dayStart } from "../src/lib/time";
+import { adminToken, call, expectProblem, midtransNotification, newUser, postMidtransWebhook } from "./helpers";
+
+const TZ = "+07:00";
+
+/** Replaces the recorder's calls of [start, end) with calls of the given latencies at `at`. */
+async function latencies(start: number, end: number, ms: number[], at: number) {
+  await runInDurableObject(env.GATEWAY_LATENCY.get(env.GATEWAY_LATENCY.idFromName("gateways")), (_, state) => {
+    state.storage.sql.exec("DELETE FROM calls WHERE at >= ? AND at < ?", start, end);
+  });
+  await env.GATEWAY_LATENCY.get(env.GATEWAY_LATENCY.idFromName("gateways")).record(ms.map((m) => ({ gateway: "midtrans", operation: "status", ms: m, outcome: "ok" as const, at })));
+}
+
+async function paidOrder(token: string, packageId: string, status = "settlement") {
+  const order = await call("POST", "/api/payment/midtrans/create", { token, body: { packageId } });
+  expect(order.status, order.text).toBe(201);
+  if (status !== "pending") await postMidtransWebhook(await midtransNotification(order.json.orderId, { transaction_status: status }));
+  return order.json.orderId as string;
+}
+
+describe("metrics rules", () => {
+  it("nearest-rank percentiles of a latency histogram", () => {
+    expect(histogramPercentile({}, 0.5)).toBeNull();
+    expect(histogramPercentile({ "10": 1, "20": 1, "30": 1, "40": 1, "1000": 1 }, 0.5)).toBe(30);
+    expect(histogramPercentile({ "10": 1, "20": 1, "30": 1, "40": 1, "1000": 1 }, 0.95)).toBe(1000);
+    expect(histogramPercentile({ "5": 3, "7": 1 }, 0.75)).toBe(5);
+  });
+});
+
+describe("GET /api/admin/metrics", () => {
+  it("a seeded scenario over yesterday (rolled up) and today (live): every figure as computed by hand", async () => {
+    const admin = await adminToken();
+    const today = businessDay(Date.now(), TZ);
+    const yesterday = addDays(today, -1);
+
+    // Yesterday, written directly: two users first seen, one paid Rp 20,000; two gateway calls (5 and 150 ms).
+    const y = dayStart(yesterday, TZ) + 3_600_000;
+    await env.DB.batch([
+      env.DB.prepare("insert into users (id, status, kyc_status, verification_required, first_paid_at, created_at, updated_at) values ('m-y1', 'active', 'none', 0, ?1, ?1, ?1), ('m-y2', 'active', 'none', 0, null, ?1, ?1)").bind(y),
+      env.DB.prepare("insert into payment_orders (id, user_id, kind, gateway, package_id, amount_idr, coins, status, created_at, updated_at, paid_at) values ('ORD-M-Y1', 'm-y1', 'coin_package', 'midtrans', 'pkg_100', 20000, 100, 'paid', ?1, ?1, ?1)").bind(y),
+    ]);
+    await latencies(dayStart(yesterday, TZ), dayStart(today, TZ), [5, 150], y);
+    const rolled = await call("POST", `/api/admin/metrics/${yesterday}/rollup`, { token: admin });
+    expect(rolled.json).toEqual({ date: yesterday, computed: true });
+
+    // Today, through the API: a and b pay, c's payment is denied, d's stays pending; a sends e 2 × 50 coins
+    // (the second one trips rapid_transactions), a unlocks f's content (f earns 140 coins = Rp 14,000); b's
+    // deposit is charged back (an alert); an admin freezes b over it and bans a over the velocity alert.
+    const [a, b, c, d, e, f] = [await newUser("m-a"), await newUser("m-b"), await newUser("m-c"), await newUser("m-d"), await newUser("m-e"), await newUser("m-f")];
+    await paidOrder(a.token, "pkg_500");
+    const bOrder = await paidOrder(b.token, "pkg_100");
+    await paidOrder(c.token, "pkg_100", "deny");
+    await paidOrder(d.token, "pkg_100", "pending");
+    const vars = { RAPID_TRANSACTIONS_PER_MINUTE: "1", RATE_LIMIT_PER_MINUTE: "100" };
+    for (let i = 0; i < 2; i++) expect((await call("POST", "/api/wallet/transfer", { token: a.token, body: { toUserId: e.id, amount: 50 }, vars })).status).toBe(201);
+    await call("PUT", "/api/content/m-video/premium", { token: f.token, body: { price: 200 } });
+    expect((await call("POST", "/api/content/m-video/unlock", { token: a.token })).status).toBe(201);
+    expect((await postMidtransWebhook(await midtransNotification(bOrder, { transaction_status: "chargeback" }))).json.outcome).toBe("reversed");
+    const alerts = (await call("GET", "/api/fraud/alerts?limit=50", { token: admin })).json.items as { id: string; userId: string; alertType: string }[];
+    const chargeback = alerts.find((x) => x.userId === b.id && x.alertType === "chargeback")!;
+    const rapid = alerts.find((x) => x.userId === a.id && x.alertType === "rapid_transactions")!;
+    expect(alerts.filter((x) => [a.id, b.id, c.id, d.id, e.id, f.id].includes(x.userId ?? ""))).toHaveLength(2);
+    expect((await call("POST", "/api/fraud/review", { token: admin, body: { alertId: chargeback.id, status: "resolved", action: "frozen" } })).status).toBe(200);
+    expect((await call("POST", "/api/fraud/review", { token: admin, body: { alertId: rapid.id, status: "resolved", action: "banned" } })).status).toBe(200);
+    // Today's gateway calls, replaced by known ones: 10, 20, 30, 40 and 1,000 ms.
+    await latencies(dayStart(today, TZ), dayStart(addDays(today, 1), TZ), [10, 20, 30, 40, 1000], Date.now());
+
+    const res = await call("GET", `/api/admin/metrics?from=${yesterday}&to=${today}`, { token: admin });
+    expect(res.status, res.text).toBe(200);
+    const [dy, dt] = res.json.days;
+    expect(dy).toEqual({
+      date: yesterday,
+      computed: true,
+      activeUsers: 1,
+      dailyActivePayers: 1,
+      revenueIdr: 20_000,
+      arpuIdr: 20_000,
+      arppuIdr: 20_000,
+      newUsers: 2,
+      newPayers: 1,
+      paymentSuccessRate: 1,
+      gatewayLatencyMs: { p50: 5, p95: 150 },
+      flaggedTransactions: 0,
+      chargebacks: 0,
+      freezes: 0,
+      bans: 0,
+    });
+    // Active today: a and b (deposits), e (received), f (earned); c and d moved nothing. The admin is a new user too.
+    expect(dt).toEqual({
+      date: today,
+      computed: true,
+      activeUsers: 4,
+      dailyActivePayers: 2,
+      revenueIdr: 55_000,
+      arpuIdr: 13_750,
+      arppuIdr: 27_500,
+      newUsers: 7,
+      newPayers: 2,
+      paymentSuccessRate: 2 / 3,
+      gatewayLatencyMs: { p50: 30, p95: 1000 },
+      flaggedTransactions: 2,
+      chargebacks: 1,
+      freezes: 1,
+      bans: 1,
+    });
+    expect(res.json.totals).toEqual({
+      activeUsers: 5,
+      payers: 3,
+      revenueIdr: 75_000,
+      arpuIdr: 15_000,
+      arppuIdr: 25_000,
+      conversionRate: 3 / 9,
+      paymentSuccessRate: 3 / 4,
+      gatewayLatencyMs: { p50: 30, p95: 1000 },
+      flaggedTransactions: 2,
+      chargebackRate: 1 / 3,
+      freezeRate: 1 / 5,
+      bansPerWeek: 3.5,
+      creatorEarnings: { creators: 1, p50: 14_000, p90: 14_000, p99: 14_000, max: 14_000 },
+    });
+
+    // Rerunning a rollup writes the same figures (nothing is counted twice).
+    await call("POST", `/api/admin/metrics/${yesterday}/rollup`, { token: admin });
+    const again = await call("GET", `/api/admin/metrics?from=${yesterday}&to=${today}`, { token: admin });
+    expect(again.json.totals).toEqual(res.json.totals);
+    // A day nobody rolled up yet is listed as not computed.
+    const older = await call("GET", `/api/admin/metrics?from=${addDays(today, -3)}&to=${addDays(today, -2)}`, { token: admin });
+    expect(older.json.days.map((x: any) => x.computed)).toEqual([false, false]);
+  });
+
+  it("every gateway call is timed: opening an order records a Snap call with the recorder, costing the request no D1 write", async () => {
+    const user = await newUser("timed");
+    const before = Date.now();
+    expect((await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } })).status).toBe(201);
+    const calls = await runInDurableObject(env.GATEWAY_LATENCY.get(env.GATEWAY_LATENCY.idFromName("gateways")), (_, state) =>
+      state.storage.sql.exec<{ operation: string; outcome: string }>("SELECT operation, outcome FROM calls WHERE at >= ?", before).toArray(),
+    );
+    expect(calls).toContainEqual({ operation: "snap.create", outcome: "ok" });
+  });
+
+  it("refuses bad ranges and non-admins", async () => {
+    const admin = await adminToken();
+    const user = await newUser();
+    expectProblem(await call("GET", "/api/admin/metrics?from=2026-01-02&to=2026-01-01", { token: admin }), 400, "validation_failed");
+    expectProblem(await call("GET", "/api/admin/metrics?from=2024-01-01&to=2026-01-01", { token: admin }), 400, "validation_failed");
+    expectProblem(await call("GET", "/api/admin/metrics?from=2026-02-30&to=2026-03-01", { token: admin }), 400, "validation_failed");
+    expectProblem(await call("GET", "/api/admin/metrics?from=2026-01-01", { token: admin }), 400, "validation_failed");
+    expectProblem(await call("GET", "/api/admin/metrics?from=2026-01-01&to=2026-01-02", { token: user.token }), 403, "forbidden");
+  });
+});
