@@ -88,6 +88,7 @@ async function check(name, fn) {
   } catch (error) {
     results.push([name, false]);
     console.log(`FAIL ${name}\n     ${error.message}`);
+    if (process.env.E2E_LOG) console.log(log.slice(-4000));
   }
 }
 function expect(cond, message) {
@@ -231,7 +232,7 @@ const scenarios = {
 
   async "the daily batch cron runs for the day before its scheduled time"() {
     const scheduled = Date.now();
-    const res = await fetch(`${api}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent(DAILY_CRON)}&time=${scheduled}`);
+    const res = await fetch(`${api}/__scheduled?cron=${encodeURIComponent(DAILY_CRON)}&time=${scheduled}`);
     expect(res.ok, `scheduled ${res.status}`);
     const day = new Date(scheduled + 7 * 3_600_000 - 86_400_000).toISOString().slice(0, 10);
     const admin = signToken("e2e-admin", "admin", secret, 1);
@@ -311,7 +312,7 @@ const scenarios = {
     const wib = 7 * 3_600_000;
     const tomorrow = Math.floor((Date.now() + wib) / 86_400_000) * 86_400_000 + 86_400_000 - wib;
     const day = new Date(tomorrow - 86_400_000 + wib).toISOString().slice(0, 10);
-    const fired = await fetch(`${api}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent(DAILY_CRON)}&time=${tomorrow + 15 * 60_000}`);
+    const fired = await fetch(`${api}/__scheduled?cron=${encodeURIComponent(DAILY_CRON)}&time=${tomorrow + 15 * 60_000}`);
     expect(fired.ok, `scheduled ${fired.status}`);
     let progress;
     for (let i = 0; i < 120; i++) {

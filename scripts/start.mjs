@@ -12,6 +12,8 @@ const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
 const wrangler = "node_modules/.bin/wrangler";
 
 const keys = ensureDevVars();
+// The API reference's renderer, served as static assets from public/docs/vendor.
+await import("./docs-assets.mjs");
 const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], { stdio: "inherit", env });
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
@@ -24,6 +26,8 @@ const simVars = {
   MIDTRANS_IRIS_BASE_URL: `${sim.url}/iris/api/v1`,
   XENDIT_API_BASE_URL: sim.url,
 };
+// Crons are fired with GET /__scheduled?cron=...&time=... (answered by the Worker in development: with
+// static assets configured, wrangler dev's /cdn-cgi/handler/scheduled reaches the assets router and answers 500).
 const args = ["dev", "--ip", "127.0.0.1", "--port", port, "--persist-to", persist, "--show-interactive-dev-session=false"];
 for (const [name, value] of Object.entries(simVars)) args.push("--var", `${name}:${value}`);
 for (const v of extraVars) args.push("--var", v);

@@ -46,8 +46,25 @@ async function housekeeping(env: Env, scheduledTime: number) {
   await enqueueOutbox(env.BATCH_QUEUE, outbox);
 }
 
-export default {
-  fetch: app.fetch,
+/**
+ * Local development only (ENVIRONMENT=development, never in production): `GET /__scheduled?cron=&time=`
+ * fires a cron at a chosen scheduled time. wrangler dev's own /cdn-cgi/handler/scheduled reaches the
+ * static-assets router instead of this Worker (it answers 500), and its /__scheduled ignores `time`.
+ */
+async function fireCron(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  const url = new URL(request.url);
+  const cron = url.searchParams.get("cron") ?? "";
+  const time = Number(url.searchParams.get("time") ?? Date.now());
+  if (!Number.isSafeInteger(time) || time <= 0) return new Response("time must be epoch milliseconds\n", { status: 400 });
+  await worker.scheduled({ cron, scheduledTime: time, type: "scheduled", noRetry() {} } as ScheduledController, env, ctx);
+  return new Response(`ran ${cron || "(no cron)"} at ${new Date(time).toISOString()}\n`);
+}
+
+const worker = {
+  fetch(request, env, ctx) {
+    if (env.ENVIRONMENT === "development" && request.method === "GET" && new URL(request.url).pathname === "/__scheduled") return fireCron(request, env, ctx);
+    return app.fetch(request, env, ctx);
+  },
 
   async scheduled(controller, env, ctx) {
     if (controller.cron === DAILY_BATCH_CRON) {
@@ -66,7 +83,7 @@ export default {
     ctx.waitUntil(housekeeping(env, controller.scheduledTime));
   },
 
-  async queue(batch, env, ctx) {
+  async queue(batch, env) {
     const outbox: Outbox = [];
     const deps = { db: createDb(env.DB, { outbox }), config: loadRuntimeConfig(env), env };
     const deadLetters = batch.queue.endsWith("-dlq");
@@ -81,7 +98,10 @@ export default {
       }
     }
     // Payouts, refunds and releases reach their users' sockets once their batches committed, through
-    // the queue in bounded messages (a chunk of payouts touches hundreds of users).
-    if (outbox.length > 0) ctx.waitUntil(enqueueOutbox(env.BATCH_QUEUE, outbox));
+    // the queue in bounded messages (a chunk of payouts touches hundreds of users). Sent before this
+    // delivery ends: a send left to waitUntil stalled the local queue while it awaited this delivery.
+    if (outbox.length > 0) await enqueueOutbox(env.BATCH_QUEUE, outbox).catch((e) => console.error("realtime events not queued", e instanceof Error ? e.message : String(e)));
   },
 } satisfies ExportedHandler<Env, QueueMessage>;
+
+export default worker;

@@ -164,6 +164,24 @@ describe("daily batch", () => {
     }
     throw new Error("cron batch did not finish");
   });
+
+  it("GET /__scheduled fires a cron at a chosen time in development, and is an ordinary unknown path otherwise", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), "+07:00"), -4);
+    const user = await newUser("cron-dev");
+    await seedDay(user.id, day, [{ minutes: 2, count: 1 }]);
+    const scheduledTime = dayStart(addDays(day, 1), "+07:00") + 15 * 60_000;
+    const url = `http://localhost/__scheduled?cron=${encodeURIComponent(DAILY_BATCH_CRON)}&time=${scheduledTime}`;
+    const elsewhere = await worker.fetch(new Request(url), { ...env, ENVIRONMENT: "production" }, createExecutionContext());
+    expect(elsewhere.status).not.toBe(200);
+    const token = await adminToken();
+    expect((await call("GET", `/api/admin/batches/${day}`, { token })).status).toBe(404);
+    const ctx = createExecutionContext();
+    const fired = await worker.fetch(new Request(url), env, ctx);
+    expect(fired.status).toBe(200);
+    await waitOnExecutionContext(ctx);
+    expect((await call("GET", `/api/admin/batches/${day}`, { token })).status).toBe(200);
+    expect((await worker.fetch(new Request("http://localhost/__scheduled?time=-5"), env, createExecutionContext())).status).toBe(400);
+  });
 });
 
 describe("daily batch at chunk size", () => {

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { call } from "./helpers";
 
+/** A request body schema's example, directly or through its component. */
+function refExample(doc: any, schema: any): boolean {
+  const ref = schema?.$ref as string | undefined;
+  const target = ref ? doc.components.schemas[ref.split("/").at(-1)!] : schema;
+  return target?.example !== undefined;
+}
+
 describe("API description", () => {
   it("serves an OpenAPI 3.1 document generated from the route schemas", async () => {
     const res = await call("GET", "/openapi.json");
@@ -13,10 +20,27 @@ describe("API description", () => {
     expect(res.json.components.securitySchemes.bearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
   });
 
-  it("serves a readable docs page", async () => {
+  it("serves the API reference page: Swagger UI from this origin, no inline script (the browser test renders it)", async () => {
     const res = await call("GET", "/docs");
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/html");
-    expect(res.text).toContain("/api/wallet/transfer");
+    expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(res.text).toContain('<script src="/docs/vendor/swagger-ui-bundle.js"></script>');
+    expect(res.text).toContain('<script src="/docs/init.js"></script>');
+    expect(res.text).not.toMatch(/<script>[^<]/);
+  });
+
+  it("every route has a summary, every JSON request body an example, every operation its error responses", async () => {
+    const doc = (await call("GET", "/openapi.json")).json;
+    const missing: string[] = [];
+    for (const [path, methods] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      for (const [method, op] of Object.entries(methods)) {
+        if (!op.summary) missing.push(`${method} ${path}: summary`);
+        const body = op.requestBody?.content?.["application/json"];
+        if (body && body.schema?.example === undefined && body.example === undefined && !refExample(doc, body.schema)) missing.push(`${method} ${path}: example`);
+        if (op.security?.length && !op.responses?.["401"]) missing.push(`${method} ${path}: 401`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 });

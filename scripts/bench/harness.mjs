@@ -101,7 +101,7 @@ export function benchService({ name, port, simPort, extraVars = [], snapshot = p
 
   if (snapshot) {
     mkdirSync(appDir, { recursive: true });
-    for (const entry of ["src", "scripts", "tools", "migrations", "wrangler.toml", "package.json", "tsconfig.json", "worker-configuration.d.ts", ".dev.vars", ".dev.vars.example"]) {
+    for (const entry of ["src", "scripts", "tools", "migrations", "public", "wrangler.toml", "package.json", "tsconfig.json", "worker-configuration.d.ts", ".dev.vars", ".dev.vars.example"]) {
       if (existsSync(entry)) cpSync(entry, `${appDir}/${entry}`, { recursive: true });
     }
     symlinkSync(resolve("node_modules"), `${appDir}/node_modules`, "dir");

@@ -28,7 +28,10 @@ const EventSchema = z
   })
   .strict();
 
-const ActivityBody = z.object({ events: z.array(EventSchema).min(1).max(500) }).strict().openapi("ActivityBatch");
+const ActivityBody = z
+  .object({ events: z.array(EventSchema).min(1).max(500) })
+  .strict()
+  .openapi("ActivityBatch", { example: { events: [{ id: "e1", type: "view", count: 3 }, { id: "e2", type: "like", campaignId: "01JCAMPAIGN0000000000000000" }] } });
 
 export const weightsOf = (config: Config): Weights => ({ view: config.ACTIVITY_WEIGHT_VIEW, like: config.ACTIVITY_WEIGHT_LIKE, comment: config.ACTIVITY_WEIGHT_COMMENT });
 

@@ -31,7 +31,7 @@ const AdjustmentSchema = z
     reason: z.string().trim().min(3).max(500).openapi({ description: "Internal note, kept in the audit log with the admin's id; never shown to the user." }),
   })
   .strict()
-  .openapi("AdjustmentRequest");
+  .openapi("AdjustmentRequest", { example: { userId: "alice", asset: "COIN", amount: 500, category: "goodwill", reason: "Compensation for ticket #4411" } });
 
 const CountRow = z.record(z.string(), z.union([z.string(), z.number()]));
 const LedgerCheckSchema = z

@@ -28,7 +28,7 @@ const CampaignSchema = z
 const CreateCampaignSchema = z
   .object({ name: z.string().trim().min(1).max(120), rateFeeIdr: z.number().int().min(1).max(1_000_000).optional().openapi({ description: "Rupiah per valid weighted unit, at most RATE_FEE_MAX_IDR (100)." }) })
   .strict()
-  .openapi("CreateCampaignRequest");
+  .openapi("CreateCampaignRequest", { example: { name: "Ramadan promo", rateFeeIdr: 5 } });
 
 const IdParam = z.object({ id: z.string().regex(/^[0-9A-Z]{26}$/, "a campaign id") });
 
@@ -97,7 +97,7 @@ export const campaignsRouter = createRouter()
       security: bearerSecurity,
       request: {
         params: IdParam,
-        body: { required: true, content: { "application/json": { schema: z.object({ amount: z.number().int().min(1).max(MAX_AMOUNT) }).strict() } } },
+        body: { required: true, content: { "application/json": { schema: z.object({ amount: z.number().int().min(1).max(MAX_AMOUNT) }).strict().openapi({ example: { amount: 50000 } }) } } },
       },
       responses: orderResponses,
     }),

@@ -225,7 +225,7 @@ export const adminContentRouter = createRouter()
       tags: ["admin", "content"],
       summary: "Reassign a content item to another creator (audited)",
       security: bearerSecurity,
-      request: { params: IdParam, body: { required: true, content: { "application/json": { schema: z.object({ creatorId: UserIdSchema }).strict() } } } },
+      request: { params: IdParam, body: { required: true, content: { "application/json": { schema: z.object({ creatorId: UserIdSchema }).strict().openapi({ example: { creatorId: "carol" } }) } } } },
       responses: { 200: json(ContentSchema, "The item"), ...errorResponses, 404: problemFor("No such item.") },
     }),
     async (c) => c.json(await reassignContent(c.var.db, c.var.user.id, c.req.valid("param").id, c.req.valid("json").creatorId, Date.now()), 200),

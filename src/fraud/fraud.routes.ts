@@ -73,7 +73,8 @@ export const fraudRouter = createRouter()
                   status: AlertStatus,
                   action: AlertAction,
                 })
-                .strict(),
+                .strict()
+                .openapi({ example: { alertId: "01JALERT000000000000000000", status: "resolved", action: "frozen" } }),
             },
           },
         },
@@ -113,7 +114,8 @@ export const fraudRouter = createRouter()
                   expiresAt: z.iso.datetime({ offset: true }).optional(),
                 })
                 .strict()
-                .refine((b) => (b.userId === undefined) !== (b.deviceFingerprint === undefined), "exactly one of userId or deviceFingerprint"),
+                .refine((b) => (b.userId === undefined) !== (b.deviceFingerprint === undefined), "exactly one of userId or deviceFingerprint")
+                .openapi({ example: { userId: "tester-1", reason: "QA account", expiresAt: "2026-12-31T23:59:59+07:00" } }),
             },
           },
         },

@@ -134,7 +134,7 @@ export const kycAdminRouter = createRouter()
       security: bearerSecurity,
       request: {
         params: UserParam,
-        body: { required: true, content: { "application/json": { schema: z.object({ decision: z.enum(["verified", "rejected"]), reason: z.string().trim().min(1).max(500).optional() }).strict() } } },
+        body: { required: true, content: { "application/json": { schema: z.object({ decision: z.enum(["verified", "rejected"]), reason: z.string().trim().min(1).max(500).optional() }).strict().openapi({ example: { decision: "rejected", reason: "The ID photo is blurred." } }) } } },
       },
       responses: { 200: { description: "The reviewed submission", content: { "application/json": { schema: QueueItemSchema } } }, ...errorResponses, 404: problemFor("Nothing pending for this user."), 409: problemFor("Reviewed concurrently.") },
     }),

@@ -176,7 +176,7 @@ export const adminGiftsRouter = createRouter()
       tags: ["admin", "live"],
       summary: "Change a gift: name, coins, animation, order, or retire it with active=false (audited); gifts already sent keep their price",
       security: bearerSecurity,
-      request: { params: z.object({ id: Slug }), body: body(GiftFields) },
+      request: { params: z.object({ id: Slug }), body: body(GiftFields.openapi({ example: { name: "Rose", coins: 60, animation: "rose-bloom", active: true, sortOrder: 2 } })) },
       responses: { 200: json(GiftSchema, "Changed"), ...errorResponses, 404: problemFor("No such gift.") },
     }),
     async (c) => c.json(await saveGift(c.var.db, c.var.user.id, c.req.valid("param").id, c.req.valid("json"), "update", Date.now()), 200),

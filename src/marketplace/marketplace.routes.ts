@@ -214,7 +214,7 @@ export const adminBusinessRouter = createRouter()
       tags: ["admin", "marketplace"],
       summary: "Verify or reject a pending business verification (audited)",
       security: bearerSecurity,
-      request: { params: z.object({ userId: UserIdSchema }), body: body(z.object({ decision: z.enum(["verified", "rejected"]), note: z.string().trim().min(1).max(500).optional() }).strict()) },
+      request: { params: z.object({ userId: UserIdSchema }), body: body(z.object({ decision: z.enum(["verified", "rejected"]), note: z.string().trim().min(1).max(500).optional() }).strict().openapi({ example: { decision: "verified", note: "NIB and NPWP checked" } })) },
       responses: { 200: json(VerificationSchema, "Reviewed"), ...errorResponses, 404: problemFor("No pending verification for that user.") },
     }),
     async (c) => {

@@ -26,6 +26,6 @@ export const PackageCreateSchema = z
     badge: z.string().trim().min(1).max(40).nullable().default(null),
   })
   .strict()
-  .openapi("CoinPackageCreate");
+  .openapi("CoinPackageCreate", { example: { coins: 2000, price: 160000, bonusCoins: 300, displayOrder: 5, badge: "new" } });
 
-export const PackageUpdateSchema = PackageCreateSchema.partial().strict().openapi("CoinPackageUpdate");
+export const PackageUpdateSchema = PackageCreateSchema.partial().strict().openapi("CoinPackageUpdate", { example: { price: 150000, isActive: false } });

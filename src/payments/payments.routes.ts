@@ -9,7 +9,7 @@ import { PackageSchema } from "./packages.schemas";
 import { openOrder, type Gateway } from "./orders.service";
 import { handleIrisNotification, handleMidtransNotification, handleXenditNotification, type WebhookContext } from "./webhooks.service";
 
-export const CreateOrderBody = z.object({ packageId: z.string().min(1).max(64) }).strict().openapi("CreateOrderRequest");
+export const CreateOrderBody = z.object({ packageId: z.string().min(1).max(64) }).strict().openapi("CreateOrderRequest", { example: { packageId: "pkg_500" } });
 export const OrderCreatedSchema = z
   .object({ orderId: z.string(), token: z.string().optional(), redirectUrl: z.string(), invoiceUrl: z.string().optional() })
   .openapi("OrderCreated");

@@ -18,7 +18,7 @@ const WithdrawMethodSchema = z
     accountName: z.string().trim().min(2).max(100).regex(/^[\p{L} .,'-]+$/u, "letters, spaces and . , ' -"),
   })
   .strict()
-  .openapi("WithdrawMethod");
+  .openapi("WithdrawMethod", { example: { bankName: "bca", accountNumber: "8800123456", accountName: "Siti Rahma" } });
 
 const WithdrawResponseSchema = z
   .object({
@@ -91,7 +91,7 @@ export const withdrawRouter = createRouter()
         "amount stays held until reconciliation (which repeats the create under the same key) or an admin settles it.",
       security: bearerSecurity,
       request: {
-        body: { required: true, content: { "application/json": { schema: z.object({ asset: z.enum(["COIN", "IDR"]), amount: z.number().int().min(1).max(MAX_AMOUNT) }).strict() } } },
+        body: { required: true, content: { "application/json": { schema: z.object({ asset: z.enum(["COIN", "IDR"]), amount: z.number().int().min(1).max(MAX_AMOUNT) }).strict().openapi({ example: { asset: "COIN", amount: 1000 } }) } } },
       },
       responses: {
         202: { description: "Held and sent to Iris (or unconfirmed)", content: { "application/json": { schema: WithdrawResponseSchema } } },
@@ -191,7 +191,7 @@ export const adminWithdrawalsRouter = createRouter()
       security: bearerSecurity,
       request: {
         params: IdParam,
-        body: { required: true, content: { "application/json": { schema: z.object({ outcome: z.enum(["completed", "failed"]), reason: z.string().trim().min(3).max(500) }).strict() } } },
+        body: { required: true, content: { "application/json": { schema: z.object({ outcome: z.enum(["completed", "failed"]), reason: z.string().trim().min(3).max(500) }).strict().openapi({ example: { outcome: "completed", reason: "Iris dashboard shows the payout completed" } }) } } },
       },
       responses: {
         200: { description: "The settled withdrawal", content: { "application/json": { schema: AdminWithdrawalSchema } } },

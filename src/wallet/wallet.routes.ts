@@ -78,7 +78,7 @@ export const walletRouter = createRouter()
       request: {
         body: {
           required: true,
-          content: { "application/json": { schema: z.object({ packageId: z.string().min(1).max(64), gateway: z.enum(["midtrans", "xendit"]) }).strict() } },
+          content: { "application/json": { schema: z.object({ packageId: z.string().min(1).max(64), gateway: z.enum(["midtrans", "xendit"]) }).strict().openapi({ example: { packageId: "pkg_500", gateway: "midtrans" } }) } },
         },
       },
       responses: orderResponses,

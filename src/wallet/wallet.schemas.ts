@@ -49,4 +49,5 @@ export const TransferBodySchema = z
     note: z.string().max(280).optional(),
   })
   .strict()
+  .openapi({ example: { toUserId: "bob", amount: 120, note: "thanks!" } })
   .openapi("TransferRequest");

@@ -1,0 +1,480 @@
+import { and, desc, eq } from "drizzle-orm";
+import { Hono } from "hono";
+import { checkLedger } from "../admin/ledger-check";
+import { batchRuns, kycSubmissions, payouts, withdrawals } from "../db/schema";
+import { listAlerts, reviewAlert } from "../fraud/fraud.service";
+import { decideHeldPayout } from "../jobs/batch-payouts";
+import { reviewKyc, viewPhoto } from "../kyc/kyc.service";
+import { ApiError } from "../lib/errors";
+import { addDays, businessDay } from "../lib/time";
+import { metricsReport } from "../metrics/metrics.service";
+import { resolveWithdrawal } from "../payouts/withdrawals.service";
+import { setUserStatus, userOverview } from "../users/users.service";
+import { Action, Chart, Page } from "./layout";
+import { consoleSession, loginCsrf, signIn, signOut, type ConsoleEnv } from "./session";
+
+const USER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const rupiah = (v: number) => `Rp ${Math.round(v).toLocaleString("en-US")}`;
+const pct = (v: number) => `${(v * 100).toFixed(1)} %`;
+const when = (ms: number | null) => (ms === null ? "–" : new Date(ms).toISOString().replace("T", " ").slice(0, 19));
+
+/** Reads ?ok= / ?error= set by the redirect after an action. */
+const flashOf = (url: string) => {
+  const q = new URL(url).searchParams;
+  return { ok: q.get("ok") ?? undefined, error: q.get("error") ?? undefined };
+};
+
+/** Runs an action through the same service as the API; redirects back with its outcome. */
+async function act(back: string, run: () => Promise<unknown>, done: string): Promise<string> {
+  try {
+    await run();
+    return `${back}${back.includes("?") ? "&" : "?"}ok=${encodeURIComponent(done)}`;
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    return `${back}${back.includes("?") ? "&" : "?"}error=${encodeURIComponent(`${error.code}: ${error.detail}`)}`;
+  }
+}
+
+const field = (form: Record<string, unknown>, name: string) => (typeof form[name] === "string" ? (form[name] as string) : "");
+
+/** Mounted at /admin: the operators' console, server-rendered, no script. */
+export const consoleRouter = new Hono<ConsoleEnv>();
+
+consoleRouter.get("/login", (c) => {
+  const csrf = loginCsrf(c);
+  const error = c.req.query("error");
+  return c.html(
+    <Page title="Sign in" flash={{ error: error ? (error === "banned" ? "This admin account is banned." : "That is not a valid admin token.") : undefined }}>
+      <form method="post" action="/admin/login" class="card">
+        <input type="hidden" name="_csrf" value={csrf} />
+        <p>
+          <label>
+            Admin token (JWT) <br />
+            <input type="password" name="token" autocomplete="off" size={60} required />
+          </label>
+        </p>
+        <button type="submit">Sign in</button>
+      </form>
+    </Page>,
+  );
+});
+
+consoleRouter.post("/login", async (c) => {
+  const form = await c.req.parseBody();
+  const ok = await signIn(c, field(form, "token"), field(form, "_csrf"));
+  return c.redirect(ok ? "/admin" : "/admin/login?error=invalid", 303);
+});
+
+consoleRouter.use("*", consoleSession);
+
+consoleRouter.post("/logout", (c) => {
+  signOut(c);
+  return c.redirect("/admin/login", 303);
+});
+
+consoleRouter.get("/", async (c) => {
+  const today = businessDay(Date.now(), c.var.config.BUSINESS_TZ_OFFSET);
+  const [m, ledger] = await Promise.all([metricsReport(c.var.db, c.env, c.var.config, { from: addDays(today, -29), to: today }, Date.now()), checkLedger(c.var.db)]);
+  const series = (pick: (d: (typeof m.days)[number]) => number | null) => m.days.map((d) => ({ label: d.date, value: pick(d) }));
+  const t = m.totals;
+  return c.html(
+    <Page title="Overview" path="/admin" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+      <div class="card" id="ledger">
+        Ledger check: <strong>{ledger.ok ? "ok" : "FAILED"}</strong> <span class="muted">({ledger.checkedAt})</span>
+      </div>
+      <div class="card" id="totals">
+        Last 30 days: {t.activeUsers} active users, {t.payers} payers, revenue {rupiah(t.revenueIdr)}, ARPU {rupiah(t.arpuIdr)}, conversion {pct(t.conversionRate)}, payment
+        success {pct(t.paymentSuccessRate)}, gateway p50/p95 {t.gatewayLatencyMs.p50 ?? "–"}/{t.gatewayLatencyMs.p95 ?? "–"} ms, chargeback rate {pct(t.chargebackRate)}, bans per
+        week {t.bansPerWeek}.
+      </div>
+      <div class="grid">
+        <Chart title="Revenue per day" kind="bar" points={series((d) => d.revenueIdr)} format={rupiah} />
+        <Chart title="Paying users per day" kind="line" points={series((d) => d.dailyActivePayers)} />
+        <Chart title="Payment success" kind="line" points={series((d) => d.paymentSuccessRate)} format={pct} />
+        <Chart title="Fraud alerts per day" kind="bar" points={series((d) => d.flaggedTransactions)} />
+      </div>
+    </Page>,
+  );
+});
+
+consoleRouter.get("/alerts", async (c) => {
+  const status = c.req.query("status") as "open" | "investigating" | "resolved" | "false_positive" | undefined;
+  const severity = c.req.query("severity") as "low" | "medium" | "high" | "critical" | undefined;
+  const alertType = c.req.query("type") || undefined;
+  const page = await listAlerts(c.var.db, {
+    limit: 50,
+    status: status && ["open", "investigating", "resolved", "false_positive"].includes(status) ? status : undefined,
+    severity: severity && ["low", "medium", "high", "critical"].includes(severity) ? severity : undefined,
+    alertType: alertType && /^[a-z_]{1,60}$/.test(alertType) ? alertType : undefined,
+  });
+  const back = `/admin/alerts${new URL(c.req.url).search.replace(/([?&])(ok|error)=[^&]*/g, "$1")}`;
+  return c.html(
+    <Page title="Fraud alerts" path="/admin/alerts" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+      <form method="get" action="/admin/alerts" class="card inline">
+        <select name="status" aria-label="status">
+          <option value="">any status</option>
+          {["open", "investigating", "resolved", "false_positive"].map((s) => (
+            <option value={s} selected={s === status}>
+              {s}
+            </option>
+          ))}
+        </select>
+        <select name="severity" aria-label="severity">
+          <option value="">any severity</option>
+          {["low", "medium", "high", "critical"].map((s) => (
+            <option value={s} selected={s === severity}>
+              {s}
+            </option>
+          ))}
+        </select>
+        <input name="type" placeholder="alert type" value={alertType ?? ""} aria-label="alert type" />
+        <button type="submit">Filter</button>
+      </form>
+      <table>
+        <thead>
+          <tr>
+            <th>Raised</th>
+            <th>User</th>
+            <th>Type</th>
+            <th>Severity</th>
+            <th>Status</th>
+            <th>Action</th>
+            <th>Review</th>
+          </tr>
+        </thead>
+        <tbody>
+          {page.items.map((a) => (
+            <tr data-alert={a.id}>
+              <td>{a.createdAt}</td>
+              <td>{a.userId ? <a href={`/admin/users/${a.userId}`}>{a.userId}</a> : "–"}</td>
+              <td>{a.alertType}</td>
+              <td>{a.severity}</td>
+              <td class="status">{a.status}</td>
+              <td>{a.actionTaken ?? "–"}</td>
+              <td>
+                <Action action={`/admin/alerts/${a.id}/review?back=${encodeURIComponent(back)}`} csrf={c.var.csrf}>
+                  <select name="status" aria-label="new status">
+                    {["investigating", "resolved", "false_positive"].map((s) => (
+                      <option value={s}>{s}</option>
+                    ))}
+                  </select>
+                  <select name="action" aria-label="action">
+                    {["warned", "frozen", "banned", "cleared"].map((s) => (
+                      <option value={s}>{s}</option>
+                    ))}
+                  </select>
+                  <button type="submit">Review</button>
+                </Action>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Page>,
+  );
+});
+
+consoleRouter.post("/alerts/:id/review", async (c) => {
+  const form = await c.req.parseBody();
+  const status = field(form, "status") as "investigating" | "resolved" | "false_positive";
+  const action = field(form, "action") as "warned" | "frozen" | "banned" | "cleared";
+  const back = safeBack(c.req.query("back"), "/admin/alerts");
+  const valid = ["investigating", "resolved", "false_positive"].includes(status) && ["warned", "frozen", "banned", "cleared"].includes(action);
+  return c.redirect(
+    await act(back, async () => {
+      if (!valid) throw new ApiError("validation_failed", "Pick a status and an action.");
+      await reviewAlert(c.var.db, c.var.user.id, { alertId: c.req.param("id"), status, action });
+    }, `Alert reviewed: ${status}, ${action}.`),
+    303,
+  );
+});
+
+/** Only a path inside the console may be a redirect target. */
+function safeBack(back: string | undefined, fallback: string): string {
+  return back && /^\/admin(\/[A-Za-z0-9_\-/]*)?(\?[A-Za-z0-9_\-=&%.]*)?$/.test(back) ? back : fallback;
+}
+
+consoleRouter.get("/kyc", async (c) => {
+  const pending = await c.var.db.select().from(kycSubmissions).where(eq(kycSubmissions.status, "pending")).orderBy(kycSubmissions.id).limit(50);
+  return c.html(
+    <Page title="KYC queue" path="/admin/kyc" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+      {pending.length === 0 ? <p>Nothing waiting.</p> : null}
+      {pending.map((k) => (
+        <div class="card" data-kyc={k.userId}>
+          <p>
+            <a href={`/admin/users/${k.userId}`}>{k.userId}</a> · {k.idType.toUpperCase()} · submitted {when(k.submittedAt)}
+          </p>
+          <p>
+            <img class="kyc" alt="ID photo" src={`/admin/kyc/${k.userId}/photo/id`} /> <img class="kyc" alt="Selfie" src={`/admin/kyc/${k.userId}/photo/selfie`} />
+          </p>
+          <Action action={`/admin/kyc/${k.userId}/review`} csrf={c.var.csrf}>
+            <select name="decision" aria-label="decision">
+              <option value="verified">verify</option>
+              <option value="rejected">reject</option>
+            </select>
+            <input name="reason" placeholder="reason (for a rejection)" aria-label="reason" />
+            <button type="submit">Decide</button>
+          </Action>
+        </div>
+      ))}
+    </Page>,
+  );
+});
+
+consoleRouter.get("/kyc/:userId/photo/:kind", async (c) => {
+  const { userId, kind } = c.req.param();
+  if (!USER_ID.test(userId) || (kind !== "id" && kind !== "selfie")) return c.notFound();
+  // The same service as the API: decrypted for this view, and the view audited.
+  const photo = await viewPhoto(c.var.db, c.env.KYC_BUCKET, c.env, c.var.user.id, userId, kind);
+  return c.body(photo.bytes, 200, { "content-type": photo.contentType, "cache-control": "no-store" });
+});
+
+consoleRouter.post("/kyc/:userId/review", async (c) => {
+  const form = await c.req.parseBody();
+  const decision = field(form, "decision") as "verified" | "rejected";
+  const reason = field(form, "reason").trim() || undefined;
+  const userId = c.req.param("userId");
+  return c.redirect(
+    await act("/admin/kyc", async () => {
+      if (!USER_ID.test(userId) || !["verified", "rejected"].includes(decision)) throw new ApiError("validation_failed", "Pick a decision.");
+      if (decision === "rejected" && !reason) throw new ApiError("validation_failed", "A rejection needs a reason.");
+      await reviewKyc(c.var.db, c.var.user.id, userId, decision, reason);
+    }, `KYC of ${userId}: ${decision}.`),
+    303,
+  );
+});
+
+consoleRouter.get("/payouts", async (c) => {
+  const held = await c.var.db.select().from(payouts).where(eq(payouts.status, "held")).orderBy(desc(payouts.day), payouts.id).limit(100);
+  return c.html(
+    <Page title="Held payouts" path="/admin/payouts" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+      {held.length === 0 ? <p>No payout is held.</p> : null}
+      <table>
+        <thead>
+          <tr>
+            <th>Day</th>
+            <th>User</th>
+            <th>Campaign</th>
+            <th class="num">Units</th>
+            <th class="num">Payout</th>
+            <th class="num">Fee</th>
+            <th>Decide</th>
+          </tr>
+        </thead>
+        <tbody>
+          {held.map((p) => (
+            <tr data-payout={p.id}>
+              <td>{p.day}</td>
+              <td>
+                <a href={`/admin/users/${p.userId}`}>{p.userId}</a>
+              </td>
+              <td>{p.campaignId}</td>
+              <td class="num">{p.units}</td>
+              <td class="num">{rupiah(p.amountIdr)}</td>
+              <td class="num">{rupiah(p.feeIdr)}</td>
+              <td>
+                <Action action={`/admin/payouts/${p.id}/release`} csrf={c.var.csrf}>
+                  <button type="submit">Release</button>
+                </Action>{" "}
+                <Action action={`/admin/payouts/${p.id}/reject`} csrf={c.var.csrf}>
+                  <button type="submit">Reject</button>
+                </Action>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Page>,
+  );
+});
+
+for (const decision of ["release", "reject"] as const) {
+  consoleRouter.post(`/payouts/:id/${decision}`, async (c) =>
+    c.redirect(await act("/admin/payouts", () => decideHeldPayout(c.var.db, c.req.param("id"), decision, c.var.user.id), `Payout ${c.req.param("id")}: ${decision === "release" ? "released" : "rejected"}.`), 303),
+  );
+}
+
+consoleRouter.get("/withdrawals", async (c) => {
+  const rows = await c.var.db.select().from(withdrawals).where(and(eq(withdrawals.status, "pending"), eq(withdrawals.unconfirmed, true))).orderBy(withdrawals.id).limit(100);
+  return c.html(
+    <Page title="Unconfirmed withdrawals" path="/admin/withdrawals" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+      <p class="muted">Iris' answer was ambiguous; reconciliation keeps asking. Resolve one only once you know what Iris did.</p>
+      {rows.length === 0 ? <p>None.</p> : null}
+      <table>
+        <thead>
+          <tr>
+            <th>Requested</th>
+            <th>User</th>
+            <th class="num">Net</th>
+            <th>Bank</th>
+            <th>Checks</th>
+            <th>Resolve</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((w) => (
+            <tr data-withdrawal={w.id}>
+              <td>{when(w.createdAt)}</td>
+              <td>
+                <a href={`/admin/users/${w.userId}`}>{w.userId}</a>
+              </td>
+              <td class="num">{rupiah(w.netIdr)}</td>
+              <td>
+                {w.bankName} ···{w.accountNumber.slice(-4)}
+              </td>
+              <td>{w.checks}</td>
+              <td>
+                <Action action={`/admin/withdrawals/${w.id}/resolve`} csrf={c.var.csrf}>
+                  <select name="outcome" aria-label="outcome">
+                    <option value="completed">completed</option>
+                    <option value="failed">failed</option>
+                  </select>
+                  <input name="reason" placeholder="what Iris' dashboard shows" required aria-label="reason" />
+                  <button type="submit">Resolve</button>
+                </Action>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Page>,
+  );
+});
+
+consoleRouter.post("/withdrawals/:id/resolve", async (c) => {
+  const form = await c.req.parseBody();
+  const outcome = field(form, "outcome") as "completed" | "failed";
+  const reason = field(form, "reason").trim();
+  return c.redirect(
+    await act("/admin/withdrawals", async () => {
+      if (!["completed", "failed"].includes(outcome) || reason.length < 3) throw new ApiError("validation_failed", "Pick an outcome and give a reason.");
+      await resolveWithdrawal(c.var.db, c.req.param("id"), outcome, reason, c.var.user.id);
+    }, `Withdrawal ${c.req.param("id")}: ${outcome}.`),
+    303,
+  );
+});
+
+consoleRouter.get("/users", (c) => {
+  const id = c.req.query("id")?.trim();
+  if (id && USER_ID.test(id)) return c.redirect(`/admin/users/${id}`, 303);
+  return c.html(
+    <Page title="Users" path="/admin/users" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+      <form method="get" action="/admin/users" class="card inline">
+        <input name="id" placeholder="user id" required aria-label="user id" />
+        <button type="submit">Open</button>
+      </form>
+    </Page>,
+  );
+});
+
+consoleRouter.get("/users/:id", async (c) => {
+  const id = c.req.param("id");
+  if (!USER_ID.test(id)) return c.notFound();
+  let u;
+  try {
+    u = await userOverview(c.var.db, id);
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "not_found") return c.html(<Page title={`User ${id}`} path="/admin/users" csrf={c.var.csrf} flash={{ error: "No such user." }} />, 404);
+    throw error;
+  }
+  return c.html(
+    <Page title={`User ${u.id}`} path="/admin/users" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+      <div class="card" id="user">
+        Status <strong class="user-status">{u.status}</strong> · KYC {u.kycStatus} · {u.verificationRequired ? "verification required · " : ""}since {u.createdAt}
+        <br />
+        Coins {u.balances.coin} (locked {u.balances.coinLocked}) · Rupiah {u.balances.idr} (locked {u.balances.idrLocked}) · debt {u.balances.debt} coins, {u.balances.idrDebt} rupiah
+      </div>
+      {u.status !== "banned" ? (
+        <Action action={`/admin/users/${u.id}/status`} csrf={c.var.csrf}>
+          <input type="hidden" name="status" value={u.status === "frozen" ? "active" : "frozen"} />
+          <input name="reason" placeholder="reason" required aria-label="reason" />
+          <button type="submit">{u.status === "frozen" ? "Unfreeze" : "Freeze"}</button>
+        </Action>
+      ) : (
+        <p>Banned: permanent.</p>
+      )}
+      <h2>Devices</h2>
+      <table>
+        <tbody>
+          {u.devices.map((d) => (
+            <tr>
+              <td>{d.fingerprint}</td>
+              <td>{d.userAgent ?? "–"}</td>
+              <td>{d.ip ?? "–"}</td>
+              <td>{d.lastSeen}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h2>Recent transactions</h2>
+      <table>
+        <tbody>
+          {u.recentTransactions.map((t) => (
+            <tr>
+              <td>{t.createdAt}</td>
+              <td>{t.type}</td>
+              <td>{t.status}</td>
+              <td class="num">
+                {t.amount} {t.asset}
+              </td>
+              <td>{t.role}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Page>,
+  );
+});
+
+consoleRouter.post("/users/:id/status", async (c) => {
+  const id = c.req.param("id");
+  const form = await c.req.parseBody();
+  const status = field(form, "status") as "active" | "frozen";
+  const reason = field(form, "reason").trim();
+  return c.redirect(
+    await act(`/admin/users/${id}`, async () => {
+      if (!USER_ID.test(id) || !["active", "frozen"].includes(status) || reason.length < 3) throw new ApiError("validation_failed", "Give a reason (3 characters or more).");
+      await setUserStatus(c.var.db, c.var.user.id, id, status, reason, Date.now());
+    }, status === "frozen" ? "User frozen." : "User unfrozen."),
+    303,
+  );
+});
+
+consoleRouter.get("/batches", async (c) => {
+  const runs = await c.var.db.select().from(batchRuns).orderBy(desc(batchRuns.day)).limit(30);
+  return c.html(
+    <Page title="Daily batch runs" path="/admin/batches" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+      <table>
+        <thead>
+          <tr>
+            <th>Day</th>
+            <th>Status</th>
+            <th class="num">Active users</th>
+            <th class="num">Runs</th>
+            <th class="num">Queue messages</th>
+            <th class="num">Failed chunks</th>
+            <th>μ / σ</th>
+            <th>Started</th>
+            <th>Finished</th>
+          </tr>
+        </thead>
+        <tbody>
+          {runs.map((r) => (
+            <tr>
+              <td>{r.day}</td>
+              <td>{r.status}</td>
+              <td class="num">{r.activeUsers}</td>
+              <td class="num">{r.runs}</td>
+              <td class="num">{r.queueMessages}</td>
+              <td class="num">{r.failedChunks}</td>
+              <td>{r.mu === null ? "–" : `${r.mu.toFixed(2)} / ${(r.sigma ?? 0).toFixed(2)}`}</td>
+              <td>{when(r.startedAt)}</td>
+              <td>{when(r.finishedAt)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Page>,
+  );
+});
+
