@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { PAYOUT_DAILY_CAP_IDR, signalDefaults, type ColumnDefaults } from "./activity/signals";
 
 /**
  * Every business parameter of the service with its default (SPEC §2). A parameter's key is the
@@ -18,6 +19,14 @@ const offset = z
   .regex(/^[+-](0\d|1[0-4]):[0-5]\d$/, "expected an offset like +07:00")
   .default("+07:00");
 const url = (def: string) => z.url().default(def);
+const real = (def: number) => z.coerce.number().refine(Number.isFinite, "expected a number").default(def);
+/** BOT_<COLUMN>_MU, _SIGMA, _SIGMA_MIN of one signal column. */
+const columnVars = <N extends string>(name: N, d: ColumnDefaults) =>
+  ({
+    [`BOT_${name}_MU`]: real(d.mu),
+    [`BOT_${name}_SIGMA`]: z.coerce.number().positive().default(d.sigma),
+    [`BOT_${name}_SIGMA_MIN`]: z.coerce.number().positive().default(d.sigmaMin),
+  }) as unknown as Record<`BOT_${N}_MU` | `BOT_${N}_SIGMA` | `BOT_${N}_SIGMA_MIN`, ReturnType<typeof real>>;
 
 export const configSchema = z.object({
   // money basics (§3)
@@ -50,6 +59,19 @@ export const configSchema = z.object({
   BOT_MU: z.coerce.number().nonnegative().default(4),
   BOT_SIGMA: z.coerce.number().positive().default(2),
   BOT_MIN_POPULATION: int(30, 1),
+  // Volume and regularity (issue #15): k per signal, and per column the μ/σ used where robust statistics
+  // cannot be (fixed mode, small population, zero MAD) and the floor of σ (see activity/signals.ts).
+  BOT_VOLUME_K_A: z.coerce.number().positive().default(signalDefaults.volume.a),
+  BOT_VOLUME_K_B: z.coerce.number().positive().default(signalDefaults.volume.b),
+  BOT_REGULARITY_K_A: z.coerce.number().positive().default(signalDefaults.regularity.a),
+  BOT_REGULARITY_K_B: z.coerce.number().positive().default(signalDefaults.regularity.b),
+  BOT_REGULARITY_MIN_MINUTES: int(signalDefaults.minMinutes, 2, 1440),
+  ...columnVars("ACTIVE_MINUTES", signalDefaults.columns.activeMinutes),
+  ...columnVars("ACTIVE_HOURS", signalDefaults.columns.activeHours),
+  ...columnVars("RATE_DISPERSION", signalDefaults.columns.rateDispersion),
+  ...columnVars("CADENCE", signalDefaults.columns.cadence),
+  /** Rupiah one user can earn from activity payouts in a day; the rest is recorded `capped`, never paid. */
+  PAYOUT_DAILY_CAP_IDR: int(PAYOUT_DAILY_CAP_IDR, 1),
   RATE_FEE_IDR: int(5, 0),
   RATE_FEE_MAX_IDR: int(100, 1),
   ACTIVITY_MAX_CAMPAIGNS_PER_DAY: int(50, 1, 1000),
@@ -170,6 +192,8 @@ export function loadConfig(vars: object): Config {
   ];
   const over = splits.filter(([, sum]) => sum > 10_000).map(([name]) => `${name}: shares add up to more than 10000 bps`);
   if (config.BOT_K_B > config.BOT_K_A) over.push("BOT_K_B: must not exceed BOT_K_A");
+  if (config.BOT_VOLUME_K_B > config.BOT_VOLUME_K_A) over.push("BOT_VOLUME_K_B: must not exceed BOT_VOLUME_K_A");
+  if (config.BOT_REGULARITY_K_B > config.BOT_REGULARITY_K_A) over.push("BOT_REGULARITY_K_B: must not exceed BOT_REGULARITY_K_A");
   if (over.length > 0) throw new ConfigError(over);
   return config;
 }

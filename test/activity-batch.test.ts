@@ -208,3 +208,94 @@ describe("daily batch at chunk size", () => {
     await expectLedgerOk();
   });
 });
+
+/** Writes minutes with chosen timestamps straight into the user's real Durable Object. */
+async function seedMinutes(userId: string, day: string, minutes: { minute: number; count: number; campaignId?: string }[]) {
+  const stub = env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(userId));
+  const start = dayStart(day, "+07:00");
+  const events = minutes.map((m) => ({ type: "view" as const, campaignId: m.campaignId, count: m.count, at: start + m.minute * 60_000 }));
+  for (let i = 0; i < events.length; i += 500) {
+    const result = await stub.record(events.slice(i, i + 500), { tzOffset: "+07:00", retentionDays: 7, now: start + 86_400_000, maxCampaignsPerDay: 50 });
+    if (result.refused !== undefined) throw new Error(`seeding refused: ${result.refused}`);
+  }
+  await env.DB.prepare("insert or ignore into activity_days (day, user_id, created_at) values (?, ?, ?)").bind(day, userId, Date.now()).run();
+}
+
+describe("volume, regularity and the daily cap (issue #15)", () => {
+  it("a pacing bot at a normal rate for 16 hours among 40 people ends held with a high alert naming the signal, not paid; the people are paid", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), "+07:00"), -7);
+    const advertiser = await newUser("adv15");
+    const campaign = (await call("POST", "/api/campaigns", { token: advertiser.token, body: { name: "pacing" } })).json.id;
+    await fundCampaign(campaign, 1_000_000);
+    const people = [];
+    for (let i = 0; i < 40; i++) {
+      const person = await newUser(`person${i}`);
+      // Three sessions a day (morning, lunch, evening) of 8–20 minutes, each person with their own pace and bursts.
+      const base = 3 + (i % 4);
+      const length = 8 + ((i * 7) % 13);
+      const minutes = [8 + (i % 4), 13, 20 + (i % 3)].flatMap((hour, s) =>
+        Array.from({ length }, (_, m) => ({ minute: hour * 60 + s * 7 + m, count: Math.max(1, base + ((m * 3 + i) % 5) - 2), campaignId: campaign })),
+      );
+      await seedMinutes(person.id, day, minutes);
+      people.push(person);
+    }
+    // The bot: 4 views every minute from 06:00 to 22:00 — R̄ 4, the people's median pace.
+    const bot = await newUser("pacer");
+    await seedMinutes(bot.id, day, Array.from({ length: 960 }, (_, m) => ({ minute: 360 + m, count: 4, campaignId: campaign })));
+
+    const progress = await runAndWait(day);
+    expect(progress).toMatchObject({ activeUsers: 41, classified: 41, levels: { B: 1, C: 40 } });
+    expect(progress.params.source).toBe("robust");
+    const token = await adminToken();
+    const listed = await call("GET", `/api/admin/bot-classifications?date=${day}&level=B`, { token });
+    expect(listed.status, listed.text).toBe(200);
+    const row = listed.json.items[0];
+    expect(row).toMatchObject({ userId: bot.id, level: "B", action: "held", decidedBy: "volume", rbar: 4, activeMinutes: 960, activeHours: 16, cadence: 0 });
+    expect(Math.abs(row.z)).toBeLessThan(2); // R̄ alone would have paid it
+    expect(row.signalZ.volume).toBeGreaterThanOrEqual(config.BOT_VOLUME_K_B);
+    expect(row.signalZ.volume).toBeLessThan(config.BOT_VOLUME_K_A);
+    expect(row.signalZ.regularity).toBeGreaterThanOrEqual(config.BOT_REGULARITY_K_A);
+    expect(Object.keys(listed.json.params.signals).sort()).toEqual(["activeHours", "activeMinutes", "cadence", "rateDispersion"]);
+
+    const payouts = await env.DB.prepare("select status, amount_idr from payouts where user_id = ?").bind(bot.id).all<{ status: string; amount_idr: number }>();
+    expect(payouts.results).toEqual([{ status: "held", amount_idr: 960 * 4 * config.RATE_FEE_IDR }]);
+    expect((await balanceOf(bot.token)).idrBalance).toBe(0);
+    const alert = await env.DB.prepare("select alert_type, severity, details from fraud_alerts where user_id = ?").bind(bot.id).first<{ alert_type: string; severity: string; details: string }>();
+    expect(alert).toMatchObject({ alert_type: "bot_level_B", severity: "high" });
+    expect(JSON.parse(alert!.details)).toMatchObject({ decidedBy: "volume", activeHours: 16 });
+    for (const person of people.slice(0, 5)) expect((await balanceOf(person.token)).idrBalance).toBeGreaterThan(0);
+    await expectLedgerOk();
+  });
+
+  it("PAYOUT_DAILY_CAP_IDR: a user is paid at most the cap a day, shared over campaigns; the rest is recorded capped and never paid later", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), "+07:00"), -6);
+    const advertiser = await newUser("adv-cap");
+    const [x, y, z] = await Promise.all(["x", "y", "z"].map(async (name) => (await call("POST", "/api/campaigns", { token: advertiser.token, body: { name, rateFeeIdr: 100 } })).json.id));
+    for (const c of [x, y, z]) await fundCampaign(c, 200_000);
+    const user = await newUser("earner");
+    // 198 minutes at a human-like uneven pace (1, 7, 2, 6, 4, 4: R̄ 4): 600 units for x, 192 for y, nothing for z.
+    const pace = [1, 7, 2, 6, 4, 4];
+    await seedMinutes(user.id, day, Array.from({ length: 198 }, (_, m) => ({ minute: 600 + m, count: pace[m % 6]!, campaignId: m < 150 ? x : y })));
+    // A second user far below the cap on z: paid in full.
+    const small = await newUser("small");
+    await seedMinutes(small.id, day, Array.from({ length: 10 }, (_, m) => ({ minute: 700 + m * 3, count: 3, campaignId: z })));
+
+    const progress = await runAndWait(day);
+    expect(progress.levels).toEqual({ C: 2 });
+    // 79,200 earned, 50,000 paid: x 37,879 (largest remainder) + y 12,121; fees on what is paid.
+    const rows = await env.DB.prepare("select campaign_id, status, units, amount_idr, fee_idr, capped_idr from payouts where user_id = ? order by amount_idr desc").bind(user.id).all();
+    expect(rows.results).toEqual([
+      { campaign_id: x, status: "paid", units: 378, amount_idr: 37_879, fee_idr: 3_787, capped_idr: 22_121 },
+      { campaign_id: y, status: "paid", units: 121, amount_idr: 12_121, fee_idr: 1_212, capped_idr: 7_079 },
+    ]);
+    expect((await balanceOf(user.token)).idrBalance).toBe(50_000);
+    expect(await idrOf(campaignAccountId(x))).toBe(200_000 - 37_879 - 3_787);
+    expect(await idrOf(campaignAccountId(y))).toBe(200_000 - 12_121 - 1_212);
+    expect((await balanceOf(small.token)).idrBalance).toBe(10 * 3 * 100);
+
+    // Never paid later: a rerun pays nothing more.
+    await runAndWait(day);
+    expect((await balanceOf(user.token)).idrBalance).toBe(50_000);
+    await expectLedgerOk();
+  });
+});

@@ -48,7 +48,9 @@ export const adminBatchesRouter = createRouter()
       method: "get",
       path: "/bot-classifications",
       tags: ["admin", "batch"],
-      summary: "R̄, z, level and action per user for a day, with the μ and σ used",
+      summary: "R̄, volume and regularity with their z, the level, what decided it and the action, per user for a day, with the μ and σ used",
+      description:
+        "SPEC §8 levels from R̄ (A: z ≥ BOT_K_A, B: z ≥ BOT_K_B), plus two signals judged with the same robust statistics of the day's population: volume (active minutes and active hours; its z is the smaller) and regularity (rate dispersion and cadence; its z is the larger). A signal past its B threshold (BOT_VOLUME_K_B, BOT_REGULARITY_K_B) raises the level to at least B; A needs R̄ or both signals past their A thresholds.",
       security: bearerSecurity,
       request: {
         query: z.object({
@@ -66,8 +68,35 @@ export const adminBatchesRouter = createRouter()
               schema: z
                 .object({
                   date: z.string(),
-                  params: z.object({ mode: z.string().nullable(), mu: z.number().nullable(), sigma: z.number().nullable(), source: z.string().nullable() }),
-                  items: z.array(z.object({ userId: z.string(), rbar: z.number(), z: z.number().nullable(), level: z.string().nullable(), action: z.string().nullable(), activeMinutes: z.number(), weightedUnits: z.number() })),
+                  params: z.object({
+                    mode: z.string().nullable(),
+                    mu: z.number().nullable(),
+                    sigma: z.number().nullable(),
+                    source: z.string().nullable(),
+                    signals: z
+                      .record(z.string(), z.object({ mu: z.number(), sigma: z.number(), source: z.string() }))
+                      .nullable()
+                      .openapi({ description: "μ, σ and source per volume/regularity column (activeMinutes, activeHours, rateDispersion, cadence)." }),
+                  }),
+                  items: z.array(
+                    z.object({
+                      userId: z.string(),
+                      rbar: z.number(),
+                      z: z.number().nullable().openapi({ description: "z of R̄." }),
+                      level: z.string().nullable(),
+                      action: z.string().nullable(),
+                      decidedBy: z.enum(["rbar", "volume", "regularity", "volume+regularity"]).nullable().openapi({ description: "What set the level (null for C)." }),
+                      activeMinutes: z.number(),
+                      weightedUnits: z.number(),
+                      activeHours: z.number(),
+                      rateDispersion: z.number().nullable().openapi({ description: "ln(variance/mean + 0.05) of the per-minute rates plus a short-day allowance; low = steady. Null under BOT_REGULARITY_MIN_MINUTES." }),
+                      cadence: z.number().nullable().openapi({ description: "Share of gaps between active minutes equal to the most common gap when that gap is ≥ 2 minutes; else 0." }),
+                      signalZ: z
+                        .record(z.string(), z.number().nullable())
+                        .nullable()
+                        .openapi({ description: "z of volume (the smaller of its columns' z), regularity (the larger of its columns' z) and of each column." }),
+                    }),
+                  ),
                   nextCursor: z.string().nullable(),
                 })
                 .openapi("BotClassifications"),
@@ -94,8 +123,21 @@ export const adminBatchesRouter = createRouter()
       return c.json(
         {
           date: q.date,
-          params: { mode: run.mode, mu: run.mu, sigma: run.sigma, source: run.paramsSource },
-          items: page.map((r) => ({ userId: r.userId, rbar: r.rbar, z: r.z, level: r.level, action: r.action, activeMinutes: r.activeMinutes, weightedUnits: r.weightedUnits })),
+          params: { mode: run.mode, mu: run.mu, sigma: run.sigma, source: run.paramsSource, signals: run.signalParams },
+          items: page.map((r) => ({
+            userId: r.userId,
+            rbar: r.rbar,
+            z: r.z,
+            level: r.level,
+            action: r.action,
+            decidedBy: r.decidedBy,
+            activeMinutes: r.activeMinutes,
+            weightedUnits: r.weightedUnits,
+            activeHours: r.activeHours,
+            rateDispersion: r.rateDispersion,
+            cadence: r.cadence,
+            signalZ: r.signalZ,
+          })),
           nextCursor: rows.length > q.limit ? page.at(-1)!.userId : null,
         },
         200,

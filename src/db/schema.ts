@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { check, index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import type { Signal, SignalColumn, SignalParams } from "../activity/signals";
 
 /** Times are stored as epoch milliseconds (UTC) and rendered as ISO 8601 by the API. */
 
@@ -394,6 +395,8 @@ export const batchRuns = sqliteTable("batch_runs", {
   sigma: real(),
   population: integer(),
   paramsSource: text(),
+  /** μ, σ and their source per volume/regularity column (`SignalColumn`), fixed with μ and σ of R̄. */
+  signalParams: text({ mode: "json" }).$type<Record<SignalColumn, SignalParams>>(),
   activeUsers: integer().notNull().default(0),
   queueMessages: integer().notNull().default(0),
   failedChunks: integer().notNull().default(0),
@@ -411,10 +414,19 @@ export const dailyActivity = sqliteTable(
     activeMinutes: integer().notNull(),
     weightedUnits: integer().notNull(),
     rbar: real().notNull(),
+    /** Volume and regularity columns (activity/signals.ts); the regularity ones are null on a day too short to judge. */
+    activeHours: integer().notNull().default(0),
+    rateDispersion: real(),
+    cadence: real(),
     /** JSON object campaignId → weighted units attributed to it. */
     campaignUnits: text({ mode: "json" }).$type<Record<string, number>>().notNull(),
     level: text({ enum: ["A", "B", "C"] }),
+    /** z of R̄. */
     z: real(),
+    /** z of each signal (volume, regularity) and of each of their columns. */
+    signalZ: text({ mode: "json" }).$type<Record<Signal | SignalColumn, number | null>>(),
+    /** What set the level: rbar, volume, regularity, volume+regularity; null for C. */
+    decidedBy: text({ enum: ["rbar", "volume", "regularity", "volume+regularity"] }),
     action: text({ enum: ["banned", "held", "paid", "none"] }),
     classifiedAt: integer(),
   },
@@ -431,9 +443,12 @@ export const payouts = sqliteTable(
     campaignId: text().notNull(),
     advertiserId: text().notNull(),
     units: integer().notNull(),
+    /** Rupiah paid (or held, or to pay): units × rate fee, less what the daily cap withheld. */
     amountIdr: integer().notNull(),
     feeIdr: integer().notNull(),
-    status: text({ enum: ["paid", "held", "rejected", "insufficient_budget", "campaign_suspended"] }).notNull(),
+    /** Rupiah over PAYOUT_DAILY_CAP_IDR: recorded, never paid. A line capped to nothing has status `capped`. */
+    cappedIdr: integer().notNull().default(0),
+    status: text({ enum: ["paid", "held", "rejected", "insufficient_budget", "campaign_suspended", "capped"] }).notNull(),
     transactionId: text(),
     /** The usage invoice that billed this payout (null: not billed yet). */
     invoiceId: text(),

@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { evaluateRules, type Finding, type RuleConfig } from "../fraud/rules";
-import { meanRate, ratePerMinute, type ActivityType, type Weights } from "../activity/bot-rules";
+import { ratePerMinute, type ActivityType, type Weights } from "../activity/bot-rules";
+import { daySignals, type DaySignals } from "../activity/signals";
 import { addDays, businessDay } from "../lib/time";
 import { closeSocket, EventLog, type Retention } from "../realtime/event-log";
 import type { DeliveredEvent } from "../realtime/outbox";
@@ -13,11 +14,9 @@ export interface ActivityEvent {
   count: number;
 }
 
-export interface DaySummary {
+/** A day's activity shape (R̄, volume, regularity: `daySignals`) and units per campaign. */
+export interface DaySummary extends DaySignals {
   day: string;
-  activeMinutes: number;
-  weightedUnits: number;
-  rbar: number;
   campaignUnits: Record<string, number>;
 }
 
@@ -228,16 +227,16 @@ export class UserActivity extends DurableObject<Env> {
   }
 
   /**
-   * What the daily batch needs of a day: active minutes, weighted units, R̄ and units per campaign. The
-   * day is closed from this moment: later events for it are refused, never silently left unpaid.
+   * What the daily batch needs of a day: its signals (active minutes, weighted units, R̄, active hours,
+   * rate dispersion, cadence) and units per campaign. The day is closed from this moment: later events
+   * for it are refused, never silently left unpaid.
    */
-  summary(day: string, weights: Weights): DaySummary {
+  summary(day: string, weights: Weights, opts: { minMinutes?: number } = {}): DaySummary {
     this.sql.exec("INSERT OR IGNORE INTO closed_days (day) VALUES (?)", day);
     const minutes = this.minuteRates(day, weights);
-    const weightedUnits = minutes.reduce((sum, m) => sum + m.rate, 0);
     const campaignUnits: Record<string, number> = {};
     const rows = this.sql.exec<{ campaign: string; type: string; count: number }>("SELECT campaign, type, SUM(count) AS count FROM minute_counts WHERE day = ? AND campaign != '' GROUP BY campaign, type", day).toArray();
     for (const r of rows) campaignUnits[r.campaign] = (campaignUnits[r.campaign] ?? 0) + ratePerMinute({ [r.type]: r.count }, weights);
-    return { day, activeMinutes: minutes.length, weightedUnits, rbar: meanRate(minutes.map((m) => m.rate)), campaignUnits };
+    return { day, ...daySignals(minutes, opts), campaignUnits };
   }
 }

@@ -4,6 +4,7 @@ import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { campaigns, payouts, users, type CampaignRow, type PayoutRow } from "../db/schema";
 import { activityPayout } from "../activity/bot-rules";
+import { capDailyPayout } from "../activity/signals";
 import { campaignAccountId, systemAccountId, userAccountId } from "../ledger/accounts";
 import { applyPlan, applyPlans } from "../ledger/executor";
 import { guard, GuardError } from "../ledger/guards";
@@ -30,14 +31,43 @@ export function payoutAmounts(line: PayoutLine, config: Config) {
 }
 
 /** A payout's terms are fixed when its row is first written; a release or a rerun pays exactly these. */
-export type PayoutTerms = Pick<PayoutRow, "id" | "day" | "userId" | "campaignId" | "advertiserId" | "units" | "amountIdr" | "feeIdr">;
+export type PayoutTerms = Pick<PayoutRow, "id" | "day" | "userId" | "campaignId" | "advertiserId" | "units" | "amountIdr" | "feeIdr" | "cappedIdr">;
 
 export function termsOf(line: PayoutLine, config: Config): PayoutTerms {
   const id = `po_${line.day}_${line.userId}_${line.campaign.id}`;
-  return { id, day: line.day, userId: line.userId, campaignId: line.campaign.id, advertiserId: line.campaign.ownerId, units: line.units, ...payoutAmounts(line, config) };
+  return { id, day: line.day, userId: line.userId, campaignId: line.campaign.id, advertiserId: line.campaign.ownerId, units: line.units, ...payoutAmounts(line, config), cappedIdr: 0 };
 }
 
-export const termsOfRow = (row: PayoutRow): PayoutTerms => ({ id: row.id, day: row.day, userId: row.userId, campaignId: row.campaignId, advertiserId: row.advertiserId, units: row.units, amountIdr: row.amountIdr, feeIdr: row.feeIdr });
+export const termsOfRow = (row: PayoutRow): PayoutTerms => ({
+  id: row.id,
+  day: row.day,
+  userId: row.userId,
+  campaignId: row.campaignId,
+  advertiserId: row.advertiserId,
+  units: row.units,
+  amountIdr: row.amountIdr,
+  feeIdr: row.feeIdr,
+  cappedIdr: row.cappedIdr,
+});
+
+/**
+ * One user's lines of a day under PAYOUT_DAILY_CAP_IDR (`capDailyPayout`: the cap shared in proportion
+ * to each campaign's line). A capped line pays less, its fee is charged on what it pays, and its units
+ * (what usage billing counts) shrink in the same proportion, rounded down: no advertiser pays for,
+ * or is billed for, activity the platform did not pay for. The withheld rupiah are recorded in cappedIdr.
+ */
+export function capLines(lines: PayoutTerms[], capIdr: number, config: Config): PayoutTerms[] {
+  return capDailyPayout(lines, capIdr).map(({ paidIdr, cappedIdr, ...line }) =>
+    cappedIdr === 0
+      ? { ...line, cappedIdr: 0 }
+      : { ...line, amountIdr: paidIdr, feeIdr: bpsOf(paidIdr, config.CREATOR_PAYOUT_FEE_BPS), cappedIdr, units: line.amountIdr === 0 ? 0 : Math.floor((line.units * paidIdr) / line.amountIdr) },
+  );
+}
+
+/** Records a line the daily cap withheld entirely: nothing moves, nothing is paid later. */
+export function cappedPayoutStatement(db: Db, terms: PayoutTerms, now: number) {
+  return db.insert(payouts).values({ ...terms, status: "capped", createdAt: now }).onConflictDoNothing();
+}
 
 /** Records a level-B line as held: no money moves until an admin releases it. */
 export function holdPayoutStatement(db: Db, terms: PayoutTerms, now: number) {

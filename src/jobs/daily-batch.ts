@@ -3,10 +3,12 @@ import { selectInChunks } from "../db/in-chunks";
 import type { Db } from "../db/client";
 import { activityDays, batchRuns, dailyActivity, payouts, users } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
-import { classify, populationParams, type Level } from "../activity/bot-rules";
+import { populationParams, type Level, type PopulationStats } from "../activity/bot-rules";
+import { classifyDay, columnParams, signalColumns, type ColumnDefaults, type Signal, type SignalColumn, type SignalParams, type Thresholds } from "../activity/signals";
+import type { Config } from "../config";
 import { alertStatement, dedupeKey } from "../fraud/alerts";
 import { ApiError } from "../lib/errors";
-import { campaignsById, holdPayoutStatement, payLines, termsOf, termsOfRow, type PayoutTerms } from "./batch-payouts";
+import { campaignsById, capLines, cappedPayoutStatement, holdPayoutStatement, payLines, termsOf, termsOfRow, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
 import { startFanout, type FanoutSource, type QueueDeps } from "./fanout";
 
@@ -116,8 +118,19 @@ export async function handleDeadLetter(deps: BatchDeps, message: BatchMessage, n
 async function collect(deps: BatchDeps, { day, userIds }: BatchMessage, now: number) {
   const { db, env, config } = deps;
   const weights = weightsOf(config);
-  const summaries = await Promise.all(userIds.map((id) => env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(id)).summary(day, weights)));
-  const rows = summaries.map((s, i) => ({ day, userId: userIds[i]!, activeMinutes: s.activeMinutes, weightedUnits: s.weightedUnits, rbar: s.rbar, campaignUnits: s.campaignUnits }));
+  const opts = { minMinutes: config.BOT_REGULARITY_MIN_MINUTES };
+  const summaries = await Promise.all(userIds.map((id) => env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(id)).summary(day, weights, opts)));
+  const rows = summaries.map((s, i) => ({
+    day,
+    userId: userIds[i]!,
+    activeMinutes: s.activeMinutes,
+    weightedUnits: s.weightedUnits,
+    rbar: s.rbar,
+    activeHours: s.activeHours,
+    rateDispersion: s.rateDispersion,
+    cadence: s.cadence,
+    campaignUnits: s.campaignUnits,
+  }));
   for (let i = 0; i < rows.length; i += 10) {
     await db.insert(dailyActivity).values(rows.slice(i, i + 10)).onConflictDoNothing();
   }
@@ -132,10 +145,14 @@ async function maybeStartPaying(deps: BatchDeps, day: string, now: number) {
   const [{ n } = { n: 0 }] = await db.select({ n: count() }).from(dailyActivity).where(eq(dailyActivity.day, day));
   if (n < run.activeUsers) return;
   const stats = await populationStats(db, day);
-  const params = populationParams(stats, { mode: config.BOT_PARAMS_MODE, mu: config.BOT_MU, sigma: config.BOT_SIGMA, minPopulation: config.BOT_MIN_POPULATION });
+  const params = populationParams(stats.rbar, { mode: config.BOT_PARAMS_MODE, mu: config.BOT_MU, sigma: config.BOT_SIGMA, minPopulation: config.BOT_MIN_POPULATION });
+  const defaults = columnDefaultsOf(config);
+  const signalParams = Object.fromEntries(
+    SIGNAL_COLUMNS.map((c) => [c, columnParams(stats[c], defaults[c], { mode: config.BOT_PARAMS_MODE, minPopulation: config.BOT_MIN_POPULATION })]),
+  ) as Record<SignalColumn, SignalParams>;
   const [won] = await db
     .update(batchRuns)
-    .set({ status: "paying", mode: config.BOT_PARAMS_MODE, mu: params.mu, sigma: params.sigma, population: stats.n, paramsSource: params.source })
+    .set({ status: "paying", mode: config.BOT_PARAMS_MODE, mu: params.mu, sigma: params.sigma, population: stats.rbar.n, paramsSource: params.source, signalParams })
     .where(and(eq(batchRuns.day, day), eq(batchRuns.status, "collecting"), isNull(batchRuns.mu)))
     .returning();
   if (!won) return;
@@ -143,25 +160,51 @@ async function maybeStartPaying(deps: BatchDeps, day: string, now: number) {
     await startFanout(deps.env.BATCH_QUEUE, "pay", day);
   } catch (error) {
     // Nothing was queued: undo the switch so this message's retry (or the next collect) starts paying again.
-    await db.update(batchRuns).set({ status: "collecting", mu: null, sigma: null, population: null, paramsSource: null }).where(and(eq(batchRuns.day, day), eq(batchRuns.status, "paying")));
+    await db.update(batchRuns).set({ status: "collecting", mu: null, sigma: null, population: null, paramsSource: null, signalParams: null }).where(and(eq(batchRuns.day, day), eq(batchRuns.status, "paying")));
     throw error;
   }
 }
 
+/** The columns of daily_activity each signal column is stored in. */
+const COLUMN_SQL: Record<"rbar" | SignalColumn, string> = { rbar: "rbar", activeMinutes: "active_minutes", activeHours: "active_hours", rateDispersion: "rate_dispersion", cadence: "cadence" };
+
 /**
- * The median and MAD of the day's R̄ over users who were active (a user whose only report was refused
- * has no minutes), computed by SQL so no invocation loads the whole population.
+ * The median and MAD of the day's R̄ and of each signal column, over users who were active (a user whose
+ * only report was refused has no minutes; a regularity column counts only days long enough to have one),
+ * computed by SQL in three rounds of concurrent reads (counts, medians, MADs), so no invocation loads the population.
  */
-async function populationStats(db: Db, day: string) {
-  const active = sql`day = ${day} and active_minutes > 0`;
-  const [{ n } = { n: 0 }] = await db.all<{ n: number }>(sql`select count(*) as n from daily_activity where ${active}`);
-  const nth = async (order: ReturnType<typeof sql>, offset: number) =>
-    (await db.all<{ v: number }>(sql`select ${order} as v from daily_activity where ${active} order by v limit 1 offset ${offset}`))[0]?.v ?? 0;
-  const mid = async (order: ReturnType<typeof sql>) => (n % 2 === 1 ? nth(order, (n - 1) / 2) : ((await nth(order, n / 2 - 1)) + (await nth(order, n / 2))) / 2);
-  const median = n === 0 ? 0 : await mid(sql`rbar`);
-  const mad = n === 0 ? 0 : await mid(sql`abs(rbar - ${median})`);
-  return { n, median, mad };
+async function populationStats(db: Db, day: string): Promise<Record<"rbar" | SignalColumn, PopulationStats>> {
+  const columns = Object.keys(COLUMN_SQL) as ("rbar" | SignalColumn)[];
+  const where = (c: string) => sql`day = ${day} and active_minutes > 0 and ${sql.raw(c)} is not null`;
+  // (Concurrent reads, not one db.batch: drizzle's D1 batch does not bind parameters of raw SQL.)
+  const n = await Promise.all(columns.map(async (c) => (await db.all<{ n: number }>(sql`select count(*) as n from daily_activity where ${where(COLUMN_SQL[c])}`))[0]?.n ?? 0));
+  // The middle one or two values of an expression (by offset); their mean is the median.
+  const middle = async (expr: ReturnType<typeof sql>, c: string, count: number) => {
+    const rows = await db.all<{ v: number }>(sql`select ${expr} as v from daily_activity where ${where(c)} order by v limit ${count % 2 === 1 ? 1 : 2} offset ${Math.max(0, Math.floor((count - 1) / 2))}`);
+    return rows.length === 0 ? 0 : rows.reduce((a, r) => a + r.v, 0) / rows.length;
+  };
+  const medians = await Promise.all(columns.map((c, i) => middle(sql.raw(COLUMN_SQL[c]), COLUMN_SQL[c], n[i]!)));
+  const mads = await Promise.all(columns.map((c, i) => middle(sql`abs(${sql.raw(COLUMN_SQL[c])} - ${medians[i]})`, COLUMN_SQL[c], n[i]!)));
+  return Object.fromEntries(columns.map((c, i) => [c, { n: n[i]!, median: n[i] === 0 ? 0 : medians[i]!, mad: n[i] === 0 ? 0 : mads[i]! }])) as Record<"rbar" | SignalColumn, PopulationStats>;
 }
+
+/** Each signal column's configured μ, σ and σ floor. */
+export function columnDefaultsOf(config: Config): Record<SignalColumn, ColumnDefaults> {
+  return {
+    activeMinutes: { mu: config.BOT_ACTIVE_MINUTES_MU, sigma: config.BOT_ACTIVE_MINUTES_SIGMA, sigmaMin: config.BOT_ACTIVE_MINUTES_SIGMA_MIN },
+    activeHours: { mu: config.BOT_ACTIVE_HOURS_MU, sigma: config.BOT_ACTIVE_HOURS_SIGMA, sigmaMin: config.BOT_ACTIVE_HOURS_SIGMA_MIN },
+    rateDispersion: { mu: config.BOT_RATE_DISPERSION_MU, sigma: config.BOT_RATE_DISPERSION_SIGMA, sigmaMin: config.BOT_RATE_DISPERSION_SIGMA_MIN },
+    cadence: { mu: config.BOT_CADENCE_MU, sigma: config.BOT_CADENCE_SIGMA, sigmaMin: config.BOT_CADENCE_SIGMA_MIN },
+  };
+}
+
+export const thresholdsOf = (config: Config): Thresholds => ({
+  rbar: { a: config.BOT_K_A, b: config.BOT_K_B },
+  volume: { a: config.BOT_VOLUME_K_A, b: config.BOT_VOLUME_K_B },
+  regularity: { a: config.BOT_REGULARITY_K_A, b: config.BOT_REGULARITY_K_B },
+});
+
+const SIGNAL_COLUMNS = Object.keys(signalColumns) as SignalColumn[];
 
 const ACTION: Record<Level, "banned" | "held" | "paid"> = { A: "banned", B: "held", C: "paid" };
 
@@ -170,6 +213,10 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   const run = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, day) });
   if (!run || run.mu === null || run.sigma === null) throw new Error(`batch ${day} has no population parameters yet`);
   const params = { mu: run.mu, sigma: run.sigma };
+  // A run whose μ and σ were fixed before the signals existed judges them with the configured values.
+  const defaults = columnDefaultsOf(config);
+  const columns = run.signalParams ?? (Object.fromEntries(SIGNAL_COLUMNS.map((c) => [c, { mu: defaults[c].mu, sigma: defaults[c].sigma, source: "fixed" }])) as Record<SignalColumn, SignalParams>);
+  const thresholds = thresholdsOf(config);
   const rows = await selectInChunks(userIds, (ids) => db.select().from(dailyActivity).where(and(eq(dailyActivity.day, day), inArray(dailyActivity.userId, ids))));
   const decided = new Map((await selectInChunks(userIds, (ids) => db.select().from(payouts).where(and(eq(payouts.day, day), inArray(payouts.userId, ids))))).map((p) => [p.id, p]));
   const known = await campaignsById(db, [...new Set(rows.flatMap((r) => Object.keys(r.campaignUnits)))]);
@@ -178,23 +225,53 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   const paid: PayoutTerms[] = [];
   for (const row of rows) {
     // A classification stands once made: a rerun never turns a held (or rejected) day into a paid one.
-    const { level, z } = row.level ? { level: row.level, z: row.z } : classify(row.rbar, params, { a: config.BOT_K_A, b: config.BOT_K_B });
-    const terms = Object.entries(row.campaignUnits)
+    const day_ = row.level
+      ? { level: row.level, decidedBy: row.decidedBy, z: { rbar: row.z ?? 0, ...(row.signalZ ?? {}) } }
+      : classifyDay({ ...row, rbar: row.rbar }, { rbar: params, columns }, thresholds);
+    const { level } = day_;
+    // The cap is shared over all the user's lines of the day, then each line keeps what an earlier run decided.
+    const fresh = Object.entries(row.campaignUnits)
       .filter(([id, units]) => units > 0 && known.has(id))
-      .map(([id, units]) => {
-        const fresh = termsOf({ day, userId: row.userId, campaign: known.get(id)!, units }, config);
-        const earlier = decided.get(fresh.id);
-        return earlier ? (earlier.status === "insufficient_budget" ? termsOfRow(earlier) : null) : fresh;
+      .map(([id, units]) => termsOf({ day, userId: row.userId, campaign: known.get(id)!, units }, config));
+    const terms = capLines(fresh, config.PAYOUT_DAILY_CAP_IDR, config)
+      .map((line) => {
+        const earlier = decided.get(line.id);
+        return earlier ? (earlier.status === "insufficient_budget" ? termsOfRow(earlier) : null) : line;
       })
       .filter((t): t is PayoutTerms => t !== null);
-    if (!row.level) classifications.push(db.update(dailyActivity).set({ level, z, action: ACTION[level], classifiedAt: now }).where(and(eq(dailyActivity.day, day), eq(dailyActivity.userId, row.userId))));
+    const capped = terms.filter((t) => t.amountIdr === 0 && t.cappedIdr > 0);
+    const payable = terms.filter((t) => t.amountIdr > 0);
+    if (!row.level) {
+      const { rbar: z, ...signalZ } = day_.z;
+      classifications.push(
+        db
+          .update(dailyActivity)
+          .set({ level, z, signalZ: signalZ as Record<Signal | SignalColumn, number | null>, decidedBy: day_.decidedBy, action: ACTION[level], classifiedAt: now })
+          .where(and(eq(dailyActivity.day, day), eq(dailyActivity.userId, row.userId))),
+      );
+    }
     // (A statement is a thenable: it is built after the key is awaited, never returned from an async function.)
     const key = level === "C" ? "" : await dedupeKey("bot_level", day, row.userId);
     const alert = (severity: "critical" | "high") =>
-      alertStatement(db, { userId: row.userId, alertType: `bot_level_${level}`, severity, details: { day, rbar: row.rbar, z, mu: params.mu, sigma: params.sigma }, actionTaken: level === "A" ? "banned" : null, dedupeKey: key }, now);
+      alertStatement(
+        db,
+        {
+          userId: row.userId,
+          alertType: `bot_level_${level}`,
+          severity,
+          details: { day, decidedBy: day_.decidedBy, rbar: row.rbar, z: day_.z.rbar, mu: params.mu, sigma: params.sigma, activeMinutes: row.activeMinutes, activeHours: row.activeHours, rateDispersion: row.rateDispersion, cadence: row.cadence, signalZ: day_.z },
+          actionTaken: level === "A" ? "banned" : null,
+          dedupeKey: key,
+        },
+        now,
+      );
     if (level === "A") await db.batch([alert("critical"), db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId))]);
-    else if (level === "B") await db.batch([alert("high"), ...terms.map((t) => holdPayoutStatement(db, t, now))]);
-    else paid.push(...terms);
+    else if (level === "B") await db.batch([alert("high"), ...payable.map((t) => holdPayoutStatement(db, t, now)), ...capped.map((t) => cappedPayoutStatement(db, t, now))]);
+    else {
+      paid.push(...payable);
+      const records: Statement[] = capped.map((t) => cappedPayoutStatement(db, t, now));
+      if (records.length > 0) await db.batch(records as [Statement, ...Statement[]]);
+    }
   }
   await payLines(db, paid, now);
   // Classified last: a chunk that stops halfway is simply processed again (every step above is idempotent).

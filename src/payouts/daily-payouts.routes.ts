@@ -15,13 +15,14 @@ const PayoutSchema = z
     units: z.number().int(),
     amountIdr: z.number().int(),
     feeIdr: z.number().int(),
+    cappedIdr: z.number().int().openapi({ description: "Rupiah over PAYOUT_DAILY_CAP_IDR for the day: recorded, never paid (status `capped` when nothing was left to pay)." }),
     status: z.enum(payouts.status.enumValues),
     decidedBy: z.string().nullable(),
     createdAt: z.string(),
   })
   .openapi("Payout");
 
-const view = (p: PayoutRow) => ({ id: p.id, day: p.day, userId: p.userId, campaignId: p.campaignId, units: p.units, amountIdr: p.amountIdr, feeIdr: p.feeIdr, status: p.status, decidedBy: p.decidedBy, createdAt: new Date(p.createdAt).toISOString() });
+const view = (p: PayoutRow) => ({ id: p.id, day: p.day, userId: p.userId, campaignId: p.campaignId, units: p.units, amountIdr: p.amountIdr, feeIdr: p.feeIdr, cappedIdr: p.cappedIdr, status: p.status, decidedBy: p.decidedBy, createdAt: new Date(p.createdAt).toISOString() });
 
 const WithdrawalSchema = z
   .object({ id: z.string(), asset: z.enum(["COIN", "IDR"]), amount: z.number().int(), grossIdr: z.number().int(), platformFeeIdr: z.number().int(), taxIdr: z.number().int(), netIdr: z.number().int(), status: z.enum(["pending", "completed", "failed"]), createdAt: z.string(), completedAt: z.string().nullable() })
