@@ -1,60 +1,15 @@
 #!/usr/bin/env node
 // End-to-end: starts the service the way `npm start` does (wrangler dev + gateway simulator, fresh
 // local state), then drives real flows over HTTP exactly as a client and the gateways would.
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { signToken } from "./dev-token.mjs";
 import { ensureDevVars } from "./dev-vars.mjs";
+import { request, startLocalService } from "./local-service.mjs";
 
-const port = Number(process.env.E2E_PORT ?? 8777);
-const simPort = Number(process.env.E2E_SIM_PORT ?? 8778);
-const api = `http://127.0.0.1:${port}`;
-const simUrl = `http://127.0.0.1:${simPort}`;
-const persist = mkdtempSync(join(tmpdir(), "money-e2e-"));
+const service = startLocalService({ name: "e2e", port: Number(process.env.E2E_PORT ?? 8777), simPort: Number(process.env.E2E_SIM_PORT ?? 8778) });
+const { api, simUrl } = service;
 const secret = ensureDevVars().JWT_SECRET;
-
-const server = spawn("node", ["scripts/start.mjs"], {
-  env: { ...process.env, PORT: String(port), SIM_PORT: String(simPort), PERSIST_DIR: persist, SIM_LOG: "false" },
-  stdio: ["ignore", "pipe", "pipe"],
-  detached: true,
-});
-let log = "";
-server.stdout.on("data", (d) => (log += d));
-server.stderr.on("data", (d) => (log += d));
-
-function shutdown() {
-  try {
-    process.kill(-server.pid, "SIGTERM");
-  } catch {}
-  rmSync(persist, { recursive: true, force: true });
-}
-
-async function request(method, url, { token, body, headers = {} } = {}) {
-  const res = await fetch(url, {
-    method,
-    headers: { ...(body ? { "content-type": "application/json" } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { status: res.status, json, text };
-}
-
-async function waitReady() {
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${api}/openapi.json`)).ok) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`service did not start:\n${log.slice(-3000)}`);
-}
+const shutdown = () => service.stop();
+const waitReady = () => service.ready();
 
 const DAILY_CRON = "15 17 * * *";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -88,7 +43,7 @@ async function check(name, fn) {
   } catch (error) {
     results.push([name, false]);
     console.log(`FAIL ${name}\n     ${error.message}`);
-    if (process.env.E2E_LOG) console.log(log.slice(-4000));
+    if (process.env.E2E_LOG) console.log(service.log().slice(-4000));
   }
 }
 function expect(cond, message) {

@@ -4,68 +4,31 @@
 // KYC submission and a held payout through the API (the payout row is written into the local D1, as
 // the daily batch would), then signs in, reviews the alert, verifies the KYC, releases the payout and
 // freezes a user in the browser — and checks every outcome through the API.
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { chromium } from "playwright-core";
 import { signToken } from "./dev-token.mjs";
 import { ensureDevVars } from "./dev-vars.mjs";
+import { request, startLocalService } from "./local-service.mjs";
 
-const port = Number(process.env.CONSOLE_TEST_PORT ?? 8787 + 40);
-const simPort = Number(process.env.CONSOLE_TEST_SIM_PORT ?? 8790 + 40);
-const api = `http://127.0.0.1:${port}`;
-const simUrl = `http://127.0.0.1:${simPort}`;
-const persist = mkdtempSync(join(tmpdir(), "money-console-"));
+const service = startLocalService({
+  name: "console",
+  port: Number(process.env.CONSOLE_TEST_PORT ?? 8787 + 40),
+  simPort: Number(process.env.CONSOLE_TEST_SIM_PORT ?? 8790 + 40),
+  extraVars: ["RAPID_TRANSACTIONS_PER_MINUTE:1"],
+});
+const { api, simUrl, persist } = service;
 const secret = ensureDevVars().JWT_SECRET;
 const PNG_1X1 = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==", "base64");
 const PNG_2X1 = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAYAAAD0In+KAAAADklEQVR4nGP4z8DwH4QBEfcD/ePF9e8AAAAASUVORK5CYII=", "base64");
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-
-const server = spawn("node", ["scripts/start.mjs"], {
-  env: { ...process.env, PORT: String(port), SIM_PORT: String(simPort), PERSIST_DIR: persist, SIM_LOG: "false", EXTRA_VARS: "RAPID_TRANSACTIONS_PER_MINUTE:1" },
-  stdio: ["ignore", "pipe", "pipe"],
-  detached: true,
-});
-let log = "";
-server.stdout.on("data", (d) => (log += d));
-server.stderr.on("data", (d) => (log += d));
-
-function shutdown() {
-  try {
-    process.kill(-server.pid, "SIGTERM");
-  } catch {}
-  rmSync(persist, { recursive: true, force: true });
-}
-
-async function request(method, url, { token, body, form } = {}) {
-  const res = await fetch(url, {
-    method,
-    headers: { ...(body ? { "content-type": "application/json" } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: form ?? (body ? JSON.stringify(body) : undefined),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { status: res.status, json, text };
-}
+const shutdown = () => service.stop();
 
 function expect(cond, message) {
   if (!cond) throw new Error(message);
 }
 
-async function waitReady() {
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${api}/healthz`)).ok) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`service did not start:\n${log.slice(-3000)}`);
-}
+const waitReady = () => service.ready();
 
 /** Writes into the running service's local D1 (what the daily batch would have written). */
 function d1(sql) {
