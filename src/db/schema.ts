@@ -430,7 +430,12 @@ export const dailyActivity = sqliteTable(
     action: text({ enum: ["banned", "held", "paid", "none"] }),
     classifiedAt: integer(),
   },
-  (t) => [primaryKey({ columns: [t.day, t.userId] }), index("daily_activity_level_idx").on(t.day, t.level), index("daily_activity_rbar_idx").on(t.day, t.rbar)],
+  (t) => [
+    primaryKey({ columns: [t.day, t.userId] }),
+    index("daily_activity_level_idx").on(t.day, t.level),
+    index("daily_activity_rbar_idx").on(t.day, t.rbar),
+    index("daily_activity_classified_idx").on(t.day, t.classifiedAt),
+  ],
 );
 
 /** A day's payout to one user from one campaign's budget (unique per day, user and campaign). */

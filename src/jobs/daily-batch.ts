@@ -276,8 +276,10 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   await payLines(db, paid, now);
   // Classified last: a chunk that stops halfway is simply processed again (every step above is idempotent).
   for (let i = 0; i < classifications.length; i += 50) await db.batch(classifications.slice(i, i + 50) as [Statement, ...Statement[]]);
-  const [{ left } = { left: 1 }] = await db.select({ left: count() }).from(dailyActivity).where(and(eq(dailyActivity.day, day), isNull(dailyActivity.classifiedAt)));
-  if (left === 0) await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(and(eq(batchRuns.day, day), inArray(batchRuns.status, ["paying", "failed"])));
+  // Whether anyone is left: one probe of the (day, classified_at) index, not a count of the day (which,
+  // run by each of a day's pay messages, grew with the square of the population).
+  const left = await db.select({ userId: dailyActivity.userId }).from(dailyActivity).where(and(eq(dailyActivity.day, day), isNull(dailyActivity.classifiedAt))).limit(1);
+  if (left.length === 0) await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(and(eq(batchRuns.day, day), inArray(batchRuns.status, ["paying", "failed"])));
 }
 
 /** Progress and totals of a day's run, counted from what it wrote (so re-runs never double count). */

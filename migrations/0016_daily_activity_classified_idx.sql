@@ -1,0 +1,1 @@
+CREATE INDEX `daily_activity_classified_idx` ON `daily_activity` (`day`,`classified_at`);
