@@ -272,16 +272,26 @@ describe("volume, regularity and the daily cap (issue #15)", () => {
     const advertiser = await newUser("adv-cap");
     const [x, y, z] = await Promise.all(["x", "y", "z"].map(async (name) => (await call("POST", "/api/campaigns", { token: advertiser.token, body: { name, rateFeeIdr: 100 } })).json.id));
     for (const c of [x, y, z]) await fundCampaign(c, 200_000);
+    const pace = [1, 7, 2, 6, 4, 4];
     const user = await newUser("earner");
     // 198 minutes at a human-like uneven pace (1, 7, 2, 6, 4, 4: R̄ 4): 600 units for x, 192 for y, nothing for z.
-    const pace = [1, 7, 2, 6, 4, 4];
     await seedMinutes(user.id, day, Array.from({ length: 198 }, (_, m) => ({ minute: 600 + m, count: pace[m % 6]!, campaignId: m < 150 ? x : y })));
     // A second user far below the cap on z: paid in full.
     const small = await newUser("small");
     await seedMinutes(small.id, day, Array.from({ length: 10 }, (_, m) => ({ minute: 700 + m * 3, count: 3, campaignId: z })));
 
+    // A whale: 1,200 units on x (Rp 120,000) and 1 unit on w at Rp 1 — w's share of the cap rounds to nothing
+    // and loses the last rupiah to x's larger remainder, so w's line is recorded `capped`, nothing moved.
+    const w = (await call("POST", "/api/campaigns", { token: advertiser.token, body: { name: "w", rateFeeIdr: 1 } })).json.id;
+    await fundCampaign(w, 1_000);
+    const whale = await newUser("whale");
+    await seedMinutes(whale.id, day, [
+      ...Array.from({ length: 300 }, (_, m) => ({ minute: 480 + m, count: pace[m % 6]!, campaignId: x })),
+      { minute: 800, count: 1, campaignId: w },
+    ]);
+
     const progress = await runAndWait(day);
-    expect(progress.levels).toEqual({ C: 2 });
+    expect(progress.levels).toEqual({ C: 3 });
     // 79,200 earned, 50,000 paid: x 37,879 (largest remainder) + y 12,121; fees on what is paid.
     const rows = await env.DB.prepare("select campaign_id, status, units, amount_idr, fee_idr, capped_idr from payouts where user_id = ? order by amount_idr desc").bind(user.id).all();
     expect(rows.results).toEqual([
@@ -289,9 +299,17 @@ describe("volume, regularity and the daily cap (issue #15)", () => {
       { campaign_id: y, status: "paid", units: 121, amount_idr: 12_121, fee_idr: 1_212, capped_idr: 7_079 },
     ]);
     expect((await balanceOf(user.token)).idrBalance).toBe(50_000);
-    expect(await idrOf(campaignAccountId(x))).toBe(200_000 - 37_879 - 3_787);
+    expect(await idrOf(campaignAccountId(x))).toBe(200_000 - 37_879 - 3_787 - 50_000 - 5_000);
     expect(await idrOf(campaignAccountId(y))).toBe(200_000 - 12_121 - 1_212);
     expect((await balanceOf(small.token)).idrBalance).toBe(10 * 3 * 100);
+    const whaleRows = await env.DB.prepare("select campaign_id, status, units, amount_idr, fee_idr, capped_idr, transaction_id from payouts where user_id = ? order by amount_idr desc").bind(whale.id).all();
+    expect(whaleRows.results).toEqual([
+      expect.objectContaining({ campaign_id: x, status: "paid", units: 500, amount_idr: 50_000, fee_idr: 5_000, capped_idr: 70_000 }),
+      { campaign_id: w, status: "capped", units: 0, amount_idr: 0, fee_idr: 0, capped_idr: 1, transaction_id: null },
+    ]);
+    expect((await balanceOf(whale.token)).idrBalance).toBe(50_000);
+    expect(await idrOf(campaignAccountId(w))).toBe(1_000);
+    expectProblem(await call("POST", `/api/admin/payouts/po_${day}_${whale.id}_${w}/release`, { token: await adminToken() }), 409, "conflict");
 
     // Never paid later: a rerun pays nothing more.
     await runAndWait(day);
