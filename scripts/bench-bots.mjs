@@ -32,7 +32,7 @@ async function loadSources() {
   const esbuild = createRequire(import.meta.url)("esbuild");
   const out = await esbuild.build({
     stdin: {
-      contents: 'export * from "./src/activity/signals.ts"; export { statsOf, populationParams, classify } from "./src/activity/bot-rules.ts";',
+      contents: 'export * from "./src/activity/signals.ts"; export { statsOf, populationParams, classify } from "./src/activity/bot-rules.ts"; export { loadConfig } from "./src/config.ts";',
       resolveDir: root,
       loader: "ts",
     },
@@ -60,23 +60,21 @@ const POPULATIONS = [
   ["mix-20", { fast: 0.1, pacing: 0.04, jittered: 0.03, "jittered-timer": 0.03, power: 0.05 }],
 ].map(([name, mix], i) => ({ name, mix, seed: SEED + i }));
 
-// SPEC §8 defaults: BOT_K_A/B, robust mode, BOT_MU/BOT_SIGMA fallback, BOT_MIN_POPULATION.
-const RBAR = { k: { a: 3, b: 2 }, cfg: { mode: "robust", mu: 4, sigma: 2, minPopulation: 30 } };
 
 const SWEEP = [2.25, 2.5, 3]; // volume k_B values shown in the trade-off table
 
 function run(lib, { name, mix, seed }) {
   const t0 = performance.now();
   const users = population(seed, USERS, mix);
-  const signals = users.map((u) => lib.daySignals(u.minutes));
-  const rbar = lib.populationParams(lib.statsOf(signals.map((s) => s.rbar)), RBAR.cfg);
+  // The service's own defaults (src/config.ts) and the functions the daily batch calls with them.
+  const config = lib.loadConfig({});
+  const signals = users.map((u) => lib.daySignals(u.minutes, { minMinutes: config.BOT_REGULARITY_MIN_MINUTES }));
+  const mode = { mode: config.BOT_PARAMS_MODE, minPopulation: config.BOT_MIN_POPULATION };
+  const rbar = lib.populationParams(lib.statsOf(signals.map((s) => s.rbar)), { ...mode, mu: config.BOT_MU, sigma: config.BOT_SIGMA });
   const columns = {};
-  for (const [c, d] of Object.entries(lib.signalDefaults.columns)) {
-    const values = signals.map((s) => s[c]).filter((v) => v !== null);
-    columns[c] = lib.columnParams(lib.statsOf(values), d, { mode: "robust", minPopulation: RBAR.cfg.minPopulation });
-  }
+  for (const [c, d] of Object.entries(lib.columnDefaultsOf(config))) columns[c] = lib.columnParams(lib.statsOf(signals.map((s) => s[c]).filter((v) => v !== null)), d, mode);
   const params = { rbar, columns };
-  const t = { rbar: RBAR.k, volume: lib.signalDefaults.volume, regularity: lib.signalDefaults.regularity };
+  const t = lib.thresholdsOf(config);
   // "new only": the same function with R̄ switched off, to show what volume and regularity add on their own.
   const tNew = { ...t, rbar: { a: Infinity, b: Infinity } };
   const kinds = {};
@@ -86,7 +84,7 @@ function run(lib, { name, mix, seed }) {
     const k = (kinds[u.kind] ??= { users: 0, full: { A: 0, B: 0 }, rbarOnly: { A: 0, B: 0 }, newOnly: { A: 0, B: 0 }, decidedBy: {}, sweep: SWEEP.map(() => 0) });
     k.users++;
     count(k, "full", day.level);
-    count(k, "rbarOnly", lib.classify(signals[i].rbar, rbar, RBAR.k).level);
+    count(k, "rbarOnly", lib.classify(signals[i].rbar, rbar, t.rbar).level);
     count(k, "newOnly", lib.classifyDay(signals[i], params, tNew).level);
     if (day.decidedBy) k.decidedBy[day.decidedBy] = (k.decidedBy[day.decidedBy] ?? 0) + 1;
     SWEEP.forEach((b, j) => lib.classifyDay(signals[i], params, { ...t, volume: { ...t.volume, b } }).level !== "C" && k.sweep[j]++);
@@ -123,7 +121,9 @@ const seconds = (performance.now() - t0) / 1000;
 const lines = [];
 lines.push(`# bench:bots — ${USERS} user-days per population, seeds ${POPULATIONS.map((p) => `${p.name}=${p.seed}`).join(", ")}`);
 lines.push("");
-lines.push(`Thresholds: R̄ k_A/k_B ${RBAR.k.a}/${RBAR.k.b}; volume ${lib.signalDefaults.volume.a}/${lib.signalDefaults.volume.b}; regularity ${lib.signalDefaults.regularity.a}/${lib.signalDefaults.regularity.b}; regularity needs ${lib.signalDefaults.minMinutes} active minutes.`);
+const config = lib.loadConfig({});
+const thresholds = lib.thresholdsOf(config);
+lines.push(`Thresholds (src/config.ts defaults): R̄ k_A/k_B ${thresholds.rbar.a}/${thresholds.rbar.b}; volume ${thresholds.volume.a}/${thresholds.volume.b}; regularity ${thresholds.regularity.a}/${thresholds.regularity.b}; regularity needs ${config.BOT_REGULARITY_MIN_MINUTES} active minutes.`);
 lines.push("");
 lines.push("| population | kind | users | B+ % | A % | B % | R̄-only B+ % | R̄-only A % | new-only B+ % | new-only A % | decided by (A and B) |");
 lines.push("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|");
@@ -161,5 +161,5 @@ console.log(lines.join("\n"));
 mkdirSync(join(root, ".bench"), { recursive: true });
 writeFileSync(
   join(root, ".bench", "bots-results.json"),
-  JSON.stringify({ at: new Date().toISOString(), users: USERS, thresholds: { rbar: RBAR, volume: lib.signalDefaults.volume, regularity: lib.signalDefaults.regularity, minMinutes: lib.signalDefaults.minMinutes, columns: lib.signalDefaults.columns }, seconds, populations: results, targets: checks }, null, 2),
+  JSON.stringify({ at: new Date().toISOString(), users: USERS, thresholds: { ...thresholds, minMinutes: config.BOT_REGULARITY_MIN_MINUTES, columns: lib.columnDefaultsOf(config) }, seconds, populations: results, targets: checks }, null, 2),
 );

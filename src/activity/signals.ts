@@ -4,6 +4,7 @@
  * is the median and MAD of that one column for the day (as for R̄), so the batch can compute it by SQL.
  */
 import { classify, meanRate, populationParams, type Level, type PopulationStats } from "./bot-rules";
+import type { Config } from "../config";
 
 export interface MinuteRate {
   minute: number;
@@ -154,6 +155,22 @@ export function classifyDay(s: DaySignals, p: { rbar: { mu: number; sigma: numbe
   else if (past(regularity, t.regularity.b)) [level, decidedBy] = ["B", "regularity"];
   return { level, decidedBy, z: { rbar: r.z, volume, regularity, ...cols } };
 }
+
+/** Each signal column's configured μ, σ and σ floor. */
+export function columnDefaultsOf(config: Config): Record<SignalColumn, ColumnDefaults> {
+  return {
+    activeMinutes: { mu: config.BOT_ACTIVE_MINUTES_MU, sigma: config.BOT_ACTIVE_MINUTES_SIGMA, sigmaMin: config.BOT_ACTIVE_MINUTES_SIGMA_MIN },
+    activeHours: { mu: config.BOT_ACTIVE_HOURS_MU, sigma: config.BOT_ACTIVE_HOURS_SIGMA, sigmaMin: config.BOT_ACTIVE_HOURS_SIGMA_MIN },
+    rateDispersion: { mu: config.BOT_RATE_DISPERSION_MU, sigma: config.BOT_RATE_DISPERSION_SIGMA, sigmaMin: config.BOT_RATE_DISPERSION_SIGMA_MIN },
+    cadence: { mu: config.BOT_CADENCE_MU, sigma: config.BOT_CADENCE_SIGMA, sigmaMin: config.BOT_CADENCE_SIGMA_MIN },
+  };
+}
+
+export const thresholdsOf = (config: Config): Thresholds => ({
+  rbar: { a: config.BOT_K_A, b: config.BOT_K_B },
+  volume: { a: config.BOT_VOLUME_K_A, b: config.BOT_VOLUME_K_B },
+  regularity: { a: config.BOT_REGULARITY_K_A, b: config.BOT_REGULARITY_K_B },
+});
 
 /** PAYOUT_DAILY_CAP_IDR's default. */
 export const PAYOUT_DAILY_CAP_IDR = 50_000;

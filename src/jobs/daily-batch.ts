@@ -4,8 +4,7 @@ import type { Db } from "../db/client";
 import { activityDays, batchRuns, dailyActivity, payouts, users } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
 import { populationParams, type Level, type PopulationStats } from "../activity/bot-rules";
-import { classifyDay, columnParams, signalColumns, type ColumnDefaults, type Signal, type SignalColumn, type SignalParams, type Thresholds } from "../activity/signals";
-import type { Config } from "../config";
+import { classifyDay, columnDefaultsOf, columnParams, signalColumns, thresholdsOf, type Signal, type SignalColumn, type SignalParams } from "../activity/signals";
 import { alertStatement, dedupeKey } from "../fraud/alerts";
 import { ApiError } from "../lib/errors";
 import { campaignsById, capLines, cappedPayoutStatement, holdPayoutStatement, payLines, termsOf, termsOfRow, type PayoutTerms } from "./batch-payouts";
@@ -187,22 +186,6 @@ async function populationStats(db: Db, day: string): Promise<Record<"rbar" | Sig
   const mads = await Promise.all(columns.map((c, i) => middle(sql`abs(${sql.raw(COLUMN_SQL[c])} - ${medians[i]})`, COLUMN_SQL[c], n[i]!)));
   return Object.fromEntries(columns.map((c, i) => [c, { n: n[i]!, median: n[i] === 0 ? 0 : medians[i]!, mad: n[i] === 0 ? 0 : mads[i]! }])) as Record<"rbar" | SignalColumn, PopulationStats>;
 }
-
-/** Each signal column's configured μ, σ and σ floor. */
-export function columnDefaultsOf(config: Config): Record<SignalColumn, ColumnDefaults> {
-  return {
-    activeMinutes: { mu: config.BOT_ACTIVE_MINUTES_MU, sigma: config.BOT_ACTIVE_MINUTES_SIGMA, sigmaMin: config.BOT_ACTIVE_MINUTES_SIGMA_MIN },
-    activeHours: { mu: config.BOT_ACTIVE_HOURS_MU, sigma: config.BOT_ACTIVE_HOURS_SIGMA, sigmaMin: config.BOT_ACTIVE_HOURS_SIGMA_MIN },
-    rateDispersion: { mu: config.BOT_RATE_DISPERSION_MU, sigma: config.BOT_RATE_DISPERSION_SIGMA, sigmaMin: config.BOT_RATE_DISPERSION_SIGMA_MIN },
-    cadence: { mu: config.BOT_CADENCE_MU, sigma: config.BOT_CADENCE_SIGMA, sigmaMin: config.BOT_CADENCE_SIGMA_MIN },
-  };
-}
-
-export const thresholdsOf = (config: Config): Thresholds => ({
-  rbar: { a: config.BOT_K_A, b: config.BOT_K_B },
-  volume: { a: config.BOT_VOLUME_K_A, b: config.BOT_VOLUME_K_B },
-  regularity: { a: config.BOT_REGULARITY_K_A, b: config.BOT_REGULARITY_K_B },
-});
 
 const SIGNAL_COLUMNS = Object.keys(signalColumns) as SignalColumn[];
 
