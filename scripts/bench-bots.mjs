@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench:bots`: quality of the bot levels (SPEC §8) on seeded synthetic populations of 10,000
-// user-days each (scripts/bot-population.mjs: normal and power users, fast, pacing and jittered bots),
+// user-days each (scripts/bot-population.mjs: normal and power users, fast, pacing and jittered bots, and
+// wide-pace humans as a stress model),
 // through the same pure functions the daily batch uses: daySignals → per-column median/MAD (statsOf,
 // columnParams; R̄ with populationParams) → classifyDay. src/activity/signals.ts (with bot-rules.ts) is
 // bundled in memory with esbuild, written to a temp .mjs and imported.
@@ -58,6 +59,7 @@ const POPULATIONS = [
   ["jittered-10", { jittered: 0.05, "jittered-timer": 0.05, power: 0.05 }],
   ["pacing+jittered-20", { pacing: 0.1, jittered: 0.05, "jittered-timer": 0.05, power: 0.05 }],
   ["mix-20", { fast: 0.1, pacing: 0.04, jittered: 0.03, "jittered-timer": 0.03, power: 0.05 }],
+  ["wide-pace", { wide: 0.9, "wide-power": 0.05, pacing: 0.05 }],
 ].map(([name, mix], i) => ({ name, mix, seed: SEED + i }));
 
 
@@ -94,21 +96,28 @@ function run(lib, { name, mix, seed }) {
 
 const pct = (n, d) => (d === 0 ? 0 : (100 * n) / d);
 const fmt = (x) => x.toFixed(2);
+// The issue's targets are for its own kinds (fast, pacing, normal, power). The same bars are applied to the
+// stress kinds (jittered and timer bots, wide-pace humans) and reported apart: they are beyond the issue's
+// definitions, and show where the rules stop working.
 const BOTS = { fast: 99, pacing: 95, jittered: 95, "jittered-timer": 95 };
+const STRESS = new Set(["jittered", "jittered-timer", "wide", "wide-power"]);
+const HUMANS = [["normal", "power"], ["wide", "wide-power"]];
 
 function targets(r) {
   const out = [];
-  const check = (kind, what, value, ok, bound) => r.kinds[kind] && out.push({ population: r.name, kind, what, value: +value.toFixed(3), bound, pass: ok(value) });
+  const check = (kind, what, value, ok, bound) => r.kinds[kind] && out.push({ population: r.name, kind, what, value: +value.toFixed(3), bound, pass: ok(value), stress: STRESS.has(kind) });
   for (const [kind, min] of Object.entries(BOTS)) {
     const k = r.kinds[kind];
     if (k) check(kind, "B-or-above %", pct(k.full.A + k.full.B, k.users), (v) => v >= min, `>= ${min}`);
   }
-  for (const level of ["full", "newOnly"]) {
-    const tag = level === "full" ? "" : " (new signals alone)";
-    const [n, p] = [r.kinds.normal, r.kinds.power];
-    check("normal", `A %${tag}`, pct(n[level].A, n.users), (v) => v <= 0.1, "<= 0.1");
-    check("normal", `B %${tag}`, pct(n[level].B, n.users), (v) => v <= 2.5, "<= 2.5");
-    check("power", `A %${tag}`, pct(p[level].A, p.users), (v) => v === 0, "= 0");
+  for (const [normal, power] of HUMANS) {
+    for (const level of ["full", "newOnly"]) {
+      const tag = level === "full" ? "" : " (new signals alone)";
+      const [n, p] = [r.kinds[normal], r.kinds[power]];
+      if (n) check(normal, `A %${tag}`, pct(n[level].A, n.users), (v) => v <= 0.1, "<= 0.1");
+      if (n) check(normal, `B %${tag}`, pct(n[level].B, n.users), (v) => v <= 2.5, "<= 2.5");
+      if (p) check(power, `A %${tag}`, pct(p[level].A, p.users), (v) => v === 0, "= 0");
+    }
   }
   return out;
 }
@@ -123,7 +132,9 @@ lines.push(`# bench:bots — ${USERS} user-days per population, seeds ${POPULATI
 lines.push("");
 const config = lib.loadConfig({});
 const thresholds = lib.thresholdsOf(config);
-lines.push(`Thresholds (src/config.ts defaults): R̄ k_A/k_B ${thresholds.rbar.a}/${thresholds.rbar.b}; volume ${thresholds.volume.a}/${thresholds.volume.b}; regularity ${thresholds.regularity.a}/${thresholds.regularity.b}; regularity needs ${config.BOT_REGULARITY_MIN_MINUTES} active minutes.`);
+lines.push(`Thresholds (src/config.ts defaults): R̄ k_A/k_B ${thresholds.rbar.a}/${thresholds.rbar.b}${thresholds.rbar.standardError ? " with its standard error" : ""}; volume ${thresholds.volume.a}/${thresholds.volume.b}; regularity ${thresholds.regularity.a}/${thresholds.regularity.b}; regularity needs ${config.BOT_REGULARITY_MIN_MINUTES} active minutes.`);
+lines.push("");
+lines.push("R̄-only: SPEC §8's comparison to the letter (no standard error); new-only: volume and regularity alone.");
 lines.push("");
 lines.push("| population | kind | users | B+ % | A % | B % | R̄-only B+ % | R̄-only A % | new-only B+ % | new-only A % | decided by (A and B) |");
 lines.push("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|");
@@ -153,9 +164,10 @@ const checks = results.flatMap(targets);
 lines.push("");
 lines.push("| population | kind | target | got | |");
 lines.push("|---|---|---|--:|---|");
-for (const c of checks) lines.push(`| ${c.population} | ${c.kind} | ${c.what} ${c.bound} | ${c.value} | ${c.pass ? "PASS" : "FAIL"} |`);
+for (const c of checks) lines.push(`| ${c.population} | ${c.kind} | ${c.what} ${c.bound} | ${c.value} | ${c.pass ? "PASS" : "FAIL"}${c.stress ? " (stress)" : ""} |`);
 lines.push("");
-lines.push(`${checks.filter((c) => c.pass).length}/${checks.length} targets met; ${seconds.toFixed(1)} s.`);
+const [issue, stress] = [checks.filter((c) => !c.stress), checks.filter((c) => c.stress)];
+lines.push(`${issue.filter((c) => c.pass).length}/${issue.length} of the issue's targets met; stress kinds ${stress.filter((c) => c.pass).length}/${stress.length}; ${seconds.toFixed(1)} s.`);
 console.log(lines.join("\n"));
 
 mkdirSync(join(root, ".bench"), { recursive: true });

@@ -2,11 +2,15 @@
 // { minute, rate } (minute offsets 0..1439, integer rates > 0), like UserActivity.minuteRates.
 // Everything is drawn from one seeded PRNG (mulberry32), so a seed always gives the same population.
 //
-// The humans are meant to be hard, not convenient: between-person rate differences (lognormal),
-// session-to-session rate changes, overdispersed per-minute counts (negative binomial), idle minutes
-// inside sessions, a waking window with lunch and evening peaks. The bots are what the issue names;
-// the jittered pacing bots add Poisson counts and random pauses, with random gaps (jittered) or on a
-// fixed timer (jittered-timer), to look less regular.
+// The humans are bursty, not convenient: between-person pace differences (lognormal), session-to-session
+// pace changes, overdispersed per-minute counts (negative binomial), idle minutes inside sessions, a
+// waking window with lunch and evening peaks. `normal` and `power` are the issue's "rates around 4/min":
+// a personal pace with a log-SD of 0.15 (95 % of people between 3 and 5.4 a minute) and sessions varying
+// by 0.2 around it. `wide` and `wide-power` are a stress model with 0.25 and 0.35 (1 person in 40 past
+// 6.5 a minute): there a steady fast person and a 2× fast bot look alike to R̄, and the benchmark shows
+// what SPEC §8's R̄ rule then does to people. The bots are what the issue names; the jittered pacing
+// bots add Poisson counts and random pauses, with random gaps (jittered) or on a fixed timer
+// (jittered-timer), to look less regular than the issue's steady pacing bots.
 
 export function mulberry32(seed) {
   let a = seed >>> 0;
@@ -64,9 +68,9 @@ function diurnal(m) {
 }
 
 /** A person: sessions inside a waking window until `target` active minutes, bursty counts. */
-function human(s, { minMinutes, maxMinutes, sessionMedian }) {
+function human(s, { minMinutes, maxMinutes, sessionMedian, paceSd = 0.15, sessionSd = 0.2 }) {
   const target = Math.round(s.logUniform(minMinutes, maxMinutes));
-  const baseRate = s.logNormal(4, 0.25);
+  const baseRate = s.logNormal(4, paceSd);
   const wake = s.int(300, 570);
   const sleep = s.int(1290, 1439);
   const nightOwl = s.rand() < 0.25 ? s.int(30, 120) : 0; // still up after midnight, at the start of the day
@@ -92,7 +96,7 @@ function human(s, { minMinutes, maxMinutes, sessionMedian }) {
   for (let guard = 0; counts.size < target && guard < 2000; guard++) {
     const start = pickStart();
     const length = Math.max(1, Math.min(120, Math.round(s.logNormal(sessionMedian, 0.8))));
-    const rate = baseRate * s.logNormal(1, 0.35);
+    const rate = baseRate * s.logNormal(1, sessionSd);
     const engaged = s.uniform(0.55, 0.95);
     for (let m = start; m < Math.min(DAY, start + length) && counts.size < target; m++) {
       if (counts.has(m) || s.rand() > engaged) continue; // one session at a time: overlaps are not double speed
@@ -170,6 +174,8 @@ function timerBot(s) {
 export const KINDS = {
   normal: (s) => human(s, { minMinutes: 10, maxMinutes: 180, sessionMedian: 8 }),
   power: (s) => human(s, { minMinutes: 180, maxMinutes: 600, sessionMedian: 20 }),
+  wide: (s) => human(s, { minMinutes: 10, maxMinutes: 180, sessionMedian: 8, paceSd: 0.25, sessionSd: 0.35 }),
+  "wide-power": (s) => human(s, { minMinutes: 180, maxMinutes: 600, sessionMedian: 20, paceSd: 0.25, sessionSd: 0.35 }),
   fast: fastBot,
   pacing: pacingBot,
   jittered: jitteredBot,

@@ -267,6 +267,38 @@ describe("volume, regularity and the daily cap (issue #15)", () => {
     await expectLedgerOk();
   });
 
+  it("R̄ with its standard error: a short bursty day past μ + 3σ by chance is paid, the same R̄ at a steady pace is banned", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), "+07:00"), -8);
+    const advertiser = await newUser("adv15se");
+    const campaign = (await call("POST", "/api/campaigns", { token: advertiser.token, body: { name: "se" } })).json.id;
+    await fundCampaign(campaign, 1_000_000);
+    // 32 people, 20 minutes each at a steady 3, 4 or 5 a minute: robust μ 4, σ 1.4826, so A starts at R̄ 8.45.
+    for (let i = 0; i < 32; i++) {
+      const person = await newUser(`se${i}`);
+      await seedMinutes(person.id, day, Array.from({ length: 20 }, (_, m) => ({ minute: 600 + 30 * (i % 5) + m, count: 3 + (i % 3), campaignId: campaign })));
+    }
+    // Both R̄ 9 over 12 minutes: one alternates 2 and 16 (sample SD 7.31, SE 2.11), the other does 9 every minute.
+    const bursty = await newUser("se-bursty");
+    await seedMinutes(bursty.id, day, Array.from({ length: 12 }, (_, m) => ({ minute: 1200 + m, count: m % 2 === 0 ? 2 : 16, campaignId: campaign })));
+    const steady = await newUser("se-steady");
+    await seedMinutes(steady.id, day, Array.from({ length: 12 }, (_, m) => ({ minute: 1200 + m, count: 9, campaignId: campaign })));
+
+    const progress = await runAndWait(day);
+    expect(progress).toMatchObject({ activeUsers: 34, classified: 34, levels: { A: 1, C: 33 } });
+    expect(progress.params).toMatchObject({ source: "robust", mu: 4 });
+    const listed = await call("GET", `/api/admin/bot-classifications?date=${day}`, { token: await adminToken() });
+    const row = (id: string) => listed.json.items.find((r: any) => r.userId === id);
+    const se = Math.sqrt((12 * 49) / 11 / 12);
+    expect(row(bursty.id)).toMatchObject({ rbar: 9, level: "C", action: "paid", decidedBy: null });
+    expect(row(bursty.id).rbarSe).toBeCloseTo(se, 9);
+    expect(row(bursty.id).z).toBeCloseTo(5 / Math.hypot(progress.params.sigma, se), 9);
+    expect(row(steady.id)).toMatchObject({ rbar: 9, rbarSe: 0, level: "A", action: "banned", decidedBy: "rbar" });
+    expect(row(steady.id).z).toBeCloseTo(5 / progress.params.sigma, 9);
+    expect((await balanceOf(bursty.token)).idrBalance).toBe(108 * 5);
+    expect((await balanceOf(steady.token)).idrBalance).toBe(0);
+    await expectLedgerOk();
+  });
+
   it("PAYOUT_DAILY_CAP_IDR: a user is paid at most the cap a day, shared over campaigns; the rest is recorded capped and never paid later", async () => {
     const day = addDays(previousBusinessDay(Date.now(), "+07:00"), -6);
     const advertiser = await newUser("adv-cap");

@@ -23,11 +23,11 @@ const k = { rbar: { a: 3, b: 2 }, volume: { a: 3.5, b: 2.5 }, regularity: { a: 5
 // μ = 0 and σ = 1 everywhere, so a column's value is its z (times its direction).
 const unit = { mu: 0, sigma: 1 };
 const params = { rbar: unit, columns: { activeMinutes: unit, activeHours: unit, rateDispersion: unit, cadence: unit } satisfies Record<SignalColumn, typeof unit> };
-const day = (over: Partial<DaySignals>): DaySignals => ({ activeMinutes: 0, weightedUnits: 0, rbar: 0, activeHours: 0, rateDispersion: 0, cadence: 0, ...over });
+const day = (over: Partial<DaySignals>): DaySignals => ({ activeMinutes: 0, weightedUnits: 0, rbar: 0, rbarSe: 0, activeHours: 0, rateDispersion: 0, cadence: 0, ...over });
 
 describe("daySignals", () => {
   it("an empty day: zeros, and no regularity to judge", () => {
-    expect(daySignals([])).toEqual({ activeMinutes: 0, weightedUnits: 0, rbar: 0, activeHours: 0, rateDispersion: null, cadence: null });
+    expect(daySignals([])).toEqual({ activeMinutes: 0, weightedUnits: 0, rbar: 0, rbarSe: 0, activeHours: 0, rateDispersion: null, cadence: null });
   });
 
   it("counts active minutes, units, R̄ and hours with at least 5 active minutes; ignores order and empty minutes", () => {
@@ -110,6 +110,23 @@ describe("classifyDay", () => {
     expect(classifyDay(day({ rbar: 1.999999 }), params, k)).toMatchObject({ level: "C", decidedBy: null });
     // R̄ at B but volume and regularity both past A: the stronger verdict wins.
     expect(classifyDay(day({ rbar: 2, activeMinutes: 4, activeHours: 4, rateDispersion: -6 }), params, k)).toMatchObject({ level: "A", decidedBy: "volume+regularity" });
+  });
+
+  it("R̄'s z counts the user's own sampling noise: a bursty short day past μ + 3σ by chance is not A, a steady one still is", () => {
+    const mu = { rbar: { mu: 4, sigma: 1 }, columns: params.columns };
+    // 12 minutes alternating 2 and 12 actions (R̄ 7, sample SD 5.22, SE 1.51): past μ + 3σ on R̄ alone.
+    const bursty = daySignals(every(600, 12, 1, (i) => (i % 2 === 0 ? 2 : 12)));
+    expect(bursty.rbar).toBe(7);
+    expect(bursty.rbarSe).toBeCloseTo(Math.sqrt(300 / 11 / 12), 12);
+    const judged = classifyDay(bursty, mu, k);
+    expect(judged.z.rbar).toBeCloseTo(3 / Math.sqrt(1 + 300 / 11 / 12), 12);
+    expect(judged).toMatchObject({ level: "C", decidedBy: null });
+    // The same R̄ from a steady 7 a minute has no sampling noise: SPEC §8's A, exactly.
+    const steady = daySignals(every(600, 12, 1, () => 7));
+    expect(steady.rbarSe).toBe(0);
+    expect(classifyDay(steady, mu, k)).toMatchObject({ level: "A", decidedBy: "rbar", z: { rbar: 3 } });
+    // Switched off (BOT_RBAR_STANDARD_ERROR=false), the bursty day is SPEC §8's A as well.
+    expect(classifyDay(bursty, mu, { ...k, rbar: { ...k.rbar, standardError: false } })).toMatchObject({ level: "A", decidedBy: "rbar", z: { rbar: 3 } });
   });
 
   it("a short day has no regularity z and is judged on R̄ and volume only", () => {

@@ -55,9 +55,11 @@ export function populationParams(stats: PopulationStats, cfg: { mode: "robust" |
 }
 
 /** A if R̄ ≥ μ + k_A·σ, B if R̄ ≥ μ + k_B·σ, else C. */
-export function classify(rbar: number, p: { mu: number; sigma: number }, k: { a: number; b: number }): { level: Level; z: number } {
-  const z = (rbar - p.mu) / p.sigma;
-  const level: Level = rbar >= p.mu + k.a * p.sigma ? "A" : rbar >= p.mu + k.b * p.sigma ? "B" : "C";
+export function classify(rbar: number, p: { mu: number; sigma: number }, k: { a: number; b: number }, se = 0): { level: Level; z: number } {
+  // se: the standard error of this user's R̄ (signals.ts, rbarSe); 0 is SPEC §8's comparison exactly.
+  const spread = se > 0 ? Math.sqrt(p.sigma ** 2 + se ** 2) : p.sigma;
+  const z = (rbar - p.mu) / spread;
+  const level: Level = rbar >= p.mu + k.a * spread ? "A" : rbar >= p.mu + k.b * spread ? "B" : "C";
   return { level, z };
 }
 

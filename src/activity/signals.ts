@@ -16,6 +16,12 @@ export interface DaySignals {
   activeMinutes: number;
   weightedUnits: number;
   rbar: number;
+  /**
+   * Standard error of R̄: the sample standard deviation of the day's per-minute rates over √(active minutes);
+   * 0 under 2 minutes. R̄'s z divides by √(σ² + rbarSe²) (BOT_RBAR_STANDARD_ERROR), so a short bursty day is
+   * not banned for its sampling noise while a steady pace (rbarSe ≈ 0) is judged exactly as SPEC §8 says.
+   */
+  rbarSe: number;
   /** Clock hours (of epoch minutes, = WIB hours) with at least HOUR_MIN_MINUTES active minutes. */
   activeHours: number;
   /** ln(variance / mean + 0.05) of the per-minute rates, plus a short-day allowance. Low = steady. */
@@ -78,14 +84,16 @@ export function daySignals(minutes: MinuteRate[], opts: { minMinutes?: number } 
   const n = day.length;
   const perHour = new Map<number, number>();
   for (const m of day) perHour.set(Math.floor(m.minute / 60), (perHour.get(Math.floor(m.minute / 60)) ?? 0) + 1);
+  const rbar = meanRate(rates);
+  const variance = n < 2 ? 0 : sum(rates.map((r) => (r - rbar) ** 2)) / (n - 1);
   const base = {
     activeMinutes: n,
     weightedUnits: sum(rates),
-    rbar: meanRate(rates),
+    rbar,
+    rbarSe: Math.sqrt(variance / Math.max(1, n)),
     activeHours: [...perHour.values()].filter((c) => c >= HOUR_MIN_MINUTES).length,
   };
   if (n < Math.max(2, opts.minMinutes ?? signalDefaults.minMinutes)) return { ...base, rateDispersion: null, cadence: null };
-  const variance = sum(rates.map((r) => (r - base.rbar) ** 2)) / (n - 1);
   const gap = mode(day.slice(1).map((m, i) => m.minute - day[i]!.minute));
   return {
     ...base,
@@ -113,7 +121,8 @@ export function columnParams(stats: PopulationStats, d: ColumnDefaults, cfg: { m
 }
 
 export interface Thresholds {
-  rbar: { a: number; b: number };
+  /** standardError: R̄'s z counts the user's rbarSe (default true; false is SPEC §8 to the letter). */
+  rbar: { a: number; b: number; standardError?: boolean };
   volume: { a: number; b: number };
   regularity: { a: number; b: number };
 }
@@ -144,7 +153,7 @@ export function classifyDay(s: DaySignals, p: { rbar: { mu: number; sigma: numbe
   };
   const volume = combine("volume", Math.min);
   const regularity = combine("regularity", Math.max);
-  const r = classify(s.rbar, p.rbar, t.rbar);
+  const r = classify(s.rbar, p.rbar, t.rbar, t.rbar.standardError === false ? 0 : s.rbarSe);
   const past = (z: number | null, k: number) => z !== null && z >= k;
   let level: Level = "C";
   let decidedBy: DecidedBy = null;
@@ -167,7 +176,7 @@ export function columnDefaultsOf(config: Config): Record<SignalColumn, ColumnDef
 }
 
 export const thresholdsOf = (config: Config): Thresholds => ({
-  rbar: { a: config.BOT_K_A, b: config.BOT_K_B },
+  rbar: { a: config.BOT_K_A, b: config.BOT_K_B, standardError: config.BOT_RBAR_STANDARD_ERROR },
   volume: { a: config.BOT_VOLUME_K_A, b: config.BOT_VOLUME_K_B },
   regularity: { a: config.BOT_REGULARITY_K_A, b: config.BOT_REGULARITY_K_B },
 });

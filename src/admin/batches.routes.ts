@@ -82,6 +82,7 @@ export const adminBatchesRouter = createRouter()
                     z.object({
                       userId: z.string(),
                       rbar: z.number(),
+                      rbarSe: z.number().openapi({ description: "Standard error of R̄ (sample SD of the per-minute rates over √active minutes). With BOT_RBAR_STANDARD_ERROR (default) z = (R̄ − μ) / √(σ² + rbarSe²): a steady pace is judged exactly as SPEC §8 says, a short bursty day is not banned for its sampling noise." }),
                       z: z.number().nullable().openapi({ description: "z of R̄." }),
                       level: z.string().nullable(),
                       action: z.string().nullable(),
@@ -127,6 +128,7 @@ export const adminBatchesRouter = createRouter()
           items: page.map((r) => ({
             userId: r.userId,
             rbar: r.rbar,
+            rbarSe: r.rbarSe,
             z: r.z,
             level: r.level,
             action: r.action,

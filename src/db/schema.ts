@@ -414,6 +414,8 @@ export const dailyActivity = sqliteTable(
     activeMinutes: integer().notNull(),
     weightedUnits: integer().notNull(),
     rbar: real().notNull(),
+    /** Standard error of R̄ (activity/signals.ts); 0 for days collected before it existed. */
+    rbarSe: real().notNull().default(0),
     /** Volume and regularity columns (activity/signals.ts); the regularity ones are null on a day too short to judge. */
     activeHours: integer().notNull().default(0),
     rateDispersion: real(),

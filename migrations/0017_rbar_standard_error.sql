@@ -1,0 +1,1 @@
+ALTER TABLE `daily_activity` ADD `rbar_se` real DEFAULT 0 NOT NULL;
