@@ -129,6 +129,18 @@ describe("classifyDay", () => {
     expect(classifyDay(bursty, mu, { ...k, rbar: { ...k.rbar, standardError: false } })).toMatchObject({ level: "A", decidedBy: "rbar", z: { rbar: 3 } });
   });
 
+  it("R̄'s standard error counts sessions: minutes of one session share its pace, so two sessions weigh as two", () => {
+    // 6 minutes at a steady 2, then 6 at a steady 12: R̄ 7 either way.
+    const twoSessions = (idle: number) => daySignals([...every(600, 6, 1, () => 2), ...every(606 + idle, 6, 1, () => 12)]);
+    const perMinute = Math.sqrt((12 * 25) / 11 / 12);
+    // 6 idle minutes (more than SESSION_GAP_MINUTES): two sessions, √(2/1 · ((12 − 42)² + (72 − 42)²)) / 12 = 5.
+    expect(twoSessions(6).rbarSe).toBeCloseTo(5, 12);
+    // 5 idle minutes: one session, the per-minute SE.
+    expect(twoSessions(5).rbarSe).toBeCloseTo(perMinute, 12);
+    // Sessions at one steady pace add nothing: a bot that pauses is still judged exactly.
+    expect(daySignals([...every(0, 30, 1, () => 6), ...every(300, 30, 1, () => 6)]).rbarSe).toBe(0);
+  });
+
   it("a short day has no regularity z and is judged on R̄ and volume only", () => {
     const c = classifyDay(day({ rateDispersion: null, cadence: null, activeMinutes: 3, activeHours: 3 }), params, k);
     expect(c).toMatchObject({ level: "B", decidedBy: "volume", z: { regularity: null, rateDispersion: null, cadence: null } });

@@ -17,9 +17,12 @@ export interface DaySignals {
   weightedUnits: number;
   rbar: number;
   /**
-   * Standard error of R̄: the sample standard deviation of the day's per-minute rates over √(active minutes);
-   * 0 under 2 minutes. R̄'s z divides by √(σ² + rbarSe²) (BOT_RBAR_STANDARD_ERROR), so a short bursty day is
-   * not banned for its sampling noise while a steady pace (rbarSe ≈ 0) is judged exactly as SPEC §8 says.
+   * Standard error of R̄: the larger of the per-minute one (sample SD of the rates over √(active minutes))
+   * and the per-session one (minutes of one session share its pace, so with G sessions the mean is known
+   * from G pieces: the cluster-robust SE √(G/(G−1) · Σ (n_k (r̄_k − R̄))²) / n, sessions being runs of
+   * active minutes with at most SESSION_GAP_MINUTES idle between them); 0 under 2 minutes. R̄'s z divides
+   * by √(σ² + rbarSe²) (BOT_RBAR_STANDARD_ERROR), so a short bursty day is not banned for its sampling
+   * noise while a steady pace (rbarSe ≈ 0) is judged exactly as SPEC §8 says.
    */
   rbarSe: number;
   /** Clock hours (of epoch minutes, = WIB hours) with at least HOUR_MIN_MINUTES active minutes. */
@@ -42,6 +45,8 @@ export const signalColumns: Record<SignalColumn, { signal: Signal; direction: 1 
 };
 
 export const HOUR_MIN_MINUTES = 5;
+/** More idle minutes than this between two active ones start a new session (for R̄'s standard error). */
+export const SESSION_GAP_MINUTES = 5;
 
 export interface ColumnDefaults {
   mu: number;
@@ -78,6 +83,21 @@ function mode(xs: number[]): { value: number; share: number } {
   return { value: best.value, share: xs.length === 0 ? 0 : best.count / xs.length };
 }
 
+/** The cluster-robust standard error of R̄ over the day's sessions; 0 with fewer than two sessions. */
+function sessionStandardError(day: MinuteRate[], rbar: number): number {
+  const sessions: { n: number; sum: number }[] = [];
+  day.forEach((m, i) => {
+    if (i === 0 || m.minute - day[i - 1]!.minute > SESSION_GAP_MINUTES + 1) sessions.push({ n: 0, sum: 0 });
+    const s = sessions.at(-1)!;
+    s.n += 1;
+    s.sum += m.rate;
+  });
+  const g = sessions.length;
+  if (g < 2) return 0;
+  const spread = sum(sessions.map((s) => (s.sum - s.n * rbar) ** 2));
+  return Math.sqrt((spread * g) / (g - 1)) / day.length;
+}
+
 export function daySignals(minutes: MinuteRate[], opts: { minMinutes?: number } = {}): DaySignals {
   const day = minutes.filter((m) => m.rate > 0).sort((a, b) => a.minute - b.minute);
   const rates = day.map((m) => m.rate);
@@ -90,7 +110,7 @@ export function daySignals(minutes: MinuteRate[], opts: { minMinutes?: number } 
     activeMinutes: n,
     weightedUnits: sum(rates),
     rbar,
-    rbarSe: Math.sqrt(variance / Math.max(1, n)),
+    rbarSe: Math.max(Math.sqrt(variance / Math.max(1, n)), sessionStandardError(day, rbar)),
     activeHours: [...perHour.values()].filter((c) => c >= HOUR_MIN_MINUTES).length,
   };
   if (n < Math.max(2, opts.minMinutes ?? signalDefaults.minMinutes)) return { ...base, rateDispersion: null, cadence: null };
