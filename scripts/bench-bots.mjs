@@ -132,7 +132,7 @@ lines.push(`# bench:bots — ${USERS} user-days per population, seeds ${POPULATI
 lines.push("");
 const config = lib.loadConfig({});
 const thresholds = lib.thresholdsOf(config);
-lines.push(`Thresholds (src/config.ts defaults): R̄ k_A/k_B ${thresholds.rbar.a}/${thresholds.rbar.b}${thresholds.rbar.standardError ? " with its standard error" : ""}; volume ${thresholds.volume.a}/${thresholds.volume.b}; regularity ${thresholds.regularity.a}/${thresholds.regularity.b}; regularity needs ${config.BOT_REGULARITY_MIN_MINUTES} active minutes.`);
+lines.push(`Thresholds (src/config.ts defaults): R̄ k_A/k_B ${thresholds.rbar.a}/${thresholds.rbar.b}${thresholds.rbar.seMaxSigma ? ` with its standard error up to ${thresholds.rbar.seMaxSigma}σ` : ""}; volume ${thresholds.volume.a}/${thresholds.volume.b}; regularity ${thresholds.regularity.a}/${thresholds.regularity.b}; regularity needs ${config.BOT_REGULARITY_MIN_MINUTES} active minutes.`);
 lines.push("");
 lines.push("R̄-only: SPEC §8's comparison to the letter (no standard error); new-only: volume and regularity alone.");
 lines.push("");

@@ -59,8 +59,8 @@ export const configSchema = z.object({
   BOT_MU: z.coerce.number().nonnegative().default(4),
   BOT_SIGMA: z.coerce.number().positive().default(2),
   BOT_MIN_POPULATION: int(30, 1),
-  /** R̄'s z divides by √(σ² + SE²) of the user's own per-minute rates (signals.ts); false: SPEC §8 to the letter. */
-  BOT_RBAR_STANDARD_ERROR: bool(true),
+  /** R̄'s z counts the user's own standard error up to this many σ (activity/signals.ts); 0: SPEC §8 to the letter. */
+  BOT_RBAR_SE_MAX_SIGMA: z.coerce.number().min(0).max(10).default(2),
   // Volume and regularity (issue #15): k per signal, and per column the μ/σ used where robust statistics
   // cannot be (fixed mode, small population, zero MAD) and the floor of σ (see activity/signals.ts).
   BOT_VOLUME_K_A: z.coerce.number().positive().default(signalDefaults.volume.a),

@@ -19,7 +19,7 @@ const start = 60 * 491_520; // an epoch minute at the top of an hour
 const every = (from: number, count: number, step: number, rate: (i: number) => number): MinuteRate[] =>
   Array.from({ length: count }, (_, i) => ({ minute: start + from + i * step, rate: rate(i) }));
 
-const k = { rbar: { a: 3, b: 2 }, volume: { a: 3.5, b: 2.5 }, regularity: { a: 5, b: 4 } };
+const k = { rbar: { a: 3, b: 2, seMaxSigma: 2 }, volume: { a: 3.5, b: 2.5 }, regularity: { a: 5, b: 4 } };
 // μ = 0 and σ = 1 everywhere, so a column's value is its z (times its direction).
 const unit = { mu: 0, sigma: 1 };
 const params = { rbar: unit, columns: { activeMinutes: unit, activeHours: unit, rateDispersion: unit, cadence: unit } satisfies Record<SignalColumn, typeof unit> };
@@ -125,8 +125,8 @@ describe("classifyDay", () => {
     const steady = daySignals(every(600, 12, 1, () => 7));
     expect(steady.rbarSe).toBe(0);
     expect(classifyDay(steady, mu, k)).toMatchObject({ level: "A", decidedBy: "rbar", z: { rbar: 3 } });
-    // Switched off (BOT_RBAR_STANDARD_ERROR=false), the bursty day is SPEC §8's A as well.
-    expect(classifyDay(bursty, mu, { ...k, rbar: { ...k.rbar, standardError: false } })).toMatchObject({ level: "A", decidedBy: "rbar", z: { rbar: 3 } });
+    // Switched off (BOT_RBAR_SE_MAX_SIGMA=0), the bursty day is SPEC §8's A as well.
+    expect(classifyDay(bursty, mu, { ...k, rbar: { ...k.rbar, seMaxSigma: 0 } })).toMatchObject({ level: "A", decidedBy: "rbar", z: { rbar: 3 } });
   });
 
   it("R̄'s standard error counts sessions: minutes of one session share its pace, so two sessions weigh as two", () => {
@@ -139,6 +139,29 @@ describe("classifyDay", () => {
     expect(twoSessions(5).rbarSe).toBeCloseTo(perMinute, 12);
     // Sessions at one steady pace add nothing: a bot that pauses is still judged exactly.
     expect(daySignals([...every(0, 30, 1, () => 6), ...every(300, 30, 1, () => 6)]).rbarSe).toBe(0);
+  });
+
+  it("a bot cannot buy its way out with its own noise: the standard error counts for at most BOT_RBAR_SE_MAX_SIGMA·σ", () => {
+    const mu = { rbar: { mu: 4, sigma: 1 }, columns: params.columns };
+    const spikes = {
+      // Two minutes, 1 and 19,999: R̄ 10,000 with a per-minute SE of 9,999.
+      twoMinutes: [{ minute: start, rate: 1 }, { minute: start + 1, rate: 19_999 }],
+      // An hour at 1 a minute and one minute of 20,000 in the same session: R̄ 329.
+      oneSpike: [...every(0, 60, 1, () => 1), { minute: start + 60, rate: 20_000 }],
+      // Two hour-long sessions at 1 and 199: R̄ 100, session SE 99.
+      twoSessions: [...every(0, 60, 1, () => 1), ...every(120, 60, 1, () => 199)],
+    };
+    for (const [name, minutes] of Object.entries(spikes)) {
+      const s = daySignals(minutes);
+      expect(s.rbarSe, name).toBeGreaterThan(50);
+      const judged = classifyDay(s, mu, k);
+      expect(judged, name).toMatchObject({ level: "A", decidedBy: "rbar" });
+      expect(judged.z.rbar, name).toBeCloseTo((s.rbar - 4) / Math.sqrt(5), 9);
+    }
+    // The most the error can lift the thresholds: A from μ + 3√5·σ on, B from μ + 2√5·σ, whatever the noise.
+    expect(classifyDay(day({ rbar: 4 + 3 * Math.sqrt(5) + 1e-9, rbarSe: 1e6 }), mu, k).level).toBe("A");
+    expect(classifyDay(day({ rbar: 4 + 3 * Math.sqrt(5) - 1e-9, rbarSe: 1e6 }), mu, k).level).toBe("B");
+    expect(classifyDay(day({ rbar: 4 + 2 * Math.sqrt(5) - 1e-9, rbarSe: 1e6 }), mu, k).level).toBe("C");
   });
 
   it("a short day has no regularity z and is judged on R̄ and volume only", () => {

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { ConfigError, loadConfig } from "../src/config";
+import { thresholdsOf } from "../src/activity/signals";
 import { DEV_EXAMPLE_VALUES, secretProblems } from "../src/secrets";
 import { call, expectProblem } from "./helpers";
 
@@ -30,15 +31,20 @@ describe("configuration", () => {
   });
 
   it("takes overrides from vars as strings", () => {
-    expect(loadConfig({ RATE_LIMIT_PER_MINUTE: "25", BOT_PARAMS_MODE: "fixed", MIDTRANS_VERIFY_STATUS: "false" })).toMatchObject({
+    expect(loadConfig({ RATE_LIMIT_PER_MINUTE: "25", BOT_PARAMS_MODE: "fixed", MIDTRANS_VERIFY_STATUS: "false", BOT_RBAR_SE_MAX_SIGMA: "0" })).toMatchObject({
       RATE_LIMIT_PER_MINUTE: 25,
       BOT_PARAMS_MODE: "fixed",
       MIDTRANS_VERIFY_STATUS: false,
+      BOT_RBAR_SE_MAX_SIGMA: 0,
     });
+    // 0 reaches the classification: R̄ is judged as SPEC §8 says, to the letter.
+    expect(thresholdsOf(loadConfig({ BOT_RBAR_SE_MAX_SIGMA: "0" })).rbar).toEqual({ a: 3, b: 2, seMaxSigma: 0 });
+    expect(thresholdsOf(loadConfig({})).rbar).toEqual({ a: 3, b: 2, seMaxSigma: 2 });
   });
 
   it("refuses a bad value naming the var", () => {
     expect(() => loadConfig({ RATE_LIMIT_PER_MINUTE: "ten" })).toThrow(/RATE_LIMIT_PER_MINUTE/);
+    expect(() => loadConfig({ BOT_RBAR_SE_MAX_SIGMA: "-1" })).toThrow(/BOT_RBAR_SE_MAX_SIGMA/);
     expect(() => loadConfig({ WITHDRAW_PPH_BPS: "20000" })).toThrow(ConfigError);
     expect(() => loadConfig({ BUSINESS_TZ_OFFSET: "WIB" })).toThrow(/BUSINESS_TZ_OFFSET/);
     expect(() => loadConfig({ CONTENT_CREATOR_BPS: "9000" })).toThrow(/CONTENT_\*_BPS/);

@@ -54,10 +54,12 @@ export function populationParams(stats: PopulationStats, cfg: { mode: "robust" |
   return { mu: stats.median, sigma: 1.4826 * stats.mad, source: "robust" };
 }
 
-/** A if R̄ ≥ μ + k_A·σ, B if R̄ ≥ μ + k_B·σ, else C. */
-export function classify(rbar: number, p: { mu: number; sigma: number }, k: { a: number; b: number }, se = 0): { level: Level; z: number } {
-  // se: the standard error of this user's R̄ (signals.ts, rbarSe); 0 is SPEC §8's comparison exactly.
-  const spread = se > 0 ? Math.sqrt(p.sigma ** 2 + se ** 2) : p.sigma;
+/**
+ * A if R̄ ≥ μ + k_A·s, B if R̄ ≥ μ + k_B·s, else C, with s = σ (SPEC §8) when `noise` is 0, else √(σ² + noise²).
+ * `noise` is the part of this user's own standard error that counts (signals.ts, classifyDay).
+ */
+export function classify(rbar: number, p: { mu: number; sigma: number }, k: { a: number; b: number }, noise = 0): { level: Level; z: number } {
+  const spread = noise > 0 ? Math.sqrt(p.sigma ** 2 + noise ** 2) : p.sigma;
   const z = (rbar - p.mu) / spread;
   const level: Level = rbar >= p.mu + k.a * spread ? "A" : rbar >= p.mu + k.b * spread ? "B" : "C";
   return { level, z };

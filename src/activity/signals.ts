@@ -21,7 +21,7 @@ export interface DaySignals {
    * and the per-session one (minutes of one session share its pace, so with G sessions the mean is known
    * from G pieces: the cluster-robust SE √(G/(G−1) · Σ (n_k (r̄_k − R̄))²) / n, sessions being runs of
    * active minutes with at most SESSION_GAP_MINUTES idle between them); 0 under 2 minutes. R̄'s z divides
-   * by √(σ² + rbarSe²) (BOT_RBAR_STANDARD_ERROR), so a short bursty day is not banned for its sampling
+   * by √(σ² + min(rbarSe, BOT_RBAR_SE_MAX_SIGMA·σ)²), so a short bursty day is not banned for its sampling
    * noise while a steady pace (rbarSe ≈ 0) is judged exactly as SPEC §8 says.
    */
   rbarSe: number;
@@ -141,8 +141,13 @@ export function columnParams(stats: PopulationStats, d: ColumnDefaults, cfg: { m
 }
 
 export interface Thresholds {
-  /** standardError: R̄'s z counts the user's rbarSe (default true; false is SPEC §8 to the letter). */
-  rbar: { a: number; b: number; standardError?: boolean };
+  /**
+   * seMaxSigma: R̄'s z counts the user's rbarSe up to this many σ (BOT_RBAR_SE_MAX_SIGMA, default 2; 0 or
+   * absent is SPEC §8 to the letter). The cap is there because users choose their own rates: one spike
+   * minute would otherwise make any R̄ look like noise. With 2, the thresholds move by at most √5 (A from
+   * μ + 3√5·σ whatever the noise).
+   */
+  rbar: { a: number; b: number; seMaxSigma?: number };
   volume: { a: number; b: number };
   regularity: { a: number; b: number };
 }
@@ -173,7 +178,7 @@ export function classifyDay(s: DaySignals, p: { rbar: { mu: number; sigma: numbe
   };
   const volume = combine("volume", Math.min);
   const regularity = combine("regularity", Math.max);
-  const r = classify(s.rbar, p.rbar, t.rbar, t.rbar.standardError === false ? 0 : s.rbarSe);
+  const r = classify(s.rbar, p.rbar, t.rbar, Math.min(s.rbarSe, (t.rbar.seMaxSigma ?? 0) * p.rbar.sigma));
   const past = (z: number | null, k: number) => z !== null && z >= k;
   let level: Level = "C";
   let decidedBy: DecidedBy = null;
@@ -196,7 +201,7 @@ export function columnDefaultsOf(config: Config): Record<SignalColumn, ColumnDef
 }
 
 export const thresholdsOf = (config: Config): Thresholds => ({
-  rbar: { a: config.BOT_K_A, b: config.BOT_K_B, standardError: config.BOT_RBAR_STANDARD_ERROR },
+  rbar: { a: config.BOT_K_A, b: config.BOT_K_B, seMaxSigma: config.BOT_RBAR_SE_MAX_SIGMA },
   volume: { a: config.BOT_VOLUME_K_A, b: config.BOT_VOLUME_K_B },
   regularity: { a: config.BOT_REGULARITY_K_A, b: config.BOT_REGULARITY_K_B },
 });
