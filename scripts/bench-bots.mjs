@@ -9,7 +9,7 @@
 // Per population and kind it prints the share at B-or-above, at A and at B, the same for today's
 // R̄-only rule (`classify`) and for the new signals alone (classifyDay with R̄ switched off), which
 // signal decided, each column's μ/σ, a BOT_VOLUME_K_B trade-off table, and every target with PASS/FAIL.
-// Results: .bench/bots-results.json. Env: BENCH_BOTS_USERS (10000), BENCH_BOTS_SEED (20261121: the
+// Results: .bench/bots-results.json. Env: any BOT_* config var, BENCH_BOTS_USERS (10000), BENCH_BOTS_SEED (20261121: the
 // first population's seed, the others follow in the order below).
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -63,13 +63,17 @@ const POPULATIONS = [
 ].map(([name, mix], i) => ({ name, mix, seed: SEED + i }));
 
 
+// The service's config (src/config.ts defaults), with any BOT_* var of the environment applied on top, so a
+// threshold can be tried without editing the code: e.g. BOT_RBAR_SE_MAX_SIGMA=0 npm run bench:bots.
+const botVars = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("BOT_")));
+
 const SWEEP = [2.25, 2.5, 3]; // volume k_B values shown in the trade-off table
 
 function run(lib, { name, mix, seed }) {
   const t0 = performance.now();
   const users = population(seed, USERS, mix);
-  // The service's own defaults (src/config.ts) and the functions the daily batch calls with them.
-  const config = lib.loadConfig({});
+  // The service's config and the functions the daily batch calls with it.
+  const config = lib.loadConfig(botVars);
   const signals = users.map((u) => lib.daySignals(u.minutes, { minMinutes: config.BOT_REGULARITY_MIN_MINUTES }));
   const mode = { mode: config.BOT_PARAMS_MODE, minPopulation: config.BOT_MIN_POPULATION };
   const rbar = lib.populationParams(lib.statsOf(signals.map((s) => s.rbar)), { ...mode, mu: config.BOT_MU, sigma: config.BOT_SIGMA });
@@ -130,9 +134,9 @@ const seconds = (performance.now() - t0) / 1000;
 const lines = [];
 lines.push(`# bench:bots — ${USERS} user-days per population, seeds ${POPULATIONS.map((p) => `${p.name}=${p.seed}`).join(", ")}`);
 lines.push("");
-const config = lib.loadConfig({});
+const config = lib.loadConfig(botVars);
 const thresholds = lib.thresholdsOf(config);
-lines.push(`Thresholds (src/config.ts defaults): R̄ k_A/k_B ${thresholds.rbar.a}/${thresholds.rbar.b}${thresholds.rbar.seMaxSigma ? ` with its standard error up to ${thresholds.rbar.seMaxSigma}σ` : ""}; volume ${thresholds.volume.a}/${thresholds.volume.b}; regularity ${thresholds.regularity.a}/${thresholds.regularity.b}; regularity needs ${config.BOT_REGULARITY_MIN_MINUTES} active minutes.`);
+lines.push(`Thresholds (src/config.ts defaults${Object.keys(botVars).length ? `, with ${Object.keys(botVars).join(", ")} from the environment` : ""}): R̄ k_A/k_B ${thresholds.rbar.a}/${thresholds.rbar.b}${thresholds.rbar.seMaxSigma ? ` with its standard error up to ${thresholds.rbar.seMaxSigma}σ` : ""}; volume ${thresholds.volume.a}/${thresholds.volume.b}; regularity ${thresholds.regularity.a}/${thresholds.regularity.b}; regularity needs ${config.BOT_REGULARITY_MIN_MINUTES} active minutes.`);
 lines.push("");
 lines.push("R̄-only: SPEC §8's comparison to the letter (no standard error); new-only: volume and regularity alone.");
 lines.push("");
