@@ -1,6 +1,11 @@
 import { createExecutionContext, createScheduledController, env, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
+import { createDb } from "../src/db/client";
+import { systemAccountId, userDebtAccountId } from "../src/ledger/accounts";
+import { applyPlan } from "../src/ledger/executor";
+import { movePlan } from "../src/ledger/plan";
+import { newId } from "../src/lib/ids";
 import { adjust, adminToken, call, expectProblem, newUser, tokenFor } from "./helpers";
 
 type Frame = { seq?: number; type: string; at?: string; data?: any };
@@ -55,6 +60,9 @@ async function until(s: Socket, match: (f: Frame) => boolean, ms = 3000): Promis
   return undefined;
 }
 const quiet = () => new Promise((r) => setTimeout(r, 250));
+/** How many events the user's object keeps in its replay log. */
+const logged = (userId: string) =>
+  runInDurableObject(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(userId)), (_, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM realtime_events").one().n);
 const transfer = (from: { token: string }, to: string, amount: number, vars?: Record<string, string>) => call("POST", "/api/wallet/transfer", { token: from.token, body: { toUserId: to, amount }, vars });
 
 describe("realtime events over WebSockets", () => {
@@ -203,6 +211,53 @@ describe("realtime events over WebSockets", () => {
     const back = await open("", { token: seller.token, query: { since: String(seen) } });
     expect(await back.next(1)).toEqual([{ type: "resync", seq: seen }]);
     back.ws.close(1000, "done");
+  });
+
+  it("requests publish only to users present too: nobody who never connected, or left longer than the replay window ago, is written to", async () => {
+    const [alice, bob, carol, dave] = [await newUser("alice"), await newUser("bob"), await newUser("carol"), await newUser("dave")];
+    await adjust(alice.id, 500);
+    // Neither side has ever had a socket: the transfer wakes neither object.
+    expect((await transfer(alice, bob.id, 10)).status).toBe(201);
+    expect([await logged(alice.id), await logged(bob.id)]).toEqual([0, 0]);
+
+    // Carol left 25 hours ago (past the 24-hour window): not written to, and told to re-read on return.
+    const c = await open("", { token: carol.token });
+    expect((await transfer(alice, carol.id, 1)).status).toBe(201);
+    const seen = (await c.next(2)).at(-1)!.seq!;
+    c.ws.close(1000, "bye");
+    await quiet();
+    await env.DB.prepare("UPDATE realtime_presence SET last_seen = last_seen - ? WHERE user_id = ?").bind(25 * 3_600_000, carol.id).run();
+    await runInDurableObject(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(carol.id)), (_, state) => {
+      state.storage.sql.exec("UPDATE realtime_away SET since = since - ?", 25 * 3_600_000);
+    });
+    expect((await transfer(alice, carol.id, 2)).status).toBe(201);
+    expect(await logged(carol.id)).toBe(2);
+    const back = await open("", { token: carol.token, query: { since: String(seen) } });
+    expect(await back.next(1)).toEqual([{ type: "resync", seq: seen }]);
+
+    // Dave left a moment ago: kept for his replay.
+    const d = await open("", { token: dave.token });
+    d.ws.close(1000, "bye");
+    await quiet();
+    expect((await transfer(alice, dave.id, 3)).status).toBe(201);
+    expect(await logged(dave.id)).toBe(2);
+    back.ws.close(1000, "done");
+  });
+
+  it("a debt settled by an incoming transfer reaches the owner's socket (its statement reads the owner's presence too)", async () => {
+    const [alice, bob] = [await newUser("alice"), await newUser("bob")];
+    await adjust(alice.id, 500);
+    // Recorded debt of 30 (posted directly: how debt arises is content.test's concern).
+    const now = Date.now();
+    await applyPlan(
+      createDb(env.DB),
+      movePlan({ tx: { id: newId(now), type: "adjustment", asset: "COIN", amount: 30, userId: bob.id }, from: userDebtAccountId(bob.id, "COIN"), to: systemAccountId("adjustments", "COIN"), audit: { actorId: "test", action: "debt", subjectType: "user", subjectId: bob.id }, now }),
+    );
+    const b = await open("", { token: bob.token });
+    expect((await transfer(alice, bob.id, 50)).status).toBe(201);
+    const settled = await until(b, (f) => f.type === "coin-balance-update" && f.data.reason === "debt_settlement");
+    expect(settled).toMatchObject({ data: { balance: 20, change: -30 } });
+    b.ws.close(1000, "done");
   });
 
   it("at most REALTIME_MAX_SOCKETS_PER_USER (10) sockets: the 11th closes the oldest; the others all receive", async () => {

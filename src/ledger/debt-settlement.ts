@@ -4,7 +4,7 @@ import { insertWhere } from "../db/insert-where";
 import { accounts, transactions } from "../db/schema";
 import type { Asset } from "../lib/money";
 import type { Statement } from "./executor";
-import { announce } from "../realtime/outbox";
+import { announce, seenAtSql } from "../realtime/outbox";
 import { settlementEvents } from "../realtime/wallet-events";
 
 /**
@@ -66,7 +66,7 @@ export function settlementRow(db: Db, s: Settlement, settles: string, now: numbe
     sql`from ${accounts} where ${accounts.id} = ${s.debt} and ${accounts.balance} < 0`,
   );
   return announce(
-    row.returning({ id: transactions.id, userId: transactions.userId, asset: transactions.asset, amount: transactions.amount, balanceAfter: transactions.balanceAfter, createdAt: transactions.createdAt }),
+    row.returning({ id: transactions.id, userId: transactions.userId, asset: transactions.asset, amount: transactions.amount, balanceAfter: transactions.balanceAfter, createdAt: transactions.createdAt, seenAt: seenAtSql(transactions.userId) }),
     (rows) => settlementEvents(rows as Parameters<typeof settlementEvents>[0]),
   );
 }

@@ -5,7 +5,7 @@ import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCo
 import { ApiError } from "../lib/errors";
 import { checkGuards, guard, GuardError, guardOf, type Guard } from "./guards";
 import { settlementRow, settlementsFor } from "./debt-settlement";
-import { announce } from "../realtime/outbox";
+import { announce, seenAtSql } from "../realtime/outbox";
 import { walletEvents } from "../realtime/wallet-events";
 import { assertBalanced, SPENDING_TYPES, type LedgerPlan, type Spend } from "./plan";
 
@@ -109,8 +109,8 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
           .update(accounts)
           .set({ balance: sql`${accounts.balance} + ${by("balance")}`, locked: sql`${accounts.locked} + ${by("locked")}` })
           .where(inArray(accounts.id, moved.map(([id]) => id)))
-          .returning({ id: accounts.id, balance: accounts.balance, locked: accounts.locked }),
-        (rows) => walletEvents(rows as { id: string; balance: number; locked: number }[], movement),
+          .returning({ id: accounts.id, balance: accounts.balance, locked: accounts.locked, seenAt: seenAtSql(accounts.ownerId) }),
+        (rows) => walletEvents(rows as Parameters<typeof walletEvents>[0], movement),
       ),
     );
   }

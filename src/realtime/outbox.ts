@@ -1,6 +1,6 @@
-import { and, eq, gt, inArray, or } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import type { Config } from "../config";
-import type { Db } from "../db/client";
 import { realtimePresence } from "../db/schema";
 
 /**
@@ -8,9 +8,14 @@ import { realtimePresence } from "../db/schema";
  * update, a debt settlement, an alert, a boost) registers how its returned rows become events; the
  * database wrapper (`createDb(d1, outbox)`) collects them only once the batch that ran the statement has
  * committed — a failed batch announces nothing — and whoever owns the outbox publishes it after the work
- * is done (`waitUntil`): one RPC per affected user, one per room. No D1 writes.
+ * is done (`waitUntil`): one RPC per affected user present, one per room. No D1 work.
+ *
+ * A user's event carries the user's realtime presence as the batch saw it (`seenAt`, read by the
+ * announcing statement itself): only users present (a socket open, or closed within the replay window)
+ * are published to, so an offline user's object is never woken. Whoever comes back later than that is
+ * told to re-read (`resync`, see EventLog.accept), so skipping them loses nothing.
  */
-export type Audience = { user: string } | { room: "admins" } | { room: "lobby" };
+export type Audience = { user: string; seenAt: number | null } | { room: "admins" } | { room: "lobby" };
 
 export interface OutboxEvent {
   to: Audience;
@@ -50,6 +55,23 @@ type RealtimeConfig = Pick<Config, "REALTIME_LOBBY_SHARDS" | "REALTIME_REPLAY_EV
 
 export const retention = (config: RealtimeConfig) => ({ keep: config.REALTIME_REPLAY_EVENTS, maxAgeMs: config.REALTIME_REPLAY_HOURS * 3_600_000 });
 
+/** `seenAt` of a user with a socket open. */
+const CONNECTED = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The realtime presence of the user `userId` names, for an announcing statement's RETURNING: when they
+ * last had a socket (CONNECTED while they have one), null when they never had one.
+ */
+export const seenAtSql = (userId: SQLiteColumn): SQL<number | null> =>
+  sql<number | null>`(select case when ${realtimePresence.connected} then ${CONNECTED} else ${realtimePresence.lastSeen} end from ${realtimePresence} where ${realtimePresence.userId} = ${userId})`;
+
+/**
+ * A user is present when they have a socket, or closed their last one within the replay window: their
+ * object keeps events for a replay. The complement of EventLog.accept's "away for longer than the
+ * window", which answers `resync` whatever the client says it has seen.
+ */
+export const present = (seenAt: number | null, now: number, windowMs: number): boolean => seenAt !== null && now - seenAt <= windowMs;
+
 /** The lobby shard a user's lobby socket lives on (stable, so a reconnect replays from the same log). */
 export function lobbyShard(userId: string, shards: number): number {
   let h = 2166136261;
@@ -57,14 +79,11 @@ export function lobbyShard(userId: string, shards: number): number {
   return h % shards;
 }
 
-/**
- * Publishes an outbox: one RPC per user with their events in order, one per room (the lobby: each shard).
- * With `onlyPresent` (background jobs), users' events go only to those with a socket open or closed
- * within the replay window (one D1 read): anyone else gets `resync` when they come back.
- */
-export async function publishOutbox(env: Env, config: RealtimeConfig, outbox: Outbox, opts: { onlyPresent?: { db: Db; now: number } } = {}): Promise<void> {
+/** Publishes an outbox: one RPC per present user with their events in order, one per room (the lobby: each shard). */
+export async function publishOutbox(env: Env, config: RealtimeConfig, outbox: Outbox, now = Date.now()): Promise<void> {
+  const windowMs = config.REALTIME_REPLAY_HOURS * 3_600_000;
+  outbox = outbox.filter((e) => !("user" in e.to) || present(e.to.seenAt, now, windowMs));
   if (outbox.length === 0) return;
-  if (opts.onlyPresent) outbox = await presentOnly(opts.onlyPresent.db, config, outbox, opts.onlyPresent.now);
   const byUser = new Map<string, OutboxEvent[]>();
   const rooms = { admins: [] as OutboxEvent[], lobby: [] as OutboxEvent[] };
   for (const e of outbox) {
@@ -116,18 +135,4 @@ export function outboxMessages(outbox: Outbox): RealtimeMessage[] {
   }
   if (current.length > 0) messages.push({ kind: "realtime", events: current });
   return messages;
-}
-
-async function presentOnly(db: Db, config: RealtimeConfig, outbox: Outbox, now: number): Promise<Outbox> {
-  const userIds = [...new Set(outbox.flatMap((e) => ("user" in e.to ? [e.to.user] : [])))];
-  if (userIds.length === 0) return outbox;
-  const present = new Set<string>();
-  for (let i = 0; i < userIds.length; i += 90) {
-    const rows = await db
-      .select({ userId: realtimePresence.userId })
-      .from(realtimePresence)
-      .where(and(inArray(realtimePresence.userId, userIds.slice(i, i + 90)), or(eq(realtimePresence.connected, true), gt(realtimePresence.lastSeen, now - config.REALTIME_REPLAY_HOURS * 3_600_000))));
-    for (const r of rows) present.add(r.userId);
-  }
-  return outbox.filter((e) => !("user" in e.to) || present.has(e.to.user));
 }
