@@ -1,15 +1,35 @@
-import { drizzle } from "drizzle-orm/d1";
+import { createTableRelationsHelpers, extractTablesRelationalConfig, type ExtractTablesWithRelations, type RelationalSchemaConfig } from "drizzle-orm";
+import { DrizzleD1Database, SQLiteD1Session } from "drizzle-orm/d1";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { collect, type Outbox } from "../realtime/outbox";
 import { schema } from "./schema";
 
-export type Db = ReturnType<typeof createDb>;
+type Tables = ExtractTablesWithRelations<typeof schema>;
+export type Db = DrizzleD1Database<typeof schema> & { $client: D1Database };
+
+/**
+ * What `drizzle(d1, { schema, casing })` would rebuild on every call, built once per isolate: the
+ * dialect (its cache of snake_case column names warms up) and the relational view of the schema. Both
+ * are read-only after construction; each request gets its own session over its own binding.
+ */
+const dialect = new SQLiteAsyncDialect({ casing: "snake_case" });
+let relational: RelationalSchemaConfig<Tables> | undefined;
+function relationalSchema(): RelationalSchemaConfig<Tables> {
+  if (!relational) {
+    const tables = extractTablesRelationalConfig(schema, createTableRelationsHelpers);
+    relational = { fullSchema: schema, schema: tables.tables as Tables, tableNamesMap: tables.tableNamesMap };
+  }
+  return relational;
+}
 
 /**
  * The drizzle instance of one request (or queue message, or cron run). With an `outbox`, every batch
  * that commits hands the events its announcing statements produce to it (see realtime/outbox.ts).
  */
-export function createDb(d1: D1Database, opts: { outbox?: Outbox } = {}) {
-  const db = drizzle(d1, { schema, casing: "snake_case" });
+export function createDb(d1: D1Database, opts: { outbox?: Outbox } = {}): Db {
+  const config = relationalSchema();
+  const db = new DrizzleD1Database<typeof schema>("async", dialect, new SQLiteD1Session(d1, dialect, config, {}), config) as Db;
+  db.$client = d1;
   const { outbox } = opts;
   if (outbox) {
     const batch = db.batch.bind(db);
