@@ -186,12 +186,16 @@ export class UserActivity extends DurableObject<Env> {
 
   private count(bucket: string, now: number, limit: number, windowMs: number): RateResult {
     this.sql.exec("DELETE FROM rate_attempts WHERE bucket = ? AND at <= ?", bucket, now - windowMs);
-    const admitted = this.sql.exec<{ n: number; oldest: number | null }>("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM rate_attempts WHERE bucket = ? AND allowed = 1", bucket).one();
-    const allowed = admitted.n < limit;
+    const window = this.sql
+      .exec<{ attempts: number; admitted: number; oldest: number | null }>(
+        "SELECT COUNT(*) AS attempts, COALESCE(SUM(allowed), 0) AS admitted, MIN(CASE WHEN allowed = 1 THEN at END) AS oldest FROM rate_attempts WHERE bucket = ?",
+        bucket,
+      )
+      .one();
+    const allowed = window.admitted < limit;
     this.sql.exec("INSERT INTO rate_attempts (bucket, at, allowed) VALUES (?, ?, ?)", bucket, now, allowed ? 1 : 0);
-    const attempts = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM rate_attempts WHERE bucket = ?", bucket).one().n;
-    const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil(((admitted.oldest ?? now) + windowMs - now) / 1000));
-    return { allowed, retryAfterSeconds, attemptsInWindow: attempts };
+    const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil(((window.oldest ?? now) + windowMs - now) / 1000));
+    return { allowed, retryAfterSeconds, attemptsInWindow: window.attempts + 1 };
   }
 
   /**
@@ -205,10 +209,10 @@ export class UserActivity extends DurableObject<Env> {
     return this.ctx.storage.transactionSync((): GateResult => {
       const limit = this.count("value", now, req.limitPerMinute, 60_000);
       const subject = { userId: req.userId, deviceFingerprint: req.device };
-      this.sql.exec("DELETE FROM raised_alerts WHERE at < ?", now - 2 * 3_600_000);
-      const findings = evaluateRules({ event: "value_request", attemptsLastMinute: limit.attemptsInWindow }, config, subject, now).filter(
-        (f) => !f.dedupe || this.sql.exec("INSERT OR IGNORE INTO raised_alerts (key, at) VALUES (?, ?)", JSON.stringify(f.dedupe), now).rowsWritten > 0,
-      );
+      const found = evaluateRules({ event: "value_request", attemptsLastMinute: limit.attemptsInWindow }, config, subject, now);
+      // Keys of alerts raised over two hours ago are forgotten (only when something might be raised again).
+      if (found.length > 0) this.sql.exec("DELETE FROM raised_alerts WHERE at < ?", now - 2 * 3_600_000);
+      const findings = found.filter((f) => !f.dedupe || this.sql.exec("INSERT OR IGNORE INTO raised_alerts (key, at) VALUES (?, ?)", JSON.stringify(f.dedupe), now).rowsWritten > 0);
       const newDevice = req.device !== null && this.sql.exec("INSERT OR IGNORE INTO devices (fingerprint, first_seen) VALUES (?, ?)", req.device, now).rowsWritten > 0;
       return { ...limit, findings, newDevice };
     });
