@@ -1,6 +1,7 @@
 import { createExecutionContext, createScheduledController, env, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
+import type { UserActivity } from "../src/durable/user-activity";
 import { createDb } from "../src/db/client";
 import { systemAccountId, userDebtAccountId } from "../src/ledger/accounts";
 import { applyPlan } from "../src/ledger/executor";
@@ -242,6 +243,26 @@ describe("realtime events over WebSockets", () => {
     expect((await transfer(alice, dave.id, 3)).status).toBe(201);
     expect(await logged(dave.id)).toBe(2);
     back.ws.close(1000, "done");
+  });
+
+  it("a socket is accepted only once the user's presence is written: a batch committing meanwhile either publishes to it or was before the resync's re-read", async () => {
+    const user = await newUser("joining");
+    const stub = env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(user.id));
+    const rowAtAccept = await runInDurableObject<UserActivity, string>(stub, async (instance) => {
+      const log = (instance as unknown as { log: { accept: (...args: unknown[]) => Response } }).log;
+      const accept = log.accept.bind(log);
+      let seen: Promise<{ connected: number } | null> | undefined;
+      log.accept = (...args) => {
+        // What a batch committing at this instant would read (D1 runs statements in arrival order).
+        seen = env.DB.prepare("SELECT connected FROM realtime_presence WHERE user_id = ?").bind(user.id).first<{ connected: number }>();
+        return accept(...args);
+      };
+      const res = await instance.fetch(new Request("http://do/", { headers: { upgrade: "websocket", "x-realtime-user": user.id } }));
+      res.webSocket?.accept();
+      res.webSocket?.close(1000, "done");
+      return JSON.stringify((await seen) ?? null);
+    });
+    expect(JSON.parse(rowAtAccept)).toEqual({ connected: 1 });
   });
 
   it("a debt settled by an incoming transfer reaches the owner's socket (its statement reads the owner's presence too)", async () => {

@@ -85,12 +85,14 @@ export class UserActivity extends DurableObject<Env> {
     const since = url.searchParams.get("since");
     const now = Date.now();
     const awayResyncMs = Number(request.headers.get("x-realtime-away-resync-ms") ?? 86_400_000);
-    const response = this.log.accept(userId, since === null ? null : Number(since), Number(request.headers.get("x-realtime-max-sockets") ?? 10), now, { awayResyncMs });
+    // Present first, then accepted: a batch that commits before the write skipped this user, and the socket
+    // then either replays from the log or gets `resync` (re-read after the commit); one that commits after
+    // it publishes here. Accepted first, a commit in between would be lost to a live socket.
     await this.presence(userId, true, now);
-    return response;
+    return this.log.accept(userId, since === null ? null : Number(since), Number(request.headers.get("x-realtime-max-sockets") ?? 10), now, { awayResyncMs });
   }
 
-  /** The user's presence in D1, which background jobs read to decide whom to publish to. */
+  /** The user's presence in D1, which announcing statements read (`seenAtSql`) so events go only to users present. */
   private async presence(userId: string, connected: boolean, now: number): Promise<void> {
     if (!userId) return;
     this.sql.exec("INSERT OR REPLACE INTO realtime_owner (id, user_id) VALUES (1, ?)", userId);
