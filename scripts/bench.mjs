@@ -6,10 +6,11 @@
 //   GET /api/wallet/balance      one batch: first sight, the caller's record and wallets
 //   POST /api/wallet/transfer    one Durable Object call (rate limit, velocity) + one D1 batch
 // Prints req/s, p50/p99, D1 round trips and statements per request (from the Server-Timing header the
-// service adds with D1_METRICS=true) and the ratios the targets are stated in.
+// service adds with D1_METRICS=true), the local stack's CPU per request (/proc) and the ratios the
+// targets are stated in.
 // Env: BENCH_ROUNDS (5), BENCH_REQUESTS (400 per endpoint and round), BENCH_CONCURRENCY (16),
 // BENCH_PORT (8797), BENCH_SIM_PORT (8798). Results: .bench/results.json.
-import { benchService, envNumber, fmt, load, machine, markdownTable, round, summarise, writeResults } from "./bench/harness.mjs";
+import { benchService, envNumber, fmt, load, machine, markdownTable, round, summarise, workerdUsage, writeResults } from "./bench/harness.mjs";
 import { signToken } from "./dev-token.mjs";
 
 const ROUNDS = Math.floor(envNumber("BENCH_ROUNDS", 5));
@@ -61,9 +62,20 @@ async function main() {
   for (const name of names) await load(service, { ...endpoints[name], count: 100, concurrency: CONCURRENCY });
 
   const runs = Object.fromEntries(names.map((n) => [n, []]));
+  // CPU seconds the local stack spent on each endpoint's requests (/proc): workerd (the Worker, D1, the
+  // objects) and wrangler's Node process (its dev proxy's log and DevTools traffic).
+  const cpu = Object.fromEntries(names.map((n) => [n, { workerd: 0, wrangler: 0 }]));
+  const measured = async (name) => {
+    const before = workerdUsage();
+    const run = await load(service, { ...endpoints[name], count: PER_ROUND, concurrency: CONCURRENCY });
+    const after = workerdUsage();
+    cpu[name].workerd += after.cpuSeconds - before.cpuSeconds;
+    cpu[name].wrangler += after.wranglerCpuSeconds - before.wranglerCpuSeconds;
+    return run;
+  };
   for (let r = 0; r < ROUNDS; r++) {
     // Rotate the order every round, so no endpoint always runs first (or right after another).
-    for (const name of [...names.slice(r % names.length), ...names.slice(0, r % names.length)]) runs[name].push(await load(service, { ...endpoints[name], count: PER_ROUND, concurrency: CONCURRENCY }));
+    for (const name of [...names.slice(r % names.length), ...names.slice(0, r % names.length)]) runs[name].push(await measured(name));
     console.log(`round ${r + 1}/${ROUNDS}: ${names.map((n) => `${n} ${fmt(runs[n].at(-1).requestsPerSecond, 0)}/s`).join(", ")}`);
   }
   const merged = Object.fromEntries(
@@ -71,7 +83,9 @@ async function main() {
       const parts = runs[n];
       const errors = {};
       for (const p of parts) for (const [k, v] of Object.entries(p.errors)) errors[k] = (errors[k] ?? 0) + v;
-      return [n, summarise(parts.flatMap((p) => p.samples), { errors, proxyRetries: parts.reduce((a, p) => a + p.proxyRetries, 0), seconds: parts.reduce((a, p) => a + p.seconds, 0) })];
+      const summary = summarise(parts.flatMap((p) => p.samples), { errors, proxyRetries: parts.reduce((a, p) => a + p.proxyRetries, 0), seconds: parts.reduce((a, p) => a + p.seconds, 0) });
+      const perRequestMs = (seconds) => round((seconds * 1000) / Math.max(1, summary.completed + summary.errorCount), 2);
+      return [n, { ...summary, cpuMsPerRequest: { workerd: perRequestMs(cpu[n].workerd), wrangler: perRequestMs(cpu[n].wrangler) } }];
     }),
   );
   const ledger = await service.call("GET", "/api/admin/ledger/check", admin);
@@ -80,11 +94,11 @@ async function main() {
   const rate = (n) => merged[n].requestsPerSecond;
   const ratio = (a, b) => round(rate(a) / rate(b), 3);
   const table = markdownTable(
-    ["endpoint", "requests", "req/s", "p50 ms", "p99 ms", "D1 round trips", "D1 statements", "÷ /healthz", "÷ packages"],
+    ["endpoint", "requests", "req/s", "p50 ms", "p99 ms", "D1 round trips", "D1 statements", "CPU ms/req workerd", "CPU ms/req wrangler", "÷ /healthz", "÷ packages"],
     names.map((n) => {
       const m = merged[n];
       const { method, path } = endpoints[n].make(0);
-      return [`${method} ${path}`, m.completed, fmt(m.requestsPerSecond), fmt(m.latencyMs.p50), fmt(m.latencyMs.p99), fmt(m.d1.roundTripsMean ?? 0, 2), fmt(m.d1.statementsMean ?? 0, 2), fmt(ratio(n, "healthz"), 2), fmt(ratio(n, "packages"), 2)];
+      return [`${method} ${path}`, m.completed, fmt(m.requestsPerSecond), fmt(m.latencyMs.p50), fmt(m.latencyMs.p99), fmt(m.d1.roundTripsMean ?? 0, 2), fmt(m.d1.statementsMean ?? 0, 2), fmt(m.cpuMsPerRequest.workerd, 2), fmt(m.cpuMsPerRequest.wrangler, 2), fmt(ratio(n, "healthz"), 2), fmt(ratio(n, "packages"), 2)];
     }),
   );
   const targets = TARGETS.map(([a, b, min]) => ({ target: `${a} ≥ ${min * 100}% of ${b}`, ratio: ratio(a, b), met: ratio(a, b) >= min }));

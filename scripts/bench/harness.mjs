@@ -61,24 +61,35 @@ const alive = (pid) => {
   }
 };
 
-/** RSS (KiB) and CPU seconds of every workerd process now running (the local runtime of wrangler dev). */
+/**
+ * RSS (KiB) and CPU seconds of every workerd process now running (the local runtime of wrangler dev),
+ * and the CPU seconds of wrangler's own Node process (its dev proxy's controller and log output).
+ */
 export function workerdUsage() {
   let rssKiB = 0;
   let cpuSeconds = 0;
+  let wranglerCpuSeconds = 0;
   for (const entry of existsSync("/proc") ? readdirSync("/proc") : []) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (!readFileSync(`/proc/${entry}/cmdline`, "utf8").includes("workerd")) continue;
-      rssKiB += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] ?? 0);
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      const workerd = cmdline.includes("workerd");
+      if (!workerd && !cmdline.includes("wrangler-dist")) continue;
       const raw = readFileSync(`/proc/${entry}/stat`, "utf8");
       const stat = raw.slice(raw.lastIndexOf(")") + 2).split(" ");
       // utime + stime, in clock ticks (USER_HZ = 100 on Linux)
-      cpuSeconds += (Number(stat[11]) + Number(stat[12])) / 100;
+      const cpu = (Number(stat[11]) + Number(stat[12])) / 100;
+      if (!workerd) {
+        wranglerCpuSeconds += cpu;
+        continue;
+      }
+      rssKiB += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] ?? 0);
+      cpuSeconds += cpu;
     } catch {
       // ended while we looked
     }
   }
-  return { rssKiB, cpuSeconds };
+  return { rssKiB, cpuSeconds, wranglerCpuSeconds };
 }
 
 /**

@@ -62,8 +62,8 @@ export class EventLog {
    * runs one thing at a time, so no live event can slip in between the replay and the socket being live.
    */
   accept(userId: string, since: number | null, maxSockets: number, now: number, opts: { awayResyncMs?: number } = {}): Response {
-    // Away (no socket) for longer than the replay window: background events were not kept for this
-    // user meanwhile (see realtime_presence), so whatever `since` says, the client must re-read.
+    // Away (no socket) for longer than the replay window: events were not published to this user
+    // meanwhile (only users present are, see outbox.ts), so whatever `since` says, the client must re-read.
     const away = this.sql.exec<{ since: number }>("SELECT since FROM realtime_away WHERE id = 1").toArray()[0]?.since;
     const stale = opts.awayResyncMs !== undefined && this.ctx.getWebSockets().length === 0 && away !== undefined && now - away > opts.awayResyncMs;
     this.sql.exec("DELETE FROM realtime_away");

@@ -54,7 +54,8 @@ const CATALOGUE =
   "`stream-boosted { streamId, boostLevel, startsAt, expiresAt }` in the lobby; `fraud-alert { alertId, userId, alertType, severity }` in the admins' room. " +
   "Reconnect with `?since=<last seq>` to receive what you missed, in order, before live events; `{ type: \"resync\", seq }` means some are no longer kept " +
   "(REALTIME_REPLAY_EVENTS, REALTIME_REPLAY_HOURS): re-read balance and history. Send the text `ping` to get `pong` (answered without waking the server). " +
-  "Events are published after the batch that caused them commits; a refused request publishes nothing.";
+  "Events are published after the batch that caused them commits; a refused request publishes nothing. They are kept for you while you are present " +
+  "(a socket open, or your last one closed within REALTIME_REPLAY_HOURS); back after longer, you get `resync` whatever `since` you send.";
 
 const socketRoute = (path: string, summary: string) =>
   createRoute({
