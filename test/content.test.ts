@@ -3,6 +3,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { contentSplit } from "../src/content/content-rules";
+import { earningsQuery } from "../src/creator/earnings";
+import { createDb } from "../src/db/client";
 import { MAX_AMOUNT } from "../src/lib/money";
 import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, irisNotify, irisReferenceOf, midtransNotification, newUser, postMidtransWebhook, setUserStatus, uniqueId, verifiedUser } from "./helpers";
 
@@ -542,4 +544,15 @@ describe("model: random unlocks, reprices, spends and the three refund kinds", (
     );
     await expectLedgerOk();
   }, 240_000);
+});
+
+describe("GET /api/creator/earnings at scale", () => {
+  it("reads only the postings since `from`: the index on (account, time) bounds the scan, whatever the history before", async () => {
+    const { sql, params } = earningsQuery(createDb(env.DB), "carol", "2026-11-01", "2026-11-21", "+07:00").toSQL();
+    const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+      .bind(...params)
+      .all<{ detail: string }>();
+    const details = plan.results.map((r) => r.detail);
+    expect(details.find((d) => /\bpostings\b/.test(d)), details.join(" | ")).toMatch(/USING INDEX postings_account_idx \(account_id=\? AND created_at>\?\)/);
+  });
 });

@@ -99,7 +99,8 @@ export const postings = sqliteTable(
     balanceAfter: integer().notNull(),
     createdAt: integer().notNull(),
   },
-  (t) => [index("postings_account_idx").on(t.accountId, t.id), index("postings_transaction_idx").on(t.transactionId)],
+  // By account and time: per-account sums (the ledger check) and a creator's earnings since a date.
+  (t) => [index("postings_account_idx").on(t.accountId, t.createdAt), index("postings_transaction_idx").on(t.transactionId)],
 );
 
 /** Two-phase transfers: an amount locked on an account until it is posted or voided, exactly once. */
