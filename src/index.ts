@@ -1,3 +1,4 @@
+import { recordLedgerCheck } from "./admin/ledger-check";
 import { createApp } from "./app";
 import { loadRuntimeConfig } from "./secrets";
 import { createDb } from "./db/client";
@@ -74,6 +75,8 @@ const worker = {
       ctx.waitUntil(startBatch({ db: createDb(env.DB), config, env }, day, controller.scheduledTime).then(() => undefined));
       // The metrics rollup of the day that ended (rerunnable; today's is computed when asked for).
       ctx.waitUntil(rollupDay(createDb(env.DB), env, config, day, controller.scheduledTime).catch((e) => console.error("metrics rollup failed", e instanceof Error ? e.message : String(e))));
+      // The ledger's invariants, once a day (a failure raises a critical alert; the console shows the report).
+      ctx.waitUntil(recordLedgerCheck(createDb(env.DB), controller.scheduledTime).then(() => undefined, (e) => console.error("ledger check failed to run", e instanceof Error ? e.message : String(e))));
       return;
     }
     if (controller.cron === MONTHLY_BILLING_CRON) {

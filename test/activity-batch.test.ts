@@ -145,7 +145,7 @@ describe("daily batch", () => {
     await expectLedgerOk();
   });
 
-  it("the cron derives its day from the scheduled time and runs through the queue", async () => {
+  it("the cron derives its day from the scheduled time and runs through the queue, and checks the ledger", async () => {
     const day = addDays(previousBusinessDay(Date.now(), "+07:00"), -3);
     const user = await newUser("cron");
     await seedDay(user.id, day, [{ minutes: 3, count: 2 }]);
@@ -153,6 +153,8 @@ describe("daily batch", () => {
     const ctx = createExecutionContext();
     await worker.scheduled(createScheduledController({ cron: DAILY_BATCH_CRON, scheduledTime }), env, ctx);
     await waitOnExecutionContext(ctx);
+    // The same cron checks the ledger and keeps the report.
+    expect(await env.DB.prepare("SELECT ok FROM ledger_checks WHERE checked_at = ?").bind(scheduledTime).first()).toEqual({ ok: 1 });
     const token = await adminToken();
     for (let i = 0; i < 200; i++) {
       const p = await call("GET", `/api/admin/batches/${day}`, { token });

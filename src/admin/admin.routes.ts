@@ -104,6 +104,9 @@ export const adminRouter = createRouter()
       path: "/ledger/check",
       tags: ["admin"],
       summary: "Reconciliation: the ledger's invariants over the whole database",
+      description:
+        "Runs the check now (a scan of every account, posting and hold) and answers its report without keeping it. The daily cron and the console's " +
+        "*Check now* keep reports (the console overview shows the latest); a failed kept check raises one critical `ledger_check_failed` alert a day.",
       security: bearerSecurity,
       responses: { 200: { description: "Invariant report; `ok` is true when all hold", content: { "application/json": { schema: LedgerCheckSchema } } }, ...errorResponses },
     }),

@@ -1,5 +1,8 @@
-import { sql } from "drizzle-orm";
+import { desc, lt, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
+import { ledgerChecks } from "../db/schema";
+import { alertStatement, dedupeKey } from "../fraud/alerts";
+import { applyStatements } from "../ledger/executor";
 
 /**
  * The ledger's invariants (SPEC §4), checked by SQL over the whole ledger: every asset sums to zero,
@@ -34,4 +37,45 @@ export async function checkLedger(db: Db) {
     unbalancedTransactions: unbalanced,
     lockMismatches: locks,
   };
+}
+
+export type LedgerReport = Awaited<ReturnType<typeof checkLedger>>;
+
+/** How long reports are kept. */
+const KEEP_MS = 90 * 86_400_000;
+
+/**
+ * Runs the check and keeps its report (the console shows the latest, so viewing it scans nothing). A
+ * failed check raises a critical `ledger_check_failed` alert, once per UTC day however often it runs.
+ */
+export async function recordLedgerCheck(db: Db, now: number): Promise<LedgerReport> {
+  const report = await checkLedger(db);
+  const failed = report.ok
+    ? []
+    : [
+        alertStatement(
+          db,
+          {
+            userId: null,
+            alertType: "ledger_check_failed",
+            severity: "critical",
+            details: {
+              assets: report.assets.filter((a) => a.sum !== 0),
+              negativeAccounts: report.negativeAccounts.length,
+              balanceMismatches: report.balanceMismatches.length,
+              unbalancedTransactions: report.unbalancedTransactions.length,
+              lockMismatches: report.lockMismatches.length,
+            },
+            dedupeKey: await dedupeKey("ledger_check_failed", new Date(now).toISOString().slice(0, 10)),
+          },
+          now,
+        ),
+      ];
+  await applyStatements(db, [db.insert(ledgerChecks).values({ checkedAt: now, ok: report.ok, report }), db.delete(ledgerChecks).where(lt(ledgerChecks.checkedAt, now - KEEP_MS)), ...failed]);
+  return report;
+}
+
+/** The latest kept report, or undefined when the ledger was never checked. */
+export async function latestLedgerCheck(db: Db): Promise<{ checkedAt: number; ok: boolean; report: Record<string, unknown> } | undefined> {
+  return db.select({ checkedAt: ledgerChecks.checkedAt, ok: ledgerChecks.ok, report: ledgerChecks.report }).from(ledgerChecks).orderBy(desc(ledgerChecks.id)).limit(1).get();
 }

@@ -1,6 +1,6 @@
 import { and, desc, eq } from "drizzle-orm";
 import { Hono } from "hono";
-import { checkLedger } from "../admin/ledger-check";
+import { latestLedgerCheck, recordLedgerCheck } from "../admin/ledger-check";
 import { batchRuns, kycSubmissions, payouts, withdrawals } from "../db/schema";
 import { listAlerts, reviewAlert } from "../fraud/fraud.service";
 import { decideHeldPayout } from "../jobs/batch-payouts";
@@ -74,13 +74,17 @@ consoleRouter.post("/logout", (c) => {
 
 consoleRouter.get("/", async (c) => {
   const today = businessDay(Date.now(), c.var.config.BUSINESS_TZ_OFFSET);
-  const [m, ledger] = await Promise.all([metricsReport(c.var.db, c.env, c.var.config, { from: addDays(today, -29), to: today }, Date.now()), checkLedger(c.var.db)]);
+  const [m, ledger] = await Promise.all([metricsReport(c.var.db, c.env, c.var.config, { from: addDays(today, -29), to: today }, Date.now()), latestLedgerCheck(c.var.db)]);
   const series = (pick: (d: (typeof m.days)[number]) => number | null) => m.days.map((d) => ({ label: d.date, value: pick(d) }));
   const t = m.totals;
   return c.html(
     <Page title="Overview" path="/admin" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
       <div class="card" id="ledger">
-        Ledger check: <strong>{ledger.ok ? "ok" : "FAILED"}</strong> <span class="muted">({ledger.checkedAt})</span>
+        Ledger check: <strong>{ledger ? (ledger.ok ? "ok" : "FAILED") : "not run yet"}</strong>{" "}
+        {ledger ? <span class="muted">({when(ledger.checkedAt)}; it runs daily with the batch)</span> : null}{" "}
+        <Action action="/admin/ledger-check" csrf={c.var.csrf}>
+          <button type="submit">Check now</button>
+        </Action>
       </div>
       <div class="card" id="totals">
         Last 30 days: {t.activeUsers} active users, {t.payers} payers, revenue {rupiah(t.revenueIdr)}, ARPU {rupiah(t.arpuIdr)}, conversion {pct(t.conversionRate)}, payment
@@ -96,6 +100,20 @@ consoleRouter.get("/", async (c) => {
     </Page>,
   );
 });
+
+consoleRouter.post("/ledger-check", async (c) =>
+  c.redirect(
+    await act(
+      "/admin",
+      async () => {
+        const report = await recordLedgerCheck(c.var.db, Date.now());
+        if (!report.ok) throw new ApiError("conflict", "The ledger check FAILED; a critical alert was raised (GET /api/admin/ledger/check has the details).");
+      },
+      "Ledger checked: ok.",
+    ),
+    303,
+  ),
+);
 
 consoleRouter.get("/alerts", async (c) => {
   const status = c.req.query("status") as "open" | "investigating" | "resolved" | "false_positive" | undefined;

@@ -799,8 +799,20 @@ export const batchGuards = sqliteTable("batch_guards", {
   name: text().notNull(),
 });
 
+/**
+ * The ledger check's reports (SPEC §4 invariants over the whole ledger), kept 90 days: written by the
+ * daily cron and by an admin's "check now"; the console shows the latest instead of scanning the ledger.
+ */
+export const ledgerChecks = sqliteTable("ledger_checks", {
+  id: integer().primaryKey({ autoIncrement: true }),
+  checkedAt: integer().notNull(),
+  ok: integer({ mode: "boolean" }).notNull(),
+  report: text({ mode: "json" }).$type<Record<string, unknown>>().notNull(),
+});
+
 export const schema = {
   batchGuards,
+  ledgerChecks,
   contentItems,
   contentPurchases,
   contentRefundRuns,

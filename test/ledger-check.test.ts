@@ -1,0 +1,48 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { latestLedgerCheck, recordLedgerCheck } from "../src/admin/ledger-check";
+import { createDb } from "../src/db/client";
+import { adjust, newUser } from "./helpers";
+
+const db = () => createDb(env.DB);
+const alerts = async () => (await env.DB.prepare("SELECT severity, details FROM fraud_alerts WHERE alert_type = 'ledger_check_failed'").all<{ severity: string; details: string }>()).results;
+
+describe("the kept ledger check", () => {
+  it("keeps each report; a broken ledger raises one critical alert a day, however often it is checked", async () => {
+    const now = Date.now();
+    const healthy = await recordLedgerCheck(db(), now);
+    expect(healthy.ok).toBe(true);
+    expect(await latestLedgerCheck(db())).toMatchObject({ checkedAt: now, ok: true });
+    expect(await alerts()).toEqual([]);
+
+    // A balance no posting explains (what a bug or a manual edit would leave).
+    const user = await newUser("skewed");
+    await adjust(user.id, 100);
+    const wallet = `usr:${user.id}:COIN`;
+    await env.DB.prepare("UPDATE accounts SET balance = balance + 7 WHERE id = ?").bind(wallet).run();
+    try {
+      const broken = await recordLedgerCheck(db(), now + 1000);
+      expect(broken.ok).toBe(false);
+      expect(broken.balanceMismatches).toEqual([{ id: wallet, balance: 107, postings: 100 }]);
+      await recordLedgerCheck(db(), now + 2000);
+      const raised = await alerts();
+      expect(raised).toHaveLength(1);
+      expect(raised[0]!.severity).toBe("critical");
+      expect(JSON.parse(raised[0]!.details)).toMatchObject({ balanceMismatches: 1, assets: [{ asset: "COIN", sum: 7 }] });
+      expect(await latestLedgerCheck(db())).toMatchObject({ checkedAt: now + 2000, ok: false, report: { balanceMismatches: [{ id: wallet }] } });
+    } finally {
+      await env.DB.prepare("UPDATE accounts SET balance = balance - 7 WHERE id = ?").bind(wallet).run();
+    }
+    expect((await recordLedgerCheck(db(), now + 3000)).ok).toBe(true);
+    expect(await latestLedgerCheck(db())).toMatchObject({ checkedAt: now + 3000, ok: true });
+  });
+
+  it("reports older than 90 days are dropped when a new one is kept", async () => {
+    const now = Date.now();
+    await env.DB.prepare("INSERT INTO ledger_checks (checked_at, ok, report) VALUES (?, 1, '{}'), (?, 1, '{}')").bind(now - 91 * 86_400_000, now - 89 * 86_400_000).run();
+    await recordLedgerCheck(db(), now);
+    // (The reports of the other test in this file are minutes old: not asked for here.)
+    const kept = (await env.DB.prepare("SELECT checked_at FROM ledger_checks WHERE checked_at < ? OR checked_at = ? ORDER BY checked_at").bind(now - 80 * 86_400_000, now).all<{ checked_at: number }>()).results.map((r) => r.checked_at);
+    expect(kept).toEqual([now - 89 * 86_400_000, now]);
+  });
+});
