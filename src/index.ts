@@ -22,6 +22,17 @@ export { GatewayLatency } from "./metrics/gateway-latency";
 
 const app = createApp();
 
+/** The daily ledger check, its alert (if it fails) announced through the queue like any job's events. */
+async function dailyLedgerCheck(env: Env, scheduledTime: number): Promise<void> {
+  const outbox: Outbox = [];
+  try {
+    await recordLedgerCheck(createDb(env.DB, { outbox }), scheduledTime);
+    await enqueueOutbox(env.BATCH_QUEUE, outbox);
+  } catch (e) {
+    console.error("ledger check failed to run", e instanceof Error ? e.message : String(e));
+  }
+}
+
 /**
  * Every 15 minutes: housekeeping that keeps nothing held or stored longer than it should be (and
  * releases marketplace escrow that is due). Each step
@@ -75,8 +86,8 @@ const worker = {
       ctx.waitUntil(startBatch({ db: createDb(env.DB), config, env }, day, controller.scheduledTime).then(() => undefined));
       // The metrics rollup of the day that ended (rerunnable; today's is computed when asked for).
       ctx.waitUntil(rollupDay(createDb(env.DB), env, config, day, controller.scheduledTime).catch((e) => console.error("metrics rollup failed", e instanceof Error ? e.message : String(e))));
-      // The ledger's invariants, once a day (a failure raises a critical alert; the console shows the report).
-      ctx.waitUntil(recordLedgerCheck(createDb(env.DB), controller.scheduledTime).then(() => undefined, (e) => console.error("ledger check failed to run", e instanceof Error ? e.message : String(e))));
+      // The ledger's invariants, once a day (a failure raises a critical alert, announced to the admins' room; the console shows the report).
+      ctx.waitUntil(dailyLedgerCheck(env, controller.scheduledTime));
       return;
     }
     if (controller.cron === MONTHLY_BILLING_CRON) {

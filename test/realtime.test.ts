@@ -7,6 +7,9 @@ import { systemAccountId, userDebtAccountId } from "../src/ledger/accounts";
 import { applyPlan } from "../src/ledger/executor";
 import { movePlan } from "../src/ledger/plan";
 import { newId } from "../src/lib/ids";
+import { loadConfig } from "../src/config";
+import { publishOutbox } from "../src/realtime/outbox";
+import { DAILY_BATCH_CRON } from "../src/jobs/crons";
 import { adjust, adminToken, call, expectProblem, newUser, tokenFor } from "./helpers";
 
 type Frame = { seq?: number; type: string; at?: string; data?: any };
@@ -61,6 +64,13 @@ async function until(s: Socket, match: (f: Frame) => boolean, ms = 3000): Promis
   return undefined;
 }
 const quiet = () => new Promise((r) => setTimeout(r, 250));
+/** Makes the user's last socket have closed `ms` earlier (in D1's presence and in their object). */
+async function awayFor(userId: string, ms: number) {
+  await env.DB.prepare("UPDATE realtime_presence SET last_seen = last_seen - ? WHERE user_id = ?").bind(ms, userId).run();
+  await runInDurableObject(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(userId)), (_, state) => {
+    state.storage.sql.exec("UPDATE realtime_away SET since = since - ?", ms);
+  });
+}
 /** How many events the user's object keeps in its replay log. */
 const logged = (userId: string) =>
   runInDurableObject(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(userId)), (_, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM realtime_events").one().n);
@@ -210,7 +220,8 @@ describe("realtime events over WebSockets", () => {
       state.storage.sql.exec("UPDATE realtime_away SET since = since - ?", 25 * 3_600_000);
     });
     const back = await open("", { token: seller.token, query: { since: String(seen) } });
-    expect(await back.next(1)).toEqual([{ type: "resync", seq: seen }]);
+    // (The object forgot its log and skipped one seq, so any other device behind it is told too.)
+    expect(await back.next(1)).toEqual([{ type: "resync", seq: seen + 1 }]);
     back.ws.close(1000, "done");
   });
 
@@ -234,7 +245,8 @@ describe("realtime events over WebSockets", () => {
     expect((await transfer(alice, carol.id, 2)).status).toBe(201);
     expect(await logged(carol.id)).toBe(2);
     const back = await open("", { token: carol.token, query: { since: String(seen) } });
-    expect(await back.next(1)).toEqual([{ type: "resync", seq: seen }]);
+    // (The object forgot its log and skipped one seq, so any other device behind it is told too.)
+    expect(await back.next(1)).toEqual([{ type: "resync", seq: seen + 1 }]);
 
     // Dave left a moment ago: kept for his replay.
     const d = await open("", { token: dave.token });
@@ -263,6 +275,86 @@ describe("realtime events over WebSockets", () => {
       return JSON.stringify((await seen) ?? null);
     });
     expect(JSON.parse(rowAtAccept)).toEqual({ connected: 1 });
+  });
+
+  it("after a long absence every device is told to re-read, not only the first to come back", async () => {
+    const [alice, bob] = [await newUser("alice"), await newUser("bob")];
+    await adjust(alice.id, 500);
+    const s = await open("", { token: bob.token });
+    expect((await transfer(alice, bob.id, 1)).status).toBe(201);
+    const seen = (await s.next(2)).at(-1)!.seq!;
+    s.ws.close(1000, "bye");
+    await quiet();
+    await awayFor(bob.id, 25 * 3_600_000);
+    expect((await transfer(alice, bob.id, 2)).status).toBe(201); // not kept: Bob is away
+    const laptop = await open("", { token: bob.token }); // fresh: reads its state anyway
+    const phone = await open("", { token: bob.token, query: { since: String(seen) } });
+    const [frame] = await phone.next(1);
+    expect(frame).toMatchObject({ type: "resync" });
+    expect(frame!.seq).toBeGreaterThan(seen);
+    for (const x of [laptop, phone]) x.ws.close(1000, "done");
+  });
+
+  it("an object that kept events but has no record of when its user left (older objects) answers resync, not a partial replay", async () => {
+    const [alice, bob] = [await newUser("alice"), await newUser("bob")];
+    await adjust(alice.id, 500);
+    const s = await open("", { token: bob.token });
+    expect((await transfer(alice, bob.id, 1)).status).toBe(201);
+    const seen = (await s.next(2)).at(-1)!.seq!;
+    s.ws.close(1000, "bye");
+    await quiet();
+    await runInDurableObject(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(bob.id)), (_, state) => {
+      state.storage.sql.exec("DELETE FROM realtime_away");
+    });
+    const back = await open("", { token: bob.token, query: { since: String(seen) } });
+    expect((await back.next(1))[0]).toMatchObject({ type: "resync" });
+    back.ws.close(1000, "done");
+  });
+
+  it("a reload (the old socket closing while the new one is being accepted) leaves the user present", async () => {
+    const user = await newUser("reloading");
+    const old = await open("", { token: user.token });
+    await runInDurableObject<UserActivity, void>(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(user.id)), async (instance, state) => {
+      const [server] = state.getWebSockets();
+      const opening = instance.fetch(new Request("http://do/", { headers: { upgrade: "websocket", "x-realtime-user": user.id } }));
+      await instance.webSocketClose(server!, 1001, "reload");
+      const res = await opening;
+      res.webSocket?.accept();
+    });
+    await quiet();
+    expect(await env.DB.prepare("SELECT connected FROM realtime_presence WHERE user_id = ?").bind(user.id).first()).toEqual({ connected: 1 });
+    old.ws.close(1000, "done");
+  });
+
+  it("presence is judged at commit time (a queued event is kept for a user present then) and errs towards publishing", async () => {
+    const config = loadConfig(env);
+    const day = 86_400_000;
+    const users = [await newUser("committed"), await newUser("legacy"), await newUser("gone")];
+    const at = Date.now() - 10 * 60_000; // committed 10 minutes ago, published now
+    const event = (user: string, seenAt: number | null | undefined) => ({ to: { user, seenAt } as { user: string; seenAt: number | null }, type: "transaction-update", at, data: {} });
+    await publishOutbox(env, config, [
+      event(users[0]!.id, at - day + 60_000), // left 23h59m before the commit
+      event(users[1]!.id, undefined), // a queue message written before events carried presence
+      event(users[2]!.id, at - day - 3_600_000), // left 25 hours before the commit
+    ]);
+    expect([await logged(users[0]!.id), await logged(users[1]!.id), await logged(users[2]!.id)]).toEqual([1, 1, 0]);
+  });
+
+  it("the daily cron's failed ledger check reaches the admins' sockets", async () => {
+    const user = await newUser("skewed");
+    await adjust(user.id, 100);
+    const admin = await open("/admin", { token: await adminToken() });
+    await env.DB.prepare("UPDATE accounts SET balance = balance + 7 WHERE id = ?").bind(`usr:${user.id}:COIN`).run();
+    try {
+      const ctx = createExecutionContext();
+      await worker.scheduled(createScheduledController({ cron: DAILY_BATCH_CRON, scheduledTime: Date.now() }), env, ctx);
+      await waitOnExecutionContext(ctx);
+      const alert = await until(admin, (f) => f.type === "fraud-alert" && f.data.alertType === "ledger_check_failed", 15_000);
+      expect(alert).toMatchObject({ data: { severity: "critical", userId: null } });
+    } finally {
+      await env.DB.prepare("UPDATE accounts SET balance = balance - 7 WHERE id = ?").bind(`usr:${user.id}:COIN`).run();
+      admin.ws.close(1000, "done");
+    }
   });
 
   it("a debt settled by an incoming transfer reaches the owner's socket (its statement reads the owner's presence too)", async () => {

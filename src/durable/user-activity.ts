@@ -92,13 +92,26 @@ export class UserActivity extends DurableObject<Env> {
     return this.log.accept(userId, since === null ? null : Number(since), Number(request.headers.get("x-realtime-max-sockets") ?? 10), now, { awayResyncMs });
   }
 
-  /** The user's presence in D1, which announcing statements read (`seenAtSql`) so events go only to users present. */
-  private async presence(userId: string, connected: boolean, now: number): Promise<void> {
-    if (!userId) return;
+  /** Presence writes, one at a time and in order (see `presence`). */
+  private presenceWrites: Promise<void> = Promise.resolve();
+
+  /**
+   * The user's presence in D1, which announcing statements read (`seenAtSql`) so events go only to users
+   * present. Writes run one after another; `connected: "sockets"` is decided when the write runs, from
+   * the sockets open then. So a close whose write was overtaken by a reload's accept still ends in
+   * "connected", and the last write always follows the last change.
+   */
+  private presence(userId: string, connected: true | "sockets", now: number): Promise<void> {
+    if (!userId) return Promise.resolve();
     this.sql.exec("INSERT OR REPLACE INTO realtime_owner (id, user_id) VALUES (1, ?)", userId);
-    await this.env.DB.prepare("INSERT INTO realtime_presence (user_id, connected, last_seen) VALUES (?1, ?2, ?3) ON CONFLICT (user_id) DO UPDATE SET connected = excluded.connected, last_seen = excluded.last_seen")
-      .bind(userId, connected ? 1 : 0, now)
-      .run();
+    const write = this.presenceWrites.then(async () => {
+      const on = connected === true || this.log.sockets() > 0;
+      await this.env.DB.prepare("INSERT INTO realtime_presence (user_id, connected, last_seen) VALUES (?1, ?2, ?3) ON CONFLICT (user_id) DO UPDATE SET connected = excluded.connected, last_seen = excluded.last_seen")
+        .bind(userId, on ? 1 : 0, now)
+        .run();
+    });
+    this.presenceWrites = write.catch(() => undefined);
+    return write;
   }
 
   /** Events for this user, after the batch that caused them committed: numbered, kept for replay, sent. */
@@ -128,7 +141,7 @@ export class UserActivity extends DurableObject<Env> {
     const now = Date.now();
     if (!this.log.closed(ws, now)) return;
     const owner = this.sql.exec<{ user_id: string }>("SELECT user_id FROM realtime_owner WHERE id = 1").toArray()[0]?.user_id;
-    if (owner) await this.presence(owner, false, now);
+    if (owner) await this.presence(owner, "sockets", now);
   }
 
   /**

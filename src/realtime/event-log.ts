@@ -63,10 +63,14 @@ export class EventLog {
    */
   accept(userId: string, since: number | null, maxSockets: number, now: number, opts: { awayResyncMs?: number } = {}): Response {
     // Away (no socket) for longer than the replay window: events were not published to this user
-    // meanwhile (only users present are, see outbox.ts), so whatever `since` says, the client must re-read.
+    // meanwhile (only users present are, see outbox.ts), so whatever `since` any of their devices says,
+    // it must re-read. The log is forgotten and one seq skipped, so every `since` issued before is behind
+    // what is kept: this device and the ones that come back after it all get `resync`. With no record of
+    // when the last socket closed but events kept (an object from before that record), the same.
     const away = this.sql.exec<{ since: number }>("SELECT since FROM realtime_away WHERE id = 1").toArray()[0]?.since;
-    const stale = opts.awayResyncMs !== undefined && this.ctx.getWebSockets().length === 0 && away !== undefined && now - away > opts.awayResyncMs;
+    const stale = opts.awayResyncMs !== undefined && this.ctx.getWebSockets().length === 0 && (away === undefined ? this.last() > 0 : now - away > opts.awayResyncMs);
     this.sql.exec("DELETE FROM realtime_away");
+    if (stale) this.sql.exec("DELETE FROM realtime_events; UPDATE realtime_seq SET last = last + 1 WHERE id = 1");
     const open = this.ctx
       .getWebSockets()
       .map((ws) => ({ ws, at: (ws.deserializeAttachment() as Attachment | null)?.connectedAt ?? 0 }))
@@ -82,7 +86,7 @@ export class EventLog {
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment({ connectedAt: now, userId } satisfies Attachment);
-    if (since !== null) for (const frame of stale ? [JSON.stringify({ type: "resync", seq: this.last() })] : this.replay(since)) server.send(frame);
+    if (since !== null) for (const frame of this.replay(since)) server.send(frame);
     return new Response(null, { status: 101, webSocket: client });
   }
 

@@ -65,12 +65,17 @@ const CONNECTED = Number.MAX_SAFE_INTEGER;
 export const seenAtSql = (userId: SQLiteColumn): SQL<number | null> =>
   sql<number | null>`(select case when ${realtimePresence.connected} then ${CONNECTED} else ${realtimePresence.lastSeen} end from ${realtimePresence} where ${realtimePresence.userId} = ${userId})`;
 
+/** Clocks differ between the Worker that commits and the object that notes a close: presence errs towards publishing by this much. */
+const CLOCK_MARGIN_MS = 5 * 60_000;
+
 /**
- * A user is present when they have a socket, or closed their last one within the replay window: their
- * object keeps events for a replay. The complement of EventLog.accept's "away for longer than the
- * window", which answers `resync` whatever the client says it has seen.
+ * A user is present at `at` (the commit) when they had a socket then, or had closed their last one
+ * within the replay window: their object keeps the event for a replay. The complement (but for the
+ * margin) of EventLog.accept's "away for longer than the window", which answers `resync` whatever the
+ * client says it has seen. Judged at the commit, not at publishing: a queued event may be delivered
+ * later, and whoever was present when it happened is owed it.
  */
-export const present = (seenAt: number | null, now: number, windowMs: number): boolean => seenAt !== null && now - seenAt <= windowMs;
+export const present = (seenAt: number | null, at: number, windowMs: number): boolean => seenAt !== null && at - seenAt <= windowMs + CLOCK_MARGIN_MS;
 
 /** The lobby shard a user's lobby socket lives on (stable, so a reconnect replays from the same log). */
 export function lobbyShard(userId: string, shards: number): number {
@@ -80,9 +85,10 @@ export function lobbyShard(userId: string, shards: number): number {
 }
 
 /** Publishes an outbox: one RPC per present user with their events in order, one per room (the lobby: each shard). */
-export async function publishOutbox(env: Env, config: RealtimeConfig, outbox: Outbox, now = Date.now()): Promise<void> {
+export async function publishOutbox(env: Env, config: RealtimeConfig, outbox: Outbox): Promise<void> {
   const windowMs = config.REALTIME_REPLAY_HOURS * 3_600_000;
-  outbox = outbox.filter((e) => !("user" in e.to) || present(e.to.seenAt, now, windowMs));
+  // (A queue message written before events carried presence has no `seenAt`: published, as it was then.)
+  outbox = outbox.filter((e) => !("user" in e.to) || e.to.seenAt === undefined || present(e.to.seenAt, e.at, windowMs));
   if (outbox.length === 0) return;
   const byUser = new Map<string, OutboxEvent[]>();
   const rooms = { admins: [] as OutboxEvent[], lobby: [] as OutboxEvent[] };
