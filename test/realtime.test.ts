@@ -64,6 +64,17 @@ async function until(s: Socket, match: (f: Frame) => boolean, ms = 3000): Promis
   return undefined;
 }
 const quiet = () => new Promise((r) => setTimeout(r, 250));
+/** Bob had a socket, received Alice's transfer (up to `seen`) and closed it. */
+async function receivedThenLeft() {
+  const [alice, bob] = [await newUser("alice"), await newUser("bob")];
+  await adjust(alice.id, 500);
+  const s = await open("", { token: bob.token });
+  expect((await transfer(alice, bob.id, 1)).status).toBe(201);
+  const seen = (await s.next(2)).at(-1)!.seq!;
+  s.ws.close(1000, "bye");
+  await quiet();
+  return { alice, bob, seen };
+}
 /** Makes the user's last socket have closed `ms` earlier (in D1's presence and in their object). */
 async function awayFor(userId: string, ms: number) {
   await env.DB.prepare("UPDATE realtime_presence SET last_seen = last_seen - ? WHERE user_id = ?").bind(ms, userId).run();
@@ -278,13 +289,7 @@ describe("realtime events over WebSockets", () => {
   });
 
   it("after a long absence every device is told to re-read, not only the first to come back", async () => {
-    const [alice, bob] = [await newUser("alice"), await newUser("bob")];
-    await adjust(alice.id, 500);
-    const s = await open("", { token: bob.token });
-    expect((await transfer(alice, bob.id, 1)).status).toBe(201);
-    const seen = (await s.next(2)).at(-1)!.seq!;
-    s.ws.close(1000, "bye");
-    await quiet();
+    const { alice, bob, seen } = await receivedThenLeft();
     await awayFor(bob.id, 25 * 3_600_000);
     expect((await transfer(alice, bob.id, 2)).status).toBe(201); // not kept: Bob is away
     const laptop = await open("", { token: bob.token }); // fresh: reads its state anyway
@@ -296,13 +301,7 @@ describe("realtime events over WebSockets", () => {
   });
 
   it("an object that kept events but has no record of when its user left (older objects) answers resync, not a partial replay", async () => {
-    const [alice, bob] = [await newUser("alice"), await newUser("bob")];
-    await adjust(alice.id, 500);
-    const s = await open("", { token: bob.token });
-    expect((await transfer(alice, bob.id, 1)).status).toBe(201);
-    const seen = (await s.next(2)).at(-1)!.seq!;
-    s.ws.close(1000, "bye");
-    await quiet();
+    const { bob, seen } = await receivedThenLeft();
     await runInDurableObject(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(bob.id)), (_, state) => {
       state.storage.sql.exec("DELETE FROM realtime_away");
     });
