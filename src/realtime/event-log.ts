@@ -13,7 +13,8 @@ interface Attachment {
 /**
  * A Durable Object's realtime side: its sockets (hibernation API: the object sleeps between events and
  * pings are answered without waking it) and its event log in SQLite, the last `keep` events of the last
- * `maxAgeMs`, for replay. Events are numbered here, so `seq` increases by one without gaps.
+ * `maxAgeMs`, for replay. Events are numbered here, so `seq` increases by one without gaps, but for the one skipped when a user
+ * returns after the replay window (every older `since` then gets `resync`).
  */
 export class EventLog {
   constructor(

@@ -26,7 +26,7 @@ export interface OutboxEvent {
 
 export type Outbox = OutboxEvent[];
 
-/** An event as a socket receives it: `seq` increases by one per user (or room) without gaps. */
+/** An event as a socket receives it: `seq` increases by one per user (or room) without gaps (but for one skipped after a user's long absence, see EventLog.accept). */
 export interface DeliveredEvent {
   seq: number;
   type: string;

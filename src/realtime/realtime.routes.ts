@@ -48,7 +48,7 @@ async function upgrade(c: Context<AppEnv>, pick: (caller: AuthUser) => { stub: {
 }
 
 const CATALOGUE =
-  "Frames are JSON `{ seq, type, at, data }`; `seq` increases by one per socket source (your user, the lobby shard, the admins' room) without gaps. " +
+  "Frames are JSON `{ seq, type, at, data }`; `seq` increases by one per socket source (your user, the lobby shard, the admins' room) without gaps (one is skipped when you come back after the replay window: you get `resync` then). " +
   "Events: `coin-balance-update { balance, available, change, reason, transactionId }` and `transaction-update { transactionId, type, status, asset, amount }` for every movement " +
   "that touches your wallet (transfers both sides, deposits, withdrawals and their outcome, payouts, unlocks, gifts, boosts, orders, refunds, debt settlements); " +
   "`stream-boosted { streamId, boostLevel, startsAt, expiresAt }` in the lobby; `fraud-alert { alertId, userId, alertType, severity }` in the admins' room. " +
