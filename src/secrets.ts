@@ -53,8 +53,19 @@ export function secretProblems(env: Record<string, unknown>, config: Config): st
  * all checked. Anything wrong stops the invocation with a message naming the var (SPEC §2).
  */
 export function loadRuntimeConfig(env: object): Config {
+  const known = checked.get(env);
+  if (known) return known;
   const config = loadConfig(env);
   const problems = secretProblems(env as Record<string, unknown>, config);
   if (problems.length > 0) throw new ConfigError(problems);
+  checked.set(env, Object.freeze(config));
   return config;
 }
+
+/**
+ * The checked configuration of each `env` object this isolate has seen: the runtime hands every
+ * invocation the same bindings object, so the vars are parsed and checked once, not per request. A
+ * different object (a test's `{ ...env, ... }`, a redeploy's new vars) is checked afresh; a bad one is
+ * never remembered, so every invocation on it fails with the same message.
+ */
+const checked = new WeakMap<object, Config>();

@@ -12,7 +12,7 @@ export type Db = DrizzleD1Database<typeof schema> & { $client: D1Database };
  * dialect (its cache of snake_case column names warms up) and the relational view of the schema. Both
  * are read-only after construction; each request gets its own session over its own binding.
  */
-const dialect = new SQLiteAsyncDialect({ casing: "snake_case" });
+export const dialect = new SQLiteAsyncDialect({ casing: "snake_case" });
 let relational: RelationalSchemaConfig<Tables> | undefined;
 function relationalSchema(): RelationalSchemaConfig<Tables> {
   if (!relational) {

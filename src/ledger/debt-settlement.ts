@@ -1,6 +1,7 @@
-import { sql, type SQL } from "drizzle-orm";
+import { sql, type SQL, type SQLWrapper } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { insertWhere } from "../db/insert-where";
+import { slot, template } from "../db/template";
 import { accounts, transactions } from "../db/schema";
 import type { Asset } from "../lib/money";
 import type { Statement } from "./executor";
@@ -40,33 +41,35 @@ export function settlementsFor(txId: string, deltas: Map<string, { balance: numb
   return out;
 }
 
-const balanceOf = (accountId: string): SQL => sql`(select ${accounts.balance} from ${accounts} where ${accounts.id} = ${accountId})`;
+const balanceOf = (accountId: SQLWrapper): SQL => sql`(select ${accounts.balance} from ${accounts} where ${accounts.id} = ${accountId})`;
 
-/** After the movement's postings: the settlement's row, if the owner's debt is open. */
-export function settlementRow(db: Db, s: Settlement, settles: string, now: number): Statement {
-  const take = sql`min(${s.credit}, -${accounts.balance})`;
-  const row = insertWhere(
+/** The settlement row, inserted only when the owner's debt is open (rendered once; see db/template.ts). */
+const settle = template((db) => {
+  const take = sql`min(${slot("credit")}, -${accounts.balance})`;
+  return insertWhere(
     db,
     transactions,
     {
-      id: s.id,
+      id: slot("id"),
       type: "debt_settlement",
       status: "completed",
-      asset: s.asset,
+      asset: slot("asset"),
       amount: take,
-      userId: s.owner,
+      userId: slot("owner"),
       counterpartyId: null,
-      balanceBefore: balanceOf(s.wallet),
-      balanceAfter: sql`${balanceOf(s.wallet)} - ${take}`,
-      metadata: { settles, wallet: s.wallet, debtAccount: s.debt },
+      balanceBefore: balanceOf(slot("wallet")),
+      balanceAfter: sql`${balanceOf(slot("wallet"))} - ${take}`,
+      metadata: slot("metadata"),
       deviceFingerprint: null,
-      createdAt: now,
-      completedAt: now,
+      createdAt: slot("now"),
+      completedAt: slot("now"),
     },
-    sql`from ${accounts} where ${accounts.id} = ${s.debt} and ${accounts.balance} < 0`,
-  );
-  return announce(
-    row.returning({ id: transactions.id, userId: transactions.userId, asset: transactions.asset, amount: transactions.amount, balanceAfter: transactions.balanceAfter, createdAt: transactions.createdAt, seenAt: seenAtSql(transactions.userId) }),
-    (rows) => settlementEvents(rows as Parameters<typeof settlementEvents>[0]),
-  );
+    sql`from ${accounts} where ${accounts.id} = ${slot("debt")} and ${accounts.balance} < 0`,
+  ).returning({ id: transactions.id, userId: transactions.userId, asset: transactions.asset, amount: transactions.amount, balanceAfter: transactions.balanceAfter, createdAt: transactions.createdAt, seenAt: seenAtSql(transactions.userId) });
+});
+
+/** After the movement's postings: the settlement's row, if the owner's debt is open. */
+export function settlementRow(db: Db, s: Settlement, settles: string, now: number): Statement {
+  const row = settle(db, { id: s.id, credit: s.credit, asset: s.asset, owner: s.owner, wallet: s.wallet, debt: s.debt, metadata: { settles, wallet: s.wallet, debtAccount: s.debt }, now });
+  return announce(row, (rows) => settlementEvents(rows as Parameters<typeof settlementEvents>[0]));
 }

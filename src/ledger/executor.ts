@@ -1,8 +1,9 @@
-import { and, eq, inArray, sql, type SQL } from "drizzle-orm";
+import { and, eq, inArray, sql, type SQL, type SQLWrapper } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../db/client";
 import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCounters, transactions, users, type TransactionRow } from "../db/schema";
 import { ApiError } from "../lib/errors";
+import { fragment, slot, template } from "../db/template";
 import { checkGuards, guard, GuardError, guardOf, type Guard } from "./guards";
 import { settlementRow, settlementsFor } from "./debt-settlement";
 import { announce, seenAtSql } from "../realtime/outbox";
@@ -42,11 +43,106 @@ export interface ApplyOptions {
 /** A batch lost the race for its Idempotency-Key to an identical concurrent request. */
 export class IdempotencyRaceError extends Error {}
 
-const balanceOf = (accountId: string): SQL => sql`(select ${accounts.balance} from ${accounts} where ${accounts.id} = ${accountId})`;
+type Value = string | number | SQLWrapper;
 
-/** A spend's limit of the spender's KYC tier, as SQL (an unknown spender is unverified). */
-const tierSql = (spend: Spend, limit: "perTxIdr" | "dailyIdr"): SQL =>
-  sql`(case when exists (select 1 from ${users} where ${users.id} = ${spend.userId} and ${users.kycStatus} = 'verified') then ${spend.limits.verified[limit]} else ${spend.limits.unverified[limit]} end)`;
+const balanceOf = (accountId: Value): SQL => sql`(select ${accounts.balance} from ${accounts} where ${accounts.id} = ${accountId})`;
+
+/** The limit of a spender's KYC tier, as SQL (an unknown spender is unverified). */
+const tierSql = (userId: Value, verified: Value, unverified: Value): SQL =>
+  sql`(case when exists (select 1 from ${users} where ${users.id} = ${userId} and ${users.kycStatus} = 'verified') then ${verified} else ${unverified} end)`;
+
+const overPerTxLimit = fragment<"amountIdr" | "userId" | "verified" | "unverified">((v) => sql`${v.amountIdr} > ${tierSql(v.userId, v.verified, v.unverified)}`);
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/*
+ * The executor's statements, rendered once per shape (see db/template.ts). Their values are slots named
+ * here and bound by planStatements; a shape is the number of rows or accounts, or a variant.
+ */
+const insertIdempotency = template((db) =>
+  db.insert(idempotencyKeys).values({ userId: slot("userId"), key: slot("key"), requestHash: slot("requestHash"), statusCode: slot("statusCode"), responseBody: slot("body"), createdAt: slot("now") }),
+);
+
+const insertOnceKeys = template((db, n: number) => db.insert(onceKeys).values(range(n).map((i) => ({ key: slot(`k${i}`), transactionId: slot("tx"), createdAt: slot("now") }))));
+
+/** Every account a plan touches, in one statement (each row's CHECK still refuses an overdraft); returns what the wallet events need. */
+const moveAccounts = template((db, n: number) => {
+  const by = (delta: "b" | "l") =>
+    sql`case ${accounts.id} ${sql.join(
+      range(n).map((i) => sql`when ${slot(`a${i}`)} then ${slot(`${delta}${i}`)}`),
+      sql` `,
+    )} else 0 end`;
+  return db
+    .update(accounts)
+    .set({ balance: sql`${accounts.balance} + ${by("b")}`, locked: sql`${accounts.locked} + ${by("l")}` })
+    .where(inArray(accounts.id, range(n).map((i) => slot(`a${i}`))))
+    .returning({ id: accounts.id, balance: accounts.balance, locked: accounts.locked, seenAt: seenAtSql(accounts.ownerId) });
+});
+
+type Side = "side" | "none";
+/** The initiating side's balance before and after, read in the batch after the accounts moved. */
+const sideBalances = (side: Side) => (side === "side" ? { balanceAfter: balanceOf(slot("side")), balanceBefore: sql`${balanceOf(slot("side"))} - ${slot("sideDelta")}` } : {});
+
+const insertTransaction = template((db, side: Side) =>
+  db
+    .insert(transactions)
+    .values({
+      id: slot("id"),
+      type: slot("type"),
+      status: slot("status"),
+      asset: slot("asset"),
+      amount: slot("amount"),
+      userId: slot("userId"),
+      counterpartyId: slot("counterpartyId"),
+      metadata: slot("metadata"),
+      deviceFingerprint: slot("deviceFingerprint"),
+      ...sideBalances(side),
+      createdAt: slot("now"),
+      completedAt: slot("completedAt"),
+    })
+    .returning(),
+);
+
+/** Settling a pending transaction: matches no row (and the batch is refused) when it is no longer pending. */
+const settleTransaction = template((db, side: Side) =>
+  db
+    .update(transactions)
+    .set({ status: sql`${slot("status")}`, completedAt: sql`${slot("now")}`, ...sideBalances(side) })
+    .where(and(eq(transactions.id, slot("id")), eq(transactions.status, "pending")))
+    .returning(),
+);
+
+const insertPostings = template((db, n: number) =>
+  db.insert(postings).values(
+    range(n).map((i) => ({ transactionId: slot("tx"), accountId: slot(`a${i}`), asset: slot(`s${i}`), amount: slot(`m${i}`), balanceAfter: balanceOf(slot(`a${i}`)), createdAt: slot("now") })),
+  ),
+);
+
+const insertAudit = template((db, n: number) =>
+  db.insert(auditLog).values(range(n).map((i) => ({ actorId: slot(`actor${i}`), action: slot(`action${i}`), subjectType: slot(`type${i}`), subjectId: slot(`subject${i}`), details: slot(`details${i}`), createdAt: slot("now") }))),
+);
+
+/** The day's counter moves with the spend; its CHECK (spent ≤ limit) aborts the batch past the limit. */
+const countSpend = template((db) =>
+  db
+    .insert(spendCounters)
+    .values({ userId: slot("userId"), day: slot("day"), spentIdr: slot("amountIdr"), limitIdr: tierSql(slot("userId"), slot("verified"), slot("unverified")) })
+    .onConflictDoUpdate({
+      target: [spendCounters.userId, spendCounters.day],
+      set: { spentIdr: sql`${spendCounters.spentIdr} + excluded.spent_idr`, limitIdr: sql`excluded.limit_idr` },
+    }),
+);
+
+/** The stored answer gets the transaction's balances, as committed. */
+const completeIdempotency = template((db) => {
+  const fromTx = (column: SQL) => sql`(select ${column} from ${transactions} where ${transactions.id} = ${slot("tx")})`;
+  return db
+    .update(idempotencyKeys)
+    .set({
+      responseBody: sql`json_replace(${idempotencyKeys.responseBody}, ${slot("beforePath")}, ${fromTx(sql`${transactions.balanceBefore}`)}, ${slot("afterPath")}, ${fromTx(sql`${transactions.balanceAfter}`)})`,
+    })
+    .where(and(eq(idempotencyKeys.userId, slot("userId")), eq(idempotencyKeys.key, slot("key"))));
+});
 
 /**
  * The statements of one plan: once-keys, balance and lock updates, the transaction row, postings, hold
@@ -75,26 +171,20 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   const idem = options.idempotency;
   const statements: Statement[] = [];
   // The key first: a repeat (or a concurrent twin) aborts here, before anything else, and is answered from the stored record.
-  if (idem) statements.push(db.insert(idempotencyKeys).values({ userId: idem.userId, key: idem.key, requestHash: idem.requestHash, statusCode: idem.statusCode, responseBody: JSON.stringify(idem.body), createdAt: now }));
+  if (idem) statements.push(insertIdempotency(db, { userId: idem.userId, key: idem.key, requestHash: idem.requestHash, statusCode: idem.statusCode, body: JSON.stringify(idem.body), now }));
   statements.push(...(options.before ?? []));
   // Which spend limits apply is the spender's KYC status at commit time, read by SQLite in this batch.
-  const guards = [...(options.guards ?? []), ...(spend ? [guard("spend_per_tx_limit", sql`${spend.amountIdr} > ${tierSql(spend, "perTxIdr")}`)] : [])];
+  const guards = [...(options.guards ?? []), ...(spend ? [guard("spend_per_tx_limit", overPerTxLimit({ amountIdr: spend.amountIdr, userId: spend.userId, verified: spend.limits.verified.perTxIdr, unverified: spend.limits.unverified.perTxIdr }))] : [])];
   // Settling a pending transaction that is no longer pending must move nothing at all.
   if ("settle" in plan.transaction) {
     guards.push(guard("transaction_not_pending", sql`not exists (select 1 from ${transactions} where ${transactions.id} = ${txId} and ${transactions.status} = 'pending')`));
   }
   if (guards.length > 0) statements.push(checkGuards(db, guards));
   if (plan.onceKeys.length > 0) {
-    statements.push(db.insert(onceKeys).values(plan.onceKeys.map((key) => ({ key, transactionId: txId, createdAt: now }))));
+    statements.push(insertOnceKeys(db, { tx: txId, now, ...indexed(plan.onceKeys, (key) => ({ k: key })) }, plan.onceKeys.length));
   }
-  // Every account the plan touches, in one statement (each row's CHECK still refuses an overdraft).
   const moved = [...deltas].filter(([, d]) => d.balance !== 0 || d.locked !== 0);
   if (moved.length > 0) {
-    const by = (field: "balance" | "locked") =>
-      sql`case ${accounts.id} ${sql.join(
-        moved.map(([id, d]) => sql`when ${id} then ${d[field]}`),
-        sql` `,
-      )} else 0 end`;
     const movement = {
       transactionId: txId,
       type: "create" in plan.transaction ? plan.transaction.create.type : "withdraw",
@@ -103,55 +193,33 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
       deltas,
       at: now,
     };
-    statements.push(
-      announce(
-        db
-          .update(accounts)
-          .set({ balance: sql`${accounts.balance} + ${by("balance")}`, locked: sql`${accounts.locked} + ${by("locked")}` })
-          .where(inArray(accounts.id, moved.map(([id]) => id)))
-          .returning({ id: accounts.id, balance: accounts.balance, locked: accounts.locked, seenAt: seenAtSql(accounts.ownerId) }),
-        (rows) => walletEvents(rows as Parameters<typeof walletEvents>[0], movement),
-      ),
-    );
+    const values = indexed(moved, ([id, d]) => ({ a: id, b: d.balance, l: d.locked }));
+    statements.push(announce(moveAccounts(db, values, moved.length), (rows) => walletEvents(rows as Parameters<typeof walletEvents>[0], movement)));
   }
 
   const side = plan.sideAccountId;
-  const sideDelta = side ? (deltas.get(side)?.balance ?? 0) : 0;
-  const sideBalances = side ? { balanceAfter: balanceOf(side), balanceBefore: sql`${balanceOf(side)} - ${sideDelta}` } : {};
+  const sideValues = side ? { side, sideDelta: deltas.get(side)?.balance ?? 0 } : {};
   const txIndex = statements.length;
   if ("create" in plan.transaction) {
     const tx = plan.transaction.create;
-    statements.push(
-      db
-        .insert(transactions)
-        .values({
-          ...tx,
-          counterpartyId: tx.counterpartyId ?? null,
-          metadata: tx.metadata ?? {},
-          deviceFingerprint: tx.deviceFingerprint ?? null,
-          ...sideBalances,
-          createdAt: now,
-          completedAt: tx.status === "completed" ? now : null,
-        })
-        .returning(),
-    );
+    const values = {
+      ...tx,
+      userId: tx.userId ?? null,
+      counterpartyId: tx.counterpartyId ?? null,
+      metadata: tx.metadata ?? {},
+      deviceFingerprint: tx.deviceFingerprint ?? null,
+      ...sideValues,
+      now,
+      completedAt: tx.status === "completed" ? now : null,
+    };
+    statements.push(insertTransaction(db, values, side ? "side" : "none"));
   } else {
     const { id, status } = plan.transaction.settle;
-    statements.push(
-      db
-        .update(transactions)
-        .set({ status, completedAt: now, ...sideBalances })
-        .where(and(eq(transactions.id, id), eq(transactions.status, "pending")))
-        .returning(),
-    );
+    statements.push(settleTransaction(db, { id, status, now, ...sideValues }, side ? "side" : "none"));
   }
 
   if (plan.postings.length > 0) {
-    statements.push(
-      db.insert(postings).values(
-        plan.postings.map((p) => ({ transactionId: txId, accountId: p.accountId, asset: p.asset, amount: p.amount, balanceAfter: balanceOf(p.accountId), createdAt: now })),
-      ),
-    );
+    statements.push(insertPostings(db, { tx: txId, now, ...indexed(plan.postings, (p) => ({ a: p.accountId, s: p.asset, m: p.amount })) }, plan.postings.length));
   }
   // Credits to user wallets settle their owner's open debt first, in this batch (a transaction of its own).
   for (const st of settlementsFor(txId, deltas)) statements.push(settlementRow(db, st, txId, now));
@@ -162,34 +230,30 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
     statements.push(db.update(holds).set({ status: outcome, settledAt: now }).where(and(eq(holds.id, id), eq(holds.status, "pending"))));
   }
   if (plan.audit.length > 0) {
-    statements.push(db.insert(auditLog).values(plan.audit.map((a) => ({ ...a, details: a.details ?? {}, createdAt: now }))));
+    const values = indexed(plan.audit, (a) => ({ actor: a.actorId, action: a.action, type: a.subjectType, subject: a.subjectId, details: a.details ?? {} }));
+    statements.push(insertAudit(db, { now, ...values }, plan.audit.length));
   }
   if (spend) {
-    // The day's counter moves with the spend; its CHECK (spent ≤ limit) aborts the batch past the limit.
-    statements.push(
-      db
-        .insert(spendCounters)
-        .values({ userId: spend.userId, day: spend.day, spentIdr: spend.amountIdr, limitIdr: tierSql(spend, "dailyIdr") })
-        .onConflictDoUpdate({
-          target: [spendCounters.userId, spendCounters.day],
-          set: { spentIdr: sql`${spendCounters.spentIdr} + excluded.spent_idr`, limitIdr: sql`excluded.limit_idr` },
-        }),
-    );
+    const { verified, unverified } = spend.limits;
+    statements.push(countSpend(db, { userId: spend.userId, day: spend.day, amountIdr: spend.amountIdr, verified: verified.dailyIdr, unverified: unverified.dailyIdr }));
   }
   const alongsideIndex = statements.length;
   statements.push(...(options.alongside ?? []));
   if (idem) {
     const at = idem.balancesAt ?? "$";
-    const fromTx = (column: SQL) => sql`(select ${column} from ${transactions} where ${transactions.id} = ${txId})`;
-    statements.push(
-      db
-        .update(idempotencyKeys)
-        .set({ responseBody: sql`json_replace(${idempotencyKeys.responseBody}, ${`${at}.balanceBefore`}, ${fromTx(sql`${transactions.balanceBefore}`)}, ${`${at}.balanceAfter`}, ${fromTx(sql`${transactions.balanceAfter}`)})` })
-        .where(and(eq(idempotencyKeys.userId, idem.userId), eq(idempotencyKeys.key, idem.key))),
-    );
+    statements.push(completeIdempotency(db, { tx: txId, userId: idem.userId, key: idem.key, beforePath: `${at}.balanceBefore`, afterPath: `${at}.balanceAfter` }));
   }
 
   return { statements, txIndex, alongsideIndex };
+}
+
+/** The slots of row `i` of a multi-row statement: `{ a: x }` of row 2 is `{ a2: x }`. */
+function indexed<T>(rows: readonly T[], slots: (row: T) => Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  rows.forEach((row, i) => {
+    for (const [name, value] of Object.entries(slots(row))) out[`${name}${i}`] = value;
+  });
+  return out;
 }
 
 /** Applies a plan as ONE atomic D1 batch; returns the transaction row as written. */

@@ -15,13 +15,25 @@ const claimsSchema = z.object({
   exp: z.number().int(),
 });
 
+/** The HS256 verification key of a secret, imported once per isolate (not per request). */
+const keys = new Map<string, Promise<CryptoKey>>();
+function hmacKey(secret: string): Promise<CryptoKey> {
+  let key = keys.get(secret);
+  if (!key) {
+    if (keys.size >= 4) keys.clear(); // a rotated secret; the old one's key is not kept for long
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+    keys.set(secret, key);
+  }
+  return key;
+}
+
 /** The caller an `Authorization: Bearer <HS256 JWT>` header names, or 401. */
 export async function verifyBearer(header: string | undefined, secret: string): Promise<AuthUser> {
   const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(header ?? "");
   if (!match) throw new ApiError("unauthorized", "A bearer token is required.");
   let payload: unknown;
   try {
-    payload = await verify(match[1]!, secret, { alg: "HS256", exp: true, nbf: true, iat: false });
+    payload = await verify(match[1]!, await hmacKey(secret), { alg: "HS256", exp: true, nbf: true, iat: false });
   } catch {
     throw new ApiError("unauthorized", "The bearer token is invalid or expired.");
   }

@@ -1,10 +1,18 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
+import { fragment, slot, template } from "../db/template";
 import { accounts, users, withdrawMethods } from "../db/schema";
 import type { Statement } from "../ledger/executor";
 import { guard, type Guard } from "../ledger/guards";
 
-const userWhere = (userId: string, condition: SQL) => sql`exists (select 1 from ${users} where ${users.id} = ${userId} and ${condition})`;
+/** "The user exists and `condition` holds for their record", rendered once per condition (db/template.ts). */
+const userWhere = (condition: SQL) => fragment<"userId">(({ userId }) => sql`exists (select 1 from ${users} where ${users.id} = ${userId} and ${condition})`);
+const isBanned = userWhere(sql`${users.status} = 'banned'`);
+const isFrozen = userWhere(sql`${users.status} = 'frozen'`);
+const needsVerification = userWhere(sql`${users.verificationRequired} = 1`);
+const isKycVerified = userWhere(sql`${users.kycStatus} = 'verified'`);
+const exists = userWhere(sql`1`);
+const inDebt = fragment<"userId">(({ userId }) => sql`exists (select 1 from ${accounts} where ${accounts.ownerId} = ${userId} and ${accounts.kind} = 'user_debt' and ${accounts.balance} < 0)`);
 
 /**
  * First sight of a user, as one statement: the record is inserted if missing, and the trigger of
@@ -13,23 +21,25 @@ const userWhere = (userId: string, condition: SQL) => sql`exists (select 1 from 
  * age rules. Repeats (and concurrent first requests) change nothing.
  */
 export function firstSight(db: Db, userId: string, now: number): Statement {
-  return db.insert(users).values({ id: userId, createdAt: now, updatedAt: now }).onConflictDoNothing();
+  return insertUser(db, { userId, now });
 }
 
+const insertUser = template((db) => db.insert(users).values({ id: slot("userId"), createdAt: slot("now"), updatedAt: slot("now") }).onConflictDoNothing());
+
 /** The caller may act at all (a banned user may only read). */
-export const callerNotBanned = (userId: string): Guard[] => [guard("caller_banned", userWhere(userId, sql`${users.status} = 'banned'`))];
+export const callerNotBanned = (userId: string): Guard[] => [guard("caller_banned", isBanned({ userId }))];
 
 /** Money leaving the caller's control (transfers out, withdrawals, spends) needs an active, unflagged account. */
 export function callerMayMoveOut(userId: string): Guard[] {
   return [
     ...callerNotBanned(userId),
-    guard("caller_frozen", userWhere(userId, sql`${users.status} = 'frozen'`)),
-    guard("caller_verification_required", userWhere(userId, sql`${users.verificationRequired} = 1`)),
-    guard("caller_in_debt", sql`exists (select 1 from ${accounts} where ${accounts.ownerId} = ${userId} and ${accounts.kind} = 'user_debt' and ${accounts.balance} < 0)`),
+    guard("caller_frozen", isFrozen({ userId })),
+    guard("caller_verification_required", needsVerification({ userId })),
+    guard("caller_in_debt", inDebt({ userId })),
   ];
 }
 
-export const callerKycVerified = (userId: string): Guard[] => [guard("caller_kyc_required", sql`not ${userWhere(userId, sql`${users.kycStatus} = 'verified'`)}`)];
+export const callerKycVerified = (userId: string): Guard[] => [guard("caller_kyc_required", sql`not ${isKycVerified({ userId })}`)];
 
 /** A withdrawal needs a bank account on file, usable (a changed one only after its cooling-off period). */
 export function withdrawMethodUsable(userId: string, now: number): Guard[] {
@@ -39,5 +49,5 @@ export function withdrawMethodUsable(userId: string, now: number): Guard[] {
 
 /** Money sent to another user needs a recipient who exists and is not banned. */
 export function recipientActive(recipientId: string): Guard[] {
-  return [guard("recipient_missing", sql`not ${userWhere(recipientId, sql`1`)}`), guard("recipient_banned", userWhere(recipientId, sql`${users.status} = 'banned'`))];
+  return [guard("recipient_missing", sql`not ${exists({ userId: recipientId })}`), guard("recipient_banned", isBanned({ userId: recipientId }))];
 }

@@ -1,6 +1,7 @@
 import { and, desc, eq, inArray, lt, or } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { accounts, postings, transactions, users, type TransactionRow } from "../db/schema";
+import { accounts, postings, transactions, users, type TransactionRow, type UserRow } from "../db/schema";
+import { slot, template } from "../db/template";
 import { userAccountId, userDebtAccountId } from "../ledger/accounts";
 import { applyPlan, type IdempotencyWrite, type Statement } from "../ledger/executor";
 import { movePlan, previewRow } from "../ledger/plan";
@@ -13,19 +14,26 @@ import type { Config } from "../config";
 import { spendLimits } from "../fraud/limits";
 import { businessDay } from "../lib/time";
 
+/** The caller's record and their four accounts, in one statement (rendered once; see db/template.ts). */
+const balanceRows = template((db) =>
+  db
+    .select({ kycStatus: users.kycStatus, totalDepositedCoins: users.totalDepositedCoins, totalWithdrawnIdr: users.totalWithdrawnIdr, accountId: accounts.id, balance: accounts.balance, locked: accounts.locked })
+    .from(users)
+    .leftJoin(accounts, inArray(accounts.id, [slot("coin"), slot("idr"), slot("coinDebt"), slot("idrDebt")]))
+    .where(eq(users.id, slot("userId"))),
+);
+type BalanceRow = { kycStatus: UserRow["kycStatus"]; totalDepositedCoins: number; totalWithdrawnIdr: number; accountId: string | null; balance: number | null; locked: number | null };
+
 /**
  * The caller's balances, KYC status and totals in ONE round trip: first sight of the caller, their
  * record (with the maintained totals) and their wallets, read in one batch.
  */
 export async function getBalance(db: Db, userId: string, now: number) {
-  const [, rows] = await db.batch([
+  const [, found] = await db.batch([
     firstSight(db, userId, now),
-    db
-      .select({ kycStatus: users.kycStatus, totalDepositedCoins: users.totalDepositedCoins, totalWithdrawnIdr: users.totalWithdrawnIdr, accountId: accounts.id, balance: accounts.balance, locked: accounts.locked })
-      .from(users)
-      .leftJoin(accounts, inArray(accounts.id, [userAccountId(userId, "COIN"), userAccountId(userId, "IDR"), userDebtAccountId(userId, "COIN"), userDebtAccountId(userId, "IDR")]))
-      .where(eq(users.id, userId)),
+    balanceRows(db, { userId, coin: userAccountId(userId, "COIN"), idr: userAccountId(userId, "IDR"), coinDebt: userDebtAccountId(userId, "COIN"), idrDebt: userDebtAccountId(userId, "IDR") }),
   ]);
+  const rows = found as BalanceRow[];
   const user = rows[0];
   const account = (id: string) => rows.find((a) => a.accountId === id);
   const coin = account(userAccountId(userId, "COIN"));

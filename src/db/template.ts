@@ -1,0 +1,68 @@
+import { fillPlaceholders, sql, type Placeholder, type Query, type SQL } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import { dialect, type Db } from "./client";
+
+/** What `build` returns: any drizzle statement (its public `prepare()` renders it). */
+interface Preparable {
+  prepare(): { getQuery(): Query; mapResult(response: unknown, isFromBatch?: boolean): unknown };
+}
+
+interface Rendered {
+  query: Query;
+  mapResult(response: unknown, isFromBatch?: boolean): unknown;
+}
+
+/** A value bound per use; `build` writes `slot("name")` wherever the statement's values go. */
+export const slot = (name: string) => sql.placeholder(name);
+
+/**
+ * Statements of the hot paths, rendered by drizzle once per isolate and shape, then bound per use.
+ * Rendering (walking the statement's chunks, quoting names, casing columns) is most of what drizzle
+ * costs a request; binding is a copy of the parameter list with each value through its column's encoder
+ * (drizzle's own `fillPlaceholders`). `build(db, shape)` writes the statement with `slot(name)` for
+ * every value that varies; `shape` is whatever changes the SQL text (a row count, a variant), so the
+ * same text is never reused for a different statement.
+ *
+ * `db.batch` renders every item it is given and does not fill placeholders, so a bound statement is
+ * handed to it as an item whose rendering is already done: the one place that relies on drizzle's batch
+ * protocol (`_prepare()` → `getQuery()`, `stmt`, `mapResult`; drizzle-orm is pinned).
+ */
+export function template<Shape extends string | number = 0>(build: (db: Db, shape: Shape) => Preparable) {
+  const rendered = new Map<Shape, Rendered>();
+  return (db: Db, values: Record<string, unknown>, shape: Shape = 0 as Shape): BatchItem<"sqlite"> => {
+    let r = rendered.get(shape);
+    if (!r) {
+      const prepared = build(db, shape).prepare();
+      r = { query: prepared.getQuery(), mapResult: prepared.mapResult.bind(prepared) };
+      rendered.set(shape, r);
+    }
+    const { query, mapResult } = r;
+    const params = fillPlaceholders(query.params, values);
+    const ready = { getQuery: () => ({ sql: query.sql, params }), stmt: db.$client.prepare(query.sql), mapResult };
+    return { _prepare: () => ready } as unknown as BatchItem<"sqlite">;
+  };
+}
+
+/**
+ * A condition or expression that many statements embed (a guard, a limit), rendered once: its text is
+ * kept with the positions of its values, and each use is plain text and parameters again, so the
+ * statement around it renders it in a few steps instead of walking its tables and columns.
+ * `build` names its values by `slot(name)`.
+ */
+export function fragment<Name extends string>(build: (slots: Record<Name, Placeholder>) => SQL): (values: Record<Name, unknown>) => SQL {
+  let rendered: { texts: string[]; params: unknown[] } | undefined;
+  return (values) => {
+    if (!rendered) {
+      const slots = new Proxy({} as Record<Name, Placeholder>, { get: (_, name) => slot(String(name)) });
+      const query = dialect.sqlToQuery(build(slots));
+      const texts = query.sql.split("?");
+      if (texts.length !== query.params.length + 1) throw new Error(`a fragment's text has a literal "?": ${query.sql}`);
+      rendered = { texts, params: query.params };
+    }
+    const { texts, params } = rendered;
+    const bound = fillPlaceholders(params, values);
+    const chunks: SQL[] = [sql.raw(texts[0]!)];
+    bound.forEach((value, i) => chunks.push(sql`${value}`, sql.raw(texts[i + 1]!)));
+    return sql.join(chunks);
+  };
+}
