@@ -36,11 +36,24 @@ export function template<Shape extends string | number = 0>(build: (db: Db, shap
       r = { query: prepared.getQuery(), mapResult: prepared.mapResult.bind(prepared) };
       rendered.set(shape, r);
     }
-    const { query, mapResult } = r;
-    const params = fillPlaceholders(query.params, values);
-    const ready = { getQuery: () => ({ sql: query.sql, params }), stmt: db.$client.prepare(query.sql), mapResult };
-    return { _prepare: () => ready } as unknown as BatchItem<"sqlite">;
+    return bound(db, r.query.sql, fillPlaceholders(r.query.params, values), r.mapResult);
   };
+}
+
+/** A rendered statement as an item of `db.batch` (drizzle's batch protocol: `_prepare()` → `getQuery()`, `stmt`, `mapResult`). */
+function bound(db: Db, text: string, params: unknown[], mapResult: Rendered["mapResult"]): BatchItem<"sqlite"> {
+  const ready = { getQuery: () => ({ sql: text, params }), stmt: db.$client.prepare(text), mapResult };
+  return { _prepare: () => ready } as unknown as BatchItem<"sqlite">;
+}
+
+/**
+ * A write built from fragments (its shape varies per use, so it is not a template), rendered without a
+ * query builder: what it returns is D1's run result. drizzle's `db.run(sql)` cannot take parameters in
+ * a batch.
+ */
+export function writeStatement(db: Db, statement: SQL): BatchItem<"sqlite"> {
+  const query = dialect.sqlToQuery(statement);
+  return bound(db, query.sql, query.params, (result) => result);
 }
 
 /**

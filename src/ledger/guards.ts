@@ -1,5 +1,6 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
+import { writeStatement } from "../db/template";
 import { batchGuards } from "../db/schema";
 import { ApiError } from "../lib/errors";
 import type { Statement } from "./executor";
@@ -68,7 +69,7 @@ export function checkGuards(db: Db, guards: Guard[]): Statement {
     guards.map((g) => sql`when ${g.when} then ${g.name}`),
     sql` `,
   );
-  return db.insert(batchGuards).select(sql`select g from (select case ${cases} end as g) where g is not null`);
+  return writeStatement(db, sql`insert into ${batchGuards} (${sql.identifier(batchGuards.name.name)}) select g from (select case ${cases} end as g) where g is not null`);
 }
 
 /** The guard a failed batch names, if any. */
