@@ -27,12 +27,13 @@ export const slot = (name: string) => sql.placeholder(name);
  * handed to it as an item whose rendering is already done: the one place that relies on drizzle's batch
  * protocol (`_prepare()` → `getQuery()`, `stmt`, `mapResult`; drizzle-orm is pinned).
  */
-export function template<Shape extends string | number = 0>(build: (db: Db, shape: Shape) => Preparable) {
-  const rendered = new Map<Shape, Rendered>();
-  return (db: Db, values: Record<string, unknown>, shape: Shape = 0 as Shape): BatchItem<"sqlite"> => {
+export function template<Shape extends string | number = never>(build: (db: Db, shape: Shape) => Preparable) {
+  const rendered = new Map<Shape | undefined, Rendered>();
+  // A statement of one shape takes no shape argument; one with shapes requires it.
+  return (db: Db, values: Record<string, unknown>, ...[shape]: [Shape] extends [never] ? [] : [Shape]): BatchItem<"sqlite"> => {
     let r = rendered.get(shape);
     if (!r) {
-      const prepared = build(db, shape).prepare();
+      const prepared = build(db, shape as Shape).prepare();
       r = { query: prepared.getQuery(), mapResult: prepared.mapResult.bind(prepared) };
       rendered.set(shape, r);
     }

@@ -1,3 +1,5 @@
+import { sql, type SQL, type SQLWrapper } from "drizzle-orm";
+import { accounts } from "../db/schema";
 import type { Asset } from "../lib/money";
 
 /** Account ids are derived, so no lookup is needed to address a wallet inside a batch. */
@@ -22,3 +24,6 @@ export type SystemAccount =
 
 /** System accounts are seeded by migration 0001 for both assets (marketplace escrow, COIN only, by 0013). */
 export const systemAccountId = (name: SystemAccount, asset: Asset) => `sys:${name}:${asset}`;
+
+/** An account's balance as SQL, read by SQLite where the statement runs (after earlier statements of the batch). */
+export const balanceOf = (accountId: string | SQLWrapper): SQL => sql`(select ${accounts.balance} from ${accounts} where ${accounts.id} = ${accountId})`;

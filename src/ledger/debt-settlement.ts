@@ -1,9 +1,10 @@
-import { sql, type SQL, type SQLWrapper } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { insertWhere } from "../db/insert-where";
 import { slot, template } from "../db/template";
 import { accounts, transactions } from "../db/schema";
 import type { Asset } from "../lib/money";
+import { balanceOf } from "./accounts";
 import type { Statement } from "./executor";
 import { announce, seenAtSql } from "../realtime/outbox";
 import { settlementEvents } from "../realtime/wallet-events";
@@ -40,8 +41,6 @@ export function settlementsFor(txId: string, deltas: Map<string, { balance: numb
   }
   return out;
 }
-
-const balanceOf = (accountId: SQLWrapper): SQL => sql`(select ${accounts.balance} from ${accounts} where ${accounts.id} = ${accountId})`;
 
 /** The settlement row, inserted only when the owner's debt is open (rendered once; see db/template.ts). */
 const settle = template((db) => {

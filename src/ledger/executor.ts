@@ -3,6 +3,7 @@ import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../db/client";
 import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCounters, transactions, users, type TransactionRow } from "../db/schema";
 import { ApiError } from "../lib/errors";
+import { balanceOf } from "./accounts";
 import { fragment, slot, template } from "../db/template";
 import { checkGuards, guard, GuardError, guardOf, type Guard } from "./guards";
 import { settlementRow, settlementsFor } from "./debt-settlement";
@@ -44,8 +45,6 @@ export interface ApplyOptions {
 export class IdempotencyRaceError extends Error {}
 
 type Value = string | number | SQLWrapper;
-
-const balanceOf = (accountId: Value): SQL => sql`(select ${accounts.balance} from ${accounts} where ${accounts.id} = ${accountId})`;
 
 /** The limit of a spender's KYC tier, as SQL (an unknown spender is unverified). */
 const tierSql = (userId: Value, verified: Value, unverified: Value): SQL =>
