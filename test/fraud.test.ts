@@ -1,6 +1,7 @@
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
+import type { UserActivity } from "../src/durable/user-activity";
 import { evaluateRules } from "../src/fraud/rules";
 import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, irisReferenceOf, midtransNotification, newUser, postMidtransWebhook, setUserStatus, sim, verifiedUser } from "./helpers";
 
@@ -92,6 +93,33 @@ describe("rate limiting and velocity", () => {
     expect(JSON.parse(alerts[0]!.details)).toMatchObject({ params: { maxPerMinute: 10 }, facts: { attemptsLastMinute: 11 } });
     // Reading is never rate limited.
     expect((await call("GET", "/api/wallet/balance", { token: alice.token, vars: strict })).status).toBe(200);
+  });
+
+  it("the window holds counts, not attempts: hammering refused requests adds no rows, and Retry-After is never early", async () => {
+    const stub = env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(`window-${Date.now()}`));
+    await runInDurableObject<UserActivity, void>(stub, (limiter, state) => {
+      const t0 = 1_700_000_000_500;
+      const results = Array.from({ length: 3 }, (_, i) => limiter.admit("kyc", t0 + i, 3, 60_000));
+      expect(results.every((r) => r.allowed)).toBe(true);
+      // 2,000 refused attempts over the next 10 seconds: the velocity count sees every one of them.
+      let last;
+      for (let i = 0; i < 2000; i++) last = limiter.admit("kyc", t0 + 5 * i, 3, 60_000);
+      expect(last).toMatchObject({ allowed: false, attemptsInWindow: 2003 });
+      const rows = () => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM rate_window").one().n;
+      expect(rows()).toBeLessThanOrEqual(11);
+      // The admitted attempts were made at t0 .. t0+2; the slot frees once their whole second has left the window.
+      const refused = limiter.admit("kyc", t0 + 10_000, 3, 60_000);
+      const exactExpiry = t0 + 60_000;
+      expect(t0 + 10_000 + refused.retryAfterSeconds * 1000).toBeGreaterThanOrEqual(exactExpiry);
+      expect(refused.retryAfterSeconds).toBeLessThanOrEqual(51);
+      expect(limiter.admit("kyc", t0 + 10_000 + refused.retryAfterSeconds * 1000, 3, 60_000).allowed).toBe(true);
+      // An hour's window is kept in minutes: still a handful of rows, never early either.
+      for (let i = 0; i < 500; i++) limiter.admit("campaign", t0 + i * 1000, 1, 3_600_000);
+      const hourly = limiter.admit("campaign", t0 + 500_000, 1, 3_600_000);
+      expect(hourly.allowed).toBe(false);
+      expect(t0 + 500_000 + hourly.retryAfterSeconds * 1000).toBeGreaterThanOrEqual(t0 + 3_600_000);
+      expect(rows()).toBeLessThanOrEqual(11 + 10);
+    });
   });
 
   it("a whitelisted user skips the rules but never the limits", async () => {

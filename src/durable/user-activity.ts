@@ -67,10 +67,10 @@ export class UserActivity extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY);
       CREATE TABLE IF NOT EXISTS closed_days (day TEXT PRIMARY KEY);
       DROP TABLE IF EXISTS attempts;
-      CREATE TABLE IF NOT EXISTS rate_attempts (bucket TEXT NOT NULL, at INTEGER NOT NULL, allowed INTEGER NOT NULL);
+      DROP TABLE IF EXISTS rate_attempts;
+      CREATE TABLE IF NOT EXISTS rate_window (bucket TEXT NOT NULL, ends INTEGER NOT NULL, attempts INTEGER NOT NULL, admitted INTEGER NOT NULL, PRIMARY KEY (bucket, ends));
       CREATE TABLE IF NOT EXISTS devices (fingerprint TEXT PRIMARY KEY, first_seen INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS raised_alerts (key TEXT PRIMARY KEY, at INTEGER NOT NULL);
-      CREATE INDEX IF NOT EXISTS rate_attempts_bucket ON rate_attempts (bucket, at);
       CREATE TABLE IF NOT EXISTS realtime_tickets (ticket TEXT PRIMARY KEY, role TEXT NOT NULL, expires_at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS realtime_owner (id INTEGER PRIMARY KEY CHECK (id = 1), user_id TEXT NOT NULL);`);
   }
@@ -199,17 +199,30 @@ export class UserActivity extends DurableObject<Env> {
     return this.ctx.storage.transactionSync(() => this.count(bucket, now, limit, windowMs));
   }
 
+  /**
+   * The window is kept as counts per slice of time (a second, or a sixtieth of a longer window), so a
+   * client hammering refused requests adds to a count instead of a row: at most ~60 rows per bucket. An
+   * attempt counts as if made at the end of its slice, so it leaves the window up to one slice late and
+   * `Retry-After` is never early.
+   */
   private count(bucket: string, now: number, limit: number, windowMs: number): RateResult {
-    this.sql.exec("DELETE FROM rate_attempts WHERE bucket = ? AND at <= ?", bucket, now - windowMs);
+    const slice = Math.max(1000, Math.floor(windowMs / 60));
+    const ends = now - (now % slice) + slice - 1;
+    this.sql.exec("DELETE FROM rate_window WHERE bucket = ? AND ends <= ?", bucket, now - windowMs);
     const window = this.sql
       .exec<{ attempts: number; admitted: number; oldest: number | null }>(
-        "SELECT COUNT(*) AS attempts, COALESCE(SUM(allowed), 0) AS admitted, MIN(CASE WHEN allowed = 1 THEN at END) AS oldest FROM rate_attempts WHERE bucket = ?",
+        "SELECT COALESCE(SUM(attempts), 0) AS attempts, COALESCE(SUM(admitted), 0) AS admitted, MIN(CASE WHEN admitted > 0 THEN ends END) AS oldest FROM rate_window WHERE bucket = ?",
         bucket,
       )
       .one();
     const allowed = window.admitted < limit;
-    this.sql.exec("INSERT INTO rate_attempts (bucket, at, allowed) VALUES (?, ?, ?)", bucket, now, allowed ? 1 : 0);
-    const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil(((window.oldest ?? now) + windowMs - now) / 1000));
+    this.sql.exec(
+      "INSERT INTO rate_window (bucket, ends, attempts, admitted) VALUES (?, ?, 1, ?) ON CONFLICT (bucket, ends) DO UPDATE SET attempts = attempts + 1, admitted = admitted + excluded.admitted",
+      bucket,
+      ends,
+      allowed ? 1 : 0,
+    );
+    const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil(((window.oldest ?? ends) + windowMs - now) / 1000));
     return { allowed, retryAfterSeconds, attemptsInWindow: window.attempts + 1 };
   }
 
