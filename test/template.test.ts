@@ -1,11 +1,13 @@
 import { env } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import { sign } from "hono/jwt";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../src/config";
 import { createDb } from "../src/db/client";
 import { auditLog, users } from "../src/db/schema";
 import { fragment, slot, template } from "../src/db/template";
+import { translateBatchError } from "../src/ledger/executor";
+import { checkGuards, guard, GuardError, type Guard } from "../src/ledger/guards";
 import { verifyBearer } from "../src/lib/auth";
 import { ApiError } from "../src/lib/errors";
 import { loadRuntimeConfig } from "../src/secrets";
@@ -62,6 +64,30 @@ describe("fragments rendered once (db/template.ts)", () => {
     expect(rows).toEqual([{ a: 1, b: 0, quote: 0 }]);
   });
 
+  it("a guards statement joins fragments and rendered conditions as text: the first that holds names the refusal", async () => {
+    const a = uniqueId("guard-a");
+    await env.DB.prepare("INSERT INTO users (id, status, created_at, updated_at) VALUES (?, 'banned', 1, 1)").bind(a).run();
+    const banned = fragment<"userId">(({ userId }) => sql`exists (select 1 from ${users} where ${users.id} = ${userId} and ${users.status} = 'banned')`);
+    const refusal = (guards: Guard[]) =>
+      db()
+        .batch([checkGuards(db(), guards)])
+        .then(
+          () => null,
+          (error) => {
+            const refused = translateBatchError(error);
+            return refused instanceof GuardError ? refused.guard : refused;
+          },
+        );
+    // Values that look like SQL stay values, in a fragment and in a condition rendered per use.
+    const hostile = "x' or 1=1 -- ?";
+    expect(await refusal([guard("caller_banned", banned({ userId: hostile })), guard("recipient_missing", sql`${hostile} = 'y'`)])).toBeNull();
+    expect(await refusal([guard("caller_frozen", sql`${hostile} != ${hostile}`), guard("caller_banned", banned({ userId: a })), guard("recipient_missing", sql`1 = ${1}`)])).toBe("caller_banned");
+    expect(await refusal([guard("recipient_missing", sql`${"?"} = ${"?"}`), guard("caller_banned", banned({ userId: a }))])).toBe("recipient_missing");
+    // A fragment still embeds in a drizzle statement.
+    const [rows] = await db().batch([db().select({ x: sql<number>`${banned({ userId: a })}`.as("x") }).from(sql`(select 1)`)]);
+    expect(rows).toEqual([{ x: 1 }]);
+  });
+
   it("refuses text it could not split back into values", () => {
     const odd = fragment<"v">(({ v }) => sql`${v} = '?'`);
     expect(() => odd({ v: 1 })).toThrow(/literal "\?"/);
@@ -89,5 +115,29 @@ describe("what a request no longer redoes", () => {
     await expect(verifyBearer(`Bearer ${one}`, "secret-two-0123456789")).rejects.toBeInstanceOf(ApiError);
     expect(await verifyBearer(`Bearer ${two}`, "secret-two-0123456789")).toEqual({ id: "u2", role: "user" });
     await expect(verifyBearer(`Bearer ${two}`, "secret-one-0123456789")).rejects.toBeInstanceOf(ApiError);
+  });
+
+  it("a token verified once is not verified again, but still expires, and a not-yet-valid one is never kept", async () => {
+    const secret = "secret-three-0123456789";
+    const start = Date.now();
+    const exp = Math.floor(start / 1000) + 60;
+    const token = await sign({ sub: "u3", role: "admin", exp }, secret, "HS256");
+    const early = await sign({ sub: "u4", role: "user", exp, nbf: Math.floor(start / 1000) + 30 }, secret, "HS256");
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const hmac = vi.spyOn(crypto.subtle, "verify");
+    try {
+      expect(await verifyBearer(`Bearer ${token}`, secret)).toEqual({ id: "u3", role: "admin" });
+      expect(await verifyBearer(`Bearer ${token}`, secret)).toEqual({ id: "u3", role: "admin" });
+      expect(hmac).toHaveBeenCalledTimes(1);
+      await expect(verifyBearer(`Bearer ${early}`, secret)).rejects.toBeInstanceOf(ApiError);
+      vi.setSystemTime(start + 31_000);
+      expect(await verifyBearer(`Bearer ${early}`, secret)).toEqual({ id: "u4", role: "user" });
+      vi.setSystemTime(exp * 1000);
+      await expect(verifyBearer(`Bearer ${token}`, secret)).rejects.toBeInstanceOf(ApiError);
+      await expect(verifyBearer(`Bearer ${early}`, secret)).rejects.toBeInstanceOf(ApiError);
+    } finally {
+      vi.useRealTimers();
+      hmac.mockRestore();
+    }
   });
 });

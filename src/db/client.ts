@@ -28,7 +28,19 @@ function relationalSchema(): RelationalSchemaConfig<Tables> {
  */
 export function createDb(d1: D1Database, opts: { outbox?: Outbox } = {}): Db {
   const config = relationalSchema();
-  const db = new DrizzleD1Database<typeof schema>("async", dialect, new SQLiteD1Session(d1, dialect, config, {}), config) as Db;
+  const session = new SQLiteD1Session<typeof schema, Tables>(d1, dialect, config, {});
+  // Built without the schema, so drizzle does not construct a relational query builder per table for
+  // every request: `db.query` is built on first use (most requests never use it), over the same session.
+  const db = new DrizzleD1Database<typeof schema>("async", dialect, session, undefined) as Db;
+  Object.assign(db._, { schema: config.schema, fullSchema: config.fullSchema, tableNamesMap: config.tableNamesMap });
+  Object.defineProperty(db, "query", {
+    configurable: true,
+    get() {
+      const query = new DrizzleD1Database<typeof schema>("async", dialect, session, config).query;
+      Object.defineProperty(db, "query", { value: query });
+      return query;
+    },
+  });
   db.$client = d1;
   const { outbox } = opts;
   if (outbox) {

@@ -1,4 +1,4 @@
-import { fillPlaceholders, sql, type Placeholder, type Query, type SQL } from "drizzle-orm";
+import { fillPlaceholders, sql, type Placeholder, type Query, type SQL, type SQLWrapper } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { dialect, type Db } from "./client";
 
@@ -47,36 +47,43 @@ function bound(db: Db, text: string, params: unknown[], mapResult: Rendered["map
   return { _prepare: () => ready } as unknown as BatchItem<"sqlite">;
 }
 
-/**
- * A write built from fragments (its shape varies per use, so it is not a template), rendered without a
- * query builder: what it returns is D1's run result. drizzle's `db.run(sql)` cannot take parameters in
- * a batch.
- */
-export function writeStatement(db: Db, statement: SQL): BatchItem<"sqlite"> {
-  const query = dialect.sqlToQuery(statement);
-  return bound(db, query.sql, query.params, (result) => result);
+/** A write already rendered (text and parameters) as a batch item: what it returns is D1's run result. */
+export function writeStatement(db: Db, statement: Query): BatchItem<"sqlite"> {
+  return bound(db, statement.sql, statement.params, (result) => result);
 }
 
 /**
  * A condition or expression that many statements embed (a guard, a limit), rendered once: its text is
- * kept with the positions of its values, and each use is plain text and parameters again, so the
- * statement around it renders it in a few steps instead of walking its tables and columns.
+ * kept with the positions of its values, and each use is plain text and parameters again (a
+ * `BoundFragment`), so a statement made of fragments is joined as text instead of walked as a tree.
  * `build` names its values by `slot(name)`.
  */
-export function fragment<Name extends string>(build: (slots: Record<Name, Placeholder>) => SQL): (values: Record<Name, unknown>) => SQL {
-  let rendered: { texts: string[]; params: unknown[] } | undefined;
+export function fragment<Name extends string>(build: (slots: Record<Name, Placeholder>) => SQL): (values: Record<Name, unknown>) => BoundFragment {
+  let rendered: Query | undefined;
   return (values) => {
     if (!rendered) {
       const slots = new Proxy({} as Record<Name, Placeholder>, { get: (_, name) => slot(String(name)) });
-      const query = dialect.sqlToQuery(build(slots));
-      const texts = query.sql.split("?");
-      if (texts.length !== query.params.length + 1) throw new Error(`a fragment's text has a literal "?": ${query.sql}`);
-      rendered = { texts, params: query.params };
+      rendered = dialect.sqlToQuery(build(slots));
+      if (rendered.sql.split("?").length !== rendered.params.length + 1) throw new Error(`a fragment's text has a literal "?": ${rendered.sql}`);
     }
-    const { texts, params } = rendered;
-    const bound = fillPlaceholders(params, values);
-    const chunks: SQL[] = [sql.raw(texts[0]!)];
-    bound.forEach((value, i) => chunks.push(sql`${value}`, sql.raw(texts[i + 1]!)));
-    return sql.join(chunks);
+    return new BoundFragment(rendered.sql, fillPlaceholders(rendered.params, values));
   };
+}
+
+/**
+ * A fragment with its values: SQL text with one `?` per parameter (a drizzle `Query`). Statements
+ * written as text join it as it is; inside a drizzle `sql` template it is an SQLWrapper like any other.
+ */
+export class BoundFragment implements Query, SQLWrapper {
+  constructor(
+    readonly sql: string,
+    readonly params: unknown[],
+  ) {}
+
+  getSQL(): SQL {
+    const texts = this.sql.split("?");
+    const chunks: SQL[] = [sql.raw(texts[0]!)];
+    this.params.forEach((value, i) => chunks.push(sql`${value}`, sql.raw(texts[i + 1]!)));
+    return sql.join(chunks);
+  }
 }

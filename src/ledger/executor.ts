@@ -52,6 +52,8 @@ const tierSql = (userId: Value, verified: Value, unverified: Value): SQL =>
 
 const overPerTxLimit = fragment<"amountIdr" | "userId" | "verified" | "unverified">((v) => sql`${v.amountIdr} > ${tierSql(v.userId, v.verified, v.unverified)}`);
 
+const notPending = fragment<"id">(({ id }) => sql`not exists (select 1 from ${transactions} where ${transactions.id} = ${id} and ${transactions.status} = 'pending')`);
+
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /*
@@ -176,7 +178,7 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   const guards = [...(options.guards ?? []), ...(spend ? [guard("spend_per_tx_limit", overPerTxLimit({ amountIdr: spend.amountIdr, userId: spend.userId, verified: spend.limits.verified.perTxIdr, unverified: spend.limits.unverified.perTxIdr }))] : [])];
   // Settling a pending transaction that is no longer pending must move nothing at all.
   if ("settle" in plan.transaction) {
-    guards.push(guard("transaction_not_pending", sql`not exists (select 1 from ${transactions} where ${transactions.id} = ${txId} and ${transactions.status} = 'pending')`));
+    guards.push(guard("transaction_not_pending", notPending({ id: txId })));
   }
   if (guards.length > 0) statements.push(checkGuards(db, guards));
   if (plan.onceKeys.length > 0) {

@@ -1,6 +1,6 @@
-import { sql, type SQL } from "drizzle-orm";
-import type { Db } from "../db/client";
-import { writeStatement } from "../db/template";
+import { sql, type Query, type SQL } from "drizzle-orm";
+import { dialect, type Db } from "../db/client";
+import { BoundFragment, writeStatement } from "../db/template";
 import { batchGuards } from "../db/schema";
 import { ApiError } from "../lib/errors";
 import type { Statement } from "./executor";
@@ -57,19 +57,27 @@ export class GuardError extends ApiError {
 
 export interface Guard {
   name: GuardName;
-  /** A boolean SQL expression, usually EXISTS (...): when true, the batch is refused with `name`. */
-  when: SQL;
+  /**
+   * A boolean SQL expression, usually EXISTS (...): when true, the batch is refused with `name`. The
+   * guards of the hot paths are fragments (db/template.ts), already text; others are rendered here.
+   */
+  when: SQL | BoundFragment;
 }
 
-export const guard = (name: GuardName, when: SQL): Guard => ({ name, when });
+export const guard = (name: GuardName, when: SQL | BoundFragment): Guard => ({ name, when });
 
-/** The one statement that checks `guards` in order: the first that holds aborts the batch. */
+const insertGuard = dialect.sqlToQuery(sql`insert into ${batchGuards} (${sql.identifier(batchGuards.name.name)})`).sql;
+
+/** The one statement that checks `guards` in order: the first that holds aborts the batch. Written as text: its conditions are. */
 export function checkGuards(db: Db, guards: Guard[]): Statement {
-  const cases = sql.join(
-    guards.map((g) => sql`when ${g.when} then ${g.name}`),
-    sql` `,
-  );
-  return writeStatement(db, sql`insert into ${batchGuards} (${sql.identifier(batchGuards.name.name)}) select g from (select case ${cases} end as g) where g is not null`);
+  let cases = "";
+  const params: unknown[] = [];
+  for (const g of guards) {
+    const when: Query = g.when instanceof BoundFragment ? g.when : dialect.sqlToQuery(g.when);
+    cases += ` when ${when.sql} then ?`;
+    params.push(...when.params, g.name);
+  }
+  return writeStatement(db, { sql: `${insertGuard} select g from (select case${cases} end as g) where g is not null`, params });
 }
 
 /** The guard a failed batch names, if any. */

@@ -13,6 +13,7 @@ const claimsSchema = z.object({
   sub: z.string().regex(USER_ID_PATTERN),
   role: z.enum(["user", "admin"]),
   exp: z.number().int(),
+  nbf: z.number().optional(),
 });
 
 /** The HS256 verification key of a secret, imported once per isolate (not per request). */
@@ -27,19 +28,53 @@ function hmacKey(secret: string): Promise<CryptoKey> {
   return key;
 }
 
+interface Verified {
+  user: AuthUser;
+  /** Seconds, as in the claims. */
+  exp: number;
+  nbf: number;
+}
+
+/**
+ * Tokens whose signature and claims were verified under a secret, per isolate: a client sends the same
+ * token with every request, and its HMAC is most of what authentication costs. A hit is still checked
+ * against the clock (exp, nbf); only valid tokens are ever kept; a rotated secret starts afresh.
+ */
+const verifiedTokens = new Map<string, Map<string, Verified>>();
+const MAX_VERIFIED = 4096;
+
+function verifiedUnder(secret: string): Map<string, Verified> {
+  let tokens = verifiedTokens.get(secret);
+  if (!tokens) {
+    if (verifiedTokens.size >= 4) verifiedTokens.clear();
+    tokens = new Map();
+    verifiedTokens.set(secret, tokens);
+  }
+  return tokens;
+}
+
 /** The caller an `Authorization: Bearer <HS256 JWT>` header names, or 401. */
 export async function verifyBearer(header: string | undefined, secret: string): Promise<AuthUser> {
   const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(header ?? "");
   if (!match) throw new ApiError("unauthorized", "A bearer token is required.");
+  const token = match[1]!;
+  const tokens = verifiedUnder(secret);
+  const now = Math.floor(Date.now() / 1000);
+  const known = tokens.get(token);
+  if (known && known.exp > now && known.nbf <= now) return known.user;
+  if (known) tokens.delete(token);
   let payload: unknown;
   try {
-    payload = await verify(match[1]!, await hmacKey(secret), { alg: "HS256", exp: true, nbf: true, iat: false });
+    payload = await verify(token, await hmacKey(secret), { alg: "HS256", exp: true, nbf: true, iat: false });
   } catch {
     throw new ApiError("unauthorized", "The bearer token is invalid or expired.");
   }
   const claims = claimsSchema.safeParse(payload);
   if (!claims.success) throw new ApiError("unauthorized", "The bearer token lacks valid sub, role or exp claims.");
-  return { id: claims.data.sub, role: claims.data.role };
+  const user = { id: claims.data.sub, role: claims.data.role };
+  if (tokens.size >= MAX_VERIFIED) tokens.clear();
+  tokens.set(token, { user, exp: claims.data.exp, nbf: claims.data.nbf ?? -Infinity });
+  return user;
 }
 
 /** Verifies the bearer token. No database work: routes decide about the caller inside their own batch. */

@@ -5,14 +5,17 @@ import { accounts, users, withdrawMethods } from "../db/schema";
 import type { Statement } from "../ledger/executor";
 import { guard, type Guard } from "../ledger/guards";
 
-/** "The user exists and `condition` holds for their record", rendered once per condition (db/template.ts). */
-const userWhere = (condition: SQL) => fragment<"userId">(({ userId }) => sql`exists (select 1 from ${users} where ${users.id} = ${userId} and ${condition})`);
+/** "The user exists and `condition` holds for their record" (or, `negated`, not), rendered once per condition (db/template.ts). */
+const userWhere = (condition: SQL, negated = false) =>
+  fragment<"userId">(({ userId }) => sql`${sql.raw(negated ? "not exists" : "exists")} (select 1 from ${users} where ${users.id} = ${userId} and ${condition})`);
 const isBanned = userWhere(sql`${users.status} = 'banned'`);
 const isFrozen = userWhere(sql`${users.status} = 'frozen'`);
 const needsVerification = userWhere(sql`${users.verificationRequired} = 1`);
-const isKycVerified = userWhere(sql`${users.kycStatus} = 'verified'`);
-const exists = userWhere(sql`1`);
+const notKycVerified = userWhere(sql`${users.kycStatus} = 'verified'`, true);
+const missing = userWhere(sql`1`, true);
 const inDebt = fragment<"userId">(({ userId }) => sql`exists (select 1 from ${accounts} where ${accounts.ownerId} = ${userId} and ${accounts.kind} = 'user_debt' and ${accounts.balance} < 0)`);
+const noWithdrawMethod = fragment<"userId">(({ userId }) => sql`not exists (select 1 from ${withdrawMethods} where ${withdrawMethods.userId} = ${userId})`);
+const withdrawMethodCoolingOff = fragment<"userId" | "now">(({ userId, now }) => sql`exists (select 1 from ${withdrawMethods} where ${withdrawMethods.userId} = ${userId} and ${withdrawMethods.usableFrom} > ${now})`);
 
 /**
  * First sight of a user, as one statement: the record is inserted if missing, and the trigger of
@@ -39,15 +42,14 @@ export function callerMayMoveOut(userId: string): Guard[] {
   ];
 }
 
-export const callerKycVerified = (userId: string): Guard[] => [guard("caller_kyc_required", sql`not ${isKycVerified({ userId })}`)];
+export const callerKycVerified = (userId: string): Guard[] => [guard("caller_kyc_required", notKycVerified({ userId }))];
 
 /** A withdrawal needs a bank account on file, usable (a changed one only after its cooling-off period). */
 export function withdrawMethodUsable(userId: string, now: number): Guard[] {
-  const method = (condition: SQL) => sql`exists (select 1 from ${withdrawMethods} where ${withdrawMethods.userId} = ${userId} and ${condition})`;
-  return [guard("withdraw_method_missing", sql`not ${method(sql`1`)}`), guard("withdraw_method_cooldown", method(sql`${withdrawMethods.usableFrom} > ${now}`))];
+  return [guard("withdraw_method_missing", noWithdrawMethod({ userId })), guard("withdraw_method_cooldown", withdrawMethodCoolingOff({ userId, now }))];
 }
 
 /** Money sent to another user needs a recipient who exists and is not banned. */
 export function recipientActive(recipientId: string): Guard[] {
-  return [guard("recipient_missing", sql`not ${exists({ userId: recipientId })}`), guard("recipient_banned", isBanned({ userId: recipientId }))];
+  return [guard("recipient_missing", missing({ userId: recipientId })), guard("recipient_banned", isBanned({ userId: recipientId }))];
 }
