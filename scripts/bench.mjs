@@ -11,12 +11,11 @@
 // Env: BENCH_ROUNDS (5), BENCH_REQUESTS (400 per endpoint and round), BENCH_CONCURRENCY (16),
 // BENCH_PORT (8797), BENCH_SIM_PORT (8798). Results: .bench/results.json.
 import { benchService, envNumber, fmt, load, machine, markdownTable, round, summarise, workerdUsage, writeResults } from "./bench/harness.mjs";
-import { signToken } from "./dev-token.mjs";
+import { REQUEST_PATH_VARS, requestPaths, USERS } from "./bench/request-paths.mjs";
 
 const ROUNDS = Math.floor(envNumber("BENCH_ROUNDS", 5));
 const PER_ROUND = Math.floor(envNumber("BENCH_REQUESTS", 400));
 const CONCURRENCY = Math.floor(envNumber("BENCH_CONCURRENCY", 16));
-const USERS = 20;
 const TARGETS = [
   ["transfer", "healthz", 0.4],
   ["transfer", "packages", 0.9],
@@ -27,36 +26,13 @@ const service = benchService({
   name: "bench",
   port: envNumber("BENCH_PORT", 8797),
   simPort: envNumber("BENCH_SIM_PORT", 8798),
-  // 20 users send far more than 10 value-moving requests a minute and Rp 100,000 a day on purpose: the
-  // rate limit, the velocity rule and the daily limit are lifted so the figures show the paths themselves.
-  extraVars: ["D1_METRICS:true", "RATE_LIMIT_PER_MINUTE:1000000", "RAPID_TRANSACTIONS_PER_MINUTE:1000000", "SPEND_LIMIT_DAILY_UNVERIFIED_IDR:1000000000000"],
+  extraVars: REQUEST_PATH_VARS,
 });
 
 async function main() {
   console.log(`starting the service (${service.base}) ...`);
   await service.start();
-  const suffix = Date.now().toString(36);
-  const admin = signToken(`bench-admin-${suffix}`, "admin", service.secret, 2);
-  const users = Array.from({ length: USERS }, (_, i) => ({ id: `bench-u${i}-${suffix}`, token: signToken(`bench-u${i}-${suffix}`, "user", service.secret, 2) }));
-  for (const u of users) {
-    await service.call("GET", "/api/wallet/balance", u.token); // first sight
-    const funded = await service.call("POST", "/api/admin/adjustments", admin, { userId: u.id, asset: "COIN", amount: 1_000_000_000, reason: "benchmark funding" });
-    if (funded.status !== 201) throw new Error(`funding ${u.id}: ${funded.status} ${funded.text.slice(0, 300)}`);
-  }
-  const pick = (i) => users[i % USERS];
-  const endpoints = {
-    healthz: { ok: 200, make: () => ({ method: "GET", path: "/healthz" }) },
-    packages: { ok: 200, make: () => ({ method: "GET", path: "/api/payment/packages" }) },
-    balance: { ok: 200, make: (i) => ({ method: "GET", path: "/api/wallet/balance", token: pick(i).token }) },
-    transfer: {
-      ok: 201,
-      make: (i) => {
-        const from = pick(i);
-        const to = users[(i + 1 + Math.floor(Math.random() * (USERS - 1))) % USERS];
-        return { method: "POST", path: "/api/wallet/transfer", token: from.token, body: { toUserId: to.id, amount: 1 + (i % 5) } };
-      },
-    },
-  };
+  const { admin, endpoints } = await requestPaths(service);
   const names = Object.keys(endpoints);
   console.log("warming up ...");
   for (const name of names) await load(service, { ...endpoints[name], count: 100, concurrency: CONCURRENCY });

@@ -31,6 +31,8 @@ const simVars = {
 const args = ["dev", "--ip", "127.0.0.1", "--port", port, "--persist-to", persist, "--show-interactive-dev-session=false"];
 for (const [name, value] of Object.entries(simVars)) args.push("--var", `${name}:${value}`);
 for (const v of extraVars) args.push("--var", v);
+// DevTools (and `npm run bench:profile`) attach here; wrangler picks a free port when unset.
+if (process.env.INSPECTOR_PORT) args.push("--inspector-port", process.env.INSPECTOR_PORT);
 const dev = spawn(wrangler, args, { stdio: "inherit", env });
 
 console.log(`

@@ -96,7 +96,7 @@ export function workerdUsage() {
  * The service under test. By default it runs from a snapshot of the working tree (wrangler reloads on
  * every edit under src/, which would change the code in the middle of a measurement).
  */
-export function benchService({ name, port, simPort, extraVars = [], snapshot = process.env.BENCH_SNAPSHOT !== "0" }) {
+export function benchService({ name, port, simPort, inspectorPort, extraVars = [], snapshot = process.env.BENCH_SNAPSHOT !== "0" }) {
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
   const runDir = resolve(`.bench/${name}-${stamp}`);
   const persist = `${runDir}/state`;
@@ -140,9 +140,9 @@ export function benchService({ name, port, simPort, extraVars = [], snapshot = p
     /** Lines of the service's output as they arrive (e.g. wrangler's queue log). */
     onLog: (fn) => logListeners.add(fn),
     async start() {
-      for (const p of [port, simPort]) if (!(await portFree(p))) throw new Error(`port ${p} is in use on ${HOST}`);
+      for (const p of [port, simPort, inspectorPort]) if (p !== undefined && !(await portFree(p))) throw new Error(`port ${p} is in use on ${HOST}`);
       exited = false;
-      const env = { ...process.env, PORT: String(port), SIM_PORT: String(simPort), PERSIST_DIR: persist, SIM_LOG: "false", EXTRA_VARS: extraVars.join(" "), NO_COLOR: "1", FORCE_COLOR: "0" };
+      const env = { ...process.env, PORT: String(port), SIM_PORT: String(simPort), PERSIST_DIR: persist, SIM_LOG: "false", EXTRA_VARS: extraVars.join(" "), NO_COLOR: "1", FORCE_COLOR: "0", ...(inspectorPort ? { INSPECTOR_PORT: String(inspectorPort) } : {}) };
       child = spawn(process.execPath, ["scripts/start.mjs"], { cwd: appDir, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
       const keep = (d) => {
         const text = String(d);
