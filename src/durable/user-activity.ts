@@ -208,20 +208,24 @@ export class UserActivity extends DurableObject<Env> {
   private count(bucket: string, now: number, limit: number, windowMs: number): RateResult {
     const slice = Math.max(1000, Math.floor(windowMs / 60));
     const ends = now - (now % slice) + slice - 1;
-    this.sql.exec("DELETE FROM rate_window WHERE bucket = ? AND ends <= ?", bucket, now - windowMs);
     const window = this.sql
       .exec<{ attempts: number; admitted: number; oldest: number | null }>(
-        "SELECT COALESCE(SUM(attempts), 0) AS attempts, COALESCE(SUM(admitted), 0) AS admitted, MIN(CASE WHEN admitted > 0 THEN ends END) AS oldest FROM rate_window WHERE bucket = ?",
+        "SELECT COALESCE(SUM(attempts), 0) AS attempts, COALESCE(SUM(admitted), 0) AS admitted, MIN(CASE WHEN admitted > 0 THEN ends END) AS oldest FROM rate_window WHERE bucket = ? AND ends > ?",
         bucket,
+        now - windowMs,
       )
       .one();
     const allowed = window.admitted < limit;
-    this.sql.exec(
-      "INSERT INTO rate_window (bucket, ends, attempts, admitted) VALUES (?, ?, 1, ?) ON CONFLICT (bucket, ends) DO UPDATE SET attempts = attempts + 1, admitted = admitted + excluded.admitted",
-      bucket,
-      ends,
-      allowed ? 1 : 0,
-    );
+    const { attempts } = this.sql
+      .exec<{ attempts: number }>(
+        "INSERT INTO rate_window (bucket, ends, attempts, admitted) VALUES (?, ?, 1, ?) ON CONFLICT (bucket, ends) DO UPDATE SET attempts = attempts + 1, admitted = admitted + excluded.admitted RETURNING attempts",
+        bucket,
+        ends,
+        allowed ? 1 : 0,
+      )
+      .one();
+    // A slice's first attempt clears the slices that have left the window: once per slice, not per request.
+    if (attempts === 1) this.sql.exec("DELETE FROM rate_window WHERE bucket = ? AND ends <= ?", bucket, now - windowMs);
     const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil(((window.oldest ?? ends) + windowMs - now) / 1000));
     return { allowed, retryAfterSeconds, attemptsInWindow: window.attempts + 1 };
   }
