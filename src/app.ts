@@ -25,7 +25,7 @@ import { adminPayoutsRouter, myPayoutsRouter } from "./payouts/daily-payouts.rou
 import { adminBatchesRouter } from "./admin/batches.routes";
 import { adminBillingRouter, billingRouter } from "./billing/billing.routes";
 import { valueMovingGuard } from "./fraud/guard";
-import { securityHeaders } from "./lib/security-headers";
+import { addHeaders, securityHeaders } from "./lib/security-headers";
 import { fraudRouter } from "./fraud/fraud.routes";
 import { adminContentRouter, contentRouter } from "./content/content.routes";
 import { creatorRouter } from "./creator/creator.routes";
@@ -90,7 +90,7 @@ export function createApp() {
       // Gateway timings, to their recorder (not D1) after the answer.
       if (calls.length > 0) c.executionCtx.waitUntil(recordGatewayCalls(c.env, calls).catch((e) => console.error("gateway timings lost", e instanceof Error ? e.message : String(e))));
     }
-    if (stats) c.header("server-timing", `d1;desc="roundTrips=${stats.roundTrips} statements=${stats.statements} rowsRead=${stats.rowsRead} rowsWritten=${stats.rowsWritten}"`);
+    if (stats) addHeaders(c, [["server-timing", `d1;desc="roundTrips=${stats.roundTrips} statements=${stats.statements} rowsRead=${stats.rowsRead} rowsWritten=${stats.rowsWritten}"`]]);
   });
 
   const member = [requireAuth, memberGate] as const;

@@ -16,6 +16,8 @@ type Frame = { seq?: number; type: string; at?: string; data?: any };
 
 interface Socket {
   ws: WebSocket;
+  /** The upgrade response's headers. */
+  headers: Headers;
   frames: Frame[];
   closed: { code: number } | null;
   /** Waits until at least `n` frames arrived (or fails after `ms`). */
@@ -34,6 +36,7 @@ async function connect(path: string, opts: { token?: string; query?: Record<stri
   const ws = res.webSocket;
   const socket: Socket = {
     ws,
+    headers: res.headers,
     frames: [],
     closed: null,
     async next(n, ms = 3000) {
@@ -154,6 +157,9 @@ describe("realtime events over WebSockets", () => {
     const ticket = (await call("POST", "/api/realtime/ticket", { token: alice.token })).json.ticket as string;
     expect(ticket).toMatch(/^rt1\./);
     const s = await open("", { query: { ticket } });
+    // The object's upgrade response passes through the Worker's security headers too.
+    expect(s.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(s.headers.get("x-frame-options")).toBe("DENY");
     s.ws.close(1000, "done");
     const reused = await connect("", { query: { ticket } });
     expect(reused).toMatchObject({ status: 401, json: { code: "unauthorized" } });
