@@ -17,7 +17,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import { benchService, envNumber, fmt, load, machine, markdownTable, round, sleep, workerdUsage, writeResults } from "./bench/harness.mjs";
+import { benchService, envNumber, fmt, load, machine, markdownTable, round, runBenchmark, sleep, workerdUsage, writeResults } from "./bench/harness.mjs";
 import { CAMPAIGNS, plan, populationSql } from "./bench/batch-population.mjs";
 import { signToken } from "./dev-token.mjs";
 
@@ -162,13 +162,4 @@ async function main() {
   return m.errorCount === 0 && batches.every((b) => b.asExpected && b.ledgerOk && b.rerun.paysNobodyTwice) ? 0 : 1;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (error) {
-  console.error(`bench-batch failed: ${error?.stack ?? error}\n--- service output (tail) ---\n${service.log.slice(-3000)}`);
-} finally {
-  await service.stop();
-  service.cleanup();
-}
-process.exit(code);
+await runBenchmark(service, "bench-batch", main);

@@ -8,7 +8,7 @@
 // PROFILE_INTERVAL_US (200), PROFILE_TOP (40), BENCH_PORT (8797), BENCH_SIM_PORT (8798),
 // PROFILE_INSPECTOR_PORT (9239). Results: .bench/profile-<endpoint>.cpuprofile.
 import { mkdirSync, writeFileSync } from "node:fs";
-import { benchService, envNumber, fmt, load } from "./bench/harness.mjs";
+import { benchService, envNumber, fmt, load, runBenchmark } from "./bench/harness.mjs";
 import { REQUEST_PATH_VARS, requestPaths } from "./bench/request-paths.mjs";
 
 const ENDPOINT = process.env.PROFILE_ENDPOINT ?? "transfer";
@@ -109,13 +109,4 @@ async function main() {
   return run.errorCount === 0 ? 0 : 1;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (error) {
-  console.error(`profile failed: ${error?.stack ?? error}\n--- service output (tail) ---\n${service.log.slice(-3000)}`);
-} finally {
-  await service.stop();
-  service.cleanup();
-}
-process.exit(code);
+await runBenchmark(service, "profile", main);

@@ -10,7 +10,7 @@
 // targets are stated in.
 // Env: BENCH_ROUNDS (5), BENCH_REQUESTS (400 per endpoint and round), BENCH_CONCURRENCY (16),
 // BENCH_PORT (8797), BENCH_SIM_PORT (8798). Results: .bench/results.json.
-import { benchService, envNumber, fmt, load, machine, markdownTable, round, summarise, workerdUsage, writeResults } from "./bench/harness.mjs";
+import { benchService, envNumber, fmt, load, machine, markdownTable, round, runBenchmark, summarise, workerdUsage, writeResults } from "./bench/harness.mjs";
 import { REQUEST_PATH_VARS, requestPaths, USERS } from "./bench/request-paths.mjs";
 
 const ROUNDS = Math.floor(envNumber("BENCH_ROUNDS", 5));
@@ -38,15 +38,16 @@ async function main() {
   for (const name of names) await load(service, { ...endpoints[name], count: 100, concurrency: CONCURRENCY });
 
   const runs = Object.fromEntries(names.map((n) => [n, []]));
-  // CPU seconds the local stack spent on each endpoint's requests (/proc): workerd (the Worker, D1, the
-  // objects) and wrangler's Node process (its dev proxy's log and DevTools traffic).
-  const cpu = Object.fromEntries(names.map((n) => [n, { workerd: 0, wrangler: 0 }]));
+  // CPU seconds the local stack spent on each endpoint's requests (/proc): the workerd runtime of the
+  // Worker, D1 and the objects; the workerd runtime of wrangler's dev proxy; wrangler's Node process
+  // (its dev proxy's log and DevTools traffic).
+  const cpuParts = { runtime: "runtimeCpuSeconds", proxy: "proxyCpuSeconds", wrangler: "wranglerCpuSeconds" };
+  const cpu = Object.fromEntries(names.map((n) => [n, { runtime: 0, proxy: 0, wrangler: 0 }]));
   const measured = async (name) => {
     const before = workerdUsage();
     const run = await load(service, { ...endpoints[name], count: PER_ROUND, concurrency: CONCURRENCY });
     const after = workerdUsage();
-    cpu[name].workerd += after.cpuSeconds - before.cpuSeconds;
-    cpu[name].wrangler += after.wranglerCpuSeconds - before.wranglerCpuSeconds;
+    for (const [part, key] of Object.entries(cpuParts)) cpu[name][part] += after[key] - before[key];
     return run;
   };
   for (let r = 0; r < ROUNDS; r++) {
@@ -61,7 +62,7 @@ async function main() {
       for (const p of parts) for (const [k, v] of Object.entries(p.errors)) errors[k] = (errors[k] ?? 0) + v;
       const summary = summarise(parts.flatMap((p) => p.samples), { errors, proxyRetries: parts.reduce((a, p) => a + p.proxyRetries, 0), seconds: parts.reduce((a, p) => a + p.seconds, 0) });
       const perRequestMs = (seconds) => round((seconds * 1000) / Math.max(1, summary.completed + summary.errorCount), 2);
-      return [n, { ...summary, cpuMsPerRequest: { workerd: perRequestMs(cpu[n].workerd), wrangler: perRequestMs(cpu[n].wrangler) } }];
+      return [n, { ...summary, cpuMsPerRequest: Object.fromEntries(Object.keys(cpuParts).map((part) => [part, perRequestMs(cpu[n][part])])) }];
     }),
   );
   const ledger = await service.call("GET", "/api/admin/ledger/check", admin);
@@ -70,11 +71,11 @@ async function main() {
   const rate = (n) => merged[n].requestsPerSecond;
   const ratio = (a, b) => round(rate(a) / rate(b), 3);
   const table = markdownTable(
-    ["endpoint", "requests", "req/s", "p50 ms", "p99 ms", "D1 round trips", "D1 statements", "CPU ms/req workerd", "CPU ms/req wrangler", "÷ /healthz", "÷ packages"],
+    ["endpoint", "requests", "req/s", "p50 ms", "p99 ms", "D1 round trips", "D1 statements", "CPU ms/req runtime", "CPU ms/req dev proxy", "CPU ms/req wrangler", "÷ /healthz", "÷ packages"],
     names.map((n) => {
       const m = merged[n];
       const { method, path } = endpoints[n].make(0);
-      return [`${method} ${path}`, m.completed, fmt(m.requestsPerSecond), fmt(m.latencyMs.p50), fmt(m.latencyMs.p99), fmt(m.d1.roundTripsMean ?? 0, 2), fmt(m.d1.statementsMean ?? 0, 2), fmt(m.cpuMsPerRequest.workerd, 2), fmt(m.cpuMsPerRequest.wrangler, 2), fmt(ratio(n, "healthz"), 2), fmt(ratio(n, "packages"), 2)];
+      return [`${method} ${path}`, m.completed, fmt(m.requestsPerSecond), fmt(m.latencyMs.p50), fmt(m.latencyMs.p99), fmt(m.d1.roundTripsMean ?? 0, 2), fmt(m.d1.statementsMean ?? 0, 2), fmt(m.cpuMsPerRequest.runtime, 2), fmt(m.cpuMsPerRequest.proxy, 2), fmt(m.cpuMsPerRequest.wrangler, 2), fmt(ratio(n, "healthz"), 2), fmt(ratio(n, "packages"), 2)];
     }),
   );
   const targets = TARGETS.map(([a, b, min]) => ({ target: `${a} ≥ ${min * 100}% of ${b}`, ratio: ratio(a, b), met: ratio(a, b) >= min }));
@@ -88,13 +89,4 @@ async function main() {
   return ledgerOk && names.every((n) => merged[n].errorCount === 0) ? 0 : 1;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (error) {
-  console.error(`bench failed: ${error?.stack ?? error}\n--- service output (tail) ---\n${service.log.slice(-3000)}`);
-} finally {
-  await service.stop();
-  service.cleanup();
-}
-process.exit(code);
+await runBenchmark(service, "bench", main);

@@ -63,11 +63,14 @@ const alive = (pid) => {
 
 /**
  * RSS (KiB) and CPU seconds of every workerd process now running (the local runtime of wrangler dev),
- * and the CPU seconds of wrangler's own Node process (its dev proxy's controller and log output).
+ * split into the runtime that runs the Worker, its Durable Objects and local D1 (the one with an
+ * inspector address) and the one that runs wrangler's dev proxy; and the CPU seconds of wrangler's own
+ * Node process (its dev proxy's controller and log output).
  */
 export function workerdUsage() {
   let rssKiB = 0;
-  let cpuSeconds = 0;
+  let runtimeCpuSeconds = 0;
+  let proxyCpuSeconds = 0;
   let wranglerCpuSeconds = 0;
   for (const entry of existsSync("/proc") ? readdirSync("/proc") : []) {
     if (!/^\d+$/.test(entry)) continue;
@@ -84,12 +87,13 @@ export function workerdUsage() {
         continue;
       }
       rssKiB += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] ?? 0);
-      cpuSeconds += cpu;
+      if (cmdline.includes("--inspector-addr")) runtimeCpuSeconds += cpu;
+      else proxyCpuSeconds += cpu;
     } catch {
       // ended while we looked
     }
   }
-  return { rssKiB, cpuSeconds, wranglerCpuSeconds };
+  return { rssKiB, cpuSeconds: runtimeCpuSeconds + proxyCpuSeconds, runtimeCpuSeconds, proxyCpuSeconds, wranglerCpuSeconds };
 }
 
 /**
@@ -335,6 +339,23 @@ export function markdownTable(head, rows, align = head.map((_, i) => (i === 0 ? 
 
 export function machine() {
   return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, loadAverage1m: round(loadavg()[0]) };
+}
+
+/**
+ * Runs a benchmark's `main` (which returns its exit code) against `service`, and always stops the
+ * service and removes its state, whatever happened; exits with the code (1 on an error).
+ */
+export async function runBenchmark(service, label, main) {
+  let code = 1;
+  try {
+    code = await main();
+  } catch (error) {
+    console.error(`${label} failed: ${error?.stack ?? error}\n--- service output (tail) ---\n${service.log.slice(-3000)}`);
+  } finally {
+    await service.stop();
+    service.cleanup();
+  }
+  process.exit(code);
 }
 
 /** Writes `.bench/<file>` (the samples themselves are left out: they are only summarised). */
