@@ -26,7 +26,7 @@ const app = createApp();
 async function dailyLedgerCheck(env: Env, scheduledTime: number): Promise<void> {
   const outbox: Outbox = [];
   try {
-    await recordLedgerCheck(createDb(env.DB, { outbox }), scheduledTime);
+    await recordLedgerCheck(createDb(env.DB, { outbox }), scheduledTime, loadRuntimeConfig(env).BUSINESS_TZ_OFFSET);
     await enqueueOutbox(env.BATCH_QUEUE, outbox);
   } catch (e) {
     console.error("ledger check failed to run", e instanceof Error ? e.message : String(e));

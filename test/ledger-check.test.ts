@@ -10,7 +10,7 @@ const alerts = async () => (await env.DB.prepare("SELECT severity, details FROM 
 describe("the kept ledger check", () => {
   it("keeps each report; a broken ledger raises one critical alert a day, however often it is checked", async () => {
     const now = Date.now();
-    const healthy = await recordLedgerCheck(db(), now);
+    const healthy = await recordLedgerCheck(db(), now, "+07:00");
     expect(healthy.ok).toBe(true);
     expect(await latestLedgerCheck(db())).toMatchObject({ checkedAt: now, ok: true });
     expect(await alerts()).toEqual([]);
@@ -21,10 +21,10 @@ describe("the kept ledger check", () => {
     const wallet = `usr:${user.id}:COIN`;
     await env.DB.prepare("UPDATE accounts SET balance = balance + 7 WHERE id = ?").bind(wallet).run();
     try {
-      const broken = await recordLedgerCheck(db(), now + 1000);
+      const broken = await recordLedgerCheck(db(), now + 1000, "+07:00");
       expect(broken.ok).toBe(false);
       expect(broken.balanceMismatches).toEqual([{ id: wallet, balance: 107, postings: 100 }]);
-      await recordLedgerCheck(db(), now + 2000);
+      await recordLedgerCheck(db(), now + 2000, "+07:00");
       const raised = await alerts();
       expect(raised).toHaveLength(1);
       expect(raised[0]!.severity).toBe("critical");
@@ -33,14 +33,33 @@ describe("the kept ledger check", () => {
     } finally {
       await env.DB.prepare("UPDATE accounts SET balance = balance - 7 WHERE id = ?").bind(wallet).run();
     }
-    expect((await recordLedgerCheck(db(), now + 3000)).ok).toBe(true);
+    expect((await recordLedgerCheck(db(), now + 3000, "+07:00")).ok).toBe(true);
     expect(await latestLedgerCheck(db())).toMatchObject({ checkedAt: now + 3000, ok: true });
+  });
+
+  it("the alert is one per business day (WIB), not per UTC day", async () => {
+    const user = await newUser("skewed-days");
+    await adjust(user.id, 100);
+    const wallet = `usr:${user.id}:COIN`;
+    await env.DB.prepare("UPDATE accounts SET balance = balance + 3 WHERE id = ?").bind(wallet).run();
+    const at = (iso: string) => Date.parse(iso);
+    // 23:30 and 00:30 WIB are two business days within one UTC day; 00:30 and 07:30 WIB one business day across two UTC days.
+    const checks = [at("2026-11-20T16:30:00Z"), at("2026-11-20T17:30:00Z"), at("2026-11-21T00:30:00Z")];
+    try {
+      for (const t of checks) expect((await recordLedgerCheck(db(), t, "+07:00")).ok).toBe(false);
+    } finally {
+      await env.DB.prepare("UPDATE accounts SET balance = balance - 3 WHERE id = ?").bind(wallet).run();
+    }
+    const raised = await env.DB.prepare("SELECT created_at FROM fraud_alerts WHERE alert_type = 'ledger_check_failed' AND created_at BETWEEN ? AND ? ORDER BY created_at")
+      .bind(checks[0], checks[2])
+      .all<{ created_at: number }>();
+    expect(raised.results.map((r) => r.created_at)).toEqual([checks[0], checks[1]]);
   });
 
   it("reports older than 90 days are dropped when a new one is kept", async () => {
     const now = Date.now();
     await env.DB.prepare("INSERT INTO ledger_checks (checked_at, ok, report) VALUES (?, 1, '{}'), (?, 1, '{}')").bind(now - 91 * 86_400_000, now - 89 * 86_400_000).run();
-    await recordLedgerCheck(db(), now);
+    await recordLedgerCheck(db(), now, "+07:00");
     // (The reports of the other test in this file are minutes old: not asked for here.)
     const kept = (await env.DB.prepare("SELECT checked_at FROM ledger_checks WHERE checked_at < ? OR checked_at = ? ORDER BY checked_at").bind(now - 80 * 86_400_000, now).all<{ checked_at: number }>()).results.map((r) => r.checked_at);
     expect(kept).toEqual([now - 89 * 86_400_000, now]);

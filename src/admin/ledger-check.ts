@@ -3,6 +3,7 @@ import type { Db } from "../db/client";
 import { ledgerChecks } from "../db/schema";
 import { alertStatement, dedupeKey } from "../fraud/alerts";
 import { applyStatements } from "../ledger/executor";
+import { businessDay } from "../lib/time";
 
 /**
  * The ledger's invariants (SPEC §4), checked by SQL over the whole ledger: every asset sums to zero,
@@ -46,9 +47,10 @@ const KEEP_MS = 90 * 86_400_000;
 
 /**
  * Runs the check and keeps its report (the console shows the latest, so viewing it scans nothing). A
- * failed check raises a critical `ledger_check_failed` alert, once per UTC day however often it runs.
+ * failed check raises a critical `ledger_check_failed` alert, once per business day (`tzOffset`, the
+ * platform's BUSINESS_TZ_OFFSET) however often it runs.
  */
-export async function recordLedgerCheck(db: Db, now: number): Promise<LedgerReport> {
+export async function recordLedgerCheck(db: Db, now: number, tzOffset: string): Promise<LedgerReport> {
   const report = await checkLedger(db);
   const failed = report.ok
     ? []
@@ -66,7 +68,7 @@ export async function recordLedgerCheck(db: Db, now: number): Promise<LedgerRepo
               unbalancedTransactions: report.unbalancedTransactions.length,
               lockMismatches: report.lockMismatches.length,
             },
-            dedupeKey: await dedupeKey("ledger_check_failed", new Date(now).toISOString().slice(0, 10)),
+            dedupeKey: await dedupeKey("ledger_check_failed", businessDay(now, tzOffset)),
           },
           now,
         ),

@@ -106,7 +106,7 @@ consoleRouter.post("/ledger-check", async (c) =>
     await act(
       "/admin",
       async () => {
-        const report = await recordLedgerCheck(c.var.db, Date.now());
+        const report = await recordLedgerCheck(c.var.db, Date.now(), c.var.config.BUSINESS_TZ_OFFSET);
         if (!report.ok) throw new ApiError("conflict", "The ledger check FAILED; a critical alert was raised (GET /api/admin/ledger/check has the details).");
       },
       "Ledger checked: ok.",
