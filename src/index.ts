@@ -22,15 +22,18 @@ export { GatewayLatency } from "./metrics/gateway-latency";
 
 const app = createApp();
 
-/** The daily ledger check, its alert (if it fails) announced through the queue like any job's events. */
+/**
+ * The daily ledger check, its alert (if it fails, or cannot run) announced through the queue like any
+ * job's events.
+ */
 async function dailyLedgerCheck(env: Env, scheduledTime: number): Promise<void> {
   const outbox: Outbox = [];
   try {
     await recordLedgerCheck(createDb(env.DB, { outbox }), scheduledTime, loadRuntimeConfig(env).BUSINESS_TZ_OFFSET);
-    await enqueueOutbox(env.BATCH_QUEUE, outbox);
   } catch (e) {
     console.error("ledger check failed to run", e instanceof Error ? e.message : String(e));
   }
+  await enqueueOutbox(env.BATCH_QUEUE, outbox).catch((e) => console.error("ledger check events lost", e instanceof Error ? e.message : String(e)));
 }
 
 /**

@@ -171,3 +171,19 @@ export async function xenditInvoiceOf(orderId: string): Promise<string> {
 }
 
 export const d1Stats = (): D1Stats => ({ roundTrips: 0, statements: 0, rowsRead: 0, rowsWritten: 0 });
+
+/** The D1 binding, except that preparing a statement whose SQL matches `pattern` throws (a query D1 refuses, e.g. past its time limit). */
+export function d1Refusing(pattern: RegExp, message = "D1_ERROR: the query exceeded its time limit"): D1Database {
+  return new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "prepare") {
+        return (query: string) => {
+          if (pattern.test(query)) throw new Error(message);
+          return target.prepare(query);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

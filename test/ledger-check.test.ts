@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { latestLedgerCheck, recordLedgerCheck } from "../src/admin/ledger-check";
 import { createDb } from "../src/db/client";
-import { adjust, newUser } from "./helpers";
+import { adjust, d1Refusing, newUser } from "./helpers";
 
 const db = () => createDb(env.DB);
 const alerts = async () => (await env.DB.prepare("SELECT severity, details FROM fraud_alerts WHERE alert_type = 'ledger_check_failed'").all<{ severity: string; details: string }>()).results;
@@ -54,6 +54,21 @@ describe("the kept ledger check", () => {
       .bind(checks[0], checks[2])
       .all<{ created_at: number }>();
     expect(raised.results.map((r) => r.created_at)).toEqual([checks[0], checks[1]]);
+  });
+
+  it("a check that cannot run raises the critical alert, keeps no report and still fails", async () => {
+    const t = Date.parse("2026-11-18T03:00:00Z");
+    const before = await latestLedgerCheck(db());
+    const refusing = createDb(d1Refusing(/group by transaction_id, asset/));
+    await expect(recordLedgerCheck(refusing, t, "+07:00")).rejects.toThrow(/time limit/);
+    await expect(recordLedgerCheck(refusing, t + 60_000, "+07:00")).rejects.toThrow(/time limit/);
+    const raised = await env.DB.prepare("SELECT severity, details FROM fraud_alerts WHERE alert_type = 'ledger_check_failed' AND created_at BETWEEN ? AND ?")
+      .bind(t, t + 60_000)
+      .all<{ severity: string; details: string }>();
+    expect(raised.results).toHaveLength(1); // once per business day
+    expect(raised.results[0]!.severity).toBe("critical");
+    expect(JSON.parse(raised.results[0]!.details)).toMatchObject({ ran: false, error: expect.stringMatching(/time limit/) });
+    expect(await latestLedgerCheck(db())).toEqual(before);
   });
 
   it("reports older than 90 days are dropped when a new one is kept", async () => {

@@ -10,7 +10,7 @@ import { newId } from "../src/lib/ids";
 import { loadConfig } from "../src/config";
 import { publishOutbox } from "../src/realtime/outbox";
 import { DAILY_BATCH_CRON } from "../src/jobs/crons";
-import { adjust, adminToken, call, expectProblem, newUser, tokenFor } from "./helpers";
+import { adjust, adminToken, call, d1Refusing, expectProblem, newUser, tokenFor } from "./helpers";
 
 type Frame = { seq?: number; type: string; at?: string; data?: any };
 
@@ -358,6 +358,20 @@ describe("realtime events over WebSockets", () => {
       expect(alert).toMatchObject({ data: { severity: "critical", userId: null } });
     } finally {
       await env.DB.prepare("UPDATE accounts SET balance = balance - 7 WHERE id = ?").bind(`usr:${user.id}:COIN`).run();
+      admin.ws.close(1000, "done");
+    }
+  });
+
+  it("a daily ledger check that cannot run reaches the admins' sockets too (it was only logged)", async () => {
+    const admin = await open("/admin", { token: await adminToken() });
+    try {
+      const ctx = createExecutionContext();
+      const refusing = { ...env, DB: d1Refusing(/group by transaction_id, asset/) };
+      await worker.scheduled(createScheduledController({ cron: DAILY_BATCH_CRON, scheduledTime: Date.now() }), refusing, ctx);
+      await waitOnExecutionContext(ctx);
+      const alert = await until(admin, (f) => f.type === "fraud-alert" && f.data.alertType === "ledger_check_failed", 15_000);
+      expect(alert).toMatchObject({ data: { severity: "critical", userId: null } });
+    } finally {
       admin.ws.close(1000, "done");
     }
   });

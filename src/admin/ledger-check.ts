@@ -45,33 +45,39 @@ export type LedgerReport = Awaited<ReturnType<typeof checkLedger>>;
 /** How long reports are kept. */
 const KEEP_MS = 90 * 86_400_000;
 
+/** The critical alert of a check that failed (or could not run); `key` makes it once per business day and kind. */
+const ledgerAlert = (db: Db, now: number, key: string, details: Record<string, unknown>) =>
+  alertStatement(db, { userId: null, alertType: "ledger_check_failed", severity: "critical", details, dedupeKey: key }, now);
+
 /**
  * Runs the check and keeps its report (the console shows the latest, so viewing it scans nothing). A
  * failed check raises a critical `ledger_check_failed` alert, once per business day (`tzOffset`, the
- * platform's BUSINESS_TZ_OFFSET) however often it runs.
+ * platform's BUSINESS_TZ_OFFSET) however often it runs. A check that cannot run at all (a D1 time limit
+ * as the ledger grows) raises one too, `ran: false`, and still throws: it never passes silently.
  */
 export async function recordLedgerCheck(db: Db, now: number, tzOffset: string): Promise<LedgerReport> {
-  const report = await checkLedger(db);
+  const day = businessDay(now, tzOffset);
+  let report: LedgerReport;
+  try {
+    report = await checkLedger(db);
+  } catch (error) {
+    const message = (error instanceof Error ? error.message : String(error)).slice(0, 500);
+    const key = await dedupeKey("ledger_check_failed", "not_run", day);
+    await applyStatements(db, [ledgerAlert(db, now, key, { ran: false, error: message })]).catch((e) =>
+      console.error("ledger check alert lost", e instanceof Error ? e.message : String(e)),
+    );
+    throw error;
+  }
   const failed = report.ok
     ? []
     : [
-        alertStatement(
-          db,
-          {
-            userId: null,
-            alertType: "ledger_check_failed",
-            severity: "critical",
-            details: {
-              assets: report.assets.filter((a) => a.sum !== 0),
-              negativeAccounts: report.negativeAccounts.length,
-              balanceMismatches: report.balanceMismatches.length,
-              unbalancedTransactions: report.unbalancedTransactions.length,
-              lockMismatches: report.lockMismatches.length,
-            },
-            dedupeKey: await dedupeKey("ledger_check_failed", businessDay(now, tzOffset)),
-          },
-          now,
-        ),
+        ledgerAlert(db, now, await dedupeKey("ledger_check_failed", day), {
+          assets: report.assets.filter((a) => a.sum !== 0),
+          negativeAccounts: report.negativeAccounts.length,
+          balanceMismatches: report.balanceMismatches.length,
+          unbalancedTransactions: report.unbalancedTransactions.length,
+          lockMismatches: report.lockMismatches.length,
+        }),
       ];
   await applyStatements(db, [db.insert(ledgerChecks).values({ checkedAt: now, ok: report.ok, report }), db.delete(ledgerChecks).where(lt(ledgerChecks.checkedAt, now - KEEP_MS)), ...failed]);
   return report;
