@@ -106,7 +106,8 @@ export const adminRouter = createRouter()
       summary: "Reconciliation: the ledger's invariants over the whole database",
       description:
         "Runs the check now (a scan of every account, posting and hold) and answers its report without keeping it. The daily cron and the console's " +
-        "*Check now* keep reports (the console overview shows the latest); a failed kept check raises one critical `ledger_check_failed` alert per business day (BUSINESS_TZ_OFFSET).",
+        "*Check now* keep reports (the console overview shows the latest); a failed kept check raises one critical `ledger_check_failed` alert per business day (BUSINESS_TZ_OFFSET), " +
+        "and so does a kept check that cannot run (details `ran: false`).",
       security: bearerSecurity,
       responses: { 200: { description: "Invariant report; `ok` is true when all hold", content: { "application/json": { schema: LedgerCheckSchema } } }, ...errorResponses },
     }),
