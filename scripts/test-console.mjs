@@ -2,8 +2,9 @@
 // The admin console in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
 // starts the service the way `npm start` does (fresh local state), prepares a fraud alert, a pending
 // KYC submission and a held payout through the API (the payout row is written into the local D1, as
-// the daily batch would), then signs in, reviews the alert, verifies the KYC, releases the payout and
-// freezes a user in the browser — and checks every outcome through the API.
+// the daily batch would), then signs in, runs the ledger check (ok, then FAILED on a balance skewed in
+// the local D1, then ok again), reviews the alert, verifies the KYC, releases the payout and freezes a
+// user in the browser — and checks every outcome through the API.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -104,6 +105,29 @@ async function main() {
       await page.waitForSelector(".flash.ok");
       const after = await page.textContent("#ledger");
       expect((await page.textContent("#ledger strong")) === "ok" && /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/.test(after), `ledger after: ${after}`);
+    });
+    await step("a ledger that does not add up: Check now says FAILED and raises the critical alert; once fixed, the next check is ok", async () => {
+      // A balance no posting explains (what a bug or a manual edit would leave), written into the local D1.
+      const wallet = `usr:${s.worker.id}:COIN`;
+      d1(`update accounts set balance = balance + 7 where id = '${wallet}'`);
+      try {
+        await page.goto(`${api}/admin`);
+        await page.locator("#ledger button[type=submit]").click();
+        await page.waitForSelector(".flash.err");
+        const flash = await page.textContent(".flash.err");
+        expect(/FAILED/.test(flash), `flash: ${flash}`);
+        expect((await page.textContent("#ledger strong")) === "FAILED", `ledger: ${await page.textContent("#ledger")}`);
+        await page.goto(`${api}/admin/alerts?status=open`);
+        expect((await page.locator("tr[data-alert]", { hasText: "ledger_check_failed" }).count()) === 1, "one ledger_check_failed alert listed");
+        const alerts = (await request("GET", `${api}/api/fraud/alerts`, { token: s.admin })).json.items.filter((a) => a.alertType === "ledger_check_failed");
+        expect(alerts.length === 1 && alerts[0].severity === "critical", `alerts ${JSON.stringify(alerts)}`);
+      } finally {
+        d1(`update accounts set balance = balance - 7 where id = '${wallet}'`);
+      }
+      await page.goto(`${api}/admin`);
+      await page.locator("#ledger button[type=submit]").click();
+      await page.waitForSelector(".flash.ok");
+      expect((await page.textContent("#ledger strong")) === "ok", `ledger after the fix: ${await page.textContent("#ledger")}`);
     });
     await step("review the alert: resolved, user frozen", async () => {
       await page.goto(`${api}/admin/alerts?status=open`);
