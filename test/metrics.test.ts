@@ -1,15 +1,16 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { GatewayLatency } from "../src/metrics/gateway-latency";
 import { histogramPercentile } from "../src/metrics/metrics.service";
 import { addDays, businessDay, dayStart } from "../src/lib/time";
 import { adminToken, call, expectProblem, midtransNotification, newUser, postMidtransWebhook } from "./helpers";
 
 const TZ = "+07:00";
 
-/** Replaces the recorder's calls of [start, end) with calls of the given latencies at `at`. */
+/** Replaces the recorder's calls of [start, end) (whole minutes) with calls of the given latencies at `at`. */
 async function latencies(start: number, end: number, ms: number[], at: number) {
   await runInDurableObject(env.GATEWAY_LATENCY.get(env.GATEWAY_LATENCY.idFromName("gateways")), (_, state) => {
-    state.storage.sql.exec("DELETE FROM calls WHERE at >= ? AND at < ?", start, end);
+    state.storage.sql.exec("DELETE FROM call_counts WHERE minute >= ? AND minute < ?", start / 60_000, end / 60_000);
   });
   await env.GATEWAY_LATENCY.get(env.GATEWAY_LATENCY.idFromName("gateways")).record(ms.map((m) => ({ gateway: "midtrans", operation: "status", ms: m, outcome: "ok" as const, at })));
 }
@@ -136,9 +137,27 @@ describe("GET /api/admin/metrics", () => {
     const before = Date.now();
     expect((await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } })).status).toBe(201);
     const calls = await runInDurableObject(env.GATEWAY_LATENCY.get(env.GATEWAY_LATENCY.idFromName("gateways")), (_, state) =>
-      state.storage.sql.exec<{ operation: string; outcome: string }>("SELECT operation, outcome FROM calls WHERE at >= ?", before).toArray(),
+      state.storage.sql.exec<{ operation: string; outcome: string }>("SELECT operation, outcome FROM call_counts WHERE minute >= ?", Math.floor(before / 60_000)).toArray(),
     );
     expect(calls).toContainEqual({ operation: "snap.create", outcome: "ok" });
+  });
+
+  it("the recorder keeps counts, not a row per call: a busy minute is a few rows; calls kept a row each before become counts", async () => {
+    const stub = env.GATEWAY_LATENCY.get(env.GATEWAY_LATENCY.idFromName("latency-counts"));
+    const minute = Math.floor(Date.parse("2026-03-01T05:00:00Z") / 60_000);
+    const at = (i: number) => minute * 60_000 + (i % 60) * 1000;
+    await stub.record(Array.from({ length: 1000 }, (_, i) => ({ gateway: "midtrans", operation: i % 2 ? "status" : "snap.create", ms: i % 3 === 0 ? 120 : 40, outcome: "ok" as const, at: at(i) })));
+    await runInDurableObject<GatewayLatency, void>(stub, (recorder, state) => {
+      expect(state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM call_counts").one().n).toBeLessThanOrEqual(4);
+      expect(recorder.histogram(minute * 60_000, (minute + 1) * 60_000)).toEqual({ "40": 666, "120": 334 });
+      expect(recorder.histogram((minute + 1) * 60_000, (minute + 2) * 60_000)).toEqual({});
+      // A store written by the version that kept a row per call.
+      state.storage.sql.exec("CREATE TABLE calls (at INTEGER NOT NULL, bucket INTEGER NOT NULL, gateway TEXT NOT NULL, operation TEXT NOT NULL, outcome TEXT NOT NULL)");
+      for (let i = 0; i < 5; i++) state.storage.sql.exec("INSERT INTO calls VALUES (?, 40, 'midtrans', 'status', 'ok')", at(i));
+      const upgraded = new GatewayLatency(state, env);
+      expect(upgraded.histogram(minute * 60_000, (minute + 1) * 60_000)).toEqual({ "40": 671, "120": 334 });
+      expect(state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'calls'").toArray()).toEqual([]);
+    });
   });
 
   it("refuses bad ranges and non-admins", async () => {
