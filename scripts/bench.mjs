@@ -78,9 +78,12 @@ async function main() {
       return [`${method} ${path}`, m.completed, fmt(m.requestsPerSecond), fmt(m.latencyMs.p50), fmt(m.latencyMs.p99), fmt(m.d1.roundTripsMean ?? 0, 2), fmt(m.d1.statementsMean ?? 0, 2), fmt(m.cpuMsPerRequest.runtime, 2), fmt(m.cpuMsPerRequest.proxy, 2), fmt(m.cpuMsPerRequest.wrangler, 2), fmt(ratio(n, "healthz"), 2), fmt(ratio(n, "packages"), 2)];
     }),
   );
-  const targets = TARGETS.map(([a, b, min]) => ({ target: `${a} ≥ ${min * 100}% of ${b}`, ratio: ratio(a, b), met: ratio(a, b) >= min }));
+  // The same ratios from the Worker runtime's CPU per request alone (what a request costs the service,
+  // without wrangler dev's proxy and DevTools traffic): b's cost over a's.
+  const runtimeRatio = (a, b) => round(merged[b].cpuMsPerRequest.runtime / merged[a].cpuMsPerRequest.runtime, 3);
+  const targets = TARGETS.map(([a, b, min]) => ({ target: `${a} ≥ ${min * 100}% of ${b}`, ratio: ratio(a, b), met: ratio(a, b) >= min, runtimeCpuRatio: runtimeRatio(a, b) }));
   console.log(`\n${table}\n`);
-  for (const t of targets) console.log(`${t.met ? "met   " : "MISSED"}  ${t.target}: ${fmt(t.ratio * 100, 1)}%`);
+  for (const t of targets) console.log(`${t.met ? "met   " : "MISSED"}  ${t.target}: ${fmt(t.ratio * 100, 1)}% (by the runtime's CPU per request alone: ${fmt(t.runtimeCpuRatio * 100, 1)}%)`);
   for (const n of names) if (merged[n].errorCount || merged[n].proxyRetries) console.log(`${n}: errors ${JSON.stringify(merged[n].errors)}, dev-proxy 503s retried ${merged[n].proxyRetries}`);
   if (service.reloads) console.log(`WARNING: wrangler reloaded the Worker ${service.reloads} time(s) during the run`);
   const ledgerOk = ledger.status === 200 && ledger.json?.ok === true;
