@@ -16,18 +16,6 @@ const claimsSchema = z.object({
   nbf: z.number().optional(),
 });
 
-/** The HS256 verification key of a secret, imported once per isolate (not per request). */
-const keys = new Map<string, Promise<CryptoKey>>();
-function hmacKey(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    if (keys.size >= 4) keys.clear(); // a rotated secret; the old one's key is not kept for long
-    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
-    keys.set(secret, key);
-  }
-  return key;
-}
-
 interface Verified {
   user: AuthUser;
   /** Seconds, as in the claims. */
@@ -36,21 +24,23 @@ interface Verified {
 }
 
 /**
- * Tokens whose signature and claims were verified under a secret, per isolate: a client sends the same
- * token with every request, and its HMAC is most of what authentication costs. A hit is still checked
- * against the clock (exp, nbf); only valid tokens are ever kept; a rotated secret starts afresh.
+ * Per secret, once per isolate (not per request): its HS256 verification key, and the tokens verified
+ * under it. A client sends the same token with every request, and its HMAC is most of what
+ * authentication costs. A kept token is still checked against the clock (exp, nbf) on every use; only
+ * valid tokens are kept; a rotated secret starts afresh (the old one's entry is not kept for long).
  */
-const verifiedTokens = new Map<string, Map<string, Verified>>();
+const secrets = new Map<string, { key: Promise<CryptoKey>; tokens: Map<string, Verified> }>();
 const MAX_VERIFIED = 4096;
 
-function verifiedUnder(secret: string): Map<string, Verified> {
-  let tokens = verifiedTokens.get(secret);
-  if (!tokens) {
-    if (verifiedTokens.size >= 4) verifiedTokens.clear();
-    tokens = new Map();
-    verifiedTokens.set(secret, tokens);
+function underSecret(secret: string) {
+  let entry = secrets.get(secret);
+  if (!entry) {
+    if (secrets.size >= 4) secrets.clear();
+    const key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+    entry = { key, tokens: new Map() };
+    secrets.set(secret, entry);
   }
-  return tokens;
+  return entry;
 }
 
 /** The caller an `Authorization: Bearer <HS256 JWT>` header names, or 401. */
@@ -58,14 +48,14 @@ export async function verifyBearer(header: string | undefined, secret: string): 
   const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(header ?? "");
   if (!match) throw new ApiError("unauthorized", "A bearer token is required.");
   const token = match[1]!;
-  const tokens = verifiedUnder(secret);
+  const { key, tokens } = underSecret(secret);
   const now = Math.floor(Date.now() / 1000);
   const known = tokens.get(token);
   if (known && known.exp > now && known.nbf <= now) return known.user;
   if (known) tokens.delete(token);
   let payload: unknown;
   try {
-    payload = await verify(token, await hmacKey(secret), { alg: "HS256", exp: true, nbf: true, iat: false });
+    payload = await verify(token, await key, { alg: "HS256", exp: true, nbf: true, iat: false });
   } catch {
     throw new ApiError("unauthorized", "The bearer token is invalid or expired.");
   }
