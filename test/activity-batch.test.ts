@@ -9,6 +9,8 @@ import { newId } from "../src/lib/ids";
 import { dayStart, previousBusinessDay, addDays, businessDay } from "../src/lib/time";
 import worker from "../src/index";
 import { DAILY_BATCH_CRON } from "../src/jobs/crons";
+import { handleBatchMessage } from "../src/jobs/daily-batch";
+import { campaignsById, capLines, payLine, termsOf } from "../src/jobs/batch-payouts";
 import { adminToken, balanceOf, call, expectLedgerOk, expectProblem, newUser } from "./helpers";
 
 const config = loadConfig({});
@@ -348,6 +350,41 @@ describe("volume, regularity and the daily cap (issue #15)", () => {
     // Never paid later: a rerun pays nothing more.
     await runAndWait(day);
     expect((await balanceOf(user.token)).idrBalance).toBe(50_000);
+    await expectLedgerOk();
+  });
+});
+
+describe("the daily cap across a resumed run", () => {
+  it("a rerun after a partial run shares only what is left of the cap over the undecided lines, even when the rates changed in between", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), "+07:00"), -9);
+    const advertiser = await newUser("adv-resume");
+    // x pays Rp 100 a unit; y has no rate of its own, so it pays RATE_FEE_IDR (5 on the first run).
+    const x = (await call("POST", "/api/campaigns", { token: advertiser.token, body: { name: "x", rateFeeIdr: 100 } })).json.id;
+    const y = (await call("POST", "/api/campaigns", { token: advertiser.token, body: { name: "y" } })).json.id;
+    for (const c of [x, y]) await fundCampaign(c, 200_000);
+    const pace = [1, 7, 2, 6, 4, 4];
+    const user = await newUser("resumed");
+    await seedMinutes(user.id, day, Array.from({ length: 198 }, (_, m) => ({ minute: 600 + m, count: pace[m % 6]!, campaignId: m < 150 ? x : y })));
+    const db = createDb(env.DB);
+    const first = loadConfig({});
+    await handleBatchMessage({ db, env, config: first }, { kind: "collect", day, userIds: [user.id] }, Date.now());
+    await env.DB.prepare("insert into batch_runs (day, status, mu, sigma, population, started_at) values (?, 'paying', 4, 2, 1, ?)").bind(day, Date.now()).run();
+
+    // The first run: x 60,000 + y 960 over the cap, shared as x 49,213 and y 787. The group holding x's line
+    // committed and the one holding y's did not (a user's lines can straddle two groups; D1 failed between).
+    const known = await campaignsById(db, [x, y]);
+    const firstTerms = capLines([termsOf({ day, userId: user.id, campaign: known.get(x)!, units: 600 }, first), termsOf({ day, userId: user.id, campaign: known.get(y)!, units: 192 }, first)], first.PAYOUT_DAILY_CAP_IDR, first);
+    expect(firstTerms.map((t) => t.amountIdr)).toEqual([49_213, 787]);
+    expect(await payLine(db, firstTerms[0]!, Date.now())).toBe("paid");
+
+    // Before the run resumes, RATE_FEE_IDR goes up to 100: y alone would now earn 19,200.
+    await handleBatchMessage({ db, env, config: loadConfig({ RATE_FEE_IDR: "100" }) }, { kind: "pay", day, userIds: [user.id] }, Date.now());
+    const rows = await env.DB.prepare("select campaign_id, status, amount_idr, capped_idr from payouts where user_id = ? order by amount_idr desc").bind(user.id).all();
+    expect(rows.results).toEqual([
+      { campaign_id: x, status: "paid", amount_idr: 49_213, capped_idr: 60_000 - 49_213 },
+      { campaign_id: y, status: "paid", amount_idr: 787, capped_idr: 19_200 - 787 },
+    ]);
+    expect((await balanceOf(user.token)).idrBalance).toBe(first.PAYOUT_DAILY_CAP_IDR);
     await expectLedgerOk();
   });
 });

@@ -64,6 +64,26 @@ export function capLines(lines: PayoutTerms[], capIdr: number, config: Config): 
   );
 }
 
+/**
+ * The terms a run acts on for one user's day. A line an earlier run decided keeps its terms: it is left
+ * out, except a line short of budget, which is tried again at the terms it was recorded with. Every
+ * decided line's amount counts against the cap, and the undecided lines share only what is left of it.
+ * So a run resumed after a partial one (a user's lines can straddle two commits) never pays more than
+ * the cap in total, even if a rate changed in between; it may split a rupiah of rounding differently.
+ */
+export function termsToDecide(fresh: PayoutTerms[], decided: PayoutRow[], capIdr: number, config: Config): PayoutTerms[] {
+  const ids = new Set(decided.map((row) => row.id));
+  const left = Math.max(0, capIdr - decided.reduce((sum, row) => sum + row.amountIdr, 0));
+  return [
+    ...decided.filter((row) => row.status === "insufficient_budget").map(termsOfRow),
+    ...capLines(
+      fresh.filter((line) => !ids.has(line.id)),
+      left,
+      config,
+    ),
+  ];
+}
+
 /** Records a line the daily cap withheld entirely: nothing moves, nothing is paid later. */
 export function cappedPayoutStatement(db: Db, terms: PayoutTerms, now: number) {
   return db.insert(payouts).values({ ...terms, status: "capped", createdAt: now }).onConflictDoNothing();

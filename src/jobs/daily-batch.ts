@@ -1,13 +1,13 @@
 import { and, asc, count, eq, gt, inArray, isNull, sql } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Db } from "../db/client";
-import { activityDays, batchRuns, dailyActivity, payouts, users } from "../db/schema";
+import { activityDays, batchRuns, dailyActivity, payouts, users, type PayoutRow } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
 import { populationParams, type Level, type PopulationStats } from "../activity/bot-rules";
 import { classifyDay, columnDefaultsOf, columnParams, signalColumns, thresholdsOf, type Signal, type SignalColumn, type SignalParams } from "../activity/signals";
 import { alertStatement, dedupeKey } from "../fraud/alerts";
 import { ApiError } from "../lib/errors";
-import { campaignsById, capLines, cappedPayoutStatement, holdPayoutStatement, payLines, termsOf, termsOfRow, type PayoutTerms } from "./batch-payouts";
+import { campaignsById, cappedPayoutStatement, holdPayoutStatement, payLines, termsOf, termsToDecide, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
 import { startFanout, type FanoutSource, type QueueDeps } from "./fanout";
 
@@ -202,7 +202,8 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   const columns = run.signalParams ?? (Object.fromEntries(SIGNAL_COLUMNS.map((c) => [c, { mu: defaults[c].mu, sigma: defaults[c].sigma, source: "fixed" }])) as Record<SignalColumn, SignalParams>);
   const thresholds = thresholdsOf(config);
   const rows = await selectInChunks(userIds, (ids) => db.select().from(dailyActivity).where(and(eq(dailyActivity.day, day), inArray(dailyActivity.userId, ids))));
-  const decided = new Map((await selectInChunks(userIds, (ids) => db.select().from(payouts).where(and(eq(payouts.day, day), inArray(payouts.userId, ids))))).map((p) => [p.id, p]));
+  const decided = new Map<string, PayoutRow[]>();
+  for (const p of await selectInChunks(userIds, (ids) => db.select().from(payouts).where(and(eq(payouts.day, day), inArray(payouts.userId, ids))))) decided.set(p.userId, [...(decided.get(p.userId) ?? []), p]);
   const known = await campaignsById(db, [...new Set(rows.flatMap((r) => Object.keys(r.campaignUnits)))]);
 
   const classifications: Statement[] = [];
@@ -213,16 +214,10 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
       ? { level: row.level, decidedBy: row.decidedBy, z: { rbar: row.z ?? 0, ...(row.signalZ ?? {}) } }
       : classifyDay({ ...row, rbar: row.rbar }, { rbar: params, columns }, thresholds);
     const { level } = day_;
-    // The cap is shared over all the user's lines of the day, then each line keeps what an earlier run decided.
     const fresh = Object.entries(row.campaignUnits)
       .filter(([id, units]) => units > 0 && known.has(id))
       .map(([id, units]) => termsOf({ day, userId: row.userId, campaign: known.get(id)!, units }, config));
-    const terms = capLines(fresh, config.PAYOUT_DAILY_CAP_IDR, config)
-      .map((line) => {
-        const earlier = decided.get(line.id);
-        return earlier ? (earlier.status === "insufficient_budget" ? termsOfRow(earlier) : null) : line;
-      })
-      .filter((t): t is PayoutTerms => t !== null);
+    const terms = termsToDecide(fresh, decided.get(row.userId) ?? [], config.PAYOUT_DAILY_CAP_IDR, config);
     const capped = terms.filter((t) => t.amountIdr === 0 && t.cappedIdr > 0);
     const payable = terms.filter((t) => t.amountIdr > 0);
     if (!row.level) {
