@@ -146,3 +146,46 @@ describe("hardening 1: ambiguous Iris outcomes never release a hold", () => {
     await expectLedgerOk();
   });
 });
+
+describe("reconciliation never releases a hold a payout may still use", () => {
+  it("a refusal of the repeated create proves nothing (Iris may check before its idempotency key): the hold stays and a person is told; Iris completing it later pays once", async () => {
+    const user = await verifiedUser("replay-refused");
+    await adjust(user.id, 1000);
+    const res = await withdraw(user.token, 700);
+    expect(res.status, res.text).toBe(202);
+    const w = await withdrawalOf(res.json.withdrawalId);
+    expect(await simPayoutsFor(w!.id)).toHaveLength(1);
+    // No notification within 30 minutes (the payout waits for the approver); the repeated create is refused.
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "reject" });
+    await reconcile(w!.created_at + 31 * 60_000);
+    expect(await withdrawalOf(w!.id)).toMatchObject({ status: "pending", unconfirmed: 1 });
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 1000, lockedBalance: 700 });
+    const alerts = await env.DB.prepare("select count(*) as n from fraud_alerts where user_id = ? and alert_type = 'withdrawal_unconfirmed'").bind(user.id).first<{ n: number }>();
+    expect(alerts?.n).toBe(1);
+    expect((await irisNotify(await irisReferenceOf(w!.id), "completed")).json.outcome).toBe("completed");
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 300, lockedBalance: 0 });
+    await expectLedgerOk();
+  });
+
+  it("a withdrawal an admin settled while a run was busy with earlier rows is not sent to Iris by that run", async () => {
+    const user = await verifiedUser("stale-run");
+    await adjust(user.id, 2000);
+    // Two withdrawals whose create never reached Iris (the Worker's deadline passed first).
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
+    const a = await withdraw(user.token, 600);
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
+    const b = await withdraw(user.token, 600);
+    expect([a.json.unconfirmed, b.json.unconfirmed]).toEqual([true, true]);
+    // The run's first Iris call (a's create) answers slowly; meanwhile an admin sees no payout for b and fails it.
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "late", delayMs: 700 });
+    const run = reconcile(Date.now() + 6 * 60_000);
+    await new Promise((r) => setTimeout(r, 200));
+    const resolved = await call("POST", `/api/admin/withdrawals/${b.json.withdrawalId}/resolve`, { token: await adminToken(), body: { outcome: "failed", reason: "Iris dashboard shows no payout" } });
+    expect(resolved.status, resolved.text).toBe(200);
+    await run;
+    expect(await simPayoutsFor(a.json.withdrawalId)).toHaveLength(1);
+    expect(await simPayoutsFor(b.json.withdrawalId)).toHaveLength(0);
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 2000, lockedBalance: 600 });
+    await expectLedgerOk();
+  });
+});

@@ -226,12 +226,16 @@ export async function resolveWithdrawal(db: Db, id: string, outcome: "completed"
 }
 
 /**
- * Scheduled. Pending withdrawals whose check is due, oldest due first, 100 per run; each checked row is
- * rescheduled with backoff, so stuck rows never starve the others. With a reference, Iris' status
- * settles it. Without one (an ambiguous answer, or the Worker stopped before asking Iris), the create
- * is repeated with the same idempotency key while Iris still keeps it: Iris answers with the payout it
- * already has (or makes it, if it never arrived), never a second one. Past that window a person decides:
- * one alert per withdrawal, and POST /api/admin/withdrawals/{id}/resolve.
+ * Scheduled. Pending withdrawals whose check is due, oldest due first, 100 per run. Each row is claimed
+ * before Iris is asked: the claim schedules its next check with backoff (so stuck rows never starve the
+ * others) and skips a row settled since the list was read (by an admin, a notification or another run).
+ * With a reference, Iris' status settles it. Without one (an ambiguous answer, or the Worker stopped
+ * before asking Iris), the create is repeated with the same idempotency key while Iris still keeps it:
+ * Iris answers with the payout it already has (or makes it, if it never arrived), never a second one.
+ * Reconciliation never releases a hold on a refusal: a refused repeat, or a refused status query, does
+ * not prove that no payout exists (Iris may check credentials or the caller's address before its key).
+ * Only Iris' own status `failed`/`rejected` releases it. Otherwise (a refusal, or past Iris' window) a
+ * person decides: one alert per withdrawal, and POST /api/admin/withdrawals/{id}/resolve.
  */
 export async function reconcileWithdrawals(db: Db, config: Config, env: Env, now: number) {
   const due = await db
@@ -243,37 +247,46 @@ export async function reconcileWithdrawals(db: Db, config: Config, env: Env, now
   const gateway = midtransGateway(config, env);
   const result = { checked: due.length, settled: 0, referencesLearned: 0, needsReview: 0 };
   for (const w of due) {
-    const reschedule = (fields: Partial<WithdrawalRow> = {}) =>
-      db.update(withdrawals).set({ nextCheckAt: now + Math.min(MAX_BACKOFF_MS, UNCONFIRMED_FIRST_CHECK_MS * 2 ** w.checks), checks: w.checks + 1, updatedAt: now, ...fields }).where(and(eq(withdrawals.id, w.id), eq(withdrawals.status, "pending")));
+    const stillPending = and(eq(withdrawals.id, w.id), eq(withdrawals.status, "pending"));
+    const [claimed] = await db
+      .update(withdrawals)
+      .set({ nextCheckAt: now + Math.min(MAX_BACKOFF_MS, UNCONFIRMED_FIRST_CHECK_MS * 2 ** w.checks), checks: w.checks + 1, updatedAt: now })
+      .where(and(stillPending, eq(withdrawals.checks, w.checks)))
+      .returning({ id: withdrawals.id });
+    if (!claimed) continue;
+    const flagForReview = async (reason: string) => {
+      await applyStatements(db, [
+        db.update(withdrawals).set({ unconfirmed: true }).where(stillPending),
+        alertStatement(db, { userId: w.userId, alertType: "withdrawal_unconfirmed", severity: "high", details: { withdrawalId: w.id, netIdr: w.netIdr, since: new Date(w.createdAt).toISOString(), reason }, dedupeKey: await dedupeKey("withdrawal_unconfirmed", w.id) }, now),
+      ]);
+      result.needsReview++;
+    };
+    let reference = w.irisReference;
     try {
-      let reference = w.irisReference;
       if (!reference) {
         if (now - w.createdAt > config.IRIS_IDEMPOTENCY_WINDOW_HOURS * 3_600_000) {
-          await applyStatements(db, [
-            reschedule({ unconfirmed: true }),
-            alertStatement(db, { userId: w.userId, alertType: "withdrawal_unconfirmed", severity: "high", details: { withdrawalId: w.id, netIdr: w.netIdr, since: new Date(w.createdAt).toISOString() }, dedupeKey: await dedupeKey("withdrawal_unconfirmed", w.id) }, now),
-          ]);
-          result.needsReview++;
+          await flagForReview("past_iris_idempotency_window");
           continue;
         }
-        reference = (await gateway.createPayout(irisRequestOf(w))).referenceNo;
+        try {
+          reference = (await gateway.createPayout(irisRequestOf(w))).referenceNo;
+        } catch (error) {
+          if (error instanceof GatewayError && error.definite) {
+            await flagForReview(`iris_refused_repeat: ${error.message}`);
+            continue;
+          }
+          throw error;
+        }
         await applyStatements(db, [db.update(withdrawals).set({ irisReference: reference, unconfirmed: false }).where(eq(withdrawals.id, w.id))]);
         result.referencesLearned++;
       }
       const outcome = irisOutcome((await gateway.payoutDetails(reference)).status);
       if (outcome && (await settleWithdrawal(db, w, outcome, { reason: outcome === "failed" ? "iris_reconciled_failed" : null, actorId: "system:reconciliation", reference })) !== "duplicate") {
         result.settled++;
-      } else if (!outcome) {
-        await applyStatements(db, [reschedule()]);
       }
     } catch (error) {
+      // Ambiguous, or a refused status query: the claim already scheduled the next check.
       if (!(error instanceof GatewayError)) throw error;
-      if (error.definite && !w.irisReference) {
-        // Iris refuses the very request it was sent (it keeps the answer under the idempotency key): nothing was paid.
-        if ((await settleWithdrawal(db, w, "failed", { reason: "iris_refused", actorId: "system:reconciliation" })) !== "duplicate") result.settled++;
-      } else {
-        await applyStatements(db, [reschedule()]);
-      }
     }
   }
   return result;
