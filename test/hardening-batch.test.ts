@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { createDb } from "../src/db/client";
-import { campaignAccountId, systemAccountId } from "../src/ledger/accounts";
+import { campaignAccountId, systemAccountId, userAccountId } from "../src/ledger/accounts";
 import { applyPlan } from "../src/ledger/executor";
 import { movePlan } from "../src/ledger/plan";
 import { newId } from "../src/lib/ids";
@@ -211,5 +211,44 @@ describe("hardening 4: the daily batch cannot be stopped by one user", () => {
     expect(alerts.results).toEqual([{ severity: "critical" }, { severity: "critical" }]);
     const resumed = await runAndWait(day);
     expect(resumed).toMatchObject({ status: "done", classified: 1 });
+  });
+});
+
+describe("a banned earner is never paid", () => {
+  it("a held payout of a user banned since is not released, and a batch holds (does not pay) the lines of a user banned before it ran", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), tz), -10);
+    const advertiser = await newUser("adv-ban");
+    const cmp = await campaign(advertiser.token, 7);
+    await fundCampaign(cmp, 1_000_000);
+    // R̄ 8 (μ 4, σ 2 with fewer than 30 users) is level B: held. R̄ 4 is level C: paid, unless banned.
+    const bot = await newUser("held-then-banned");
+    await seedDay(bot.id, day, [{ minutes: 4, count: 8, campaignId: cmp }]);
+    const banned = await newUser("banned-before");
+    await seedDay(banned.id, day, [{ minutes: 6, count: 4, campaignId: cmp }]);
+    await setUserStatus(banned.id, "banned");
+    const person = await newUser("person-ban");
+    await seedDay(person.id, day, [{ minutes: 6, count: 4, campaignId: cmp }]);
+    await runAndWait(day);
+
+    expect((await payoutsOf(person.id)).results.map((p) => p.status)).toEqual(["paid"]);
+    expect((await payoutsOf(banned.id)).results.map((p) => p.status)).toEqual(["held"]);
+    const [heldRow] = (await payoutsOf(bot.id)).results;
+    expect(heldRow!.status).toBe("held");
+    await setUserStatus(bot.id, "banned");
+    const token = await adminToken();
+    for (const u of [bot, banned]) {
+      const [p] = (await payoutsOf(u.id)).results;
+      expectProblem(await call("POST", `/api/admin/payouts/${p!.id}/release`, { token }), 422, "recipient_unavailable");
+      expect((await payoutsOf(u.id)).results[0]!.status).toBe("held");
+    }
+    // Nor is the line paid by a rerun.
+    await runAndWait(day);
+    for (const u of [bot, banned]) expect((await env.DB.prepare("select balance from accounts where id = ?").bind(userAccountId(u.id, "IDR")).first<{ balance: number }>())?.balance ?? 0).toBe(0);
+    // Unbanned, the held payout can be released at its terms.
+    await setUserStatus(banned.id, "active");
+    const [p] = (await payoutsOf(banned.id)).results;
+    expect((await call("POST", `/api/admin/payouts/${p!.id}/release`, { token })).status).toBe(200);
+    expect((await balanceOf(banned.token)).idrBalance).toBe(p!.amount_idr);
+    await expectLedgerOk();
   });
 });

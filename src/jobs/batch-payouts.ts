@@ -8,6 +8,7 @@ import { capDailyPayout } from "../activity/signals";
 import { campaignAccountId, systemAccountId, userAccountId } from "../ledger/accounts";
 import { applyPlan, applyPlans } from "../ledger/executor";
 import { guard, GuardError } from "../ledger/guards";
+import { payeeNotBanned } from "../users/users.guards";
 import { entryPlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
@@ -127,6 +128,7 @@ function payoutPlan(db: Db, terms: PayoutTerms, expect: Expect, now: number, act
   const row = (status: string) => sql`exists (select 1 from ${payouts} where ${payouts.id} = ${terms.id} and ${payouts.status} ${sql.raw(status)})`;
   const guards = [
     expect === "held" ? guard("payout_not_held", sql`not ${row("= 'held'")}`) : guard("payout_not_payable", row("!= 'insufficient_budget'")),
+    ...payeeNotBanned(terms.userId),
     guard("campaign_suspended", sql`exists (select 1 from ${campaigns} join ${users} on ${users.id} = ${campaigns.ownerId} where ${campaigns.id} = ${terms.campaignId} and ${users.status} in ('frozen', 'banned'))`),
   ];
   const upsert = db
@@ -136,7 +138,7 @@ function payoutPlan(db: Db, terms: PayoutTerms, expect: Expect, now: number, act
   return { plan, options: { guards, alongside: [upsert] } };
 }
 
-export type LineResult = "paid" | "insufficient_budget" | "campaign_suspended" | "already_decided" | "nothing";
+export type LineResult = "paid" | "insufficient_budget" | "campaign_suspended" | "payee_banned" | "already_decided" | "nothing";
 
 /**
  * Pays one line: the campaign's budget gives payout + fee, the user's IDR wallet gets the payout and
@@ -154,10 +156,12 @@ export async function payLine(db: Db, terms: PayoutTerms, now: number, opts: { e
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     if (error.code === "already_applied" || (error instanceof GuardError && (error.guard === "payout_not_held" || error.guard === "payout_not_payable"))) return "already_decided";
-    const outcome = error.code === "insufficient_funds" ? "insufficient_budget" : error.code === "campaign_suspended" ? "campaign_suspended" : null;
+    const outcome =
+      error.code === "insufficient_funds" ? "insufficient_budget" : error.code === "campaign_suspended" ? "campaign_suspended" : error instanceof GuardError && error.guard === "payee_banned" ? "payee_banned" : null;
     if (!outcome) throw error;
-    // A held payout stays held (the admin is told); a new line records why nothing moved.
-    if (expect === "new") await db.batch([recordStatement(db, terms, outcome, now)]);
+    // A held payout stays held (the admin is told); a new line records why nothing moved, and a banned
+    // earner's line is held for an admin (rejected, or released if the ban is lifted).
+    if (expect === "new") await db.batch([outcome === "payee_banned" ? holdPayoutStatement(db, terms, now) : recordStatement(db, terms, outcome, now)]);
     return outcome;
   }
 }
@@ -205,6 +209,7 @@ export async function decideHeldPayout(db: Db, id: string, decision: "release" |
   const result = await payLine(db, termsOfRow(row), now, { expect: "held", actorId: adminId });
   if (result === "insufficient_budget") throw new ApiError("insufficient_funds", "The campaign's budget cannot cover this payout and its fee; it stays held.");
   if (result === "campaign_suspended") throw new ApiError("campaign_suspended", "The campaign's owner is frozen or banned; the payout stays held.");
+  if (result === "payee_banned") throw new ApiError("recipient_unavailable", "The earner is banned: the payout stays held. Reject it, or release it once the ban is lifted.");
   if (result === "already_decided") throw new ApiError("conflict", "The payout was decided concurrently.");
   return (await db.query.payouts.findFirst({ where: eq(payouts.id, id) }))!;
 }

@@ -39,6 +39,7 @@ export const GUARDS = {
   order_reversal_moved: () => new ApiError("conflict", "Another reversal of this order was applied concurrently."),
   payout_not_held: () => new ApiError("conflict", "The payout is no longer held."),
   payout_not_payable: () => new ApiError("already_applied", "The payout was already decided."),
+  payee_banned: () => new ApiError("recipient_unavailable", "The earner is banned: the payout stays held. Reject it, or release it once the ban is lifted."),
   campaign_suspended: () => new ApiError("campaign_suspended", "The campaign's owner is frozen or banned; it pays nothing."),
   withdrawal_not_pending: () => new ApiError("conflict", "The withdrawal is no longer pending."),
   invoice_units_changed: () => new ApiError("conflict", "Billable usage changed while the invoice was priced."),

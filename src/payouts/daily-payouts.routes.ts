@@ -95,7 +95,7 @@ export const adminPayoutsRouter = createRouter()
       summary: "Release a held payout: it is paid once from the campaign budget (payout + fee)",
       security: bearerSecurity,
       request: { params: IdParam },
-      responses: { 200: { description: "The payout", content: { "application/json": { schema: PayoutSchema } } }, ...errorResponses, 404: problemFor("No such payout."), 409: problemFor("Not held (decided already, or concurrently)."), 422: problemFor("Budget too small, or the campaign's owner frozen or banned (`campaign_suspended`); it stays held.") },
+      responses: { 200: { description: "The payout", content: { "application/json": { schema: PayoutSchema } } }, ...errorResponses, 404: problemFor("No such payout."), 409: problemFor("Not held (decided already, or concurrently)."), 422: problemFor("Budget too small, the campaign's owner frozen or banned (`campaign_suspended`), or the earner banned (`recipient_unavailable`); it stays held.") },
     }),
     async (c) => c.json(view(await decideHeldPayout(c.var.db, c.req.valid("param").id, "release", c.var.user.id)), 200),
   )

@@ -49,6 +49,9 @@ export function withdrawMethodUsable(userId: string, now: number): Guard[] {
   return [guard("withdraw_method_missing", noWithdrawMethod({ userId })), guard("withdraw_method_cooldown", withdrawMethodCoolingOff({ userId, now }))];
 }
 
+/** A banned user earns nothing: their activity payouts are held, never paid, while the ban lasts. */
+export const payeeNotBanned = (userId: string): Guard[] => [guard("payee_banned", isBanned({ userId }))];
+
 /** Money sent to another user needs a recipient who exists and is not banned. */
 export function recipientActive(recipientId: string): Guard[] {
   return [guard("recipient_missing", missing({ userId: recipientId })), guard("recipient_banned", isBanned({ userId: recipientId }))];
