@@ -10,7 +10,7 @@ import { dayStart, previousBusinessDay, addDays, businessDay } from "../src/lib/
 import worker from "../src/index";
 import { DAILY_BATCH_CRON } from "../src/jobs/crons";
 import { handleBatchMessage } from "../src/jobs/daily-batch";
-import { campaignsById, capLines, payLine, termsOf } from "../src/jobs/batch-payouts";
+import { campaignsById, capLines, earnedLine, payLine } from "../src/jobs/batch-payouts";
 import { adminToken, balanceOf, call, expectLedgerOk, expectProblem, newUser } from "./helpers";
 
 const config = loadConfig({});
@@ -373,7 +373,7 @@ describe("the daily cap across a resumed run", () => {
     // The first run: x 60,000 + y 960 over the cap, shared as x 49,213 and y 787. The group holding x's line
     // committed and the one holding y's did not (a user's lines can straddle two groups; D1 failed between).
     const known = await campaignsById(db, [x, y]);
-    const firstTerms = capLines([termsOf({ day, userId: user.id, campaign: known.get(x)!, units: 600 }, first), termsOf({ day, userId: user.id, campaign: known.get(y)!, units: 192 }, first)], first.PAYOUT_DAILY_CAP_IDR, first);
+    const firstTerms = capLines([earnedLine({ day, userId: user.id, campaign: known.get(x)!, units: 600 }, first), earnedLine({ day, userId: user.id, campaign: known.get(y)!, units: 192 }, first)], first.PAYOUT_DAILY_CAP_IDR, first);
     expect(firstTerms.map((t) => t.amountIdr)).toEqual([49_213, 787]);
     expect(await payLine(db, firstTerms[0]!, Date.now())).toBe("paid");
 

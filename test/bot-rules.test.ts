@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { activityPayout, classify, meanRate, median, populationParams, ratePerMinute, statsOf } from "../src/activity/bot-rules";
-import { payoutAmounts } from "../src/jobs/batch-payouts";
+import { capLines, earnedLine } from "../src/jobs/batch-payouts";
 import { loadConfig } from "../src/config";
 import { businessDay, dayStart, previousBusinessDay } from "../src/lib/time";
 
@@ -69,10 +69,11 @@ describe("population parameters", () => {
 describe("payout amounts", () => {
   it("units × rate fee, with the 10% creator payout fee on top (rounded down)", () => {
     const config = loadConfig({});
-    const campaign = { id: "C", ownerId: "adv", name: "x", rateFeeIdr: null, status: "active" as const, createdAt: 0 };
+    const campaign = { id: "C", ownerId: "adv", name: "x", rateFeeIdr: null as number | null, status: "active" as const, createdAt: 0 };
     expect(activityPayout(37, 5)).toBe(185);
-    expect(payoutAmounts({ day: "2026-11-20", userId: "u", campaign, units: 37 }, config)).toEqual({ amountIdr: 185, feeIdr: 18 });
-    expect(payoutAmounts({ day: "2026-11-20", userId: "u", campaign: { ...campaign, rateFeeIdr: 7 }, units: 20 }, config)).toEqual({ amountIdr: 140, feeIdr: 14 });
+    const terms = (c: typeof campaign, units: number) => capLines([earnedLine({ day: "2026-11-20", userId: "u", campaign: c, units }, config)], config.PAYOUT_DAILY_CAP_IDR, config)[0];
+    expect(terms(campaign, 37)).toMatchObject({ amountIdr: 185, feeIdr: 18, cappedIdr: 0, units: 37 });
+    expect(terms({ ...campaign, rateFeeIdr: 7 }, 20)).toMatchObject({ amountIdr: 140, feeIdr: 14, cappedIdr: 0, units: 20 });
   });
 });
 

@@ -252,3 +252,45 @@ describe("a banned earner is never paid", () => {
     await expectLedgerOk();
   });
 });
+
+describe("one user cannot stop a pay chunk", () => {
+  it("a day of absurd volume (worth more than Rp 10^12 before the cap) is judged like any other; the others in its chunk are paid and the run finishes", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), tz), -11);
+    const advertiser = await newUser("adv-vol");
+    const own = await campaign(advertiser.token, 100);
+    await fundCampaign(own, 1_000_000);
+    const flooder = await newUser("flooder");
+    // 11 minutes of 10^9 units at Rp 100: Rp 1.1 × 10^12 earned before the cap.
+    await seedDay(flooder.id, day, [{ minutes: 11, count: 1_000_000_000, campaignId: own }]);
+    const people = await Promise.all(Array.from({ length: 3 }, () => newUser("vol-person")));
+    for (const p of people) await seedDay(p.id, day, [{ minutes: 6, count: 4, campaignId: own }]);
+    const progress = await runAndWait(day);
+    expect(progress.status).toBe("done");
+    for (const p of people) expect((await balanceOf(p.token)).idrBalance).toBe(24 * 100);
+    expect((await env.DB.prepare("select status from users where id = ?").bind(flooder.id).first<{ status: string }>())?.status).toBe("banned");
+    expect((await balanceOf(flooder.token)).idrBalance).toBe(0);
+    await expectLedgerOk();
+  });
+
+  it("a user whose row cannot be processed fails the message (retried, then dead-lettered with an alert) only after everyone else in it was decided", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), tz), -12);
+    const advertiser = await newUser("adv-bad");
+    const cmp = await campaign(advertiser.token, 7);
+    await fundCampaign(cmp, 1_000_000);
+    const people = await Promise.all(Array.from({ length: 3 }, () => newUser("ok-person")));
+    for (const p of people) await seedDay(p.id, day, [{ minutes: 6, count: 4, campaignId: cmp }]);
+    const broken = await newUser("broken-row");
+    await seedDay(broken.id, day, [{ minutes: 6, count: 4, campaignId: cmp }]);
+    const { handleBatchMessage } = await import("../src/jobs/daily-batch");
+    const deps = { db: db(), env, config };
+    await handleBatchMessage(deps, { kind: "collect", day, userIds: [broken.id, ...people.map((p) => p.id)] }, Date.now());
+    // A row no run can process (fractional units, as a corrupted summary would be).
+    await env.DB.prepare("update daily_activity set campaign_units = json_object(?, 3.5) where day = ? and user_id = ?").bind(cmp, day, broken.id).run();
+    await env.DB.prepare("insert into batch_runs (day, status, mu, sigma, population, started_at) values (?, 'paying', 4, 2, 4, ?)").bind(day, Date.now()).run();
+    await expect(handleBatchMessage(deps, { kind: "pay", day, userIds: [broken.id, ...people.map((p) => p.id)] }, Date.now())).rejects.toThrow(broken.id);
+    for (const p of people) expect((await balanceOf(p.token)).idrBalance).toBe(24 * 7);
+    const left = await env.DB.prepare("select user_id from daily_activity where day = ? and classified_at is null").bind(day).all<{ user_id: string }>();
+    expect(left.results.map((r) => r.user_id)).toEqual([broken.id]);
+    await expectLedgerOk();
+  });
+});

@@ -21,22 +21,20 @@ export interface PayoutLine {
   units: number;
 }
 
-/**
- * The rupiah a line pays (units × the campaign's rate fee, capped at RATE_FEE_MAX_IDR per unit) and the
- * creator payout fee charged on top to the campaign's budget (SPEC §7).
- */
-export function payoutAmounts(line: PayoutLine, config: Config) {
-  const rate = Math.min(line.campaign.rateFeeIdr ?? config.RATE_FEE_IDR, config.RATE_FEE_MAX_IDR);
-  const amountIdr = activityPayout(line.units, rate);
-  return { amountIdr, feeIdr: bpsOf(amountIdr, config.CREATOR_PAYOUT_FEE_BPS) };
+/** The rupiah a line earned before the daily cap: units × the campaign's rate fee, at most RATE_FEE_MAX_IDR per unit. */
+export function earnedIdr(line: PayoutLine, config: Config): number {
+  return activityPayout(line.units, Math.min(line.campaign.rateFeeIdr ?? config.RATE_FEE_IDR, config.RATE_FEE_MAX_IDR));
 }
 
 /** A payout's terms are fixed when its row is first written; a release or a rerun pays exactly these. */
 export type PayoutTerms = Pick<PayoutRow, "id" | "day" | "userId" | "campaignId" | "advertiserId" | "units" | "amountIdr" | "feeIdr" | "cappedIdr">;
 
-export function termsOf(line: PayoutLine, config: Config): PayoutTerms {
+/** A line as earned, before the cap decides what it pays and the fee is charged on that. */
+export type EarnedLine = Omit<PayoutTerms, "feeIdr" | "cappedIdr">;
+
+export function earnedLine(line: PayoutLine, config: Config): EarnedLine {
   const id = `po_${line.day}_${line.userId}_${line.campaign.id}`;
-  return { id, day: line.day, userId: line.userId, campaignId: line.campaign.id, advertiserId: line.campaign.ownerId, units: line.units, ...payoutAmounts(line, config), cappedIdr: 0 };
+  return { id, day: line.day, userId: line.userId, campaignId: line.campaign.id, advertiserId: line.campaign.ownerId, units: line.units, amountIdr: earnedIdr(line, config) };
 }
 
 export const termsOfRow = (row: PayoutRow): PayoutTerms => ({
@@ -52,17 +50,20 @@ export const termsOfRow = (row: PayoutRow): PayoutTerms => ({
 });
 
 /**
- * One user's lines of a day under PAYOUT_DAILY_CAP_IDR (`capDailyPayout`: the cap shared in proportion
- * to each campaign's line). A capped line pays less, its fee is charged on what it pays, and its units
- * (what usage billing counts) shrink in the same proportion, rounded down: no advertiser pays for,
- * or is billed for, activity the platform did not pay for. The withheld rupiah are recorded in cappedIdr.
+ * One user's earned lines of a day under PAYOUT_DAILY_CAP_IDR (`capDailyPayout`: the cap shared in
+ * proportion to each campaign's line), as payout terms. The creator payout fee (SPEC §7) is charged on
+ * top, on what a line pays — so a day of any volume is priced from at most the cap. A capped line's units
+ * (what usage billing counts) shrink in the same proportion, rounded down: no advertiser pays for, or is
+ * billed for, activity the platform did not pay for. The withheld rupiah are recorded in cappedIdr.
  */
-export function capLines(lines: PayoutTerms[], capIdr: number, config: Config): PayoutTerms[] {
-  return capDailyPayout(lines, capIdr).map(({ paidIdr, cappedIdr, ...line }) =>
-    cappedIdr === 0
-      ? { ...line, cappedIdr: 0 }
-      : { ...line, amountIdr: paidIdr, feeIdr: bpsOf(paidIdr, config.CREATOR_PAYOUT_FEE_BPS), cappedIdr, units: line.amountIdr === 0 ? 0 : Math.floor((line.units * paidIdr) / line.amountIdr) },
-  );
+export function capLines(lines: EarnedLine[], capIdr: number, config: Config): PayoutTerms[] {
+  return capDailyPayout(lines, capIdr).map(({ paidIdr, cappedIdr, ...line }) => ({
+    ...line,
+    amountIdr: paidIdr,
+    feeIdr: bpsOf(paidIdr, config.CREATOR_PAYOUT_FEE_BPS),
+    cappedIdr,
+    units: cappedIdr === 0 ? line.units : line.amountIdr === 0 ? 0 : Math.floor((line.units * paidIdr) / line.amountIdr),
+  }));
 }
 
 /**
@@ -72,7 +73,7 @@ export function capLines(lines: PayoutTerms[], capIdr: number, config: Config): 
  * So a run resumed after a partial one (a user's lines can straddle two commits) never pays more than
  * the cap in total, even if a rate changed in between; it may split a rupiah of rounding differently.
  */
-export function termsToDecide(fresh: PayoutTerms[], decided: PayoutRow[], capIdr: number, config: Config): PayoutTerms[] {
+export function termsToDecide(fresh: EarnedLine[], decided: PayoutRow[], capIdr: number, config: Config): PayoutTerms[] {
   const ids = new Set(decided.map((row) => row.id));
   const left = Math.max(0, capIdr - decided.reduce((sum, row) => sum + row.amountIdr, 0));
   return [

@@ -1,13 +1,13 @@
 import { and, asc, count, eq, gt, inArray, isNull, sql } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Db } from "../db/client";
-import { activityDays, batchRuns, dailyActivity, payouts, users, type PayoutRow } from "../db/schema";
+import { activityDays, batchRuns, dailyActivity, payouts, users, type DailyActivityRow, type PayoutRow } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
 import { populationParams, type Level, type PopulationStats } from "../activity/bot-rules";
 import { classifyDay, columnDefaultsOf, columnParams, signalColumns, thresholdsOf, type Signal, type SignalColumn, type SignalParams } from "../activity/signals";
 import { alertStatement, dedupeKey } from "../fraud/alerts";
 import { ApiError } from "../lib/errors";
-import { campaignsById, cappedPayoutStatement, holdPayoutStatement, payLines, termsOf, termsToDecide, type PayoutTerms } from "./batch-payouts";
+import { campaignsById, cappedPayoutStatement, holdPayoutStatement, payLines, earnedLine, termsToDecide, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
 import { startFanout, type FanoutSource, type QueueDeps } from "./fanout";
 
@@ -206,9 +206,8 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   for (const p of await selectInChunks(userIds, (ids) => db.select().from(payouts).where(and(eq(payouts.day, day), inArray(payouts.userId, ids))))) decided.set(p.userId, [...(decided.get(p.userId) ?? []), p]);
   const known = await campaignsById(db, [...new Set(rows.flatMap((r) => Object.keys(r.campaignUnits)))]);
 
-  const classifications: Statement[] = [];
-  const paid: PayoutTerms[] = [];
-  for (const row of rows) {
+  /** One user's day: classified (once), acted on (A ban, B hold, C records what the cap withheld); C's lines to pay. */
+  const judge = async (row: DailyActivityRow) => {
     // A classification stands once made: a rerun never turns a held (or rejected) day into a paid one.
     const day_ = row.level
       ? { level: row.level, decidedBy: row.decidedBy, z: { rbar: row.z ?? 0, ...(row.signalZ ?? {}) } }
@@ -216,19 +215,10 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
     const { level } = day_;
     const fresh = Object.entries(row.campaignUnits)
       .filter(([id, units]) => units > 0 && known.has(id))
-      .map(([id, units]) => termsOf({ day, userId: row.userId, campaign: known.get(id)!, units }, config));
+      .map(([id, units]) => earnedLine({ day, userId: row.userId, campaign: known.get(id)!, units }, config));
     const terms = termsToDecide(fresh, decided.get(row.userId) ?? [], config.PAYOUT_DAILY_CAP_IDR, config);
     const capped = terms.filter((t) => t.amountIdr === 0 && t.cappedIdr > 0);
     const payable = terms.filter((t) => t.amountIdr > 0);
-    if (!row.level) {
-      const { rbar: z, ...signalZ } = day_.z;
-      classifications.push(
-        db
-          .update(dailyActivity)
-          .set({ level, z, signalZ: signalZ as Record<Signal | SignalColumn, number | null>, decidedBy: day_.decidedBy, action: ACTION[level], classifiedAt: now })
-          .where(and(eq(dailyActivity.day, day), eq(dailyActivity.userId, row.userId))),
-      );
-    }
     // (A statement is a thenable: it is built after the key is awaited, never returned from an async function.)
     const key = level === "C" ? "" : await dedupeKey("bot_level", day, row.userId);
     const alert = (severity: "critical" | "high") =>
@@ -247,9 +237,33 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
     if (level === "A") await db.batch([alert("critical"), db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId))]);
     else if (level === "B") await db.batch([alert("high"), ...payable.map((t) => holdPayoutStatement(db, t, now)), ...capped.map((t) => cappedPayoutStatement(db, t, now))]);
     else {
-      paid.push(...payable);
       const records: Statement[] = capped.map((t) => cappedPayoutStatement(db, t, now));
       if (records.length > 0) await db.batch(records as [Statement, ...Statement[]]);
+    }
+    const { rbar: z, ...signalZ } = day_.z;
+    return {
+      toPay: level === "C" ? payable : [],
+      classification: row.level
+        ? null
+        : db
+            .update(dailyActivity)
+            .set({ level, z, signalZ: signalZ as Record<Signal | SignalColumn, number | null>, decidedBy: day_.decidedBy, action: ACTION[level], classifiedAt: now })
+            .where(and(eq(dailyActivity.day, day), eq(dailyActivity.userId, row.userId))),
+    };
+  };
+
+  const classifications: Statement[] = [];
+  const paid: PayoutTerms[] = [];
+  // One user's row that cannot be processed must not stop the others: it is left unclassified, and the
+  // message fails only after everyone else was decided (retried, then dead-lettered with an alert).
+  const failures: string[] = [];
+  for (const row of rows) {
+    try {
+      const { toPay, classification } = await judge(row);
+      paid.push(...toPay);
+      if (classification) classifications.push(classification);
+    } catch (error) {
+      failures.push(`${row.userId}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
   await payLines(db, paid, now);
@@ -259,6 +273,7 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   // run by each of a day's pay messages, grew with the square of the population).
   const left = await db.select({ userId: dailyActivity.userId }).from(dailyActivity).where(and(eq(dailyActivity.day, day), isNull(dailyActivity.classifiedAt))).limit(1);
   if (left.length === 0) await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(and(eq(batchRuns.day, day), inArray(batchRuns.status, ["paying", "failed"])));
+  if (failures.length > 0) throw new Error(`pay ${day}: ${failures.length} of ${rows.length} users not processed (${failures.slice(0, 5).join("; ")})`);
 }
 
 /** Progress and totals of a day's run, counted from what it wrote (so re-runs never double count). */
