@@ -346,6 +346,26 @@ describe("content refunds", () => {
     await expectLedgerOk();
   }, 120_000);
 
+  it("admin removal of an item once sold at 1 coin (the creator's share rounded to 0): that purchase is closed with nothing to give back, and every other buyer is refunded", async () => {
+    const creator = await newUser("creator");
+    const id = await priced(creator, 1);
+    const cheap = await funded(1);
+    expect((await unlock(cheap, id)).status).toBe(201);
+    await priced(creator, 500, id);
+    const buyers = await Promise.all([funded(500), funded(500)]);
+    for (const b of buyers) expect((await unlock(b, id)).status).toBe(201);
+    const removed = await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "admin_removed" } });
+    expect(removed.status, removed.text).toBe(202);
+    const done = await refundsDone(id);
+    expect(done).toMatchObject({ purchases: 3, refunded: 3, pending: 0 });
+    for (const b of buyers) expect((await balanceOf(b.token)).balance).toBe(350);
+    expect((await balanceOf(cheap.token)).balance).toBe(0);
+    expect(await full(creator.token)).toMatchObject({ balance: 0, debt: 0 });
+    const closed = await env.DB.prepare("select refund_amount, refund_transaction_id from content_purchases where buyer_id = ?").bind(cheap.id).first();
+    expect(closed).toEqual({ refund_amount: 0, refund_transaction_id: null });
+    await expectLedgerOk();
+  });
+
   it("admin removal claws back from a creator who spent their earnings: debt, money out refused, the next earning pays the debt first, then withdraw", async () => {
     const creator = await verifiedUser("creator");
     const friend = await newUser("friend");

@@ -163,6 +163,23 @@ async function unlockAt(db: Db, config: Config, buyerId: string, item: ContentIt
  */
 export async function refundPurchase(db: Db, purchase: ContentPurchaseRow, kind: RefundKind, actorId: string, reason: string): Promise<"refunded" | "already_refunded"> {
   const legs = refundLegs(purchase, kind);
+  const notRefunded = guard("purchase_already_refunded", sql`exists (select 1 from ${contentPurchases} where ${contentPurchases.id} = ${purchase.id} and ${contentPurchases.refundedAt} is not null)`);
+  if (legs.buyer === 0) {
+    // Nothing to give back (an admin removal of a purchase whose creator share rounded to 0): the
+    // purchase is closed, audited, and no transaction is made (a transaction moves a positive amount).
+    const now = Date.now();
+    try {
+      await applyStatements(db, [
+        checkGuards(db, [notRefunded]),
+        db.update(contentPurchases).set({ refundedAt: now, refundKind: kind, refundAmount: 0 }).where(eq(contentPurchases.id, purchase.id)),
+        db.insert(auditLog).values({ actorId, action: "content.refunded", subjectType: "content", subjectId: purchase.contentId, details: { purchaseId: purchase.id, kind, reason, refunded: 0 }, createdAt: now }),
+      ]);
+      return "refunded";
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "already_applied") return "already_refunded";
+      throw error;
+    }
+  }
   for (let attempt = 0; attempt < 5; attempt++) {
     const now = Date.now();
     const creatorWallet = userAccountId(purchase.creatorId, "COIN");
@@ -193,7 +210,7 @@ export async function refundPurchase(db: Db, purchase: ContentPurchaseRow, kind:
     });
     try {
       await applyPlan(db, plan, {
-        guards: [guard("purchase_already_refunded", sql`exists (select 1 from ${contentPurchases} where ${contentPurchases.id} = ${purchase.id} and ${contentPurchases.refundedAt} is not null)`)],
+        guards: [notRefunded],
         alongside: [db.update(contentPurchases).set({ refundedAt: now, refundKind: kind, refundAmount: legs.buyer, refundTransactionId: refundTxId }).where(eq(contentPurchases.id, purchase.id))],
       });
       return "refunded";
@@ -251,12 +268,20 @@ export async function refundProgress(db: Db, id: string) {
   };
 }
 
-/** A queue chunk of a refund run: each purchase refunded in its own batch, at most once. */
+/**
+ * A queue chunk of a refund run: each purchase refunded in its own batch, at most once. One purchase that
+ * cannot be refunded does not hold up the others: the chunk fails (retried, then dead-lettered with an
+ * alert) only after every other purchase in it was refunded.
+ */
 export async function refundChunk(db: Db, contentId: string, purchaseIds: string[], now: number) {
   const run = await db.query.contentRefundRuns.findFirst({ where: eq(contentRefundRuns.contentId, contentId) });
   if (!run) throw new Error(`no refund run for ${contentId}`);
   const rows = await db.select().from(contentPurchases).where(and(inArray(contentPurchases.id, purchaseIds), isNull(contentPurchases.refundedAt)));
-  for (const p of rows) await refundPurchase(db, p, run.kind, run.requestedBy, run.reason);
+  const failures: string[] = [];
+  for (const p of rows) {
+    await refundPurchase(db, p, run.kind, run.requestedBy, run.reason).catch((error) => failures.push(`${p.id}: ${error instanceof Error ? error.message : String(error)}`));
+  }
   const [{ n } = { n: 1 }] = await db.select({ n: count() }).from(contentPurchases).where(and(eq(contentPurchases.contentId, contentId), isNull(contentPurchases.refundedAt)));
   if (n === 0) await db.update(contentRefundRuns).set({ finishedAt: now }).where(and(eq(contentRefundRuns.contentId, contentId), isNull(contentRefundRuns.finishedAt)));
+  if (failures.length > 0) throw new Error(`refunds of ${contentId}: ${failures.length} of ${rows.length} purchases not refunded (${failures.slice(0, 5).join("; ")})`);
 }
