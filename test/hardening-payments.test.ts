@@ -76,6 +76,10 @@ describe("hardening 2: partial refunds and chargebacks reverse only what was ref
     expect(reversalStep({ ...order, reversedAmount: 136, refundedIdr: 10_000 }, 85_000)).toMatchObject({ amount: 1014, idrAmount: 75_000, complete: true });
     expect(reversalStep({ ...order, reversedAmount: 136, refundedIdr: 10_000 }, 10_000)).toMatchObject({ amount: 0, idrAmount: 0 });
     expect(reversalStep(order, 999_999_999)).toMatchObject({ amount: 1150, cumulativeIdr: 85_000 });
+    // A large campaign deposit: the product passes 2^53, and a float ceil would take Rp 1 more than refunded.
+    const deposit = { kind: "campaign_deposit" as const, coins: 0, bonusCoins: 0, amountIdr: 95_690_159, reversedAmount: 0, refundedIdr: 0 };
+    expect(reversalStep(deposit, 94_296_373)).toMatchObject({ amount: 94_296_373, complete: false });
+    expect(reversalStep(deposit, 95_690_158)).toMatchObject({ amount: 95_690_158, complete: false });
     for (let refunded = 0; refunded <= 85_000; refunded += 1_777) {
       const step = reversalStep(order, refunded);
       expect(step.amount).toBe(Math.ceil((1150 * refunded) / 85_000));

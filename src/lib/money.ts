@@ -31,6 +31,12 @@ export function splitAmount<S extends Record<string, number>>(
 }
 
 /** floor(amount × bps / 10000): a fee or tax rounded down, as every deduction in the spec is. */
+/** ceil(a × b / c) of whole non-negative amounts, exactly (in BigInt: a × b may pass 2^53). */
+export function ceilMulDiv(a: number, b: number, c: number): number {
+  const [x, y, z] = [BigInt(a), BigInt(b), BigInt(c)];
+  return Number((x * y + z - 1n) / z);
+}
+
 export function bpsOf(amount: number, bps: number): number {
   assertWholeAmount(amount);
   return Math.floor((amount * bps) / 10_000);

@@ -1,6 +1,7 @@
 import type { PaymentOrderRow } from "../db/schema";
 import { campaignAccountId, systemAccountId, userAccountId, userDebtAccountId } from "../ledger/accounts";
 import type { Posting } from "../ledger/plan";
+import { ceilMulDiv } from "../lib/money";
 
 /** What a gateway status means for an order (SPEC §6.2, §6.3). */
 export type GatewayAction = "credit" | "wait" | "fail" | "reverse";
@@ -96,8 +97,8 @@ export const creditedAmount = (order: PaymentOrderRow) => (order.kind === "campa
 export function reversalStep(order: Pick<PaymentOrderRow, "kind" | "coins" | "bonusCoins" | "amountIdr" | "reversedAmount" | "refundedIdr">, refundedIdr: number) {
   const credited = creditedAmount(order as PaymentOrderRow);
   const cumulativeIdr = Math.min(Math.max(refundedIdr, 0), order.amountIdr);
-  // Whole numbers far below 2^53 (credited ≤ 10^12, refunded ≤ gross), so the product is exact.
-  const target = Math.min(credited, Math.ceil((credited * cumulativeIdr) / order.amountIdr));
+  // Exact: credited × refunded can pass 2^53 for a large campaign deposit, where a float ceil overshoots.
+  const target = Math.min(credited, ceilMulDiv(credited, cumulativeIdr, order.amountIdr));
   return {
     cumulativeIdr,
     reversedTotal: Math.max(target, order.reversedAmount),
