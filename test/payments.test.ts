@@ -195,6 +195,14 @@ describe("Midtrans Snap deposits", () => {
     await sim("POST", "/_sim/faults", { target: "snap", mode: "none" });
   });
 
+  it("an unreadable 2xx from Xendit (an HTML page from a proxy) is a gateway error too: 502, the order failed", async () => {
+    const user = await newUser();
+    await sim("POST", "/_sim/faults", { target: "xendit", mode: "garbage" });
+    expectProblem(await call("POST", "/api/payment/xendit/create", { token: user.token, body: { packageId: "pkg_100" } }), 502, "gateway_error");
+    const rows = await env.DB.prepare("select status, failure_reason from payment_orders where user_id = ?").bind(user.id).all();
+    expect(rows.results).toEqual([{ status: "failed", failure_reason: "create_unavailable" }]);
+  });
+
   it("the optional source allow-list reads CF-Connecting-IP only", async () => {
     const user = await newUser();
     const { orderId } = await buy(user.token, "pkg_100");

@@ -20,7 +20,7 @@ export function xenditGateway(config: Config, env: Pick<Env, "XENDIT_SECRET_KEY"
       }
       if (res.status >= 500) throw new GatewayError("xendit", "unavailable", `Xendit is unavailable (HTTP ${res.status}).`);
       if (!res.ok) throw new GatewayError("xendit", "rejected", `Xendit refused the invoice (HTTP ${res.status}).`);
-      const body = (await res.json()) as { id?: unknown; invoice_url?: unknown };
+      const body = ((await res.json().catch(() => null)) ?? {}) as { id?: unknown; invoice_url?: unknown };
       if (typeof body.id !== "string" || typeof body.invoice_url !== "string") throw new GatewayError("xendit", "unavailable", "Xendit answered without an invoice.");
       return { id: body.id, invoiceUrl: body.invoice_url };
     }),
