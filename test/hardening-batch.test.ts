@@ -211,6 +211,10 @@ describe("hardening 4: the daily batch cannot be stopped by one user", () => {
     expect(alerts.results).toEqual([{ severity: "critical" }, { severity: "critical" }]);
     const resumed = await runAndWait(day);
     expect(resumed).toMatchObject({ status: "done", classified: 1 });
+    // A stale dead letter (its chunk was finished by the resumed run) leaves the finished run alone.
+    await handleDeadLetter({ db: db(), config, env }, { kind: "pay", day, userIds: [user.id] }, Date.now());
+    expect((await call("GET", `/api/admin/batches/${day}`, { token })).json).toMatchObject({ status: "done", failedChunks: 2 });
+    expect((await env.DB.prepare("select count(*) as n from fraud_alerts where alert_type = 'batch_chunk_failed' and json_extract(details, '$.day') = ?").bind(day).first<{ n: number }>())?.n).toBe(2);
   });
 });
 

@@ -1,11 +1,11 @@
-import { and, asc, count, eq, gt, inArray, isNull, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, inArray, isNull, ne, sql } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Db } from "../db/client";
 import { activityDays, batchRuns, dailyActivity, payouts, users, type DailyActivityRow, type PayoutRow } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
 import { populationParams, type Level, type PopulationStats } from "../activity/bot-rules";
 import { classifyDay, columnDefaultsOf, columnParams, signalColumns, thresholdsOf, type Signal, type SignalColumn, type SignalParams } from "../activity/signals";
-import { alertStatement, dedupeKey } from "../fraud/alerts";
+import { alertStatement, alertWhen, dedupeKey } from "../fraud/alerts";
 import { ApiError } from "../lib/errors";
 import { campaignsById, cappedPayoutStatement, holdPayoutStatement, payLines, earnedLine, termsToDecide, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
@@ -98,9 +98,10 @@ export async function handleBatchMessage(deps: BatchDeps, message: BatchMessage,
  */
 export async function handleDeadLetter(deps: BatchDeps, message: BatchMessage, now: number): Promise<void> {
   const { db } = deps;
+  // A stale one (its work was finished by a resumed run since) leaves a finished run alone.
+  const unfinished = sql`exists (select 1 from ${batchRuns} where ${batchRuns.day} = ${message.day} and ${batchRuns.status} != 'done')`;
   await db.batch([
-    db.update(batchRuns).set({ status: "failed", failedChunks: sql`${batchRuns.failedChunks} + 1` }).where(eq(batchRuns.day, message.day)),
-    alertStatement(
+    alertWhen(
       db,
       {
         userId: null,
@@ -110,7 +111,12 @@ export async function handleDeadLetter(deps: BatchDeps, message: BatchMessage, n
         dedupeKey: await dedupeKey("batch_chunk_failed", message.day, message.kind, message.userIds.join(",")),
       },
       now,
+      unfinished,
     ),
+    db
+      .update(batchRuns)
+      .set({ status: "failed", failedChunks: sql`${batchRuns.failedChunks} + 1` })
+      .where(and(eq(batchRuns.day, message.day), ne(batchRuns.status, "done"))),
   ]);
 }
 
