@@ -10,7 +10,7 @@ import { newId } from "../src/lib/ids";
 import { loadConfig } from "../src/config";
 import { publishOutbox } from "../src/realtime/outbox";
 import { DAILY_BATCH_CRON } from "../src/jobs/crons";
-import { adjust, adminToken, call, d1Refusing, expectProblem, newUser, tokenFor } from "./helpers";
+import { adjust, adminToken, call, d1Refusing, expectProblem, newUser, setUserStatus, tokenFor, uniqueId } from "./helpers";
 
 type Frame = { seq?: number; type: string; at?: string; data?: any };
 
@@ -174,6 +174,13 @@ describe("realtime events over WebSockets", () => {
     expect(await connect("", { token: alice.token, upgrade: false })).toMatchObject({ status: 426, json: { code: "upgrade_required" } });
     expect(await connect("", { token: alice.token, query: { since: "-1" } })).toMatchObject({ status: 400 });
     expect(await connect("/admin", { token: alice.token })).toMatchObject({ status: 403, json: { code: "forbidden" } });
+    // A banned admin is refused the admins' room like everything else, by bearer and by ticket.
+    const bannedAdmin = uniqueId("ops-banned");
+    const bannedToken = await tokenFor(bannedAdmin, "admin");
+    const adminTicket = (await call("POST", "/api/realtime/ticket", { token: bannedToken })).json.ticket;
+    await setUserStatus(bannedAdmin, "banned");
+    expect(await connect("/admin", { token: bannedToken })).toMatchObject({ status: 403, json: { code: "account_banned" } });
+    expect(await connect("/admin", { query: { ticket: adminTicket } })).toMatchObject({ status: 403, json: { code: "account_banned" } });
     expectProblem(await call("POST", "/api/realtime/ticket"), 401, "unauthorized");
 
     // Expired: a ticket issued 61 s ago with the default 60 s life.

@@ -1,5 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { eq } from "drizzle-orm";
+import { users } from "../db/schema";
 import type { AppEnv, AuthUser } from "../env";
 import { verifyBearer } from "../lib/auth";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
@@ -34,12 +36,14 @@ async function realtimeCaller(c: Context<AppEnv>): Promise<AuthUser> {
 }
 
 /** Authenticates, then hands the upgrade to the object that holds the socket. Anything else is refused before the upgrade. */
-async function upgrade(c: Context<AppEnv>, pick: (caller: AuthUser) => { stub: { fetch(request: Request): Promise<Response> }; maxSockets: number; awayResyncMs?: number }) {
+type Target = { stub: { fetch(request: Request): Promise<Response> }; maxSockets: number; awayResyncMs?: number };
+
+async function upgrade(c: Context<AppEnv>, pick: (caller: AuthUser) => Target | Promise<Target>) {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new ApiError("upgrade_required", "This is a WebSocket endpoint: send Upgrade: websocket.");
   const caller = await realtimeCaller(c);
   const since = c.req.query("since");
   if (since !== undefined && !/^\d{1,15}$/.test(since)) throw new ApiError("validation_failed", "`since` is the last seq the client received.");
-  const { stub, maxSockets, awayResyncMs } = pick(caller);
+  const { stub, maxSockets, awayResyncMs } = await pick(caller);
   const url = new URL("https://realtime.internal/socket");
   if (since !== undefined) url.searchParams.set("since", since);
   const headers: Record<string, string> = { upgrade: "websocket", "x-realtime-user": caller.id, "x-realtime-max-sockets": String(maxSockets) };
@@ -97,8 +101,11 @@ export const realtimeRouter = createRouter()
     })) as never,
   )
   .openapi(socketRoute("/admin", "Admins: every fraud alert as it is written"), async (c) =>
-    upgrade(c, (caller) => {
+    upgrade(c, async (caller) => {
       if (caller.role !== "admin") throw new ApiError("forbidden", "The admins' room is for admins.");
+      // A banned admin is refused here as on every admin route (the role is in the token, the ban in D1).
+      const [record] = await c.var.db.select({ status: users.status }).from(users).where(eq(users.id, caller.id));
+      if (record?.status === "banned") throw new ApiError("account_banned", "This account is banned.");
       return { stub: c.env.REALTIME_ROOMS.get(c.env.REALTIME_ROOMS.idFromName("admins")), maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_ROOM };
     }) as never,
   );
