@@ -11,7 +11,7 @@ import { metricsReport } from "../metrics/metrics.service";
 import { resolveWithdrawal } from "../payouts/withdrawals.service";
 import { setUserStatus, userOverview } from "../users/users.service";
 import { Action, Chart, Page } from "./layout";
-import { consoleSession, loginCsrf, signIn, signOut, type ConsoleEnv } from "./session";
+import { consoleSession, loginCsrf, readForm, signIn, signOut, type ConsoleEnv } from "./session";
 
 const USER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const rupiah = (v: number) => `Rp ${Math.round(v).toLocaleString("en-US")}`;
@@ -60,7 +60,7 @@ consoleRouter.get("/login", (c) => {
 });
 
 consoleRouter.post("/login", async (c) => {
-  const form = await c.req.parseBody();
+  const form = await readForm(c);
   const ok = await signIn(c, field(form, "token"), field(form, "_csrf"));
   return c.redirect(ok ? "/admin" : "/admin/login?error=invalid", 303);
 });
@@ -193,7 +193,7 @@ consoleRouter.get("/alerts", async (c) => {
 });
 
 consoleRouter.post("/alerts/:id/review", async (c) => {
-  const form = await c.req.parseBody();
+  const form = await readForm(c);
   const status = field(form, "status") as "investigating" | "resolved" | "false_positive";
   const action = field(form, "action") as "warned" | "frozen" | "banned" | "cleared";
   const back = safeBack(c.req.query("back"), "/admin/alerts");
@@ -248,7 +248,7 @@ consoleRouter.get("/kyc/:userId/photo/:kind", async (c) => {
 });
 
 consoleRouter.post("/kyc/:userId/review", async (c) => {
-  const form = await c.req.parseBody();
+  const form = await readForm(c);
   const decision = field(form, "decision") as "verified" | "rejected";
   const reason = field(form, "reason").trim() || undefined;
   const userId = c.req.param("userId");
@@ -360,7 +360,7 @@ consoleRouter.get("/withdrawals", async (c) => {
 });
 
 consoleRouter.post("/withdrawals/:id/resolve", async (c) => {
-  const form = await c.req.parseBody();
+  const form = await readForm(c);
   const outcome = field(form, "outcome") as "completed" | "failed";
   const reason = field(form, "reason").trim();
   return c.redirect(
@@ -446,7 +446,7 @@ consoleRouter.get("/users/:id", async (c) => {
 
 consoleRouter.post("/users/:id/status", async (c) => {
   const id = c.req.param("id");
-  const form = await c.req.parseBody();
+  const form = await readForm(c);
   const status = field(form, "status") as "active" | "frozen";
   const reason = field(form, "reason").trim();
   return c.redirect(

@@ -14,6 +14,7 @@ import { findOrCreateUser } from "../users/users.service";
  */
 export const SESSION_COOKIE = "admin_session";
 const LOGIN_CSRF_COOKIE = "admin_login_csrf";
+const MAX_COOKIE_DAYS = 399;
 const cookieOptions = { httpOnly: true, secure: true, sameSite: "Strict", path: "/admin" } as const;
 
 export type ConsoleEnv = AppEnv & { Variables: AppEnv["Variables"] & { csrf: string } };
@@ -22,6 +23,15 @@ async function hmac(secret: string, text: string): Promise<string> {
   const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(text));
   return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The posted form; a body that is not a readable form is 400, not an error of ours. */
+export async function readForm<E extends AppEnv>(c: Context<E>) {
+  try {
+    return await c.req.parseBody();
+  } catch {
+    throw new ApiError("validation_failed", "The body is not a readable form (application/x-www-form-urlencoded or multipart/form-data).");
+  }
 }
 
 /** Constant-time comparison of two strings. */
@@ -56,7 +66,8 @@ export async function signIn<E extends AppEnv>(c: Context<E>, token: string, for
   }
   if (user.role !== "admin") return false;
   const claims = JSON.parse(atob(token.trim().split(".")[1]!.replaceAll("-", "+").replaceAll("_", "/"))) as { exp: number };
-  setCookie(c, SESSION_COOKIE, token.trim(), { ...cookieOptions, expires: new Date(claims.exp * 1000) });
+  // The session lasts as long as the token, but a cookie at most 400 days (RFC 6265bis; hono refuses more).
+  setCookie(c, SESSION_COOKIE, token.trim(), { ...cookieOptions, expires: new Date(Math.min(claims.exp * 1000, Date.now() + MAX_COOKIE_DAYS * 86_400_000)) });
   return true;
 }
 
@@ -83,7 +94,7 @@ export const consoleSession = createMiddleware<ConsoleEnv>(async (c, next) => {
   const csrf = await csrfFor(c.env.JWT_SECRET, token!);
   c.set("csrf", csrf);
   if (c.req.method === "POST") {
-    const form = await c.req.parseBody();
+    const form = await readForm(c);
     if (typeof form._csrf !== "string" || !same(form._csrf, csrf)) throw new ApiError("forbidden", "The form's CSRF token is missing or wrong; reload the page.");
   }
   await next();
