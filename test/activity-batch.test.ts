@@ -388,3 +388,28 @@ describe("the daily cap across a resumed run", () => {
     await expectLedgerOk();
   });
 });
+
+describe("the daily cap and campaigns that pay nothing", () => {
+  it("a line of a campaign whose owner is frozen takes no share of the cap: the user's other lines are paid up to it", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), "+07:00"), -10);
+    const frozen = await newUser("adv-frozen");
+    const healthy = await newUser("adv-healthy");
+    const s = (await call("POST", "/api/campaigns", { token: frozen.token, body: { name: "s", rateFeeIdr: 100 } })).json.id;
+    const h = (await call("POST", "/api/campaigns", { token: healthy.token, body: { name: "h", rateFeeIdr: 100 } })).json.id;
+    for (const c of [s, h]) await fundCampaign(c, 200_000);
+    const pace = [1, 7, 2, 6, 4, 4];
+    const user = await newUser("earner-sh");
+    // 150 minutes for s (600 units, Rp 60,000) then 100 for h (400 units, Rp 40,000): Rp 100,000 earned.
+    await seedMinutes(user.id, day, Array.from({ length: 250 }, (_, m) => ({ minute: 600 + m, count: pace[m % 6]!, campaignId: m < 150 ? s : h })));
+    await env.DB.prepare("update users set status = 'frozen' where id = ?").bind(frozen.id).run();
+    await runAndWait(day);
+    const rows = await env.DB.prepare("select campaign_id, status, amount_idr, capped_idr from payouts where user_id = ? order by campaign_id = ?").bind(user.id, h).all();
+    expect(rows.results).toEqual([
+      { campaign_id: s, status: "campaign_suspended", amount_idr: 0, capped_idr: 0 },
+      { campaign_id: h, status: "paid", amount_idr: 40_000, capped_idr: 0 },
+    ]);
+    expect((await balanceOf(user.token)).idrBalance).toBe(40_000);
+    expect(await idrOf(campaignAccountId(s))).toBe(200_000);
+    await expectLedgerOk();
+  });
+});

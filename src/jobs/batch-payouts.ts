@@ -75,7 +75,8 @@ export function capLines(lines: EarnedLine[], capIdr: number, config: Config): P
  */
 export function termsToDecide(fresh: EarnedLine[], decided: PayoutRow[], capIdr: number, config: Config): PayoutTerms[] {
   const ids = new Set(decided.map((row) => row.id));
-  const left = Math.max(0, capIdr - decided.reduce((sum, row) => sum + row.amountIdr, 0));
+  // A suspended campaign's line never pays: it holds no part of the cap.
+  const left = Math.max(0, capIdr - decided.reduce((sum, row) => sum + (row.status === "campaign_suspended" ? 0 : row.amountIdr), 0));
   return [
     ...decided.filter((row) => row.status === "insufficient_budget").map(termsOfRow),
     ...capLines(
@@ -84,6 +85,21 @@ export function termsToDecide(fresh: EarnedLine[], decided: PayoutRow[], capIdr:
       config,
     ),
   ];
+}
+
+/**
+ * Records a line of a campaign whose owner is frozen or banned when the run judges it: it pays nothing
+ * (amount 0) and takes no share of the user's cap. (An owner suspended between judging and paying is
+ * refused by the payment's own guard and recorded the same way, with the share it was given.)
+ */
+export function suspendedLineStatement(db: Db, line: EarnedLine, now: number) {
+  return recordStatement(db, { ...line, amountIdr: 0, feeIdr: 0, cappedIdr: 0 }, "campaign_suspended", now);
+}
+
+/** Owners among `ownerIds` who are frozen or banned: their campaigns pay nothing. */
+export async function suspendedOwners(db: Db, ownerIds: string[]): Promise<Set<string>> {
+  const rows = await selectInChunks(ownerIds, (chunk) => db.select({ id: users.id }).from(users).where(and(inArray(users.id, chunk), inArray(users.status, ["frozen", "banned"]))));
+  return new Set(rows.map((r) => r.id));
 }
 
 /** Records a line the daily cap withheld entirely: nothing moves, nothing is paid later. */

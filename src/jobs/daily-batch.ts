@@ -7,7 +7,7 @@ import { populationParams, type Level, type PopulationStats } from "../activity/
 import { classifyDay, columnDefaultsOf, columnParams, signalColumns, thresholdsOf, type Signal, type SignalColumn, type SignalParams } from "../activity/signals";
 import { alertStatement, alertWhen, dedupeKey } from "../fraud/alerts";
 import { ApiError } from "../lib/errors";
-import { campaignsById, cappedPayoutStatement, holdPayoutStatement, payLines, earnedLine, termsToDecide, type PayoutTerms } from "./batch-payouts";
+import { campaignsById, cappedPayoutStatement, earnedLine, holdPayoutStatement, payLines, suspendedLineStatement, suspendedOwners, termsToDecide, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
 import { startFanout, type FanoutSource, type QueueDeps } from "./fanout";
 
@@ -211,6 +211,7 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   const decided = new Map<string, PayoutRow[]>();
   for (const p of await selectInChunks(userIds, (ids) => db.select().from(payouts).where(and(eq(payouts.day, day), inArray(payouts.userId, ids))))) decided.set(p.userId, [...(decided.get(p.userId) ?? []), p]);
   const known = await campaignsById(db, [...new Set(rows.flatMap((r) => Object.keys(r.campaignUnits)))]);
+  const suspended = await suspendedOwners(db, [...new Set([...known.values()].map((c) => c.ownerId))]);
 
   /** One user's day: classified (once), acted on (A ban, B hold, C records what the cap withheld); C's lines to pay. */
   const judge = async (row: DailyActivityRow) => {
@@ -219,12 +220,16 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
       ? { level: row.level, decidedBy: row.decidedBy, z: { rbar: row.z ?? 0, ...(row.signalZ ?? {}) } }
       : classifyDay({ ...row, rbar: row.rbar }, { rbar: params, columns }, thresholds);
     const { level } = day_;
+    const earlier = decided.get(row.userId) ?? [];
     const fresh = Object.entries(row.campaignUnits)
       .filter(([id, units]) => units > 0 && known.has(id))
       .map(([id, units]) => earnedLine({ day, userId: row.userId, campaign: known.get(id)!, units }, config));
-    const terms = termsToDecide(fresh, decided.get(row.userId) ?? [], config.PAYOUT_DAILY_CAP_IDR, config);
+    // A campaign whose owner is frozen or banned pays nothing and takes no share of the cap.
+    const paysNothing = fresh.filter((l) => suspended.has(l.advertiserId) && !earlier.some((p) => p.id === l.id));
+    const terms = termsToDecide(fresh.filter((l) => !suspended.has(l.advertiserId)), earlier, config.PAYOUT_DAILY_CAP_IDR, config);
     const capped = terms.filter((t) => t.amountIdr === 0 && t.cappedIdr > 0);
     const payable = terms.filter((t) => t.amountIdr > 0);
+    const records: Statement[] = [...capped.map((t) => cappedPayoutStatement(db, t, now)), ...paysNothing.map((l) => suspendedLineStatement(db, l, now))];
     // (A statement is a thenable: it is built after the key is awaited, never returned from an async function.)
     const key = level === "C" ? "" : await dedupeKey("bot_level", day, row.userId);
     const alert = (severity: "critical" | "high") =>
@@ -241,11 +246,8 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
         now,
       );
     if (level === "A") await db.batch([alert("critical"), db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId))]);
-    else if (level === "B") await db.batch([alert("high"), ...payable.map((t) => holdPayoutStatement(db, t, now)), ...capped.map((t) => cappedPayoutStatement(db, t, now))]);
-    else {
-      const records: Statement[] = capped.map((t) => cappedPayoutStatement(db, t, now));
-      if (records.length > 0) await db.batch(records as [Statement, ...Statement[]]);
-    }
+    else if (level === "B") await db.batch([alert("high"), ...payable.map((t) => holdPayoutStatement(db, t, now)), ...records]);
+    else if (records.length > 0) await db.batch(records as [Statement, ...Statement[]]);
     const { rbar: z, ...signalZ } = day_.z;
     return {
       toPay: level === "C" ? payable : [],
