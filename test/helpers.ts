@@ -26,6 +26,8 @@ export interface CallOptions {
   vars?: Record<string, string>;
   /** Counts the D1 round trips and statements of this request (its waitUntil work included). */
   d1?: D1Stats;
+  /** The D1 binding this one request sees (e.g. `d1Before`, to commit a concurrent change just before its batch). */
+  db?: D1Database;
 }
 
 export async function call(method: string, path: string, options: CallOptions = {}) {
@@ -40,7 +42,8 @@ export async function call(method: string, path: string, options: CallOptions = 
   // this pool version and slows down under concurrency, which would make the race tests crawl.)
   const ctx = createExecutionContext();
   const request = new Request(`http://money.test${path}`, { method, headers, body });
-  const bindings = { ...env, ...options.vars, ...(options.d1 ? { DB: meteredD1(env.DB, options.d1) } : {}) };
+  const db = options.db ?? env.DB;
+  const bindings = { ...env, ...options.vars, DB: options.d1 ? meteredD1(db, options.d1) : db };
   const response = await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, bindings, ctx);
   await waitOnExecutionContext(ctx);
   const text = await response.text();
@@ -173,6 +176,26 @@ export async function xenditInvoiceOf(orderId: string): Promise<string> {
 export const d1Stats = (): D1Stats => ({ roundTrips: 0, statements: 0, rowsRead: 0, rowsWritten: 0 });
 
 /** The D1 binding, except that preparing a statement whose SQL matches `pattern` throws (a query D1 refuses, e.g. past its time limit). */
+/** The local D1, except that `change` is committed right before the request's first batch: a concurrent write landing between its reads and its batch. */
+export function d1Before(change: string): D1Database {
+  let done = false;
+  return new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          if (!done) {
+            done = true;
+            await target.exec(change);
+          }
+          return target.batch(statements);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 export function d1Refusing(pattern: RegExp, message = "D1_ERROR: the query exceeded its time limit"): D1Database {
   return new Proxy(env.DB, {
     get(target, prop) {

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { boostPrice, giftSplit } from "../src/live/live-rules";
 import { MAX_AMOUNT } from "../src/lib/money";
-import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, newUser, setUserStatus, uniqueId, verifiedUser } from "./helpers";
+import { adjust, adminToken, balanceOf, call, d1Before, expectLedgerOk, expectProblem, newUser, setUserStatus, uniqueId, verifiedUser } from "./helpers";
 
 const config = loadConfig({});
 type User = { id: string; token: string };
@@ -111,6 +111,21 @@ describe("POST /api/live/:streamId/gift", () => {
     });
     const earnings = await call("GET", "/api/creator/earnings", { token: streamer.token });
     expect(earnings.json.totals).toMatchObject({ gifts: 105 + 350 + 7, content: 0 });
+    await expectLedgerOk();
+  });
+
+  it("a gift repriced or retired between its read and its batch is refused 409 and moves nothing", async () => {
+    const admin = await adminToken();
+    const id = uniqueId("comet").replace(/[^A-Za-z0-9_-]/g, "");
+    expect((await call("POST", "/api/admin/gifts", { token: admin, body: { id, name: "Comet", coins: 100, animation: "comet" } })).status).toBe(201);
+    const streamer = await newUser("streamer");
+    const sender = await funded(1000);
+    const stream = uniqueId("s");
+    const send = (db: D1Database) => call("POST", `/api/live/${stream}/gift`, { token: sender.token, body: { giftId: id, streamerId: streamer.id }, db });
+    expectProblem(await send(d1Before(`update gifts set coins = 300 where id = '${id}'`)), 409, "conflict");
+    expectProblem(await send(d1Before(`update gifts set active = 0 where id = '${id}'`)), 409, "conflict");
+    expect((await balanceOf(sender.token)).balance).toBe(1000);
+    expect((await balanceOf(streamer.token)).balance).toBe(0);
     await expectLedgerOk();
   });
 

@@ -37,6 +37,7 @@ export const GUARDS = {
   spend_per_tx_limit: () => new ApiError("limit_exceeded", "This spend exceeds your per-transaction spending limit."),
   order_not_creditable: () => new ApiError("already_applied", "The order can no longer be credited."),
   order_reversal_moved: () => new ApiError("conflict", "Another reversal of this order was applied concurrently."),
+  gift_changed: () => new ApiError("conflict", "The gift's price or availability changed while sending; read the catalogue and send again."),
   payout_not_held: () => new ApiError("conflict", "The payout is no longer held."),
   payout_not_payable: () => new ApiError("already_applied", "The payout was already decided."),
   payee_banned: () => new ApiError("recipient_unavailable", "The earner is banned: the payout stays held. Reject it, or release it once the ban is lifted."),

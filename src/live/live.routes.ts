@@ -84,7 +84,7 @@ export const liveRouter = createRouter()
         201: json(z.object({ streamId: z.string(), gift: GiftSchema, quantity: z.number().int(), streamerId: z.string(), transaction: TransactionSchema }).openapi("GiftSent"), "Sent"),
         ...errorResponses,
         404: problemFor("Unknown gift, or no such streamer (`recipient_not_found`)."),
-        409: problemFor("`stream_mismatch`, or the Idempotency-Key was used with another body."),
+        409: problemFor("`stream_mismatch`, `conflict` (the gift was repriced or retired while sending: nothing was charged), or the Idempotency-Key was used with another body."),
         422: problemFor("`self_gift`, `insufficient_funds`, `debt_outstanding`, `recipient_unavailable`."),
       },
     }),

@@ -98,6 +98,8 @@ export async function sendGift(
     record: ctx.record,
     before: [db.insert(liveStreams).values({ id: streamId, streamerId: input.streamerId, createdAt: now }).onConflictDoNothing()],
     guards: [
+      // The price the sender saw is the price paid: a gift repriced or retired since it was read is refused, not charged anew.
+      guard("gift_changed", sql`not exists (select 1 from ${gifts} where ${gifts.id} = ${gift.id} and ${gifts.active} = 1 and ${gifts.coins} = ${gift.coins})`),
       ...recipientActive(input.streamerId),
       guard("stream_streamer_mismatch", sql`exists (select 1 from ${liveStreams} where ${liveStreams.id} = ${streamId} and ${liveStreams.streamerId} != ${input.streamerId})`),
     ],
