@@ -12,7 +12,7 @@ import { sendBatches } from "../src/jobs/fanout";
 import { handleDeadQueueMessage } from "../src/jobs/queue";
 import { payLine, termsOfRow } from "../src/jobs/batch-payouts";
 import type { PayoutRow } from "../src/db/schema";
-import { adminToken, balanceOf, call, expectLedgerOk, expectProblem, newUser, setUserStatus } from "./helpers";
+import { adminToken, balanceOf, call, d1Before, expectLedgerOk, expectProblem, newUser, setUserStatus } from "./helpers";
 
 const config = loadConfig(env);
 const db = () => createDb(env.DB);
@@ -296,5 +296,25 @@ describe("one user cannot stop a pay chunk", () => {
     const left = await env.DB.prepare("select user_id from daily_activity where day = ? and classified_at is null").bind(day).all<{ user_id: string }>();
     expect(left.results.map((r) => r.user_id)).toEqual([broken.id]);
     await expectLedgerOk();
+  });
+});
+
+describe("POST .../run racing the collection's end", () => {
+  it("μ and σ fixed between the run's read and its upsert: the run pays, it does not go back to collecting", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), tz), -13);
+    const user = await newUser("race-run");
+    await seedDay(user.id, day, [{ minutes: 6, count: 4 }]);
+    const { handleBatchMessage, startBatch } = await import("../src/jobs/daily-batch");
+    await handleBatchMessage({ db: db(), config, env }, { kind: "collect", day, userIds: [user.id] }, Date.now());
+    await env.DB.prepare("insert into batch_runs (day, status, active_users, started_at) values (?, 'collecting', 1, ?)").bind(day, Date.now()).run();
+    // The collection's last message fixes μ and σ just before the run's upsert commits.
+    const racing = d1Before(`update batch_runs set status = 'paying', mu = 4, sigma = 2, population = 1 where day = '${day}'`, /insert into "batch_runs"/);
+    await startBatch({ db: createDb(racing), config, env }, day, Date.now());
+    expect((await env.DB.prepare("select status from batch_runs where day = ?").bind(day).first<{ status: string }>())?.status).not.toBe("collecting");
+    for (let i = 0; i < 200; i++) {
+      if ((await env.DB.prepare("select status from batch_runs where day = ?").bind(day).first<{ status: string }>())?.status === "done") break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await call("GET", `/api/admin/batches/${day}`, { token: await adminToken() })).json).toMatchObject({ status: "done", classified: 1 });
   });
 });

@@ -26,7 +26,7 @@ export interface CallOptions {
   vars?: Record<string, string>;
   /** Counts the D1 round trips and statements of this request (its waitUntil work included). */
   d1?: D1Stats;
-  /** The D1 binding this one request sees (e.g. `d1Before`, to commit a concurrent change just before its batch). */
+  /** The D1 binding this one request sees (e.g. `d1Before`, to commit a concurrent change just before its write). */
   db?: D1Database;
 }
 
@@ -176,20 +176,35 @@ export async function xenditInvoiceOf(orderId: string): Promise<string> {
 export const d1Stats = (): D1Stats => ({ roundTrips: 0, statements: 0, rowsRead: 0, rowsWritten: 0 });
 
 /** The D1 binding, except that preparing a statement whose SQL matches `pattern` throws (a query D1 refuses, e.g. past its time limit). */
-/** The local D1, except that `change` is committed right before the request's first batch: a concurrent write landing between its reads and its batch. */
-export function d1Before(change: string): D1Database {
+/**
+ * The local D1, except that `change` is committed right before the first batch or statement whose SQL
+ * matches `at` runs: a concurrent write landing between a caller's reads and its write.
+ */
+export function d1Before(change: string, at: RegExp): D1Database {
   let done = false;
+  const sqlOf = new WeakMap<object, string>();
+  const first = async (queries: string[]) => {
+    if (done || !queries.some((q) => at.test(q))) return;
+    done = true;
+    await env.DB.exec(change);
+  };
+  const wrap = (stmt: D1PreparedStatement, query: string): D1PreparedStatement => {
+    const proxy = new Proxy(stmt, {
+      get(target, prop) {
+        if (prop === "bind") return (...args: unknown[]) => wrap(target.bind(...args), query);
+        const value = Reflect.get(target, prop, target);
+        if (typeof value !== "function") return value;
+        if (prop === "run" || prop === "all" || prop === "first" || prop === "raw") return async (...args: unknown[]) => (await first([query]), value.apply(target, args));
+        return value.bind(target);
+      },
+    });
+    sqlOf.set(proxy, query);
+    return proxy;
+  };
   return new Proxy(env.DB, {
     get(target, prop) {
-      if (prop === "batch") {
-        return async (statements: D1PreparedStatement[]) => {
-          if (!done) {
-            done = true;
-            await target.exec(change);
-          }
-          return target.batch(statements);
-        };
-      }
+      if (prop === "prepare") return (query: string) => wrap(target.prepare(query), query);
+      if (prop === "batch") return async (statements: D1PreparedStatement[]) => (await first(statements.map((st) => sqlOf.get(st) ?? "")), target.batch(statements));
       const value = Reflect.get(target, prop, target);
       return typeof value === "function" ? value.bind(target) : value;
     },

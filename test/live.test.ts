@@ -122,8 +122,8 @@ describe("POST /api/live/:streamId/gift", () => {
     const sender = await funded(1000);
     const stream = uniqueId("s");
     const send = (db: D1Database) => call("POST", `/api/live/${stream}/gift`, { token: sender.token, body: { giftId: id, streamerId: streamer.id }, db });
-    expectProblem(await send(d1Before(`update gifts set coins = 300 where id = '${id}'`)), 409, "conflict");
-    expectProblem(await send(d1Before(`update gifts set active = 0 where id = '${id}'`)), 409, "conflict");
+    expectProblem(await send(d1Before(`update gifts set coins = 300 where id = '${id}'`, /"live_gifts"/)), 409, "conflict");
+    expectProblem(await send(d1Before(`update gifts set active = 0 where id = '${id}'`, /"live_gifts"/)), 409, "conflict");
     expect((await balanceOf(sender.token)).balance).toBe(1000);
     expect((await balanceOf(streamer.token)).balance).toBe(0);
     await expectLedgerOk();

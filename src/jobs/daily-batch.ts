@@ -64,12 +64,16 @@ async function countMessages(db: Db, day: string, messages: number) {
 export async function startBatch(deps: BatchDeps, day: string, now: number) {
   const { db } = deps;
   const [{ active } = { active: 0 }] = await db.select({ active: count() }).from(activityDays).where(eq(activityDays.day, day));
-  const existing = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, day) });
-  const fixed = existing?.mu !== null && existing?.mu !== undefined;
-  await db
+  // Whether μ and σ are fixed is read by the upsert itself: collection may fix them a moment before.
+  const [run] = await db
     .insert(batchRuns)
     .values({ day, status: "collecting", activeUsers: active, startedAt: now })
-    .onConflictDoUpdate({ target: batchRuns.day, set: { status: fixed ? "paying" : "collecting", activeUsers: active, runs: sql`${batchRuns.runs} + 1`, startedAt: now, finishedAt: null } });
+    .onConflictDoUpdate({
+      target: batchRuns.day,
+      set: { status: sql`case when ${batchRuns.mu} is not null then 'paying' else 'collecting' end`, activeUsers: active, runs: sql`${batchRuns.runs} + 1`, startedAt: now, finishedAt: null },
+    })
+    .returning({ mu: batchRuns.mu });
+  const fixed = run?.mu !== null && run?.mu !== undefined;
   if (active === 0) {
     await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(eq(batchRuns.day, day));
     return batchProgress(db, day);
