@@ -33,7 +33,7 @@ async function dailyLedgerCheck(env: Env, scheduledTime: number): Promise<void> 
   } catch (e) {
     console.error("ledger check failed to run", e instanceof Error ? e.message : String(e));
   }
-  await enqueueOutbox(env.BATCH_QUEUE, outbox).catch((e) => console.error("ledger check events lost", e instanceof Error ? e.message : String(e)));
+  await enqueueOutbox(env, loadRuntimeConfig(env), outbox).catch((e) => console.error("ledger check events lost", e instanceof Error ? e.message : String(e)));
 }
 
 /**
@@ -57,8 +57,9 @@ async function housekeeping(env: Env, scheduledTime: number) {
   results.forEach((r, i) => {
     if (r.status === "rejected") console.error(`housekeeping step ${Object.keys(steps)[i]} failed`, r.reason instanceof Error ? r.reason.message : String(r.reason));
   });
-  await recordGatewayCalls(env, calls);
-  await enqueueOutbox(env.BATCH_QUEUE, outbox);
+  // Timings are best effort; what the steps settled is announced whatever happens to them.
+  await recordGatewayCalls(env, calls).catch((e) => console.error("gateway timings lost", e instanceof Error ? e.message : String(e)));
+  await enqueueOutbox(env, config, outbox);
 }
 
 /**
@@ -117,7 +118,7 @@ const worker = {
     // Payouts, refunds and releases reach their users' sockets once their batches committed, through
     // the queue in bounded messages (a chunk of payouts touches hundreds of users). Sent before this
     // delivery ends: a send left to waitUntil stalled the local queue while it awaited this delivery.
-    if (outbox.length > 0) await enqueueOutbox(env.BATCH_QUEUE, outbox).catch((e) => console.error("realtime events not queued", e instanceof Error ? e.message : String(e)));
+    if (outbox.length > 0) await enqueueOutbox(env, deps.config, outbox).catch((e) => console.error("realtime events not queued", e instanceof Error ? e.message : String(e)));
   },
 } satisfies ExportedHandler<Env, QueueMessage>;
 

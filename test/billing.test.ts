@@ -1,4 +1,4 @@
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { issueMonthlyInvoices, runMonthlyBilling, usageFor } from "../src/billing/billing.service";
@@ -240,9 +240,19 @@ describe("monthly usage invoices", () => {
     await adjust(adv.id, 50_000, "IDR");
     await seedPayout(adv.id, "2025-08-31", 4_000);
     await env.DB.prepare("insert or replace into batch_runs (day, status, started_at, finished_at) values ('2025-08-31', 'done', 0, 1)").run();
+    // The advertiser has a socket open: the charge is announced like any other movement.
+    await env.DB.prepare("insert or replace into realtime_presence (user_id, connected, last_seen) values (?, 1, ?)").bind(adv.id, Date.now()).run();
     // 2025-08-31T17:30Z is 1 September 00:30 WIB.
     expect(await runMonthlyBilling(env, Date.parse("2025-08-31T17:30:00Z"))).toMatchObject({ month: "2025-08", paid: 1, chargedIdr: 40_000 });
     expect(await idrBalance(adv.id)).toBe(10_000);
+    // (Numbered by the advertiser's object; an event of 2025 is then past the replay window and not kept.)
+    const announced = () =>
+      runInDurableObject(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(adv.id)), (_, state) => {
+        const tables = state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE name = 'realtime_seq'").one().n;
+        return tables === 0 ? 0 : state.storage.sql.exec<{ last: number }>("SELECT last FROM realtime_seq").one().last;
+      });
+    for (let i = 0; i < 100 && (await announced()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await announced()).toBe(1);
   });
 
   it("refuses a month that has not ended in WIB", async () => {

@@ -411,3 +411,48 @@ describe("realtime events over WebSockets", () => {
     for (const s of sockets.slice(1)) s.ws.close(1000, "done");
   });
 });
+
+describe("a job's realtime events of any size reach the queue", () => {
+  it("a user with hundreds of events from one job (a creator deleting an item with 500 buyers) is published in order; every queue message stays under the 128 KB limit", async () => {
+    const { outboxMessages } = await import("../src/realtime/outbox");
+    const { enqueueOutbox } = await import("../src/jobs/queue");
+    const creator = await newUser("many-events");
+    const socket = await open("", { token: creator.token });
+    const at = Date.now();
+    const busy = Array.from({ length: 1000 }, (_, i) => ({
+      to: { user: creator.id, seenAt: Number.MAX_SAFE_INTEGER },
+      type: i % 2 === 0 ? "coin-balance-update" : "transaction-update",
+      at,
+      data: { balance: 100_000 - i, available: 100_000 - i, change: -350, reason: "content_refund", transactionId: `01TX${String(i).padStart(22, "0")}`, n: i },
+    }));
+    const others = Array.from({ length: 60 }, (_, i) => ({ to: { user: `other-${i}`, seenAt: null }, type: "coin-balance-update", at, data: { balance: i } }));
+    const { messages, direct } = outboxMessages([...busy, ...others]);
+    for (const m of messages) expect(new TextEncoder().encode(JSON.stringify(m)).length).toBeLessThan(128 * 1024);
+    expect(direct).toHaveLength(1000);
+    expect(messages.flatMap((m) => m.events)).toHaveLength(60);
+
+    await enqueueOutbox(env, loadConfig(env), [...busy, ...others]);
+    const frames = await socket.next(1000, 10_000);
+    expect(frames.map((f) => f.data.n)).toEqual(busy.map((e) => e.data.n));
+    socket.ws.close(1000, "done");
+  });
+});
+
+describe("housekeeping announces what it settled whatever the latency recorder does", () => {
+  it("a withdrawal settled by reconciliation reaches its user's socket even when recording the gateway timings fails", async () => {
+    const { irisReferenceOf, sim, verifiedUser } = await import("./helpers");
+    const user = await verifiedUser("hk");
+    await adjust(user.id, 1000);
+    const res = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 700 } });
+    expect(res.status, res.text).toBe(202);
+    await sim("POST", `/_sim/iris/${await irisReferenceOf(res.json.withdrawalId)}/notify`, { status: "completed", deliver: false });
+    const socket = await open("", { token: user.token });
+    const broken = { ...env, GATEWAY_LATENCY: { idFromName: () => ({}), get: () => ({ record: async () => Promise.reject(new Error("recorder overloaded")) }) } } as unknown as Env;
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: "*/15 * * * *", scheduledTime: Date.now() + 31 * 60_000 }), broken, ctx);
+    await waitOnExecutionContext(ctx);
+    const settled = await until(socket, (f) => f.type === "transaction-update" && f.data.type === "withdraw" && f.data.status === "completed", 15_000);
+    expect(settled).toBeDefined();
+    socket.ws.close(1000, "done");
+  });
+});

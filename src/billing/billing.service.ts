@@ -10,6 +10,8 @@ import { movePlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { businessMonth, monthRange, previousMonth, usageCost, type UsageCost, type UsagePlan } from "./usage-pricing";
+import { enqueueOutbox } from "../jobs/queue";
+import type { Outbox } from "../realtime/outbox";
 
 export const usagePlan = (config: Config, creditLimitUnits = config.USAGE_CREDIT_LIMIT_UNITS): UsagePlan => ({
   creditLimitUnits,
@@ -218,13 +220,19 @@ export async function listInvoices(db: Db, month: string, status?: UsageInvoiceR
  */
 export async function runMonthlyBilling(env: Env, scheduledTime: number): Promise<InvoiceRun | null> {
   const config = loadRuntimeConfig(env);
-  const db = createDb(env.DB);
+  const outbox: Outbox = [];
+  const db = createDb(env.DB, { outbox });
   const month = previousMonth(scheduledTime, config.BUSINESS_TZ_OFFSET);
   if (!(await lastBatchFinished(db, month))) {
     console.error(`usage invoices for ${month} deferred: the batch of ${monthRange(month).to} has not finished; run POST /api/admin/billing/invoices/${month}/run after it`);
     return null;
   }
-  const run = await issueMonthlyInvoices(db, config, month, scheduledTime);
-  console.log("usage invoices", JSON.stringify(run));
-  return run;
+  try {
+    const run = await issueMonthlyInvoices(db, config, month, scheduledTime);
+    console.log("usage invoices", JSON.stringify(run));
+    return run;
+  } finally {
+    // The charges that committed reach their advertisers' sockets, as when an admin runs the month.
+    await enqueueOutbox(env, config, outbox).catch((e) => console.error("invoice events not queued", e instanceof Error ? e.message : String(e)));
+  }
 }

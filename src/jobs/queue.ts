@@ -2,7 +2,7 @@ import { raiseAlert, dedupeKey } from "../fraud/alerts";
 import { handleContentRefundMessage, contentRefundSource, type ContentRefundMessage } from "./content-refunds";
 import { collectSource, handleBatchMessage, handleDeadLetter, paySource, type BatchMessage } from "./daily-batch";
 import { escrowReleaseSource, handleEscrowRelease, type EscrowReleaseMessage } from "../marketplace/marketplace.service";
-import { outboxMessages, publishOutbox, type Outbox, type RealtimeMessage } from "../realtime/outbox";
+import { outboxMessages, publishOutbox, type Outbox, type RealtimeConfig, type RealtimeMessage } from "../realtime/outbox";
 import { fanoutStep, sendBatches, type FanoutMessage, type FanoutSource, type FanoutSourceName, type QueueDeps } from "./fanout";
 
 /** Every message the one queue (and its dead-letter queue) carries. */
@@ -58,7 +58,17 @@ async function deadEscrow(deps: QueueDeps, what: string, orders: number) {
   });
 }
 
-/** A job's realtime events, handed to the queue in bounded messages. */
-export async function enqueueOutbox(queue: Queue, outbox: Outbox): Promise<void> {
-  for (const group of sendBatches(outboxMessages(outbox))) await queue.sendBatch(group.map((body) => ({ body })));
+/**
+ * A job's realtime events, handed to the queue in bounded messages (those too large for one message are
+ * published here, see outboxMessages). A send that fails does not stop the others; the failure is thrown
+ * once all were tried.
+ */
+export async function enqueueOutbox(env: Env, config: RealtimeConfig, outbox: Outbox): Promise<void> {
+  const { messages, direct } = outboxMessages(outbox);
+  if (direct.length > 0) await publishOutbox(env, config, direct);
+  const failed: string[] = [];
+  for (const group of sendBatches(messages)) {
+    await env.BATCH_QUEUE.sendBatch(group.map((body) => ({ body }))).catch((e) => failed.push(e instanceof Error ? e.message : String(e)));
+  }
+  if (failed.length > 0) throw new Error(`${failed.length} realtime sends failed: ${failed[0]}`);
 }

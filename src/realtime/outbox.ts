@@ -51,7 +51,7 @@ export function collect(outbox: Outbox, statements: readonly unknown[], results:
   });
 }
 
-type RealtimeConfig = Pick<Config, "REALTIME_LOBBY_SHARDS" | "REALTIME_REPLAY_EVENTS" | "REALTIME_REPLAY_HOURS">;
+export type RealtimeConfig = Pick<Config, "REALTIME_LOBBY_SHARDS" | "REALTIME_REPLAY_EVENTS" | "REALTIME_REPLAY_HOURS">;
 
 export const retention = (config: RealtimeConfig) => ({ keep: config.REALTIME_REPLAY_EVENTS, maxAgeMs: config.REALTIME_REPLAY_HOURS * 3_600_000 });
 
@@ -116,29 +116,42 @@ export type RealtimeMessage = { kind: "realtime"; events: OutboxEvent[] };
 /** Users per realtime message: with up to 10 messages per delivery, at most 250 object calls per invocation. */
 const PUBLISH_CHUNK_USERS = 25;
 
+/** Bytes of events per realtime message at most (Cloudflare Queues refuse a message over 128 KB). */
+const MESSAGE_MAX_BYTES = 96 * 1024;
+
 /**
  * For jobs (queue messages, crons), whose batches may touch thousands of users: the outbox goes to the
- * queue in messages of PUBLISH_CHUNK_USERS users (rooms' events in the first), so no invocation makes
- * an unbounded number of object calls. Requests publish directly (they touch a handful of users).
+ * queue in messages of at most PUBLISH_CHUNK_USERS users and MESSAGE_MAX_BYTES (rooms' events first), so
+ * no invocation makes an unbounded number of object calls. A user's (or room's) events are never split
+ * over messages, which the queue may deliver in any order: a group too large for one message (a creator
+ * with hundreds of refunds in one delivery) is `direct`, published by the job itself in one call, in
+ * order. Requests publish directly (they touch a handful of users).
  */
-export function outboxMessages(outbox: Outbox): RealtimeMessage[] {
+export function outboxMessages(outbox: Outbox): { messages: RealtimeMessage[]; direct: Outbox } {
   const groups = new Map<string, OutboxEvent[]>();
   for (const e of outbox) {
     const key = "user" in e.to ? `u:${e.to.user}` : `r:${e.to.room}`;
     (groups.get(key) ?? groups.set(key, []).get(key)!).push(e);
   }
   const messages: RealtimeMessage[] = [];
+  const direct: Outbox = [];
   let current: OutboxEvent[] = [];
   let users = 0;
+  let bytes = 0;
   for (const events of groups.values()) {
-    if (users === PUBLISH_CHUNK_USERS) {
+    const size = new TextEncoder().encode(JSON.stringify(events)).length;
+    if (size > MESSAGE_MAX_BYTES) {
+      direct.push(...events);
+      continue;
+    }
+    if (current.length > 0 && (users === PUBLISH_CHUNK_USERS || bytes + size > MESSAGE_MAX_BYTES)) {
       messages.push({ kind: "realtime", events: current });
-      current = [];
-      users = 0;
+      [current, users, bytes] = [[], 0, 0];
     }
     current.push(...events);
     users++;
+    bytes += size;
   }
   if (current.length > 0) messages.push({ kind: "realtime", events: current });
-  return messages;
+  return { messages, direct };
 }
