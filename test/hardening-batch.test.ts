@@ -318,3 +318,17 @@ describe("POST .../run racing the collection's end", () => {
     expect((await call("GET", `/api/admin/batches/${day}`, { token: await adminToken() })).json).toMatchObject({ status: "done", classified: 1 });
   });
 });
+
+describe("dead letters of escrow release", () => {
+  it("a person is told again on a later day: the alert is once per day, not once for the life of the database", async () => {
+    const count = () => env.DB.prepare("select count(*) as n from fraud_alerts where alert_type = 'escrow_release_failed'").first<{ n: number }>();
+    const before = (await count())!.n;
+    const dead = { kind: "fanout" as const, source: "escrow_release" as const, key: String(Date.now()), after: "" };
+    const monday = Date.parse("2031-03-03T03:00:00Z");
+    await handleDeadQueueMessage({ db: db(), config, env }, dead, monday);
+    await handleDeadQueueMessage({ db: db(), config, env }, dead, monday + 3_600_000);
+    expect((await count())!.n).toBe(before + 1);
+    await handleDeadQueueMessage({ db: db(), config, env }, dead, monday + 86_400_000);
+    expect((await count())!.n).toBe(before + 2);
+  });
+});

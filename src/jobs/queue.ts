@@ -4,6 +4,7 @@ import { collectSource, handleBatchMessage, handleDeadLetter, paySource, type Ba
 import { escrowReleaseSource, handleEscrowRelease, type EscrowReleaseMessage } from "../marketplace/marketplace.service";
 import { outboxMessages, publishOutbox, type Outbox, type RealtimeConfig, type RealtimeMessage } from "../realtime/outbox";
 import { fanoutStep, sendBatches, type FanoutMessage, type FanoutSource, type FanoutSourceName, type QueueDeps } from "./fanout";
+import { businessDay } from "../lib/time";
 
 /** Every message the one queue (and its dead-letter queue) carries. */
 export type QueueMessage = BatchMessage | ContentRefundMessage | EscrowReleaseMessage | FanoutMessage | RealtimeMessage;
@@ -29,11 +30,11 @@ export async function handleDeadQueueMessage(deps: QueueDeps, body: QueueMessage
   if (body.kind === "realtime") return;
   if (body.kind === "fanout") {
     if (body.source === "content_refund") return deadRefunds(deps, body.key, `fanout after ${body.after || "(start)"}`, 0);
-    if (body.source === "escrow_release") return deadEscrow(deps, `fanout after ${body.after || "(start)"}`, 0);
+    if (body.source === "escrow_release") return deadEscrow(deps, `fanout after ${body.after || "(start)"}`, 0, now);
     return handleDeadLetter(deps, { kind: body.source, day: body.key, userIds: [] }, now);
   }
   if (body.kind === "content_refund") return deadRefunds(deps, body.contentId, body.purchaseIds.join(","), body.purchaseIds.length);
-  if (body.kind === "escrow_release") return deadEscrow(deps, body.orderIds.join(","), body.orderIds.length);
+  if (body.kind === "escrow_release") return deadEscrow(deps, body.orderIds.join(","), body.orderIds.length, now);
   return handleDeadLetter(deps, body, now);
 }
 
@@ -47,14 +48,17 @@ async function deadRefunds(deps: QueueDeps, contentId: string, what: string, pur
   });
 }
 
-/** Escrow release is retried by the next cron run anyway (due orders stay due); a person is still told. */
-async function deadEscrow(deps: QueueDeps, what: string, orders: number) {
+/**
+ * Escrow release is retried by the next cron run anyway (due orders stay due); a person is still told,
+ * once per business day (the same fan-out step fails the same way run after run while a fault lasts).
+ */
+async function deadEscrow(deps: QueueDeps, what: string, orders: number, now: number) {
   await raiseAlert(deps.db, {
     userId: null,
     alertType: "escrow_release_failed",
     severity: "high",
     details: { orders, note: "due orders stay in escrow and are picked up by the next run" },
-    dedupeKey: await dedupeKey("escrow_release_failed", what),
+    dedupeKey: await dedupeKey("escrow_release_failed", businessDay(now, deps.config.BUSINESS_TZ_OFFSET), what),
   });
 }
 
