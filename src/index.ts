@@ -8,6 +8,8 @@ import { purgeRejectedPhotos } from "./kyc/kyc.service";
 import { purgeIdempotencyKeys } from "./lib/idempotency";
 import { reconcileWithdrawals } from "./payouts/withdrawals.service";
 import { startBatch } from "./jobs/daily-batch";
+import { dedupeKey, raiseAlert } from "./fraud/alerts";
+import type { Config } from "./config";
 import { rollupDay } from "./metrics/metrics.service";
 import { startFanout } from "./jobs/fanout";
 import type { Outbox } from "./realtime/outbox";
@@ -34,6 +36,25 @@ async function dailyLedgerCheck(env: Env, scheduledTime: number): Promise<void> 
     console.error("ledger check failed to run", e instanceof Error ? e.message : String(e));
   }
   await enqueueOutbox(env, loadRuntimeConfig(env), outbox).catch((e) => console.error("ledger check events lost", e instanceof Error ? e.message : String(e)));
+}
+
+/**
+ * The daily batch's start. If it cannot start, nothing was queued, so no dead letter will ever tell
+ * anyone: a critical alert does (once per day), and POST /api/admin/batches/{day}/run starts it.
+ */
+async function startDailyBatch(env: Env, config: Config, day: string, scheduledTime: number): Promise<void> {
+  const outbox: Outbox = [];
+  const db = createDb(env.DB, { outbox });
+  try {
+    await startBatch({ db, config, env }, day, scheduledTime);
+  } catch (e) {
+    const error = e instanceof Error ? e.message : String(e);
+    console.error(`daily batch ${day} did not start`, error);
+    await raiseAlert(db, { userId: null, alertType: "batch_start_failed", severity: "critical", details: { day, error, resume: `POST /api/admin/batches/${day}/run` }, dedupeKey: await dedupeKey("batch_start_failed", day) }).catch(
+      (alertError) => console.error("batch start alert lost", alertError instanceof Error ? alertError.message : String(alertError)),
+    );
+  }
+  await enqueueOutbox(env, config, outbox).catch((e) => console.error("batch start events lost", e instanceof Error ? e.message : String(e)));
 }
 
 /**
@@ -87,7 +108,7 @@ const worker = {
       const config = loadRuntimeConfig(env);
       // The day is the business day that ended before the scheduled time, so any run can be replayed.
       const day = previousBusinessDay(controller.scheduledTime, config.BUSINESS_TZ_OFFSET);
-      ctx.waitUntil(startBatch({ db: createDb(env.DB), config, env }, day, controller.scheduledTime).then(() => undefined));
+      ctx.waitUntil(startDailyBatch(env, config, day, controller.scheduledTime));
       // The metrics rollup of the day that ended (rerunnable; today's is computed when asked for).
       ctx.waitUntil(rollupDay(createDb(env.DB), env, config, day, controller.scheduledTime).catch((e) => console.error("metrics rollup failed", e instanceof Error ? e.message : String(e))));
       // The ledger's invariants, once a day (a failure raises a critical alert, announced to the admins' room; the console shows the report).

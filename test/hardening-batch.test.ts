@@ -332,3 +332,21 @@ describe("dead letters of escrow release", () => {
     expect((await count())!.n).toBe(before + 2);
   });
 });
+
+describe("a daily batch that cannot start", () => {
+  it("raises a critical alert (nothing was queued, so no dead letter ever would)", async () => {
+    const { createExecutionContext, createScheduledController, waitOnExecutionContext } = await import("cloudflare:test");
+    const worker = (await import("../src/index")).default;
+    const { DAILY_BATCH_CRON } = await import("../src/jobs/crons");
+    // 2032-01-05T17:15Z is 00:15 WIB on the 6th: the batch of 5 January.
+    const scheduledTime = Date.parse("2032-01-05T17:15:00Z");
+    const user = await newUser("no-start");
+    await env.DB.prepare("insert or ignore into activity_days (day, user_id, created_at) values ('2032-01-05', ?, ?)").bind(user.id, Date.now()).run();
+    const refusing = { ...env, BATCH_QUEUE: { send: async () => Promise.reject(new Error("queue unavailable")), sendBatch: async () => Promise.reject(new Error("queue unavailable")) } } as unknown as Env;
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: DAILY_BATCH_CRON, scheduledTime }), refusing, ctx);
+    await waitOnExecutionContext(ctx);
+    const alerts = await env.DB.prepare("select severity, details from fraud_alerts where alert_type = 'batch_start_failed'").all<{ severity: string; details: string }>();
+    expect(alerts.results.map((a) => [a.severity, JSON.parse(a.details).day])).toEqual([["critical", "2032-01-05"]]);
+  });
+});
