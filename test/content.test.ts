@@ -346,6 +346,28 @@ describe("content refunds", () => {
     await expectLedgerOk();
   }, 120_000);
 
+  it("an admin's buyer refund under an Idempotency-Key happens once: the same request again replays the answer, even after the buyer bought the item again", async () => {
+    const creator = await newUser("creator");
+    const id = await priced(creator, 200);
+    const buyer = await funded(400);
+    expect((await unlock(buyer, id)).status).toBe(201);
+    const admin = await adminToken();
+    const headers = { "idempotency-key": `refund-${buyer.id}` };
+    const body = { reason: "buyer_request", userId: buyer.id };
+    const first = await call("POST", `/api/content/${id}/refund`, { token: admin, body, headers });
+    expect(first.status, first.text).toBe(200);
+    expect(first.json).toMatchObject({ refunded: 200, outcome: "refunded" });
+    // The buyer buys it again; the admin's client retries the refund (it never saw the answer).
+    expect((await unlock(buyer, id)).status).toBe(201);
+    const retry = await call("POST", `/api/content/${id}/refund`, { token: admin, body, headers });
+    expect([retry.status, retry.json, retry.headers.get("idempotent-replayed")]).toEqual([200, first.json, "true"]);
+    expect((await balanceOf(buyer.token)).balance).toBe(200);
+    expect((await call("GET", `/api/content/${id}/access`, { token: buyer.token })).json).toMatchObject({ access: true });
+    // The same key with another body is a conflict.
+    expectProblem(await call("POST", `/api/content/${id}/refund`, { token: admin, body: { reason: "buyer_request", userId: creator.id }, headers }), 409, "idempotency_conflict");
+    await expectLedgerOk();
+  });
+
   it("admin removal of an item once sold at 1 coin (the creator's share rounded to 0): that purchase is closed with nothing to give back, and every other buyer is refunded", async () => {
     const creator = await newUser("creator");
     const id = await priced(creator, 1);

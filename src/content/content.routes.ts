@@ -3,7 +3,7 @@ import { and, eq, isNull } from "drizzle-orm";
 import { contentPurchases } from "../db/schema";
 import { requireRole } from "../lib/auth";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
-import { moveOnce } from "../lib/idempotency";
+import { idempotencyScope, idempotent, moveOnce } from "../lib/idempotency";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { startFanout } from "../jobs/fanout";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
@@ -177,16 +177,22 @@ export const contentRouter = createRouter()
         await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
         return c.json(await refundProgress(db, id), 202);
       }
-      const [item, [purchase]] = await Promise.all([
-        findContent(db, id),
-        db.select().from(contentPurchases).where(and(eq(contentPurchases.contentId, id), eq(contentPurchases.buyerId, body.userId), isNull(contentPurchases.refundedAt))).limit(1),
-      ]);
-      if (!item || !purchase) throw new ApiError("not_found", "No live purchase of that buyer for that item.");
-      if (!buyerRefundAllowed(purchase.purchasedAt, Date.now(), item.status === "available")) {
-        throw new ApiError("refund_window_closed", "A buyer's refund is granted within 24 hours of the purchase while the item is available.");
-      }
-      const outcome = await refundPurchase(db, purchase, "full", c.var.user.id, "buyer_request");
-      return c.json({ purchaseId: purchase.id, refunded: purchase.price, outcome }, 200);
+      // Once per Idempotency-Key: the answer is recorded in the refund's own batch, so a retry after the
+      // buyer bought the item again replays it instead of refunding the new purchase.
+      const answer = await idempotent(c, await idempotencyScope(c, { id, ...body }), async (record) => {
+        const [item, [purchase]] = await Promise.all([
+          findContent(db, id),
+          db.select().from(contentPurchases).where(and(eq(contentPurchases.contentId, id), eq(contentPurchases.buyerId, body.userId), isNull(contentPurchases.refundedAt))).limit(1),
+        ]);
+        if (!item || !purchase) throw new ApiError("not_found", "No live purchase of that buyer for that item.");
+        if (!buyerRefundAllowed(purchase.purchasedAt, Date.now(), item.status === "available")) {
+          throw new ApiError("refund_window_closed", "A buyer's refund is granted within 24 hours of the purchase while the item is available.");
+        }
+        const refunded = { purchaseId: purchase.id, refunded: purchase.price };
+        const outcome = await refundPurchase(db, purchase, "full", c.var.user.id, "buyer_request", { idempotency: record({ status: 200, body: { ...refunded, outcome: "refunded" } }) });
+        return { status: 200 as const, body: { ...refunded, outcome } };
+      });
+      return c.json(answer.body, 200);
     },
   )
   .openapi(

@@ -161,7 +161,14 @@ async function unlockAt(db: Db, config: Config, buyerId: string, item: ContentIt
  * the platform's and processing's shares. The creator's available balance only sizes the split: the
  * accounts CHECK still guards it, and a race with a spend simply sizes it again.
  */
-export async function refundPurchase(db: Db, purchase: ContentPurchaseRow, kind: RefundKind, actorId: string, reason: string): Promise<"refunded" | "already_refunded"> {
+export async function refundPurchase(
+  db: Db,
+  purchase: ContentPurchaseRow,
+  kind: RefundKind,
+  actorId: string,
+  reason: string,
+  opts: { idempotency?: IdempotencyWrite } = {},
+): Promise<"refunded" | "already_refunded"> {
   const legs = refundLegs(purchase, kind);
   const notRefunded = guard("purchase_already_refunded", sql`exists (select 1 from ${contentPurchases} where ${contentPurchases.id} = ${purchase.id} and ${contentPurchases.refundedAt} is not null)`);
   if (legs.buyer === 0) {
@@ -211,6 +218,7 @@ export async function refundPurchase(db: Db, purchase: ContentPurchaseRow, kind:
     try {
       await applyPlan(db, plan, {
         guards: [notRefunded],
+        idempotency: opts.idempotency,
         alongside: [db.update(contentPurchases).set({ refundedAt: now, refundKind: kind, refundAmount: legs.buyer, refundTransactionId: refundTxId }).where(eq(contentPurchases.id, purchase.id))],
       });
       return "refunded";
