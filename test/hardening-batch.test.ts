@@ -350,3 +350,25 @@ describe("a daily batch that cannot start", () => {
     expect(alerts.results.map((a) => [a.severity, JSON.parse(a.details).day])).toEqual([["critical", "2032-01-05"]]);
   });
 });
+
+describe("whitelisted users and the bot levels", () => {
+  it("a whitelisted user skips the bot levels like every other rule: a level-A day is paid, not banned; the level is still recorded", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), tz), -14);
+    const advertiser = await newUser("adv-wl");
+    const cmp = await campaign(advertiser.token, 7);
+    await fundCampaign(cmp, 1_000_000);
+    const tester = await newUser("load-tester");
+    const whitelisted = await call("POST", "/api/fraud/whitelist", { token: await adminToken(), body: { userId: tester.id, reason: "QA load tester" } });
+    expect(whitelisted.status, whitelisted.text).toBe(201);
+    const bot = await newUser("plain-bot");
+    // R̄ 20 (μ 4, σ 2): level A for anyone.
+    for (const u of [tester, bot]) await seedDay(u.id, day, [{ minutes: 6, count: 20, campaignId: cmp }]);
+    await runAndWait(day);
+    const statusOf = async (id: string) => (await env.DB.prepare("select status from users where id = ?").bind(id).first<{ status: string }>())?.status;
+    expect(await statusOf(bot.id)).toBe("banned");
+    expect(await statusOf(tester.id)).toBe("active");
+    expect((await env.DB.prepare("select level, action from daily_activity where day = ? and user_id = ?").bind(day, tester.id).first())).toEqual({ level: "A", action: "paid" });
+    expect((await payoutsOf(tester.id)).results.map((p) => [p.status, p.amount_idr])).toEqual([["paid", 120 * 7]]);
+    await expectLedgerOk();
+  });
+});

@@ -1,4 +1,5 @@
-import { sql, type SQL } from "drizzle-orm";
+import { and, gt, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
+import { selectInChunks } from "../db/in-chunks";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { auditLog, fraudWhitelist, users } from "../db/schema";
@@ -18,6 +19,17 @@ export function whitelistedSql(subject: Subject, now: number): SQL {
     ? sql`(${fraudWhitelist.userId} = ${subject.userId} or ${fraudWhitelist.deviceFingerprint} = ${subject.deviceFingerprint})`
     : sql`${fraudWhitelist.userId} = ${subject.userId}`;
   return sql`exists (select 1 from ${fraudWhitelist} where ${match} and (${fraudWhitelist.expiresAt} is null or ${fraudWhitelist.expiresAt} > ${now}))`;
+}
+
+/** Which of `userIds` are whitelisted at `now` (by user id: a batch judges users, not devices). */
+export async function whitelistedUsers(db: Db, userIds: string[], now: number): Promise<Set<string>> {
+  const rows = await selectInChunks(userIds, (ids) =>
+    db
+      .select({ userId: fraudWhitelist.userId })
+      .from(fraudWhitelist)
+      .where(and(inArray(fraudWhitelist.userId, ids), or(isNull(fraudWhitelist.expiresAt), gt(fraudWhitelist.expiresAt, now)))),
+  );
+  return new Set(rows.map((r) => r.userId!));
 }
 
 const CHANGE = {

@@ -6,6 +6,7 @@ import { weightsOf } from "../activity/activity.routes";
 import { populationParams, type Level, type PopulationStats } from "../activity/bot-rules";
 import { classifyDay, columnDefaultsOf, columnParams, signalColumns, thresholdsOf, type Signal, type SignalColumn, type SignalParams } from "../activity/signals";
 import { alertStatement, alertWhen, dedupeKey } from "../fraud/alerts";
+import { whitelistedUsers } from "../fraud/engine";
 import { ApiError } from "../lib/errors";
 import { campaignsById, cappedPayoutStatement, earnedLine, holdPayoutStatement, payLines, suspendedLineStatement, suspendedOwners, termsToDecide, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
@@ -201,6 +202,7 @@ async function populationStats(db: Db, day: string): Promise<Record<"rbar" | Sig
 const SIGNAL_COLUMNS = Object.keys(signalColumns) as SignalColumn[];
 
 const ACTION: Record<Level, "banned" | "held" | "paid"> = { A: "banned", B: "held", C: "paid" };
+const LEVEL_OF_ACTION: Record<"banned" | "held" | "paid", Level> = { banned: "A", held: "B", paid: "C" };
 
 async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number) {
   const { db, config } = deps;
@@ -216,6 +218,7 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   for (const p of await selectInChunks(userIds, (ids) => db.select().from(payouts).where(and(eq(payouts.day, day), inArray(payouts.userId, ids))))) decided.set(p.userId, [...(decided.get(p.userId) ?? []), p]);
   const known = await campaignsById(db, [...new Set(rows.flatMap((r) => Object.keys(r.campaignUnits)))]);
   const suspended = await suspendedOwners(db, [...new Set([...known.values()].map((c) => c.ownerId))]);
+  const whitelisted = await whitelistedUsers(db, userIds, now);
 
   /** One user's day: classified (once), acted on (A ban, B hold, C records what the cap withheld); C's lines to pay. */
   const judge = async (row: DailyActivityRow) => {
@@ -224,6 +227,9 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
       ? { level: row.level, decidedBy: row.decidedBy, z: { rbar: row.z ?? 0, ...(row.signalZ ?? {}) } }
       : classifyDay({ ...row, rbar: row.rbar }, { rbar: params, columns }, thresholds);
     const { level } = day_;
+    // What is done about it: a whitelisted user skips the bot levels like every rule (SPEC §12), and a
+    // classified day keeps the action recorded with it (a whitelist added or lifted later changes nothing).
+    const act: Level = row.level && row.action && row.action !== "none" ? LEVEL_OF_ACTION[row.action] : whitelisted.has(row.userId) ? "C" : level;
     const earlier = decided.get(row.userId) ?? [];
     const fresh = Object.entries(row.campaignUnits)
       .filter(([id, units]) => units > 0 && known.has(id))
@@ -235,7 +241,7 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
     const payable = terms.filter((t) => t.amountIdr > 0);
     const records: Statement[] = [...capped.map((t) => cappedPayoutStatement(db, t, now)), ...paysNothing.map((l) => suspendedLineStatement(db, l, now))];
     // (A statement is a thenable: it is built after the key is awaited, never returned from an async function.)
-    const key = level === "C" ? "" : await dedupeKey("bot_level", day, row.userId);
+    const key = act === "C" ? "" : await dedupeKey("bot_level", day, row.userId);
     const alert = (severity: "critical" | "high") =>
       alertStatement(
         db,
@@ -249,17 +255,17 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
         },
         now,
       );
-    if (level === "A") await db.batch([alert("critical"), db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId))]);
-    else if (level === "B") await db.batch([alert("high"), ...payable.map((t) => holdPayoutStatement(db, t, now)), ...records]);
+    if (act === "A") await db.batch([alert("critical"), db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId))]);
+    else if (act === "B") await db.batch([alert("high"), ...payable.map((t) => holdPayoutStatement(db, t, now)), ...records]);
     else if (records.length > 0) await db.batch(records as [Statement, ...Statement[]]);
     const { rbar: z, ...signalZ } = day_.z;
     return {
-      toPay: level === "C" ? payable : [],
+      toPay: act === "C" ? payable : [],
       classification: row.level
         ? null
         : db
             .update(dailyActivity)
-            .set({ level, z, signalZ: signalZ as Record<Signal | SignalColumn, number | null>, decidedBy: day_.decidedBy, action: ACTION[level], classifiedAt: now })
+            .set({ level, z, signalZ: signalZ as Record<Signal | SignalColumn, number | null>, decidedBy: day_.decidedBy, action: ACTION[act], classifiedAt: now })
             .where(and(eq(dailyActivity.day, day), eq(dailyActivity.userId, row.userId))),
     };
   };
