@@ -78,12 +78,18 @@ describe("POST /api/activity", () => {
       { events: [{ type: "view", count: 1.5 }] },
       { events: [{ type: "view", at: old }] },
       { events: [{ type: "view", at: new Date(Date.now() + 5 * 60_000).toISOString() }] },
-      { events: [{ type: "view", campaignId: "x' OR 1=1" }] },
       { events: [{ type: "view", id: "a".repeat(65) }] },
       { events: "lots" },
     ]) {
       expectProblem(await call("POST", "/api/activity", { token: user.token, body }), 400, "validation_failed");
     }
+    // A campaign id that names no campaign, however it is spelled, is 422 unknown_campaign (SPEC §8), listed.
+    for (const campaignId of ["x' OR 1=1", "summer-sale"]) {
+      const res = await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view", campaignId }] } });
+      expectProblem(res, 422, "unknown_campaign");
+      expect(JSON.stringify(res.json.errors)).toContain(JSON.stringify(campaignId).slice(1, -1));
+    }
+    expectProblem(await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view", campaignId: "c".repeat(65) }] } }), 400, "validation_failed");
     expect((await call("GET", "/api/activity/me", { token: user.token })).json.activeMinutes).toBe(0);
   });
 });

@@ -22,7 +22,7 @@ const EventSchema = z
   .object({
     id: z.string().min(1).max(64).regex(/^[\x21-\x7e]+$/).optional(),
     type: z.enum(["view", "like", "comment"]),
-    campaignId: z.string().regex(/^[0-9A-Z]{26}$/, "a campaign id").optional(),
+    campaignId: z.string().min(1).max(64).optional().openapi({ description: "A campaign id; one that names no active campaign is 422 `unknown_campaign`." }),
     at: z.iso.datetime({ offset: true }).optional().openapi({ description: "When it happened; within the last 10 minutes, default now." }),
     count: z.number().int().min(1).max(1000).default(1),
   })
