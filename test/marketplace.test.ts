@@ -84,6 +84,25 @@ describe("marketplace rules", () => {
 });
 
 describe("marketplace orders", () => {
+  it("confirm and refund honour Idempotency-Key: a repeat replays the answer instead of 409", async () => {
+    const [buyer, seller] = [await funded(1000), await newUser("seller")];
+    const first = await order(buyer, { sellerId: seller.id, amount: 100 });
+    const second = await order(buyer, { sellerId: seller.id, amount: 100 });
+    expect([first.status, second.status]).toEqual([201, 201]);
+    const confirmKey = { "idempotency-key": `confirm-${first.json.order.id}` };
+    const confirmed = await call("POST", `/api/marketplace/orders/${first.json.order.id}/confirm`, { token: buyer.token, headers: confirmKey });
+    expect(confirmed.status, confirmed.text).toBe(200);
+    const again = await call("POST", `/api/marketplace/orders/${first.json.order.id}/confirm`, { token: buyer.token, headers: confirmKey });
+    expect([again.status, again.json, again.headers.get("idempotent-replayed")]).toEqual([200, confirmed.json, "true"]);
+    const refundKey = { "idempotency-key": `refund-${second.json.order.id}` };
+    const refunded = await call("POST", `/api/marketplace/orders/${second.json.order.id}/refund`, { token: seller.token, headers: refundKey });
+    expect(refunded.status, refunded.text).toBe(200);
+    const refundAgain = await call("POST", `/api/marketplace/orders/${second.json.order.id}/refund`, { token: seller.token, headers: refundKey });
+    expect([refundAgain.status, refundAgain.json, refundAgain.headers.get("idempotent-replayed")]).toEqual([200, refunded.json, "true"]);
+    expect((await balanceOf(buyer.token)).balance).toBe(900);
+    await expectLedgerOk();
+  });
+
   it("a referral order: escrow until the buyer confirms, then seller 80 %, affiliate 5 %; both see it in their earnings (100,000 → 80,000 / 5,000 in the rules test)", async () => {
     const [buyer, seller, affiliate] = [await funded(1000), await newUser("seller"), await newUser("affiliate")];
     const code = await call("POST", "/api/marketplace/referral-codes", { token: affiliate.token });

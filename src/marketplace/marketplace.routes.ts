@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { errorResponses, problemFor } from "../lib/errors";
-import { moveOnce } from "../lib/idempotency";
+import { idempotencyScope, idempotent, moveOnce } from "../lib/idempotency";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import {
@@ -117,7 +117,14 @@ export const marketplaceRouter = createRouter()
       request: { params: OrderId },
       responses: { 200: json(OrderSchema, "Released"), ...errorResponses, 404: problemFor("No such order."), 409: problemFor("The order is no longer in escrow (`conflict`).") },
     }),
-    async (c) => c.json(orderView(await confirmOrder(c.var.db, c.req.valid("param").id, c.var.user.id, Date.now())), 200),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const answer = await idempotent(c, await idempotencyScope(c, { id }), async (record) => ({
+        status: 200 as const,
+        body: orderView(await confirmOrder(c.var.db, id, c.var.user.id, Date.now(), (o) => record({ status: 200, body: orderView(o) }))),
+      }));
+      return c.json(answer.body, 200);
+    },
   )
   .openapi(
     createRoute({
@@ -133,8 +140,12 @@ export const marketplaceRouter = createRouter()
       responses: { 200: json(OrderSchema, "Refunded"), ...errorResponses, 404: problemFor("No such order (or not yours)."), 409: problemFor("Already refunded, or released meanwhile (`conflict`).") },
     }),
     async (c) => {
-      const order = await visibleOrder(c.var.db, c.req.valid("param").id, c.var.user);
-      return c.json(orderView(await refundOrder(c.var.db, order, c.var.user)), 200);
+      const { id } = c.req.valid("param");
+      const answer = await idempotent(c, await idempotencyScope(c, { id }), async (record) => {
+        const order = await visibleOrder(c.var.db, id, c.var.user);
+        return { status: 200 as const, body: orderView(await refundOrder(c.var.db, order, c.var.user, (o) => record({ status: 200, body: orderView(o) }))) };
+      });
+      return c.json(answer.body, 200);
     },
   )
   .openapi(

@@ -5,7 +5,7 @@ import { insertWhere } from "../db/insert-where";
 import { accounts, auditLog, businessVerifications, deviceAccounts, marketplaceOrders, referralCodes, type MarketplaceOrderRow } from "../db/schema";
 import { ruleInBatch } from "../fraud/engine";
 import { systemAccountId, userAccountId, userDebtAccountId } from "../ledger/accounts";
-import { applyPlans, applyStatements, type IdempotencyWrite, type Statement } from "../ledger/executor";
+import { applyPlans, applyStatements, type ApplyOptions, type IdempotencyWrite, type Statement } from "../ledger/executor";
 import { guard, GuardError } from "../ledger/guards";
 import { entryPlan, type LedgerPlan } from "../ledger/plan";
 import { applySpending, spendingPlan } from "../ledger/spending";
@@ -188,7 +188,10 @@ const escrowGuard = (id: string) => guard("order_not_in_escrow", sql`not exists 
  * affiliate (each their own transaction, so each earns under `marketplace`), in ONE batch guarded by
  * the order still being in escrow — a confirm and a refund race to one winner.
  */
-export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: string, now: number): Promise<MarketplaceOrderRow> {
+/** The idempotency record of an order decision, given the order as the decision leaves it (written in its batch). */
+export type OrderRecord = (order: MarketplaceOrderRow) => IdempotencyWrite | undefined;
+
+export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: string, now: number, record?: OrderRecord): Promise<MarketplaceOrderRow> {
   const part = (userId: string, amount: number, type: "escrow_release" | "commission", role: "seller" | "affiliate"): LedgerPlan =>
     entryPlan({
       tx: { id: newId(now), type, asset: "COIN", amount, userId, counterpartyId: order.buyerId, metadata: { source: "marketplace", earners: [userId], orderId: order.id, role } },
@@ -202,7 +205,12 @@ export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: st
       now,
     });
   const released = { ...order, status: "released" as const, releasedAt: now, releasedBy: actor };
-  const plans = [{ plan: part(order.sellerId, order.sellerShare, "escrow_release", "seller"), options: { guards: [escrowGuard(order.id)], alongside: [db.update(marketplaceOrders).set({ status: "released", releasedAt: now, releasedBy: actor }).where(eq(marketplaceOrders.id, order.id))] } }];
+  const plans: { plan: LedgerPlan; options: ApplyOptions }[] = [
+    {
+      plan: part(order.sellerId, order.sellerShare, "escrow_release", "seller"),
+      options: { idempotency: record?.(released), guards: [escrowGuard(order.id)], alongside: [db.update(marketplaceOrders).set({ status: "released", releasedAt: now, releasedBy: actor }).where(eq(marketplaceOrders.id, order.id))] },
+    },
+  ];
   if (order.affiliateId && order.affiliateShare > 0) plans.push({ plan: part(order.affiliateId, order.affiliateShare, "commission", "affiliate"), options: { guards: [], alongside: [] } });
   await applyPlans(db, plans);
   return released;
@@ -213,7 +221,7 @@ export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: st
  * (an admin): the seller's and affiliate's shares are clawed back at the frozen rates — what their
  * wallets no longer hold becomes recorded debt — and the commission returned; processing keeps its share.
  */
-export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { id: string; role: string }): Promise<MarketplaceOrderRow> {
+export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { id: string; role: string }, record?: OrderRecord): Promise<MarketplaceOrderRow> {
   if (order.status === "refunded") throw new ApiError("conflict", "The order was already refunded.");
   const admin = caller.role === "admin";
   if (!admin && !(order.status === "escrow" && caller.id === order.sellerId)) {
@@ -260,17 +268,19 @@ export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { 
       audit: { actorId: caller.id, action: "marketplace.refunded", subjectType: "marketplace_order", subjectId: order.id, details: { kind: when, refunded: legs.buyer } },
       now,
     });
+    const refunded: MarketplaceOrderRow = { ...order, status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer };
     try {
       await applyPlans(db, [
         {
           plan,
           options: {
+            idempotency: record?.(refunded),
             guards: [when === "before_release" ? escrowGuard(order.id) : guard("order_not_released", sql`not exists (select 1 from ${marketplaceOrders} where ${marketplaceOrders.id} = ${order.id} and ${marketplaceOrders.status} = 'released')`)],
             alongside: [db.update(marketplaceOrders).set({ status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer }).where(eq(marketplaceOrders.id, order.id))],
           },
         },
       ]);
-      return { ...order, status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer };
+      return refunded;
     } catch (error) {
       if (error instanceof ApiError && error.code === "already_applied") throw new ApiError("conflict", "The order was already refunded.");
       if (!(error instanceof ApiError && error.code === "insufficient_funds")) throw error;
@@ -280,12 +290,12 @@ export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { 
 }
 
 /** The buyer confirms delivery: the escrow is released at once. */
-export async function confirmOrder(db: Db, id: string, buyerId: string, now: number) {
+export async function confirmOrder(db: Db, id: string, buyerId: string, now: number, record?: OrderRecord) {
   const order = await findOrder(db, id);
   if (!order) throw new ApiError("not_found", "No such order.");
   if (order.buyerId !== buyerId) throw new ApiError("forbidden", "Only the order's buyer confirms delivery.");
   if (order.status !== "escrow") throw new ApiError("conflict", `The order is ${order.status}.`);
-  return releaseOrder(db, order, buyerId, now);
+  return releaseOrder(db, order, buyerId, now, record);
 }
 
 /** A chunk of due orders, each released in its own batch (one already decided is skipped). */
