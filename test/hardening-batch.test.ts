@@ -372,3 +372,25 @@ describe("whitelisted users and the bot levels", () => {
     await expectLedgerOk();
   });
 });
+
+describe("a release under an Idempotency-Key", () => {
+  it("pays once; the same request again replays the answer", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), tz), -15);
+    const advertiser = await newUser("adv-key");
+    const cmp = await campaign(advertiser.token, 7);
+    await fundCampaign(cmp, 1_000_000);
+    const bot = await newUser("held-key");
+    await seedDay(bot.id, day, [{ minutes: 4, count: 8, campaignId: cmp }]);
+    await runAndWait(day);
+    const [p] = (await payoutsOf(bot.id)).results;
+    expect(p!.status).toBe("held");
+    const token = await adminToken();
+    const headers = { "idempotency-key": `release-${p!.id}` };
+    const first = await call("POST", `/api/admin/payouts/${p!.id}/release`, { token, headers });
+    expect(first.status, first.text).toBe(200);
+    const again = await call("POST", `/api/admin/payouts/${p!.id}/release`, { token, headers });
+    expect([again.status, again.json, again.headers.get("idempotent-replayed")]).toEqual([200, first.json, "true"]);
+    expect((await balanceOf(bot.token)).idrBalance).toBe(p!.amount_idr);
+    await expectLedgerOk();
+  });
+});

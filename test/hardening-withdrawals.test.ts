@@ -189,3 +189,22 @@ describe("reconciliation never releases a hold a payout may still use", () => {
     await expectLedgerOk();
   });
 });
+
+describe("an admin's resolve under an Idempotency-Key", () => {
+  it("settles once; the same request again replays the answer", async () => {
+    const user = await verifiedUser("resolve-key");
+    await adjust(user.id, 1000);
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "late" });
+    const res = await withdraw(user.token, 500);
+    const token = await adminToken();
+    const path = `/api/admin/withdrawals/${res.json.withdrawalId}/resolve`;
+    const headers = { "idempotency-key": `resolve-${res.json.withdrawalId}` };
+    const body = { outcome: "failed", reason: "Iris dashboard shows no payout" };
+    const first = await call("POST", path, { token, body, headers });
+    expect(first.status, first.text).toBe(200);
+    const again = await call("POST", path, { token, body, headers });
+    expect([again.status, again.json, again.headers.get("idempotent-replayed")]).toEqual([200, first.json, "true"]);
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 1000, lockedBalance: 0 });
+    await expectLedgerOk();
+  });
+});

@@ -6,7 +6,7 @@ import { campaigns, payouts, users, type CampaignRow, type PayoutRow } from "../
 import { activityPayout } from "../activity/bot-rules";
 import { capDailyPayout } from "../activity/signals";
 import { campaignAccountId, systemAccountId, userAccountId } from "../ledger/accounts";
-import { applyPlan, applyPlans } from "../ledger/executor";
+import { applyPlan, applyPlans, type IdempotencyWrite } from "../ledger/executor";
 import { guard, GuardError } from "../ledger/guards";
 import { payeeNotBanned } from "../users/users.guards";
 import { entryPlan } from "../ledger/plan";
@@ -126,7 +126,7 @@ const BATCH_ACTOR = "system:daily-batch";
 type Expect = "new" | "held";
 
 /** The ledger plan, guards and row of one paid line (once-key `payout:<day>:<user>:<campaign>`). */
-function payoutPlan(db: Db, terms: PayoutTerms, expect: Expect, now: number, actorId: string) {
+function payoutPlan(db: Db, terms: PayoutTerms, expect: Expect, now: number, actorId: string, record?: PayoutRecord) {
   const txId = newId(now);
   const decidedBy = actorId === BATCH_ACTOR ? null : actorId;
   const { amountIdr, feeIdr } = terms;
@@ -152,8 +152,11 @@ function payoutPlan(db: Db, terms: PayoutTerms, expect: Expect, now: number, act
     .insert(payouts)
     .values({ ...terms, status: "paid", transactionId: txId, decidedBy, decidedAt: now, createdAt: now })
     .onConflictDoUpdate({ target: [payouts.day, payouts.userId, payouts.campaignId], set: { status: "paid", transactionId: txId, decidedBy, decidedAt: now } });
-  return { plan, options: { guards, alongside: [upsert] } };
+  return { plan, options: { guards, alongside: [upsert], idempotency: record?.({ status: "paid", transactionId: txId, decidedBy, decidedAt: now }) } };
 }
+
+/** The idempotency record of a payout decision, given what the decision sets on the row (written in its batch). */
+export type PayoutRecord = (decided: Pick<PayoutRow, "status" | "transactionId" | "decidedBy" | "decidedAt">) => IdempotencyWrite | undefined;
 
 export type LineResult = "paid" | "insufficient_budget" | "campaign_suspended" | "payee_banned" | "already_decided" | "nothing";
 
@@ -163,10 +166,10 @@ export type LineResult = "paid" | "insufficient_budget" | "campaign_suspended" |
  * an admin release can never pay it twice. A budget that cannot cover payout + fee, or a campaign whose
  * owner is frozen or banned, moves nothing and is recorded as such (the batch may retry a short budget).
  */
-export async function payLine(db: Db, terms: PayoutTerms, now: number, opts: { expect?: Expect; actorId?: string } = {}): Promise<LineResult> {
+export async function payLine(db: Db, terms: PayoutTerms, now: number, opts: { expect?: Expect; actorId?: string; record?: PayoutRecord } = {}): Promise<LineResult> {
   if (terms.amountIdr === 0) return "nothing";
   const expect = opts.expect ?? "new";
-  const { plan, options } = payoutPlan(db, terms, expect, now, opts.actorId ?? BATCH_ACTOR);
+  const { plan, options } = payoutPlan(db, terms, expect, now, opts.actorId ?? BATCH_ACTOR, opts.record);
   try {
     await applyPlan(db, plan, options);
     return "paid";
@@ -213,7 +216,7 @@ export async function campaignsById(db: Db, ids: string[]): Promise<Map<string, 
  * Admin decision on a held payout: release pays it (once, at the terms it was held with), reject closes
  * it. Both are decided inside their batch by the payout's status, so concurrent decisions have one winner.
  */
-export async function decideHeldPayout(db: Db, id: string, decision: "release" | "reject", adminId: string) {
+export async function decideHeldPayout(db: Db, id: string, decision: "release" | "reject", adminId: string, record?: (decided: PayoutRow) => IdempotencyWrite | undefined) {
   const row = await db.query.payouts.findFirst({ where: eq(payouts.id, id) });
   if (!row) throw new ApiError("not_found", "No such payout.");
   if (row.status !== "held") throw new ApiError("conflict", `The payout is ${row.status}, not held.`);
@@ -223,7 +226,7 @@ export async function decideHeldPayout(db: Db, id: string, decision: "release" |
     if (!updated) throw new ApiError("conflict", "The payout was decided concurrently.");
     return updated;
   }
-  const result = await payLine(db, termsOfRow(row), now, { expect: "held", actorId: adminId });
+  const result = await payLine(db, termsOfRow(row), now, { expect: "held", actorId: adminId, record: record && ((decided) => record({ ...row, ...decided })) });
   if (result === "insufficient_budget") throw new ApiError("insufficient_funds", "The campaign's budget cannot cover this payout and its fee; it stays held.");
   if (result === "campaign_suspended") throw new ApiError("campaign_suspended", "The campaign's owner is frozen or banned; the payout stays held.");
   if (result === "payee_banned") throw new ApiError("recipient_unavailable", "The earner is banned: the payout stays held. Reject it, or release it once the ban is lifted.");

@@ -3,6 +3,7 @@ import { and, desc, eq, lt } from "drizzle-orm";
 import { payouts, withdrawals, type PayoutRow } from "../db/schema";
 import { decideHeldPayout } from "../jobs/batch-payouts";
 import { errorResponses, problemFor } from "../lib/errors";
+import { idempotencyScope, idempotent } from "../lib/idempotency";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { isRealDay } from "../lib/time";
 
@@ -97,7 +98,14 @@ export const adminPayoutsRouter = createRouter()
       request: { params: IdParam },
       responses: { 200: { description: "The payout", content: { "application/json": { schema: PayoutSchema } } }, ...errorResponses, 404: problemFor("No such payout."), 409: problemFor("Not held (decided already, or concurrently)."), 422: problemFor("Budget too small, the campaign's owner frozen or banned (`campaign_suspended`), or the earner banned (`recipient_unavailable`); it stays held.") },
     }),
-    async (c) => c.json(view(await decideHeldPayout(c.var.db, c.req.valid("param").id, "release", c.var.user.id)), 200),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const answer = await idempotent(c, await idempotencyScope(c, { id }), async (record) => ({
+        status: 200 as const,
+        body: view(await decideHeldPayout(c.var.db, id, "release", c.var.user.id, (decided) => record({ status: 200, body: view(decided) }))),
+      }));
+      return c.json(answer.body, 200);
+    },
   )
   .openapi(
     createRoute({

@@ -202,6 +202,11 @@ export const adminWithdrawalsRouter = createRouter()
     }),
     async (c) => {
       const { outcome, reason } = c.req.valid("json");
-      return c.json(adminWithdrawalView(await resolveWithdrawal(c.var.db, c.req.valid("param").id, outcome, reason, c.var.user.id)), 200);
+      const { id } = c.req.valid("param");
+      const answer = await idempotent(c, await idempotencyScope(c, { id, outcome, reason }), async (record) => ({
+        status: 200 as const,
+        body: adminWithdrawalView(await resolveWithdrawal(c.var.db, id, outcome, reason, c.var.user.id, (settled) => record({ status: 200, body: adminWithdrawalView(settled) }))),
+      }));
+      return c.json(answer.body, 200);
     },
   );

@@ -167,9 +167,9 @@ export async function settleWithdrawal(
   db: Db,
   w: WithdrawalRow,
   outcome: "completed" | "failed",
-  opts: { reason: string | null; actorId: string; reference?: string; alongside?: Statement[] },
+  opts: { reason: string | null; actorId: string; reference?: string; alongside?: Statement[]; idempotency?: IdempotencyWrite; now?: number },
 ): Promise<SettleResult> {
-  const now = Date.now();
+  const now = opts.now ?? Date.now();
   const audit = { actorId: opts.actorId, action: `withdrawal.${outcome}`, subjectType: "withdrawal", subjectId: w.id, details: { reason: opts.reason } };
   const plan =
     outcome === "completed"
@@ -178,6 +178,7 @@ export async function settleWithdrawal(
   const reference = opts.reference ? { irisReference: sql`coalesce(${withdrawals.irisReference}, ${opts.reference})` } : {};
   try {
     await applyPlan(db, plan, {
+      idempotency: opts.idempotency,
       alongside: [
         db
           .update(withdrawals)
@@ -212,17 +213,22 @@ export function irisOutcome(status: string): "completed" | "failed" | null {
 }
 
 /** An admin settles a pending withdrawal by hand (typically an unconfirmed one), once; audited with the reason. */
-export async function resolveWithdrawal(db: Db, id: string, outcome: "completed" | "failed", reason: string, adminId: string) {
+export async function resolveWithdrawal(db: Db, id: string, outcome: "completed" | "failed", reason: string, adminId: string, record?: (settled: WithdrawalRow) => IdempotencyWrite | undefined) {
   const w = await db.query.withdrawals.findFirst({ where: eq(withdrawals.id, id) });
   if (!w) throw new ApiError("not_found", "No such withdrawal.");
   if (w.status !== "pending") throw new ApiError("conflict", `The withdrawal is already ${w.status}.`);
+  const now = Date.now();
+  // The row as this settlement leaves it (what settleWithdrawal and the alongside update set).
+  const settled: WithdrawalRow = { ...w, status: outcome, failureReason: `admin: ${reason}`, unconfirmed: false, nextCheckAt: null, completedAt: outcome === "completed" ? now : null, updatedAt: now, resolvedBy: adminId };
   const result = await settleWithdrawal(db, w, outcome, {
-    reason: `admin: ${reason}`,
+    reason: settled.failureReason,
     actorId: adminId,
+    now,
+    idempotency: record?.(settled),
     alongside: [db.update(withdrawals).set({ resolvedBy: adminId }).where(eq(withdrawals.id, id))],
   });
   if (result === "duplicate") throw new ApiError("conflict", "The withdrawal was settled concurrently.");
-  return (await db.query.withdrawals.findFirst({ where: eq(withdrawals.id, id) }))!;
+  return settled;
 }
 
 /**
