@@ -7,7 +7,7 @@ import { idempotencyScope, idempotent } from "../lib/idempotency";
 import { newId } from "../lib/ids";
 import { MAX_AMOUNT } from "../lib/money";
 import { deviceFingerprint } from "../lib/request";
-import { bearerSecurity, createRouter } from "../lib/router";
+import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { findUser } from "../users/users.service";
 import { AssetSchema, TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import { transactionView, type TransactionView } from "../wallet/wallet.view";
@@ -54,7 +54,7 @@ export const adminRouter = createRouter()
       tags: ["admin"],
       summary: "Manual ledger correction (audited, idempotent)",
       security: bearerSecurity,
-      request: { body: { required: true, content: { "application/json": { schema: AdjustmentSchema } } } },
+      request: { headers: idempotencyHeader, body: { required: true, content: { "application/json": { schema: AdjustmentSchema } } } },
       responses: {
         201: { description: "The adjustment as the adjusted user sees it", content: { "application/json": { schema: TransactionSchema } } },
         ...errorResponses,

@@ -3,8 +3,8 @@ import { and, eq, isNull } from "drizzle-orm";
 import { contentPurchases } from "../db/schema";
 import { requireRole } from "../lib/auth";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
-import { idempotencyScope, idempotent, moveOnce } from "../lib/idempotency";
-import { bearerSecurity, createRouter } from "../lib/router";
+import { decideOnce, moveOnce } from "../lib/idempotency";
+import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { startFanout } from "../jobs/fanout";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import { buyerRefundAllowed } from "./content-rules";
@@ -103,7 +103,7 @@ export const contentRouter = createRouter()
         "The creator cannot unlock their own item (422 `own_content`). Counts against the spending limits (rupiah value) and the rate limit; refused while the buyer has " +
         "recorded debt (422 `debt_outstanding`). The item's terms are read, then ONE batch is guarded by them (a reprice in between re-reads and charges the new price).",
       security: bearerSecurity,
-      request: { params: IdParam, headers: z.object({ "idempotency-key": z.string().optional() }) },
+      request: { params: IdParam, headers: idempotencyHeader },
       responses: {
         201: json(UnlockSchema, "Unlocked"),
         ...errorResponses,
@@ -148,6 +148,7 @@ export const contentRouter = createRouter()
       security: bearerSecurity,
       middleware: [requireRole("admin")] as const,
       request: {
+        headers: idempotencyHeader,
         params: IdParam,
         body: {
           required: true,
@@ -179,7 +180,7 @@ export const contentRouter = createRouter()
       }
       // Once per Idempotency-Key: the answer is recorded in the refund's own batch, so a retry after the
       // buyer bought the item again replays it instead of refunding the new purchase.
-      const answer = await idempotent(c, await idempotencyScope(c, { id, ...body }), async (record) => {
+      const answer = await decideOnce(c, { id, ...body }, async (record) => {
         const [item, [purchase]] = await Promise.all([
           findContent(db, id),
           db.select().from(contentPurchases).where(and(eq(contentPurchases.contentId, id), eq(contentPurchases.buyerId, body.userId), isNull(contentPurchases.refundedAt))).limit(1),
@@ -189,10 +190,10 @@ export const contentRouter = createRouter()
           throw new ApiError("refund_window_closed", "A buyer's refund is granted within 24 hours of the purchase while the item is available.");
         }
         const refunded = { purchaseId: purchase.id, refunded: purchase.price };
-        const outcome = await refundPurchase(db, purchase, "full", c.var.user.id, "buyer_request", { idempotency: record({ status: 200, body: { ...refunded, outcome: "refunded" } }) });
-        return { status: 200 as const, body: { ...refunded, outcome } };
+        const outcome = await refundPurchase(db, purchase, "full", c.var.user.id, "buyer_request", { idempotency: record({ ...refunded, outcome: "refunded" }) });
+        return { ...refunded, outcome };
       });
-      return c.json(answer.body, 200);
+      return c.json(answer, 200);
     },
   )
   .openapi(

@@ -98,6 +98,16 @@ export async function idempotent<O extends Outcome>(
   }
 }
 
+/**
+ * A decision that moves value (a refund, a release, a settlement) at most once per Idempotency-Key
+ * (scoped by `scopeBody`): `run` hands the answer it will give to `record`, whose write rides in the
+ * decision's own batch, and returns that answer (200).
+ */
+export async function decideOnce<B extends object>(c: Context<AppEnv>, scopeBody: unknown, run: (record: (body: B) => IdempotencyWrite | undefined) => Promise<B>): Promise<B> {
+  const outcome = await idempotent<{ status: 200; body: B }>(c, await idempotencyScope(c, scopeBody), async (record) => ({ status: 200, body: await run((body) => record({ status: 200, body })) }));
+  return outcome.body;
+}
+
 /** Keys are kept at least 24 hours (SPEC §3); older ones are removed by the scheduled cleanup. */
 export async function purgeIdempotencyKeys(db: Db, olderThan: number): Promise<void> {
   await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, olderThan));

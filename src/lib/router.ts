@@ -1,4 +1,4 @@
-import { OpenAPIHono } from "@hono/zod-openapi";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { ApiError } from "./errors";
 
@@ -18,3 +18,8 @@ export function createRouter() {
 }
 
 export const bearerSecurity = [{ bearerAuth: [] }];
+
+/** The header every value-moving POST accepts (SPEC §3); the route runs through `moveOnce` or `decideOnce`. */
+export const idempotencyHeader = z.object({
+  "idempotency-key": z.string().optional().openapi({ description: "1–255 characters; a repeat with the same body replays the first answer." }),
+});

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { errorResponses, problemFor } from "../lib/errors";
 import { moveOnce } from "../lib/idempotency";
-import { bearerSecurity, createRouter } from "../lib/router";
+import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import { badgesOf } from "./badges";
 import { boostQuote, boostStream, featuredStreams, giftCatalogue, leaderboard, saveGift, sendGift, type BoostBody, type GiftBody } from "./live.service";
@@ -29,7 +29,6 @@ const QuoteSchema = z
 
 const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const body = <T extends z.ZodTypeAny>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
-const idempotencyHeader = z.object({ "idempotency-key": z.string().optional() });
 
 /** Mounted at /api/live. */
 export const liveRouter = createRouter()

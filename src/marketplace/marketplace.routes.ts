@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { errorResponses, problemFor } from "../lib/errors";
-import { idempotencyScope, idempotent, moveOnce } from "../lib/idempotency";
-import { bearerSecurity, createRouter } from "../lib/router";
+import { decideOnce, moveOnce } from "../lib/idempotency";
+import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import {
   confirmOrder,
@@ -74,7 +74,7 @@ export const marketplaceRouter = createRouter()
         "Counts against the spending limits and the rate limit.",
       security: bearerSecurity,
       request: {
-        headers: z.object({ "idempotency-key": z.string().optional() }),
+        headers: idempotencyHeader,
         body: body(
           z
             .object({ sellerId: UserIdSchema, productId: Slug, amount: z.number().int().min(1).max(1_000_000_000), referralCode: z.string().regex(/^[A-Z0-9]{4,16}$/, "a referral code").optional() })
@@ -114,16 +114,12 @@ export const marketplaceRouter = createRouter()
       tags: ["marketplace"],
       summary: "The buyer confirms delivery: the escrow goes to the seller (and affiliate) at once",
       security: bearerSecurity,
-      request: { params: OrderId },
-      responses: { 200: json(OrderSchema, "Released"), ...errorResponses, 404: problemFor("No such order."), 409: problemFor("The order is no longer in escrow (`conflict`).") },
+      request: { params: OrderId, headers: idempotencyHeader },
+      responses: { 200: json(OrderSchema, "Released"), ...errorResponses, 404: problemFor("No such order."), 409: problemFor("The order is no longer in escrow (`conflict`), or the Idempotency-Key was used with another request.") },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const answer = await idempotent(c, await idempotencyScope(c, { id }), async (record) => ({
-        status: 200 as const,
-        body: orderView(await confirmOrder(c.var.db, id, c.var.user.id, Date.now(), (o) => record({ status: 200, body: orderView(o) }))),
-      }));
-      return c.json(answer.body, 200);
+      return c.json(await decideOnce<ReturnType<typeof orderView>>(c, { id }, async (record) => orderView(await confirmOrder(c.var.db, id, c.var.user.id, Date.now(), (o) => record(orderView(o))))), 200);
     },
   )
   .openapi(
@@ -136,16 +132,13 @@ export const marketplaceRouter = createRouter()
         "After release the seller's and affiliate's shares are taken back at the order's frozen rates (what their wallets no longer hold becomes recorded debt) and the platform's commission " +
         "is returned; the payment processing share is kept, so the buyer gets the amount minus processing. Each order is refunded once; a refund racing a confirm: one wins, the other is 409.",
       security: bearerSecurity,
-      request: { params: OrderId },
-      responses: { 200: json(OrderSchema, "Refunded"), ...errorResponses, 404: problemFor("No such order (or not yours)."), 409: problemFor("Already refunded, or released meanwhile (`conflict`).") },
+      request: { params: OrderId, headers: idempotencyHeader },
+      responses: { 200: json(OrderSchema, "Refunded"), ...errorResponses, 404: problemFor("No such order (or not yours)."), 409: problemFor("Already refunded, or released meanwhile (`conflict`), or the Idempotency-Key was used with another request.") },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const answer = await idempotent(c, await idempotencyScope(c, { id }), async (record) => {
-        const order = await visibleOrder(c.var.db, id, c.var.user);
-        return { status: 200 as const, body: orderView(await refundOrder(c.var.db, order, c.var.user, (o) => record({ status: 200, body: orderView(o) }))) };
-      });
-      return c.json(answer.body, 200);
+      const answer = await decideOnce<ReturnType<typeof orderView>>(c, { id }, async (record) => orderView(await refundOrder(c.var.db, await visibleOrder(c.var.db, id, c.var.user), c.var.user, (o) => record(orderView(o)))));
+      return c.json(answer, 200);
     },
   )
   .openapi(

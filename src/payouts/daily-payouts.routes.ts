@@ -3,8 +3,8 @@ import { and, desc, eq, lt } from "drizzle-orm";
 import { payouts, withdrawals, type PayoutRow } from "../db/schema";
 import { decideHeldPayout } from "../jobs/batch-payouts";
 import { errorResponses, problemFor } from "../lib/errors";
-import { idempotencyScope, idempotent } from "../lib/idempotency";
-import { bearerSecurity, createRouter } from "../lib/router";
+import { decideOnce } from "../lib/idempotency";
+import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { isRealDay } from "../lib/time";
 
 const PayoutSchema = z
@@ -95,16 +95,12 @@ export const adminPayoutsRouter = createRouter()
       tags: ["admin", "payouts"],
       summary: "Release a held payout: it is paid once from the campaign budget (payout + fee)",
       security: bearerSecurity,
-      request: { params: IdParam },
-      responses: { 200: { description: "The payout", content: { "application/json": { schema: PayoutSchema } } }, ...errorResponses, 404: problemFor("No such payout."), 409: problemFor("Not held (decided already, or concurrently)."), 422: problemFor("Budget too small, the campaign's owner frozen or banned (`campaign_suspended`), or the earner banned (`recipient_unavailable`); it stays held.") },
+      request: { params: IdParam, headers: idempotencyHeader },
+      responses: { 200: { description: "The payout", content: { "application/json": { schema: PayoutSchema } } }, ...errorResponses, 404: problemFor("No such payout."), 409: problemFor("Not held (decided already, or concurrently), or the Idempotency-Key was used with another request."), 422: problemFor("Budget too small, the campaign's owner frozen or banned (`campaign_suspended`), or the earner banned (`recipient_unavailable`); it stays held.") },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const answer = await idempotent(c, await idempotencyScope(c, { id }), async (record) => ({
-        status: 200 as const,
-        body: view(await decideHeldPayout(c.var.db, id, "release", c.var.user.id, (decided) => record({ status: 200, body: view(decided) }))),
-      }));
-      return c.json(answer.body, 200);
+      return c.json(await decideOnce<ReturnType<typeof view>>(c, { id }, async (record) => view(await decideHeldPayout(c.var.db, id, "release", c.var.user.id, (decided) => record(view(decided))))), 200);
     },
   )
   .openapi(

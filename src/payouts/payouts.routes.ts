@@ -4,11 +4,11 @@ import { withdrawMethods, withdrawals, type WithdrawalRow } from "../db/schema";
 import { alertWhen } from "../fraud/alerts";
 import { applyStatements } from "../ledger/executor";
 import { errorResponses, problemFor } from "../lib/errors";
-import { idempotencyScope, idempotent } from "../lib/idempotency";
+import { decideOnce, idempotencyScope, idempotent } from "../lib/idempotency";
 import { MAX_AMOUNT } from "../lib/money";
 import { rateLimited } from "../lib/rate-limit";
 import { deviceFingerprint } from "../lib/request";
-import { bearerSecurity, createRouter } from "../lib/router";
+import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { requestWithdrawal, resolveWithdrawal, type WithdrawResponse } from "./withdrawals.service";
 
 const WithdrawMethodSchema = z
@@ -91,6 +91,7 @@ export const withdrawRouter = createRouter()
         "amount stays held until reconciliation (which repeats the create under the same key) or an admin settles it.",
       security: bearerSecurity,
       request: {
+        headers: idempotencyHeader,
         body: { required: true, content: { "application/json": { schema: z.object({ asset: z.enum(["COIN", "IDR"]), amount: z.number().int().min(1).max(MAX_AMOUNT) }).strict().openapi({ example: { asset: "COIN", amount: 1000 } }) } } },
       },
       responses: {
@@ -191,22 +192,20 @@ export const adminWithdrawalsRouter = createRouter()
       security: bearerSecurity,
       request: {
         params: IdParam,
+        headers: idempotencyHeader,
         body: { required: true, content: { "application/json": { schema: z.object({ outcome: z.enum(["completed", "failed"]), reason: z.string().trim().min(3).max(500) }).strict().openapi({ example: { outcome: "completed", reason: "Iris dashboard shows the payout completed" } }) } } },
       },
       responses: {
         200: { description: "The settled withdrawal", content: { "application/json": { schema: AdminWithdrawalSchema } } },
         ...errorResponses,
         404: problemFor("No such withdrawal."),
-        409: problemFor("Already completed or failed (`conflict`)."),
+        409: problemFor("Already completed or failed (`conflict`), or the Idempotency-Key was used with another request."),
       },
     }),
     async (c) => {
       const { outcome, reason } = c.req.valid("json");
       const { id } = c.req.valid("param");
-      const answer = await idempotent(c, await idempotencyScope(c, { id, outcome, reason }), async (record) => ({
-        status: 200 as const,
-        body: adminWithdrawalView(await resolveWithdrawal(c.var.db, id, outcome, reason, c.var.user.id, (settled) => record({ status: 200, body: adminWithdrawalView(settled) }))),
-      }));
-      return c.json(answer.body, 200);
+      const answer = await decideOnce<ReturnType<typeof adminWithdrawalView>>(c, { id, outcome, reason }, async (record) => adminWithdrawalView(await resolveWithdrawal(c.var.db, id, outcome, reason, c.var.user.id, (settled) => record(adminWithdrawalView(settled)))));
+      return c.json(answer, 200);
     },
   );

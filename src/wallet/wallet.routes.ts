@@ -2,15 +2,11 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { errorResponses, problemFor } from "../lib/errors";
 import { moveOnce } from "../lib/idempotency";
 import { decodeCursor, pageSchema, paginationQuery } from "../lib/pagination";
-import { bearerSecurity, createRouter } from "../lib/router";
+import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { BalanceSchema, TransactionSchema, TransferBodySchema, TxTypeSchema } from "./wallet.schemas";
 import { getBalance, listTransactions, transfer } from "./wallet.service";
 import { buyPackage, orderResponses } from "../payments/payments.routes";
 import type { TransactionView } from "./wallet.view";
-
-const idempotencyHeader = z.object({
-  "idempotency-key": z.string().optional().openapi({ description: "1–255 characters; a repeat with the same body replays the first answer." }),
-});
 
 export const walletRouter = createRouter()
   .openapi(
