@@ -14,6 +14,7 @@ import { firstSight } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
 import { statStatements } from "../live/badges";
 import { contentSplit, refundLegs, type RefundKind } from "./content-rules";
+import { eachApart } from "../jobs/fanout";
 
 export const contentView = (c: ContentItemRow) => ({
   id: c.id,
@@ -285,11 +286,8 @@ export async function refundChunk(db: Db, contentId: string, purchaseIds: string
   const run = await db.query.contentRefundRuns.findFirst({ where: eq(contentRefundRuns.contentId, contentId) });
   if (!run) throw new Error(`no refund run for ${contentId}`);
   const rows = await db.select().from(contentPurchases).where(and(inArray(contentPurchases.id, purchaseIds), isNull(contentPurchases.refundedAt)));
-  const failures: string[] = [];
-  for (const p of rows) {
-    await refundPurchase(db, p, run.kind, run.requestedBy, run.reason).catch((error) => failures.push(`${p.id}: ${error instanceof Error ? error.message : String(error)}`));
-  }
+  const refunds = await eachApart(rows, (p) => p.id, (p) => refundPurchase(db, p, run.kind, run.requestedBy, run.reason));
   const [{ n } = { n: 1 }] = await db.select({ n: count() }).from(contentPurchases).where(and(eq(contentPurchases.contentId, contentId), isNull(contentPurchases.refundedAt)));
   if (n === 0) await db.update(contentRefundRuns).set({ finishedAt: now }).where(and(eq(contentRefundRuns.contentId, contentId), isNull(contentRefundRuns.finishedAt)));
-  if (failures.length > 0) throw new Error(`refunds of ${contentId}: ${failures.length} of ${rows.length} purchases not refunded (${failures.slice(0, 5).join("; ")})`);
+  refunds.raise(`refunds of ${contentId}`);
 }

@@ -13,12 +13,15 @@ export interface Subject {
   deviceFingerprint: string | null;
 }
 
+/** A whitelist entry in force at `now`. */
+const inForce = (now: number) => or(isNull(fraudWhitelist.expiresAt), gt(fraudWhitelist.expiresAt, now))!;
+
 /** True inside SQL when the user or the device is whitelisted: they skip the rules (never the limits or signature checks). */
 export function whitelistedSql(subject: Subject, now: number): SQL {
   const match = subject.deviceFingerprint
     ? sql`(${fraudWhitelist.userId} = ${subject.userId} or ${fraudWhitelist.deviceFingerprint} = ${subject.deviceFingerprint})`
     : sql`${fraudWhitelist.userId} = ${subject.userId}`;
-  return sql`exists (select 1 from ${fraudWhitelist} where ${match} and (${fraudWhitelist.expiresAt} is null or ${fraudWhitelist.expiresAt} > ${now}))`;
+  return sql`exists (select 1 from ${fraudWhitelist} where ${match} and ${inForce(now)})`;
 }
 
 /** Which of `userIds` are whitelisted at `now` (by user id: a batch judges users, not devices). */
@@ -27,7 +30,7 @@ export async function whitelistedUsers(db: Db, userIds: string[], now: number): 
     db
       .select({ userId: fraudWhitelist.userId })
       .from(fraudWhitelist)
-      .where(and(inArray(fraudWhitelist.userId, ids), or(isNull(fraudWhitelist.expiresAt), gt(fraudWhitelist.expiresAt, now)))),
+      .where(and(inArray(fraudWhitelist.userId, ids), inForce(now))),
   );
   return new Set(rows.map((r) => r.userId!));
 }

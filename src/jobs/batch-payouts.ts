@@ -96,9 +96,12 @@ export function suspendedLineStatement(db: Db, line: EarnedLine, now: number) {
   return recordStatement(db, { ...line, amountIdr: 0, feeIdr: 0, cappedIdr: 0 }, "campaign_suspended", now);
 }
 
+/** An owner in one of these states suspends their campaigns: they pay nothing (read when judging, guarded when paying). */
+const SUSPENDING: ("frozen" | "banned")[] = ["frozen", "banned"];
+
 /** Owners among `ownerIds` who are frozen or banned: their campaigns pay nothing. */
 export async function suspendedOwners(db: Db, ownerIds: string[]): Promise<Set<string>> {
-  const rows = await selectInChunks(ownerIds, (chunk) => db.select({ id: users.id }).from(users).where(and(inArray(users.id, chunk), inArray(users.status, ["frozen", "banned"]))));
+  const rows = await selectInChunks(ownerIds, (chunk) => db.select({ id: users.id }).from(users).where(and(inArray(users.id, chunk), inArray(users.status, SUSPENDING))));
   return new Set(rows.map((r) => r.id));
 }
 
@@ -146,7 +149,7 @@ function payoutPlan(db: Db, terms: PayoutTerms, expect: Expect, now: number, act
   const guards = [
     expect === "held" ? guard("payout_not_held", sql`not ${row("= 'held'")}`) : guard("payout_not_payable", row("!= 'insufficient_budget'")),
     ...payeeNotBanned(terms.userId),
-    guard("campaign_suspended", sql`exists (select 1 from ${campaigns} join ${users} on ${users.id} = ${campaigns.ownerId} where ${campaigns.id} = ${terms.campaignId} and ${users.status} in ('frozen', 'banned'))`),
+    guard("campaign_suspended", sql`exists (select 1 from ${campaigns} join ${users} on ${users.id} = ${campaigns.ownerId} where ${campaigns.id} = ${terms.campaignId} and ${inArray(users.status, SUSPENDING)})`),
   ];
   const upsert = db
     .insert(payouts)

@@ -10,7 +10,7 @@ import { whitelistedUsers } from "../fraud/engine";
 import { ApiError } from "../lib/errors";
 import { campaignsById, cappedPayoutStatement, earnedLine, holdPayoutStatement, payLines, suspendedLineStatement, suspendedOwners, termsToDecide, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
-import { startFanout, type FanoutSource, type QueueDeps } from "./fanout";
+import { eachApart, startFanout, type FanoutSource, type QueueDeps } from "./fanout";
 
 /**
  * The daily batch (SPEC §8) in bounded steps over the queue:
@@ -273,17 +273,12 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   const classifications: Statement[] = [];
   const paid: PayoutTerms[] = [];
   // One user's row that cannot be processed must not stop the others: it is left unclassified, and the
-  // message fails only after everyone else was decided (retried, then dead-lettered with an alert).
-  const failures: string[] = [];
-  for (const row of rows) {
-    try {
-      const { toPay, classification } = await judge(row);
-      paid.push(...toPay);
-      if (classification) classifications.push(classification);
-    } catch (error) {
-      failures.push(`${row.userId}: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
+  // message fails only after everyone else was decided.
+  const judged = await eachApart(rows, (row) => row.userId, async (row) => {
+    const { toPay, classification } = await judge(row);
+    paid.push(...toPay);
+    if (classification) classifications.push(classification);
+  });
   await payLines(db, paid, now);
   // Classified last: a chunk that stops halfway is simply processed again (every step above is idempotent).
   for (let i = 0; i < classifications.length; i += 50) await db.batch(classifications.slice(i, i + 50) as [Statement, ...Statement[]]);
@@ -291,7 +286,7 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   // run by each of a day's pay messages, grew with the square of the population).
   const left = await db.select({ userId: dailyActivity.userId }).from(dailyActivity).where(and(eq(dailyActivity.day, day), isNull(dailyActivity.classifiedAt))).limit(1);
   if (left.length === 0) await db.update(batchRuns).set({ status: "done", finishedAt: now }).where(and(eq(batchRuns.day, day), inArray(batchRuns.status, ["paying", "failed"])));
-  if (failures.length > 0) throw new Error(`pay ${day}: ${failures.length} of ${rows.length} users not processed (${failures.slice(0, 5).join("; ")})`);
+  judged.raise(`pay ${day}`);
 }
 
 /** Progress and totals of a day's run, counted from what it wrote (so re-runs never double count). */

@@ -71,3 +71,24 @@ export async function fanoutStep<M>(deps: QueueDeps, source: FanoutSource<M>, st
   if (work.length > 0) await source.sent(deps.db, step.key, work.length);
   return work.length;
 }
+
+/**
+ * One queue message's items, each worked on in turn: one that throws (a row no run can process) does not
+ * stop the others. Once the caller has finished its own work, `raise` throws one error naming the
+ * failures, so the message is retried and then dead-lettered with an alert; without failures it does nothing.
+ */
+export async function eachApart<T>(items: T[], idOf: (item: T) => string, work: (item: T) => Promise<unknown>) {
+  const failed: string[] = [];
+  for (const item of items) {
+    try {
+      await work(item);
+    } catch (error) {
+      failed.push(`${idOf(item)}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return {
+    raise(what: string) {
+      if (failed.length > 0) throw new Error(`${what}: ${failed.length} of ${items.length} not processed (${failed.slice(0, 5).join("; ")})`);
+    },
+  };
+}
