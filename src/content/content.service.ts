@@ -2,7 +2,7 @@ import { and, asc, count, eq, gt, inArray, isNotNull, isNull, sql } from "drizzl
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { insertWhere } from "../db/insert-where";
-import { accounts, auditLog, contentItems, contentPurchases, contentRefundRuns, type ContentItemRow, type ContentPurchaseRow } from "../db/schema";
+import { auditLog, contentItems, contentPurchases, contentRefundRuns, type ContentItemRow, type ContentPurchaseRow } from "../db/schema";
 import { systemAccountId, userAccountId, userDebtAccountId } from "../ledger/accounts";
 import { applyPlan, applyStatements, type IdempotencyWrite, type Statement } from "../ledger/executor";
 import { checkGuards, guard, GuardError } from "../ledger/guards";
@@ -157,10 +157,9 @@ async function unlockAt(db: Db, config: Config, buyerId: string, item: ContentIt
 
 /**
  * Refunds one purchase, at most once (once-key and a guard on the purchase). The buyer is credited (which
- * settles any debt of theirs first); the creator's share is taken from their wallet as far as it is
- * available, the rest booked to their debt (later earnings settle it first); a full refund also takes back
- * the platform's and processing's shares. The creator's available balance only sizes the split: the
- * accounts CHECK still guards it, and a race with a spend simply sizes it again.
+ * settles any debt of theirs first); the creator's share is booked to their debt and, in the same batch,
+ * settled from what their wallet has available at commit (ledger/debt-settlement.ts), so debt is only
+ * what the wallet cannot cover; a full refund also takes back the platform's and processing's shares.
  */
 export async function refundPurchase(
   db: Db,
@@ -172,27 +171,18 @@ export async function refundPurchase(
 ): Promise<"refunded" | "already_refunded"> {
   const legs = refundLegs(purchase, kind);
   const notRefunded = guard("purchase_already_refunded", sql`exists (select 1 from ${contentPurchases} where ${contentPurchases.id} = ${purchase.id} and ${contentPurchases.refundedAt} is not null)`);
-  if (legs.buyer === 0) {
-    // Nothing to give back (an admin removal of a purchase whose creator share rounded to 0): the
-    // purchase is closed, audited, and no transaction is made (a transaction moves a positive amount).
-    const now = Date.now();
-    try {
+  const now = Date.now();
+  try {
+    if (legs.buyer === 0) {
+      // Nothing to give back (an admin removal of a purchase whose creator share rounded to 0): the
+      // purchase is closed, audited, and no transaction is made (a transaction moves a positive amount).
       await applyStatements(db, [
         checkGuards(db, [notRefunded]),
         db.update(contentPurchases).set({ refundedAt: now, refundKind: kind, refundAmount: 0 }).where(eq(contentPurchases.id, purchase.id)),
         db.insert(auditLog).values({ actorId, action: "content.refunded", subjectType: "content", subjectId: purchase.contentId, details: { purchaseId: purchase.id, kind, reason, refunded: 0 }, createdAt: now }),
       ]);
       return "refunded";
-    } catch (error) {
-      if (error instanceof ApiError && error.code === "already_applied") return "already_refunded";
-      throw error;
     }
-  }
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const now = Date.now();
-    const creatorWallet = userAccountId(purchase.creatorId, "COIN");
-    const wallet = await db.query.accounts.findFirst({ where: eq(accounts.id, creatorWallet) });
-    const take = Math.max(0, Math.min(legs.creator, wallet ? wallet.balance - wallet.locked : 0));
     const refundTxId = newId(now);
     const plan = entryPlan({
       tx: {
@@ -202,12 +192,11 @@ export async function refundPurchase(
         amount: legs.buyer,
         userId: purchase.buyerId,
         counterpartyId: purchase.creatorId,
-        metadata: { source: "content", earners: [purchase.creatorId], contentId: purchase.contentId, purchaseId: purchase.id, kind, reason, clawedBack: legs.creator, debtRecorded: legs.creator - take },
+        metadata: { source: "content", earners: [purchase.creatorId], contentId: purchase.contentId, purchaseId: purchase.id, kind, reason, clawedBack: legs.creator },
       },
       postings: [
         { accountId: userAccountId(purchase.buyerId, "COIN"), asset: "COIN", amount: legs.buyer },
-        { accountId: creatorWallet, asset: "COIN", amount: -take },
-        { accountId: userDebtAccountId(purchase.creatorId, "COIN"), asset: "COIN", amount: -(legs.creator - take) },
+        { accountId: userDebtAccountId(purchase.creatorId, "COIN"), asset: "COIN", amount: -legs.creator },
         { accountId: systemAccountId("platform_revenue", "COIN"), asset: "COIN", amount: -legs.platform },
         { accountId: systemAccountId("processing_fees", "COIN"), asset: "COIN", amount: -legs.processing },
       ],
@@ -216,19 +205,16 @@ export async function refundPurchase(
       audit: { actorId, action: "content.refunded", subjectType: "content", subjectId: purchase.contentId, details: { purchaseId: purchase.id, kind, reason, refunded: legs.buyer } },
       now,
     });
-    try {
-      await applyPlan(db, plan, {
-        guards: [notRefunded],
-        idempotency: opts.idempotency,
-        alongside: [db.update(contentPurchases).set({ refundedAt: now, refundKind: kind, refundAmount: legs.buyer, refundTransactionId: refundTxId }).where(eq(contentPurchases.id, purchase.id))],
-      });
-      return "refunded";
-    } catch (error) {
-      if (error instanceof ApiError && error.code === "already_applied") return "already_refunded";
-      if (!(error instanceof ApiError && error.code === "insufficient_funds")) throw error;
-    }
+    await applyPlan(db, plan, {
+      guards: [notRefunded],
+      idempotency: opts.idempotency,
+      alongside: [db.update(contentPurchases).set({ refundedAt: now, refundKind: kind, refundAmount: legs.buyer, refundTransactionId: refundTxId }).where(eq(contentPurchases.id, purchase.id))],
+    });
+    return "refunded";
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "already_applied") return "already_refunded";
+    throw error;
   }
-  throw new Error(`refund of purchase ${purchase.id} kept racing with the creator's spends`);
 }
 
 /** Purchases of an item not refunded yet, after `after` (keyset paging by id). */

@@ -12,10 +12,13 @@ import { settlementEvents } from "../realtime/wallet-events";
 /**
  * Recorded debt is settled first (SPEC §9): every movement that raises a user's available balance
  * (a credit, or a released hold) is followed, in its batch, by a `debt_settlement` transaction of
- * min(raise, debt) from the wallet to the user's debt account. How much is decided by SQLite at commit
- * time (the debt may have moved since anything was read): the row is inserted only when the debt is
- * open, and migration 0012's trigger applies it (balances and postings). Without debt: one statement
- * that inserts nothing.
+ * min(raise, debt) from the wallet to the user's debt account. A movement that books debt (a claw-back:
+ * a refund takes back what a creator, seller or affiliate earned) books all of it, and is followed the
+ * same way by a settlement of what the wallet has available: so debt is only what the wallet cannot
+ * cover when the batch commits, whatever an earlier read saw. How much is decided by SQLite at commit
+ * time (the debt and the wallet may have moved since anything was read): the row is inserted only when
+ * the debt is open and the wallet has coins available, and migration 0012's trigger applies it
+ * (balances and postings). Without debt: one statement that inserts nothing.
  */
 export interface Settlement {
   id: string;
@@ -23,28 +26,34 @@ export interface Settlement {
   debt: string;
   owner: string;
   asset: Asset;
-  /** How much the movement raised the wallet's available balance: the most this settlement takes. */
+  /** How much the movement raised the wallet's available balance, or booked to the debt: the most this settlement takes. */
   credit: number;
 }
 
-const WALLET = /^usr:(.+):(COIN|IDR)$/;
+const ACCOUNT = /^(usr|debt):(.+):(COIN|IDR)$/;
 
-/** The settlements a movement's deltas call for: one per user wallet whose available balance it raises. */
+/**
+ * The settlements a movement's deltas call for: one per user wallet whose available balance it raises,
+ * and one per debt account it books debt to (from the owner's wallet).
+ */
 export function settlementsFor(txId: string, deltas: Map<string, { balance: number; locked: number }>): Settlement[] {
   const out: Settlement[] = [];
-  for (const [wallet, d] of deltas) {
-    const m = WALLET.exec(wallet);
-    const credit = d.balance - d.locked;
-    if (!m || credit <= 0) continue;
+  for (const [account, d] of deltas) {
+    const m = ACCOUNT.exec(account);
+    if (!m) continue;
+    const credit = m[1] === "usr" ? d.balance - d.locked : -d.balance;
+    if (credit <= 0) continue;
+    const [owner, asset] = [m[2]!, m[3] as Asset];
     // Sorts right after the transaction that credited the wallet.
-    out.push({ id: `${txId}S${out.length}`, wallet, debt: `debt:${m[1]}:${m[2]}`, owner: m[1]!, asset: m[2] as Asset, credit });
+    out.push({ id: `${txId}S${out.length}`, wallet: `usr:${owner}:${asset}`, debt: `debt:${owner}:${asset}`, owner, asset, credit });
   }
   return out;
 }
 
-/** The settlement row, inserted only when the owner's debt is open (rendered once; see db/template.ts). */
+/** The settlement row, inserted only when the owner's debt is open and their wallet has coins available (rendered once; see db/template.ts). */
 const settle = template((db) => {
-  const take = sql`min(${slot("credit")}, -${accounts.balance})`;
+  const available = sql`(select ${accounts.balance} - ${accounts.locked} from ${accounts} where ${accounts.id} = ${slot("wallet")})`;
+  const take = sql`min(${slot("credit")}, -${accounts.balance}, ${available})`;
   return insertWhere(
     db,
     transactions,
@@ -63,7 +72,7 @@ const settle = template((db) => {
       createdAt: slot("now"),
       completedAt: slot("now"),
     },
-    sql`from ${accounts} where ${accounts.id} = ${slot("debt")} and ${accounts.balance} < 0`,
+    sql`from ${accounts} where ${accounts.id} = ${slot("debt")} and ${accounts.balance} < 0 and ${available} > 0`,
   ).returning({ id: transactions.id, userId: transactions.userId, asset: transactions.asset, amount: transactions.amount, balanceAfter: transactions.balanceAfter, createdAt: transactions.createdAt, seenAt: seenAtSql(transactions.userId) });
 });
 

@@ -1,8 +1,8 @@
-import { and, asc, eq, gt, inArray, lte, ne, sql } from "drizzle-orm";
+import { and, asc, eq, gt, lte, ne, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { insertWhere } from "../db/insert-where";
-import { accounts, auditLog, businessVerifications, deviceAccounts, marketplaceOrders, referralCodes, type MarketplaceOrderRow } from "../db/schema";
+import { auditLog, businessVerifications, deviceAccounts, marketplaceOrders, referralCodes, type MarketplaceOrderRow } from "../db/schema";
 import { ruleInBatch } from "../fraud/engine";
 import { systemAccountId, userAccountId, userDebtAccountId } from "../ledger/accounts";
 import { applyPlans, applyStatements, type ApplyOptions, type IdempotencyWrite, type Statement } from "../ledger/executor";
@@ -219,7 +219,8 @@ export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: st
 /**
  * Refunds an order once. In escrow (its seller or an admin): everything back to the buyer. Released
  * (an admin): the seller's and affiliate's shares are clawed back at the frozen rates — what their
- * wallets no longer hold becomes recorded debt — and the commission returned; processing keeps its share.
+ * wallets cannot cover when the refund commits becomes recorded debt — and the commission returned;
+ * processing keeps its share.
  */
 export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { id: string; role: string }, record?: OrderRecord): Promise<MarketplaceOrderRow> {
   if (order.status === "refunded") throw new ApiError("conflict", "The order was already refunded.");
@@ -229,64 +230,50 @@ export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { 
   }
   const when = order.status === "escrow" ? ("before_release" as const) : ("after_release" as const);
   const legs = orderRefundLegs(order, when);
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const now = Date.now();
-    const walletIds = [userAccountId(order.sellerId, "COIN"), ...(order.affiliateId ? [userAccountId(order.affiliateId, "COIN")] : [])];
-    const wallets = when === "after_release" ? await db.select().from(accounts).where(inArray(accounts.id, walletIds)) : [];
-    const available = (userId: string) => {
-      const w = wallets.find((a) => a.id === userAccountId(userId, "COIN"));
-      return w ? w.balance - w.locked : 0;
-    };
-    const clawback = (userId: string | null, share: number) => {
-      if (!userId || share === 0) return [];
-      const take = Math.max(0, Math.min(share, available(userId)));
-      return [
-        { accountId: userAccountId(userId, "COIN"), asset: "COIN" as const, amount: -take },
-        { accountId: userDebtAccountId(userId, "COIN"), asset: "COIN" as const, amount: -(share - take) },
-      ];
-    };
-    const plan = entryPlan({
-      tx: {
-        id: newId(now),
-        type: "refund",
-        asset: "COIN",
-        amount: legs.buyer,
-        userId: order.buyerId,
-        counterpartyId: order.sellerId,
-        metadata: { source: "marketplace", earners: when === "after_release" ? [order.sellerId, ...(order.affiliateId ? [order.affiliateId] : [])] : [], orderId: order.id, kind: when },
-      },
-      postings: [
-        { accountId: userAccountId(order.buyerId, "COIN"), asset: "COIN", amount: legs.buyer },
-        { accountId: ESCROW, asset: "COIN", amount: -legs.escrow },
-        ...clawback(order.sellerId, legs.seller),
-        ...clawback(order.affiliateId, legs.affiliate),
-        { accountId: systemAccountId("platform_revenue", "COIN"), asset: "COIN", amount: -legs.platform },
-        { accountId: systemAccountId("processing_fees", "COIN"), asset: "COIN", amount: -legs.processing },
-      ],
-      sideAccountId: userAccountId(order.buyerId, "COIN"),
-      onceKeys: [`marketplace_refund:${order.id}`],
-      audit: { actorId: caller.id, action: "marketplace.refunded", subjectType: "marketplace_order", subjectId: order.id, details: { kind: when, refunded: legs.buyer } },
-      now,
-    });
-    const refunded: MarketplaceOrderRow = { ...order, status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer };
-    try {
-      await applyPlans(db, [
-        {
-          plan,
-          options: {
-            idempotency: record?.(refunded),
-            guards: [when === "before_release" ? escrowGuard(order.id) : guard("order_not_released", sql`not exists (select 1 from ${marketplaceOrders} where ${marketplaceOrders.id} = ${order.id} and ${marketplaceOrders.status} = 'released')`)],
-            alongside: [db.update(marketplaceOrders).set({ status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer }).where(eq(marketplaceOrders.id, order.id))],
-          },
+  const now = Date.now();
+  // A claw-back is booked to the earner's debt; the batch settles it from what their wallet has available
+  // at commit (ledger/debt-settlement.ts), so debt is only what the wallet cannot cover.
+  const clawback = (userId: string | null, share: number) => (userId && share > 0 ? [{ accountId: userDebtAccountId(userId, "COIN"), asset: "COIN" as const, amount: -share }] : []);
+  const plan = entryPlan({
+    tx: {
+      id: newId(now),
+      type: "refund",
+      asset: "COIN",
+      amount: legs.buyer,
+      userId: order.buyerId,
+      counterpartyId: order.sellerId,
+      metadata: { source: "marketplace", earners: when === "after_release" ? [order.sellerId, ...(order.affiliateId ? [order.affiliateId] : [])] : [], orderId: order.id, kind: when },
+    },
+    postings: [
+      { accountId: userAccountId(order.buyerId, "COIN"), asset: "COIN", amount: legs.buyer },
+      { accountId: ESCROW, asset: "COIN", amount: -legs.escrow },
+      ...clawback(order.sellerId, legs.seller),
+      ...clawback(order.affiliateId, legs.affiliate),
+      { accountId: systemAccountId("platform_revenue", "COIN"), asset: "COIN", amount: -legs.platform },
+      { accountId: systemAccountId("processing_fees", "COIN"), asset: "COIN", amount: -legs.processing },
+    ],
+    sideAccountId: userAccountId(order.buyerId, "COIN"),
+    onceKeys: [`marketplace_refund:${order.id}`],
+    audit: { actorId: caller.id, action: "marketplace.refunded", subjectType: "marketplace_order", subjectId: order.id, details: { kind: when, refunded: legs.buyer } },
+    now,
+  });
+  const refunded: MarketplaceOrderRow = { ...order, status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer };
+  try {
+    await applyPlans(db, [
+      {
+        plan,
+        options: {
+          idempotency: record?.(refunded),
+          guards: [when === "before_release" ? escrowGuard(order.id) : guard("order_not_released", sql`not exists (select 1 from ${marketplaceOrders} where ${marketplaceOrders.id} = ${order.id} and ${marketplaceOrders.status} = 'released')`)],
+          alongside: [db.update(marketplaceOrders).set({ status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer }).where(eq(marketplaceOrders.id, order.id))],
         },
-      ]);
-      return refunded;
-    } catch (error) {
-      if (error instanceof ApiError && error.code === "already_applied") throw new ApiError("conflict", "The order was already refunded.");
-      if (!(error instanceof ApiError && error.code === "insufficient_funds")) throw error;
-    }
+      },
+    ]);
+    return refunded;
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "already_applied") throw new ApiError("conflict", "The order was already refunded.");
+    throw error;
   }
-  throw new Error(`refund of order ${order.id} kept racing with the seller's spends`);
 }
 
 /** The buyer confirms delivery: the escrow is released at once. */
