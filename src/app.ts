@@ -50,6 +50,7 @@ const DECIDES_IN_BATCH: [method: string, path: RegExp][] = [
   ["POST", /^\/api\/content\/[^/]+\/unlock$/],
   ["POST", /^\/api\/live\/[^/]+\/(gift|boost)$/],
   ["POST", /^\/api\/marketplace\/orders$/],
+  ["POST", /^\/api\/marketplace\/orders\/[^/]+\/confirm$/],
 ];
 const memberGate = createMiddleware<AppEnv>((c, next) =>
   DECIDES_IN_BATCH.some(([method, path]) => method === c.req.method && path.test(c.req.path)) ? next() : callerGate(c, next),

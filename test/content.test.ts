@@ -203,7 +203,7 @@ describe("POST /api/content/:id/unlock", () => {
     await expectLedgerOk();
   });
 
-  it("refuses its own creator, a short wallet, a banned or frozen buyer, removed content; nothing moves", async () => {
+  it("refuses its own creator, a short wallet, a banned or frozen buyer, a banned creator, removed content; nothing moves", async () => {
     const creator = await funded(100, "creator");
     const id = await priced(creator, 60);
     expectProblem(await unlock(creator, id), 422, "own_content");
@@ -218,6 +218,14 @@ describe("POST /api/content/:id/unlock", () => {
     expect((await balanceOf(creator.token)).balance).toBe(100);
     expect((await balanceOf(poor.token)).balance).toBe(59);
     expect((await call("GET", `/api/content/${id}`, { token: creator.token })).json.purchaseCount).toBe(0);
+    // A banned creator earns nothing (as a banned streamer or seller): their content cannot be bought.
+    const bannedCreator = await newUser("creator");
+    const theirs = await priced(bannedCreator, 60);
+    await setUserStatus(bannedCreator.id, "banned");
+    const buyer = await funded(100);
+    expectProblem(await unlock(buyer, theirs), 422, "recipient_unavailable");
+    expect((await balanceOf(buyer.token)).balance).toBe(100);
+    expect((await balanceOf(bannedCreator.token)).balance).toBe(0);
     expect((await call("DELETE", `/api/content/${id}`, { token: creator.token })).status).toBe(202);
     expectProblem(await unlock(poor, id), 404, "not_found");
     await expectLedgerOk();

@@ -5,7 +5,7 @@ import { loadConfig } from "../src/config";
 import { MAX_AMOUNT } from "../src/lib/money";
 import { commissionBps, orderSplit, sellerTier } from "../src/marketplace/marketplace-rules";
 import worker from "../src/index";
-import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, newUser, uniqueId, verifiedUser } from "./helpers";
+import { adjust, adminToken, balanceOf, call, d1Before, expectLedgerOk, expectProblem, newUser, setUserStatus, uniqueId, verifiedUser } from "./helpers";
 
 const config = loadConfig({});
 type User = { id: string; token: string };
@@ -259,6 +259,42 @@ describe("marketplace orders", () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect((await balanceOf(seller.token)).balance).toBe(255);
     await expectLedgerOk();
+  });
+
+  it("a banned seller or affiliate earns nothing: the cron leaves the escrow held (one alert), the buyer's confirm is 422, an admin refund returns it all", async () => {
+    const [buyer, seller, affiliate, seller2] = [await funded(1000), await newUser("seller"), await newUser("aff"), await newUser("seller")];
+    const code = (await call("POST", "/api/marketplace/referral-codes", { token: affiliate.token })).json.code;
+    const withCode = (await order(buyer, { sellerId: seller.id, amount: 400, referralCode: code })).json.order.id;
+    const plain = (await order(buyer, { sellerId: seller2.id, amount: 100 })).json.order.id;
+    await setUserStatus(affiliate.id, "banned");
+    await setUserStatus(seller2.id, "banned");
+    // A banned affiliate's code earns nothing on new orders either.
+    expectProblem(await order(buyer, { sellerId: seller.id, amount: 100, referralCode: code }), 422, "invalid_referral_code");
+    expectProblem(await call("POST", `/api/marketplace/orders/${withCode}/confirm`, { token: buyer.token }), 422, "recipient_unavailable");
+    for (let i = 0; i < 2; i++) {
+      await runCron(Date.now() + 7 * 86_400_000 + 60_000);
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+    for (const id of [withCode, plain]) expect((await call("GET", `/api/marketplace/orders/${id}`, { token: buyer.token })).json).toMatchObject({ status: "escrow" });
+    for (const u of [seller, affiliate, seller2]) expect((await balanceOf(u.token)).balance).toBe(0);
+    const alerts = await env.DB.prepare("select order_id from (select json_extract(details, '$.orderId') as order_id from fraud_alerts where alert_type = 'escrow_payee_banned') where order_id in (?, ?)").bind(withCode, plain).all();
+    expect(alerts.results.map((r: any) => r.order_id).sort()).toEqual([withCode, plain].sort());
+    expect((await call("POST", `/api/marketplace/orders/${plain}/refund`, { token: await adminToken() })).status).toBe(200);
+    expect((await balanceOf(buyer.token)).balance).toBe(1000 - 400);
+    await expectLedgerOk();
+  });
+
+  it("the buyer's confirm moves the buyer's escrow: refused when the buyer is frozen, or banned when the batch commits", async () => {
+    const [buyer, seller] = [await funded(1000), await newUser("seller")];
+    const first = (await order(buyer, { sellerId: seller.id, amount: 100 })).json.order.id;
+    const second = (await order(buyer, { sellerId: seller.id, amount: 100 })).json.order.id;
+    await setUserStatus(buyer.id, "frozen");
+    expectProblem(await call("POST", `/api/marketplace/orders/${first}/confirm`, { token: buyer.token }), 403, "account_frozen");
+    await setUserStatus(buyer.id, "active");
+    const db = d1Before(`update users set status = 'banned' where id = '${buyer.id}'`, /insert into "once_keys"/);
+    expectProblem(await call("POST", `/api/marketplace/orders/${second}/confirm`, { token: buyer.token, db }), 403, "account_banned");
+    expect((await balanceOf(seller.token)).balance).toBe(0);
+    for (const id of [first, second]) expect((await call("GET", `/api/marketplace/orders/${id}`, { token: await adminToken() })).json).toMatchObject({ status: "escrow" });
   });
 
   it("a referral code of an account seen on the buyer's device raises suspicious_device", async () => {

@@ -10,7 +10,7 @@ import { entryPlan } from "../ledger/plan";
 import { applySpending, spendingPlan } from "../ledger/spending";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
-import { firstSight } from "../users/users.guards";
+import { firstSight, payeeNotBanned } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
 import { statStatements } from "../live/badges";
 import { contentSplit, refundLegs, type RefundKind } from "./content-rules";
@@ -145,6 +145,8 @@ async function unlockAt(db: Db, config: Config, buyerId: string, item: ContentIt
       db.insert(contentPurchases).values({ id: purchaseId, contentId: item.id, buyerId, creatorId: item.creatorId, price: item.price, creatorShare: split.creator, platformShare: split.platform, processingShare: split.processing, transactionId: txId, purchasedAt: now }),
     ],
     guards: [
+      // A banned creator earns nothing: their content cannot be bought while the ban lasts.
+      ...payeeNotBanned(item.creatorId, "recipient_banned"),
       guard("content_terms_changed", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${item.id} and ${contentItems.price} = ${item.price} and ${contentItems.creatorId} = ${item.creatorId} and ${contentItems.status} = 'available')`),
     ],
     alongside: [

@@ -113,6 +113,9 @@ export const marketplaceRouter = createRouter()
       path: "/orders/{id}/confirm",
       tags: ["marketplace"],
       summary: "The buyer confirms delivery: the escrow goes to the seller (and affiliate) at once",
+      description:
+        "The escrow is still the buyer's coins: a buyer who may not move money out (frozen, banned, awaiting verification, in debt) is refused 403/422 as on any money-out. " +
+        "A banned seller or affiliate earns nothing: 422 `recipient_unavailable`, and the order stays in escrow until an admin refunds it. All decided inside the release batch.",
       security: bearerSecurity,
       request: { params: OrderId, headers: idempotencyHeader },
       responses: { 200: json(OrderSchema, "Released"), ...errorResponses, 404: problemFor("No such order."), 409: problemFor("The order is no longer in escrow (`conflict`), or the Idempotency-Key was used with another request.") },
@@ -129,7 +132,7 @@ export const marketplaceRouter = createRouter()
       tags: ["marketplace"],
       summary: "Refund an order: in escrow (seller or admin) everything back; after release (admin) seller and affiliate clawed back, commission returned",
       description:
-        "After release the seller's and affiliate's shares are taken back at the order's frozen rates (what their wallets no longer hold becomes recorded debt) and the platform's commission " +
+        "After release the seller's and affiliate's shares are taken back at the order's frozen rates (what their wallets cannot cover when the refund commits becomes recorded debt) and the platform's commission " +
         "is returned; the payment processing share is kept, so the buyer gets the amount minus processing. Each order is refunded once; a refund racing a confirm: one wins, the other is 409.",
       security: bearerSecurity,
       request: { params: OrderId, headers: idempotencyHeader },

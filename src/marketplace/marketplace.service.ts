@@ -6,14 +6,15 @@ import { auditLog, businessVerifications, deviceAccounts, marketplaceOrders, ref
 import { ruleInBatch } from "../fraud/engine";
 import { systemAccountId, userAccountId, userDebtAccountId } from "../ledger/accounts";
 import { applyPlans, applyStatements, type ApplyOptions, type IdempotencyWrite, type Statement } from "../ledger/executor";
-import { guard, GuardError } from "../ledger/guards";
+import { guard, GuardError, type Guard } from "../ledger/guards";
 import { entryPlan, type LedgerPlan } from "../ledger/plan";
 import { applySpending, spendingPlan } from "../ledger/spending";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
-import { recipientActive } from "../users/users.guards";
+import { callerMayMoveOut, payeeNotBanned, recipientActive } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
-import type { FanoutSource } from "../jobs/fanout";
+import { eachApart, type FanoutSource } from "../jobs/fanout";
+import { alertStatement, dedupeKey } from "../fraud/alerts";
 import { commissionBps, orderRefundLegs, orderSplit, sellerTier, type SellerTier } from "./marketplace-rules";
 
 const DAY_MS = 86_400_000;
@@ -165,7 +166,7 @@ async function orderAt(db: Db, config: Config, buyerId: string, input: Parameter
     body: (transaction) => ({ order: orderView(row), transaction }),
     balancesAt: "$.transaction",
     record: ctx.record,
-    guards: [...recipientActive(input.sellerId), guard("seller_tier_changed", sql`${tierNow} != ${tier}`)],
+    guards: [...recipientActive(input.sellerId), ...(affiliateId ? payeeNotBanned(affiliateId, "referral_code_unusable") : []), guard("seller_tier_changed", sql`${tierNow} != ${tier}`)],
     alongside: [db.insert(marketplaceOrders).values(row), ...selfReferral, ...(ctx.alongside ?? [])],
   });
 }
@@ -183,15 +184,17 @@ export async function visibleOrder(db: Db, id: string, caller: { id: string; rol
 
 const escrowGuard = (id: string) => guard("order_not_in_escrow", sql`not exists (select 1 from ${marketplaceOrders} where ${marketplaceOrders.id} = ${id} and ${marketplaceOrders.status} = 'escrow')`);
 
-/**
- * Releases an order's escrow, once: the seller's share to the seller and the affiliate's to the
- * affiliate (each their own transaction, so each earns under `marketplace`), in ONE batch guarded by
- * the order still being in escrow — a confirm and a refund race to one winner.
- */
 /** The idempotency record of an order decision, given the order as the decision leaves it (written in its batch). */
 export type OrderRecord = (order: MarketplaceOrderRow) => IdempotencyWrite | undefined;
 
-export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: string, now: number, record?: OrderRecord): Promise<MarketplaceOrderRow> {
+/**
+ * Releases an order's escrow, once: the seller's share to the seller and the affiliate's to the
+ * affiliate (each their own transaction, so each earns under `marketplace`), in ONE batch guarded by
+ * the order still being in escrow — a confirm and a refund race to one winner — and by neither payee
+ * being banned (a banned user earns nothing: the escrow stays held until an admin refunds the order).
+ * `callerGuards`: the standing the one who releases needs (a buyer's confirm moves the buyer's money).
+ */
+export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: string, now: number, opts: { record?: OrderRecord; callerGuards?: Guard[] } = {}): Promise<MarketplaceOrderRow> {
   const part = (userId: string, amount: number, type: "escrow_release" | "commission", role: "seller" | "affiliate"): LedgerPlan =>
     entryPlan({
       tx: { id: newId(now), type, asset: "COIN", amount, userId, counterpartyId: order.buyerId, metadata: { source: "marketplace", earners: [userId], orderId: order.id, role } },
@@ -208,7 +211,16 @@ export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: st
   const plans: { plan: LedgerPlan; options: ApplyOptions }[] = [
     {
       plan: part(order.sellerId, order.sellerShare, "escrow_release", "seller"),
-      options: { idempotency: record?.(released), guards: [escrowGuard(order.id)], alongside: [db.update(marketplaceOrders).set({ status: "released", releasedAt: now, releasedBy: actor }).where(eq(marketplaceOrders.id, order.id))] },
+      options: {
+        idempotency: opts.record?.(released),
+        guards: [
+          ...(opts.callerGuards ?? []),
+          escrowGuard(order.id),
+          ...payeeNotBanned(order.sellerId, "order_payee_banned"),
+          ...(order.affiliateId ? payeeNotBanned(order.affiliateId, "order_payee_banned") : []),
+        ],
+        alongside: [db.update(marketplaceOrders).set({ status: "released", releasedAt: now, releasedBy: actor }).where(eq(marketplaceOrders.id, order.id))],
+      },
     },
   ];
   if (order.affiliateId && order.affiliateShare > 0) plans.push({ plan: part(order.affiliateId, order.affiliateShare, "commission", "affiliate"), options: { guards: [], alongside: [] } });
@@ -276,13 +288,13 @@ export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { 
   }
 }
 
-/** The buyer confirms delivery: the escrow is released at once. */
+/** The buyer confirms delivery: the escrow (still the buyer's money) is released at once, if the buyer may move money out. */
 export async function confirmOrder(db: Db, id: string, buyerId: string, now: number, record?: OrderRecord) {
   const order = await findOrder(db, id);
   if (!order) throw new ApiError("not_found", "No such order.");
   if (order.buyerId !== buyerId) throw new ApiError("forbidden", "Only the order's buyer confirms delivery.");
   if (order.status !== "escrow") throw new ApiError("conflict", `The order is ${order.status}.`);
-  return releaseOrder(db, order, buyerId, now, record);
+  return releaseOrder(db, order, buyerId, now, { record, callerGuards: callerMayMoveOut(buyerId) });
 }
 
 /** A chunk of due orders, each released in its own batch (one already decided is skipped). */
@@ -303,19 +315,27 @@ export const escrowReleaseSource: FanoutSource<EscrowReleaseMessage> = {
   sent: async () => {},
 };
 
+/**
+ * A chunk of due orders, each released in its own batch: one confirmed or refunded meanwhile is skipped;
+ * one whose seller or affiliate is banned stays in escrow, with one alert per order for an admin to
+ * refund it; one that fails otherwise does not hold up the others (the message is retried after).
+ */
 export async function handleEscrowRelease(db: Db, message: EscrowReleaseMessage, now: number): Promise<number> {
   let released = 0;
-  for (const id of message.orderIds) {
+  const outcomes = await eachApart(message.orderIds, (id) => id, async (id) => {
     const order = await findOrder(db, id);
-    if (!order || order.status !== "escrow" || order.releaseDueAt > message.cutoff) continue;
+    if (!order || order.status !== "escrow" || order.releaseDueAt > message.cutoff) return;
     try {
       await releaseOrder(db, order, "system:escrow-release", now);
       released++;
     } catch (error) {
-      // Confirmed or refunded meanwhile: nothing to do.
-      if (!(error instanceof GuardError && error.guard === "order_not_in_escrow") && !(error instanceof ApiError && error.code === "already_applied")) throw error;
+      if (error instanceof GuardError && error.guard === "order_payee_banned") {
+        const alert = { userId: order.sellerId, alertType: "escrow_payee_banned", severity: "high" as const, details: { orderId: order.id, sellerId: order.sellerId, affiliateId: order.affiliateId, amount: order.amount } };
+        await applyStatements(db, [alertStatement(db, { ...alert, dedupeKey: await dedupeKey("escrow_payee_banned", order.id) }, now)]);
+      } else if (!(error instanceof GuardError && error.guard === "order_not_in_escrow") && !(error instanceof ApiError && error.code === "already_applied")) throw error;
     }
-  }
+  });
+  outcomes.raise("escrow release");
   return released;
 }
 

@@ -3,7 +3,7 @@ import type { Db } from "../db/client";
 import { fragment, slot, template } from "../db/template";
 import { accounts, users, withdrawMethods } from "../db/schema";
 import type { Statement } from "../ledger/executor";
-import { guard, type Guard } from "../ledger/guards";
+import { guard, type Guard, type GuardName } from "../ledger/guards";
 
 /** "The user exists and `condition` holds for their record" (or, `negated`, not), rendered once per condition (db/template.ts). */
 const userWhere = (condition: SQL, negated = false) =>
@@ -49,8 +49,8 @@ export function withdrawMethodUsable(userId: string, now: number): Guard[] {
   return [guard("withdraw_method_missing", noWithdrawMethod({ userId })), guard("withdraw_method_cooldown", withdrawMethodCoolingOff({ userId, now }))];
 }
 
-/** A banned user earns nothing: their activity payouts are held, never paid, while the ban lasts. */
-export const payeeNotBanned = (userId: string): Guard[] => [guard("payee_banned", isBanned({ userId }))];
+/** A banned user earns nothing: their activity payouts (and marketplace escrow) are held, never paid, while the ban lasts. */
+export const payeeNotBanned = (userId: string, name: GuardName = "payee_banned"): Guard[] => [guard(name, isBanned({ userId }))];
 
 /** Money sent to another user needs a recipient who exists and is not banned. */
 export function recipientActive(recipientId: string): Guard[] {
