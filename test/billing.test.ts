@@ -6,7 +6,7 @@ import { businessMonth, monthRange, previousMonth, usageCost, type UsagePlan } f
 import { loadConfig, type Config } from "../src/config";
 import { createDb } from "../src/db/client";
 import { ApiError } from "../src/lib/errors";
-import { adjust, adminToken, call, expectLedgerOk, expectProblem, newUser, uniqueId } from "./helpers";
+import { adjust, adminToken, call, d1FailingOnce, expectLedgerOk, expectProblem, newUser, uniqueId } from "./helpers";
 
 const defaultTiers = [
   { minUnits: 100_000, discountBps: 1000 },
@@ -165,7 +165,7 @@ describe("monthly usage invoices", () => {
     });
 
     const run = await issueMonthlyInvoices(db(), config, month, Date.now());
-    expect(run).toEqual({ month, invoices: 1, paid: 1, unpaid: 0, totalIdr: 1_650_000, chargedIdr: 1_650_000 });
+    expect(run).toEqual({ month, invoices: 1, paid: 1, unpaid: 0, failed: 0, totalIdr: 1_650_000, chargedIdr: 1_650_000 });
     expect(await idrBalance(adv.id)).toBe(350_000);
     const invoice = await invoiceOf(adv.id, month);
     expect(invoice).toMatchObject({ status: "paid", units: 150_000, amount_idr: 1_650_000 });
@@ -199,7 +199,7 @@ describe("monthly usage invoices", () => {
     await seedPayout(adv.id, "2025-03-06", 500, "held");
     const config = baseConfig();
 
-    expect(await issueMonthlyInvoices(db(), config, month, Date.now())).toEqual({ month, invoices: 1, paid: 0, unpaid: 1, totalIdr: 10_000, chargedIdr: 0 });
+    expect(await issueMonthlyInvoices(db(), config, month, Date.now())).toEqual({ month, invoices: 1, paid: 0, unpaid: 1, failed: 0, totalIdr: 10_000, chargedIdr: 0 });
     expect(await invoiceOf(adv.id, month)).toMatchObject({ status: "unpaid", amount_idr: 10_000, transaction_id: null });
     expect(await idrBalance(adv.id)).toBe(5_000);
     expect(await feeDebits(adv.id)).toHaveLength(0);
@@ -210,7 +210,7 @@ describe("monthly usage invoices", () => {
     // An admin releases the held payout, and the advertiser tops up.
     await env.DB.prepare("update payouts set status = 'paid' where advertiser_id = ? and status = 'held'").bind(adv.id).run();
     await adjust(adv.id, 20_000, "IDR");
-    expect(await issueMonthlyInvoices(db(), config, month, Date.now())).toEqual({ month, invoices: 1, paid: 1, unpaid: 0, totalIdr: 15_000, chargedIdr: 15_000 });
+    expect(await issueMonthlyInvoices(db(), config, month, Date.now())).toEqual({ month, invoices: 1, paid: 1, unpaid: 0, failed: 0, totalIdr: 15_000, chargedIdr: 15_000 });
     const invoice = await invoiceOf(adv.id, month);
     expect(invoice).toMatchObject({ status: "paid", units: 1_500, amount_idr: 15_000, transaction_id: expect.any(String) });
     expect(await idrBalance(adv.id)).toBe(10_000);
@@ -221,12 +221,38 @@ describe("monthly usage invoices", () => {
     await expectLedgerOk();
   });
 
+  it("one advertiser whose charge fails does not stop the others: it is alerted, counted as failed, and a rerun charges it", async () => {
+    const month = "2025-06";
+    const [a, b] = [await newUser("adv"), await newUser("adv")];
+    for (const adv of [a, b]) {
+      await adjust(adv.id, 50_000, "IDR");
+      await seedPayout(adv.id, "2025-06-10", 1_000);
+    }
+    const flaky = createDb(d1FailingOnce(/insert into "usage_invoices"/));
+    expect(await issueMonthlyInvoices(flaky, baseConfig(), month, Date.now())).toMatchObject({ invoices: 1, paid: 1, failed: 1, chargedIdr: 10_000 });
+    const invoiced = await Promise.all([invoiceOf(a.id, month), invoiceOf(b.id, month)]);
+    expect(invoiced.filter((i) => i?.status === "paid")).toHaveLength(1);
+    const failedOne = invoiced[0] ? b : a;
+    const alert = await env.DB.prepare("select severity from fraud_alerts where alert_type = 'invoice_failed' and user_id = ?").bind(failedOne.id).first();
+    expect(alert).toEqual({ severity: "high" });
+    expect(await issueMonthlyInvoices(db(), baseConfig(), month, Date.now())).toMatchObject({ invoices: 2, paid: 2, failed: 0, chargedIdr: 10_000 });
+    for (const adv of [a, b]) expect(await idrBalance(adv.id)).toBe(40_000);
+    await expectLedgerOk();
+  });
+
+  it("the monthly cron deferred by an unfinished daily batch raises one alert for the month", async () => {
+    // 2025-10-31T17:30Z is 1 November 00:30 WIB; the batch of 31 October has not finished.
+    for (let i = 0; i < 2; i++) expect(await runMonthlyBilling(env, Date.parse("2025-10-31T17:30:00Z"))).toBeNull();
+    const alerts = await env.DB.prepare("select severity, json_extract(details, '$.month') as month from fraud_alerts where alert_type = 'billing_deferred'").all();
+    expect(alerts.results.filter((r: any) => r.month === "2025-10")).toEqual([{ severity: "high", month: "2025-10" }]);
+  });
+
   it("issues nothing for a month without billable units or without cost", async () => {
     const adv = await newUser("adv");
     await adjust(adv.id, 1_000, "IDR");
     await seedPayout(adv.id, "2025-04-10", 50_000, "held");
     await seedPayout(adv.id, "2025-04-11", 50_000, "rejected");
-    expect(await issueMonthlyInvoices(db(), baseConfig(), "2025-04", Date.now())).toEqual({ month: "2025-04", invoices: 0, paid: 0, unpaid: 0, totalIdr: 0, chargedIdr: 0 });
+    expect(await issueMonthlyInvoices(db(), baseConfig(), "2025-04", Date.now())).toEqual({ month: "2025-04", invoices: 0, paid: 0, unpaid: 0, failed: 0, totalIdr: 0, chargedIdr: 0 });
     await seedPayout(adv.id, "2025-05-10", 50_000);
     const free = { ...baseConfig(), USAGE_UNIT_PRICE_IDR: 0, USAGE_OVERAGE_PRICE_IDR: 0 };
     expect(await issueMonthlyInvoices(db(), free, "2025-05", Date.now())).toMatchObject({ invoices: 0 });

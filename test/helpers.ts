@@ -175,18 +175,26 @@ export async function xenditInvoiceOf(orderId: string): Promise<string> {
 
 export const d1Stats = (): D1Stats => ({ roundTrips: 0, statements: 0, rowsRead: 0, rowsWritten: 0 });
 
-/** The D1 binding, except that preparing a statement whose SQL matches `pattern` throws (a query D1 refuses, e.g. past its time limit). */
 /**
  * The local D1, except that `change` is committed right before the first batch or statement whose SQL
  * matches `at` runs: a concurrent write landing between a caller's reads and its write.
  */
-export function d1Before(change: string, at: RegExp): D1Database {
+export const d1Before = (change: string, at: RegExp): D1Database => d1Intercept(at, () => env.DB.exec(change));
+
+/** The local D1, except that the first batch or statement whose SQL matches `at` fails (D1 lost the connection). */
+export const d1FailingOnce = (at: RegExp, message = "D1_ERROR: Network connection lost."): D1Database =>
+  d1Intercept(at, async () => {
+    throw new Error(message);
+  });
+
+/** The local D1, with `first` run before the first batch or statement whose SQL matches `at`. */
+function d1Intercept(at: RegExp, first: () => Promise<unknown>): D1Database {
   let done = false;
   const sqlOf = new WeakMap<object, string>();
-  const first = async (queries: string[]) => {
+  const before = async (queries: string[]) => {
     if (done || !queries.some((q) => at.test(q))) return;
     done = true;
-    await env.DB.exec(change);
+    await first();
   };
   const wrap = (stmt: D1PreparedStatement, query: string): D1PreparedStatement => {
     const proxy = new Proxy(stmt, {
@@ -194,7 +202,7 @@ export function d1Before(change: string, at: RegExp): D1Database {
         if (prop === "bind") return (...args: unknown[]) => wrap(target.bind(...args), query);
         const value = Reflect.get(target, prop, target);
         if (typeof value !== "function") return value;
-        if (prop === "run" || prop === "all" || prop === "first" || prop === "raw") return async (...args: unknown[]) => (await first([query]), value.apply(target, args));
+        if (prop === "run" || prop === "all" || prop === "first" || prop === "raw") return async (...args: unknown[]) => (await before([query]), value.apply(target, args));
         return value.bind(target);
       },
     });
@@ -204,13 +212,14 @@ export function d1Before(change: string, at: RegExp): D1Database {
   return new Proxy(env.DB, {
     get(target, prop) {
       if (prop === "prepare") return (query: string) => wrap(target.prepare(query), query);
-      if (prop === "batch") return async (statements: D1PreparedStatement[]) => (await first(statements.map((st) => sqlOf.get(st) ?? "")), target.batch(statements));
+      if (prop === "batch") return async (statements: D1PreparedStatement[]) => (await before(statements.map((st) => sqlOf.get(st) ?? "")), target.batch(statements));
       const value = Reflect.get(target, prop, target);
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
 }
 
+/** The D1 binding, except that preparing a statement whose SQL matches `pattern` throws (a query D1 refuses, e.g. past its time limit). */
 export function d1Refusing(pattern: RegExp, message = "D1_ERROR: the query exceeded its time limit"): D1Database {
   return new Proxy(env.DB, {
     get(target, prop) {

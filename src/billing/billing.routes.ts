@@ -49,6 +49,7 @@ const InvoiceRunSchema = z
     invoices: z.number().int(),
     paid: z.number().int(),
     unpaid: z.number().int(),
+    failed: z.number().int().openapi({ description: "Advertisers whose invoice could not be issued this run (each alerted as `invoice_failed`); run the month again." }),
     totalIdr: z.number().int().openapi({ description: "Sum of the month's invoices, paid and unpaid." }),
     chargedIdr: z.number().int().openapi({ description: "What this run debited; 0 when nothing was left to charge." }),
   })

@@ -12,6 +12,7 @@ import { newId } from "../lib/ids";
 import { businessMonth, monthRange, previousMonth, usageCost, type UsageCost, type UsagePlan } from "./usage-pricing";
 import { enqueueOutbox } from "../jobs/queue";
 import type { Outbox } from "../realtime/outbox";
+import { alertStatement, dedupeKey } from "../fraud/alerts";
 
 export const usagePlan = (config: Config, creditLimitUnits = config.USAGE_CREDIT_LIMIT_UNITS): UsagePlan => ({
   creditLimitUnits,
@@ -147,6 +148,8 @@ export interface InvoiceRun {
   invoices: number;
   paid: number;
   unpaid: number;
+  /** Advertisers whose invoice could not be issued (an error, alerted as `invoice_failed`); a rerun tries them again. */
+  failed: number;
   /** Sum of the month's invoices (paid and unpaid). */
   totalIdr: number;
   /** What this run debited; 0 on a rerun that found nothing left to charge. */
@@ -156,7 +159,8 @@ export interface InvoiceRun {
 /**
  * SPEC §8.1: invoices every advertiser with billable units in `month`, which must have ended in
  * business time. Safe to rerun and to run concurrently: paid invoices are skipped (and the once-key
- * refuses a second debit), unpaid ones are tried again.
+ * refuses a second debit), unpaid ones are tried again. One advertiser whose invoice fails (a D1 error,
+ * usage that kept changing) does not stop the others: it is counted, alerted, and left to a rerun.
  */
 export async function issueMonthlyInvoices(db: Db, config: Config, month: string, now: number): Promise<InvoiceRun> {
   if (month >= businessMonth(now, config.BUSINESS_TZ_OFFSET)) {
@@ -170,7 +174,7 @@ export async function issueMonthlyInvoices(db: Db, config: Config, month: string
     list.push({ campaignId, units });
   }
 
-  const run: InvoiceRun = { month, invoices: 0, paid: 0, unpaid: 0, totalIdr: 0, chargedIdr: 0 };
+  const run: InvoiceRun = { month, invoices: 0, paid: 0, unpaid: 0, failed: 0, totalIdr: 0, chargedIdr: 0 };
   const plan = usagePlan(config);
   for (const [advertiserId, byCampaign] of byAdvertiser) {
     const done = paidBefore.get(advertiserId);
@@ -178,7 +182,7 @@ export async function issueMonthlyInvoices(db: Db, config: Config, month: string
     let unpaid = false;
     if (!done) {
       let units = byCampaign;
-      let outcome: Awaited<ReturnType<typeof chargeInvoice>> | "nothing" | null = null;
+      let outcome: Awaited<ReturnType<typeof chargeInvoice>> | "nothing" | "failed" | null = null;
       // A payout released while the invoice was priced aborts the charge: price again (a few times).
       for (let attempt = 0; outcome === null; attempt++) {
         const cost = usageCost(units.reduce((sum, r) => sum + r.units, 0), plan);
@@ -188,12 +192,20 @@ export async function issueMonthlyInvoices(db: Db, config: Config, month: string
           try {
             outcome = await chargeInvoice(db, { advertiserId, month, byCampaign: units, cost }, now);
           } catch (error) {
-            if (!(error instanceof GuardError && error.guard === "invoice_units_changed") || attempt >= 3) throw error;
-            units = (await billableUnits(db, month, advertiserId)).map(({ campaignId, units: u }) => ({ campaignId, units: u }));
+            if (error instanceof GuardError && error.guard === "invoice_units_changed" && attempt < 3) {
+              units = (await billableUnits(db, month, advertiserId)).map(({ campaignId, units: u }) => ({ campaignId, units: u }));
+              continue;
+            }
+            outcome = "failed";
+            await invoiceFailed(db, advertiserId, month, error, now);
           }
         }
       }
       if (outcome === "nothing") continue;
+      if (outcome === "failed") {
+        run.failed++;
+        continue;
+      }
       if (outcome === "charged") run.chargedIdr += amount;
       unpaid = outcome === "unpaid";
     }
@@ -202,6 +214,16 @@ export async function issueMonthlyInvoices(db: Db, config: Config, month: string
     run.totalIdr += amount;
   }
   return run;
+}
+
+/** An advertiser's invoice that could not be issued: one alert per advertiser and month (best effort: the run goes on). */
+async function invoiceFailed(db: Db, advertiserId: string, month: string, error: unknown, now: number) {
+  const reason = error instanceof Error ? error.message : String(error);
+  console.error(`usage invoice of ${advertiserId} for ${month} failed: ${reason}`);
+  const alert = { userId: advertiserId, alertType: "invoice_failed", severity: "high" as const, details: { month, reason: reason.slice(0, 500) } };
+  await applyStatements(db, [alertStatement(db, { ...alert, dedupeKey: await dedupeKey("invoice_failed", advertiserId, month) }, now)]).catch((e) =>
+    console.error("invoice_failed alert not written", e instanceof Error ? e.message : String(e)),
+  );
 }
 
 export async function listInvoices(db: Db, month: string, status?: UsageInvoiceRow["status"]) {
@@ -224,7 +246,11 @@ export async function runMonthlyBilling(env: Env, scheduledTime: number): Promis
   const db = createDb(env.DB, { outbox });
   const month = previousMonth(scheduledTime, config.BUSINESS_TZ_OFFSET);
   if (!(await lastBatchFinished(db, month))) {
-    console.error(`usage invoices for ${month} deferred: the batch of ${monthRange(month).to} has not finished; run POST /api/admin/billing/invoices/${month}/run after it`);
+    // Nothing retries by itself: an admin runs the month once that batch is done (one alert per month).
+    const detail = `usage invoices for ${month} deferred: the batch of ${monthRange(month).to} has not finished; run POST /api/admin/billing/invoices/${month}/run after it`;
+    console.error(detail);
+    await applyStatements(db, [alertStatement(db, { userId: null, alertType: "billing_deferred", severity: "high", details: { month, detail }, dedupeKey: await dedupeKey("billing_deferred", month) }, scheduledTime)]);
+    await enqueueOutbox(env, config, outbox).catch((e) => console.error("alert event not queued", e instanceof Error ? e.message : String(e)));
     return null;
   }
   try {
