@@ -216,6 +216,26 @@ describe("badges", () => {
 });
 
 describe("boosts", () => {
+  it("20 boosts of one level bought at once: each is bought or told to send again (409 conflict, not remembered), and the same key then buys it", async () => {
+    const buyers = await Promise.all(Array.from({ length: 20 }, () => newUser("booster")));
+    await Promise.all(buyers.map((b) => adjust(b.id, 5000)));
+    const send = (b: User, i: number) => call("POST", `/api/live/${`crowd-${b.id}`}/boost`, { token: b.token, body: { level: "basic" }, headers: { "idempotency-key": `crowd-${i}` } });
+    const first = await Promise.all(buyers.map(send));
+    for (const res of first) {
+      if (res.status !== 201) expectProblem(res, 409, "conflict");
+    }
+    for (const [i, b] of buyers.entries()) {
+      let res = first[i]!;
+      for (let tries = 0; res.status !== 201 && tries < 25; tries++) res = await send(b, i);
+      expect(res.status, res.text).toBe(201);
+    }
+    const bought = await env.DB.prepare(`select count(*) as n from boost_purchases where buyer_id in (${buyers.map(() => "?").join(",")})`).bind(...buyers.map((b) => b.id)).first<{ n: number }>();
+    expect(bought?.n).toBe(20);
+    await expectLedgerOk();
+    // Demand is global: end these boosts, so the other tests quote from their own.
+    await env.DB.prepare(`update boost_purchases set expires_at = 0 where buyer_id in (${buyers.map(() => "?").join(",")})`).bind(...buyers.map((b) => b.id)).run();
+  });
+
   it("the price rises with demand; above maxPrice → 409 price_changed and nothing moves; a boosted stream's boost extends it; featured lists active boosts, homepage first", async () => {
     const buyer = await verifiedUser("booster");
     await adjust(buyer.id, 3000);

@@ -63,7 +63,8 @@ export class ApiError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly detail: string,
-    readonly extra: { errors?: FieldError[]; headers?: Record<string, string> } = {},
+    /** `transient`: a refusal caused by concurrent requests, not by this one; an Idempotency-Key does not remember it, so the same key may try again. */
+    readonly extra: { errors?: FieldError[]; headers?: Record<string, string>; transient?: boolean } = {},
   ) {
     super(detail);
     this.name = "ApiError";

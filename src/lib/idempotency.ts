@@ -69,7 +69,8 @@ async function storedOutcome<O extends Outcome>(c: Context<AppEnv>, scope: Idemp
  * batch before anything moves and is answered from the stored record (the only extra round trip, on
  * repeats). So the movement and its remembered answer commit together, in one round trip. A business
  * refusal (insufficient funds, limits) is remembered too, so every repeat gets the same answer;
- * validation errors are not, since they never reach this point.
+ * validation errors are not, since they never reach this point, nor are transient ones (concurrent
+ * requests kept changing what this one decides from: the same key may try again).
  */
 export async function idempotent<O extends Outcome>(
   c: Context<AppEnv>,
@@ -85,7 +86,7 @@ export async function idempotent<O extends Outcome>(
       if (winner) return winner;
       throw error;
     }
-    if (error instanceof ApiError && error.status < 500) {
+    if (error instanceof ApiError && error.status < 500 && !error.extra.transient) {
       // Remember the refusal unless a concurrent twin already stored its answer; then answer as it did.
       await c.var.db
         .insert(idempotencyKeys)

@@ -133,6 +133,9 @@ export async function leaderboard(db: Db, streamId: string, limit: number) {
   return { streamId, totals: totals ?? { coins: 0, gifts: 0, senders: 0 }, top: top.map((r, i) => ({ rank: i + 1, ...r })) };
 }
 
+/** Quotes a boost request tries before answering that concurrent boosts kept changing its price. */
+const BOOST_QUOTES = 4;
+
 /** Boosts of a level in force (running, or queued behind one on the same stream): what demand pricing counts. */
 const activeBoostsSql = (level: BoostLevel, now: number) =>
   sql<number>`(select count(*) from ${boostPurchases} where ${boostPurchases.level} = ${level} and ${boostPurchases.expiresAt} > ${now})`;
@@ -162,7 +165,9 @@ export interface BoostBody {
  * and the stream's last boost are read in one query; the batch is guarded by both (if a boost of the
  * level started or ended in between, or the stream was boosted meanwhile, it is quoted again, and
  * refused as 409 price_changed above the caller's `maxPrice`). A boost on a stream already boosted at
- * that level starts when the last one ends.
+ * that level starts when the last one ends. Boosts of a level bought at the same moment each change the
+ * others' price: after a few quotes lost that way (with a random pause between them) the answer is 409
+ * `conflict`, transient (an Idempotency-Key does not remember it): the client sends again.
  */
 export async function boostStream(
   db: Db,
@@ -182,7 +187,11 @@ export async function boostStream(
     try {
       return await boostAt(db, config, buyerId, streamId, quote, state?.lastEnd ?? 0, ctx, now);
     } catch (error) {
-      if (!(error instanceof GuardError && error.guard === "boost_demand_changed") || attempt >= 2) throw error;
+      if (!(error instanceof GuardError && error.guard === "boost_demand_changed")) throw error;
+      if (attempt >= BOOST_QUOTES - 1) {
+        throw new ApiError("conflict", `Other ${input.level} boosts were bought at the same moment and kept changing the price; send the request again.`, { transient: true });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * (attempt + 1)));
     }
   }
 }
