@@ -6,7 +6,7 @@ import { contentSplit } from "../src/content/content-rules";
 import { earningsQuery } from "../src/creator/earnings";
 import { createDb } from "../src/db/client";
 import { MAX_AMOUNT } from "../src/lib/money";
-import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, irisNotify, irisReferenceOf, midtransNotification, newUser, postMidtransWebhook, setUserStatus, uniqueId, verifiedUser } from "./helpers";
+import { adjust, adminToken, balanceOf, call, d1Before, expectLedgerOk, expectProblem, irisNotify, irisReferenceOf, midtransNotification, newUser, postMidtransWebhook, setUserStatus, uniqueId, verifiedUser } from "./helpers";
 
 const config = loadConfig({});
 type User = { id: string; token: string };
@@ -264,8 +264,10 @@ describe("content refunds", () => {
     const body = { reason: "buyer_request", userId: buyer.id };
     const results = await Promise.all(Array.from({ length: 5 }, () => call("POST", `/api/content/${id}/refund`, { token: admin, body })));
     const ok = results.filter((r) => r.status === 200);
-    expect(ok.filter((r) => r.json.outcome === "refunded")).toHaveLength(1);
-    for (const r of results.filter((r) => r.status !== 200)) expectProblem(r, 404, "not_found");
+    expect(ok.map((r) => r.json.outcome)).toEqual(["refunded"]);
+    // The others read it refunded (404), or lost in their batch (409: they refunded nothing).
+    for (const r of results.filter((r) => r.status !== 200)) expectProblem(r, r.status, r.status === 404 ? "not_found" : "already_applied");
+    expect(results.every((r) => [200, 404, 409].includes(r.status))).toBe(true);
     expect((await balanceOf(buyer.token)).balance).toBe(300);
     expect((await balanceOf(creator.token)).balance).toBe(0);
     expectProblem(await call("POST", `/api/content/${id}/refund`, { token: admin, body }), 404, "not_found");
@@ -373,6 +375,43 @@ describe("content refunds", () => {
     expect((await call("GET", `/api/content/${id}/access`, { token: buyer.token })).json).toMatchObject({ access: true });
     // The same key with another body is a conflict.
     expectProblem(await call("POST", `/api/content/${id}/refund`, { token: admin, body: { reason: "buyer_request", userId: creator.id }, headers }), 409, "idempotency_conflict");
+    await expectLedgerOk();
+  });
+
+  it("an admin's buyer refund that loses to another refund of the purchase is 409 already_applied (it refunded nothing), and the same key replays that", async () => {
+    const creator = await newUser("creator");
+    const id = await priced(creator, 200);
+    const buyer = await funded(400);
+    expect((await unlock(buyer, id)).status).toBe(201);
+    const purchase = await env.DB.prepare("select id from content_purchases where buyer_id = ? and content_id = ?").bind(buyer.id, id).first<{ id: string }>();
+    // Another refund of the purchase (moving nothing here) commits between this request's read and its batch.
+    const db = d1Before(`update content_purchases set refunded_at = ${Date.now()}, refund_kind = 'creator_share', refund_amount = 0 where id = '${purchase!.id}'`, /insert into "once_keys"/);
+    const headers = { "idempotency-key": `lost-${buyer.id}` };
+    const body = { reason: "buyer_request", userId: buyer.id };
+    expectProblem(await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body, headers, db }), 409, "already_applied");
+    const again = await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body, headers });
+    expectProblem(again, 409, "already_applied");
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect((await balanceOf(buyer.token)).balance).toBe(200);
+  });
+
+  it("an admin removal asked again answers 202 with the removal's progress (with or without the same Idempotency-Key); a creator's deletion is not an admin removal", async () => {
+    const creator = await newUser("creator");
+    const id = await priced(creator, 100);
+    const buyer = await funded(100);
+    expect((await unlock(buyer, id)).status).toBe(201);
+    const headers = { "idempotency-key": `remove-${id}` };
+    const first = await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "admin_removed" }, headers });
+    expect(first.status, first.text).toBe(202);
+    await refundsDone(id);
+    for (const h of [headers, {}]) {
+      const again = await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "admin_removed" }, headers: h });
+      expect(again.status, again.text).toBe(202);
+      expect(again.json).toMatchObject({ contentId: id, kind: "creator_share", purchases: 1, refunded: 1, status: "done" });
+    }
+    const deleted = await priced(creator, 100);
+    expect((await call("DELETE", `/api/content/${deleted}`, { token: creator.token })).status).toBe(202);
+    expectProblem(await call("POST", `/api/content/${deleted}/refund`, { token: await adminToken(), body: { reason: "admin_removed" } }), 404, "not_found");
     await expectLedgerOk();
   });
 

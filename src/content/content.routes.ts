@@ -8,7 +8,7 @@ import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { startFanout } from "../jobs/fanout";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import { buyerRefundAllowed } from "./content-rules";
-import { closeContent, contentAccess, contentView, findContent, reassignContent, refundProgress, refundPurchase, registerContent, unlockContent, type UnlockBody } from "./content.service";
+import { closeContent, contentAccess, contentView, findContent, reassignContent, refundProgress, refundPurchase, refundRunKind, registerContent, unlockContent, type UnlockBody } from "./content.service";
 import { contentRevenue } from "./content-revenue";
 
 const IdParam = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a content id: 1–64 of A–Z, a–z, 0–9, _ and -") });
@@ -162,10 +162,11 @@ export const contentRouter = createRouter()
         },
       },
       responses: {
-        200: json(z.object({ purchaseId: z.string(), refunded: z.number().int(), outcome: z.enum(["refunded", "already_refunded"]) }), "One purchase refunded"),
-        202: json(ProgressSchema, "Removed; refunds queued"),
+        200: json(z.object({ purchaseId: z.string(), refunded: z.number().int(), outcome: z.enum(["refunded"]) }), "One purchase refunded"),
+        202: json(ProgressSchema, "Removed; refunds queued (asked again: that removal's progress)"),
         ...errorResponses,
         404: problemFor("No available item, or no live purchase of that buyer."),
+        409: problemFor("`already_applied`: the purchase was refunded meanwhile by another refund; or the Idempotency-Key was used with another request."),
         422: problemFor("`refund_window_closed`."),
       },
     }),
@@ -174,7 +175,13 @@ export const contentRouter = createRouter()
       const body = c.req.valid("json");
       const { db } = c.var;
       if (body.reason === "admin_removed") {
-        await closeContent(db, id, "creator_share", c.var.user.id, "admin_removed", { asCreator: false }, Date.now());
+        try {
+          await closeContent(db, id, "creator_share", c.var.user.id, "admin_removed", { asCreator: false }, Date.now());
+        } catch (error) {
+          // Removing a removed item (a retry, with or without its Idempotency-Key) answers with that removal's progress.
+          if (!(error instanceof ApiError && error.code === "not_found" && (await refundRunKind(db, id)) === "creator_share")) throw error;
+          return c.json(await refundProgress(db, id), 202);
+        }
         await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
         return c.json(await refundProgress(db, id), 202);
       }
@@ -191,6 +198,8 @@ export const contentRouter = createRouter()
         }
         const refunded = { purchaseId: purchase.id, refunded: purchase.price };
         const outcome = await refundPurchase(db, purchase, "full", c.var.user.id, "buyer_request", { idempotency: record({ ...refunded, outcome: "refunded" }) });
+        // Another refund of the purchase (an admin removal's queue) committed first: this one moved nothing.
+        if (outcome === "already_refunded") throw new ApiError("already_applied", "This purchase was refunded meanwhile by another refund.");
         return { ...refunded, outcome };
       });
       return c.json(answer, 200);

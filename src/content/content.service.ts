@@ -242,6 +242,12 @@ export async function closeContent(db: Db, id: string, kind: RefundKind, actorId
   ]);
 }
 
+/** The kind of the item's refund run (`creator_share`: an admin removal; `full`: its creator's deletion), if it has one. */
+export async function refundRunKind(db: Db, id: string) {
+  const [run] = await db.select({ kind: contentRefundRuns.kind }).from(contentRefundRuns).where(eq(contentRefundRuns.contentId, id));
+  return run?.kind;
+}
+
 /** Progress of an item's refund run, counted from the purchases themselves. */
 export async function refundProgress(db: Db, id: string) {
   const [runs, [refunded], [left]] = await db.batch([
