@@ -9,7 +9,9 @@
 // service adds with D1_METRICS=true), the local stack's CPU per request (/proc) and the ratios the
 // targets are stated in.
 // Env: BENCH_ROUNDS (5), BENCH_REQUESTS (400 per endpoint and round), BENCH_CONCURRENCY (16),
-// BENCH_PORT (8797), BENCH_SIM_PORT (8798). Results: .bench/results.json.
+// BENCH_PORT (8797), BENCH_SIM_PORT (8798), BENCH_DEVTOOLS (on: wrangler dev as `npm start` runs it;
+// `off` turns its DevTools inspector off, which otherwise reports every D1 and object call as it happens
+// and so costs the local stack more than a D1 read). Results: .bench/results.json.
 import { benchService, envNumber, fmt, load, machine, markdownTable, round, runBenchmark, summarise, workerdUsage, writeResults } from "./bench/harness.mjs";
 import { REQUEST_PATH_VARS, requestPaths, USERS } from "./bench/request-paths.mjs";
 
@@ -27,10 +29,11 @@ const service = benchService({
   port: envNumber("BENCH_PORT", 8797),
   simPort: envNumber("BENCH_SIM_PORT", 8798),
   extraVars: REQUEST_PATH_VARS,
+  devtools: process.env.BENCH_DEVTOOLS !== "off",
 });
 
 async function main() {
-  console.log(`starting the service (${service.base}) ...`);
+  console.log(`starting the service (${service.base}, DevTools ${service.devtools ? "on" : "off"}) ...`);
   await service.start();
   const { admin, endpoints } = await requestPaths(service);
   const names = Object.keys(endpoints);
@@ -44,9 +47,9 @@ async function main() {
   const cpuParts = { runtime: "runtimeCpuSeconds", proxy: "proxyCpuSeconds", wrangler: "wranglerCpuSeconds" };
   const cpu = Object.fromEntries(names.map((n) => [n, { runtime: 0, proxy: 0, wrangler: 0 }]));
   const measured = async (name) => {
-    const before = workerdUsage();
+    const before = workerdUsage(service.port);
     const run = await load(service, { ...endpoints[name], count: PER_ROUND, concurrency: CONCURRENCY });
-    const after = workerdUsage();
+    const after = workerdUsage(service.port);
     for (const [part, key] of Object.entries(cpuParts)) cpu[name][part] += after[key] - before[key];
     return run;
   };
@@ -88,7 +91,7 @@ async function main() {
   if (service.reloads) console.log(`WARNING: wrangler reloaded the Worker ${service.reloads} time(s) during the run`);
   const ledgerOk = ledger.status === 200 && ledger.json?.ok === true;
   console.log(`ledger check: ${ledgerOk ? "ok" : `FAILED ${ledger.text.slice(0, 500)}`}`);
-  writeResults("results.json", { at: new Date().toISOString(), machine: machine(), config: { rounds: ROUNDS, perRound: PER_ROUND, concurrency: CONCURRENCY, users: USERS }, endpoints: merged, rounds: runs, targets, ledgerOk, markdown: table });
+  writeResults("results.json", { at: new Date().toISOString(), machine: machine(), config: { rounds: ROUNDS, perRound: PER_ROUND, concurrency: CONCURRENCY, users: USERS, devtools: service.devtools }, endpoints: merged, rounds: runs, targets, ledgerOk, markdown: table });
   return ledgerOk && names.every((n) => merged[n].errorCount === 0) ? 0 : 1;
 }
 

@@ -63,11 +63,12 @@ const alive = (pid) => {
 
 /**
  * RSS (KiB) and CPU seconds of every workerd process now running (the local runtime of wrangler dev),
- * split into the runtime that runs the Worker, its Durable Objects and local D1 (the one with an
- * inspector address) and the one that runs wrangler's dev proxy; and the CPU seconds of wrangler's own
- * Node process (its dev proxy's controller and log output).
+ * split into the runtime that runs the Worker, its Durable Objects and local D1 and the one that runs
+ * wrangler's dev proxy (it listens on the service's `port`); and the CPU seconds of wrangler's own Node
+ * process (its dev proxy's controller and log output; with DevTools off, the one that also runs the idle
+ * gateway simulator).
  */
-export function workerdUsage() {
+export function workerdUsage(port) {
   let rssKiB = 0;
   let runtimeCpuSeconds = 0;
   let proxyCpuSeconds = 0;
@@ -77,7 +78,7 @@ export function workerdUsage() {
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
       const workerd = cmdline.includes("workerd");
-      if (!workerd && !cmdline.includes("wrangler-dist")) continue;
+      if (!workerd && !cmdline.includes("wrangler-dist") && !cmdline.includes("scripts/start.mjs")) continue;
       const raw = readFileSync(`/proc/${entry}/stat`, "utf8");
       const stat = raw.slice(raw.lastIndexOf(")") + 2).split(" ");
       // utime + stime, in clock ticks (USER_HZ = 100 on Linux)
@@ -87,8 +88,8 @@ export function workerdUsage() {
         continue;
       }
       rssKiB += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] ?? 0);
-      if (cmdline.includes("--inspector-addr")) runtimeCpuSeconds += cpu;
-      else proxyCpuSeconds += cpu;
+      if (cmdline.includes(`entry=${HOST}:${port}`)) proxyCpuSeconds += cpu;
+      else runtimeCpuSeconds += cpu;
     } catch {
       // ended while we looked
     }
@@ -98,9 +99,12 @@ export function workerdUsage() {
 
 /**
  * The service under test. By default it runs from a snapshot of the working tree (wrangler reloads on
- * every edit under src/, which would change the code in the middle of a measurement).
+ * every edit under src/, which would change the code in the middle of a measurement). `devtools: false`
+ * runs wrangler's dev server with its DevTools inspector off (`DEVTOOLS=off` in scripts/start.mjs): with
+ * it on, as `npm start` runs it, wrangler reports every D1 and object call to DevTools as it happens,
+ * which costs the local stack more than a D1 read itself.
  */
-export function benchService({ name, port, simPort, inspectorPort, extraVars = [], snapshot = process.env.BENCH_SNAPSHOT !== "0" }) {
+export function benchService({ name, port, simPort, inspectorPort, extraVars = [], snapshot = process.env.BENCH_SNAPSHOT !== "0", devtools = true }) {
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
   const runDir = resolve(`.bench/${name}-${stamp}`);
   const persist = `${runDir}/state`;
@@ -132,6 +136,8 @@ export function benchService({ name, port, simPort, inspectorPort, extraVars = [
 
   const service = {
     base,
+    port,
+    devtools,
     persist,
     appDir,
     secret,
@@ -146,7 +152,7 @@ export function benchService({ name, port, simPort, inspectorPort, extraVars = [
     async start() {
       for (const p of [port, simPort, inspectorPort]) if (p !== undefined && !(await portFree(p))) throw new Error(`port ${p} is in use on ${HOST}`);
       exited = false;
-      const env = { ...process.env, PORT: String(port), SIM_PORT: String(simPort), PERSIST_DIR: persist, SIM_LOG: "false", EXTRA_VARS: extraVars.join(" "), NO_COLOR: "1", FORCE_COLOR: "0", ...(inspectorPort ? { INSPECTOR_PORT: String(inspectorPort) } : {}) };
+      const env = { ...process.env, PORT: String(port), SIM_PORT: String(simPort), PERSIST_DIR: persist, SIM_LOG: "false", EXTRA_VARS: extraVars.join(" "), NO_COLOR: "1", FORCE_COLOR: "0", ...(inspectorPort ? { INSPECTOR_PORT: String(inspectorPort) } : {}), ...(devtools ? {} : { DEVTOOLS: "off" }) };
       child = spawn(process.execPath, ["scripts/start.mjs"], { cwd: appDir, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
       const keep = (d) => {
         const text = String(d);
