@@ -191,6 +191,23 @@ describe("realtime events over WebSockets", () => {
     expect(await connect("", { query: { ticket: expiredTicket } })).toMatchObject({ status: 401 });
   });
 
+  it("an admin banned while their socket is open in the admins' room is disconnected; the other admins are told", async () => {
+    const rogue = uniqueId("ops-rogue");
+    const rogueToken = await tokenFor(rogue, "admin");
+    expect((await call("GET", "/api/wallet/balance", { token: rogueToken })).status).toBe(200); // first sight
+    const rogueSocket = await open("/admin", { token: rogueToken });
+    const watcher = await open("/admin", { token: await adminToken() });
+    const alertId = newId(Date.now());
+    await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, created_at) values (?, ?, 'manual_review', 'high', '{}', ?)").bind(alertId, rogue, Date.now()).run();
+    const reviewed = await call("POST", "/api/fraud/review", { token: await adminToken(), body: { alertId, status: "resolved", action: "banned" } });
+    expect(reviewed.status, reviewed.text).toBe(200);
+    const deadline = Date.now() + 3000;
+    while (!rogueSocket.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(rogueSocket.closed).toMatchObject({ code: 4003 });
+    expect(await until(watcher, (f) => f.type === "account-banned" && f.data.userId === rogue)).toBeDefined();
+    watcher.ws.close(1000, "done");
+  });
+
   it("an admin's socket receives the fraud alert a rule raises", async () => {
     const admin = await open("/admin", { token: await adminToken() });
     const alice = await newUser("rapid");

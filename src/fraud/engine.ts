@@ -7,6 +7,7 @@ import { applyStatements, type Statement } from "../ledger/executor";
 import { insertWhere } from "../db/insert-where";
 import { alertWhen, dedupeKey } from "./alerts";
 import { evaluateRules, ruleById, ruleConfig, type ActionLevel, type Facts, type Finding, type SqlFacts } from "./rules";
+import { announceBans } from "../realtime/outbox";
 
 export interface Subject {
   userId: string;
@@ -52,7 +53,7 @@ export function actionStatements(db: Db, userId: string, level: ActionLevel, act
   const change = CHANGE[level];
   if (!change) return [];
   return [
-    db.update(users).set({ ...change, updatedAt: now }).where(sql`${users.id} = ${userId} and ${users.status} != 'banned' and not ${unless}`),
+    announceBans(db.update(users).set({ ...change, updatedAt: now }).where(sql`${users.id} = ${userId} and ${users.status} != 'banned' and not ${unless}`).returning({ id: users.id, status: users.status }), now),
     insertWhere(db, auditLog, { actorId, action: `fraud.action_level_${level}`, subjectType: "user", subjectId: userId, details: { change, reason }, createdAt: now }, sql`where not ${unless}`),
   ];
 }

@@ -4,6 +4,7 @@ import { auditLog, fraudAlerts, fraudWhitelist, users } from "../db/schema";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { toPage } from "../lib/pagination";
+import { announceBans } from "../realtime/outbox";
 
 type AlertRow = typeof fraudAlerts.$inferSelect;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -61,7 +62,7 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
   const change = USER_CHANGE[input.action];
   const [updated] = await db.batch([
     db.update(fraudAlerts).set({ status: input.status, actionTaken: input.action, reviewedBy: adminId, reviewedAt: now }).where(eq(fraudAlerts.id, alert.id)).returning(),
-    ...(change && user ? [db.update(users).set({ ...change, updatedAt: now }).where(eq(users.id, user.id))] : []),
+    ...(change && user ? [announceBans(db.update(users).set({ ...change, updatedAt: now }).where(eq(users.id, user.id)).returning({ id: users.id, status: users.status }), now)] : []),
     db.insert(auditLog).values({
       actorId: adminId,
       action: "fraud.review",

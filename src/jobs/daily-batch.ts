@@ -11,6 +11,7 @@ import { ApiError } from "../lib/errors";
 import { campaignsById, cappedPayoutStatement, earnedLine, holdPayoutStatement, payLines, suspendedLineStatement, suspendedOwners, termsToDecide, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
 import { eachApart, startFanout, type FanoutSource, type QueueDeps } from "./fanout";
+import { announceBans } from "../realtime/outbox";
 
 /**
  * The daily batch (SPEC §8) in bounded steps over the queue:
@@ -255,7 +256,7 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
         },
         now,
       );
-    if (act === "A") await db.batch([alert("critical"), db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId))]);
+    if (act === "A") await db.batch([alert("critical"), announceBans(db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId)).returning({ id: users.id, status: users.status }), now)]);
     else if (act === "B") await db.batch([alert("high"), ...payable.map((t) => holdPayoutStatement(db, t, now)), ...records]);
     else if (records.length > 0) await db.batch(records as [Statement, ...Statement[]]);
     const { rbar: z, ...signalZ } = day_.z;

@@ -108,6 +108,18 @@ export class EventLog {
     return this.ctx.getWebSockets().length;
   }
 
+  /** Closes every socket of these users. */
+  disconnect(userIds: ReadonlySet<string>, code: number, reason: string): void {
+    for (const ws of this.ctx.getWebSockets()) {
+      if (!userIds.has((ws.deserializeAttachment() as Attachment | null)?.userId ?? "")) continue;
+      try {
+        ws.close(code, reason);
+      } catch {
+        // already closing
+      }
+    }
+  }
+
   /** After a socket closed: true when it was the last one (the object notes since when nobody listens). */
   closed(ws: WebSocket, now: number): boolean {
     const others = this.ctx.getWebSockets().filter((w) => w !== ws && w.readyState === WebSocket.OPEN).length;

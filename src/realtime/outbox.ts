@@ -43,6 +43,19 @@ export function announce<S extends object>(statement: S, toEvents: Announcer): S
   return statement;
 }
 
+/**
+ * Marks an update of user records that may ban (its RETURNING gives `id` and `status`): each row left
+ * banned becomes `account-banned { userId }` in the admins' room, which also closes that user's sockets
+ * there (an admin banned while listening stops receiving the fraud alerts at once).
+ */
+export function announceBans<S extends object>(statement: S, at: number): S {
+  return announce(statement, (rows) =>
+    (rows as { id: string; status: string }[]).filter((r) => r.status === "banned").map((r) => ({ to: { room: "admins" as const }, type: ACCOUNT_BANNED, at, data: { userId: r.id } })),
+  );
+}
+
+export const ACCOUNT_BANNED = "account-banned";
+
 /** After a committed batch: the events its announcing statements produce, in statement order. */
 export function collect(outbox: Outbox, statements: readonly unknown[], results: readonly unknown[]): void {
   statements.forEach((statement, i) => {

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { closeSocket, EventLog, type Retention } from "./event-log";
-import type { DeliveredEvent } from "./outbox";
+import { ACCOUNT_BANNED, type DeliveredEvent } from "./outbox";
 
 /**
  * A room (SPEC §13): `lobby:<shard>` holds lobby sockets (a user always lands on the same shard, so a
@@ -21,7 +21,11 @@ export class RealtimeRoom extends DurableObject<Env> {
   }
 
   publish(events: { type: string; at: number; data: Record<string, unknown> }[], retention: Retention): DeliveredEvent[] {
-    return this.log.append(events, retention, Date.now());
+    const delivered = this.log.append(events, retention, Date.now());
+    // A user banned while listening here is told (with everyone) and then disconnected.
+    const banned = new Set(events.filter((e) => e.type === ACCOUNT_BANNED).map((e) => String(e.data.userId)));
+    if (banned.size > 0) this.log.disconnect(banned, 4003, "account banned");
+    return delivered;
   }
 
   sockets(): number {
