@@ -98,6 +98,7 @@ export const configSchema = z.object({
         .sort((a, b) => a.minUnits - b.minUnits),
     )
     .refine((tiers) => tiers.every((t) => t.discountBps <= 10_000), "a discount cannot exceed 10000 bps")
+    .refine((tiers) => tiers.every((t) => Number.isSafeInteger(t.minUnits)), "a tier's minUnits must be a whole number below 2^53")
     .prefault("100000:1000,1000000:2000"),
   // premium content, gifts, marketplace splits (§9–§11)
   CONTENT_CREATOR_BPS: bps(7000),

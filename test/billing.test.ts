@@ -64,10 +64,10 @@ describe("usageCost", () => {
     expect(usageCost(40, plan({ tiers: [{ minUnits: 1, discountBps: 10_000 }] })).totalIdr).toBe(0);
   });
 
-  it("rounds the discounted part down", () => {
+  it("the discount is floor(included × bps / 10000): the rounding stays with the platform (SPEC §3)", () => {
     const cost = usageCost(7, plan({ unitPriceIdr: 3, tiers: [{ minUnits: 1, discountBps: 1000 }] }));
-    // 7 × 3 = 21; 21 × 0.9 = 18.9 → 18
-    expect(cost).toMatchObject({ includedCostIdr: 21, discountIdr: 3, totalIdr: 18 });
+    // 7 × 3 = 21; 10 % of 21 = 2.1 → 2; 21 − 2 = 19
+    expect(cost).toMatchObject({ includedCostIdr: 21, discountIdr: 2, totalIdr: 19 });
   });
 
   it("stays exact past 2^53 in the intermediate product", () => {

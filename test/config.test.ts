@@ -46,6 +46,8 @@ describe("configuration", () => {
     expect(() => loadConfig({ RATE_LIMIT_PER_MINUTE: "ten" })).toThrow(/RATE_LIMIT_PER_MINUTE/);
     expect(() => loadConfig({ BOT_RBAR_SE_MAX_SIGMA: "-1" })).toThrow(/BOT_RBAR_SE_MAX_SIGMA/);
     expect(() => loadConfig({ WITHDRAW_PPH_BPS: "20000" })).toThrow(ConfigError);
+    // A tier threshold past what a whole number holds exactly would fail every usage request later.
+    expect(() => loadConfig({ USAGE_TIERS: "100000000000000000000:1000" })).toThrow(/USAGE_TIERS/);
     expect(() => loadConfig({ BUSINESS_TZ_OFFSET: "WIB" })).toThrow(/BUSINESS_TZ_OFFSET/);
     expect(() => loadConfig({ CONTENT_CREATOR_BPS: "9000" })).toThrow(/CONTENT_\*_BPS/);
     expect(() => loadConfig({ MIDTRANS_SNAP_BASE_URL: "not a url" })).toThrow(/MIDTRANS_SNAP_BASE_URL/);

@@ -42,8 +42,9 @@ function safe(n: bigint): number {
 
 /**
  * Units up to the credit limit cost `unitPriceIdr` less the volume discount of the highest tier the
- * month's total reaches; units above it cost `overagePriceIdr` with no discount. The discounted part is
- * floor(included × price × (10000 − bps) / 10000). Computed in BigInt: units × price × 10000 can pass 2^53.
+ * month's total reaches; units above it cost `overagePriceIdr` with no discount. The discount is
+ * floor(included × price × bps / 10000): as for every share (SPEC §3), the rounding stays with the
+ * platform. Computed in BigInt: units × price × 10000 can pass 2^53.
  */
 export function usageCost(units: number, plan: UsagePlan): UsageCost {
   whole("units", units);
@@ -60,7 +61,7 @@ export function usageCost(units: number, plan: UsagePlan): UsageCost {
   const includedUnits = Math.min(units, plan.creditLimitUnits);
   const overageUnits = units - includedUnits;
   const includedCost = BigInt(includedUnits) * unitPrice;
-  const discounted = (includedCost * (10_000n - BigInt(tier?.discountBps ?? 0))) / 10_000n;
+  const discounted = includedCost - (includedCost * BigInt(tier?.discountBps ?? 0)) / 10_000n;
   const overageCost = BigInt(overageUnits) * overagePrice;
   return {
     units,
