@@ -356,11 +356,24 @@ describe("billing routes", () => {
     expect(res.status, res.text).toBe(200);
     expect(res.json).toMatchObject({ month: "2025-06", units: 2_000, byCampaign: [{ campaignId: "cmp-x", units: 2_000 }], cost: { totalIdr: 20_000 } });
     const current = businessMonth(Date.now(), "+07:00");
-    await seedPayout(adv.id, `${current}-01`, 7);
-    expect((await call("GET", "/api/billing/usage", { token: adv.token })).json).toMatchObject({ month: current, units: 7, cost: { totalIdr: 70 } });
+    const fresh = await newUser("adv");
+    await seedPayout(fresh.id, `${current}-01`, 7);
+    expect((await call("GET", "/api/billing/usage", { token: fresh.token })).json).toMatchObject({ month: current, units: 7, cost: { totalIdr: 70 } });
     for (const month of ["2025-13", "2025-00", "2025-6", "June", "2025-06-01"]) {
       expectProblem(await call("GET", `/api/billing/usage?month=${month}`, { token: adv.token }), 400, "validation_failed");
     }
+  });
+
+  it("usage agrees with what the invoices bill: a payout released after its month was invoiced counts in the next month", async () => {
+    const adv = await newUser("adv");
+    await adjust(adv.id, 100_000, "IDR");
+    await seedPayout(adv.id, "2025-07-10", 1_000);
+    await seedPayout(adv.id, "2025-07-31", 500, "held");
+    expect(await issueMonthlyInvoices(db(), baseConfig(), "2025-07", Date.now())).toMatchObject({ paid: 1, chargedIdr: 10_000 });
+    await env.DB.prepare("update payouts set status = 'paid' where advertiser_id = ? and status = 'held'").bind(adv.id).run();
+    const usage = async (month: string) => (await call("GET", `/api/billing/usage?month=${month}`, { token: adv.token })).json;
+    expect(await usage("2025-07")).toMatchObject({ units: 1_000, cost: { totalIdr: 10_000 } });
+    expect(await usage("2025-08")).toMatchObject({ units: 500, byCampaign: [{ campaignId: "cmp-a", units: 500 }], cost: { totalIdr: 5_000 } });
   });
 
   it("lets admins run and list a month's invoices, only once the month has ended", async () => {

@@ -77,8 +77,21 @@ export async function lastBatchFinished(db: Db, month: string): Promise<boolean>
   return run?.status === "done";
 }
 
+/**
+ * An advertiser's usage of a month as its invoice bills it (SPEC §8.1 "units and cost so far"): a paid
+ * invoice's own figures; otherwise what the invoice would bill if it ran now (`billable`: paid payouts up
+ * to the month's end that no other invoice billed). One round trip.
+ */
 export async function usageFor(db: Db, advertiserId: string, month: string, config: Config) {
-  const rows = await paidUnits(db, month, advertiserId);
+  const [invoices, rows] = await db.batch([
+    db.select().from(usageInvoices).where(and(eq(usageInvoices.advertiserId, advertiserId), eq(usageInvoices.month, month))),
+    billableUnits(db, month, advertiserId),
+  ]);
+  const paid = invoices.find((i) => i.status === "paid");
+  if (paid) {
+    const { byCampaign, ...cost } = paid.breakdown as unknown as UsageCost & { byCampaign: CampaignUnits[] };
+    return { month, units: paid.units, byCampaign, cost };
+  }
   const byCampaign: CampaignUnits[] = rows.map(({ campaignId, units }) => ({ campaignId, units }));
   const units = byCampaign.reduce((sum, r) => sum + r.units, 0);
   return { month, units, byCampaign, cost: usageCost(units, usagePlan(config)) };
