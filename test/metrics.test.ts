@@ -167,6 +167,9 @@ describe("GET /api/admin/metrics", () => {
     expectProblem(await call("GET", "/api/admin/metrics?from=2024-01-01&to=2026-01-01", { token: admin }), 400, "validation_failed");
     expectProblem(await call("GET", "/api/admin/metrics?from=2026-02-30&to=2026-03-01", { token: admin }), 400, "validation_failed");
     expectProblem(await call("GET", "/api/admin/metrics?from=2026-01-01", { token: admin }), 400, "validation_failed");
+    // Days are of years 2000–2999: the day after 9999-12-31 is not a YYYY-MM-DD day (a range there never ended).
+    expectProblem(await call("GET", "/api/admin/metrics?from=9998-12-31&to=9999-12-31", { token: admin }), 400, "validation_failed");
+    expectProblem(await call("POST", "/api/admin/batches/0000-01-01/run", { token: admin }), 400, "validation_failed");
     expectProblem(await call("GET", "/api/admin/metrics?from=2026-01-01&to=2026-01-02", { token: user.token }), 403, "forbidden");
   });
 });

@@ -25,7 +25,8 @@ export function dayStart(day: string, offset: string): number {
   return Date.parse(`${day}T00:00:00Z`) - offsetMinutes(offset) * 60_000;
 }
 
-export const DAY_PATTERN = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
+/** A business day, "YYYY-MM-DD" of the years 2000–2999 (as billing months): every day has a next one of the same shape. */
+export const DAY_PATTERN = /^2\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
 
 export function isRealDay(day: string): boolean {
   return DAY_PATTERN.test(day) && new Date(`${day}T00:00:00Z`).toISOString().slice(0, 10) === day;
