@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import type { UserActivity } from "../src/durable/user-activity";
 import { evaluateRules } from "../src/fraud/rules";
-import { adjust, adminToken, balanceOf, call, expectLedgerOk, expectProblem, irisReferenceOf, midtransNotification, newUser, postMidtransWebhook, setUserStatus, sim, verifiedUser } from "./helpers";
+import { newId } from "../src/lib/ids";
+import { adjust, adminToken, balanceOf, call, d1Before, expectLedgerOk, expectProblem, irisReferenceOf, midtransNotification, newUser, postMidtransWebhook, setUserStatus, sim, verifiedUser } from "./helpers";
 
 const config = loadConfig({});
 const fired = (facts: Parameters<typeof evaluateRules>[0]) => evaluateRules(facts, config).map((f) => f.ruleId);
@@ -208,6 +209,20 @@ describe("actions", () => {
     expect((await call("GET", "/api/wallet/balance", { token: user.token })).status).toBe(200);
     expect((await call("GET", "/api/wallet/transactions", { token: user.token })).status).toBe(200);
     expectProblem(await call("POST", "/api/fraud/review", { token, body: { alertId: alert.id, status: "false_positive", action: "cleared" } }), 409, "conflict");
+  });
+
+  it("a review that clears or freezes is refused when a ban commits between its read and its batch: the ban stands", async () => {
+    for (const action of ["cleared", "frozen"] as const) {
+      const user = await newUser("raced");
+      const alertId = newId(Date.now());
+      await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, created_at) values (?, ?, 'manual_review', 'high', '{}', ?)").bind(alertId, user.id, Date.now()).run();
+      const db = d1Before(`update users set status = 'banned' where id = '${user.id}'`, /update "fraud_alerts"/);
+      expectProblem(await call("POST", "/api/fraud/review", { token: await adminToken(), body: { alertId, status: "resolved", action }, db }), 409, "conflict");
+      const row = await env.DB.prepare("select status from users where id = ?").bind(user.id).first<{ status: string }>();
+      expect(row?.status).toBe("banned");
+      const alertRow = await env.DB.prepare("select status from fraud_alerts where id = ?").bind(alertId).first<{ status: string }>();
+      expect(alertRow?.status).toBe("open");
+    }
   });
 });
 

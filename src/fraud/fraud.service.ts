@@ -5,6 +5,9 @@ import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { toPage } from "../lib/pagination";
 import { announceBans } from "../realtime/outbox";
+import { applyStatements } from "../ledger/executor";
+import { checkGuards } from "../ledger/guards";
+import { userNotBanned } from "../users/users.guards";
 
 type AlertRow = typeof fraudAlerts.$inferSelect;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -60,7 +63,10 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
   if (user?.status === "banned" && input.action !== "banned" && input.action !== "warned") throw new ApiError("conflict", "A ban is permanent.");
   const now = Date.now();
   const change = USER_CHANGE[input.action];
-  const [updated] = await db.batch([
+  // A ban committed after the read above still stands: the batch refuses to clear or freeze a banned user.
+  const banStands = change && user && input.action !== "banned" ? [checkGuards(db, userNotBanned(user.id, "user_banned"))] : [];
+  const [updated] = await applyStatements(db, [
+    ...banStands,
     db.update(fraudAlerts).set({ status: input.status, actionTaken: input.action, reviewedBy: adminId, reviewedAt: now }).where(eq(fraudAlerts.id, alert.id)).returning(),
     ...(change && user ? [announceBans(db.update(users).set({ ...change, updatedAt: now }).where(eq(users.id, user.id)).returning({ id: users.id, status: users.status }), now)] : []),
     db.insert(auditLog).values({
@@ -71,7 +77,7 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
       details: { userId: alert.userId, from: { status: alert.status, userStatus: user?.status ?? null }, to: { status: input.status, action: input.action } },
       createdAt: now,
     }),
-  ]);
+  ]).then((results) => results.slice(banStands.length) as [AlertRow[]]);
   return alertView(updated[0]!);
 }
 

@@ -42,6 +42,7 @@ export const GUARDS = {
   gift_changed: () => new ApiError("conflict", "The gift's price or availability changed while sending; read the catalogue and send again."),
   payout_not_held: () => new ApiError("conflict", "The payout is no longer held."),
   payout_not_payable: () => new ApiError("already_applied", "The payout was already decided."),
+  user_banned: () => new ApiError("conflict", "A ban is permanent."),
   payee_banned: () => new ApiError("recipient_unavailable", "The earner is banned: the payout stays held. Reject it, or release it once the ban is lifted."),
   campaign_suspended: () => new ApiError("campaign_suspended", "The campaign's owner is frozen or banned; it pays nothing."),
   withdrawal_not_pending: () => new ApiError("conflict", "The withdrawal is no longer pending."),

@@ -49,8 +49,11 @@ export function withdrawMethodUsable(userId: string, now: number): Guard[] {
   return [guard("withdraw_method_missing", noWithdrawMethod({ userId })), guard("withdraw_method_cooldown", withdrawMethodCoolingOff({ userId, now }))];
 }
 
+/** Refuses the batch (as `name`) when the user is banned at commit time. */
+export const userNotBanned = (userId: string, name: GuardName): Guard[] => [guard(name, isBanned({ userId }))];
+
 /** A banned user earns nothing: their activity payouts (and marketplace escrow) are held, never paid, while the ban lasts. */
-export const payeeNotBanned = (userId: string, name: GuardName = "payee_banned"): Guard[] => [guard(name, isBanned({ userId }))];
+export const payeeNotBanned = (userId: string, name: GuardName = "payee_banned"): Guard[] => userNotBanned(userId, name);
 
 /** Money sent to another user needs a recipient who exists and is not banned. */
 export function recipientActive(recipientId: string): Guard[] {
