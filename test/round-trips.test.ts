@@ -1,4 +1,4 @@
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { adjust, adminToken, balanceOf, call, d1Stats, expectLedgerOk, expectProblem, newUser, verifiedUser } from "./helpers";
 
@@ -89,6 +89,24 @@ describe("one D1 round trip per request: hot paths decide inside their batch", (
     expect(alerts.results).toEqual([{ alert_type: "rapid_transactions" }]);
     const device = await env.DB.prepare("select count(*) as n from device_accounts where fingerprint = 'burst-phone' and user_id = ?").bind(alice.id).first<{ n: number }>();
     expect(device?.n).toBe(1);
+  });
+
+  it("refused requests each naming a new device cost D1 nothing either (the object remembers only admitted devices, and a bounded number)", async () => {
+    const alice = await newUser("rotate");
+    const bob = await newUser("rotate");
+    await adjust(alice.id, 1000);
+    const vars = { RATE_LIMIT_PER_MINUTE: "5", RAPID_TRANSACTIONS_PER_MINUTE: "5" };
+    const trips: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const r = await counted("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 1 }, vars, headers: { "x-device-fingerprint": `rotating-${alice.id}-${i}` } });
+      expect(r.res.status).toBe(i < 5 ? 201 : 429);
+      trips.push(r.roundTrips);
+    }
+    expect(trips.slice(5).reduce((a, b) => a + b, 0)).toBe(1); // the burst's one alert
+    const devices = await env.DB.prepare("select count(*) as n from device_accounts where user_id = ?").bind(alice.id).first<{ n: number }>();
+    expect(devices?.n).toBe(5);
+    const remembered = await runInDurableObject(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(alice.id)), (_o, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM devices").one().n);
+    expect(remembered).toBe(5);
   });
 
   it("GET /healthz touches no D1; GET /readyz asks D1 once", async () => {

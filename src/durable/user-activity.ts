@@ -51,6 +51,9 @@ export interface MinuteRate {
  * One per user (named by user id): per-minute counts per activity type and campaign for the recent
  * business days, event-id dedupe, and nothing older than ACTIVITY_RETENTION_DAYS. SQLite-backed, RPC only.
  */
+
+/** Devices a user's object remembers (the most recently first seen). */
+const DEVICES_KEPT = 200;
 export class UserActivity extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly log: EventLog;
@@ -245,7 +248,11 @@ export class UserActivity extends DurableObject<Env> {
       // Keys of alerts raised over two hours ago are forgotten (only when something might be raised again).
       if (found.length > 0) this.sql.exec("DELETE FROM raised_alerts WHERE at < ?", now - 2 * 3_600_000);
       const findings = found.filter((f) => !f.dedupe || this.sql.exec("INSERT OR IGNORE INTO raised_alerts (key, at) VALUES (?, ?)", JSON.stringify(f.dedupe), now).rowsWritten > 0);
-      const newDevice = req.device !== null && this.sql.exec("INSERT OR IGNORE INTO devices (fingerprint, first_seen) VALUES (?, ?)", req.device, now).rowsWritten > 0;
+      // Only an admitted request's device is remembered (and so written to D1): a refused one costs D1
+      // nothing whatever device it names. The object keeps the last DEVICES_KEPT; one forgotten and seen
+      // again is written again, which D1 ignores (the pair's record and its alert are once each).
+      const newDevice = limit.allowed && req.device !== null && this.sql.exec("INSERT OR IGNORE INTO devices (fingerprint, first_seen) VALUES (?, ?)", req.device, now).rowsWritten > 0;
+      if (newDevice) this.sql.exec("DELETE FROM devices WHERE fingerprint IN (SELECT fingerprint FROM devices ORDER BY first_seen DESC LIMIT -1 OFFSET ?)", DEVICES_KEPT);
       return { ...limit, findings, newDevice };
     });
   }
