@@ -2,7 +2,7 @@ import { and, gt, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { auditLog, fraudWhitelist, users } from "../db/schema";
+import { auditLog, fraudAlerts, fraudWhitelist, users } from "../db/schema";
 import { applyStatements, type Statement } from "../ledger/executor";
 import { insertWhere } from "../db/insert-where";
 import { alertWhen, dedupeKey } from "./alerts";
@@ -60,8 +60,8 @@ export function actionStatements(db: Db, userId: string, level: ActionLevel, act
 
 /**
  * What findings write, as statements for any batch: one alert per finding (a windowed rule alerts once per
- * user and window, by its dedupe key) and the action its level calls for, all skipped inside SQL when the
- * subject is whitelisted, so no read decides it.
+ * user and window, by its dedupe key) and the action its level calls for, once with that alert, all
+ * skipped inside SQL when the subject is whitelisted, so no read decides it.
  */
 export async function findingStatements(db: Db, subject: Subject, findings: Finding[], now: number): Promise<Statement[]> {
   if (findings.length === 0) return []; // every value-moving request asks; most have nothing to write
@@ -78,9 +78,11 @@ export async function findingStatements(db: Db, subject: Subject, findings: Find
       actionTaken: f.level === 1 ? null : ACTION_TAKEN[f.level],
       ...(key ? { dedupeKey: key } : {}),
     };
+    // The action first, once per alert: skipped when this finding's alert was already raised (its dedupe key exists).
+    const raised = key ? sql`exists (select 1 from ${fraudAlerts} where ${fraudAlerts.dedupeKey} = ${key})` : sql`0`;
     out.push(
+      ...actionStatements(db, subject.userId, f.level, `rule:${f.ruleId}`, f.ruleId, now, sql`(${whitelisted} or ${raised})`),
       alertWhen(db, alert, now, sql`not ${whitelisted}`),
-      ...actionStatements(db, subject.userId, f.level, `rule:${f.ruleId}`, f.ruleId, now, whitelisted),
     );
   }
   return out;

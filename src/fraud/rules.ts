@@ -79,6 +79,8 @@ export const RULES = [
     severity: "high",
     level: 2,
     params: (c) => ({ minFailures: c.FAILED_PAYMENTS_PER_HOUR }),
+    // Once per user and hour: every failure past the threshold is the same finding.
+    dedupe: (_f, s, now) => [s.userId, Math.floor(now / 3_600_000)],
     fires: (f, p) => f.failedLastHour >= p.minFailures!,
   }),
   rule({
