@@ -71,8 +71,11 @@ describe("hardening 3: held payouts change state only inside the batch that move
     const outcomes: string[] = [];
     for (const u of held) {
       const [p] = (await payoutsOf(u.id)).results;
-      const [r1, r2] = await Promise.all([call("POST", `/api/admin/payouts/${p!.id}/release`, { token }), call("POST", `/api/admin/payouts/${p!.id}/reject`, { token })]);
+      const headers = { "idempotency-key": `reject-${p!.id}` };
+      const [r1, r2] = await Promise.all([call("POST", `/api/admin/payouts/${p!.id}/release`, { token }), call("POST", `/api/admin/payouts/${p!.id}/reject`, { token, headers })]);
       expect([r1.status, r2.status].sort()).toEqual([200, 409]);
+      const repeat = await call("POST", `/api/admin/payouts/${p!.id}/reject`, { token, headers });
+      expect([repeat.status, repeat.json, repeat.headers.get("idempotent-replayed")]).toEqual([r2.status, r2.json, "true"]);
       const winner = r1.status === 200 ? "paid" : "rejected";
       outcomes.push(winner);
       const [after] = (await payoutsOf(u.id)).results;
@@ -81,6 +84,13 @@ describe("hardening 3: held payouts change state only inside the batch that move
     }
     const rejected = held.filter((_, i) => outcomes[i] === "rejected");
     const released = held.filter((_, i) => outcomes[i] === "paid");
+    // A reject is audited like a release, and honours Idempotency-Key (a repeat replays the answer, not 409).
+    for (const u of rejected) {
+      const [row] = (await payoutsOf(u.id)).results;
+      const audits = await env.DB.prepare("select actor_id from audit_log where action = 'payout.rejected' and subject_id = ?").bind(row!.id).all();
+      expect(audits.results).toEqual([{ actor_id: "admin-root" }]);
+    }
+
     const budget = async () => (await env.DB.prepare("select balance from accounts where id = ?").bind(campaignAccountId(cmp)).first<{ balance: number }>())!.balance;
     expect(await budget()).toBe(1_000_000 - released.length * (224 + 22));
 

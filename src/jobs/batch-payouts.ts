@@ -2,12 +2,12 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { campaigns, payouts, users, type CampaignRow, type PayoutRow } from "../db/schema";
+import { auditLog, campaigns, payouts, users, type CampaignRow, type PayoutRow } from "../db/schema";
 import { activityPayout } from "../activity/bot-rules";
 import { capDailyPayout } from "../activity/signals";
 import { campaignAccountId, systemAccountId, userAccountId } from "../ledger/accounts";
-import { applyPlan, applyPlans, type IdempotencyWrite } from "../ledger/executor";
-import { guard, GuardError } from "../ledger/guards";
+import { applyPlan, applyPlans, applyStatements, idempotencyRecord, type IdempotencyWrite } from "../ledger/executor";
+import { checkGuards, guard, GuardError } from "../ledger/guards";
 import { payeeNotBanned } from "../users/users.guards";
 import { entryPlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
@@ -225,9 +225,16 @@ export async function decideHeldPayout(db: Db, id: string, decision: "release" |
   if (row.status !== "held") throw new ApiError("conflict", `The payout is ${row.status}, not held.`);
   const now = Date.now();
   if (decision === "reject") {
-    const [updated] = await db.update(payouts).set({ status: "rejected", decidedBy: adminId, decidedAt: now }).where(and(eq(payouts.id, id), eq(payouts.status, "held"))).returning();
-    if (!updated) throw new ApiError("conflict", "The payout was decided concurrently.");
-    return updated;
+    // One batch: the payout still held (else 409), its status, the audit entry and the idempotent answer.
+    const rejected: PayoutRow = { ...row, status: "rejected", decidedBy: adminId, decidedAt: now };
+    const idem = record?.(rejected);
+    await applyStatements(db, [
+      ...(idem ? [idempotencyRecord(db, idem, now)] : []),
+      checkGuards(db, [guard("payout_not_held", sql`not exists (select 1 from ${payouts} where ${payouts.id} = ${id} and ${payouts.status} = 'held')`)]),
+      db.update(payouts).set({ status: "rejected", decidedBy: adminId, decidedAt: now }).where(eq(payouts.id, id)),
+      db.insert(auditLog).values({ actorId: adminId, action: "payout.rejected", subjectType: "payout", subjectId: id, details: { userId: row.userId, day: row.day, amountIdr: row.amountIdr }, createdAt: now }),
+    ]);
+    return rejected;
   }
   const result = await payLine(db, termsOfRow(row), now, { expect: "held", actorId: adminId, record: record && ((decided) => record({ ...row, ...decided })) });
   if (result === "insufficient_budget") throw new ApiError("insufficient_funds", "The campaign's budget cannot cover this payout and its fee; it stays held.");

@@ -64,6 +64,11 @@ const insertIdempotency = template((db) =>
   db.insert(idempotencyKeys).values({ userId: slot("userId"), key: slot("key"), requestHash: slot("requestHash"), statusCode: slot("statusCode"), responseBody: slot("body"), createdAt: slot("now") }),
 );
 
+/** The idempotency record of a decision that moves no money (a reject), for its own batch: the same row a plan's batch writes first. */
+export function idempotencyRecord(db: Db, idem: IdempotencyWrite, now: number): Statement {
+  return insertIdempotency(db, { userId: idem.userId, key: idem.key, requestHash: idem.requestHash, statusCode: idem.statusCode, body: JSON.stringify(idem.body), now });
+}
+
 const insertOnceKeys = template((db, n: number) => db.insert(onceKeys).values(range(n).map((i) => ({ key: slot(`k${i}`), transactionId: slot("tx"), createdAt: slot("now") }))));
 
 /** Every account a plan touches, in one statement (each row's CHECK still refuses an overdraft); returns what the wallet events need. */
@@ -172,7 +177,7 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   const idem = options.idempotency;
   const statements: Statement[] = [];
   // The key first: a repeat (or a concurrent twin) aborts here, before anything else, and is answered from the stored record.
-  if (idem) statements.push(insertIdempotency(db, { userId: idem.userId, key: idem.key, requestHash: idem.requestHash, statusCode: idem.statusCode, body: JSON.stringify(idem.body), now }));
+  if (idem) statements.push(idempotencyRecord(db, idem, now));
   statements.push(...(options.before ?? []));
   // Which spend limits apply is the spender's KYC status at commit time, read by SQLite in this batch.
   const guards = [...(options.guards ?? []), ...(spend ? [guard("spend_per_tx_limit", overPerTxLimit({ amountIdr: spend.amountIdr, userId: spend.userId, verified: spend.limits.verified.perTxIdr, unverified: spend.limits.unverified.perTxIdr }))] : [])];

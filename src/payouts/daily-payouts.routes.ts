@@ -110,8 +110,11 @@ export const adminPayoutsRouter = createRouter()
       tags: ["admin", "payouts"],
       summary: "Reject a held payout: nothing is paid",
       security: bearerSecurity,
-      request: { params: IdParam },
-      responses: { 200: { description: "The payout", content: { "application/json": { schema: PayoutSchema } } }, ...errorResponses, 404: problemFor("No such payout."), 409: problemFor("Not held.") },
+      request: { params: IdParam, headers: idempotencyHeader },
+      responses: { 200: { description: "The payout", content: { "application/json": { schema: PayoutSchema } } }, ...errorResponses, 404: problemFor("No such payout."), 409: problemFor("Not held (decided already, or concurrently), or the Idempotency-Key was used with another request.") },
     }),
-    async (c) => c.json(view(await decideHeldPayout(c.var.db, c.req.valid("param").id, "reject", c.var.user.id)), 200),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      return c.json(await decideOnce<ReturnType<typeof view>>(c, { id }, async (record) => view(await decideHeldPayout(c.var.db, id, "reject", c.var.user.id, (decided) => record(view(decided))))), 200);
+    },
   );
