@@ -24,5 +24,17 @@ describe("admin console: hostile form input", () => {
     // Signed in, a broken body on an action is 400 too (read by the session's CSRF check first).
     const cookie = session!.split(";")[0]!.trim();
     expectProblem(await call("POST", "/admin/logout", { rawBody: "x", headers: { "content-type": "multipart/form-data; boundary=x", cookie } }), 400, "validation_failed");
+
+    // A user id with CR/LF in an action's path: the console answers (the id is refused on the page it returns to), never 500.
+    const page = await call("GET", "/admin/users", { headers: { cookie } });
+    const token_ = /name="_csrf" value="([^"]+)"/.exec(page.text)?.[1];
+    expect(token_, page.text.slice(0, 300)).toBeDefined();
+    const hostile = await call("POST", "/admin/users/x%0D%0ASet-Cookie:%20a=b/status", {
+      rawBody: new URLSearchParams({ _csrf: token_!, status: "frozen", reason: "testing" }).toString(),
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+    });
+    expect(hostile.status, hostile.text).toBe(303);
+    expect(hostile.headers.get("location")).toMatch(/^\/admin\/users\/x%0D%0ASet-Cookie/);
+    expect(hostile.headers.get("location")).toContain("error=");
   });
 });

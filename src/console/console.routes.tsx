@@ -450,7 +450,7 @@ consoleRouter.post("/users/:id/status", async (c) => {
   const status = field(form, "status") as "active" | "frozen";
   const reason = field(form, "reason").trim();
   return c.redirect(
-    await act(`/admin/users/${id}`, async () => {
+    await act(`/admin/users/${encodeURIComponent(id)}`, async () => {
       if (!USER_ID.test(id) || !["active", "frozen"].includes(status) || reason.length < 3) throw new ApiError("validation_failed", "Give a reason (3 characters or more).");
       await setUserStatus(c.var.db, c.var.user.id, id, status, reason, Date.now());
     }, status === "frozen" ? "User frozen." : "User unfrozen."),
