@@ -24,13 +24,13 @@ interface Socket {
   next(n: number, ms?: number): Promise<Frame[]>;
 }
 
-async function connect(path: string, opts: { token?: string; query?: Record<string, string>; upgrade?: boolean } = {}): Promise<Socket | { status: number; json: any; headers: Headers }> {
+async function connect(path: string, opts: { token?: string; query?: Record<string, string>; upgrade?: boolean; vars?: Record<string, string> } = {}): Promise<Socket | { status: number; json: any; headers: Headers }> {
   const headers: Record<string, string> = {};
   if (opts.upgrade !== false) headers.upgrade = "websocket";
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   const qs = new URLSearchParams(opts.query ?? {}).toString();
   const ctx = createExecutionContext();
-  const res = await worker.fetch(new Request(`http://money.test/api/realtime${path}${qs ? `?${qs}` : ""}`, { headers }) as Request<unknown, IncomingRequestCfProperties>, env, ctx);
+  const res = await worker.fetch(new Request(`http://money.test/api/realtime${path}${qs ? `?${qs}` : ""}`, { headers }) as Request<unknown, IncomingRequestCfProperties>, { ...env, ...opts.vars }, ctx);
   await waitOnExecutionContext(ctx);
   if (res.status !== 101 || !res.webSocket) return { status: res.status, json: await res.json(), headers: res.headers };
   const ws = res.webSocket;
@@ -218,6 +218,23 @@ describe("realtime events over WebSockets", () => {
     const alert = await until(admin, (f) => f.type === "fraud-alert" && f.data.userId === alice.id);
     expect(alert).toMatchObject({ data: { alertType: "rapid_transactions", severity: "medium", alertId: expect.any(String) } });
     admin.ws.close(1000, "done");
+  });
+
+  it("one user cannot push others out of a lobby shard: their own oldest sockets close past the per-user cap, and a full shard refuses newcomers (429)", async () => {
+    // One shard of 3 sockets, 2 per user (a room of its own, so other tests' lobby sockets do not count).
+    const vars = { REALTIME_LOBBY_SHARDS: "1", REALTIME_MAX_SOCKETS_PER_ROOM: "3", REALTIME_MAX_SOCKETS_PER_USER: "2" };
+    await runInDurableObject(env.REALTIME_ROOMS.get(env.REALTIME_ROOMS.idFromName("lobby:0")), (_o, state) => state.getWebSockets().forEach((ws) => ws.close(1000, "reset")));
+    const [victim, attacker, late] = [await newUser("victim"), await newUser("attacker"), await newUser("late")];
+    const mine = await open("/lobby", { token: victim.token, vars });
+    const theirs: Socket[] = [];
+    for (let i = 0; i < 5; i++) theirs.push(await open("/lobby", { token: attacker.token, vars }));
+    await quiet();
+    expect(mine.closed).toBeNull();
+    expect(theirs.filter((s) => s.closed === null)).toHaveLength(2);
+    expect(theirs.slice(0, 3).every((s) => s.closed?.code === 4008)).toBe(true);
+    const refused = await connect("/lobby", { token: late.token, vars });
+    expect(refused).toMatchObject({ status: 429, json: { code: "rate_limited" } });
+    for (const s of [mine, ...theirs]) s.ws.close(1000, "done");
   });
 
   it("a boost reaches every lobby socket", async () => {

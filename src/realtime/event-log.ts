@@ -1,3 +1,4 @@
+import { ApiError, problemResponse } from "../lib/errors";
 import type { DeliveredEvent } from "./outbox";
 
 export interface Retention {
@@ -58,11 +59,14 @@ export class EventLog {
   }
 
   /**
-   * Accepts a socket (closing the oldest beyond `maxSockets`) and, with `since`, first sends every kept
-   * event after it in order — or `{ type: "resync" }` when some of them are no longer kept. The object
-   * runs one thing at a time, so no live event can slip in between the replay and the socket being live.
+   * Accepts a socket and, with `since`, first sends every kept event after it in order — or
+   * `{ type: "resync" }` when some of them are no longer kept. The object runs one thing at a time, so no
+   * live event can slip in between the replay and the socket being live. A user's object closes its
+   * oldest socket beyond `maxSockets`. A room shared by many users (`perUser`) closes only the same
+   * user's oldest beyond `perUser`, and refuses a newcomer (429) when `maxSockets` others are open: no
+   * user can push another out.
    */
-  accept(userId: string, since: number | null, maxSockets: number, now: number, opts: { awayResyncMs?: number } = {}): Response {
+  accept(userId: string, since: number | null, maxSockets: number, now: number, opts: { awayResyncMs?: number; perUser?: number } = {}): Response {
     // Away (no socket) for longer than the replay window: events were not published to this user
     // meanwhile (only users present are, see outbox.ts), so whatever `since` any of their devices says,
     // it must re-read. The log is forgotten and one seq skipped, so every `since` issued before is behind
@@ -74,9 +78,15 @@ export class EventLog {
     if (stale) this.sql.exec("DELETE FROM realtime_events; UPDATE realtime_seq SET last = last + 1 WHERE id = 1");
     const open = this.ctx
       .getWebSockets()
-      .map((ws) => ({ ws, at: (ws.deserializeAttachment() as Attachment | null)?.connectedAt ?? 0 }))
+      .map((ws) => ({ ws, at: (ws.deserializeAttachment() as Attachment | null)?.connectedAt ?? 0, user: (ws.deserializeAttachment() as Attachment | null)?.userId }))
       .sort((a, b) => a.at - b.at);
-    for (const { ws } of open.slice(0, Math.max(0, open.length - (maxSockets - 1)))) {
+    const cap = opts.perUser ?? maxSockets;
+    const mine = opts.perUser === undefined ? open : open.filter((s) => s.user === userId);
+    const evicted = mine.slice(0, Math.max(0, mine.length - (cap - 1)));
+    if (opts.perUser !== undefined && open.length - evicted.length >= maxSockets) {
+      return problemResponse(new ApiError("rate_limited", "This room is full; try again shortly.", { headers: { "retry-after": "30" } }));
+    }
+    for (const { ws } of evicted) {
       try {
         ws.close(4008, "too many connections: the oldest is closed");
       } catch {

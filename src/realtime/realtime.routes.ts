@@ -36,18 +36,19 @@ async function realtimeCaller(c: Context<AppEnv>): Promise<AuthUser> {
 }
 
 /** Authenticates, then hands the upgrade to the object that holds the socket. Anything else is refused before the upgrade. */
-type Target = { stub: { fetch(request: Request): Promise<Response> }; maxSockets: number; awayResyncMs?: number };
+type Target = { stub: { fetch(request: Request): Promise<Response> }; maxSockets: number; awayResyncMs?: number; maxPerUser?: number };
 
 async function upgrade(c: Context<AppEnv>, pick: (caller: AuthUser) => Target | Promise<Target>) {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new ApiError("upgrade_required", "This is a WebSocket endpoint: send Upgrade: websocket.");
   const caller = await realtimeCaller(c);
   const since = c.req.query("since");
   if (since !== undefined && !/^\d{1,15}$/.test(since)) throw new ApiError("validation_failed", "`since` is the last seq the client received.");
-  const { stub, maxSockets, awayResyncMs } = await pick(caller);
+  const { stub, maxSockets, awayResyncMs, maxPerUser } = await pick(caller);
   const url = new URL("https://realtime.internal/socket");
   if (since !== undefined) url.searchParams.set("since", since);
   const headers: Record<string, string> = { upgrade: "websocket", "x-realtime-user": caller.id, "x-realtime-max-sockets": String(maxSockets) };
   if (awayResyncMs !== undefined) headers["x-realtime-away-resync-ms"] = String(awayResyncMs);
+  if (maxPerUser !== undefined) headers["x-realtime-max-sockets-per-user"] = String(maxPerUser);
   return stub.fetch(new Request(url, { headers }));
 }
 
@@ -98,6 +99,7 @@ export const realtimeRouter = createRouter()
     upgrade(c, (caller) => ({
       stub: c.env.REALTIME_ROOMS.get(c.env.REALTIME_ROOMS.idFromName(`lobby:${lobbyShard(caller.id, c.var.config.REALTIME_LOBBY_SHARDS)}`)),
       maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_ROOM,
+      maxPerUser: c.var.config.REALTIME_MAX_SOCKETS_PER_USER,
     })) as never,
   )
   .openapi(socketRoute("/admin", "Admins: every fraud alert as it is written"), async (c) =>
@@ -106,6 +108,6 @@ export const realtimeRouter = createRouter()
       // A banned admin is refused here as on every admin route (the role is in the token, the ban in D1).
       const [record] = await c.var.db.select({ status: users.status }).from(users).where(eq(users.id, caller.id));
       if (record?.status === "banned") throw new ApiError("account_banned", "This account is banned.");
-      return { stub: c.env.REALTIME_ROOMS.get(c.env.REALTIME_ROOMS.idFromName("admins")), maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_ROOM };
+      return { stub: c.env.REALTIME_ROOMS.get(c.env.REALTIME_ROOMS.idFromName("admins")), maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_ROOM, maxPerUser: c.var.config.REALTIME_MAX_SOCKETS_PER_USER };
     }) as never,
   );

@@ -17,7 +17,8 @@ export class RealtimeRoom extends DurableObject<Env> {
 
   override async fetch(request: Request): Promise<Response> {
     const since = new URL(request.url).searchParams.get("since");
-    return this.log.accept(request.headers.get("x-realtime-user") ?? "", since === null ? null : Number(since), Number(request.headers.get("x-realtime-max-sockets") ?? 1000), Date.now());
+    const perUser = Number(request.headers.get("x-realtime-max-sockets-per-user") ?? 10);
+    return this.log.accept(request.headers.get("x-realtime-user") ?? "", since === null ? null : Number(since), Number(request.headers.get("x-realtime-max-sockets") ?? 1000), Date.now(), { perUser });
   }
 
   publish(events: { type: string; at: number; data: Record<string, unknown> }[], retention: Retention): DeliveredEvent[] {
