@@ -332,6 +332,29 @@ describe("hardening 8: billing catches up", () => {
   });
 });
 
+describe("admin invoice list", () => {
+  it("pages by advertiser ({ items, nextCursor }, limit 1–100): every invoice once", async () => {
+    const month = "2023-02";
+    const ids = Array.from({ length: 7 }, (_, i) => `adv-page-${i}`);
+    for (const a of ids) {
+      await env.DB.prepare("insert or ignore into usage_invoices (id, advertiser_id, month, units, amount_idr, breakdown, status, created_at, updated_at) values (?, ?, ?, 1, 10, '{}', 'unpaid', 0, 0)").bind(`inv-${month}-${a}`, a, month).run();
+    }
+    const admin = await adminToken();
+    const seen: string[] = [];
+    let cursor: string | null = "";
+    for (let pages = 0; cursor !== null && pages < 5; pages++) {
+      const res = await call("GET", `/api/admin/billing/invoices?month=${month}&limit=3${cursor ? `&cursor=${cursor}` : ""}`, { token: admin });
+      expect(res.status, res.text).toBe(200);
+      expect(res.json.items.length).toBeLessThanOrEqual(3);
+      seen.push(...res.json.items.map((i: any) => i.advertiserId));
+      cursor = res.json.nextCursor;
+    }
+    expect(seen).toEqual(ids);
+    expectProblem(await call("GET", `/api/admin/billing/invoices?month=${month}&limit=101`, { token: admin }), 400, "validation_failed");
+    expectProblem(await call("GET", `/api/admin/billing/invoices?month=${month}&cursor=%27%20or%201=1`, { token: admin }), 400, "validation_failed");
+  });
+});
+
 // These go through the Worker and pass once billingRouter is mounted at /api/billing and
 // adminBillingRouter at /api/admin/billing (see src/app.ts).
 describe("billing routes", () => {

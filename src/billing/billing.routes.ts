@@ -1,6 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
 import { bearerSecurity, createRouter } from "../lib/router";
+import { decodeCursor, encodeCursor, pageSchema, paginationQuery } from "../lib/pagination";
+import { USER_ID_PATTERN } from "../lib/auth";
 import type { UsageInvoiceRow } from "../db/schema";
 import { issueMonthlyInvoices, lastBatchFinished, listInvoices, usageFor, usagePlan } from "./billing.service";
 import { businessMonth, MONTH_PATTERN, previousMonth, usageCost } from "./usage-pricing";
@@ -161,13 +163,16 @@ export const adminBillingRouter = createRouter()
         query: z.object({
           month: Month.optional().openapi({ description: "YYYY-MM; default the last ended WIB month." }),
           status: z.enum(["paid", "unpaid"]).optional(),
+          ...paginationQuery,
         }),
       },
-      responses: { 200: { description: "Invoices", content: { "application/json": { schema: z.object({ month: z.string(), items: z.array(InvoiceSchema) }) } } }, ...errorResponses },
+      responses: { 200: { description: "Invoices, by advertiser id", content: { "application/json": { schema: pageSchema(InvoiceSchema).extend({ month: z.string() }) } } }, ...errorResponses },
     }),
     async (c) => {
       const q = c.req.valid("query");
       const month = q.month ?? previousMonth(Date.now(), c.var.config.BUSINESS_TZ_OFFSET);
-      return c.json({ month, items: (await listInvoices(c.var.db, month, q.status)).map(invoiceView) }, 200);
+      const rows = await listInvoices(c.var.db, month, { status: q.status, after: decodeCursor(q.cursor, USER_ID_PATTERN), limit: q.limit });
+      const page = rows.slice(0, q.limit);
+      return c.json({ month, items: page.map(invoiceView), nextCursor: rows.length > q.limit ? encodeCursor(page.at(-1)!.advertiserId) : null }, 200);
     },
   );

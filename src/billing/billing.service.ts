@@ -1,4 +1,4 @@
-import { and, asc, between, eq, isNull, lte, or, sql } from "drizzle-orm";
+import { and, asc, between, eq, gt, isNull, lte, or, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { loadRuntimeConfig } from "../secrets";
 import { createDb, type Db } from "../db/client";
@@ -239,12 +239,14 @@ async function invoiceFailed(db: Db, advertiserId: string, month: string, error:
   );
 }
 
-export async function listInvoices(db: Db, month: string, status?: UsageInvoiceRow["status"]) {
+/** A month's invoices by advertiser, a page at a time: `limit + 1` rows after the advertiser `after`. */
+export async function listInvoices(db: Db, month: string, q: { status?: UsageInvoiceRow["status"]; after?: string; limit: number }) {
   return db
     .select()
     .from(usageInvoices)
-    .where(and(eq(usageInvoices.month, month), status ? eq(usageInvoices.status, status) : undefined))
-    .orderBy(asc(usageInvoices.advertiserId));
+    .where(and(eq(usageInvoices.month, month), q.status ? eq(usageInvoices.status, q.status) : undefined, q.after ? gt(usageInvoices.advertiserId, q.after) : undefined))
+    .orderBy(asc(usageInvoices.advertiserId))
+    .limit(q.limit + 1);
 }
 
 /** The monthly cron (00:30 business time on the 1st): invoices the month that just ended. */

@@ -13,12 +13,15 @@ export function encodeCursor(id: string): string {
   return btoa(id).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
 }
 
-export function decodeCursor(cursor: string | undefined): string | undefined {
+/** A ULID, or one followed by "S<n>" (a debt settlement sorts right after the transaction that caused it). */
+const ULID_CURSOR = /^[0-9A-Z]{26}(S\d{1,2})?$/;
+
+/** The id a cursor stands for, if it is one this API issued: `pattern` is what such ids look like (ULIDs by default). */
+export function decodeCursor(cursor: string | undefined, pattern: RegExp = ULID_CURSOR): string | undefined {
   if (cursor === undefined) return undefined;
   try {
     const id = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
-    // A ULID, or one followed by "S<n>" (a debt settlement sorts right after the transaction that caused it).
-    if (/^[0-9A-Z]{26}(S\d{1,2})?$/.test(id)) return id;
+    if (pattern.test(id)) return id;
   } catch {
     // fall through to the error below
   }
