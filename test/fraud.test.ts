@@ -193,6 +193,11 @@ describe("actions", () => {
     const alert = (await alertsOf(user.id)).find((a) => a.alert_type === "unusual_withdraw_pattern")!;
     await call("POST", "/api/fraud/review", { token: await adminToken(), body: { alertId: alert.id, status: "resolved", action: "cleared" } });
     expect((await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } })).status).toBe(202);
+    // The verified withdrawal itself now goes through (the review cleared it for up to its amount, for a day)...
+    const cleared = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 5000 } });
+    expect(cleared.status, cleared.text).toBe(202);
+    // ...and a larger unusual one needs verification again.
+    expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 60_000 } }), 403, "verification_required");
   });
 
   it("a ban by review refuses everything but reading, and is permanent", async () => {

@@ -1,7 +1,7 @@
 import { and, asc, eq, isNotNull, lte, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { idempotencyKeys, users, withdrawMethods, withdrawals, type WithdrawalRow } from "../db/schema";
+import { fraudAlerts, idempotencyKeys, users, withdrawMethods, withdrawals, type WithdrawalRow } from "../db/schema";
 import { alertStatement, dedupeKey, raiseAlert } from "../fraud/alerts";
 import { checkRules, whitelistedSql } from "../fraud/engine";
 import { ruleById } from "../fraud/rules";
@@ -103,7 +103,7 @@ export async function requestWithdrawal(
           ...callerMayMoveOut(userId),
           ...callerKycVerified(userId),
           ...withdrawMethodUsable(userId, now),
-          guard("unusual_withdraw_pattern", sql`${unusualSql} and not ${whitelistedSql(subject, now)}`),
+          guard("unusual_withdraw_pattern", sql`${unusualSql} and not ${whitelistedSql(subject, now)} and not ${clearedByReview(userId, b.grossIdr, now)}`),
         ],
         alongside: [insertWithdrawal],
         idempotency: ctx.record({ status: 202, body }),
@@ -124,6 +124,18 @@ export async function requestWithdrawal(
   };
   return sendToIris(db, config, env, w, body, ctx.scope);
 }
+
+/** How long an admin's clearing of an unusual withdrawal lets it through. */
+const CLEARANCE_MS = 86_400_000;
+
+/**
+ * Level 3 asks for verification before money out; an admin who reviewed an unusual-withdrawal alert and
+ * cleared it has verified it: for a day, withdrawals up to the amount that alert was about go through
+ * (else the rule, whose median has not moved, would refuse the same withdrawal forever).
+ */
+const clearedByReview = (userId: string, grossIdr: number, now: number) =>
+  sql`exists (select 1 from ${fraudAlerts} where ${fraudAlerts.userId} = ${userId} and ${fraudAlerts.alertType} = 'unusual_withdraw_pattern' and ${fraudAlerts.actionTaken} = 'cleared'
+    and ${fraudAlerts.reviewedAt} > ${now - CLEARANCE_MS} and json_extract(${fraudAlerts.details}, '$.facts.grossIdr') >= ${grossIdr})`;
 
 /** Asks Iris to pay a freshly held withdrawal and answers the request by the outcome. */
 async function sendToIris(db: Db, config: Config, env: Env, w: WithdrawalRow, body: WithdrawResponse, scope: IdempotencyScope | undefined): Promise<{ status: 202; body: WithdrawResponse }> {
