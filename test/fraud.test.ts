@@ -217,6 +217,11 @@ describe("actions", () => {
     expect((await call("GET", "/api/wallet/balance", { token: user.token })).status).toBe(200);
     expect((await call("GET", "/api/wallet/transactions", { token: user.token })).status).toBe(200);
     expectProblem(await call("POST", "/api/fraud/review", { token, body: { alertId: alert.id, status: "false_positive", action: "cleared" } }), 409, "conflict");
+    // A later "warned" review (allowed on a banned user) keeps the alert's ban on record, so stats still count it.
+    const weeksBefore = (await call("GET", "/api/fraud/stats", { token })).json.bansPerWeek;
+    const warned = await call("POST", "/api/fraud/review", { token, body: { alertId: alert.id, status: "resolved", action: "warned" } });
+    expect(warned.json).toMatchObject({ actionTaken: "banned" });
+    expect((await call("GET", "/api/fraud/stats", { token })).json.bansPerWeek).toEqual(weeksBefore);
   });
 
   it("a review that clears or freezes is refused when a ban commits between its read and its batch: the ban stands", async () => {

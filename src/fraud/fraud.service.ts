@@ -67,7 +67,8 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
   const banStands = change && user && input.action !== "banned" ? [checkGuards(db, userNotBanned(user.id, "user_banned"))] : [];
   const [updated] = await applyStatements(db, [
     ...banStands,
-    db.update(fraudAlerts).set({ status: input.status, actionTaken: input.action, reviewedBy: adminId, reviewedAt: now }).where(eq(fraudAlerts.id, alert.id)).returning(),
+    // A ban is permanent, and so is its record on the alert (stats count bans from it): a later "warned" keeps "banned".
+    db.update(fraudAlerts).set({ status: input.status, actionTaken: sql`case when ${fraudAlerts.actionTaken} = 'banned' then 'banned' else ${input.action} end`, reviewedBy: adminId, reviewedAt: now }).where(eq(fraudAlerts.id, alert.id)).returning(),
     ...(change && user ? [announceBans(db.update(users).set({ ...change, updatedAt: now }).where(eq(users.id, user.id)).returning({ id: users.id, status: users.status }), now)] : []),
     db.insert(auditLog).values({
       actorId: adminId,
@@ -81,7 +82,7 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
   return alertView(updated[0]!);
 }
 
-/** Counts by type, severity and status; false-positive rate among reviewed alerts; freezes; bans per ISO week. */
+/** Counts by type, severity and status; false-positive rate among reviewed alerts; freezes; bans per week (weeks start on Monday, `%Y-W%W`). */
 export async function fraudStats(db: Db) {
   const [byType, bySeverity, byStatus, actions, bans] = await db.batch([
     db.select({ key: fraudAlerts.alertType, n: sql<number>`count(*)` }).from(fraudAlerts).groupBy(fraudAlerts.alertType),
