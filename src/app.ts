@@ -110,7 +110,7 @@ export function createApp() {
   app.use("/api/users/*", ...member);
   app.use("/api/marketplace/*", ...member);
   app.use("/api/realtime/ticket", ...member);
-  for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit", "/api/content/:id/unlock", "/api/live/:streamId/gift", "/api/live/:streamId/boost", "/api/marketplace/orders"]) {
+  for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit", "/api/content/:id/unlock", "/api/live/:streamId/gift", "/api/live/:streamId/boost", "/api/marketplace/orders", "/api/marketplace/orders/:id/confirm"]) {
     app.on("POST", path, valueMovingGuard);
   }
   // An admin account that was banned is refused like any other banned account.

@@ -295,6 +295,11 @@ describe("marketplace orders", () => {
     expectProblem(await call("POST", `/api/marketplace/orders/${second}/confirm`, { token: buyer.token, db }), 403, "account_banned");
     expect((await balanceOf(seller.token)).balance).toBe(0);
     for (const id of [first, second]) expect((await call("GET", `/api/marketplace/orders/${id}`, { token: await adminToken() })).json).toMatchObject({ status: "escrow" });
+    // A confirm is a value-moving request like the order itself: it counts toward the rate limit.
+    const buyer2 = await funded(100);
+    const third = (await order(buyer2, { sellerId: seller.id, amount: 100 })).json.order.id;
+    const limited = await call("POST", `/api/marketplace/orders/${third}/confirm`, { token: buyer2.token, vars: { RATE_LIMIT_PER_MINUTE: "1" } });
+    expectProblem(limited, 429, "rate_limited");
   });
 
   it("a referral code of an account seen on the buyer's device raises suspicious_device", async () => {
