@@ -91,6 +91,17 @@ describe("registering and pricing content", () => {
     expect(audit.results.map((a) => a.action)).toEqual(["content.priced", "content.priced", "content.reassigned", "content.priced"]);
   });
 
+  it("after a reassignment, the item's revenue shows its creator their own sales, not what the previous creator earned", async () => {
+    const [first, second] = [await newUser("creator"), await newUser("creator")];
+    const id = await priced(first, 300);
+    expect((await unlock(await funded(300), id)).status).toBe(201);
+    expect((await call("POST", `/api/admin/content/${id}/owner`, { token: await adminToken(), body: { creatorId: second.id } })).status).toBe(200);
+    const revenue = await call("GET", `/api/content/${id}/revenue`, { token: second.token });
+    expect(revenue.json).toEqual({ purchaseCount: 0, revenue: { total: 0, creator: 0, platform: 0, processing: 0 }, refunds: { count: 0, total: 0 } });
+    expect((await unlock(await funded(300), id)).status).toBe(201);
+    expect((await call("GET", `/api/content/${id}/revenue`, { token: second.token })).json).toMatchObject({ purchaseCount: 1, revenue: { creator: 210 } });
+  });
+
   const hostilePrices: [string, unknown][] = [
     ["zero", { price: 0 }],
     ["negative", { price: -5 }],

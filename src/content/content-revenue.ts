@@ -1,4 +1,4 @@
-import { count, eq, sql, type SQLWrapper } from "drizzle-orm";
+import { and, count, eq, sql, type SQLWrapper } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { contentPurchases } from "../db/schema";
 import { ApiError } from "../lib/errors";
@@ -6,7 +6,8 @@ import { findContent } from "./content.service";
 
 /**
  * An item's revenue as the ledger holds it after refunds, from the split frozen on each purchase: a full
- * refund took back every share, an admin removal only the creator's.
+ * refund took back every share, an admin removal only the creator's. Its creator sees their own sales of
+ * it (the creator is frozen on each purchase): after a reassignment, not what the previous creator earned.
  */
 export async function contentRevenue(db: Db, id: string, callerId: string) {
   const item = await findContent(db, id);
@@ -25,7 +26,7 @@ export async function contentRevenue(db: Db, id: string, callerId: string) {
       refunded: sql<number>`coalesce(sum(${p.refundAmount}), 0)`,
     })
     .from(p)
-    .where(eq(p.contentId, id));
+    .where(and(eq(p.contentId, id), eq(p.creatorId, callerId)));
   const r = row ?? { purchases: 0, creator: 0, platform: 0, processing: 0, refunds: 0, refunded: 0 };
   return {
     purchaseCount: r.purchases,
