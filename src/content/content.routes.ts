@@ -210,7 +210,7 @@ export const contentRouter = createRouter()
       method: "get",
       path: "/{id}/revenue",
       tags: ["content"],
-      summary: "The item's purchases, revenue by share and refunds (its creator only)",
+      summary: "The item's purchases, revenue by share and refunds (its creator only: their own sales of it)",
       description: "Revenue is what the ledger holds after refunds: total = creator + platform + processing.",
       security: bearerSecurity,
       request: { params: IdParam },
