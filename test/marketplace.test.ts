@@ -157,7 +157,8 @@ describe("marketplace orders", () => {
     const placed = await order(buyer, { sellerId: seller.id, amount: 100 });
     expect(placed.status).toBe(201);
     const id = placed.json.order.id;
-    expectProblem(await call("POST", `/api/marketplace/orders/${id}/confirm`, { token: stranger.token }), 403, "forbidden");
+    // To a stranger the order does not exist, whatever they try (its id is not confirmed by a 403).
+    expectProblem(await call("POST", `/api/marketplace/orders/${id}/confirm`, { token: stranger.token }), 404, "not_found");
     expectProblem(await call("POST", `/api/marketplace/orders/${id}/refund`, { token: stranger.token }), 404, "not_found");
     expectProblem(await call("POST", `/api/marketplace/orders/${id}/refund`, { token: buyer.token }), 403, "forbidden");
     expectProblem(await call("POST", "/api/marketplace/orders/01ZZZZZZZZZZZZZZZZZZZZZZZZ/confirm", { token: buyer.token }), 404, "not_found");

@@ -290,8 +290,8 @@ export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { 
 
 /** The buyer confirms delivery: the escrow (still the buyer's money) is released at once, if the buyer may move money out. */
 export async function confirmOrder(db: Db, id: string, buyerId: string, now: number, record?: OrderRecord) {
-  const order = await findOrder(db, id);
-  if (!order) throw new ApiError("not_found", "No such order.");
+  // To anyone but its parties the order does not exist; its seller or affiliate is told only the buyer confirms.
+  const order = await visibleOrder(db, id, { id: buyerId, role: "user" });
   if (order.buyerId !== buyerId) throw new ApiError("forbidden", "Only the order's buyer confirms delivery.");
   if (order.status !== "escrow") throw new ApiError("conflict", `The order is ${order.status}.`);
   return releaseOrder(db, order, buyerId, now, { record, callerGuards: callerMayMoveOut(buyerId) });
