@@ -48,6 +48,13 @@ describe("coin packages", () => {
     expectProblem(await call("POST", "/api/admin/packages", { token: user.token, body: { coins: 1, price: 1, displayOrder: 906 } }), 403, "forbidden");
     expect((await call("DELETE", `/api/admin/packages/${created.json.id}`, { token })).status).toBe(204);
     expectProblem(await call("DELETE", `/api/admin/packages/${created.json.id}`, { token }), 404, "not_found");
+    // Each change to the catalogue is audited (a refused one is not).
+    const audit = await env.DB.prepare("select action, actor_id from audit_log where subject_type = 'coin_package' and subject_id = ? order by id").bind(created.json.id).all();
+    expect(audit.results).toEqual([
+      { action: "coin_package.created", actor_id: "admin-root" },
+      { action: "coin_package.updated", actor_id: "admin-root" },
+      { action: "coin_package.deleted", actor_id: "admin-root" },
+    ]);
   });
 });
 

@@ -22,7 +22,7 @@ export const adminPackagesRouter = createRouter()
       request: { body: { required: true, content: { "application/json": { schema: PackageCreateSchema } } } },
       responses: { 201: { description: "Created", ...one }, ...errorResponses, 409: problemFor("displayOrder already used (`conflict`).") },
     }),
-    async (c) => c.json(await createPackage(c.var.db, c.req.valid("json")), 201),
+    async (c) => c.json(await createPackage(c.var.db, c.var.user.id, c.req.valid("json")), 201),
   )
   .openapi(
     createRoute({
@@ -34,7 +34,7 @@ export const adminPackagesRouter = createRouter()
       request: { params: IdParam, body: { required: true, content: { "application/json": { schema: PackageUpdateSchema } } } },
       responses: { 200: { description: "Updated", ...one }, ...errorResponses, 404: problemFor("No such package."), 409: problemFor("displayOrder already used.") },
     }),
-    async (c) => c.json(await updatePackage(c.var.db, c.req.valid("param").id, c.req.valid("json")), 200),
+    async (c) => c.json(await updatePackage(c.var.db, c.var.user.id, c.req.valid("param").id, c.req.valid("json")), 200),
   )
   .openapi(
     createRoute({
@@ -47,7 +47,7 @@ export const adminPackagesRouter = createRouter()
       responses: { 204: { description: "Deleted" }, ...errorResponses, 404: problemFor("No such package.") },
     }),
     async (c) => {
-      await deletePackage(c.var.db, c.req.valid("param").id);
+      await deletePackage(c.var.db, c.var.user.id, c.req.valid("param").id);
       return c.body(null, 204);
     },
   );

@@ -1,6 +1,7 @@
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { coinPackages, type CoinPackageRow } from "../db/schema";
+import { insertWhere } from "../db/insert-where";
+import { auditLog, coinPackages, type CoinPackageRow } from "../db/schema";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 
@@ -32,24 +33,38 @@ function uniqueOrder(error: unknown): never {
   throw error;
 }
 
-export async function createPackage(db: Db, input: Omit<CoinPackageRow, "id" | "createdAt" | "updatedAt">) {
+/** The audit entry of a catalogue change, inserted only when `happened` holds after the change (in its batch). */
+const audited = (db: Db, adminId: string, action: "created" | "updated" | "deleted", id: string, details: Record<string, unknown>, now: number, happened: SQL) =>
+  insertWhere(db, auditLog, { actorId: adminId, action: `coin_package.${action}`, subjectType: "coin_package", subjectId: id, details, createdAt: now }, sql`where ${happened}`);
+
+const exists = (id: string) => sql`exists (select 1 from ${coinPackages} where ${coinPackages.id} = ${id})`;
+
+export async function createPackage(db: Db, adminId: string, input: Omit<CoinPackageRow, "id" | "createdAt" | "updatedAt">) {
   const now = Date.now();
-  const [row] = await db
-    .insert(coinPackages)
-    .values({ ...input, id: `pkg_${newId(now).toLowerCase()}`, createdAt: now, updatedAt: now })
-    .returning()
+  const id = `pkg_${newId(now).toLowerCase()}`;
+  const [[row]] = await db
+    .batch([db.insert(coinPackages).values({ ...input, id, createdAt: now, updatedAt: now }).returning(), audited(db, adminId, "created", id, input, now, exists(id))])
     .catch(uniqueOrder);
   return packageView(row!);
 }
 
-export async function updatePackage(db: Db, id: string, patch: Partial<Omit<CoinPackageRow, "id" | "createdAt" | "updatedAt">>) {
-  const [row] = await db.update(coinPackages).set({ ...patch, updatedAt: Date.now() }).where(eq(coinPackages.id, id)).returning().catch(uniqueOrder);
+export async function updatePackage(db: Db, adminId: string, id: string, patch: Partial<Omit<CoinPackageRow, "id" | "createdAt" | "updatedAt">>) {
+  const now = Date.now();
+  const [[row]] = await db
+    .batch([db.update(coinPackages).set({ ...patch, updatedAt: now }).where(eq(coinPackages.id, id)).returning(), audited(db, adminId, "updated", id, patch, now, exists(id))])
+    .catch(uniqueOrder);
   if (!row) throw new ApiError("not_found", "No coin package with that id.");
   return packageView(row);
 }
 
 /** Orders copy a package's coins and price, so deleting a package never changes a past order. */
-export async function deletePackage(db: Db, id: string) {
-  const [row] = await db.delete(coinPackages).where(eq(coinPackages.id, id)).returning();
-  if (!row) throw new ApiError("not_found", "No coin package with that id.");
+export async function deletePackage(db: Db, adminId: string, id: string) {
+  const now = Date.now();
+  const before = await db.query.coinPackages.findFirst({ where: eq(coinPackages.id, id) });
+  if (!before) throw new ApiError("not_found", "No coin package with that id.");
+  const [deleted] = await db.batch([
+    db.delete(coinPackages).where(eq(coinPackages.id, id)).returning(),
+    audited(db, adminId, "deleted", id, packageView(before), now, sql`changes() > 0`),
+  ]);
+  if (deleted.length === 0) throw new ApiError("not_found", "No coin package with that id.");
 }
