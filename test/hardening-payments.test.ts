@@ -162,3 +162,64 @@ describe("hardening 6: webhooks trust only what is signed or confirmed", () => {
     expect(row?.status).toBe("active");
   });
 });
+
+describe("money in: what the gateway's answers can and cannot mean", () => {
+  const buy = async (token: string, packageId = "pkg_100") => {
+    const res = await call("POST", "/api/payment/midtrans/create", { token, body: { packageId } });
+    expect(res.status, res.text).toBe(201);
+    return res.json.orderId as string;
+  };
+  const alertsOf = async (userId: string) => (await env.DB.prepare("select alert_type from fraud_alerts where user_id = ?").bind(userId).all<{ alert_type: string }>()).results;
+
+  it("a credited card capture that Midtrans then cancels (voided before settlement: the money never arrives) is reversed", async () => {
+    const user = await newUser("cap");
+    const orderId = await buy(user.token);
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "capture", fraud_status: "accept" }))).json.outcome).toBe("credited");
+    expect((await balanceOf(user.token)).balance).toBe(100);
+    const res = await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "cancel" }));
+    expect(res.status, res.text).toBe(200);
+    expect((await balanceOf(user.token)).balance).toBe(0);
+    const row = await env.DB.prepare("select status from payment_orders where id = ?").bind(orderId).first<{ status: string }>();
+    expect(row?.status).toBe("reversed");
+    await expectLedgerOk();
+  });
+
+  it("a partial refund whose amount the Status API does not report reverses nothing (502: asked again later)", async () => {
+    const user = await newUser("pr");
+    const orderId = await buy(user.token, "pkg_1000");
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
+    const res = await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "partial_refund" }));
+    expectProblem(res, 502, "gateway_error");
+    expect((await balanceOf(user.token)).balance).toBe(1150);
+  });
+
+  it("an unreadable Status API answer is a gateway error (502), not an amount mismatch, and raises no fraud alert", async () => {
+    const user = await newUser("garb");
+    const orderId = await buy(user.token);
+    const n = await midtransNotification(orderId, { transaction_status: "settlement" });
+    await sim("POST", "/_sim/faults", { target: "status", mode: "garbage", count: 1 });
+    const res = await postMidtransWebhook(n);
+    await sim("POST", "/_sim/faults", { target: "status", mode: "none" });
+    expectProblem(res, 502, "gateway_error");
+    expect(await alertsOf(user.id)).toEqual([]);
+    expect((await postMidtransWebhook(n)).json.outcome).toBe("credited");
+  });
+
+  it("an unreadable Snap answer is 502 and the order is failed, not a 201 without a token", async () => {
+    const user = await newUser("snapg");
+    await sim("POST", "/_sim/faults", { target: "snap", mode: "garbage", count: 1 });
+    const res = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } });
+    await sim("POST", "/_sim/faults", { target: "snap", mode: "none" });
+    expectProblem(res, 502, "gateway_error");
+    const rows = await env.DB.prepare("select status from payment_orders where user_id = ?").bind(user.id).all<{ status: string }>();
+    expect(rows.results).toEqual([{ status: "failed" }]);
+  });
+
+  it("repeats of one authentic notification with a wrong amount raise one critical alert", async () => {
+    const user = await newUser("flood");
+    const orderId = await buy(user.token);
+    const n = await midtransNotification(orderId, { transaction_status: "settlement", gross_amount: "1.00" });
+    for (let i = 0; i < 3; i++) expect((await postMidtransWebhook(n)).status).toBe(422);
+    expect((await alertsOf(user.id)).filter((a) => a.alert_type === "webhook_amount_mismatch")).toHaveLength(1);
+  });
+});

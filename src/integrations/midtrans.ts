@@ -141,6 +141,7 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
           config.GATEWAY_TIMEOUT_MS,
           "Midtrans",
         );
+        if (typeof res?.token !== "string" || res.token === "" || typeof res.redirect_url !== "string") throw new GatewayError("Midtrans", "unreadable", "Snap answered without a token.");
         return { token: res.token, redirectUrl: res.redirect_url };
       } catch (error) {
         throw translate(error);
@@ -152,6 +153,10 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
       const core = ready(new midtransClient.CoreApi(options));
       try {
         const res = await withDeadline(core.transaction.status(orderId), config.GATEWAY_TIMEOUT_MS, "Midtrans");
+        // An answer without a status or an amount is not Midtrans' word on anything (never an amount mismatch).
+        if (typeof res?.transaction_status !== "string" || res.gross_amount === undefined || res.gross_amount === null) {
+          throw new GatewayError("Midtrans", "unreadable", "The Status API answered without a status or an amount.");
+        }
         return {
           transactionStatus: String(res.transaction_status ?? ""),
           fraudStatus: typeof res.fraud_status === "string" ? res.fraud_status : undefined,

@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { paymentNotifications, paymentOrders, withdrawals, type PaymentOrderRow, type WithdrawalRow } from "../db/schema";
-import { raiseAlert } from "../fraud/alerts";
+import { dedupeKey, raiseAlert } from "../fraud/alerts";
 import { GatewayError, midtransGateway } from "../integrations/midtrans";
 import { ApiError } from "../lib/errors";
 import { midtransAction, parseGatewayAmount, statusCodeAgrees, xenditAction, type GatewayAction } from "./deposit-rules";
@@ -34,20 +34,30 @@ async function findOrder(db: Db, id: unknown, gateway: PaymentOrderRow["gateway"
   return order;
 }
 
-/** An authentic notification whose amount differs from the order is refused and flagged. */
+/** An authentic notification whose amount differs from the order is refused and flagged (once per order and amount, however often it is retried). */
 async function assertAmount(db: Db, order: PaymentOrderRow, gateway: string, received: unknown): Promise<void> {
   if (parseGatewayAmount(received) === order.amountIdr) return;
+  const shown = String(received).slice(0, 40);
   await raiseAlert(db, {
     userId: order.userId,
     alertType: "webhook_amount_mismatch",
     severity: "critical",
-    details: { gateway, orderId: order.id, expectedIdr: order.amountIdr, received: String(received).slice(0, 40) },
+    details: { gateway, orderId: order.id, expectedIdr: order.amountIdr, received: shown },
+    dedupeKey: await dedupeKey("webhook_amount_mismatch", gateway, order.id, shown),
   });
   throw new ApiError("amount_mismatch", "The notified amount does not match the order.");
 }
 
 async function record(db: Db, gateway: "midtrans" | "xendit" | "iris", orderId: string, status: string, outcome: string, raw: string) {
   await db.insert(paymentNotifications).values({ gateway, orderId, status, outcome, payload: raw.slice(0, 8192), receivedAt: Date.now() });
+}
+
+/**
+ * A `cancel` of an order already credited is a card capture voided before settlement: the money never
+ * arrives, so the credit is reversed in full (other late failures — deny, expire — never un-pay an order).
+ */
+function forOrder(order: PaymentOrderRow, transactionStatus: string, action: GatewayAction): GatewayAction {
+  return action === "fail" && transactionStatus === "cancel" && order.status === "paid" ? "reverse" : action;
 }
 
 /** Whether an action could still change this order; if not, nothing (not even the Status API) is asked. */
@@ -74,7 +84,7 @@ export async function handleMidtransNotification(ctx: WebhookContext, raw: strin
   if (!statusCodeAgrees(notified, String(n.status_code), fraud)) throw new ApiError("invalid_notification", "status_code does not agree with transaction_status.");
   const order = await findOrder(ctx.db, n.order_id, "midtrans");
   await assertAmount(ctx.db, order, "midtrans", n.gross_amount);
-  let action: GatewayAction = midtransAction(notified, fraud);
+  let action: GatewayAction = forOrder(order, notified, midtransAction(notified, fraud));
   if (!canChange(order, action)) {
     const outcome = unchanged(action);
     await record(ctx.db, "midtrans", order.id, notified, outcome, raw);
@@ -90,8 +100,13 @@ export async function handleMidtransNotification(ctx: WebhookContext, raw: strin
       throw error;
     }
     await assertAmount(ctx.db, order, "midtrans-status", status.grossAmount);
-    action = midtransAction(status.transactionStatus, status.fraudStatus);
+    action = forOrder(order, status.transactionStatus, midtransAction(status.transactionStatus, status.fraudStatus));
     confirmed = { gatewayStatus: status.transactionStatus, refundedIdr: parseGatewayAmount(status.refundAmount) ?? undefined, gatewayRef: status.transactionId };
+  }
+  if (action === "reverse" && confirmed.gatewayStatus === "cancel") confirmed.refundedIdr = order.amountIdr;
+  // A partial refund reverses what was refunded: without the amount, nothing is reversed until Midtrans says it.
+  if (action === "reverse" && confirmed.gatewayStatus.startsWith("partial_") && confirmed.refundedIdr === undefined) {
+    throw new ApiError("gateway_error", "Midtrans confirmed a partial refund without its amount; retry later.");
   }
   const outcome = await settleOrder(ctx.db, ctx.config, order, action, confirmed);
   await record(ctx.db, "midtrans", order.id, notified, outcome, raw);
