@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { sniffImage, validIdNumber } from "../src/kyc/kyc-rules";
-import { adminToken, call, expectProblem, jpeg, kycForm, newUser, png } from "./helpers";
+import { adminToken, call, d1Before, expectProblem, jpeg, kycForm, newUser, png } from "./helpers";
 
 describe("KYC rules", () => {
   it("checks ID numbers per type and images by magic bytes", () => {
@@ -98,3 +98,33 @@ async function callBytes(path: string, token: string) {
   const res = await worker.fetch(new Request(`http://money.test${path}`, { headers: { authorization: `Bearer ${token}` } }) as Request<unknown, IncomingRequestCfProperties>, env, createExecutionContext());
   return new Uint8Array(await res.arrayBuffer());
 }
+
+describe("KYC decisions are taken in their batch", () => {
+  const kycState = async (userId: string) => ({
+    submissions: (await env.DB.prepare("select status from kyc_submissions where user_id = ? order by id").bind(userId).all<{ status: string }>()).results.map((r) => r.status),
+    user: (await env.DB.prepare("select kyc_status from users where id = ?").bind(userId).first<{ kyc_status: string }>())?.kyc_status,
+    audit: (await env.DB.prepare("select details from audit_log where action = 'kyc.status_changed' and subject_id = ? order by id").bind(userId).all<{ details: string }>()).results.map((r) => {
+      const d = JSON.parse(r.details);
+      return `${d.from}->${d.to}`;
+    }),
+  });
+
+  it("a review that loses to a concurrent one changes nothing: a rejected user does not become verified", async () => {
+    const user = await newUser("kycrace");
+    expect((await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() })).status).toBe(201);
+    const other = `update kyc_submissions set status = 'rejected', reason = 'forged', reviewed_at = 1, reviewed_by = 'admin-b' where user_id = '${user.id}' and status = 'pending'; update users set kyc_status = 'rejected' where id = '${user.id}';`;
+    const res = await call("POST", `/api/admin/kyc/${user.id}/review`, { token: await adminToken(), body: { decision: "verified" }, db: d1Before(other, /update "kyc_submissions"/) });
+    expectProblem(res, 409, "conflict");
+    expect(await kycState(user.id)).toEqual({ submissions: ["rejected"], user: "rejected", audit: ["none->pending"] });
+  });
+
+  it("a submission that lands after the user was verified (a twin, reviewed meanwhile) is refused and downgrades nothing", async () => {
+    const user = await newUser("kycsub");
+    expect((await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() })).status).toBe(201);
+    expect((await call("POST", `/api/admin/kyc/${user.id}/review`, { token: await adminToken(), body: { decision: "rejected", reason: "blurry" } })).status).toBe(200);
+    const twin = `insert into kyc_submissions (id, user_id, id_type, id_number_encrypted, id_number_last4, id_photo_key, id_photo_type, selfie_photo_key, selfie_photo_type, status, submitted_at, reviewed_at, reviewed_by) values ('01TWIN${Date.now()}', '${user.id}', 'ktp', 'x', '0123', 'k1', 'image/jpeg', 'k2', 'image/png', 'verified', 1, 2, 'admin'); update users set kyc_status = 'verified' where id = '${user.id}';`;
+    const res = await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm(), db: d1Before(twin, /insert into "kyc_submissions"/) });
+    expectProblem(res, 409, "conflict");
+    expect((await kycState(user.id)).user).toBe("verified");
+  });
+});

@@ -1,7 +1,9 @@
-import { and, desc, eq, isNull, lt } from "drizzle-orm";
+import { and, desc, eq, isNull, lt, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { auditLog, kycSubmissions, users, type KycSubmissionRow } from "../db/schema";
+import { applyStatements, translateBatchError } from "../ledger/executor";
+import { checkGuards, guard, GuardError } from "../ledger/guards";
 import { keyRing, open, seal, toBase64 } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
@@ -58,7 +60,9 @@ export async function submitKyc(db: Db, bucket: R2Bucket, env: Env, config: Conf
     throw error;
   }
   const idNumberEncrypted = toBase64(await seal(ring, new TextEncoder().encode(upload.idNumber), `kyc-id-number:${id}`));
+  // Decided in the batch: a user verified since the read above (a twin submission reviewed meanwhile) stays verified.
   const write = db.batch([
+    checkGuards(db, [guard("kyc_already_verified", sql`exists (select 1 from ${users} where ${users.id} = ${userId} and ${users.kycStatus} = 'verified')`)]),
     db.insert(kycSubmissions).values({
       id,
       userId,
@@ -80,6 +84,8 @@ export async function submitKyc(db: Db, bucket: R2Bucket, env: Env, config: Conf
     await write;
   } catch (error) {
     await removePhotos();
+    const refused = translateBatchError(error);
+    if (refused instanceof GuardError) throw refused;
     const message = `${error instanceof Error ? error.message : ""} ${error instanceof Error && error.cause instanceof Error ? error.cause.message : ""}`;
     if (message.includes("UNIQUE") && message.includes("kyc_submissions.user_id")) throw new ApiError("conflict", "A KYC submission is already waiting for review.");
     throw error;
@@ -110,7 +116,9 @@ export async function reviewKyc(db: Db, adminId: string, userId: string, decisio
   const current = await latestSubmission(db, userId);
   if (!current || current.status !== "pending") throw new ApiError("not_found", "This user has no KYC submission waiting for review.");
   const now = Date.now();
-  const [updated] = await db.batch([
+  // The decision, the user's status and its audit entry commit only while the submission is still pending.
+  const [, updated] = await applyStatements(db, [
+    checkGuards(db, [guard("kyc_not_pending", sql`not exists (select 1 from ${kycSubmissions} where ${kycSubmissions.id} = ${current.id} and ${kycSubmissions.status} = 'pending')`)]),
     db
       .update(kycSubmissions)
       .set({ status: decision, reason: reason ?? null, reviewedAt: now, reviewedBy: adminId })
@@ -118,9 +126,8 @@ export async function reviewKyc(db: Db, adminId: string, userId: string, decisio
       .returning(),
     db.update(users).set({ kycStatus: decision, updatedAt: now }).where(eq(users.id, userId)),
     db.insert(auditLog).values({ actorId: adminId, action: "kyc.status_changed", subjectType: "user", subjectId: userId, details: { from: "pending", to: decision, submissionId: current.id, reason: reason ?? null }, createdAt: now }),
-  ]);
-  if (!updated[0]) throw new ApiError("conflict", "The submission was reviewed concurrently.");
-  return queueItemView(updated[0]);
+  ]) as [unknown, KycSubmissionRow[]];
+  return queueItemView(updated[0]!);
 }
 
 /** The decrypted photo for an admin; every view is written to the audit log first. */

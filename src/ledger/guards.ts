@@ -47,6 +47,8 @@ export const GUARDS = {
   campaign_suspended: () => new ApiError("campaign_suspended", "The campaign's owner is frozen or banned; it pays nothing."),
   withdrawal_not_pending: () => new ApiError("conflict", "The withdrawal is no longer pending."),
   invoice_units_changed: () => new ApiError("conflict", "Billable usage changed while the invoice was priced."),
+  kyc_not_pending: () => new ApiError("conflict", "The submission was reviewed concurrently."),
+  kyc_already_verified: () => new ApiError("conflict", "This account is already verified."),
   unusual_withdraw_pattern: () => new ApiError("verification_required", "This withdrawal needs additional verification; an administrator will review it."),
 } as const;
 
