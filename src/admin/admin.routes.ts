@@ -81,14 +81,15 @@ export const adminRouter = createRouter()
           amount,
           userId: target.id,
           metadata: { category: body.category },
-          deviceFingerprint: deviceFingerprint(c),
+          // The admin's device is theirs, not the adjusted user's: it goes to the audit entry.
+          deviceFingerprint: null,
         };
         const plan = movePlan({
           tx,
           from: body.amount > 0 ? platform : wallet,
           to: body.amount > 0 ? wallet : platform,
           sideAccountId: wallet,
-          audit: { actorId: admin.id, action: "ledger.adjustment", subjectType: "user", subjectId: target.id, details: { asset: body.asset, amount: body.amount, category: body.category, reason: body.reason } },
+          audit: { actorId: admin.id, action: "ledger.adjustment", subjectType: "user", subjectId: target.id, details: { asset: body.asset, amount: body.amount, category: body.category, reason: body.reason, deviceFingerprint: deviceFingerprint(c) } },
           now,
         });
         const leg = { amount: body.amount, balanceAfter: 0 };

@@ -32,6 +32,8 @@ export async function checkFailedPayments(db: Db, config: Config, userId: string
 }
 
 const walletOf = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? campaignAccountId(order.campaignId!) : userAccountId(order.userId, "COIN"));
+/** Whose balance the transaction row records: the buyer's wallet; a campaign budget is not the advertiser's balance. */
+const sideOf = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? undefined : walletOf(order));
 
 export interface Confirmed {
   gatewayStatus: string;
@@ -82,7 +84,7 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
       deviceFingerprint: order.deviceFingerprint,
     },
     postings: creditPostings(order),
-    sideAccountId: walletOf(order),
+    sideAccountId: sideOf(order),
     onceKeys: [`deposit:${order.id}`],
     audit: { actorId: `gateway:${order.gateway}`, action: "payment.credit", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus: confirmed.gatewayStatus } },
     now,
@@ -154,7 +156,7 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
           metadata: { orderId: order.id, paymentMethod: order.gateway, gatewayStatus: confirmed.gatewayStatus, refundedIdr: step.cumulativeIdr, reversed: step.amount, debtRecorded: debt },
         },
         postings,
-        sideAccountId: walletOf(order),
+        sideAccountId: sideOf(order),
         onceKeys: [`reversal:${order.id}:${step.cumulativeIdr}`],
         audit: { actorId: `gateway:${order.gateway}`, action: "payment.reverse", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus: confirmed.gatewayStatus, refundedIdr: step.cumulativeIdr, reversed: step.amount, debt } },
         now,

@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { adjust, adminToken, call, midtransNotification, newUser, postMidtransWebhook, uniqueId } from "./helpers";
+
+// SPEC §4, §5: a user's history shows their own wallet's movements — direction and balances are theirs.
+
+const history = async (token: string) => (await call("GET", "/api/wallet/transactions?limit=100", { token })).json.items as any[];
+
+describe("history as each party sees it", () => {
+  it("a content refund reads as money out for the creator it claws back from", async () => {
+    const [creator, buyer] = [await newUser("creator"), await newUser("buyer")];
+    await adjust(buyer.id, 500);
+    const id = uniqueId("c");
+    expect((await call("PUT", `/api/content/${id}/premium`, { token: creator.token, body: { price: 500 } })).status).toBe(200);
+    expect((await call("POST", `/api/content/${id}/unlock`, { token: buyer.token })).status).toBe(201);
+    expect((await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "buyer_request", userId: buyer.id } })).status).toBe(200);
+    const refund = (await history(creator.token)).find((t) => t.type === "refund");
+    expect(refund).toMatchObject({ direction: "out", balanceBefore: null, balanceAfter: null });
+  });
+
+  it("a marketplace buyer's history holds their purchase, not the seller's release or commission (their wallet did not move)", async () => {
+    const [buyer, seller] = [await newUser("buyer"), await newUser("seller")];
+    await adjust(buyer.id, 1000);
+    const placed = await call("POST", "/api/marketplace/orders", { token: buyer.token, body: { productId: "sku-1", sellerId: seller.id, amount: 100 } });
+    expect(placed.status, placed.text).toBe(201);
+    expect((await call("POST", `/api/marketplace/orders/${placed.json.order.id}/confirm`, { token: buyer.token })).status).toBe(200);
+    expect((await history(buyer.token)).map((t) => [t.type, t.direction])).toEqual([
+      ["purchase", "out"],
+      ["adjustment", "in"],
+    ]);
+    expect((await history(seller.token)).map((t) => [t.type, t.direction])).toEqual([["escrow_release", "in"]]);
+  });
+
+  it("a campaign deposit reads as money in, without the campaign budget passed off as the advertiser's balance", async () => {
+    const advertiser = await newUser("adv");
+    const created = await call("POST", "/api/campaigns", { token: advertiser.token, body: { name: "Launch", rateFeeIdr: 7 } });
+    const deposit = await call("POST", `/api/campaigns/${created.json.id}/deposit`, { token: advertiser.token, body: { amount: 50_000 } });
+    expect((await postMidtransWebhook(await midtransNotification(deposit.json.orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
+    const [row] = await history(advertiser.token);
+    expect(row).toMatchObject({ type: "deposit", direction: "in", balanceBefore: null, balanceAfter: null });
+  });
+
+  it("an adjustment does not show the admin's device to the adjusted user", async () => {
+    const user = await newUser("adj");
+    const res = await call("POST", "/api/admin/adjustments", { token: await adminToken(), body: { userId: user.id, asset: "COIN", amount: 10, reason: "goodwill" }, headers: { "x-device-fingerprint": "ADMIN-LAPTOP-7f3a" } });
+    expect(res.status, res.text).toBe(201);
+    expect((await history(user.token))[0]).toMatchObject({ type: "adjustment", deviceFingerprint: null });
+  });
+});
