@@ -3,6 +3,7 @@ import type { BatchItem } from "drizzle-orm/batch";
 import type { Db } from "../db/client";
 import { accounts, auditLog, holds, idempotencyKeys, onceKeys, postings, spendCounters, transactions, users, type TransactionRow } from "../db/schema";
 import { ApiError } from "../lib/errors";
+import { newId } from "../lib/ids";
 import { balanceOf } from "./accounts";
 import { fragment, slot, template } from "../db/template";
 import { checkGuards, guard, GuardError, guardOf, type Guard } from "./guards";
@@ -228,7 +229,10 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
     statements.push(insertPostings(db, { tx: txId, now, ...indexed(plan.postings, (p) => ({ a: p.accountId, s: p.asset, m: p.amount })) }, plan.postings.length));
   }
   // Credits to user wallets settle their owner's open debt first, in this batch (a transaction of its own).
-  for (const st of settlementsFor(txId, deltas)) statements.push(settlementRow(db, st, txId, now));
+  // Its id sorts right after the movement's; a hold released now (settling an older transaction) gets a
+  // fresh base, so the settlement sorts as what it is: the newest movement.
+  const settlementBase = "create" in plan.transaction ? txId : newId(now);
+  for (const st of settlementsFor(settlementBase, deltas)) statements.push(settlementRow(db, st, txId, now));
   if (plan.hold && "place" in plan.hold) {
     statements.push(db.insert(holds).values({ ...plan.hold.place, transactionId: txId, status: "pending", createdAt: now }));
   } else if (plan.hold) {
