@@ -153,7 +153,7 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
           asset: coinPackage && step.amount > 0 ? "COIN" : "IDR",
           amount: step.amount > 0 ? step.amount : step.idrAmount,
           userId: order.userId,
-          metadata: { orderId: order.id, paymentMethod: order.gateway, gatewayStatus: confirmed.gatewayStatus, refundedIdr: step.cumulativeIdr, reversed: step.amount, debtRecorded: debt },
+          metadata: { orderId: order.id, paymentMethod: order.gateway, gatewayStatus: confirmed.gatewayStatus, refundedIdr: step.cumulativeIdr, reversed: step.amount, debtBooked: debt },
         },
         postings,
         sideAccountId: sideOf(order),
@@ -176,7 +176,7 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
               .where(eq(paymentOrders.id, order.id)),
             alertStatement(
               db,
-              { userId: order.userId, alertType, severity: "high", details: { orderId: order.id, amountIdr: order.amountIdr, refundedIdr: step.cumulativeIdr, reversed: step.amount, gatewayStatus: confirmed.gatewayStatus, debtRecorded: debt }, dedupeKey: await dedupeKey(alertType, order.id, step.cumulativeIdr) },
+              { userId: order.userId, alertType, severity: "high", details: { orderId: order.id, amountIdr: order.amountIdr, refundedIdr: step.cumulativeIdr, reversed: step.amount, gatewayStatus: confirmed.gatewayStatus, debtBooked: debt }, dedupeKey: await dedupeKey(alertType, order.id, step.cumulativeIdr) },
               now,
             ),
           ],

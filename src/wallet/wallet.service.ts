@@ -1,4 +1,4 @@
-import { and, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNotNull, lt, or } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { accounts, postings, transactions, users, type TransactionRow, type UserRow } from "../db/schema";
 import { slot, template } from "../db/template";
@@ -54,22 +54,20 @@ export async function getBalance(db: Db, userId: string, now: number) {
 }
 
 /**
- * The caller's history: what they initiated, and what another user's transaction did to their wallet or
- * debt (a transfer in, a sale, a claw-back). A transaction that names them but moved nothing of theirs (a
- * seller's escrow release seen by the buyer) is not in it. Their wallet's posting gives the direction and
- * balances; a claw-back booked to their debt reads as money out.
+ * The caller's history is their wallet's: what they initiated, and another user's transaction that moved
+ * their wallet (a transfer in, a sale). One that names them but moved nothing of theirs (the seller's escrow
+ * release seen by the buyer, a refund whose claw-back was booked to their debt) is not in it: a claw-back
+ * shows as the `debt_settlement` that takes it from the wallet, and what remains is the balance's `debt`.
  */
 export async function listTransactions(db: Db, userId: string, q: { limit: number; before?: string; type?: TransactionRow["type"] }) {
   const mine = [userAccountId(userId, "COIN"), userAccountId(userId, "IDR")];
-  const debts = [userDebtAccountId(userId, "COIN"), userDebtAccountId(userId, "IDR")];
-  const debtBooked = sql<number>`exists (select 1 from ${postings} p where p.transaction_id = ${transactions.id} and p.account_id in (${debts[0]}, ${debts[1]}) and p.amount < 0)`;
   const rows = await db
-    .select({ tx: transactions, posting: { amount: postings.amount, balanceAfter: postings.balanceAfter }, debtBooked })
+    .select({ tx: transactions, posting: { amount: postings.amount, balanceAfter: postings.balanceAfter } })
     .from(transactions)
     .leftJoin(postings, and(eq(postings.transactionId, transactions.id), inArray(postings.accountId, mine)))
     .where(
       and(
-        or(eq(transactions.userId, userId), and(eq(transactions.counterpartyId, userId), sql`(${postings.accountId} is not null or ${debtBooked})`)),
+        or(eq(transactions.userId, userId), and(eq(transactions.counterpartyId, userId), isNotNull(postings.accountId))),
         q.before ? lt(transactions.id, q.before) : undefined,
         q.type ? eq(transactions.type, q.type) : undefined,
       ),
@@ -79,7 +77,7 @@ export async function listTransactions(db: Db, userId: string, q: { limit: numbe
   return toPage(
     rows.map((r) => ({ id: r.tx.id, ...r })),
     q.limit,
-    (r) => transactionView(r.tx, userId, r.posting, Boolean(r.debtBooked)),
+    (r) => transactionView(r.tx, userId, r.posting),
   );
 }
 

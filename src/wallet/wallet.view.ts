@@ -5,12 +5,11 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 /**
  * A transaction as one user sees it. `posting` is the viewer's own wallet leg (amount and balance after);
  * the initiator's before/after are on the row itself, a counterparty's come from its posting. Without a
- * wallet leg, debt booked to the viewer (`debtBooked`) is money out; a deposit is money in (to a campaign
- * budget); anything else is out for the initiator, in for the counterparty.
+ * wallet leg, a deposit is money in (to a campaign budget); anything else is out for the initiator.
  */
-export function transactionView(row: TransactionRow, viewerId: string, posting?: { amount: number; balanceAfter: number } | null, debtBooked = false) {
+export function transactionView(row: TransactionRow, viewerId: string, posting?: { amount: number; balanceAfter: number } | null) {
   const initiator = row.userId === viewerId;
-  const direction: "in" | "out" = posting ? (posting.amount > 0 ? "in" : "out") : debtBooked ? "out" : row.type === "deposit" ? "in" : initiator ? "out" : "in";
+  const direction: "in" | "out" = posting ? (posting.amount > 0 ? "in" : "out") : row.type === "deposit" ? "in" : initiator ? "out" : "in";
   const balanceAfter = initiator ? row.balanceAfter : (posting?.balanceAfter ?? null);
   const balanceBefore = initiator ? row.balanceBefore : posting ? posting.balanceAfter - posting.amount : null;
   return {
