@@ -130,12 +130,13 @@ const CLEARANCE_MS = 86_400_000;
 
 /**
  * Level 3 asks for verification before money out; an admin who reviewed an unusual-withdrawal alert and
- * cleared it has verified it: for a day, withdrawals up to the amount that alert was about go through
- * (else the rule, whose median has not moved, would refuse the same withdrawal forever).
+ * cleared it has verified it: within a day, the user's next withdrawal up to the amount that alert was
+ * about goes through, once (else the rule, whose median has not moved, would refuse it forever).
  */
 const clearedByReview = (userId: string, grossIdr: number, now: number) =>
   sql`exists (select 1 from ${fraudAlerts} where ${fraudAlerts.userId} = ${userId} and ${fraudAlerts.alertType} = 'unusual_withdraw_pattern' and ${fraudAlerts.actionTaken} = 'cleared'
-    and ${fraudAlerts.reviewedAt} > ${now - CLEARANCE_MS} and json_extract(${fraudAlerts.details}, '$.facts.grossIdr') >= ${grossIdr})`;
+    and ${fraudAlerts.reviewedAt} > ${now - CLEARANCE_MS} and json_extract(${fraudAlerts.details}, '$.facts.grossIdr') >= ${grossIdr}
+    and not exists (select 1 from ${withdrawals} where ${withdrawals.userId} = ${userId} and ${withdrawals.createdAt} > ${fraudAlerts.reviewedAt} and ${withdrawals.grossIdr} >= ${grossIdr}))`;
 
 /** Asks Iris to pay a freshly held withdrawal and answers the request by the outcome. */
 async function sendToIris(db: Db, config: Config, env: Env, w: WithdrawalRow, body: WithdrawResponse, scope: IdempotencyScope | undefined): Promise<{ status: 202; body: WithdrawResponse }> {
