@@ -420,6 +420,15 @@ describe("content refunds", () => {
       expect(again.status, again.text).toBe(202);
       expect(again.json).toMatchObject({ contentId: id, kind: "creator_share", purchases: 1, refunded: 1, status: "done" });
     }
+    // A removal whose fan-out failed after its batch (500) is sent when it is asked again.
+    const stuck = await priced(creator, 100);
+    const stuckBuyer = await funded(100);
+    expect((await unlock(stuckBuyer, stuck)).status).toBe(201);
+    const queueDown = { BATCH_QUEUE: { send: async () => { throw new Error("queue unavailable"); }, sendBatch: async () => { throw new Error("queue unavailable"); } } } as unknown as Record<string, string>;
+    expect((await call("POST", `/api/content/${stuck}/refund`, { token: await adminToken(), body: { reason: "admin_removed" }, vars: queueDown })).status).toBe(500);
+    expect((await call("POST", `/api/content/${stuck}/refund`, { token: await adminToken(), body: { reason: "admin_removed" } })).status).toBe(202);
+    await refundsDone(stuck);
+    expect((await balanceOf(stuckBuyer.token)).balance).toBe(70);
     const deleted = await priced(creator, 100);
     expect((await call("DELETE", `/api/content/${deleted}`, { token: creator.token })).status).toBe(202);
     expectProblem(await call("POST", `/api/content/${deleted}/refund`, { token: await adminToken(), body: { reason: "admin_removed" } }), 404, "not_found");

@@ -178,9 +178,12 @@ export const contentRouter = createRouter()
         try {
           await closeContent(db, id, "creator_share", c.var.user.id, "admin_removed", { asCreator: false }, Date.now());
         } catch (error) {
-          // Removing a removed item (a retry, with or without its Idempotency-Key) answers with that removal's progress.
+          // Removing a removed item (a retry, with or without its Idempotency-Key) answers with that removal's
+          // progress; a removal whose fan-out never left (the first attempt failed after its batch) sends it now.
           if (!(error instanceof ApiError && error.code === "not_found" && (await refundRunKind(db, id)) === "creator_share")) throw error;
-          return c.json(await refundProgress(db, id), 202);
+          const progress = await refundProgress(db, id);
+          if (progress.status === "refunding" && progress.queueMessages === 0) await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+          return c.json(progress, 202);
         }
         await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
         return c.json(await refundProgress(db, id), 202);
