@@ -397,6 +397,10 @@ describe("billing routes", () => {
     const usage = async (month: string) => (await call("GET", `/api/billing/usage?month=${month}`, { token: adv.token })).json;
     expect(await usage("2025-07")).toMatchObject({ units: 1_000, cost: { totalIdr: 10_000 } });
     expect(await usage("2025-08")).toMatchObject({ units: 500, byCampaign: [{ campaignId: "cmp-a", units: 500 }], cost: { totalIdr: 5_000 } });
+    // A month not invoiced yet keeps its own payouts: they are not also shown as the later months' usage.
+    await seedPayout(adv.id, "2025-09-10", 2_000);
+    expect(await usage("2025-09")).toMatchObject({ units: 2_000 });
+    expect(await usage("2025-10")).toMatchObject({ units: 0 });
   });
 
   it("lets admins run and list a month's invoices, only once the month has ended", async () => {

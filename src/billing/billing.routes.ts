@@ -112,7 +112,9 @@ export const billingRouter = createRouter()
       path: "/usage",
       tags: ["billing"],
       summary: "The caller's usage and its price for a month, as an advertiser",
-      description: billedUnits,
+      description:
+        billedUnits +
+        " Usage shows what the month's invoice bills: once it is paid, its own figures; before, the month's own days and the previous month's payouts released after that month's invoice.",
       security: bearerSecurity,
       request: { query: z.object({ month: Month.optional().openapi({ description: "YYYY-MM; default the current WIB month." }) }) },
       responses: { 200: { description: "Usage and price", content: { "application/json": { schema: UsageSchema } } }, ...errorResponses },
@@ -166,7 +168,7 @@ export const adminBillingRouter = createRouter()
           ...paginationQuery,
         }),
       },
-      responses: { 200: { description: "Invoices, by advertiser id", content: { "application/json": { schema: pageSchema(InvoiceSchema).extend({ month: z.string() }) } } }, ...errorResponses },
+      responses: { 200: { description: "Invoices in ascending advertiser id (not newest first: one per advertiser and month)", content: { "application/json": { schema: pageSchema(InvoiceSchema).extend({ month: z.string() }) } } }, ...errorResponses },
     }),
     async (c) => {
       const q = c.req.valid("query");

@@ -1,4 +1,4 @@
-import { and, asc, between, eq, gt, isNull, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, isNull, lte, or, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { loadRuntimeConfig } from "../secrets";
 import { createDb, type Db } from "../db/client";
@@ -9,10 +9,10 @@ import { checkGuards, guard, GuardError } from "../ledger/guards";
 import { movePlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
-import { businessMonth, monthRange, previousMonth, usageCost, type UsageCost, type UsagePlan } from "./usage-pricing";
+import { businessMonth, monthBefore, monthRange, previousMonth, usageCost, type UsageCost, type UsagePlan } from "./usage-pricing";
 import { enqueueOutbox } from "../jobs/queue";
 import type { Outbox } from "../realtime/outbox";
-import { alertStatement, dedupeKey } from "../fraud/alerts";
+import { dedupeKey, raiseAlert } from "../fraud/alerts";
 
 export const usagePlan = (config: Config, creditLimitUnits = config.USAGE_CREDIT_LIMIT_UNITS): UsagePlan => ({
   creditLimitUnits,
@@ -24,21 +24,6 @@ export const usagePlan = (config: Config, creditLimitUnits = config.USAGE_CREDIT
 export interface CampaignUnits {
   campaignId: string;
   units: number;
-}
-
-/**
- * Billable units of a month per advertiser and campaign: payouts with status 'paid' only. A held
- * payout counts once an admin releases it (it becomes 'paid'); held, rejected and insufficient_budget
- * rows were never paid out, so the advertiser is not billed for them.
- */
-function paidUnits(db: Db, month: string, advertiserId?: string) {
-  const { from, to } = monthRange(month);
-  return db
-    .select({ advertiserId: payouts.advertiserId, campaignId: payouts.campaignId, units: sql<number>`sum(${payouts.units})`.mapWith(Number) })
-    .from(payouts)
-    .where(and(eq(payouts.status, "paid"), between(payouts.day, from, to), advertiserId === undefined ? undefined : eq(payouts.advertiserId, advertiserId)))
-    .groupBy(payouts.advertiserId, payouts.campaignId)
-    .orderBy(asc(payouts.advertiserId), asc(payouts.campaignId));
 }
 
 /** One invoice per advertiser and month, so its id is derived rather than drawn. */
@@ -58,15 +43,29 @@ function billable(month: string, advertiserId: string) {
   );
 }
 
-/** Advertisers with anything billable up to the month's end (or one advertiser's), and their units per campaign. */
-function billableUnits(db: Db, month: string, advertiserId?: string) {
-  const to = monthRange(month).to;
+/**
+ * Advertisers with anything billable up to the month's end (or one advertiser's), and their units per
+ * campaign. `usage`: what this month's invoice is expected to bill — its own days, and payouts of the month
+ * before released after that month's invoice was issued (not the days of months still to be invoiced).
+ */
+function billableUnits(db: Db, month: string, advertiserId?: string, scope: "invoice" | "usage" = "invoice") {
+  const { from, to } = monthRange(month);
   // `invoiceId(advertiser, month)` in SQL, per row.
   const ownInvoice = sql`${payouts.invoiceId} = 'inv-' || ${month} || '-' || ${payouts.advertiserId}`;
+  const before = monthBefore(month);
+  const releasedLate = sql`(substr(${payouts.day}, 1, 7) = ${before} and exists (select 1 from ${usageInvoices} where ${usageInvoices.advertiserId} = ${payouts.advertiserId} and ${usageInvoices.month} = ${before}))`;
   return db
     .select({ advertiserId: payouts.advertiserId, campaignId: payouts.campaignId, units: sql<number>`sum(${payouts.units})`.mapWith(Number) })
     .from(payouts)
-    .where(and(eq(payouts.status, "paid"), lte(payouts.day, to), or(isNull(payouts.invoiceId), ownInvoice), advertiserId === undefined ? undefined : eq(payouts.advertiserId, advertiserId)))
+    .where(
+      and(
+        eq(payouts.status, "paid"),
+        lte(payouts.day, to),
+        or(isNull(payouts.invoiceId), ownInvoice),
+        advertiserId === undefined ? undefined : eq(payouts.advertiserId, advertiserId),
+        scope === "usage" ? or(sql`${payouts.day} >= ${from}`, releasedLate) : undefined,
+      ),
+    )
     .groupBy(payouts.advertiserId, payouts.campaignId)
     .orderBy(asc(payouts.advertiserId), asc(payouts.campaignId));
 }
@@ -85,7 +84,7 @@ export async function lastBatchFinished(db: Db, month: string): Promise<boolean>
 export async function usageFor(db: Db, advertiserId: string, month: string, config: Config) {
   const [invoices, rows] = await db.batch([
     db.select().from(usageInvoices).where(and(eq(usageInvoices.advertiserId, advertiserId), eq(usageInvoices.month, month))),
-    billableUnits(db, month, advertiserId),
+    billableUnits(db, month, advertiserId, "usage"),
   ]);
   const paid = invoices.find((i) => i.status === "paid");
   if (paid) {
@@ -210,7 +209,7 @@ export async function issueMonthlyInvoices(db: Db, config: Config, month: string
               continue;
             }
             outcome = "failed";
-            await invoiceFailed(db, advertiserId, month, error, now);
+            await invoiceFailed(db, advertiserId, month, error);
           }
         }
       }
@@ -230,11 +229,11 @@ export async function issueMonthlyInvoices(db: Db, config: Config, month: string
 }
 
 /** An advertiser's invoice that could not be issued: one alert per advertiser and month (best effort: the run goes on). */
-async function invoiceFailed(db: Db, advertiserId: string, month: string, error: unknown, now: number) {
+async function invoiceFailed(db: Db, advertiserId: string, month: string, error: unknown) {
   const reason = error instanceof Error ? error.message : String(error);
   console.error(`usage invoice of ${advertiserId} for ${month} failed: ${reason}`);
   const alert = { userId: advertiserId, alertType: "invoice_failed", severity: "high" as const, details: { month, reason: reason.slice(0, 500) } };
-  await applyStatements(db, [alertStatement(db, { ...alert, dedupeKey: await dedupeKey("invoice_failed", advertiserId, month) }, now)]).catch((e) =>
+  await raiseAlert(db, { ...alert, dedupeKey: await dedupeKey("invoice_failed", advertiserId, month) }).catch((e) =>
     console.error("invoice_failed alert not written", e instanceof Error ? e.message : String(e)),
   );
 }
@@ -264,7 +263,7 @@ export async function runMonthlyBilling(env: Env, scheduledTime: number): Promis
     // Nothing retries by itself: an admin runs the month once that batch is done (one alert per month).
     const detail = `usage invoices for ${month} deferred: the batch of ${monthRange(month).to} has not finished; run POST /api/admin/billing/invoices/${month}/run after it`;
     console.error(detail);
-    await applyStatements(db, [alertStatement(db, { userId: null, alertType: "billing_deferred", severity: "high", details: { month, detail }, dedupeKey: await dedupeKey("billing_deferred", month) }, scheduledTime)]);
+    await raiseAlert(db, { userId: null, alertType: "billing_deferred", severity: "high", details: { month, detail }, dedupeKey: await dedupeKey("billing_deferred", month) });
     await enqueueOutbox(env, config, outbox).catch((e) => console.error("alert event not queued", e instanceof Error ? e.message : String(e)));
     return null;
   }

@@ -101,8 +101,13 @@ export function businessMonth(timeMs: number, tzOffset: string): string {
   return businessDay(timeMs, tzOffset).slice(0, 7);
 }
 
+/** The month before `month` ("YYYY-MM"). */
+export function monthBefore(month: string): string {
+  const { year, month1 } = parseMonth(month);
+  return month1 === 1 ? monthString(year - 1, 12) : monthString(year, month1 - 1);
+}
+
 /** The business month that ended before the month `timeMs` falls in (the monthly job bills it). */
 export function previousMonth(timeMs: number, tzOffset: string): string {
-  const { year, month1 } = parseMonth(businessMonth(timeMs, tzOffset));
-  return month1 === 1 ? monthString(year - 1, 12) : monthString(year, month1 - 1);
+  return monthBefore(businessMonth(timeMs, tzOffset));
 }

@@ -25,7 +25,7 @@ export function dayStart(day: string, offset: string): number {
   return Date.parse(`${day}T00:00:00Z`) - offsetMinutes(offset) * 60_000;
 }
 
-/** A business day, "YYYY-MM-DD" of the years 2000–2999 (as billing months): every day has a next one of the same shape. */
+/** A business day, "YYYY-MM-DD" of the years 2000–2999 (as billing months): the day after any of them still sorts after it as text. */
 export const DAY_PATTERN = /^2\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
 
 export function isRealDay(day: string): boolean {

@@ -14,7 +14,7 @@ import { newId } from "../lib/ids";
 import { callerMayMoveOut, payeeNotBanned, recipientActive } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
 import { eachApart, type FanoutSource } from "../jobs/fanout";
-import { alertStatement, dedupeKey } from "../fraud/alerts";
+import { dedupeKey, raiseAlert } from "../fraud/alerts";
 import { commissionBps, orderRefundLegs, orderSplit, sellerTier, type SellerTier } from "./marketplace-rules";
 
 const DAY_MS = 86_400_000;
@@ -331,7 +331,7 @@ export async function handleEscrowRelease(db: Db, message: EscrowReleaseMessage,
     } catch (error) {
       if (error instanceof GuardError && error.guard === "order_payee_banned") {
         const alert = { userId: order.sellerId, alertType: "escrow_payee_banned", severity: "high" as const, details: { orderId: order.id, sellerId: order.sellerId, affiliateId: order.affiliateId, amount: order.amount } };
-        await applyStatements(db, [alertStatement(db, { ...alert, dedupeKey: await dedupeKey("escrow_payee_banned", order.id) }, now)]);
+        await raiseAlert(db, { ...alert, dedupeKey: await dedupeKey("escrow_payee_banned", order.id) });
       } else if (!(error instanceof GuardError && error.guard === "order_not_in_escrow") && !(error instanceof ApiError && error.code === "already_applied")) throw error;
     }
   });

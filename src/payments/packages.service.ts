@@ -64,6 +64,7 @@ export async function deletePackage(db: Db, adminId: string, id: string) {
   if (!before) throw new ApiError("not_found", "No coin package with that id.");
   const [deleted] = await db.batch([
     db.delete(coinPackages).where(eq(coinPackages.id, id)).returning(),
+    // changes(): the rows the DELETE just before it removed (0 when a concurrent delete won).
     audited(db, adminId, "deleted", id, packageView(before), now, sql`changes() > 0`),
   ]);
   if (deleted.length === 0) throw new ApiError("not_found", "No coin package with that id.");
