@@ -3,7 +3,8 @@ import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { insertWhere } from "../db/insert-where";
 import { auditLog, contentItems, contentPurchases, contentRefundRuns, type ContentItemRow, type ContentPurchaseRow } from "../db/schema";
-import { systemAccountId, userAccountId, userDebtAccountId } from "../ledger/accounts";
+import { systemAccountId, userAccountId } from "../ledger/accounts";
+import { clawBack } from "../ledger/debt-settlement";
 import { applyPlan, applyStatements, type IdempotencyWrite, type Statement } from "../ledger/executor";
 import { checkGuards, guard, GuardError } from "../ledger/guards";
 import { entryPlan } from "../ledger/plan";
@@ -198,7 +199,7 @@ export async function refundPurchase(
       },
       postings: [
         { accountId: userAccountId(purchase.buyerId, "COIN"), asset: "COIN", amount: legs.buyer },
-        { accountId: userDebtAccountId(purchase.creatorId, "COIN"), asset: "COIN", amount: -legs.creator },
+        ...clawBack(purchase.creatorId, "COIN", legs.creator),
         { accountId: systemAccountId("platform_revenue", "COIN"), asset: "COIN", amount: -legs.platform },
         { accountId: systemAccountId("processing_fees", "COIN"), asset: "COIN", amount: -legs.processing },
       ],

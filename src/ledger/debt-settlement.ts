@@ -4,7 +4,8 @@ import { insertWhere } from "../db/insert-where";
 import { slot, template } from "../db/template";
 import { accounts, transactions } from "../db/schema";
 import type { Asset } from "../lib/money";
-import { balanceOf } from "./accounts";
+import { balanceOf, userDebtAccountId } from "./accounts";
+import type { Posting } from "./plan";
 import type { Statement } from "./executor";
 import { announce, seenAtSql } from "../realtime/outbox";
 import { settlementEvents } from "../realtime/wallet-events";
@@ -29,6 +30,12 @@ export interface Settlement {
   /** How much the movement raised the wallet's available balance, or booked to the debt: the most this settlement takes. */
   credit: number;
 }
+
+/**
+ * Taking back `amount` a user earned (a refund's claw-back): booked whole to their debt, which the batch
+ * then settles from what their wallet has available at commit (below), so debt is only what it cannot cover.
+ */
+export const clawBack = (userId: string, asset: Asset, amount: number): Posting[] => (amount > 0 ? [{ accountId: userDebtAccountId(userId, asset), asset, amount: -amount }] : []);
 
 const ACCOUNT = /^(usr|debt):(.+):(COIN|IDR)$/;
 

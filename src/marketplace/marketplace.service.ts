@@ -4,7 +4,8 @@ import type { Db } from "../db/client";
 import { insertWhere } from "../db/insert-where";
 import { auditLog, businessVerifications, deviceAccounts, marketplaceOrders, referralCodes, type MarketplaceOrderRow } from "../db/schema";
 import { ruleInBatch } from "../fraud/engine";
-import { systemAccountId, userAccountId, userDebtAccountId } from "../ledger/accounts";
+import { systemAccountId, userAccountId } from "../ledger/accounts";
+import { clawBack } from "../ledger/debt-settlement";
 import { applyPlans, applyStatements, type ApplyOptions, type IdempotencyWrite, type Statement } from "../ledger/executor";
 import { guard, GuardError, type Guard } from "../ledger/guards";
 import { entryPlan, type LedgerPlan } from "../ledger/plan";
@@ -245,7 +246,7 @@ export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { 
   const now = Date.now();
   // A claw-back is booked to the earner's debt; the batch settles it from what their wallet has available
   // at commit (ledger/debt-settlement.ts), so debt is only what the wallet cannot cover.
-  const clawback = (userId: string | null, share: number) => (userId && share > 0 ? [{ accountId: userDebtAccountId(userId, "COIN"), asset: "COIN" as const, amount: -share }] : []);
+  const clawback = (userId: string | null, share: number) => (userId ? clawBack(userId, "COIN", share) : []);
   const plan = entryPlan({
     tx: {
       id: newId(now),
