@@ -296,6 +296,18 @@ describe("marketplace orders", () => {
     expectProblem(await call("POST", `/api/marketplace/orders/${second}/confirm`, { token: buyer.token, db }), 403, "account_banned");
     expect((await balanceOf(seller.token)).balance).toBe(0);
     for (const id of [first, second]) expect((await call("GET", `/api/marketplace/orders/${id}`, { token: await adminToken() })).json).toMatchObject({ status: "escrow" });
+    // Recorded debt does not stop a confirm (the escrowed coins already left the wallet; the cron would release them).
+    const indebted = await funded(200);
+    const owed = (await order(indebted, { sellerId: seller.id, amount: 100 })).json.order.id;
+    const t = Date.now();
+    const tx = `DEBT${t}${indebted.id}`.slice(0, 60);
+    await env.DB.batch([
+      env.DB.prepare("insert into transactions (id, type, status, asset, amount, user_id, metadata, created_at, completed_at) values (?, 'adjustment', 'completed', 'COIN', 10, ?, '{}', ?, ?)").bind(tx, indebted.id, t, t),
+      env.DB.prepare("update accounts set balance = balance - 10 where id = ?").bind(`debt:${indebted.id}:COIN`),
+      env.DB.prepare("update accounts set balance = balance + 10 where id = 'sys:adjustments:COIN'"),
+      env.DB.prepare("insert into postings (transaction_id, account_id, asset, amount, balance_after, created_at) values (?, ?, 'COIN', -10, -10, ?), (?, 'sys:adjustments:COIN', 'COIN', 10, 0, ?)").bind(tx, `debt:${indebted.id}:COIN`, t, tx, t),
+    ]);
+    expect((await call("POST", `/api/marketplace/orders/${owed}/confirm`, { token: indebted.token })).status).toBe(200);
     // A confirm is a value-moving request like the order itself: it counts toward the rate limit.
     const buyer2 = await funded(100);
     const third = (await order(buyer2, { sellerId: seller.id, amount: 100 })).json.order.id;

@@ -12,7 +12,7 @@ import { entryPlan, type LedgerPlan } from "../ledger/plan";
 import { applySpending, spendingPlan } from "../ledger/spending";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
-import { callerMayMoveOut, payeeNotBanned, recipientActive } from "../users/users.guards";
+import { callerInGoodStanding, payeeNotBanned, recipientActive } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
 import { eachApart, type FanoutSource } from "../jobs/fanout";
 import { dedupeKey, raiseAlert } from "../fraud/alerts";
@@ -289,13 +289,17 @@ export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { 
   }
 }
 
-/** The buyer confirms delivery: the escrow (still the buyer's money) is released at once, if the buyer may move money out. */
+/**
+ * The buyer confirms delivery: the escrow (still the buyer's money) is released at once, if the buyer is in
+ * good standing. Recorded debt does not stop it: the escrowed coins left the wallet at purchase, and the
+ * cron would release them anyway.
+ */
 export async function confirmOrder(db: Db, id: string, buyerId: string, now: number, record?: OrderRecord) {
   // To anyone but its parties the order does not exist; its seller or affiliate is told only the buyer confirms.
   const order = await visibleOrder(db, id, { id: buyerId, role: "user" });
   if (order.buyerId !== buyerId) throw new ApiError("forbidden", "Only the order's buyer confirms delivery.");
   if (order.status !== "escrow") throw new ApiError("conflict", `The order is ${order.status}.`);
-  return releaseOrder(db, order, buyerId, now, { record, callerGuards: callerMayMoveOut(buyerId) });
+  return releaseOrder(db, order, buyerId, now, { record, callerGuards: callerInGoodStanding(buyerId) });
 }
 
 /** A chunk of due orders, each released in its own batch (one already decided is skipped). */

@@ -32,14 +32,14 @@ const insertUser = template((db) => db.insert(users).values({ id: slot("userId")
 /** The caller may act at all (a banned user may only read). */
 export const callerNotBanned = (userId: string): Guard[] => [guard("caller_banned", isBanned({ userId }))];
 
-/** Money leaving the caller's control (transfers out, withdrawals, spends) needs an active, unflagged account. */
+/** An active, unflagged account: not banned, not frozen, not awaiting verification. */
+export function callerInGoodStanding(userId: string): Guard[] {
+  return [...callerNotBanned(userId), guard("caller_frozen", isFrozen({ userId })), guard("caller_verification_required", needsVerification({ userId }))];
+}
+
+/** Money leaving the caller's wallet (transfers out, withdrawals, spends) needs good standing and no recorded debt. */
 export function callerMayMoveOut(userId: string): Guard[] {
-  return [
-    ...callerNotBanned(userId),
-    guard("caller_frozen", isFrozen({ userId })),
-    guard("caller_verification_required", needsVerification({ userId })),
-    guard("caller_in_debt", inDebt({ userId })),
-  ];
+  return [...callerInGoodStanding(userId), guard("caller_in_debt", inDebt({ userId }))];
 }
 
 export const callerKycVerified = (userId: string): Guard[] => [guard("caller_kyc_required", notKycVerified({ userId }))];
