@@ -11,7 +11,7 @@ import { entryPlan } from "../ledger/plan";
 import { applySpending, spendingPlan } from "../ledger/spending";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
-import { firstSight, payeeNotBanned } from "../users/users.guards";
+import { firstSight, userNotBanned } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
 import { statStatements } from "../live/badges";
 import { contentSplit, refundLegs, type RefundKind } from "./content-rules";
@@ -147,7 +147,7 @@ async function unlockAt(db: Db, config: Config, buyerId: string, item: ContentIt
     ],
     guards: [
       // A banned creator earns nothing: their content cannot be bought while the ban lasts.
-      ...payeeNotBanned(item.creatorId, "recipient_banned"),
+      ...userNotBanned(item.creatorId, "content_creator_banned"),
       guard("content_terms_changed", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${item.id} and ${contentItems.price} = ${item.price} and ${contentItems.creatorId} = ${item.creatorId} and ${contentItems.status} = 'available')`),
     ],
     alongside: [

@@ -114,7 +114,7 @@ export const marketplaceRouter = createRouter()
       tags: ["marketplace"],
       summary: "The buyer confirms delivery: the escrow goes to the seller (and affiliate) at once",
       description:
-        "The escrow is still the buyer's coins: a buyer who may not move money out (frozen, banned, awaiting verification, in debt) is refused 403/422 as on any money-out. " +
+        "The escrow is still the buyer's coins: a buyer who is frozen, banned or awaiting verification is refused 403 (recorded debt does not stop a confirm: the coins left the wallet at purchase). " +
         "A banned seller or affiliate earns nothing: 422 `recipient_unavailable`, and the order stays in escrow until an admin refunds it. All decided inside the release batch.",
       security: bearerSecurity,
       request: { params: OrderId, headers: idempotencyHeader },

@@ -12,7 +12,7 @@ import { entryPlan, type LedgerPlan } from "../ledger/plan";
 import { applySpending, spendingPlan } from "../ledger/spending";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
-import { callerInGoodStanding, payeeNotBanned, recipientActive } from "../users/users.guards";
+import { callerInGoodStanding, recipientActive, userNotBanned } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
 import { eachApart, type FanoutSource } from "../jobs/fanout";
 import { dedupeKey, raiseAlert } from "../fraud/alerts";
@@ -167,7 +167,7 @@ async function orderAt(db: Db, config: Config, buyerId: string, input: Parameter
     body: (transaction) => ({ order: orderView(row), transaction }),
     balancesAt: "$.transaction",
     record: ctx.record,
-    guards: [...recipientActive(input.sellerId), ...(affiliateId ? payeeNotBanned(affiliateId, "referral_code_unusable") : []), guard("seller_tier_changed", sql`${tierNow} != ${tier}`)],
+    guards: [...recipientActive(input.sellerId), ...(affiliateId ? userNotBanned(affiliateId, "referral_code_unusable") : []), guard("seller_tier_changed", sql`${tierNow} != ${tier}`)],
     alongside: [db.insert(marketplaceOrders).values(row), ...selfReferral, ...(ctx.alongside ?? [])],
   });
 }
@@ -217,8 +217,8 @@ export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: st
         guards: [
           ...(opts.callerGuards ?? []),
           escrowGuard(order.id),
-          ...payeeNotBanned(order.sellerId, "order_payee_banned"),
-          ...(order.affiliateId ? payeeNotBanned(order.affiliateId, "order_payee_banned") : []),
+          ...userNotBanned(order.sellerId, "order_payee_banned"),
+          ...(order.affiliateId ? userNotBanned(order.affiliateId, "order_payee_banned") : []),
         ],
         alongside: [db.update(marketplaceOrders).set({ status: "released", releasedAt: now, releasedBy: actor }).where(eq(marketplaceOrders.id, order.id))],
       },

@@ -52,8 +52,8 @@ export function withdrawMethodUsable(userId: string, now: number): Guard[] {
 /** Refuses the batch (as `name`) when the user is banned at commit time. */
 export const userNotBanned = (userId: string, name: GuardName): Guard[] => [guard(name, isBanned({ userId }))];
 
-/** A banned user earns nothing: their activity payouts (and marketplace escrow) are held, never paid, while the ban lasts. */
-export const payeeNotBanned = (userId: string, name: GuardName = "payee_banned"): Guard[] => userNotBanned(userId, name);
+/** A banned user earns nothing: their activity payouts are held, never paid, while the ban lasts (marketplace escrow and content sales name their own guards). */
+export const payeeNotBanned = (userId: string): Guard[] => userNotBanned(userId, "payee_banned");
 
 /** Money sent to another user needs a recipient who exists and is not banned. */
 export function recipientActive(recipientId: string): Guard[] {
