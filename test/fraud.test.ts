@@ -23,8 +23,8 @@ describe("rules at and just past their thresholds", () => {
     expect(fired({ event: "gift", coins: 5000, recipientAgeDays: 7 })).toEqual([]);
   });
   it("multiple_failed_payments: ≥ 5 failed payments in an hour", () => {
-    expect(fired({ event: "payment_failed", failedLastHour: 4 })).toEqual([]);
-    expect(fired({ event: "payment_failed", failedLastHour: 5 })).toEqual(["multiple_failed_payments"]);
+    expect(fired({ event: "payment_failed", failedLastHour: 4, previousAlertAt: null })).toEqual([]);
+    expect(fired({ event: "payment_failed", failedLastHour: 5, previousAlertAt: null })).toEqual(["multiple_failed_payments"]);
   });
   it("unusual_withdraw_pattern: ≥ 10 × the median past withdrawal", () => {
     expect(fired({ event: "withdrawal", grossIdr: 499_999, medianPastGrossIdr: 50_000 })).toEqual([]);

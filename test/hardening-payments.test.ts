@@ -4,7 +4,7 @@ import { loadConfig } from "../src/config";
 import { createDb } from "../src/db/client";
 import type { PaymentOrderRow } from "../src/db/schema";
 import { reversalStep, statusCodeAgrees } from "../src/payments/deposit-rules";
-import { settleOrder } from "../src/payments/settlement.service";
+import { checkFailedPayments, settleOrder } from "../src/payments/settlement.service";
 import { TEST_KEYS } from "./keys";
 import { balanceOf, call, expectLedgerOk, expectProblem, midtransNotification, newUser, postMidtransWebhook, sim, xenditInvoiceOf } from "./helpers";
 
@@ -160,6 +160,34 @@ describe("hardening 6: webhooks trust only what is signed or confirmed", () => {
     expect(alerts?.n).toBe(0);
     const row = await env.DB.prepare("select status from users where id = ?").bind(user.id).first<{ status: string }>();
     expect(row?.status).toBe("active");
+  });
+});
+
+describe("multiple_failed_payments across an hour boundary", () => {
+  const failedOrder = (userId: string, at: number) =>
+    env.DB.prepare("insert into payment_orders (id, user_id, kind, gateway, package_id, amount_idr, status, failure_reason, created_at, updated_at, failed_at) values (?, ?, 'coin_package', 'midtrans', 'pkg_100', 10000, 'failed', 'gateway_deny', ?, ?, ?)")
+      .bind(`fail-${userId}-${at}-${Math.random().toString(36).slice(2)}`, userId, at, at, at)
+      .run();
+
+  it("a failure just after the hour turns is not a second finding of the failures the first alert already stands for", async () => {
+    const user = await newUser("hourfail");
+    const db = createDb(env.DB);
+    const turn = Math.ceil(Date.now() / 3_600_000) * 3_600_000;
+    for (let i = 0; i < 5; i++) await failedOrder(user.id, turn - 120_000 + i);
+    await checkFailedPayments(db, config, user.id, turn - 60_000);
+    // An admin clears the freeze; one more failure two minutes later, in the next clock hour.
+    await env.DB.prepare("update users set status = 'active' where id = ?").bind(user.id).run();
+    await failedOrder(user.id, turn + 60_000);
+    await checkFailedPayments(db, config, user.id, turn + 60_000);
+    const alerts = await env.DB.prepare("select count(*) as n from fraud_alerts where user_id = ? and alert_type = 'multiple_failed_payments'").bind(user.id).first<{ n: number }>();
+    expect(alerts?.n).toBe(1);
+    const row = await env.DB.prepare("select status from users where id = ?").bind(user.id).first<{ status: string }>();
+    expect(row?.status).toBe("active");
+    // Five new failures after the alert are a new finding, whatever the clock hour.
+    for (let i = 0; i < 4; i++) await failedOrder(user.id, turn + 120_000 + i);
+    await checkFailedPayments(db, config, user.id, turn + 180_000);
+    const again = await env.DB.prepare("select count(*) as n from fraud_alerts where user_id = ? and alert_type = 'multiple_failed_payments'").bind(user.id).first<{ n: number }>();
+    expect(again?.n).toBe(2);
   });
 });
 

@@ -12,7 +12,8 @@ export type ActionLevel = 1 | 2 | 3 | 4;
 export type Facts =
   | { event: "value_request"; attemptsLastMinute: number }
   | { event: "gift"; coins: number; recipientAgeDays: number }
-  | { event: "payment_failed"; failedLastHour: number }
+  /** Failures of the last hour not already behind an earlier alert of the rule (`previousAlertAt`, its time). */
+  | { event: "payment_failed"; failedLastHour: number; previousAlertAt: number | null }
   | { event: "withdrawal"; grossIdr: number; medianPastGrossIdr: number | null }
   | { event: "device_seen"; accountsOnDevice: number }
   | { event: "referral"; affiliateSharesBuyerDevice: number };
@@ -79,8 +80,8 @@ export const RULES = [
     severity: "high",
     level: 2,
     params: (c) => ({ minFailures: c.FAILED_PAYMENTS_PER_HOUR }),
-    // Once per user and hour: every failure past the threshold is the same finding.
-    dedupe: (_f, s, now) => [s.userId, Math.floor(now / 3_600_000)],
+    // Failures past the threshold are one finding until it is raised; the next one needs as many new failures.
+    dedupe: (f, s) => [s.userId, f.previousAlertAt ?? 0],
     fires: (f, p) => f.failedLastHour >= p.minFailures!,
   }),
   rule({

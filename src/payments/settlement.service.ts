@@ -1,8 +1,8 @@
-import { and, count, eq, gte, inArray, notLike, sql } from "drizzle-orm";
+import { and, count, eq, gte, inArray, max, notLike, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { checkRules } from "../fraud/engine";
 import type { Db } from "../db/client";
-import { accounts, paymentOrders, users, type PaymentOrderRow } from "../db/schema";
+import { accounts, fraudAlerts, paymentOrders, users, type PaymentOrderRow } from "../db/schema";
 import { alertStatement, dedupeKey } from "../fraud/alerts";
 import { campaignAccountId, userAccountId } from "../ledger/accounts";
 import { applyPlan, applyStatements } from "../ledger/executor";
@@ -21,14 +21,22 @@ export const FINAL: PaymentOrderRow["status"][] = ["reversed", "refunded"];
 
 /**
  * multiple_failed_payments: orders of the user the gateway failed in the last hour, after each new
- * failure. Our own outages when opening an order (`create_*` reasons) are not the user's failures.
+ * failure. Our own outages when opening an order (`create_*` reasons) are not the user's failures, nor
+ * are failures an earlier alert of the rule already stands for: a failure just after one is not a
+ * second finding (which would freeze again a user an admin had just cleared).
  */
 export async function checkFailedPayments(db: Db, config: Config, userId: string, now: number) {
+  const [previous] = await db
+    .select({ at: max(fraudAlerts.createdAt) })
+    .from(fraudAlerts)
+    .where(and(eq(fraudAlerts.userId, userId), eq(fraudAlerts.alertType, "multiple_failed_payments")));
+  const previousAlertAt = previous?.at ?? null;
+  const since = Math.max(now - 3_600_000, previousAlertAt === null ? 0 : previousAlertAt + 1);
   const [row] = await db
     .select({ n: count() })
     .from(paymentOrders)
-    .where(and(eq(paymentOrders.userId, userId), eq(paymentOrders.status, "failed"), gte(paymentOrders.failedAt, now - 3_600_000), notLike(paymentOrders.failureReason, "create_%")));
-  await checkRules(db, config, { userId, deviceFingerprint: null }, { event: "payment_failed", failedLastHour: row?.n ?? 0 }, now);
+    .where(and(eq(paymentOrders.userId, userId), eq(paymentOrders.status, "failed"), gte(paymentOrders.failedAt, since), notLike(paymentOrders.failureReason, "create_%")));
+  await checkRules(db, config, { userId, deviceFingerprint: null }, { event: "payment_failed", failedLastHour: row?.n ?? 0, previousAlertAt }, now);
 }
 
 const walletOf = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? campaignAccountId(order.campaignId!) : userAccountId(order.userId, "COIN"));
