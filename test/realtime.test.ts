@@ -181,6 +181,14 @@ describe("realtime events over WebSockets", () => {
     await setUserStatus(bannedAdmin, "banned");
     expect(await connect("/admin", { token: bannedToken })).toMatchObject({ status: 403, json: { code: "account_banned" } });
     expect(await connect("/admin", { query: { ticket: adminTicket } })).toMatchObject({ status: 403, json: { code: "account_banned" } });
+    // A banned user keeps reading their own balance and transactions (SPEC §3), so their own socket stays
+    // open to them; the lobby is not theirs to read.
+    const bannedUser = uniqueId("banned-lobby");
+    const bannedUserToken = await tokenFor(bannedUser);
+    const lobbyTicket = (await call("POST", "/api/realtime/ticket", { token: bannedUserToken })).json.ticket;
+    await setUserStatus(bannedUser, "banned");
+    expect(await connect("/lobby", { token: bannedUserToken })).toMatchObject({ status: 403, json: { code: "account_banned" } });
+    expect(await connect("/lobby", { query: { ticket: lobbyTicket } })).toMatchObject({ status: 403, json: { code: "account_banned" } });
     expectProblem(await call("POST", "/api/realtime/ticket"), 401, "unauthorized");
 
     // Expired: a ticket issued 61 s ago with the default 60 s life.

@@ -35,6 +35,15 @@ async function realtimeCaller(c: Context<AppEnv>): Promise<AuthUser> {
   return { id: userId, role };
 }
 
+/**
+ * Rooms other than one's own are refused to a banned caller, as every route but reading one's own balance
+ * and transactions is (SPEC §3; their own socket carries only those). The role is in the token, the ban in D1.
+ */
+async function refuseBanned(c: Context<AppEnv>, caller: AuthUser) {
+  const [record] = await c.var.db.select({ status: users.status }).from(users).where(eq(users.id, caller.id));
+  if (record?.status === "banned") throw new ApiError("account_banned", "This account is banned.");
+}
+
 /** Authenticates, then hands the upgrade to the object that holds the socket. Anything else is refused before the upgrade. */
 type Target = { stub: { fetch(request: Request): Promise<Response> }; maxSockets: number; awayResyncMs?: number; maxPerUser?: number };
 
@@ -96,18 +105,19 @@ export const realtimeRouter = createRouter()
     upgrade(c, (caller) => ({ stub: userObject(c.env, caller.id), maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_USER, awayResyncMs: c.var.config.REALTIME_REPLAY_HOURS * 3_600_000 })) as never,
   )
   .openapi(socketRoute("/lobby", "The lobby: stream-boosted broadcasts (your shard of the lobby)"), async (c) =>
-    upgrade(c, (caller) => ({
-      stub: c.env.REALTIME_ROOMS.get(c.env.REALTIME_ROOMS.idFromName(`lobby:${lobbyShard(caller.id, c.var.config.REALTIME_LOBBY_SHARDS)}`)),
-      maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_ROOM,
-      maxPerUser: c.var.config.REALTIME_MAX_SOCKETS_PER_USER,
-    })) as never,
+    upgrade(c, async (caller) => {
+      await refuseBanned(c, caller);
+      return {
+        stub: c.env.REALTIME_ROOMS.get(c.env.REALTIME_ROOMS.idFromName(`lobby:${lobbyShard(caller.id, c.var.config.REALTIME_LOBBY_SHARDS)}`)),
+        maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_ROOM,
+        maxPerUser: c.var.config.REALTIME_MAX_SOCKETS_PER_USER,
+      };
+    }) as never,
   )
   .openapi(socketRoute("/admin", "Admins: every fraud alert as it is written"), async (c) =>
     upgrade(c, async (caller) => {
       if (caller.role !== "admin") throw new ApiError("forbidden", "The admins' room is for admins.");
-      // A banned admin is refused here as on every admin route (the role is in the token, the ban in D1).
-      const [record] = await c.var.db.select({ status: users.status }).from(users).where(eq(users.id, caller.id));
-      if (record?.status === "banned") throw new ApiError("account_banned", "This account is banned.");
+      await refuseBanned(c, caller);
       return { stub: c.env.REALTIME_ROOMS.get(c.env.REALTIME_ROOMS.idFromName("admins")), maxSockets: c.var.config.REALTIME_MAX_SOCKETS_PER_ROOM, maxPerUser: c.var.config.REALTIME_MAX_SOCKETS_PER_USER };
     }) as never,
   );
