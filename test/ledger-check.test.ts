@@ -37,6 +37,39 @@ describe("the kept ledger check", () => {
     expect(await latestLedgerCheck(db())).toMatchObject({ checkedAt: now + 3000, ok: true });
   });
 
+  it("a posting of one asset on an account of another, and debt the platform owes a user, fail the check", async () => {
+    const user = await newUser("wrongasset");
+    const tx = `tx-wrongasset-${user.id}`;
+    const now = Date.now();
+    // Balanced per asset and each balance equal to its postings: only the assets disagree (COIN moved into a rupiah account).
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO transactions (id, type, status, asset, amount, user_id, created_at) VALUES (?, 'adjustment', 'completed', 'COIN', 5, ?, ?)").bind(tx, user.id, now),
+      env.DB.prepare("INSERT INTO postings (transaction_id, account_id, asset, amount, balance_after, created_at) VALUES (?, ?, 'COIN', 5, 5, ?), (?, 'sys:adjustments:COIN', 'COIN', -5, 0, ?)").bind(tx, `usr:${user.id}:IDR`, now, tx, now),
+      env.DB.prepare("UPDATE accounts SET balance = balance + 5 WHERE id = ?").bind(`usr:${user.id}:IDR`),
+      env.DB.prepare("UPDATE accounts SET balance = balance - 5 WHERE id = 'sys:adjustments:COIN'"),
+    ]);
+    const debt = `debt:${user.id}:COIN`;
+    await env.DB.prepare("UPDATE accounts SET balance = 3 WHERE id = ?").bind(debt).run();
+    try {
+      const report = await recordLedgerCheck(db(), now, "+07:00");
+      expect(report.ok).toBe(false);
+      expect(report.assetMismatches).toEqual([{ accountId: `usr:${user.id}:IDR`, accountAsset: "IDR", postingAsset: "COIN", postings: 1 }]);
+      expect(report.positiveDebts).toEqual([{ id: debt, balance: 3 }]);
+    } finally {
+      // Postings are immutable by trigger; a test undoes its own corruption around it.
+      await env.DB.exec("DROP TRIGGER postings_no_delete");
+      await env.DB.batch([
+        env.DB.prepare("DELETE FROM postings WHERE transaction_id = ?").bind(tx),
+        env.DB.prepare("DELETE FROM transactions WHERE id = ?").bind(tx),
+        env.DB.prepare("UPDATE accounts SET balance = balance - 5 WHERE id = ?").bind(`usr:${user.id}:IDR`),
+        env.DB.prepare("UPDATE accounts SET balance = balance + 5 WHERE id = 'sys:adjustments:COIN'"),
+        env.DB.prepare("UPDATE accounts SET balance = 0 WHERE id = ?").bind(debt),
+      ]);
+      await env.DB.exec("CREATE TRIGGER `postings_no_delete` BEFORE DELETE ON `postings` BEGIN SELECT RAISE(ABORT, 'postings are immutable'); END;");
+    }
+    expect((await recordLedgerCheck(db(), now + 1000, "+07:00")).ok).toBe(true);
+  });
+
   it("the alert is one per business day (WIB), not per UTC day", async () => {
     const user = await newUser("skewed-days");
     await adjust(user.id, 100);

@@ -43,6 +43,8 @@ const LedgerCheckSchema = z
     balanceMismatches: z.array(CountRow),
     unbalancedTransactions: z.array(CountRow),
     lockMismatches: z.array(CountRow),
+    assetMismatches: z.array(CountRow).openapi({ description: "Accounts holding postings of another asset than their own." }),
+    positiveDebts: z.array(CountRow).openapi({ description: "Debt accounts above zero (debt is only ever owed to the platform)." }),
   })
   .openapi("LedgerCheck");
 

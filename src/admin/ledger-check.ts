@@ -8,10 +8,12 @@ import { businessDay } from "../lib/time";
 /**
  * The ledger's invariants (SPEC §4), checked by SQL over the whole ledger: every asset sums to zero,
  * no account that may not go negative is below zero, each balance equals the sum of its postings,
- * each transaction's postings sum to zero per asset, and each lock equals its pending holds.
+ * each transaction's postings sum to zero per asset, each lock equals its pending holds, every posting
+ * is in its account's asset, and no debt account is positive (debt is what a user owes, never what the
+ * platform owes them).
  */
 export async function checkLedger(db: Db) {
-  const [assets, negative, mismatched, unbalanced, locks] = await db.batch([
+  const [assets, negative, mismatched, unbalanced, locks, assetMismatches, positiveDebts] = await db.batch([
     db.all<{ asset: string; sum: number; accounts: number }>(sql`select asset, coalesce(sum(balance), 0) as sum, count(*) as accounts from accounts group by asset order by asset`),
     db.all<{ id: string; balance: number; locked: number }>(sql`select id, balance, locked from accounts where allow_negative = 0 and (balance < 0 or balance - locked < 0) limit 100`),
     db.all<{ id: string; balance: number; postings: number }>(
@@ -27,8 +29,20 @@ export async function checkLedger(db: Db) {
           left join (select account_id, sum(amount) as total from holds where status = 'pending' group by account_id) h on h.account_id = a.id
           where a.locked != coalesce(h.total, 0) limit 100`,
     ),
+    db.all<{ accountId: string; accountAsset: string; postingAsset: string; postings: number }>(
+      sql`select p.account_id as accountId, a.asset as accountAsset, p.asset as postingAsset, count(*) as postings from postings p
+          join accounts a on a.id = p.account_id where p.asset != a.asset group by p.account_id, p.asset limit 100`,
+    ),
+    db.all<{ id: string; balance: number }>(sql`select id, balance from accounts where kind = 'user_debt' and balance > 0 limit 100`),
   ]);
-  const ok = assets.every((a) => a.sum === 0) && negative.length === 0 && mismatched.length === 0 && unbalanced.length === 0 && locks.length === 0;
+  const ok =
+    assets.every((a) => a.sum === 0) &&
+    negative.length === 0 &&
+    mismatched.length === 0 &&
+    unbalanced.length === 0 &&
+    locks.length === 0 &&
+    assetMismatches.length === 0 &&
+    positiveDebts.length === 0;
   return {
     ok,
     checkedAt: new Date().toISOString(),
@@ -37,6 +51,8 @@ export async function checkLedger(db: Db) {
     balanceMismatches: mismatched,
     unbalancedTransactions: unbalanced,
     lockMismatches: locks,
+    assetMismatches,
+    positiveDebts,
   };
 }
 
@@ -77,6 +93,8 @@ export async function recordLedgerCheck(db: Db, now: number, tzOffset: string): 
           balanceMismatches: report.balanceMismatches.length,
           unbalancedTransactions: report.unbalancedTransactions.length,
           lockMismatches: report.lockMismatches.length,
+          assetMismatches: report.assetMismatches.length,
+          positiveDebts: report.positiveDebts.length,
         }),
       ];
   await applyStatements(db, [db.insert(ledgerChecks).values({ checkedAt: now, ok: report.ok, report }), db.delete(ledgerChecks).where(lt(ledgerChecks.checkedAt, now - KEEP_MS)), ...failed]);
