@@ -178,11 +178,22 @@ async function main() {
       expect(status === 403, `status ${status}`);
       expect((await request("GET", `${api}/api/admin/users/${s.rapid.id}`, { token: s.admin })).json.status === "active", "still active");
     });
-    await step("sign out ends the session", async () => {
-      await page.goto(`${api}/admin`);
+    await step("sign out ends the session on the server; Back does not bring a page back from the cache", async () => {
+      await page.goto(`${api}/admin/users`);
+      const session = (await page.context().cookies()).find((c) => c.name === "admin_session");
       await page.click("button:has-text('Sign out')");
+      await page.waitForURL(`${api}/admin/login`);
+      await page.goBack();
+      expect(page.url().endsWith("/admin/login") || (await page.locator("input[name=token]").count()) === 1, `Back showed ${page.url()}`);
       await page.goto(`${api}/admin/payouts`);
       expect(page.url().endsWith("/admin/login"), `at ${page.url()}`);
+      // A copy of the cookie kept from before sign-out opens nothing in another browser.
+      const other = await browser.newContext();
+      await other.addCookies([session]);
+      const elsewhere = await other.newPage();
+      await elsewhere.goto(`${api}/admin/users`);
+      expect(elsewhere.url().endsWith("/admin/login"), `the old cookie opened ${elsewhere.url()}`);
+      await other.close();
     });
     await step("the API reference renders every operation from /openapi.json, offline, served by the Worker", async () => {
       const external = [];

@@ -5,6 +5,7 @@ import { createDb } from "./db/client";
 import { recordGatewayCalls } from "./metrics/gateway-latency";
 import { withGatewayCalls, type GatewayCall } from "./lib/telemetry";
 import { purgeRejectedPhotos } from "./kyc/kyc.service";
+import { purgeConsoleSessions } from "./console/session";
 import { purgeIdempotencyKeys } from "./lib/idempotency";
 import { reconcileWithdrawals } from "./payouts/withdrawals.service";
 import { startBatch } from "./jobs/daily-batch";
@@ -69,6 +70,7 @@ async function housekeeping(env: Env, scheduledTime: number) {
   const db = createDb(env.DB, { outbox });
   const steps = {
     idempotency: () => purgeIdempotencyKeys(db, scheduledTime - config.IDEMPOTENCY_TTL_HOURS * 3_600_000),
+    consoleSessions: () => purgeConsoleSessions(db, scheduledTime),
     withdrawals: () => reconcileWithdrawals(db, config, env, scheduledTime),
     kycRetention: () => purgeRejectedPhotos(db, env.KYC_BUCKET, config, scheduledTime),
     // Marketplace orders whose escrow period has passed by the scheduled time, released in queue chunks.

@@ -6,6 +6,9 @@ import { METRICS_MAX_DAYS, metricsReport, rollupDay } from "../metrics/metrics.s
 import { setUserStatus, userOverview } from "../users/users.service";
 import { UserIdSchema } from "../wallet/wallet.schemas";
 
+/** A freeze or unfreeze, as the API and the console both take it. */
+export const UserStatusChange = z.object({ status: z.enum(["active", "frozen"]), reason: z.string().trim().min(3).max(500) }).strict();
+
 const Day = z.string().regex(DAY_PATTERN, "a business day, YYYY-MM-DD").refine(isRealDay, "not a calendar day");
 const Percentiles = z.object({ p50: z.number().nullable(), p95: z.number().nullable() });
 
@@ -124,7 +127,7 @@ export const adminOperationsRouter = createRouter()
       security: bearerSecurity,
       request: {
         params: z.object({ id: UserIdSchema }),
-        body: { required: true, content: { "application/json": { schema: z.object({ status: z.enum(["active", "frozen"]), reason: z.string().trim().min(3).max(500) }).strict().openapi({ example: { status: "frozen", reason: "chargeback investigation" } }) } } },
+        body: { required: true, content: { "application/json": { schema: UserStatusChange.openapi({ example: { status: "frozen", reason: "chargeback investigation" } }) } } },
       },
       responses: { 200: { description: "The user", content: { "application/json": { schema: z.object({ id: z.string(), status: z.string() }) } } }, ...errorResponses, 404: problemFor("No such user."), 409: problemFor("Banned (`conflict`).") },
     }),

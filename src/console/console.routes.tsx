@@ -1,5 +1,10 @@
 import { and, desc, eq } from "drizzle-orm";
-import { Hono } from "hono";
+import { z } from "@hono/zod-openapi";
+import { Hono, type Context } from "hono";
+import { UserStatusChange } from "../admin/operations.routes";
+import { AlertIdPattern, AlertReview } from "../fraud/fraud.routes";
+import { KycReview } from "../kyc/kyc.routes";
+import { WithdrawalResolution } from "../payouts/payouts.routes";
 import { latestLedgerCheck, recordLedgerCheck } from "../admin/ledger-check";
 import { batchRuns, kycSubmissions, payouts, withdrawals } from "../db/schema";
 import { listAlerts, reviewAlert } from "../fraud/fraud.service";
@@ -11,40 +16,65 @@ import { metricsReport } from "../metrics/metrics.service";
 import { resolveWithdrawal } from "../payouts/withdrawals.service";
 import { setUserStatus, userOverview } from "../users/users.service";
 import { Action, Chart, Page } from "./layout";
-import { consoleSession, loginCsrf, readForm, signIn, signOut, type ConsoleEnv } from "./session";
+import { consoleSession, flashSignature, loginCsrf, noStore, readForm, same, signIn, signOut, type ConsoleEnv } from "./session";
 
 const USER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const rupiah = (v: number) => `Rp ${Math.round(v).toLocaleString("en-US")}`;
 const pct = (v: number) => `${(v * 100).toFixed(1)} %`;
 const when = (ms: number | null) => (ms === null ? "–" : new Date(ms).toISOString().replace("T", " ").slice(0, 19));
 
-/** Reads ?ok= / ?error= set by the redirect after an action. */
-const flashOf = (url: string) => {
-  const q = new URL(url).searchParams;
-  return { ok: q.get("ok") ?? undefined, error: q.get("error") ?? undefined };
-};
+/**
+ * The banner after an action: `?ok=` / `?error=` with `sig`, an HMAC of the message under the session's
+ * own CSRF secret. A message in an address someone else wrote (no valid signature) is not shown.
+ */
+async function flashOf(c: Context<ConsoleEnv>) {
+  const q = new URL(c.req.url).searchParams;
+  const [kind, text] = q.has("ok") ? (["ok", q.get("ok")!] as const) : q.has("error") ? (["error", q.get("error")!] as const) : [];
+  if (!kind || !same(q.get("sig") ?? "", await flashSignature(c.var.csrf, `${kind}:${text}`))) return {};
+  return { [kind]: text };
+}
 
-/** Runs an action through the same service as the API; redirects back with its outcome. */
-async function act(back: string, run: () => Promise<unknown>, done: string): Promise<string> {
+/** Runs an action through the same service as the API; redirects back with its outcome, signed for this session. */
+async function act(c: Context<ConsoleEnv>, back: string, run: () => Promise<unknown>, done: string): Promise<string> {
+  let kind: "ok" | "error";
+  let text: string;
   try {
     await run();
-    return `${back}${back.includes("?") ? "&" : "?"}ok=${encodeURIComponent(done)}`;
+    [kind, text] = ["ok", done];
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    return `${back}${back.includes("?") ? "&" : "?"}error=${encodeURIComponent(`${error.code}: ${error.detail}`)}`;
+    [kind, text] = ["error", `${error.code}: ${error.detail}`];
   }
+  const sig = await flashSignature(c.var.csrf, `${kind}:${text}`);
+  return `${back}${back.includes("?") ? "&" : "?"}${kind}=${encodeURIComponent(text)}&sig=${sig}`;
 }
 
 const field = (form: Record<string, unknown>, name: string) => (typeof form[name] === "string" ? (form[name] as string) : "");
 
+/** A form's fields read through the API's own schema for the same action (same limits, same refusals). */
+function formInput<T extends z.ZodObject>(schema: T, form: Record<string, unknown>, extra: Record<string, unknown> = {}): z.infer<T> {
+  const fields = Object.keys(schema.shape).filter((k) => field(form, k) !== "").map((k) => [k, field(form, k)]);
+  const parsed = schema.safeParse({ ...Object.fromEntries(fields), ...extra });
+  if (!parsed.success) throw new ApiError("validation_failed", parsed.error.issues.map((i) => `${i.path.join(".") || "form"}: ${i.message}`).join("; "));
+  return parsed.data;
+}
+
 /** Mounted at /admin: the operators' console, server-rendered, no script. */
 export const consoleRouter = new Hono<ConsoleEnv>();
+
+const LOGIN_ERRORS: Record<string, string> = {
+  banned: "This admin account is banned.",
+  form_expired: "The sign-in form expired; please try again.",
+  invalid: "That is not a valid admin token.",
+};
+
+consoleRouter.use("*", noStore);
 
 consoleRouter.get("/login", (c) => {
   const csrf = loginCsrf(c);
   const error = c.req.query("error");
   return c.html(
-    <Page title="Sign in" flash={{ error: error ? (error === "banned" ? "This admin account is banned." : "That is not a valid admin token.") : undefined }}>
+    <Page title="Sign in" flash={{ error: error ? (LOGIN_ERRORS[error] ?? LOGIN_ERRORS.invalid) : undefined }}>
       <form method="post" action="/admin/login" class="card">
         <input type="hidden" name="_csrf" value={csrf} />
         <p>
@@ -61,14 +91,14 @@ consoleRouter.get("/login", (c) => {
 
 consoleRouter.post("/login", async (c) => {
   const form = await readForm(c);
-  const ok = await signIn(c, field(form, "token"), field(form, "_csrf"));
-  return c.redirect(ok ? "/admin" : "/admin/login?error=invalid", 303);
+  const outcome = await signIn(c, field(form, "token"), field(form, "_csrf"));
+  return c.redirect(outcome === "ok" ? "/admin" : `/admin/login?error=${outcome}`, 303);
 });
 
 consoleRouter.use("*", consoleSession);
 
-consoleRouter.post("/logout", (c) => {
-  signOut(c);
+consoleRouter.post("/logout", async (c) => {
+  await signOut(c);
   return c.redirect("/admin/login", 303);
 });
 
@@ -78,7 +108,7 @@ consoleRouter.get("/", async (c) => {
   const series = (pick: (d: (typeof m.days)[number]) => number | null) => m.days.map((d) => ({ label: d.date, value: pick(d) }));
   const t = m.totals;
   return c.html(
-    <Page title="Overview" path="/admin" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+    <Page title="Overview" path="/admin" csrf={c.var.csrf} flash={await flashOf(c)}>
       <div class="card" id="ledger">
         Ledger check: <strong>{ledger ? (ledger.ok ? "ok" : "FAILED") : "not run yet"}</strong>{" "}
         {ledger ? <span class="muted">({when(ledger.checkedAt)}; it runs daily with the batch)</span> : null}{" "}
@@ -103,7 +133,7 @@ consoleRouter.get("/", async (c) => {
 
 consoleRouter.post("/ledger-check", async (c) =>
   c.redirect(
-    await act(
+    await act(c, 
       "/admin",
       async () => {
         const report = await recordLedgerCheck(c.var.db, Date.now(), c.var.config.BUSINESS_TZ_OFFSET);
@@ -119,15 +149,22 @@ consoleRouter.get("/alerts", async (c) => {
   const status = c.req.query("status") as "open" | "investigating" | "resolved" | "false_positive" | undefined;
   const severity = c.req.query("severity") as "low" | "medium" | "high" | "critical" | undefined;
   const alertType = c.req.query("type") || undefined;
-  const page = await listAlerts(c.var.db, {
-    limit: 50,
+  const before = c.req.query("before");
+  const filters = {
     status: status && ["open", "investigating", "resolved", "false_positive"].includes(status) ? status : undefined,
     severity: severity && ["low", "medium", "high", "critical"].includes(severity) ? severity : undefined,
     alertType: alertType && /^[a-z_]{1,60}$/.test(alertType) ? alertType : undefined,
-  });
-  const back = `/admin/alerts${new URL(c.req.url).search.replace(/([?&])(ok|error)=[^&]*/g, "$1")}`;
+  };
+  const page = await listAlerts(c.var.db, { limit: 50, ...filters, before: before && AlertIdPattern.test(before) ? before : undefined });
+  const query = (extra: Record<string, string>) => {
+    const q = new URLSearchParams(Object.entries({ status: filters.status, severity: filters.severity, type: filters.alertType, ...extra }).filter((e): e is [string, string] => e[1] !== undefined));
+    return q.size > 0 ? `?${q}` : "";
+  };
+  // Where a review returns to: this page and its filters, without the banner of the last action.
+  const back = `/admin/alerts${query(before && AlertIdPattern.test(before) ? { before } : {})}`;
+  const older = page.nextCursor === null ? null : `/admin/alerts${query({ before: page.items.at(-1)!.id })}`;
   return c.html(
-    <Page title="Fraud alerts" path="/admin/alerts" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+    <Page title="Fraud alerts" path="/admin/alerts" csrf={c.var.csrf} flash={await flashOf(c)}>
       <form method="get" action="/admin/alerts" class="card inline">
         <select name="status" aria-label="status">
           <option value="">any status</option>
@@ -188,21 +225,25 @@ consoleRouter.get("/alerts", async (c) => {
           ))}
         </tbody>
       </table>
+      {older ? (
+        <p>
+          <a href={older} rel="next">
+            Older alerts →
+          </a>
+        </p>
+      ) : null}
     </Page>,
   );
 });
 
 consoleRouter.post("/alerts/:id/review", async (c) => {
   const form = await readForm(c);
-  const status = field(form, "status") as "investigating" | "resolved" | "false_positive";
-  const action = field(form, "action") as "warned" | "frozen" | "banned" | "cleared";
   const back = safeBack(c.req.query("back"), "/admin/alerts");
-  const valid = ["investigating", "resolved", "false_positive"].includes(status) && ["warned", "frozen", "banned", "cleared"].includes(action);
   return c.redirect(
-    await act(back, async () => {
-      if (!valid) throw new ApiError("validation_failed", "Pick a status and an action.");
-      await reviewAlert(c.var.db, c.var.user.id, { alertId: c.req.param("id"), status, action });
-    }, `Alert reviewed: ${status}, ${action}.`),
+    await act(c, back, async () => {
+      const review = formInput(AlertReview, form, { alertId: c.req.param("id") });
+      await reviewAlert(c.var.db, c.var.user.id, review);
+    }, `Alert reviewed: ${field(form, "status")}, ${field(form, "action")}.`),
     303,
   );
 });
@@ -215,7 +256,7 @@ function safeBack(back: string | undefined, fallback: string): string {
 consoleRouter.get("/kyc", async (c) => {
   const pending = await c.var.db.select().from(kycSubmissions).where(eq(kycSubmissions.status, "pending")).orderBy(kycSubmissions.id).limit(50);
   return c.html(
-    <Page title="KYC queue" path="/admin/kyc" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+    <Page title="KYC queue" path="/admin/kyc" csrf={c.var.csrf} flash={await flashOf(c)}>
       {pending.length === 0 ? <p>Nothing waiting.</p> : null}
       {pending.map((k) => (
         <div class="card" data-kyc={k.userId}>
@@ -249,15 +290,14 @@ consoleRouter.get("/kyc/:userId/photo/:kind", async (c) => {
 
 consoleRouter.post("/kyc/:userId/review", async (c) => {
   const form = await readForm(c);
-  const decision = field(form, "decision") as "verified" | "rejected";
-  const reason = field(form, "reason").trim() || undefined;
   const userId = c.req.param("userId");
   return c.redirect(
-    await act("/admin/kyc", async () => {
-      if (!USER_ID.test(userId) || !["verified", "rejected"].includes(decision)) throw new ApiError("validation_failed", "Pick a decision.");
+    await act(c, "/admin/kyc", async () => {
+      if (!USER_ID.test(userId)) throw new ApiError("validation_failed", "No such user id.");
+      const { decision, reason } = formInput(KycReview, form);
       if (decision === "rejected" && !reason) throw new ApiError("validation_failed", "A rejection needs a reason.");
       await reviewKyc(c.var.db, c.var.user.id, userId, decision, reason);
-    }, `KYC of ${userId}: ${decision}.`),
+    }, `KYC of ${userId}: ${field(form, "decision")}.`),
     303,
   );
 });
@@ -265,7 +305,7 @@ consoleRouter.post("/kyc/:userId/review", async (c) => {
 consoleRouter.get("/payouts", async (c) => {
   const held = await c.var.db.select().from(payouts).where(eq(payouts.status, "held")).orderBy(desc(payouts.day), payouts.id).limit(100);
   return c.html(
-    <Page title="Held payouts" path="/admin/payouts" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+    <Page title="Held payouts" path="/admin/payouts" csrf={c.var.csrf} flash={await flashOf(c)}>
       {held.length === 0 ? <p>No payout is held.</p> : null}
       <table>
         <thead>
@@ -308,14 +348,14 @@ consoleRouter.get("/payouts", async (c) => {
 
 for (const decision of ["release", "reject"] as const) {
   consoleRouter.post(`/payouts/:id/${decision}`, async (c) =>
-    c.redirect(await act("/admin/payouts", () => decideHeldPayout(c.var.db, c.req.param("id"), decision, c.var.user.id), `Payout ${c.req.param("id")}: ${decision === "release" ? "released" : "rejected"}.`), 303),
+    c.redirect(await act(c, "/admin/payouts", () => decideHeldPayout(c.var.db, c.req.param("id"), decision, c.var.user.id), `Payout ${c.req.param("id")}: ${decision === "release" ? "released" : "rejected"}.`), 303),
   );
 }
 
 consoleRouter.get("/withdrawals", async (c) => {
   const rows = await c.var.db.select().from(withdrawals).where(and(eq(withdrawals.status, "pending"), eq(withdrawals.unconfirmed, true))).orderBy(withdrawals.id).limit(100);
   return c.html(
-    <Page title="Unconfirmed withdrawals" path="/admin/withdrawals" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+    <Page title="Unconfirmed withdrawals" path="/admin/withdrawals" csrf={c.var.csrf} flash={await flashOf(c)}>
       <p class="muted">Iris' answer was ambiguous; reconciliation keeps asking. Resolve one only once you know what Iris did.</p>
       {rows.length === 0 ? <p>None.</p> : null}
       <table>
@@ -361,22 +401,20 @@ consoleRouter.get("/withdrawals", async (c) => {
 
 consoleRouter.post("/withdrawals/:id/resolve", async (c) => {
   const form = await readForm(c);
-  const outcome = field(form, "outcome") as "completed" | "failed";
-  const reason = field(form, "reason").trim();
   return c.redirect(
-    await act("/admin/withdrawals", async () => {
-      if (!["completed", "failed"].includes(outcome) || reason.length < 3) throw new ApiError("validation_failed", "Pick an outcome and give a reason.");
+    await act(c, "/admin/withdrawals", async () => {
+      const { outcome, reason } = formInput(WithdrawalResolution, form);
       await resolveWithdrawal(c.var.db, c.req.param("id"), outcome, reason, c.var.user.id);
-    }, `Withdrawal ${c.req.param("id")}: ${outcome}.`),
+    }, `Withdrawal ${c.req.param("id")}: ${field(form, "outcome")}.`),
     303,
   );
 });
 
-consoleRouter.get("/users", (c) => {
+consoleRouter.get("/users", async (c) => {
   const id = c.req.query("id")?.trim();
   if (id && USER_ID.test(id)) return c.redirect(`/admin/users/${id}`, 303);
   return c.html(
-    <Page title="Users" path="/admin/users" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+    <Page title="Users" path="/admin/users" csrf={c.var.csrf} flash={await flashOf(c)}>
       <form method="get" action="/admin/users" class="card inline">
         <input name="id" placeholder="user id" required aria-label="user id" />
         <button type="submit">Open</button>
@@ -396,7 +434,7 @@ consoleRouter.get("/users/:id", async (c) => {
     throw error;
   }
   return c.html(
-    <Page title={`User ${u.id}`} path="/admin/users" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+    <Page title={`User ${u.id}`} path="/admin/users" csrf={c.var.csrf} flash={await flashOf(c)}>
       <div class="card" id="user">
         Status <strong class="user-status">{u.status}</strong> · KYC {u.kycStatus} · {u.verificationRequired ? "verification required · " : ""}since {u.createdAt}
         <br />
@@ -447,13 +485,12 @@ consoleRouter.get("/users/:id", async (c) => {
 consoleRouter.post("/users/:id/status", async (c) => {
   const id = c.req.param("id");
   const form = await readForm(c);
-  const status = field(form, "status") as "active" | "frozen";
-  const reason = field(form, "reason").trim();
   return c.redirect(
-    await act(`/admin/users/${encodeURIComponent(id)}`, async () => {
-      if (!USER_ID.test(id) || !["active", "frozen"].includes(status) || reason.length < 3) throw new ApiError("validation_failed", "Give a reason (3 characters or more).");
+    await act(c, `/admin/users/${encodeURIComponent(id)}`, async () => {
+      if (!USER_ID.test(id)) throw new ApiError("validation_failed", "No such user id.");
+      const { status, reason } = formInput(UserStatusChange, form);
       await setUserStatus(c.var.db, c.var.user.id, id, status, reason, Date.now());
-    }, status === "frozen" ? "User frozen." : "User unfrozen."),
+    }, field(form, "status") === "frozen" ? "User frozen." : "User unfrozen."),
     303,
   );
 });
@@ -461,7 +498,7 @@ consoleRouter.post("/users/:id/status", async (c) => {
 consoleRouter.get("/batches", async (c) => {
   const runs = await c.var.db.select().from(batchRuns).orderBy(desc(batchRuns.day)).limit(30);
   return c.html(
-    <Page title="Daily batch runs" path="/admin/batches" csrf={c.var.csrf} flash={flashOf(c.req.url)}>
+    <Page title="Daily batch runs" path="/admin/batches" csrf={c.var.csrf} flash={await flashOf(c)}>
       <table>
         <thead>
           <tr>

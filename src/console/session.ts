@@ -2,19 +2,27 @@ import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
+import { and, eq, gt, gte, lt, or, sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { consoleSessions, users } from "../db/schema";
 import { verifyBearer } from "../lib/auth";
 import { ApiError } from "../lib/errors";
-import { findOrCreateUser } from "../users/users.service";
+import { firstSight } from "../users/users.guards";
 
 /**
- * The console's session: the admin's JWT in an HttpOnly, Secure, SameSite=Strict cookie scoped to
- * /admin (it expires with the token). Every form carries a CSRF token derived from the session
- * (HMAC-SHA256 of the token under JWT_SECRET), checked on every POST; the login form uses a
- * double-submit cookie. A user token, an expired one, a banned admin or no session → the login page.
+ * The console's session: a random secret in an HttpOnly, Secure, SameSite=Strict cookie scoped to /admin,
+ * standing for a row of `console_sessions` (which keeps only the secret's hash). Signing in needs an admin's
+ * valid token; the token itself is never stored or sent back. A session ends at sign-out, after
+ * SESSION_IDLE_MS without use, after SESSION_MAX_MS whatever its use (never later than the token's own
+ * expiry), or when its admin is banned. Every form carries a CSRF token derived from the session secret
+ * (HMAC-SHA256 under JWT_SECRET), checked on every POST; the login form uses a double-submit cookie.
+ * Nothing the console answers may be cached (`no-store`): a page left behind after sign-out stays closed.
  */
 export const SESSION_COOKIE = "admin_session";
 const LOGIN_CSRF_COOKIE = "admin_login_csrf";
-const MAX_COOKIE_DAYS = 399;
+export const SESSION_MAX_MS = 12 * 3_600_000;
+export const SESSION_IDLE_MS = 3_600_000;
+const LOGIN_FORM_SECONDS = 600;
 const cookieOptions = { httpOnly: true, secure: true, sameSite: "Strict", path: "/admin" } as const;
 
 export type ConsoleEnv = AppEnv & { Variables: AppEnv["Variables"] & { csrf: string } };
@@ -35,7 +43,7 @@ export async function readForm<E extends AppEnv>(c: Context<E>) {
 }
 
 /** Constant-time comparison of two strings. */
-function same(a: string, b: string): boolean {
+export function same(a: string, b: string): boolean {
   const x = new TextEncoder().encode(a);
   const y = new TextEncoder().encode(b);
   if (x.length !== y.length) return false;
@@ -44,58 +52,105 @@ function same(a: string, b: string): boolean {
   return diff === 0;
 }
 
-export const csrfFor = (secret: string, token: string) => hmac(secret, `csrf:${token}`);
+export const csrfFor = (secret: string, session: string) => hmac(secret, `csrf:${session}`);
+/** Signs a banner message for the session whose CSRF token is `csrf` (see the console's `act`). */
+export const flashSignature = (csrf: string, text: string) => hmac(csrf, `flash:${text}`);
 
-/** The login form's CSRF token (a fresh random value in a cookie, to be echoed by the form). */
+const randomHex = (bytes: number) => [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+const sessionKey = async (secret: string) => sha256Hex(`console-session:${secret}`);
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The login form's CSRF token: a random value in a cookie, to be echoed by the form. A login page opened
+ * in a second tab keeps the first one's value, so either form signs in.
+ */
 export function loginCsrf<E extends AppEnv>(c: Context<E>): string {
-  const value = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
-  setCookie(c, LOGIN_CSRF_COOKIE, value, { ...cookieOptions, maxAge: 600 });
+  const existing = getCookie(c, LOGIN_CSRF_COOKIE);
+  const value = existing && /^[0-9a-f]{32}$/.test(existing) ? existing : randomHex(16);
+  setCookie(c, LOGIN_CSRF_COOKIE, value, { ...cookieOptions, maxAge: LOGIN_FORM_SECONDS });
   return value;
 }
 
-/** Signs in with an admin token: refuses anything but an admin's valid token. Returns false on refusal. */
-export async function signIn<E extends AppEnv>(c: Context<E>, token: string, formCsrf: string): Promise<boolean> {
+/**
+ * Signs in with an admin token: opens a session for anything but an admin's valid token. `form_expired`
+ * when the form's CSRF cookie is gone or does not match (the page was left open too long).
+ */
+export async function signIn<E extends AppEnv>(c: Context<E>, token: string, formCsrf: string): Promise<"ok" | "invalid" | "form_expired"> {
   const expected = getCookie(c, LOGIN_CSRF_COOKIE) ?? "";
-  if (!expected || !same(expected, formCsrf)) return false;
-  deleteCookie(c, LOGIN_CSRF_COOKIE, { path: "/admin" });
+  if (!expected || !same(expected, formCsrf)) return "form_expired";
   let user;
   try {
     user = await verifyBearer(`Bearer ${token.trim()}`, c.env.JWT_SECRET);
   } catch {
-    return false;
+    return "invalid";
   }
-  if (user.role !== "admin") return false;
+  if (user.role !== "admin") return "invalid";
+  deleteCookie(c, LOGIN_CSRF_COOKIE, { path: "/admin" });
   const claims = JSON.parse(atob(token.trim().split(".")[1]!.replaceAll("-", "+").replaceAll("_", "/"))) as { exp: number };
-  // The session lasts as long as the token, but a cookie at most 400 days (RFC 6265bis; hono refuses more).
-  setCookie(c, SESSION_COOKIE, token.trim(), { ...cookieOptions, expires: new Date(Math.min(claims.exp * 1000, Date.now() + MAX_COOKIE_DAYS * 86_400_000)) });
-  return true;
+  const now = Date.now();
+  const expiresAt = Math.min(claims.exp * 1000, now + SESSION_MAX_MS);
+  const secret = randomHex(32);
+  const db = c.var.db;
+  await db.batch([firstSight(db, user.id, now), db.insert(consoleSessions).values({ id: await sessionKey(secret), adminId: user.id, createdAt: now, lastSeenAt: now, expiresAt })]);
+  setCookie(c, SESSION_COOKIE, secret, { ...cookieOptions, expires: new Date(expiresAt) });
+  return "ok";
 }
 
-export function signOut<E extends AppEnv>(c: Context<E>): void {
+/** Ends the session on the server and asks the browser to forget its cookie. */
+export async function signOut<E extends AppEnv>(c: Context<E>): Promise<void> {
+  const secret = getCookie(c, SESSION_COOKIE);
+  if (secret) await c.var.db.delete(consoleSessions).where(eq(consoleSessions.id, await sessionKey(secret)));
   deleteCookie(c, SESSION_COOKIE, { path: "/admin", secure: true });
 }
 
-/** Every console page but the login: a valid admin session (and a banned admin is refused), CSRF on POST. */
+/** Ended sessions, removed by the scheduled housekeeping (an ended session opens nothing meanwhile). */
+export async function purgeConsoleSessions(db: Db, now: number): Promise<void> {
+  await db.delete(consoleSessions).where(or(lt(consoleSessions.expiresAt, now), lt(consoleSessions.lastSeenAt, now - SESSION_IDLE_MS)));
+}
+
+/**
+ * Every console page but the login: a live session of an admin not banned (its use noted, in the same
+ * round trip that reads the admin's standing), CSRF on POST.
+ */
 export const consoleSession = createMiddleware<ConsoleEnv>(async (c, next) => {
-  const token = getCookie(c, SESSION_COOKIE);
-  let user;
-  try {
-    user = token ? await verifyBearer(`Bearer ${token}`, c.env.JWT_SECRET) : null;
-  } catch {
-    user = null;
+  const secret = getCookie(c, SESSION_COOKIE);
+  if (!secret || !/^[0-9a-f]{64}$/.test(secret)) return c.redirect("/admin/login", 303);
+  const db = c.var.db;
+  const key = await sessionKey(secret);
+  const now = Date.now();
+  const [touched, admins] = await db.batch([
+    db
+      .update(consoleSessions)
+      .set({ lastSeenAt: now })
+      .where(and(eq(consoleSessions.id, key), gt(consoleSessions.expiresAt, now), gte(consoleSessions.lastSeenAt, now - SESSION_IDLE_MS)))
+      .returning({ adminId: consoleSessions.adminId }),
+    db.select({ id: users.id, status: users.status }).from(users).where(eq(users.id, sql`(select ${consoleSessions.adminId} from ${consoleSessions} where ${consoleSessions.id} = ${key})`)),
+  ]);
+  const adminId = touched[0]?.adminId;
+  if (!adminId) {
+    deleteCookie(c, SESSION_COOKIE, { path: "/admin", secure: true });
+    return c.redirect("/admin/login", 303);
   }
-  if (!user || user.role !== "admin") return c.redirect("/admin/login", 303);
-  const record = await findOrCreateUser(c.var.db, user.id, Date.now());
-  if (record.status === "banned") {
-    signOut(c);
+  if (admins[0]?.status === "banned") {
+    await signOut(c);
     return c.redirect("/admin/login?error=banned", 303);
   }
-  c.set("user", user);
-  const csrf = await csrfFor(c.env.JWT_SECRET, token!);
+  c.set("user", { id: adminId, role: "admin" });
+  const csrf = await csrfFor(c.env.JWT_SECRET, secret);
   c.set("csrf", csrf);
   if (c.req.method === "POST") {
     const form = await readForm(c);
     if (typeof form._csrf !== "string" || !same(form._csrf, csrf)) throw new ApiError("forbidden", "The form's CSRF token is missing or wrong; reload the page.");
   }
   await next();
+});
+
+/** Console answers are never cached (a page kept after sign-out would show what it showed). */
+export const noStore = createMiddleware<ConsoleEnv>(async (c, next) => {
+  await next();
+  c.res.headers.set("cache-control", "no-store");
 });

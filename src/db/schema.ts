@@ -810,8 +810,27 @@ export const ledgerChecks = sqliteTable("ledger_checks", {
   report: text({ mode: "json" }).$type<Record<string, unknown>>().notNull(),
 });
 
+/**
+ * Admin console sessions. The cookie carries a random secret; only its SHA-256 is kept here, so a read of
+ * this table opens no session. A session ends at sign-out (its row deleted), after CONSOLE idle time
+ * without use, at `expiresAt` (a fixed lifetime, never past the sign-in token's own expiry), or when its
+ * admin is banned.
+ */
+export const consoleSessions = sqliteTable(
+  "console_sessions",
+  {
+    id: text().primaryKey(),
+    adminId: text().notNull(),
+    createdAt: integer().notNull(),
+    lastSeenAt: integer().notNull(),
+    expiresAt: integer().notNull(),
+  },
+  (t) => [index("console_sessions_expires_idx").on(t.expiresAt)],
+);
+
 export const schema = {
   batchGuards,
+  consoleSessions,
   ledgerChecks,
   contentItems,
   contentPurchases,

@@ -24,7 +24,9 @@ const AlertSchema = z
   })
   .openapi("FraudAlert");
 
-const AlertIdPattern = /^[A-Za-z0-9_-]{1,160}$/;
+export const AlertIdPattern = /^[A-Za-z0-9_-]{1,160}$/;
+/** An admin's review of an alert, as the API and the console both take it. */
+export const AlertReview = z.object({ alertId: z.string().regex(AlertIdPattern), status: AlertStatus, action: AlertAction }).strict();
 
 /** Mounted at /api/fraud; every route is admin only. */
 export const fraudRouter = createRouter()
@@ -67,14 +69,7 @@ export const fraudRouter = createRouter()
           required: true,
           content: {
             "application/json": {
-              schema: z
-                .object({
-                  alertId: z.string().regex(AlertIdPattern),
-                  status: AlertStatus,
-                  action: AlertAction,
-                })
-                .strict()
-                .openapi({ example: { alertId: "01JALERT000000000000000000", status: "resolved", action: "frozen" } }),
+              schema: AlertReview.openapi({ example: { alertId: "01JALERT000000000000000000", status: "resolved", action: "frozen" } }),
             },
           },
         },

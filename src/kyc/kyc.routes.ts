@@ -8,6 +8,9 @@ import { bearerSecurity, createRouter } from "../lib/router";
 import { rateLimited } from "../lib/rate-limit";
 import { kycStatusView, latestSubmission, queueItemView, reviewKyc, submitKyc, viewPhoto } from "./kyc.service";
 
+/** An admin's KYC decision, as the API and the console both take it. */
+export const KycReview = z.object({ decision: z.enum(["verified", "rejected"]), reason: z.string().trim().min(1).max(500).optional() }).strict();
+
 const fileField = z.custom<File>((v) => v instanceof File, "a JPEG or PNG file").openapi({ type: "string", format: "binary" });
 
 const KycStatusSchema = z
@@ -134,7 +137,7 @@ export const kycAdminRouter = createRouter()
       security: bearerSecurity,
       request: {
         params: UserParam,
-        body: { required: true, content: { "application/json": { schema: z.object({ decision: z.enum(["verified", "rejected"]), reason: z.string().trim().min(1).max(500).optional() }).strict().openapi({ example: { decision: "rejected", reason: "The ID photo is blurred." } }) } } },
+        body: { required: true, content: { "application/json": { schema: KycReview.openapi({ example: { decision: "rejected", reason: "The ID photo is blurred." } }) } } },
       },
       responses: { 200: { description: "The reviewed submission", content: { "application/json": { schema: QueueItemSchema } } }, ...errorResponses, 404: problemFor("Nothing pending for this user."), 409: problemFor("Reviewed concurrently.") },
     }),

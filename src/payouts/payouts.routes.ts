@@ -11,6 +11,9 @@ import { deviceFingerprint } from "../lib/request";
 import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { requestWithdrawal, resolveWithdrawal, type WithdrawResponse } from "./withdrawals.service";
 
+/** An admin's settlement of an unconfirmed withdrawal, as the API and the console both take it. */
+export const WithdrawalResolution = z.object({ outcome: z.enum(["completed", "failed"]), reason: z.string().trim().min(3).max(500) }).strict();
+
 const WithdrawMethodSchema = z
   .object({
     bankName: z.string().regex(/^[a-z][a-z0-9_]{1,29}$/, "an Iris bank code such as bca, bni, mandiri, bri"),
@@ -193,7 +196,7 @@ export const adminWithdrawalsRouter = createRouter()
       request: {
         params: IdParam,
         headers: idempotencyHeader,
-        body: { required: true, content: { "application/json": { schema: z.object({ outcome: z.enum(["completed", "failed"]), reason: z.string().trim().min(3).max(500) }).strict().openapi({ example: { outcome: "completed", reason: "Iris dashboard shows the payout completed" } }) } } },
+        body: { required: true, content: { "application/json": { schema: WithdrawalResolution.openapi({ example: { outcome: "completed", reason: "Iris dashboard shows the payout completed" } }) } } },
       },
       responses: {
         200: { description: "The settled withdrawal", content: { "application/json": { schema: AdminWithdrawalSchema } } },
