@@ -1,5 +1,10 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { createDb } from "../src/db/client";
+import { campaignAccountId, userAccountId } from "../src/ledger/accounts";
+import { applyPlan } from "../src/ledger/executor";
+import { movePlan } from "../src/ledger/plan";
+import { newId } from "../src/lib/ids";
 import { TEST_KEYS } from "./keys";
 import { adminToken, balanceOf, call, expectLedgerOk, expectProblem, midtransNotification, newUser, postMidtransWebhook, sim, xenditInvoiceOf } from "./helpers";
 
@@ -285,6 +290,31 @@ describe("advertiser campaigns", () => {
     const after = await call("GET", `/api/campaigns/${id}`, { token: advertiser.token });
     expect(after.json.budgetIdr).toBe(50_000);
     expect((await balanceOf(advertiser.token)).idrBalance).toBe(0);
+    await expectLedgerOk();
+  });
+
+  it("a deposit by an advertiser whose chargeback left debt settles that debt first; only the rest funds the campaign (no chargeback loop)", async () => {
+    const advertiser = await newUser("adv-loop");
+    const earner = await newUser("earner-loop");
+    const id = (await call("POST", "/api/campaigns", { token: advertiser.token, body: { name: "Loop" } })).json.id as string;
+    const fund = async () => {
+      const deposit = await call("POST", `/api/campaigns/${id}/deposit`, { token: advertiser.token, body: { amount: 50_000 } });
+      expect((await postMidtransWebhook(await midtransNotification(deposit.json.orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
+      return deposit.json.orderId as string;
+    };
+    const budget = async () => (await call("GET", `/api/campaigns/${id}`, { token: advertiser.token })).json.budgetIdr;
+    const debt = async () => (await env.DB.prepare("select balance from accounts where id = ?").bind(`debt:${advertiser.id}:IDR`).first<{ balance: number }>())!.balance;
+    const first = await fund();
+    // The campaign pays 44,000 out (what the daily batch does), then the card's owner charges the deposit back.
+    const now = Date.now();
+    await applyPlan(createDb(env.DB), movePlan({ tx: { id: newId(now), type: "payout", asset: "IDR", amount: 44_000, userId: earner.id }, from: campaignAccountId(id), to: userAccountId(earner.id, "IDR"), audit: { actorId: "test", action: "payout", subjectType: "campaign", subjectId: id }, now }));
+    expect((await postMidtransWebhook(await midtransNotification(first, { transaction_status: "chargeback" }))).json.outcome).toBe("reversed");
+    expect(await budget()).toBe(0);
+    expect(await debt()).toBe(-44_000);
+    // The advertiser funds the campaign again: the debt is settled first, the campaign gets the rest.
+    await fund();
+    expect(await debt()).toBe(0);
+    expect(await budget()).toBe(6_000);
     await expectLedgerOk();
   });
 });

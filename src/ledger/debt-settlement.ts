@@ -41,18 +41,20 @@ const ACCOUNT = /^(usr|debt):(.+):(COIN|IDR)$/;
 
 /**
  * The settlements a movement's deltas call for: one per user wallet whose available balance it raises,
- * and one per debt account it books debt to (from the owner's wallet).
+ * one per debt account it books debt to (from the owner's wallet), and one per account held for a user
+ * (`heldFor`, e.g. a campaign budget) that it credits (from that account, towards the owner's debt in
+ * the account's asset).
  */
-export function settlementsFor(txId: string, deltas: Map<string, { balance: number; locked: number }>): Settlement[] {
+export function settlementsFor(txId: string, deltas: Map<string, { balance: number; locked: number }>, heldFor: Record<string, { owner: string; asset: Asset }> = {}): Settlement[] {
   const out: Settlement[] = [];
+  // Sorts right after the transaction that credited the wallet.
+  const add = (wallet: string, owner: string, asset: Asset, credit: number) => {
+    if (credit > 0) out.push({ id: `${txId}S${out.length}`, wallet, debt: userDebtAccountId(owner, asset), owner, asset, credit });
+  };
   for (const [account, d] of deltas) {
     const m = ACCOUNT.exec(account);
-    if (!m) continue;
-    const credit = m[1] === "usr" ? d.balance - d.locked : -d.balance;
-    if (credit <= 0) continue;
-    const [owner, asset] = [m[2]!, m[3] as Asset];
-    // Sorts right after the transaction that credited the wallet.
-    out.push({ id: `${txId}S${out.length}`, wallet: `usr:${owner}:${asset}`, debt: `debt:${owner}:${asset}`, owner, asset, credit });
+    if (m) add(`usr:${m[2]!}:${m[3]!}`, m[2]!, m[3] as Asset, m[1] === "usr" ? d.balance - d.locked : -d.balance);
+    else if (heldFor[account]) add(account, heldFor[account]!.owner, heldFor[account]!.asset, d.balance - d.locked);
   }
   return out;
 }

@@ -232,7 +232,7 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
   // Its id sorts right after the movement's; a hold released now (settling an older transaction) gets a
   // fresh base, so the settlement sorts as what it is: the newest movement.
   const settlementBase = "create" in plan.transaction ? txId : newId(now);
-  for (const st of settlementsFor(settlementBase, deltas)) statements.push(settlementRow(db, st, txId, now));
+  for (const st of settlementsFor(settlementBase, deltas, plan.heldFor)) statements.push(settlementRow(db, st, txId, now));
   if (plan.hold && "place" in plan.hold) {
     statements.push(db.insert(holds).values({ ...plan.hold.place, transactionId: txId, status: "pending", createdAt: now }));
   } else if (plan.hold) {

@@ -67,6 +67,12 @@ export interface LedgerPlan {
   onceKeys: string[];
   audit: AuditEntry[];
   spend?: Spend;
+  /**
+   * Accounts other than user wallets that hold a user's money for them (a campaign's budget: its
+   * advertiser's deposits), by owner: a credit to one settles its owner's open debt first, as a credit to
+   * their wallet would (SPEC §9).
+   */
+  heldFor?: Record<string, { owner: string; asset: Asset }>;
   now: number;
 }
 
@@ -93,6 +99,7 @@ export function entryPlan(args: {
   audit: AuditEntry;
   onceKeys?: string[];
   spend?: Spend;
+  heldFor?: Record<string, { owner: string; asset: Asset }>;
   now: number;
 }): LedgerPlan {
   const postings = args.postings.filter((p) => p.amount !== 0);
@@ -105,6 +112,7 @@ export function entryPlan(args: {
     onceKeys: args.onceKeys ?? [],
     audit: [args.audit],
     ...(args.spend ? { spend: args.spend } : {}),
+    ...(args.heldFor ? { heldFor: args.heldFor } : {}),
     now: args.now,
   };
 }

@@ -94,6 +94,8 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
     postings: creditPostings(order),
     sideAccountId: sideOf(order),
     onceKeys: [`deposit:${order.id}`],
+    // A campaign's budget is its advertiser's money: their open debt (a chargeback's) is settled from the deposit first.
+    ...(order.kind === "campaign_deposit" ? { heldFor: { [walletOf(order)]: { owner: order.userId, asset: "IDR" as const } } } : {}),
     audit: { actorId: `gateway:${order.gateway}`, action: "payment.credit", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus: confirmed.gatewayStatus } },
     now,
   });
