@@ -208,3 +208,39 @@ describe("an admin's resolve under an Idempotency-Key", () => {
     await expectLedgerOk();
   });
 });
+
+describe("a repeat of a withdrawal while Iris is still being asked", () => {
+  it("is never told 'pending' for a withdrawal Iris then refuses: it is 409 in progress (retry), and afterwards the refusal", async () => {
+    const user = await verifiedUser("wd-twin");
+    await adjust(user.id, 2000);
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "reject" });
+    const key = `wd-twin-${user.id}`;
+    const [a, b] = await Promise.all([withdraw(user.token, 1000, key), withdraw(user.token, 1000, key)]);
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "none" });
+    const answers = [a, b].map((r) => `${r.status} ${r.json.code ?? r.json.status}`).sort();
+    expect(answers).toContain("502 gateway_error");
+    expect(answers.every((x) => x === "502 gateway_error" || x === "409 conflict"), answers.join(", ")).toBe(true);
+    const later = await withdraw(user.token, 1000, key);
+    expectProblem(later, 502, "gateway_error");
+    expect(later.headers.get("idempotent-replayed")).toBe("true");
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 2000, lockedBalance: 0 });
+    await expectLedgerOk();
+  });
+
+  it("a repeat that finds the answer still open gets 409 with Retry-After; once its window has passed, the 202", async () => {
+    const user = await verifiedUser("wd-open");
+    await adjust(user.id, 2000);
+    const key = `wd-open-${user.id}`;
+    const first = await withdraw(user.token, 1000, key);
+    expect(first.status, first.text).toBe(202);
+    const early = await withdraw(user.token, 1000, key);
+    expectProblem(early, 409, "conflict");
+    expect(Number(early.headers.get("retry-after"))).toBeGreaterThan(0);
+    // The window is the gateway's deadline and a margin; once past it, the stored answer is final.
+    await env.DB.prepare("update idempotency_keys set settles_at = ? where user_id = ? and key = ?").bind(Date.now() - 1, user.id, key).run();
+    const replay = await withdraw(user.token, 1000, key);
+    expect(replay.status).toBe(202);
+    expect(replay.json).toEqual(first.json);
+    expect((await balanceOf(user.token)).lockedBalance).toBe(1000);
+  });
+});

@@ -142,6 +142,11 @@ export const idempotencyKeys = sqliteTable(
     statusCode: integer().notNull(),
     responseBody: text().notNull(),
     createdAt: integer().notNull(),
+    /**
+     * Until then the request that wrote the answer may still replace it (it is waiting on a gateway whose
+     * reply decides it): a repeat meanwhile is 409 `conflict` with Retry-After, not a provisional answer.
+     */
+    settlesAt: integer(),
   },
   (t) => [primaryKey({ columns: [t.userId, t.key] }), index("idempotency_created_idx").on(t.createdAt)],
 );

@@ -24,6 +24,8 @@ export interface IdempotencyWrite {
   body: unknown;
   /** Where in the body the transaction's view is (a JSON path, `$` by default). */
   balancesAt?: string;
+  /** The answer may still be replaced by its request until then (see idempotencyKeys.settlesAt). */
+  settlesAt?: number;
 }
 
 export interface ApplyOptions {
@@ -62,12 +64,12 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
  * here and bound by planStatements; a shape is the number of rows or accounts, or a variant.
  */
 const insertIdempotency = template((db) =>
-  db.insert(idempotencyKeys).values({ userId: slot("userId"), key: slot("key"), requestHash: slot("requestHash"), statusCode: slot("statusCode"), responseBody: slot("body"), createdAt: slot("now") }),
+  db.insert(idempotencyKeys).values({ userId: slot("userId"), key: slot("key"), requestHash: slot("requestHash"), statusCode: slot("statusCode"), responseBody: slot("body"), createdAt: slot("now"), settlesAt: slot("settlesAt") }),
 );
 
 /** The idempotency record of a decision that moves no money (a reject), for its own batch: the same row a plan's batch writes first. */
 export function idempotencyRecord(db: Db, idem: IdempotencyWrite, now: number): Statement {
-  return insertIdempotency(db, { userId: idem.userId, key: idem.key, requestHash: idem.requestHash, statusCode: idem.statusCode, body: JSON.stringify(idem.body), now });
+  return insertIdempotency(db, { userId: idem.userId, key: idem.key, requestHash: idem.requestHash, statusCode: idem.statusCode, body: JSON.stringify(idem.body), now, settlesAt: idem.settlesAt ?? null });
 }
 
 const insertOnceKeys = template((db, n: number) => db.insert(onceKeys).values(range(n).map((i) => ({ key: slot(`k${i}`), transactionId: slot("tx"), createdAt: slot("now") }))));

@@ -53,6 +53,14 @@ async function storedOutcome<O extends Outcome>(c: Context<AppEnv>, scope: Idemp
   if (row.requestHash !== scope.requestHash) {
     throw new ApiError("idempotency_conflict", "This Idempotency-Key was already used with a different request.");
   }
+  const now = Date.now();
+  if (row.settlesAt !== null && now < row.settlesAt) {
+    // Its request is still waiting on a gateway whose reply may change the answer: not a provisional one.
+    throw new ApiError("conflict", "A request with this Idempotency-Key is still in progress; retry shortly.", {
+      transient: true,
+      headers: { "retry-after": String(Math.max(1, Math.ceil((row.settlesAt - now) / 1000))) },
+    });
+  }
   c.header("idempotent-replayed", "true");
   const body = JSON.parse(row.responseBody) as unknown;
   if (row.statusCode >= 400) {

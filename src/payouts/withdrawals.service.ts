@@ -106,7 +106,8 @@ export async function requestWithdrawal(
           guard("unusual_withdraw_pattern", sql`${unusualSql} and not ${whitelistedSql(subject, now)} and not ${clearedByReview(userId, b.grossIdr, now)}`),
         ],
         alongside: [insertWithdrawal],
-        idempotency: ctx.record({ status: 202, body }),
+        // Open until Iris has answered (its deadline and a margin): a refusal or an unclear answer replaces it.
+        idempotency: withSettlesAt(ctx.record({ status: 202, body }), now + config.GATEWAY_TIMEOUT_MS + ANSWER_MARGIN_MS),
       },
     );
     bank = (alongside[0] as (typeof bank)[])[0]!;
@@ -124,6 +125,10 @@ export async function requestWithdrawal(
   };
   return sendToIris(db, config, env, w, body, ctx.scope);
 }
+
+/** After the gateway's deadline, how long the request may still take to store Iris' answer. */
+const ANSWER_MARGIN_MS = 5_000;
+const withSettlesAt = (write: IdempotencyWrite | undefined, settlesAt: number) => (write ? { ...write, settlesAt } : undefined);
 
 /** How long an admin's clearing of an unusual withdrawal lets it through. */
 const CLEARANCE_MS = 86_400_000;
@@ -146,7 +151,7 @@ async function sendToIris(db: Db, config: Config, env: Env, w: WithdrawalRow, bo
   } catch (error) {
     if (!(error instanceof GatewayError)) throw error;
     const remember = (status: number, stored: unknown): Statement[] =>
-      scope ? [db.update(idempotencyKeys).set({ statusCode: status, responseBody: JSON.stringify(stored) }).where(and(eq(idempotencyKeys.userId, scope.userId), eq(idempotencyKeys.key, scope.key)))] : [];
+      scope ? [db.update(idempotencyKeys).set({ statusCode: status, responseBody: JSON.stringify(stored), settlesAt: null }).where(and(eq(idempotencyKeys.userId, scope.userId), eq(idempotencyKeys.key, scope.key)))] : [];
     if (error.definite) {
       const failure = new ApiError("gateway_error", `Iris refused the bank payout (${error.message}); the amount was released. Nothing was withdrawn.`);
       await settleWithdrawal(db, w, "failed", { reason: "iris_refused", actorId: "gateway:iris", alongside: remember(failure.status, problemBody(failure.code, failure.detail)) });

@@ -1,0 +1,1 @@
+ALTER TABLE `idempotency_keys` ADD `settles_at` integer;
