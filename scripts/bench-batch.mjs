@@ -31,7 +31,7 @@ if (SIZES.some((n) => !Number.isInteger(n) || n < 100 || n > 10_000_000)) {
 }
 const USERS = 200;
 const EVENTS_PER_REQUEST = 100;
-const SERVICE = { rateFeeIdr: 5, feeBps: 1000, mode: "robust", mu: 4, sigma: 2, minPopulation: 30, kA: 3, kB: 2 };
+const SERVICE = { rateFeeIdr: 5, feeBps: 1000, mode: "robust", mu: 4, sigma: 2, sigmaMin: 1, minPopulation: 30, kA: 3, kB: 2 };
 const COUNTED = ["payouts", "transactions", "postings", "audit_log", "once_keys", "fraud_alerts"];
 
 const service = benchService({ name: "bench-batch", port: envNumber("BENCH_BATCH_PORT", 8807), simPort: envNumber("BENCH_BATCH_SIM_PORT", 8808), extraVars: ["D1_METRICS:true", "ACTIVITY_REQUESTS_PER_MINUTE:1000000"] });

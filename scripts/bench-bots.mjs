@@ -33,7 +33,7 @@ async function loadSources() {
   const esbuild = createRequire(import.meta.url)("esbuild");
   const out = await esbuild.build({
     stdin: {
-      contents: 'export * from "./src/activity/signals.ts"; export { statsOf, populationParams, classify } from "./src/activity/bot-rules.ts"; export { loadConfig } from "./src/config.ts";',
+      contents: 'export * from "./src/activity/signals.ts"; export { statsOf, classify } from "./src/activity/bot-rules.ts"; export { loadConfig } from "./src/config.ts";',
       resolveDir: root,
       loader: "ts",
     },
@@ -76,7 +76,10 @@ function run(lib, { name, mix, seed }) {
   const config = lib.loadConfig(botVars);
   const signals = users.map((u) => lib.daySignals(u.minutes, { minMinutes: config.BOT_REGULARITY_MIN_MINUTES }));
   const mode = { mode: config.BOT_PARAMS_MODE, minPopulation: config.BOT_MIN_POPULATION };
-  const rbar = lib.populationParams(lib.statsOf(signals.map((s) => s.rbar)), { ...mode, mu: config.BOT_MU, sigma: config.BOT_SIGMA });
+  const rbarStats = lib.statsOf(signals.map((s) => s.rbar));
+  const rbar = lib.rbarParams(rbarStats, config);
+  // SPEC §8 to the letter: σ = 1.4826 × MAD with no floor, and no standard error.
+  const rbarLiteral = lib.rbarParams(rbarStats, { ...config, BOT_SIGMA_MIN: Number.MIN_VALUE });
   const columns = {};
   for (const [c, d] of Object.entries(lib.columnDefaultsOf(config))) columns[c] = lib.columnParams(lib.statsOf(signals.map((s) => s[c]).filter((v) => v !== null)), d, mode);
   const params = { rbar, columns };
@@ -90,7 +93,7 @@ function run(lib, { name, mix, seed }) {
     const k = (kinds[u.kind] ??= { users: 0, full: { A: 0, B: 0 }, rbarOnly: { A: 0, B: 0 }, newOnly: { A: 0, B: 0 }, decidedBy: {}, sweep: SWEEP.map(() => 0) });
     k.users++;
     count(k, "full", day.level);
-    count(k, "rbarOnly", lib.classify(signals[i].rbar, rbar, t.rbar).level);
+    count(k, "rbarOnly", lib.classify(signals[i].rbar, rbarLiteral, t.rbar).level);
     count(k, "newOnly", lib.classifyDay(signals[i], params, tNew).level);
     if (day.decidedBy) k.decidedBy[day.decidedBy] = (k.decidedBy[day.decidedBy] ?? 0) + 1;
     SWEEP.forEach((b, j) => lib.classifyDay(signals[i], params, { ...t, volume: { ...t.volume, b } }).level !== "C" && k.sweep[j]++);
@@ -138,7 +141,7 @@ const config = lib.loadConfig(botVars);
 const thresholds = lib.thresholdsOf(config);
 lines.push(`Thresholds (src/config.ts defaults${Object.keys(botVars).length ? `, with ${Object.keys(botVars).join(", ")} from the environment` : ""}): R̄ k_A/k_B ${thresholds.rbar.a}/${thresholds.rbar.b}${thresholds.rbar.seMaxSigma ? ` with its standard error up to ${thresholds.rbar.seMaxSigma}σ` : ""}; volume ${thresholds.volume.a}/${thresholds.volume.b}; regularity ${thresholds.regularity.a}/${thresholds.regularity.b}; regularity needs ${config.BOT_REGULARITY_MIN_MINUTES} active minutes.`);
 lines.push("");
-lines.push("R̄-only: SPEC §8's comparison to the letter (no standard error); new-only: volume and regularity alone.");
+lines.push("R̄-only: SPEC §8's comparison to the letter (no standard error, no σ floor); new-only: volume and regularity alone.");
 lines.push("");
 lines.push("| population | kind | users | B+ % | A % | B % | R̄-only B+ % | R̄-only A % | new-only B+ % | new-only A % | decided by (A and B) |");
 lines.push("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|");

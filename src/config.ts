@@ -58,9 +58,13 @@ export const configSchema = z.object({
   BOT_K_B: z.coerce.number().positive().default(2),
   BOT_MU: z.coerce.number().nonnegative().default(4),
   BOT_SIGMA: z.coerce.number().positive().default(2),
+  /** Robust mode's σ of R̄ is never below this (accounts colluding on one R̄ cannot shrink it onto ordinary users). */
+  BOT_SIGMA_MIN: z.coerce.number().positive().default(1),
   BOT_MIN_POPULATION: int(30, 1),
   /** R̄'s z counts the user's own standard error up to this many σ (activity/signals.ts); 0: SPEC §8 to the letter. */
   BOT_RBAR_SE_MAX_SIGMA: z.coerce.number().min(0).max(10).default(2),
+  /** Beyond this many active minutes that allowance shrinks as √(minutes it / active minutes) (activity/signals.ts, seAllowance). */
+  BOT_RBAR_SE_FULL_MINUTES: int(30, 1, 1440),
   // Volume and regularity (issue #15): k per signal, and per column the μ/σ used where robust statistics
   // cannot be (fixed mode, small population, zero MAD) and the floor of σ (see activity/signals.ts).
   BOT_VOLUME_K_A: z.coerce.number().positive().default(signalDefaults.volume.a),

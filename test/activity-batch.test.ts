@@ -11,7 +11,7 @@ import worker from "../src/index";
 import { DAILY_BATCH_CRON } from "../src/jobs/crons";
 import { handleBatchMessage } from "../src/jobs/daily-batch";
 import { campaignsById, capLines, earnedLine, payLine } from "../src/jobs/batch-payouts";
-import { adminToken, balanceOf, call, expectLedgerOk, expectProblem, newUser } from "./helpers";
+import { adminToken, balanceOf, call, d1Stats, expectLedgerOk, expectProblem, newUser } from "./helpers";
 
 const config = loadConfig({});
 
@@ -64,6 +64,27 @@ describe("POST /api/activity", () => {
     const day = businessDay(Date.now(), "+07:00");
     const known = await env.DB.prepare("select count(*) as n from activity_days where day = ? and user_id = ?").bind(day, user.id).first<{ n: number }>();
     expect(known?.n).toBe(1);
+  });
+
+  it("activity links devices too: accounts that only earn, reporting from one fingerprint, raise suspicious_device; a known device costs no extra round trip", async () => {
+    const fp = `farm-${Date.now().toString(36)}`;
+    const headers = { "x-device-fingerprint": fp, "user-agent": "farm/1" };
+    for (let i = 0; i < 5; i++) {
+      const earner = await newUser("farm");
+      const d1 = d1Stats();
+      const res = await call("POST", "/api/activity", { token: earner.token, headers, body: { events: [{ id: `f${i}`, type: "view" }] }, d1 });
+      expect(res.status, res.text).toBe(202);
+      expect(d1.roundTrips).toBe(1);
+      if (i === 0) {
+        const again = d1Stats();
+        await call("POST", "/api/activity", { token: earner.token, headers, body: { events: [{ id: "g0", type: "view" }] }, d1: again });
+        expect(again).toMatchObject({ roundTrips: 1, statements: d1.statements - 2 });
+      }
+    }
+    const seen = await env.DB.prepare("select count(*) as n from device_accounts where fingerprint = ?").bind(fp).first<{ n: number }>();
+    expect(seen!.n).toBe(5);
+    const alerts = await env.DB.prepare("select count(*) as n from fraud_alerts where device_fingerprint = ? and alert_type = 'suspicious_device'").bind(fp).first<{ n: number }>();
+    expect(alerts!.n).toBe(2); // the 4th and the 5th account
   });
 
   it("refuses hostile input", async () => {

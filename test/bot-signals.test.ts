@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { statsOf } from "../src/activity/bot-rules";
+import { populationParams, statsOf } from "../src/activity/bot-rules";
 import {
   capDailyPayout,
   classifyDay,
@@ -162,6 +162,35 @@ describe("classifyDay", () => {
     expect(classifyDay(day({ rbar: 4 + 3 * Math.sqrt(5) + 1e-9, rbarSe: 1e6 }), mu, k).level).toBe("A");
     expect(classifyDay(day({ rbar: 4 + 3 * Math.sqrt(5) - 1e-9, rbarSe: 1e6 }), mu, k).level).toBe("B");
     expect(classifyDay(day({ rbar: 4 + 2 * Math.sqrt(5) - 1e-9, rbarSe: 1e6 }), mu, k).level).toBe("C");
+  });
+
+  it("the allowance for noise shrinks as the day grows: a bot pacing itself unevenly over two hours is held, not paid", () => {
+    // Volume and regularity out of the way (huge σ): R̄ alone decides here.
+    const wide = { mu: 0, sigma: 1e9 };
+    const p = { rbar: { mu: 4, sigma: 2 }, columns: { activeMinutes: wide, activeHours: wide, rateDispersion: wide, cadence: wide } };
+    const t = { ...k, rbar: { ...k.rbar, seFullMinutes: 30 } };
+    // An hour at 1 a minute, then (after a pause) an hour at 23: R̄ 12, past SPEC §8's A line (μ + 3σ = 10), session SE 11.
+    const uneven = daySignals([...every(0, 60, 1, () => 1), ...every(70, 60, 1, () => 23)]);
+    expect(uneven.rbar).toBe(12);
+    expect(uneven.rbarSe).toBeGreaterThan(4);
+    // 120 active minutes: the error counts for at most 2σ·√(30/120) = σ, so z = 8 / √(σ² + σ²) ≈ 2.83: B.
+    const judged = classifyDay({ ...uneven, activeMinutes: 120 }, p, t);
+    expect(judged).toMatchObject({ level: "B", decidedBy: "rbar" });
+    expect(judged.z.rbar).toBeCloseTo(8 / Math.sqrt(8), 9);
+    expect(classifyDay({ ...uneven, activeMinutes: 120 }, p, k).level).toBe("C"); // without the shrinking: paid
+    // Up to seFullMinutes active minutes the full 2σ still counts (a short bursty day keeps its allowance).
+    expect(classifyDay({ ...uneven, activeMinutes: 30 }, p, t).z.rbar).toBeCloseTo(8 / Math.sqrt(20), 9);
+  });
+
+  it("R̄'s robust σ has a floor: accounts colluding on nearly one R̄ cannot shrink the thresholds onto ordinary users", () => {
+    // 16 accounts at 4.00…4.15 and 14 people at 2…7: MAD 0.075, σ 0.11 without a floor.
+    const rbars = [...Array.from({ length: 16 }, (_, i) => 4 + i / 100), 2, 2.5, 3, 3, 3.5, 3.5, 3.8, 5, 5, 5.5, 6, 6, 6.5, 7];
+    const stats = statsOf(rbars);
+    expect(populationParams(stats, { mode: "robust", mu: 4, sigma: 2, minPopulation: 30 }).sigma).toBeLessThan(0.2);
+    const floored = populationParams(stats, { mode: "robust", mu: 4, sigma: 2, minPopulation: 30, sigmaMin: 0.75 });
+    expect(floored).toMatchObject({ sigma: 0.75, source: "robust_sigma_floor" });
+    // A day of ordinary spread is untouched by it.
+    expect(populationParams(statsOf(Array.from({ length: 40 }, (_, i) => 2 + (i % 8))), { mode: "robust", mu: 4, sigma: 2, minPopulation: 30, sigmaMin: 0.75 }).source).toBe("robust");
   });
 
   it("a short day has no regularity z and is judged on R̄ and volume only", () => {

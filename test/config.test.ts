@@ -38,8 +38,9 @@ describe("configuration", () => {
       BOT_RBAR_SE_MAX_SIGMA: 0,
     });
     // 0 reaches the classification: R̄ is judged as SPEC §8 says, to the letter.
-    expect(thresholdsOf(loadConfig({ BOT_RBAR_SE_MAX_SIGMA: "0" })).rbar).toEqual({ a: 3, b: 2, seMaxSigma: 0 });
-    expect(thresholdsOf(loadConfig({})).rbar).toEqual({ a: 3, b: 2, seMaxSigma: 2 });
+    expect(thresholdsOf(loadConfig({ BOT_RBAR_SE_MAX_SIGMA: "0" })).rbar).toEqual({ a: 3, b: 2, seMaxSigma: 0, seFullMinutes: 30 });
+    expect(loadConfig({ BOT_SIGMA_MIN: "0.5", BOT_RBAR_SE_FULL_MINUTES: "60" })).toMatchObject({ BOT_SIGMA_MIN: 0.5, BOT_RBAR_SE_FULL_MINUTES: 60 });
+    expect(thresholdsOf(loadConfig({})).rbar).toEqual({ a: 3, b: 2, seMaxSigma: 2, seFullMinutes: 30 });
   });
 
   it("refuses a bad value naming the var", () => {

@@ -98,7 +98,7 @@ export function populationSql(n, day, now, b) {
   return `${statements.join(";\n")};\n`;
 }
 
-/** The service's robust parameters (median and 1.4826 × MAD, as populationStats computes them). */
+/** The service's robust parameters (median and 1.4826 × MAD, as populationStats computes them, σ at least BOT_SIGMA_MIN). */
 function robustParams(rbars, cfg) {
   const n = rbars.length;
   if (cfg.mode === "fixed") return { mu: cfg.mu, sigma: cfg.sigma };
@@ -107,7 +107,7 @@ function robustParams(rbars, cfg) {
   const median = mid(sorted);
   const mad = mid(Float64Array.from(rbars, (r) => Math.abs(r - median)).sort());
   if (n < cfg.minPopulation || mad === 0) return { mu: cfg.mu, sigma: cfg.sigma };
-  return { mu: median, sigma: 1.4826 * mad };
+  return { mu: median, sigma: Math.max(1.4826 * mad, cfg.sigmaMin ?? 0) };
 }
 
 /** The population of size n, the B band placed from the normal users' μ and σ, and what the batch must do with it. */

@@ -26,7 +26,7 @@ export function median(sorted: number[]): number {
 export interface PopulationParams {
   mu: number;
   sigma: number;
-  source: "fixed" | "robust" | "fallback_small_population" | "fallback_zero_mad";
+  source: "fixed" | "robust" | "robust_sigma_floor" | "fallback_small_population" | "fallback_zero_mad";
 }
 
 /** What robust mode needs of a day's R̄ values: how many, their median, and their median absolute deviation. */
@@ -45,13 +45,17 @@ export function statsOf(rbars: number[]): PopulationStats {
 /**
  * μ and σ for the day. Fixed mode uses BOT_MU/BOT_SIGMA. Robust mode uses the median and 1.4826 × MAD
  * of the day's R̄ values, because bots inflate a plain standard deviation and hide behind it; it
- * falls back to the configured values for a small population or a zero MAD.
+ * falls back to the configured values for a small population or a zero MAD. A robust σ is never below
+ * `sigmaMin`: accounts that agree on nearly one value (colluding on the median) would otherwise shrink σ
+ * until ordinary users stand out as bots.
  */
-export function populationParams(stats: PopulationStats, cfg: { mode: "robust" | "fixed"; mu: number; sigma: number; minPopulation: number }): PopulationParams {
+export function populationParams(stats: PopulationStats, cfg: { mode: "robust" | "fixed"; mu: number; sigma: number; minPopulation: number; sigmaMin?: number }): PopulationParams {
   if (cfg.mode === "fixed") return { mu: cfg.mu, sigma: cfg.sigma, source: "fixed" };
   if (stats.n < cfg.minPopulation) return { mu: cfg.mu, sigma: cfg.sigma, source: "fallback_small_population" };
   if (stats.mad === 0) return { mu: cfg.mu, sigma: cfg.sigma, source: "fallback_zero_mad" };
-  return { mu: stats.median, sigma: 1.4826 * stats.mad, source: "robust" };
+  const sigma = 1.4826 * stats.mad;
+  if (cfg.sigmaMin !== undefined && sigma < cfg.sigmaMin) return { mu: stats.median, sigma: cfg.sigmaMin, source: "robust_sigma_floor" };
+  return { mu: stats.median, sigma, source: "robust" };
 }
 
 /**

@@ -3,7 +3,7 @@
  * series. Every signal is built from scalar columns of daily_activity, and each column's population
  * is the median and MAD of that one column for the day (as for R̄), so the batch can compute it by SQL.
  */
-import { classify, meanRate, populationParams, type Level, type PopulationStats } from "./bot-rules";
+import { classify, meanRate, populationParams, type Level, type PopulationParams, type PopulationStats } from "./bot-rules";
 import type { Config } from "../config";
 
 export interface MinuteRate {
@@ -124,20 +124,20 @@ export function daySignals(minutes: MinuteRate[], opts: { minMinutes?: number } 
   };
 }
 
-export type SignalSource = "fixed" | "robust" | "robust_sigma_floor" | "fallback_small_population" | "fallback_zero_mad";
-export interface SignalParams {
-  mu: number;
-  sigma: number;
-  source: SignalSource;
-}
+export type SignalParams = PopulationParams;
+export type SignalSource = PopulationParams["source"];
 
 /**
- * μ and σ of one column: the same rules as R̄ (populationParams), and σ never below sigmaMin, because
- * a column of small integers or of ties can have a tiny non-zero MAD that would put ordinary users past B.
+ * μ and σ of one column: the same rules as R̄ (populationParams, σ floor included), because a column of
+ * small integers or of ties can have a tiny non-zero MAD that would put ordinary users past B.
  */
 export function columnParams(stats: PopulationStats, d: ColumnDefaults, cfg: { mode: "robust" | "fixed"; minPopulation: number }): SignalParams {
-  const p = populationParams(stats, { mode: cfg.mode, mu: d.mu, sigma: d.sigma, minPopulation: cfg.minPopulation });
-  return p.source === "robust" && p.sigma < d.sigmaMin ? { mu: p.mu, sigma: d.sigmaMin, source: "robust_sigma_floor" } : p;
+  return populationParams(stats, { mode: cfg.mode, mu: d.mu, sigma: d.sigma, minPopulation: cfg.minPopulation, sigmaMin: d.sigmaMin });
+}
+
+/** μ and σ of the day's R̄ (SPEC §8), σ never below BOT_SIGMA_MIN. */
+export function rbarParams(stats: PopulationStats, config: Pick<Config, "BOT_PARAMS_MODE" | "BOT_MU" | "BOT_SIGMA" | "BOT_SIGMA_MIN" | "BOT_MIN_POPULATION">): PopulationParams {
+  return populationParams(stats, { mode: config.BOT_PARAMS_MODE, mu: config.BOT_MU, sigma: config.BOT_SIGMA, minPopulation: config.BOT_MIN_POPULATION, sigmaMin: config.BOT_SIGMA_MIN });
 }
 
 export interface Thresholds {
@@ -147,7 +147,7 @@ export interface Thresholds {
    * minute would otherwise make any R̄ look like noise. With 2, the thresholds move by at most √5 (A from
    * μ + 3√5·σ whatever the noise).
    */
-  rbar: { a: number; b: number; seMaxSigma?: number };
+  rbar: { a: number; b: number; seMaxSigma?: number; seFullMinutes?: number };
   volume: { a: number; b: number };
   regularity: { a: number; b: number };
 }
@@ -159,6 +159,17 @@ export interface DayClassification {
   decidedBy: DecidedBy;
   /** z of R̄, of each signal and of each column; null where a column is null (a day too short to judge). */
   z: { rbar: number } & Record<Signal | SignalColumn, number | null>;
+}
+
+/**
+ * How much of a user's own standard error R̄'s z may count: seMaxSigma·σ on a day of up to seFullMinutes
+ * active minutes, shrinking as √(seFullMinutes / n) beyond. The error is the user's own (they choose their
+ * pace minute by minute), and a long day's mean is known well whatever its pace: so a bot that paces itself
+ * unevenly gains little room, and only on short days, which pay little.
+ */
+export function seAllowance(activeMinutes: number, sigma: number, t: Thresholds["rbar"]): number {
+  const full = (t.seMaxSigma ?? 0) * sigma;
+  return t.seFullMinutes === undefined || activeMinutes <= t.seFullMinutes ? full : full * Math.sqrt(t.seFullMinutes / activeMinutes);
 }
 
 /**
@@ -178,7 +189,7 @@ export function classifyDay(s: DaySignals, p: { rbar: { mu: number; sigma: numbe
   };
   const volume = combine("volume", Math.min);
   const regularity = combine("regularity", Math.max);
-  const r = classify(s.rbar, p.rbar, t.rbar, Math.min(s.rbarSe, (t.rbar.seMaxSigma ?? 0) * p.rbar.sigma));
+  const r = classify(s.rbar, p.rbar, t.rbar, Math.min(s.rbarSe, seAllowance(s.activeMinutes, p.rbar.sigma, t.rbar)));
   const past = (z: number | null, k: number) => z !== null && z >= k;
   let level: Level = "C";
   let decidedBy: DecidedBy = null;
@@ -201,7 +212,7 @@ export function columnDefaultsOf(config: Config): Record<SignalColumn, ColumnDef
 }
 
 export const thresholdsOf = (config: Config): Thresholds => ({
-  rbar: { a: config.BOT_K_A, b: config.BOT_K_B, seMaxSigma: config.BOT_RBAR_SE_MAX_SIGMA },
+  rbar: { a: config.BOT_K_A, b: config.BOT_K_B, seMaxSigma: config.BOT_RBAR_SE_MAX_SIGMA, seFullMinutes: config.BOT_RBAR_SE_FULL_MINUTES },
   volume: { a: config.BOT_VOLUME_K_A, b: config.BOT_VOLUME_K_B },
   regularity: { a: config.BOT_REGULARITY_K_A, b: config.BOT_REGULARITY_K_B },
 });

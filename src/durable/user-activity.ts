@@ -24,13 +24,13 @@ export interface RateResult {
   allowed: boolean;
   retryAfterSeconds: number;
   attemptsInWindow: number;
+  /** The request's device was never seen for this user before (its record and the shared-device rule go to D1 now). */
+  newDevice: boolean;
 }
 
 export interface GateResult extends RateResult {
   /** Rule findings raised for the first time in their window (to be written to D1 now). */
   findings: Finding[];
-  /** The device was never seen for this user before (its record and the shared-device rule go to D1 now). */
-  newDevice: boolean;
 }
 
 export interface RecordOptions {
@@ -196,10 +196,13 @@ export class UserActivity extends DurableObject<Env> {
   /**
    * The per-user rate limiter (a sliding window per bucket: value-moving requests, activity reports,
    * KYC submissions, ...) and the velocity counter the fraud rules read: every attempt is counted, only
-   * admitted ones use up the limit.
+   * admitted ones use up the limit. With `device`, whether an admitted request's device is new for this user.
    */
-  admit(bucket: string, now: number, limit: number, windowMs = 60_000): RateResult {
-    return this.ctx.storage.transactionSync(() => this.count(bucket, now, limit, windowMs));
+  admit(bucket: string, now: number, limit: number, windowMs = 60_000, device: string | null = null): RateResult {
+    return this.ctx.storage.transactionSync(() => {
+      const limited = this.count(bucket, now, limit, windowMs);
+      return { ...limited, newDevice: limited.allowed && this.rememberDevice(device, now) };
+    });
   }
 
   /**
@@ -208,7 +211,19 @@ export class UserActivity extends DurableObject<Env> {
    * attempt counts as if made at the end of its slice, so it leaves the window up to one slice late and
    * `Retry-After` is never early.
    */
-  private count(bucket: string, now: number, limit: number, windowMs: number): RateResult {
+  /**
+   * Remembers an admitted request's device; true when it is new for this user. Only admitted requests'
+   * devices are remembered (and so written to D1): a refused one costs D1 nothing whatever device it names.
+   * The object keeps the last DEVICES_KEPT; one forgotten and seen again is written again, which D1 ignores
+   * (the pair's record and its alert are once each).
+   */
+  private rememberDevice(device: string | null, now: number): boolean {
+    if (device === null || this.sql.exec("INSERT OR IGNORE INTO devices (fingerprint, first_seen) VALUES (?, ?)", device, now).rowsWritten === 0) return false;
+    this.sql.exec("DELETE FROM devices WHERE fingerprint IN (SELECT fingerprint FROM devices ORDER BY first_seen DESC LIMIT -1 OFFSET ?)", DEVICES_KEPT);
+    return true;
+  }
+
+  private count(bucket: string, now: number, limit: number, windowMs: number): Omit<RateResult, "newDevice"> {
     const slice = Math.max(1000, Math.floor(windowMs / 60));
     const ends = now - (now % slice) + slice - 1;
     const window = this.sql
@@ -248,12 +263,7 @@ export class UserActivity extends DurableObject<Env> {
       // Keys of alerts raised over two hours ago are forgotten (only when something might be raised again).
       if (found.length > 0) this.sql.exec("DELETE FROM raised_alerts WHERE at < ?", now - 2 * 3_600_000);
       const findings = found.filter((f) => !f.dedupe || this.sql.exec("INSERT OR IGNORE INTO raised_alerts (key, at) VALUES (?, ?)", JSON.stringify(f.dedupe), now).rowsWritten > 0);
-      // Only an admitted request's device is remembered (and so written to D1): a refused one costs D1
-      // nothing whatever device it names. The object keeps the last DEVICES_KEPT; one forgotten and seen
-      // again is written again, which D1 ignores (the pair's record and its alert are once each).
-      const newDevice = limit.allowed && req.device !== null && this.sql.exec("INSERT OR IGNORE INTO devices (fingerprint, first_seen) VALUES (?, ?)", req.device, now).rowsWritten > 0;
-      if (newDevice) this.sql.exec("DELETE FROM devices WHERE fingerprint IN (SELECT fingerprint FROM devices ORDER BY first_seen DESC LIMIT -1 OFFSET ?)", DEVICES_KEPT);
-      return { ...limit, findings, newDevice };
+      return { ...limit, findings, newDevice: limit.allowed && this.rememberDevice(req.device, now) };
     });
   }
 

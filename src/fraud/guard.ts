@@ -53,7 +53,7 @@ async function gateStatements(db: Db, config: Config, subject: Subject, gate: Ga
  * `suspicious_device` when the device now has more than DEVICE_MAX_ACCOUNTS accounts — decided in SQL
  * from the device's accounts at commit time; one alert per device and account.
  */
-async function deviceStatements(db: Db, config: Config, subject: Subject, headers: Headers, now: number): Promise<Statement[]> {
+export async function deviceStatements(db: Db, config: Config, subject: Subject, headers: Headers, now: number): Promise<Statement[]> {
   const fingerprint = subject.deviceFingerprint!;
   const clip = (v: string | null) => (v ? v.slice(0, 200) : null);
   const details = { userAgent: clip(headers.get("user-agent")), ip: clip(headers.get("cf-connecting-ip")), screen: clip(headers.get("x-screen-resolution")), timezone: clip(headers.get("x-timezone")) };

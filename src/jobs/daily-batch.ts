@@ -3,8 +3,8 @@ import { selectInChunks } from "../db/in-chunks";
 import type { Db } from "../db/client";
 import { activityDays, batchRuns, dailyActivity, payouts, users, type DailyActivityRow, type PayoutRow } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
-import { populationParams, type Level, type PopulationStats } from "../activity/bot-rules";
-import { classifyDay, columnDefaultsOf, columnParams, signalColumns, thresholdsOf, type Signal, type SignalColumn, type SignalParams } from "../activity/signals";
+import { type Level, type PopulationStats } from "../activity/bot-rules";
+import { classifyDay, columnDefaultsOf, columnParams, rbarParams, signalColumns, thresholdsOf, type Signal, type SignalColumn, type SignalParams } from "../activity/signals";
 import { alertStatement, alertWhen, dedupeKey } from "../fraud/alerts";
 import { whitelistedUsers } from "../fraud/engine";
 import { ApiError } from "../lib/errors";
@@ -157,7 +157,7 @@ async function maybeStartPaying(deps: BatchDeps, day: string, now: number) {
   const [{ n } = { n: 0 }] = await db.select({ n: count() }).from(dailyActivity).where(eq(dailyActivity.day, day));
   if (n < run.activeUsers) return;
   const stats = await populationStats(db, day);
-  const params = populationParams(stats.rbar, { mode: config.BOT_PARAMS_MODE, mu: config.BOT_MU, sigma: config.BOT_SIGMA, minPopulation: config.BOT_MIN_POPULATION });
+  const params = rbarParams(stats.rbar, config);
   const defaults = columnDefaultsOf(config);
   const signalParams = Object.fromEntries(
     SIGNAL_COLUMNS.map((c) => [c, columnParams(stats[c], defaults[c], { mode: config.BOT_PARAMS_MODE, minPopulation: config.BOT_MIN_POPULATION })]),

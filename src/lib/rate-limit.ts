@@ -3,15 +3,19 @@ import { createMiddleware } from "hono/factory";
 import type { Config } from "../config";
 import type { AppEnv } from "../env";
 import { ApiError } from "./errors";
+import { deviceFingerprint } from "./request";
 
 export type RateBucket = "value" | "activity" | "kyc" | "campaign" | "withdraw_method";
 
 const per = (windowMs: number) => (windowMs >= 3_600_000 ? `${windowMs / 3_600_000} h` : `${windowMs / 60_000} min`);
 
-/** Counts this request against the caller's limit for `bucket` in their Durable Object; 429 with Retry-After past it. */
-export async function rateLimit(c: Context<AppEnv>, bucket: RateBucket, limit: number, windowMs: number, what: string) {
+/**
+ * Counts this request against the caller's limit for `bucket` in their Durable Object; 429 with Retry-After
+ * past it. With `device`, the object also says whether that device is new for the caller (`newDevice`).
+ */
+export async function rateLimit(c: Context<AppEnv>, bucket: RateBucket, limit: number, windowMs: number, what: string, device: string | null = null) {
   const stub = c.env.USER_ACTIVITY.get(c.env.USER_ACTIVITY.idFromName(c.var.user.id));
-  const gate = await stub.admit(bucket, Date.now(), limit, windowMs);
+  const gate = await stub.admit(bucket, Date.now(), limit, windowMs, device);
   if (!gate.allowed) {
     throw new ApiError("rate_limited", `At most ${limit} ${what} per ${per(windowMs)}.`, { headers: { "retry-after": String(gate.retryAfterSeconds) } });
   }
@@ -19,8 +23,9 @@ export async function rateLimit(c: Context<AppEnv>, bucket: RateBucket, limit: n
 }
 
 /** The same, as a route middleware: it runs before the body is read or validated. */
-export const rateLimited = (bucket: RateBucket, limit: (config: Config) => number, windowMs: number, what: string) =>
+export const rateLimited = (bucket: RateBucket, limit: (config: Config) => number, windowMs: number, what: string, opts: { devices?: boolean } = {}) =>
   createMiddleware<AppEnv>(async (c, next) => {
-    await rateLimit(c, bucket, limit(c.var.config), windowMs, what);
+    const gate = await rateLimit(c, bucket, limit(c.var.config), windowMs, what, opts.devices ? deviceFingerprint(c) : null);
+    c.set("newDevice", gate.newDevice);
     await next();
   });
