@@ -134,6 +134,18 @@ describe("registering and pricing content", () => {
   });
 });
 
+describe("a removal with nothing to refund", () => {
+  it("is done at once, with its finish time (it was done with finishedAt null)", async () => {
+    const creator = await newUser("lonely");
+    const id = await priced(creator, 100);
+    const removed = await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "admin_removed" } });
+    expect(removed.status, removed.text).toBe(202);
+    const progress = await call("GET", `/api/admin/content/${id}/refunds`, { token: await adminToken() });
+    expect(progress.json).toMatchObject({ purchases: 0, refunded: 0, pending: 0, status: "done" });
+    expect(progress.json.finishedAt).toBe(progress.json.startedAt);
+  });
+});
+
 describe("POST /api/content/:id/unlock", () => {
   it("splits the price 7000/2500/500, freezes it on the purchase, grants access and shows in revenue and earnings", async () => {
     const creator = await newUser("creator");

@@ -237,7 +237,8 @@ export async function closeContent(db: Db, id: string, kind: RefundKind, actorId
       guard("content_unavailable", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${id} and ${contentItems.status} = 'available')`),
       ...(opts.asCreator ? [guard("not_content_creator", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${id} and ${contentItems.creatorId} = ${actorId})`)] : []),
     ]),
-    insertWhere(db, contentRefundRuns, { contentId: id, kind, reason, requestedBy: actorId, purchases: live, startedAt: now }, sql`where 1`).onConflictDoNothing(),
+    // With nothing to refund the run is finished as it starts (no queue chunk will ever finish it).
+    insertWhere(db, contentRefundRuns, { contentId: id, kind, reason, requestedBy: actorId, purchases: live, startedAt: now, finishedAt: sql`case when ${live} = 0 then ${now} end` }, sql`where 1`).onConflictDoNothing(),
     db.update(contentItems).set({ status, updatedAt: now }).where(eq(contentItems.id, id)),
     db.insert(auditLog).values({ actorId, action: `content.${status}`, subjectType: "content", subjectId: id, details: { reason, refund: kind }, createdAt: now }),
   ]);
