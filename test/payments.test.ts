@@ -315,6 +315,9 @@ describe("advertiser campaigns", () => {
     await fund();
     expect(await debt()).toBe(0);
     expect(await budget()).toBe(6_000);
+    // The advertiser sees the settlement, without the budget's balances passed off as theirs.
+    const history = await call("GET", "/api/wallet/transactions?type=debt_settlement", { token: advertiser.token });
+    expect(history.json.items).toEqual([expect.objectContaining({ type: "debt_settlement", asset: "IDR", amount: 44_000, balanceBefore: null, balanceAfter: null })]);
     await expectLedgerOk();
   });
 });

@@ -29,6 +29,8 @@ export interface Settlement {
   asset: Asset;
   /** How much the movement raised the wallet's available balance, or booked to the debt: the most this settlement takes. */
   credit: number;
+  /** The wallet is the owner's own (its balance is theirs to see on the row); false for an account held for them, such as a campaign budget. */
+  ownWallet: boolean;
 }
 
 /**
@@ -48,19 +50,23 @@ const ACCOUNT = /^(usr|debt):(.+):(COIN|IDR)$/;
 export function settlementsFor(txId: string, deltas: Map<string, { balance: number; locked: number }>, heldFor: Record<string, { owner: string; asset: Asset }> = {}): Settlement[] {
   const out: Settlement[] = [];
   // Sorts right after the transaction that credited the wallet.
-  const add = (wallet: string, owner: string, asset: Asset, credit: number) => {
-    if (credit > 0) out.push({ id: `${txId}S${out.length}`, wallet, debt: userDebtAccountId(owner, asset), owner, asset, credit });
+  const add = (wallet: string, owner: string, asset: Asset, credit: number, ownWallet: boolean) => {
+    if (credit > 0) out.push({ id: `${txId}S${out.length}`, wallet, debt: userDebtAccountId(owner, asset), owner, asset, credit, ownWallet });
   };
   for (const [account, d] of deltas) {
     const m = ACCOUNT.exec(account);
-    if (m) add(`usr:${m[2]!}:${m[3]!}`, m[2]!, m[3] as Asset, m[1] === "usr" ? d.balance - d.locked : -d.balance);
-    else if (heldFor[account]) add(account, heldFor[account]!.owner, heldFor[account]!.asset, d.balance - d.locked);
+    if (m) add(`usr:${m[2]!}:${m[3]!}`, m[2]!, m[3] as Asset, m[1] === "usr" ? d.balance - d.locked : -d.balance, true);
+    else if (heldFor[account]) add(account, heldFor[account]!.owner, heldFor[account]!.asset, d.balance - d.locked, false);
   }
   return out;
 }
 
-/** The settlement row, inserted only when the owner's debt is open and their wallet has coins available (rendered once; see db/template.ts). */
-const settle = template((db) => {
+/**
+ * The settlement row, inserted only when the owner's debt is open and their wallet has coins available
+ * (rendered once per variant; see db/template.ts). `held`: the wallet is an account held for the owner (a
+ * campaign budget), whose balance is not theirs: the row records none, as the deposit into it does.
+ */
+const settle = template((db, variant: "own" | "held") => {
   const available = sql`(select ${accounts.balance} - ${accounts.locked} from ${accounts} where ${accounts.id} = ${slot("wallet")})`;
   const take = sql`min(${slot("credit")}, -${accounts.balance}, ${available})`;
   return insertWhere(
@@ -74,8 +80,8 @@ const settle = template((db) => {
       amount: take,
       userId: slot("owner"),
       counterpartyId: null,
-      balanceBefore: balanceOf(slot("wallet")),
-      balanceAfter: sql`${balanceOf(slot("wallet"))} - ${take}`,
+      balanceBefore: variant === "own" ? balanceOf(slot("wallet")) : null,
+      balanceAfter: variant === "own" ? sql`${balanceOf(slot("wallet"))} - ${take}` : null,
       metadata: slot("metadata"),
       deviceFingerprint: null,
       createdAt: slot("now"),
@@ -87,6 +93,6 @@ const settle = template((db) => {
 
 /** After the movement's postings: the settlement's row, if the owner's debt is open. */
 export function settlementRow(db: Db, s: Settlement, settles: string, now: number): Statement {
-  const row = settle(db, { id: s.id, credit: s.credit, asset: s.asset, owner: s.owner, wallet: s.wallet, debt: s.debt, metadata: { settles, wallet: s.wallet, debtAccount: s.debt }, now });
+  const row = settle(db, { id: s.id, credit: s.credit, asset: s.asset, owner: s.owner, wallet: s.wallet, debt: s.debt, metadata: { settles, wallet: s.wallet, debtAccount: s.debt }, now }, s.ownWallet ? "own" : "held");
   return announce(row, (rows) => settlementEvents(rows as Parameters<typeof settlementEvents>[0]));
 }
