@@ -31,7 +31,5 @@ export type AppEnv = {
     caller: UserRow;
     sidecar: Sidecar;
     requestId: string;
-    /** Set by a rate limit that tracks devices: the request's device is new for the caller (its record goes to D1 with the request's batch). */
-    newDevice: boolean;
   };
 };

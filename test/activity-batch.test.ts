@@ -81,10 +81,18 @@ describe("POST /api/activity", () => {
         expect(again).toMatchObject({ roundTrips: 1, statements: d1.statements - 2 });
       }
     }
+    // A report refused before its batch (out of the time window, or an invalid body) still records the device once.
+    for (const body of [{ events: [{ id: "old", type: "view", at: new Date(Date.now() - 3_600_000).toISOString() }] }, { events: [] }]) {
+      const late = await newUser("farm-late");
+      expect((await call("POST", "/api/activity", { token: late.token, headers, body })).status).toBe(400);
+      expect((await call("POST", "/api/activity", { token: late.token, headers, body: { events: [{ id: "ok", type: "view" }] } })).status).toBe(202);
+      const pair = await env.DB.prepare("select count(*) as n from device_accounts where fingerprint = ? and user_id = ?").bind(fp, late.id).first<{ n: number }>();
+      expect(pair!.n).toBe(1);
+    }
     const seen = await env.DB.prepare("select count(*) as n from device_accounts where fingerprint = ?").bind(fp).first<{ n: number }>();
-    expect(seen!.n).toBe(5);
+    expect(seen!.n).toBe(7);
     const alerts = await env.DB.prepare("select count(*) as n from fraud_alerts where device_fingerprint = ? and alert_type = 'suspicious_device'").bind(fp).first<{ n: number }>();
-    expect(alerts!.n).toBe(2); // the 4th and the 5th account
+    expect(alerts!.n).toBe(4); // the 4th account on and every one after it
   });
 
   it("refuses hostile input", async () => {

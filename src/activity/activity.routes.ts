@@ -7,9 +7,7 @@ import { applyStatements } from "../ledger/executor";
 import { checkGuards } from "../ledger/guards";
 import { callerNotBanned, firstSight } from "../users/users.guards";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
-import { rateLimited } from "../lib/rate-limit";
-import { deviceFingerprint } from "../lib/request";
-import { deviceStatements } from "../fraud/guard";
+import { activityGuard } from "../fraud/guard";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { businessDay } from "../lib/time";
 import type { Weights } from "./bot-rules";
@@ -50,7 +48,7 @@ export const activityRouter = createRouter()
         "distinct campaigns for the user and business day → 422 `too_many_campaigns`; events for a business day whose collection by the daily batch " +
         "has started → 422 `day_closed` (they could never be paid). At most ACTIVITY_REQUESTS_PER_MINUTE (60) reports per minute (429).",
       security: bearerSecurity,
-      middleware: [rateLimited("activity", (config) => config.ACTIVITY_REQUESTS_PER_MINUTE, 60_000, "activity reports", { devices: true })] as const,
+      middleware: [activityGuard] as const,
       request: { body: { required: true, content: { "application/json": { schema: ActivityBody } } } },
       responses: {
         202: { description: "Counted", content: { "application/json": { schema: z.object({ accepted: z.number().int(), duplicates: z.number().int() }) } } },
@@ -74,9 +72,6 @@ export const activityRouter = createRouter()
       // ONE round trip: the caller (first sight, not banned), which named campaigns are active, and the
       // user's active days for the batch — recorded only when every campaign is valid and the day's
       // batch has not started (a later request would be refused by the user's object anyway).
-      // A device new for this user (accounts that only earn are linked too): its record and the shared-device rule ride in the batch.
-      const fingerprint = deviceFingerprint(c);
-      const devices = c.var.newDevice && fingerprint ? await deviceStatements(db, config, { userId: user.id, deviceFingerprint: fingerprint }, c.req.raw.headers, now) : [];
       const activeSql = named.length === 0 ? sql`0` : sql`(select count(*) from ${campaigns} where ${inArray(campaigns.id, named)} and ${campaigns.status} = 'active')`;
       const [, , active] = await applyStatements(db, [
         firstSight(db, user.id, now),
@@ -85,8 +80,10 @@ export const activityRouter = createRouter()
         ...days.map((day) =>
           insertWhere(db, activityDays, { day, userId: user.id, createdAt: now }, sql`where ${activeSql} = ${named.length} and not exists (select 1 from ${batchRuns} where ${batchRuns.day} = ${day})`).onConflictDoNothing(),
         ),
-        ...devices,
+        // A device new for this user (activityGuard): its record and the shared-device rule.
+        ...c.var.sidecar.statements,
       ]);
+      c.var.sidecar.applied = true;
       const known = new Set((active as { id: string }[]).map((r) => r.id));
       const unknown = named.filter((id) => !known.has(id));
       if (unknown.length > 0) {

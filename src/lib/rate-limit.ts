@@ -3,7 +3,6 @@ import { createMiddleware } from "hono/factory";
 import type { Config } from "../config";
 import type { AppEnv } from "../env";
 import { ApiError } from "./errors";
-import { deviceFingerprint } from "./request";
 
 export type RateBucket = "value" | "activity" | "kyc" | "campaign" | "withdraw_method";
 
@@ -23,9 +22,8 @@ export async function rateLimit(c: Context<AppEnv>, bucket: RateBucket, limit: n
 }
 
 /** The same, as a route middleware: it runs before the body is read or validated. */
-export const rateLimited = (bucket: RateBucket, limit: (config: Config) => number, windowMs: number, what: string, opts: { devices?: boolean } = {}) =>
+export const rateLimited = (bucket: RateBucket, limit: (config: Config) => number, windowMs: number, what: string) =>
   createMiddleware<AppEnv>(async (c, next) => {
-    const gate = await rateLimit(c, bucket, limit(c.var.config), windowMs, what, opts.devices ? deviceFingerprint(c) : null);
-    c.set("newDevice", gate.newDevice);
+    await rateLimit(c, bucket, limit(c.var.config), windowMs, what);
     await next();
   });
