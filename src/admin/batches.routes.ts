@@ -82,7 +82,7 @@ export const adminBatchesRouter = createRouter()
                     z.object({
                       userId: z.string(),
                       rbar: z.number(),
-                      rbarSe: z.number().openapi({ description: "Standard error of R̄: the larger of the per-minute one (sample SD of the rates over √active minutes) and the cluster-robust one over the day's sessions (runs of active minutes with at most 5 idle between them). z = (R̄ − μ) / √(σ² + min(rbarSe, BOT_RBAR_SE_MAX_SIGMA·σ)²), BOT_RBAR_SE_MAX_SIGMA 2 by default (0: SPEC §8 to the letter): a steady pace is judged exactly as SPEC §8 says, a short bursty day is not banned for its sampling noise, and no amount of self-made noise lifts the thresholds by more than √5." }),
+                      rbarSe: z.number().openapi({ description: "Standard error of R̄: the larger of the per-minute one (sample SD of the rates over √active minutes) and the cluster-robust one over the day's sessions (runs of active minutes with at most 5 idle between them). z = (R̄ − μ) / √(σ² + min(rbarSe, cap)²) with cap = BOT_RBAR_SE_MAX_SIGMA·σ·√min(1, BOT_RBAR_SE_FULL_MINUTES / activeMinutes) (2 and 30 by default; BOT_RBAR_SE_MAX_SIGMA=0: SPEC §8 to the letter): a steady pace is judged exactly as SPEC §8 says, a short bursty day is not banned for its sampling noise, no amount of self-made noise lifts the thresholds by more than √5, and on a long day by much less." }),
                       z: z.number().nullable().openapi({ description: "z of R̄." }),
                       level: z.string().nullable(),
                       action: z.string().nullable(),
