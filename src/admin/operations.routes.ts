@@ -35,13 +35,13 @@ const METRICS_DEFINITIONS =
   "a **payer** had a settled deposit (coin package or campaign deposit) that day; **revenue** is the rupiah of deposits settled that day (gross of " +
   "later refunds); **ARPU** = revenue / active users, **ARPPU** = revenue / payers (rupiah, 2 decimals); **new users** were first seen that day, " +
   "**new payers** had their first settled deposit that day; **conversion** = users first seen in the period whose first deposit settled in the period / " +
-  "users first seen in the period; **payment success** = orders paid / orders that reached a final state (paid or failed) that day; **gateway latency** " +
+  "users first seen in the period; **payment success** = orders paid / orders that reached a final state that day (paid, or failed and never paid); **gateway latency** " +
   "covers every Snap, status, Iris and Xendit call (nearest-rank percentiles of a histogram with 1 ms buckets up to 100 ms, 10 ms up to 1 s, 100 ms up to " +
-  "10 s, then 1 s); **flagged transactions** are fraud alerts raised; **chargebacks** are deposit reversals the gateway reported as (partial) chargebacks; " +
+  "10 s, then 1 s); **flagged transactions** are fraud alerts raised; **chargebacks** are orders with a deposit reversal the gateway reported as a (partial) chargeback that day, each once; " +
   "**freezes**/**bans** are alerts whose action was a freeze/ban, by the day it was decided. Rates are fractions 0–1: chargeback rate = chargebacks / " +
   "paid orders, freeze rate = freezes / active users; bans per week = bans × 7 / days. **Creator earnings** are per earner over the period (content, " +
   "gifts, marketplace at 1 coin = COIN_VALUE_IDR rupiah, activity payouts in rupiah, net of claw-backs), nearest-rank percentiles over earners with a " +
-  "non-zero total. Totals count distinct users over the period. Past days come from the rollup the daily cron writes (rerunnable: " +
+  "positive total. Totals count distinct users over the period. Past days come from the rollup the daily cron writes (rerunnable: " +
   "POST /api/admin/metrics/{date}/rollup); today's rollup is computed when the range includes it. No request scans the ledger: each rollup reads one day's rows by range.";
 
 /** Mounted at /api/admin. */

@@ -38,10 +38,12 @@ export async function rollupDay(db: Db, env: Env, config: Config, day: string, n
     newUsers: sql`(select count(*) from ${users} where ${inDay(users.createdAt)})`,
     newPayers: sql`(select count(*) from ${users} where ${inDay(users.firstPaidAt)})`,
     ordersPaid,
-    ordersFinal: sql`${ordersPaid} + (select count(*) from ${paymentOrders} where ${inDay(paymentOrders.failedAt)})`,
+    // An order reported failed and then confirmed paid (the gateway's status is the truth) is a paid order only.
+    ordersFinal: sql`${ordersPaid} + (select count(*) from ${paymentOrders} where ${inDay(paymentOrders.failedAt)} and ${paymentOrders.paidAt} is null)`,
     latency: await gatewayLatency(env).histogram(start, end),
     flaggedTransactions: sql`(select count(*) from ${fraudAlerts} where ${fraudAlerts.createdAt} >= ${start} and ${fraudAlerts.createdAt} < ${end})`,
-    chargebacks: sql`(select count(*) from ${transactions} where ${txOfDay} and ${transactions.type} = 'refund' and json_extract(${transactions.metadata}, '$.gatewayStatus') in ('chargeback', 'partial_chargeback'))`,
+    // Orders charged back that day, however many (partial) chargebacks each had.
+    chargebacks: sql`(select count(distinct json_extract(${transactions.metadata}, '$.orderId')) from ${transactions} where ${txOfDay} and ${transactions.type} = 'refund' and json_extract(${transactions.metadata}, '$.gatewayStatus') in ('chargeback', 'partial_chargeback'))`,
     freezes: decidedOn("frozen"),
     bans: decidedOn("banned"),
     computedAt: now,
@@ -105,6 +107,8 @@ export async function metricsReport(db: Db, env: Env, config: Config, range: { f
     .from(metricUserDays)
     .where(and(inRange, sql`${metricUserDays.earnedIdr} != 0`))
     .groupBy(metricUserDays.userId)
+    // An earner earned something over the period: a sale clawed back in it (a total of 0 or less) is not one.
+    .having(sql`sum(${metricUserDays.earnedIdr}) > 0`)
     .as("earned_by");
   const [figures, perDay, [distinct], [signups], [creators]] = await db.batch([
     db.select().from(dailyMetrics).where(between(dailyMetrics.day, from, to)),

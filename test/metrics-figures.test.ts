@@ -1,0 +1,105 @@
+/** The figures of GET /api/admin/metrics against scenarios with known answers, at chosen WIB times. */
+import { env } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { adjust, adminToken, call, midtransNotification, newUser, postMidtransWebhook, tokenFor } from "./helpers";
+
+const WIB = 7 * 3_600_000;
+/** UTC instant of a WIB wall-clock time "YYYY-MM-DDTHH:MM:SS". */
+const wib = (local: string) => Date.parse(`${local}Z`) - WIB;
+
+function at(ms: number) {
+  vi.setSystemTime(ms);
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+async function metrics(from: string, to: string) {
+  const admin = await adminToken();
+  for (let d = from; d <= to; d = new Date(Date.parse(`${d}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10)) {
+    const r = await call("POST", `/api/admin/metrics/${d}/rollup`, { token: admin });
+    expect(r.status, r.text).toBe(200);
+  }
+  const res = await call("GET", `/api/admin/metrics?from=${from}&to=${to}`, { token: admin });
+  expect(res.status, res.text).toBe(200);
+  return res.json;
+}
+
+describe("metrics: the creator earnings distribution", () => {
+  it("a purchase just after WIB midnight is that WIB day's; an earner whose period total is 0 is not an earner", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    // 2025-03-10 23:59:59 WIB = 16:59:59Z: creator X earns; 2025-03-11 00:00:30 WIB: buyer_request refund (<24h).
+    at(wib("2025-03-10T23:50:00"));
+    const creator = await newUser("mf-cr");
+    const buyer = await newUser("mf-by");
+    await adjust(buyer.id, 1000);
+    const put = await call("PUT", "/api/content/mf-video-1/premium", { token: creator.token, body: { price: 200 } });
+    expect(put.status, put.text).toBeLessThan(300);
+    at(wib("2025-03-10T23:59:59"));
+    const unlock = await call("POST", "/api/content/mf-video-1/unlock", { token: (await tokenFor(buyer.id)) });
+    expect(unlock.status, unlock.text).toBe(201);
+    at(wib("2025-03-11T00:00:30"));
+    const refund = await call("POST", "/api/content/mf-video-1/refund", { token: await adminToken(), body: { reason: "buyer_request", userId: buyer.id } });
+    expect(refund.status, refund.text).toBeLessThan(300);
+    // Creator earnings: +140 on 03-10, -140 on 03-11 (WIB days).
+    const e = await call("GET", "/api/creator/earnings?from=2025-03-10&to=2025-03-11", { token: await tokenFor(creator.id) });
+    expect(e.status, e.text).toBe(200);
+    expect(e.json.days).toEqual([
+      { day: "2025-03-10", content: 140, gifts: 0, marketplace: 0, payouts: 0 },
+      { day: "2025-03-11", content: -140, gifts: 0, marketplace: 0, payouts: 0 },
+    ]);
+    expect(e.json.totals.content).toBe(0);
+    const only10 = await call("GET", "/api/creator/earnings?from=2025-03-10&to=2025-03-10", { token: await tokenFor(creator.id) });
+    expect(only10.json.totals.content).toBe(140);
+
+    at(wib("2025-03-12T12:00:00"));
+    const m = await metrics("2025-03-10", "2025-03-11");
+    // The definition: nearest-rank percentiles over earners with a NON-ZERO total over the period.
+    expect(m.totals.creatorEarnings, JSON.stringify(m.totals.creatorEarnings)).toEqual({ creators: 0, p50: null, p90: null, p99: null, max: null });
+  });
+});
+
+describe("metrics: payment success rate", () => {
+  it("an order reported failed then confirmed settled is one paid order, not a paid and a failed one", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    at(wib("2025-04-02T10:00:00"));
+    const user = await newUser("mf-pay");
+    const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } });
+    expect(order.status, order.text).toBe(201);
+    const orderId = order.json.orderId as string;
+    at(wib("2025-04-02T10:05:00"));
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "deny" }))).json.outcome).toBe("failed");
+    at(wib("2025-04-02T10:10:00"));
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
+    const row = await env.DB.prepare("select status, paid_at, failed_at from payment_orders where id = ?").bind(orderId).first();
+    expect(row).toMatchObject({ status: "paid" });
+
+    at(wib("2025-04-03T12:00:00"));
+    const m = await metrics("2025-04-02", "2025-04-02");
+    const day = m.days[0];
+    expect(day.revenueIdr).toBe(10_000);
+    // One order, and it ended paid: success 1/1.
+    expect(day.paymentSuccessRate, JSON.stringify(day)).toBe(1);
+  });
+});
+
+describe("metrics: chargeback rate", () => {
+  it("two partial chargebacks of one paid order: the chargeback rate is a fraction 0–1 (1 of 1 paid orders)", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    at(wib("2025-04-20T10:00:00"));
+    const user = await newUser("mf-cb");
+    const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_1000" } });
+    expect(order.status, order.text).toBe(201);
+    const orderId = order.json.orderId as string;
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
+    at(wib("2025-04-20T11:00:00"));
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "partial_chargeback", refund_amount: 42_500 }))).json.outcome).toBe("reversed");
+    at(wib("2025-04-20T12:00:00"));
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "partial_chargeback", refund_amount: 42_500 }))).json.outcome).toBe("reversed");
+    at(wib("2025-04-21T12:00:00"));
+    const m = await metrics("2025-04-20", "2025-04-20");
+    expect(m.totals.chargebackRate, JSON.stringify({ day: m.days[0], rate: m.totals.chargebackRate })).toBeLessThanOrEqual(1);
+  });
+});
+
