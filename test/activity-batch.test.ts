@@ -11,7 +11,7 @@ import worker from "../src/index";
 import { DAILY_BATCH_CRON } from "../src/jobs/crons";
 import { handleBatchMessage } from "../src/jobs/daily-batch";
 import { campaignsById, capLines, earnedLine, payLine } from "../src/jobs/batch-payouts";
-import { adminToken, balanceOf, call, d1Stats, expectLedgerOk, expectProblem, newUser } from "./helpers";
+import { adjust, adminToken, balanceOf, call, d1Stats, expectLedgerOk, expectProblem, newUser, verifiedUser } from "./helpers";
 
 const config = loadConfig({});
 
@@ -168,7 +168,7 @@ describe("daily batch", () => {
 
     // The held payout: a user sees it; an admin releases it once (payout + 10% from the budget).
     const mine = await call("GET", "/api/payouts", { token: busy.token });
-    const held = mine.json.payouts.find((p: any) => p.status === "held");
+    const held = mine.json.items.find((p: any) => p.kind === "payout" && p.status === "held");
     expect(held).toMatchObject({ amountIdr: 224, feeIdr: 22, units: 32 });
     const token = await adminToken();
     const [r1, r2] = await Promise.all([call("POST", `/api/admin/payouts/${held.id}/release`, { token }), call("POST", `/api/admin/payouts/${held.id}/release`, { token })]);
@@ -220,6 +220,38 @@ describe("daily batch", () => {
     await waitOnExecutionContext(ctx);
     expect((await call("GET", `/api/admin/batches/${day}`, { token })).status).toBe(200);
     expect((await worker.fetch(new Request("http://localhost/__scheduled?time=-5"), env, createExecutionContext())).status).toBe(400);
+  });
+});
+
+describe("GET /api/payouts", () => {
+  it("pages through every payout and withdrawal of the caller, newest first, each once (SPEC §3 pagination)", async () => {
+    const user = await verifiedUser("many-payouts");
+    const now = Date.now();
+    // 105 payouts, many sharing a creation time (one batch writes a day's lines at once), and two withdrawals.
+    await env.DB.batch(
+      Array.from({ length: 105 }, (_, i) =>
+        env.DB.prepare("insert into payouts (id, day, user_id, campaign_id, advertiser_id, units, amount_idr, fee_idr, capped_idr, status, created_at) values (?, ?, ?, 'cmp-x', 'adv-x', 1, 5, 0, 0, 'rejected', ?)")
+          .bind(`po_${user.id}_${String(i).padStart(3, "0")}`, addDays("2024-01-01", i), user.id, now - 1000 * Math.floor(i / 10)),
+      ),
+    );
+    await adjust(user.id, 2000);
+    for (const key of ["w1", "w2"]) expect((await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 }, headers: { "idempotency-key": `${key}-${user.id}` } })).status).toBe(202);
+    const seen: { kind: string; id: string; createdAt: string }[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: any = await call("GET", `/api/payouts?limit=20${cursor ? `&cursor=${cursor}` : ""}`, { token: user.token });
+      expect(page.status, page.text).toBe(200);
+      expect(page.json.items.length).toBeLessThanOrEqual(20);
+      seen.push(...page.json.items);
+      cursor = page.json.nextCursor;
+    } while (cursor);
+    expect(seen).toHaveLength(107);
+    expect(new Set(seen.map((i) => `${i.kind}:${i.id}`)).size).toBe(107);
+    expect(seen.slice(0, 2).map((i) => i.kind)).toEqual(["withdrawal", "withdrawal"]);
+    const times = seen.map((i) => Date.parse(i.createdAt));
+    expect(times).toEqual([...times].sort((a, b) => b - a));
+    expectProblem(await call("GET", "/api/payouts?cursor=bm9wZQ", { token: user.token }), 400, "validation_failed");
+    expectProblem(await call("GET", "/api/payouts?limit=101", { token: user.token }), 400, "validation_failed");
   });
 });
 
