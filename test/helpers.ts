@@ -28,6 +28,8 @@ export interface CallOptions {
   d1?: D1Stats;
   /** The D1 binding this one request sees (e.g. `d1Before`, to commit a concurrent change just before its write). */
   db?: D1Database;
+  /** Other bindings this one request sees instead of the pool's (e.g. an R2 bucket wrapped to fail). */
+  env?: Partial<Env>;
 }
 
 export async function call(method: string, path: string, options: CallOptions = {}) {
@@ -43,7 +45,7 @@ export async function call(method: string, path: string, options: CallOptions = 
   const ctx = createExecutionContext();
   const request = new Request(`http://money.test${path}`, { method, headers, body });
   const db = options.db ?? env.DB;
-  const bindings = { ...env, ...options.vars, DB: options.d1 ? meteredD1(db, options.d1) : db };
+  const bindings = { ...env, ...options.vars, ...options.env, DB: options.d1 ? meteredD1(db, options.d1) : db };
   const response = await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, bindings, ctx);
   await waitOnExecutionContext(ctx);
   const text = await response.text();

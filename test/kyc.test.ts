@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { sniffImage, validIdNumber } from "../src/kyc/kyc-rules";
-import { adminToken, call, d1Before, expectProblem, jpeg, kycForm, newUser, png } from "./helpers";
+import { adminToken, call, d1Before, expectProblem, jpeg, kycForm, newUser, png, tokenFor } from "./helpers";
 
 describe("KYC rules", () => {
   it("checks ID numbers per type and images by magic bytes", () => {
@@ -126,5 +126,58 @@ describe("KYC decisions are taken in their batch", () => {
     const res = await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm(), db: d1Before(twin, /insert into "kyc_submissions"/) });
     expectProblem(res, 409, "conflict");
     expect((await kycState(user.id)).user).toBe("verified");
+  });
+});
+
+describe("who reviews which submission", () => {
+  it("an admin neither reviews nor views their own KYC submission", async () => {
+    const adminId = `ops-self-${Date.now().toString(36)}`;
+    const token = await tokenFor(adminId, "admin");
+    expect((await call("POST", "/api/wallet/kyc/submit", { token, form: kycForm() })).status).toBe(201);
+    expectProblem(await call("GET", `/api/admin/kyc/${adminId}/photo/id`, { token }), 403, "forbidden");
+    expectProblem(await call("POST", `/api/admin/kyc/${adminId}/review`, { token, body: { decision: "verified" } }), 403, "forbidden");
+    const row = await env.DB.prepare("select kyc_status from users where id = ?").bind(adminId).first<{ kyc_status: string }>();
+    expect(row!.kyc_status).toBe("pending");
+    // Another admin may.
+    expect((await call("POST", `/api/admin/kyc/${adminId}/review`, { token: await adminToken(), body: { decision: "verified" } })).status).toBe(200);
+  });
+
+  it("a review naming the submission it looked at is refused when another one is pending now", async () => {
+    const user = await newUser("kyc-swap");
+    expect((await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() })).status).toBe(201);
+    const first = (await call("GET", "/api/admin/kyc?limit=100", { token: await adminToken() })).json.items.find((i: any) => i.userId === user.id);
+    expect((await call("POST", `/api/admin/kyc/${user.id}/review`, { token: await adminToken(), body: { decision: "rejected", reason: "blurry" } })).status).toBe(200);
+    expect((await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() })).status).toBe(201);
+    // An admin who looked at the first submission decides: not about the second, which nobody has seen.
+    const stale = await call("POST", `/api/admin/kyc/${user.id}/review`, { token: await adminToken(), body: { decision: "verified", submissionId: first.id } });
+    expectProblem(stale, 409, "conflict");
+    const row = await env.DB.prepare("select kyc_status from users where id = ?").bind(user.id).first<{ kyc_status: string }>();
+    expect(row!.kyc_status).toBe("pending");
+  });
+
+  it("a failed photo upload leaves no photo behind, even the one that was still uploading", async () => {
+    const user = await newUser("kyc-orphan");
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    const bucket = new Proxy(env.KYC_BUCKET, {
+      get(target, prop) {
+        if (prop === "put")
+          return async (key: string, value: ArrayBuffer | Uint8Array, opts: R2PutOptions) => {
+            if (key.endsWith("/id")) {
+              setTimeout(release, 50);
+              throw new Error("R2 unavailable");
+            }
+            await slow;
+            return target.put(key, value, opts);
+          };
+        const v = Reflect.get(target, prop);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const res = await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm(), env: { KYC_BUCKET: bucket } });
+    expect(res.status).toBe(500);
+    await new Promise((r) => setTimeout(r, 100));
+    const left = await env.KYC_BUCKET.list({ prefix: `kyc/${user.id}/` });
+    expect(left.objects.map((o) => o.key)).toEqual([]);
   });
 });

@@ -267,6 +267,7 @@ consoleRouter.get("/kyc", async (c) => {
             <img class="kyc" alt="ID photo" src={`/admin/kyc/${k.userId}/photo/id`} /> <img class="kyc" alt="Selfie" src={`/admin/kyc/${k.userId}/photo/selfie`} />
           </p>
           <Action action={`/admin/kyc/${k.userId}/review`} csrf={c.var.csrf}>
+            <input type="hidden" name="submissionId" value={k.id} />
             <select name="decision" aria-label="decision">
               <option value="verified">verify</option>
               <option value="rejected">reject</option>
@@ -294,9 +295,9 @@ consoleRouter.post("/kyc/:userId/review", async (c) => {
   return c.redirect(
     await act(c, "/admin/kyc", async () => {
       if (!USER_ID.test(userId)) throw new ApiError("validation_failed", "No such user id.");
-      const { decision, reason } = formInput(KycReview, form);
+      const { decision, reason, submissionId } = formInput(KycReview, form);
       if (decision === "rejected" && !reason) throw new ApiError("validation_failed", "A rejection needs a reason.");
-      await reviewKyc(c.var.db, c.var.user.id, userId, decision, reason);
+      await reviewKyc(c.var.db, c.var.user.id, userId, decision, reason, submissionId);
     }, `KYC of ${userId}: ${field(form, "decision")}.`),
     303,
   );

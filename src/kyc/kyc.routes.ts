@@ -9,7 +9,13 @@ import { rateLimited } from "../lib/rate-limit";
 import { kycStatusView, latestSubmission, queueItemView, reviewKyc, submitKyc, viewPhoto } from "./kyc.service";
 
 /** An admin's KYC decision, as the API and the console both take it. */
-export const KycReview = z.object({ decision: z.enum(["verified", "rejected"]), reason: z.string().trim().min(1).max(500).optional() }).strict();
+export const KycReview = z
+  .object({
+    decision: z.enum(["verified", "rejected"]),
+    reason: z.string().trim().min(1).max(500).optional(),
+    submissionId: z.string().regex(/^[0-9A-Z]{26}$/).optional().openapi({ description: "The submission the decision is about (its `id` in the queue): refused with 409 when another one is pending now." }),
+  })
+  .strict();
 
 const fileField = z.custom<File>((v) => v instanceof File, "a JPEG or PNG file").openapi({ type: "string", format: "binary" });
 
@@ -119,6 +125,7 @@ export const kycAdminRouter = createRouter()
       responses: {
         200: { description: "The image", content: { "image/jpeg": { schema: z.string().openapi({ format: "binary" }) }, "image/png": { schema: z.string().openapi({ format: "binary" }) } } },
         ...errorResponses,
+        403: problemFor("An admin's own photos (`forbidden`)."),
         404: problemFor("No stored photo."),
       },
     }),
@@ -139,11 +146,11 @@ export const kycAdminRouter = createRouter()
         params: UserParam,
         body: { required: true, content: { "application/json": { schema: KycReview.openapi({ example: { decision: "rejected", reason: "The ID photo is blurred." } }) } } },
       },
-      responses: { 200: { description: "The reviewed submission", content: { "application/json": { schema: QueueItemSchema } } }, ...errorResponses, 404: problemFor("Nothing pending for this user."), 409: problemFor("Reviewed concurrently.") },
+      responses: { 200: { description: "The reviewed submission", content: { "application/json": { schema: QueueItemSchema } } }, ...errorResponses, 404: problemFor("Nothing pending for this user."), 403: problemFor("An admin's own submission (`forbidden`)."), 409: problemFor("Reviewed concurrently, or `submissionId` is not the pending submission (`conflict`).") },
     }),
     async (c) => {
       const { userId } = c.req.valid("param");
-      const { decision, reason } = c.req.valid("json");
-      return c.json(await reviewKyc(c.var.db, c.var.user.id, userId, decision, reason), 200);
+      const { decision, reason, submissionId } = c.req.valid("json");
+      return c.json(await reviewKyc(c.var.db, c.var.user.id, userId, decision, reason, submissionId), 200);
     },
   );

@@ -53,11 +53,12 @@ export async function submitKyc(db: Db, bucket: R2Bucket, env: Env, config: Conf
   const put = async (objectKey: string, photo: { bytes: Uint8Array; type: string }) =>
     bucket.put(objectKey, await seal(ring, photo.bytes, objectKey), { customMetadata: { contentType: photo.type, encryption: "AES-256-GCM", keyId: ring.current.id } });
   const removePhotos = () => bucket.delete([idKey, selfieKey]);
-  try {
-    await Promise.all([put(idKey, idPhoto), put(selfieKey, selfie)]);
-  } catch (error) {
+  // Both uploads settle before a failure removes them: one still in flight would land after the delete.
+  const uploads = await Promise.allSettled([put(idKey, idPhoto), put(selfieKey, selfie)]);
+  const failed = uploads.find((u): u is PromiseRejectedResult => u.status === "rejected");
+  if (failed) {
     await removePhotos();
-    throw error;
+    throw failed.reason;
   }
   const idNumberEncrypted = toBase64(await seal(ring, new TextEncoder().encode(upload.idNumber), `kyc-id-number:${id}`));
   // Decided in the batch: a user verified since the read above (a twin submission reviewed meanwhile) stays verified.
@@ -111,10 +112,21 @@ export const queueItemView = (row: KycSubmissionRow) => ({
   photosDeleted: row.photosDeletedAt !== null,
 });
 
-/** A decision on the user's pending submission; the status change is audited with who, from and to. */
-export async function reviewKyc(db: Db, adminId: string, userId: string, decision: "verified" | "rejected", reason: string | undefined) {
+/** Nobody decides about, or looks at, their own identity documents. */
+function notOwnKyc(adminId: string, userId: string, what: string) {
+  if (adminId === userId) throw new ApiError("forbidden", `An admin cannot ${what} their own KYC submission.`);
+}
+
+/**
+ * A decision on the user's pending submission; the status change is audited with who, from and to. With
+ * `submissionId` (the one the admin looked at), a different pending submission is refused (409): a user
+ * who resubmitted meanwhile is not verified on photos nobody has seen.
+ */
+export async function reviewKyc(db: Db, adminId: string, userId: string, decision: "verified" | "rejected", reason: string | undefined, submissionId?: string) {
+  notOwnKyc(adminId, userId, "review");
   const current = await latestSubmission(db, userId);
   if (!current || current.status !== "pending") throw new ApiError("not_found", "This user has no KYC submission waiting for review.");
+  if (submissionId !== undefined && submissionId !== current.id) throw new ApiError("conflict", "The submission waiting for review is not the one named: the user submitted again. Review the new one.");
   const now = Date.now();
   // The decision, the user's status and its audit entry commit only while the submission is still pending.
   const [, updated] = await applyStatements(db, [
@@ -132,6 +144,7 @@ export async function reviewKyc(db: Db, adminId: string, userId: string, decisio
 
 /** The decrypted photo for an admin; every view is written to the audit log first. */
 export async function viewPhoto(db: Db, bucket: R2Bucket, env: Env, adminId: string, userId: string, kind: "id" | "selfie") {
+  notOwnKyc(adminId, userId, "view the photos of");
   const current = await latestSubmission(db, userId);
   const objectKey = kind === "id" ? current?.idPhotoKey : current?.selfiePhotoKey;
   if (!current || !objectKey || current.photosDeletedAt !== null) throw new ApiError("not_found", "No stored photo.");
