@@ -6,7 +6,7 @@ import { businessMonth, monthRange, previousMonth, usageCost, type UsagePlan } f
 import { loadConfig, type Config } from "../src/config";
 import { createDb } from "../src/db/client";
 import { ApiError } from "../src/lib/errors";
-import { adjust, adminToken, call, d1FailingOnce, expectLedgerOk, expectProblem, newUser, uniqueId } from "./helpers";
+import { adjust, adminToken, call, d1FailingOnce, expectLedgerOk, expectProblem, newUser, tokenFor, uniqueId } from "./helpers";
 
 const defaultTiers = [
   { minUnits: 100_000, discountBps: 1000 },
@@ -388,19 +388,20 @@ describe("billing routes", () => {
   });
 
   it("usage agrees with what the invoices bill: a payout released after its month was invoiced counts in the next month", async () => {
+    // Months of its own: whether a month has had its run is read from the invoices of every advertiser.
     const adv = await newUser("adv");
     await adjust(adv.id, 100_000, "IDR");
-    await seedPayout(adv.id, "2025-07-10", 1_000);
-    await seedPayout(adv.id, "2025-07-31", 500, "held");
-    expect(await issueMonthlyInvoices(db(), baseConfig(), "2025-07", Date.now())).toMatchObject({ paid: 1, chargedIdr: 10_000 });
+    await seedPayout(adv.id, "2021-07-10", 1_000);
+    await seedPayout(adv.id, "2021-07-31", 500, "held");
+    expect(await issueMonthlyInvoices(db(), baseConfig(), "2021-07", Date.now())).toMatchObject({ paid: 1, chargedIdr: 10_000 });
     await env.DB.prepare("update payouts set status = 'paid' where advertiser_id = ? and status = 'held'").bind(adv.id).run();
     const usage = async (month: string) => (await call("GET", `/api/billing/usage?month=${month}`, { token: adv.token })).json;
-    expect(await usage("2025-07")).toMatchObject({ units: 1_000, cost: { totalIdr: 10_000 } });
-    expect(await usage("2025-08")).toMatchObject({ units: 500, byCampaign: [{ campaignId: "cmp-a", units: 500 }], cost: { totalIdr: 5_000 } });
+    expect(await usage("2021-07")).toMatchObject({ units: 1_000, cost: { totalIdr: 10_000 } });
+    expect(await usage("2021-08")).toMatchObject({ units: 500, byCampaign: [{ campaignId: "cmp-a", units: 500 }], cost: { totalIdr: 5_000 } });
     // A month not invoiced yet keeps its own payouts: they are not also shown as the later months' usage.
-    await seedPayout(adv.id, "2025-09-10", 2_000);
-    expect(await usage("2025-09")).toMatchObject({ units: 2_000 });
-    expect(await usage("2025-10")).toMatchObject({ units: 0 });
+    await seedPayout(adv.id, "2021-09-10", 2_000);
+    expect(await usage("2021-09")).toMatchObject({ units: 2_000 });
+    expect(await usage("2021-10")).toMatchObject({ units: 0 });
   });
 
   it("lets admins run and list a month's invoices, only once the month has ended", async () => {
@@ -432,5 +433,41 @@ describe("billing routes", () => {
     const res = await call("GET", "/openapi.json");
     expect(Object.keys(res.json.paths)).toEqual(expect.arrayContaining(["/api/billing/quote", "/api/billing/usage", "/api/admin/billing/invoices/{month}/run", "/api/admin/billing/invoices"]));
     expect(res.json.components.schemas.UsageCost).toBeDefined();
+  });
+});
+
+describe("usage shows what the month's invoice will bill", () => {
+  const payout = (advertiserId: string, day: string, units: number) =>
+    env.DB.prepare(
+      "insert into payouts (id, day, user_id, campaign_id, advertiser_id, units, amount_idr, fee_idr, capped_idr, status, created_at) values (?, ?, 'promoter-x', 'cmp-usage', ?, ?, ?, 0, 0, 'paid', ?)",
+    )
+      .bind(`po_usage_${advertiserId}_${day}`, day, advertiserId, units, units * 5, Date.now())
+      .run();
+  const invoiced = (advertiserId: string, month: string) =>
+    env.DB.prepare("insert into usage_invoices (id, advertiser_id, month, units, amount_idr, breakdown, status, created_at, updated_at) values (?, ?, ?, 0, 0, '{}', 'paid', 0, 0)").bind(`inv-${month}-${advertiserId}`, advertiserId, month).run();
+  const usage = async (advertiserId: string, month: string) => (await call("GET", `/api/billing/usage?month=${month}`, { token: await tokenFor(advertiserId) })).json.units;
+
+  const config = loadConfig(env);
+
+  it("payouts of earlier, already invoiced months released late count in the month that bills them; the month before only once it was invoiced", async () => {
+    const adv = uniqueId("adv-usage");
+    // Two months back (invoiced long ago for everyone; this advertiser had nothing then): June's invoice bills it.
+    await payout(adv, "2023-04-10", 100);
+    // The month before, invoiced for others but not for this advertiser (their payout was held then).
+    await invoiced(uniqueId("other"), "2023-05");
+    await payout(adv, "2023-05-20", 10);
+    await payout(adv, "2023-06-03", 1);
+    expect(await usage(adv, "2023-06")).toBe(111);
+    const run = await issueMonthlyInvoices(createDb(env.DB), config, "2023-06", Date.parse("2023-07-01T06:00:00Z"));
+    const inv = await env.DB.prepare("select units from usage_invoices where advertiser_id = ? and month = '2023-06'").bind(adv).first<{ units: number }>();
+    expect(inv?.units, JSON.stringify(run)).toBe(111);
+  });
+
+  it("a month before that nobody was invoiced for yet is still its own month's usage, not the next one's", async () => {
+    const adv = uniqueId("adv-usage-open");
+    await payout(adv, "2022-08-20", 10);
+    await payout(adv, "2022-09-02", 1);
+    expect(await usage(adv, "2022-09")).toBe(1);
+    expect(await usage(adv, "2022-08")).toBe(10);
   });
 });

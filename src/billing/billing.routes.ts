@@ -114,7 +114,7 @@ export const billingRouter = createRouter()
       summary: "The caller's usage and its price for a month, as an advertiser",
       description:
         billedUnits +
-        " Usage shows what the month's invoice bills: once it is paid, its own figures; before, the month's own days and the previous month's payouts released after that month's invoice.",
+        " Usage shows what the month's invoice bills: once it is paid, its own figures; before, the month's own days and, once the previous month has had its invoice run, every earlier payout no invoice billed yet (released after its month's run).",
       security: bearerSecurity,
       request: { query: z.object({ month: Month.optional().openapi({ description: "YYYY-MM; default the current WIB month." }) }) },
       responses: { 200: { description: "Usage and price", content: { "application/json": { schema: UsageSchema } } }, ...errorResponses },

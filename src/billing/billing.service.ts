@@ -45,15 +45,18 @@ function billable(month: string, advertiserId: string) {
 
 /**
  * Advertisers with anything billable up to the month's end (or one advertiser's), and their units per
- * campaign. `usage`: what this month's invoice is expected to bill — its own days, and payouts of the month
- * before released after that month's invoice was issued (not the days of months still to be invoiced).
+ * campaign. `usage`: what this month's invoice is expected to bill — its own days, and unbilled payouts of
+ * earlier months once the month before has had its invoice run (it issued any invoice; runs go month by
+ * month), not the days of a month still to be invoiced.
  */
 function billableUnits(db: Db, month: string, advertiserId?: string, scope: "invoice" | "usage" = "invoice") {
   const { from, to } = monthRange(month);
   // `invoiceId(advertiser, month)` in SQL, per row.
   const ownInvoice = sql`${payouts.invoiceId} = 'inv-' || ${month} || '-' || ${payouts.advertiserId}`;
   const before = monthBefore(month);
-  const releasedLate = sql`(substr(${payouts.day}, 1, 7) = ${before} and exists (select 1 from ${usageInvoices} where ${usageInvoices.advertiserId} = ${payouts.advertiserId} and ${usageInvoices.month} = ${before}))`;
+  const ofMonth = sql`substr(${payouts.day}, 1, 7)`;
+  // Runs go month by month: once the month before has had its run, every unbilled earlier payout waits for this month's.
+  const releasedLate = sql`(${ofMonth} <= ${before} and exists (select 1 from ${usageInvoices} where ${usageInvoices.month} = ${before}))`;
   return db
     .select({ advertiserId: payouts.advertiserId, campaignId: payouts.campaignId, units: sql<number>`sum(${payouts.units})`.mapWith(Number) })
     .from(payouts)
