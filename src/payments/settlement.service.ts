@@ -1,4 +1,4 @@
-import { and, count, eq, gte, inArray, max, notLike, sql } from "drizzle-orm";
+import { and, count, eq, gte, inArray, notLike, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { checkRules } from "../fraud/engine";
 import type { Db } from "../db/client";
@@ -26,17 +26,21 @@ export const FINAL: PaymentOrderRow["status"][] = ["reversed", "refunded"];
  * second finding (which would freeze again a user an admin had just cleared).
  */
 export async function checkFailedPayments(db: Db, config: Config, userId: string, now: number) {
-  const [previous] = await db
-    .select({ at: max(fraudAlerts.createdAt) })
-    .from(fraudAlerts)
-    .where(and(eq(fraudAlerts.userId, userId), eq(fraudAlerts.alertType, "multiple_failed_payments")));
-  const previousAlertAt = previous?.at ?? null;
-  const since = Math.max(now - 3_600_000, previousAlertAt === null ? 0 : previousAlertAt + 1);
+  // One read: the time of the rule's latest alert for the user, and the failures of the last hour after it.
+  const previous = sql`(select max(${fraudAlerts.createdAt}) from ${fraudAlerts} where ${fraudAlerts.userId} = ${userId} and ${fraudAlerts.alertType} = 'multiple_failed_payments')`;
   const [row] = await db
-    .select({ n: count() })
+    .select({ n: count(), previousAlertAt: sql<number | null>`${previous}` })
     .from(paymentOrders)
-    .where(and(eq(paymentOrders.userId, userId), eq(paymentOrders.status, "failed"), gte(paymentOrders.failedAt, since), notLike(paymentOrders.failureReason, "create_%")));
-  await checkRules(db, config, { userId, deviceFingerprint: null }, { event: "payment_failed", failedLastHour: row?.n ?? 0, previousAlertAt }, now);
+    .where(
+      and(
+        eq(paymentOrders.userId, userId),
+        eq(paymentOrders.status, "failed"),
+        gte(paymentOrders.failedAt, now - 3_600_000),
+        sql`${paymentOrders.failedAt} > coalesce(${previous}, -1)`,
+        notLike(paymentOrders.failureReason, "create_%"),
+      ),
+    );
+  await checkRules(db, config, { userId, deviceFingerprint: null }, { event: "payment_failed", failedLastHour: row?.n ?? 0, previousAlertAt: row?.previousAlertAt ?? null }, now);
 }
 
 const walletOf = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? campaignAccountId(order.campaignId!) : userAccountId(order.userId, "COIN"));
