@@ -103,3 +103,19 @@ describe("metrics: chargeback rate", () => {
   });
 });
 
+
+describe("metrics: flagged transactions", () => {
+  it("are alerts about users; the platform's own alerts (ledger check, billing) are not", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    at(wib("2025-05-05T10:00:00"));
+    const user = await newUser("mf-flag");
+    const t = wib("2025-05-05T11:00:00");
+    await env.DB.batch([
+      env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, ?, 'rapid_transactions', 'medium', '{}', 'open', ?)").bind(`AL-mf-user-${t}`, user.id, t),
+      env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, null, 'billing_deferred', 'high', '{}', 'open', ?)").bind(`AL-mf-sys-${t}`, t),
+    ]);
+    at(wib("2025-05-06T12:00:00"));
+    const m = await metrics("2025-05-05", "2025-05-05");
+    expect(m.days[0].flaggedTransactions).toBe(1);
+  });
+});

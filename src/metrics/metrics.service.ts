@@ -41,7 +41,8 @@ export async function rollupDay(db: Db, env: Env, config: Config, day: string, n
     // An order reported failed and then confirmed paid (the gateway's status is the truth) is a paid order only.
     ordersFinal: sql`${ordersPaid} + (select count(*) from ${paymentOrders} where ${inDay(paymentOrders.failedAt)} and ${paymentOrders.paidAt} is null)`,
     latency: await gatewayLatency(env).histogram(start, end),
-    flaggedTransactions: sql`(select count(*) from ${fraudAlerts} where ${fraudAlerts.createdAt} >= ${start} and ${fraudAlerts.createdAt} < ${end})`,
+    // Alerts about users: the platform's own (ledger check, billing) flag no transaction.
+    flaggedTransactions: sql`(select count(*) from ${fraudAlerts} where ${fraudAlerts.createdAt} >= ${start} and ${fraudAlerts.createdAt} < ${end} and ${fraudAlerts.userId} is not null)`,
     // Orders charged back that day, however many (partial) chargebacks each had.
     chargebacks: sql`(select count(distinct json_extract(${transactions.metadata}, '$.orderId')) from ${transactions} where ${txOfDay} and ${transactions.type} = 'refund' and json_extract(${transactions.metadata}, '$.gatewayStatus') in ('chargeback', 'partial_chargeback'))`,
     freezes: decidedOn("frozen"),
