@@ -55,7 +55,7 @@ describe("metrics: the creator earnings distribution", () => {
 
     at(wib("2025-03-12T12:00:00"));
     const m = await metrics("2025-03-10", "2025-03-11");
-    // The definition: nearest-rank percentiles over earners with a NON-ZERO total over the period.
+    // The definition: nearest-rank percentiles over earners with a positive total over the period.
     expect(m.totals.creatorEarnings, JSON.stringify(m.totals.creatorEarnings)).toEqual({ creators: 0, p50: null, p90: null, p99: null, max: null });
   });
 });
@@ -101,11 +101,28 @@ describe("metrics: chargeback rate", () => {
     const m = await metrics("2025-04-20", "2025-04-20");
     expect(m.totals.chargebackRate, JSON.stringify({ day: m.days[0], rate: m.totals.chargebackRate })).toBeLessThanOrEqual(1);
   });
+
+  it("an order charged back on two days counts once, on the day of its first chargeback", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    at(wib("2025-06-10T10:00:00"));
+    const user = await newUser("mf-cb2");
+    const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_1000" } });
+    const orderId = order.json.orderId as string;
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
+    at(wib("2025-06-10T11:00:00"));
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "partial_chargeback", refund_amount: 20_000 }))).json.outcome).toBe("reversed");
+    at(wib("2025-06-11T11:00:00"));
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "partial_chargeback", refund_amount: 40_000 }))).json.outcome).toBe("reversed");
+    at(wib("2025-06-12T12:00:00"));
+    const m = await metrics("2025-06-10", "2025-06-11");
+    expect(m.days.map((d: any) => d.chargebacks)).toEqual([1, 0]);
+    expect(m.totals.chargebackRate).toBe(1);
+  });
 });
 
 
 describe("metrics: flagged transactions", () => {
-  it("are alerts about users; the platform's own alerts (ledger check, billing) are not", async () => {
+  it("are alerts about what users did; the platform's own alerts (ledger check, billing, jobs, gateways) are not, even when filed under a user", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     at(wib("2025-05-05T10:00:00"));
     const user = await newUser("mf-flag");
@@ -113,6 +130,7 @@ describe("metrics: flagged transactions", () => {
     await env.DB.batch([
       env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, ?, 'rapid_transactions', 'medium', '{}', 'open', ?)").bind(`AL-mf-user-${t}`, user.id, t),
       env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, null, 'billing_deferred', 'high', '{}', 'open', ?)").bind(`AL-mf-sys-${t}`, t),
+      env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, ?, 'invoice_failed', 'high', '{}', 'open', ?)").bind(`AL-mf-inv-${t}`, user.id, t),
     ]);
     at(wib("2025-05-06T12:00:00"));
     const m = await metrics("2025-05-05", "2025-05-05");

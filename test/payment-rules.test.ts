@@ -6,7 +6,7 @@ import { constantTimeEqual, ipAllowed, verifyIrisSignature, verifyMidtransSignat
 
 const order = (over: Partial<PaymentOrderRow> = {}): PaymentOrderRow => ({
   id: "ORD-1", userId: "u1", kind: "coin_package", gateway: "midtrans", packageId: "pkg_500", campaignId: null, amountIdr: 45_000, coins: 500, bonusCoins: 50,
-  status: "paid", gatewayStatus: null, gatewayRef: null, redirectUrl: null, failureReason: null, deviceFingerprint: null, createdAt: 0, updatedAt: 0, paidAt: 0, failedAt: null, reversedAmount: 0, refundedIdr: 0, ...over,
+  status: "paid", gatewayStatus: null, gatewayRef: null, redirectUrl: null, failureReason: null, deviceFingerprint: null, createdAt: 0, updatedAt: 0, paidAt: 0, failedAt: null, chargedBackAt: null, reversedAmount: 0, refundedIdr: 0, ...over,
 });
 
 describe("status mapping", () => {

@@ -437,7 +437,7 @@ describe("realtime events over WebSockets", () => {
     const b = await open("", { token: bob.token });
     expect((await transfer(alice, bob.id, 50)).status).toBe(201);
     const settled = await until(b, (f) => f.type === "coin-balance-update" && f.data.reason === "debt_settlement");
-    expect(settled).toMatchObject({ data: { balance: 20, change: -30 } });
+    expect(settled).toMatchObject({ data: { balance: 20, available: 20, change: -30 } });
     b.ws.close(1000, "done");
   });
 

@@ -237,12 +237,15 @@ export const paymentOrders = sqliteTable(
     updatedAt: integer().notNull(),
     paidAt: integer(),
     failedAt: integer(),
+    /** When the gateway first reported a (partial) chargeback of it (metrics count each order once, on that day). */
+    chargedBackAt: integer(),
   },
   (t) => [
     index("payment_orders_user_idx").on(t.userId, t.id),
     index("payment_orders_failed_idx").on(t.userId, t.failedAt),
     index("payment_orders_paid_at_idx").on(t.paidAt),
     index("payment_orders_failed_at_idx").on(t.failedAt),
+    index("payment_orders_charged_back_at_idx").on(t.chargedBackAt),
     check("payment_order_amount_positive", sql`${t.amountIdr} > 0`),
     // Reversals never take back more than was credited, nor refunds exceed what was paid.
     check(

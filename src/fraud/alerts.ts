@@ -7,6 +7,24 @@ import { announce } from "../realtime/outbox";
 
 export type Severity = "low" | "medium" | "high" | "critical";
 
+/**
+ * Alerts about the platform's own operations (a job, a gateway, the ledger), not about what a user did:
+ * they go to the same admins' queue but flag no transaction (metrics count the others).
+ */
+export const OPERATIONAL_ALERTS = [
+  "batch_chunk_failed",
+  "batch_start_failed",
+  "billing_deferred",
+  "content_refund_chunk_failed",
+  "escrow_payee_banned",
+  "escrow_release_failed",
+  "invoice_failed",
+  "iris_payout_mismatch",
+  "ledger_check_failed",
+  "withdrawal_outcome_conflict",
+  "withdrawal_unconfirmed",
+] as const;
+
 export interface AlertInput {
   userId: string | null;
   alertType: string;

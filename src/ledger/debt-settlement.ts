@@ -88,7 +88,17 @@ const settle = template((db, variant: "own" | "held") => {
       completedAt: slot("now"),
     },
     sql`from ${accounts} where ${accounts.id} = ${slot("debt")} and ${accounts.balance} < 0 and ${available} > 0`,
-  ).returning({ id: transactions.id, userId: transactions.userId, asset: transactions.asset, amount: transactions.amount, balanceAfter: transactions.balanceAfter, createdAt: transactions.createdAt, seenAt: seenAtSql(transactions.userId) });
+  ).returning({
+    id: transactions.id,
+    userId: transactions.userId,
+    asset: transactions.asset,
+    amount: transactions.amount,
+    balanceAfter: transactions.balanceAfter,
+    // A settlement moves no lock: the wallet's locked amount is the same before and after it.
+    locked: sql<number>`(select ${accounts.locked} from ${accounts} where ${accounts.id} = ${slot("wallet")})`,
+    createdAt: transactions.createdAt,
+    seenAt: seenAtSql(transactions.userId),
+  });
 });
 
 /** After the movement's postings: the settlement's row, if the owner's debt is open. */

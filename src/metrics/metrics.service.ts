@@ -1,7 +1,8 @@
-import { and, between, count, eq, gte, lt, sql, type SQLWrapper } from "drizzle-orm";
+import { and, between, count, eq, gte, lt, notInArray, sql, type SQLWrapper } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { insertWhere } from "../db/insert-where";
+import { OPERATIONAL_ALERTS } from "../fraud/alerts";
 import { activityDays, dailyMetrics, fraudAlerts, metricUserDays, paymentOrders, transactions, users } from "../db/schema";
 import { gatewayLatency } from "./gateway-latency";
 import { earningsByUserSql } from "../creator/earnings";
@@ -41,10 +42,10 @@ export async function rollupDay(db: Db, env: Env, config: Config, day: string, n
     // An order reported failed and then confirmed paid (the gateway's status is the truth) is a paid order only.
     ordersFinal: sql`${ordersPaid} + (select count(*) from ${paymentOrders} where ${inDay(paymentOrders.failedAt)} and ${paymentOrders.paidAt} is null)`,
     latency: await gatewayLatency(env).histogram(start, end),
-    // Alerts about users: the platform's own (ledger check, billing) flag no transaction.
-    flaggedTransactions: sql`(select count(*) from ${fraudAlerts} where ${fraudAlerts.createdAt} >= ${start} and ${fraudAlerts.createdAt} < ${end} and ${fraudAlerts.userId} is not null)`,
-    // Orders charged back that day, however many (partial) chargebacks each had.
-    chargebacks: sql`(select count(distinct json_extract(${transactions.metadata}, '$.orderId')) from ${transactions} where ${txOfDay} and ${transactions.type} = 'refund' and json_extract(${transactions.metadata}, '$.gatewayStatus') in ('chargeback', 'partial_chargeback'))`,
+    // Alerts about what users did: the platform's own (jobs, gateways, the ledger) flag no transaction.
+    flaggedTransactions: sql`(select count(*) from ${fraudAlerts} where ${fraudAlerts.createdAt} >= ${start} and ${fraudAlerts.createdAt} < ${end} and ${notInArray(fraudAlerts.alertType, [...OPERATIONAL_ALERTS])})`,
+    // Orders first charged back that day, however many (partial) chargebacks each had, on any days.
+    chargebacks: sql`(select count(*) from ${paymentOrders} where ${inDay(paymentOrders.chargedBackAt)})`,
     freezes: decidedOn("frozen"),
     bans: decidedOn("banned"),
     computedAt: now,

@@ -137,13 +137,16 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
  * meanwhile and the accounts CHECK refuses an overdraft, and the step is then sized again.
  */
 async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now: number): Promise<SettleOutcome> {
-  const alertType = confirmed.gatewayStatus.includes("chargeback") ? "chargeback" : "payment_refunded";
+  const chargeback = confirmed.gatewayStatus.includes("chargeback");
+  const alertType = chargeback ? "chargeback" : "payment_refunded";
+  // The first chargeback of the order (metrics count charged-back orders once, on that day).
+  const chargedBackAt = chargeback ? sql`coalesce(${paymentOrders.chargedBackAt}, ${now})` : sql`${paymentOrders.chargedBackAt}`;
   let order = first;
   for (let attempt = 0; attempt < 5; attempt++) {
     if (CREDITABLE.includes(order.status)) {
       const marked = await db
         .update(paymentOrders)
-        .set({ status: "refunded", gatewayStatus: confirmed.gatewayStatus, refundedIdr: confirmed.refundedIdr ?? order.amountIdr, updatedAt: now })
+        .set({ status: "refunded", gatewayStatus: confirmed.gatewayStatus, refundedIdr: confirmed.refundedIdr ?? order.amountIdr, chargedBackAt, updatedAt: now })
         .where(and(eq(paymentOrders.id, order.id), inArray(paymentOrders.status, CREDITABLE)))
         .returning();
       if (marked.length > 0) {
@@ -186,7 +189,7 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
           alongside: [
             db
               .update(paymentOrders)
-              .set({ status: step.complete ? "reversed" : "paid", reversedAmount: step.reversedTotal, refundedIdr: Math.max(step.cumulativeIdr, order.refundedIdr), gatewayStatus: confirmed.gatewayStatus, updatedAt: now })
+              .set({ status: step.complete ? "reversed" : "paid", reversedAmount: step.reversedTotal, refundedIdr: Math.max(step.cumulativeIdr, order.refundedIdr), gatewayStatus: confirmed.gatewayStatus, chargedBackAt, updatedAt: now })
               .where(eq(paymentOrders.id, order.id)),
             alertStatement(
               db,

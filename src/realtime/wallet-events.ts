@@ -34,12 +34,14 @@ export function walletEvents(rows: { id: string; balance: number; locked: number
 }
 
 /** A debt settlement that happened (its row was written): the owner's wallet went down by its amount. */
-export function settlementEvents(rows: { id: string; userId: string | null; asset: string; amount: number; balanceAfter: number | null; createdAt: number; seenAt: number | null }[]): OutboxEvent[] {
+export function settlementEvents(rows: { id: string; userId: string | null; asset: string; amount: number; balanceAfter: number | null; locked: number | null; createdAt: number; seenAt: number | null }[]): OutboxEvent[] {
   return rows.flatMap((r) => {
     if (!r.userId) return [];
     const to = { user: r.userId, seenAt: r.seenAt };
     const events: OutboxEvent[] = [];
-    if (r.asset === "COIN") events.push({ to, type: "coin-balance-update", at: r.createdAt, data: { balance: r.balanceAfter, change: -r.amount, reason: "debt_settlement", transactionId: r.id } });
+    if (r.asset === "COIN" && r.balanceAfter !== null) {
+      events.push({ to, type: "coin-balance-update", at: r.createdAt, data: { balance: r.balanceAfter, available: r.balanceAfter - (r.locked ?? 0), change: -r.amount, reason: "debt_settlement", transactionId: r.id } });
+    }
     events.push({ to, type: "transaction-update", at: r.createdAt, data: { transactionId: r.id, type: "debt_settlement", status: "completed", asset: r.asset, amount: r.amount } });
     return events;
   });
