@@ -443,8 +443,6 @@ describe("usage shows what the month's invoice will bill", () => {
     )
       .bind(`po_usage_${advertiserId}_${day}`, day, advertiserId, units, units * 5, Date.now())
       .run();
-  const invoiced = (advertiserId: string, month: string) =>
-    env.DB.prepare("insert into usage_invoices (id, advertiser_id, month, units, amount_idr, breakdown, status, created_at, updated_at) values (?, ?, ?, 0, 0, '{}', 'paid', 0, 0)").bind(`inv-${month}-${advertiserId}`, advertiserId, month).run();
   const usage = async (advertiserId: string, month: string) => (await call("GET", `/api/billing/usage?month=${month}`, { token: await tokenFor(advertiserId) })).json.units;
 
   const config = loadConfig(env);
@@ -453,14 +451,27 @@ describe("usage shows what the month's invoice will bill", () => {
     const adv = uniqueId("adv-usage");
     // Two months back (invoiced long ago for everyone; this advertiser had nothing then): June's invoice bills it.
     await payout(adv, "2023-04-10", 100);
-    // The month before, invoiced for others but not for this advertiser (their payout was held then).
-    await invoiced(uniqueId("other"), "2023-05");
+    // The month before has had its run (this advertiser's payout was held then: it got no invoice).
+    await env.DB.prepare("insert or ignore into invoice_runs (month, ran_at) values ('2023-05', 0)").run();
     await payout(adv, "2023-05-20", 10);
     await payout(adv, "2023-06-03", 1);
     expect(await usage(adv, "2023-06")).toBe(111);
     const run = await issueMonthlyInvoices(createDb(env.DB), config, "2023-06", Date.parse("2023-07-01T06:00:00Z"));
     const inv = await env.DB.prepare("select units from usage_invoices where advertiser_id = ? and month = '2023-06'").bind(adv).first<{ units: number }>();
     expect(inv?.units, JSON.stringify(run)).toBe(111);
+  });
+
+  it("a run that issued no invoice still counts as the month's run: what it left unbilled shows in the next month", async () => {
+    const adv = uniqueId("adv-usage-empty");
+    await payout(adv, "2019-01-20", 10);
+    await env.DB.prepare("update payouts set status = 'held' where id = ?").bind(`po_usage_${adv}_2019-01-20`).run();
+    const january = await issueMonthlyInvoices(createDb(env.DB), config, "2019-01", Date.parse("2019-02-01T06:00:00Z"));
+    expect(january.invoices).toBe(0);
+    await env.DB.prepare("update payouts set status = 'paid' where id = ?").bind(`po_usage_${adv}_2019-01-20`).run();
+    expect(await usage(adv, "2019-02")).toBe(10);
+    await issueMonthlyInvoices(createDb(env.DB), config, "2019-02", Date.parse("2019-03-01T06:00:00Z"));
+    const inv = await env.DB.prepare("select units from usage_invoices where advertiser_id = ? and month = '2019-02'").bind(adv).first<{ units: number }>();
+    expect(inv?.units).toBe(10);
   });
 
   it("a month before that nobody was invoiced for yet is still its own month's usage, not the next one's", async () => {

@@ -2,7 +2,7 @@ import { and, asc, eq, gt, isNull, lte, or, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { loadRuntimeConfig } from "../secrets";
 import { createDb, type Db } from "../db/client";
-import { batchRuns, payouts, usageInvoices, type UsageInvoiceRow } from "../db/schema";
+import { batchRuns, invoiceRuns, payouts, usageInvoices, type UsageInvoiceRow } from "../db/schema";
 import { systemAccountId, userAccountId } from "../ledger/accounts";
 import { applyPlan, applyStatements } from "../ledger/executor";
 import { checkGuards, guard, GuardError } from "../ledger/guards";
@@ -46,8 +46,8 @@ function billable(month: string, advertiserId: string) {
 /**
  * Advertisers with anything billable up to the month's end (or one advertiser's), and their units per
  * campaign. `usage`: what this month's invoice is expected to bill — its own days, and unbilled payouts of
- * earlier months once the month before has had its invoice run (it issued any invoice; runs go month by
- * month), not the days of a month still to be invoiced.
+ * earlier months once the month before has had its invoice run (`invoice_runs`; runs go month by month),
+ * not the days of a month still to be invoiced.
  */
 function billableUnits(db: Db, month: string, advertiserId?: string, scope: "invoice" | "usage" = "invoice") {
   const { from, to } = monthRange(month);
@@ -56,7 +56,7 @@ function billableUnits(db: Db, month: string, advertiserId?: string, scope: "inv
   const before = monthBefore(month);
   const ofMonth = sql`substr(${payouts.day}, 1, 7)`;
   // Runs go month by month: once the month before has had its run, every unbilled earlier payout waits for this month's.
-  const releasedLate = sql`(${ofMonth} <= ${before} and exists (select 1 from ${usageInvoices} where ${usageInvoices.month} = ${before}))`;
+  const releasedLate = sql`(${ofMonth} <= ${before} and exists (select 1 from ${invoiceRuns} where ${invoiceRuns.month} = ${before}))`;
   return db
     .select({ advertiserId: payouts.advertiserId, campaignId: payouts.campaignId, units: sql<number>`sum(${payouts.units})`.mapWith(Number) })
     .from(payouts)
@@ -228,6 +228,8 @@ export async function issueMonthlyInvoices(db: Db, config: Config, month: string
     run[unpaid ? "unpaid" : "paid"]++;
     run.totalIdr += amount;
   }
+  // Every advertiser was gone through (whatever each outcome): the month has had its run.
+  await db.insert(invoiceRuns).values({ month, ranAt: now }).onConflictDoNothing();
   return run;
 }
 

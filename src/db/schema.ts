@@ -499,6 +499,12 @@ export const usageInvoices = sqliteTable(
   (t) => [uniqueIndex("usage_invoices_advertiser_month_uq").on(t.advertiserId, t.month)],
 );
 
+/** A month whose invoice run went through every advertiser (issuing invoices or not): usage after it counts its late releases in the next month. */
+export const invoiceRuns = sqliteTable("invoice_runs", {
+  month: text().primaryKey(),
+  ranAt: integer().notNull(),
+});
+
 /**
  * Rupiah value spent per user and business day. The CHECK is the daily spending limit itself: the
  * counter is bumped inside the spend's own batch, so racing spends can never pass the limit together.
@@ -838,6 +844,7 @@ export const consoleSessions = sqliteTable(
 
 export const schema = {
   batchGuards,
+  invoiceRuns,
   consoleSessions,
   ledgerChecks,
   contentItems,
