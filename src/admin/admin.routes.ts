@@ -12,6 +12,7 @@ import { findUser } from "../users/users.service";
 import { AssetSchema, TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import { transactionView, type TransactionView } from "../wallet/wallet.view";
 import { checkLedger } from "./ledger-check";
+import { notAboutThemselves } from "../lib/auth";
 
 const AdjustmentSchema = z
   .object({
@@ -70,6 +71,7 @@ export const adminRouter = createRouter()
       const admin = c.var.user;
       const db = c.var.db;
       const outcome = await idempotent<{ status: 201; body: TransactionView }>(c, await idempotencyScope(c, body), async (record) => {
+        notAboutThemselves(admin.id, body.userId, "adjust a balance");
         const target = await findUser(db, body.userId);
         if (!target) throw new ApiError("not_found", "No user with that id.");
         const now = Date.now();

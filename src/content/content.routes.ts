@@ -10,6 +10,7 @@ import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import { buyerRefundAllowed } from "./content-rules";
 import { closeContent, contentAccess, contentView, findContent, reassignContent, refundProgress, refundPurchase, refundRunKind, registerContent, unlockContent, type UnlockBody } from "./content.service";
 import { contentRevenue } from "./content-revenue";
+import { notAboutThemselves } from "../lib/auth";
 
 const IdParam = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a content id: 1–64 of A–Z, a–z, 0–9, _ and -") });
 
@@ -191,6 +192,7 @@ export const contentRouter = createRouter()
       // Once per Idempotency-Key: the answer is recorded in the refund's own batch, so a retry after the
       // buyer bought the item again replays it instead of refunding the new purchase.
       const answer = await decideOnce(c, { id, ...body }, async (record) => {
+        notAboutThemselves(c.var.user.id, body.userId, "refund a purchase");
         const [item, [purchase]] = await Promise.all([
           findContent(db, id),
           db.select().from(contentPurchases).where(and(eq(contentPurchases.contentId, id), eq(contentPurchases.buyerId, body.userId), isNull(contentPurchases.refundedAt))).limit(1),

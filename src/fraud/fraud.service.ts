@@ -8,6 +8,7 @@ import { announceBans } from "../realtime/outbox";
 import { applyStatements } from "../ledger/executor";
 import { checkGuards } from "../ledger/guards";
 import { userNotBanned } from "../users/users.guards";
+import { notAboutThemselves } from "../lib/auth";
 
 type AlertRow = typeof fraudAlerts.$inferSelect;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -58,6 +59,7 @@ const USER_CHANGE = {
 export async function reviewAlert(db: Db, adminId: string, input: { alertId: string; status: AlertRow["status"]; action: keyof typeof USER_CHANGE }) {
   const alert = await db.query.fraudAlerts.findFirst({ where: eq(fraudAlerts.id, input.alertId) });
   if (!alert) throw new ApiError("not_found", "No such alert.");
+  notAboutThemselves(adminId, alert.userId, "review an alert");
   const user = alert.userId ? await db.query.users.findFirst({ where: eq(users.id, alert.userId) }) : undefined;
   if (input.action !== "warned" && !user) throw new ApiError("conflict", "This alert has no user to act on.");
   if (user?.status === "banned" && input.action !== "banned" && input.action !== "warned") throw new ApiError("conflict", "A ban is permanent.");
@@ -111,6 +113,7 @@ export async function fraudStats(db: Db) {
 }
 
 export async function addToWhitelist(db: Db, adminId: string, input: { userId?: string; deviceFingerprint?: string; reason: string; expiresAt?: string }) {
+  notAboutThemselves(adminId, input.userId, "whitelist an account");
   const now = Date.now();
   const expiresAt = input.expiresAt ? Date.parse(input.expiresAt) : null;
   if (expiresAt !== null && expiresAt <= now) throw new ApiError("validation_failed", "expiresAt must be in the future.", { errors: [{ path: "json.expiresAt", message: "in the future" }] });

@@ -13,6 +13,7 @@ import { entryPlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { bpsOf } from "../lib/money";
+import { notAboutThemselves } from "../lib/auth";
 
 export interface PayoutLine {
   day: string;
@@ -222,6 +223,7 @@ export async function campaignsById(db: Db, ids: string[]): Promise<Map<string, 
 export async function decideHeldPayout(db: Db, id: string, decision: "release" | "reject", adminId: string, record?: (decided: PayoutRow) => IdempotencyWrite | undefined) {
   const row = await db.query.payouts.findFirst({ where: eq(payouts.id, id) });
   if (!row) throw new ApiError("not_found", "No such payout.");
+  notAboutThemselves(adminId, row.userId, `${decision} a held payout`);
   if (row.status !== "held") throw new ApiError("conflict", `The payout is ${row.status}, not held.`);
   const now = Date.now();
   if (decision === "reject") {

@@ -5,6 +5,7 @@ import { auditLog, kycSubmissions, users, type KycSubmissionRow } from "../db/sc
 import { applyStatements, translateBatchError } from "../ledger/executor";
 import { checkGuards, guard, GuardError } from "../ledger/guards";
 import { keyRing, open, seal, toBase64 } from "../lib/crypto";
+import { notAboutThemselves } from "../lib/auth";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { sniffImage, validIdNumber, type IdType } from "./kyc-rules";
@@ -112,18 +113,13 @@ export const queueItemView = (row: KycSubmissionRow) => ({
   photosDeleted: row.photosDeletedAt !== null,
 });
 
-/** Nobody decides about, or looks at, their own identity documents. */
-function notOwnKyc(adminId: string, userId: string, what: string) {
-  if (adminId === userId) throw new ApiError("forbidden", `An admin cannot ${what} their own KYC submission.`);
-}
-
 /**
  * A decision on the user's pending submission; the status change is audited with who, from and to. With
  * `submissionId` (the one the admin looked at), a different pending submission is refused (409): a user
  * who resubmitted meanwhile is not verified on photos nobody has seen.
  */
 export async function reviewKyc(db: Db, adminId: string, userId: string, decision: "verified" | "rejected", reason: string | undefined, submissionId?: string) {
-  notOwnKyc(adminId, userId, "review");
+  notAboutThemselves(adminId, userId, "review a KYC submission");
   const current = await latestSubmission(db, userId);
   if (!current || current.status !== "pending") throw new ApiError("not_found", "This user has no KYC submission waiting for review.");
   if (submissionId !== undefined && submissionId !== current.id) throw new ApiError("conflict", "The submission waiting for review is not the one named: the user submitted again. Review the new one.");
@@ -144,7 +140,7 @@ export async function reviewKyc(db: Db, adminId: string, userId: string, decisio
 
 /** The decrypted photo for an admin; every view is written to the audit log first. */
 export async function viewPhoto(db: Db, bucket: R2Bucket, env: Env, adminId: string, userId: string, kind: "id" | "selfie") {
-  notOwnKyc(adminId, userId, "view the photos of");
+  notAboutThemselves(adminId, userId, "view KYC photos");
   const current = await latestSubmission(db, userId);
   const objectKey = kind === "id" ? current?.idPhotoKey : current?.selfiePhotoKey;
   if (!current || !objectKey || current.photosDeletedAt !== null) throw new ApiError("not_found", "No stored photo.");

@@ -73,6 +73,14 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
+/**
+ * Separation of duties: an admin never decides about their own account or money (their KYC, balance,
+ * alerts, whitelisting, freeze, payouts, withdrawals, refunds). Another admin must.
+ */
+export function notAboutThemselves(adminId: string, userId: string | null | undefined, what: string): void {
+  if (userId !== null && userId !== undefined && userId === adminId) throw new ApiError("forbidden", `An admin cannot ${what} for themselves; another admin must.`);
+}
+
 export const requireRole = (role: Role) =>
   createMiddleware<AppEnv>(async (c, next) => {
     if (c.var.user.role !== role) throw new ApiError("forbidden", `This route requires the ${role} role.`);

@@ -17,6 +17,7 @@ import type { TransactionView } from "../wallet/wallet.view";
 import { eachApart, type FanoutSource } from "../jobs/fanout";
 import { dedupeKey, raiseAlert } from "../fraud/alerts";
 import { commissionBps, orderRefundLegs, orderSplit, sellerTier, type SellerTier } from "./marketplace-rules";
+import { notAboutThemselves } from "../lib/auth";
 
 const DAY_MS = 86_400_000;
 const ESCROW = systemAccountId("marketplace_escrow", "COIN");
@@ -238,6 +239,8 @@ export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: st
 export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { id: string; role: string }, record?: OrderRecord): Promise<MarketplaceOrderRow> {
   if (order.status === "refunded") throw new ApiError("conflict", "The order was already refunded.");
   const admin = caller.role === "admin";
+  // An admin does not refund their own purchase (it pays them); as its seller, refunding in escrow is theirs to do.
+  if (admin && !(order.status === "escrow" && caller.id === order.sellerId)) notAboutThemselves(caller.id, order.buyerId, "refund an order");
   if (!admin && !(order.status === "escrow" && caller.id === order.sellerId)) {
     throw new ApiError("forbidden", order.status === "escrow" ? "Only the seller or an admin refunds an order." : "Only an admin refunds an order after release.");
   }

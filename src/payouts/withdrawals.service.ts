@@ -18,6 +18,7 @@ import { callerKycVerified, callerMayMoveOut, withdrawMethodUsable } from "../us
 import { withdrawalBreakdown, withdrawalCredits } from "./withdrawal-rules";
 import { medianCompletedGrossSql } from "./withdrawal-facts";
 import { insertWhere } from "../db/insert-where";
+import { notAboutThemselves } from "../lib/auth";
 
 export interface WithdrawResponse {
   withdrawalId: string;
@@ -234,6 +235,7 @@ export function irisOutcome(status: string): "completed" | "failed" | null {
 export async function resolveWithdrawal(db: Db, id: string, outcome: "completed" | "failed", reason: string, adminId: string, record?: (settled: WithdrawalRow) => IdempotencyWrite | undefined) {
   const w = await db.query.withdrawals.findFirst({ where: eq(withdrawals.id, id) });
   if (!w) throw new ApiError("not_found", "No such withdrawal.");
+  notAboutThemselves(adminId, w.userId, "resolve a withdrawal");
   if (w.status !== "pending") throw new ApiError("conflict", `The withdrawal is already ${w.status}.`);
   const now = Date.now();
   // The row as this settlement leaves it (what settleWithdrawal and the alongside update set).

@@ -4,6 +4,7 @@ import { insertWhere } from "../db/insert-where";
 import { accounts, auditLog, deviceAccounts, transactions, users, type UserRow } from "../db/schema";
 import { ApiError } from "../lib/errors";
 import { firstSight } from "./users.guards";
+import { notAboutThemselves } from "../lib/auth";
 
 export async function findUser(db: Db, id: string): Promise<UserRow | undefined> {
   return db.query.users.findFirst({ where: eq(users.id, id) });
@@ -22,6 +23,7 @@ export async function findOrCreateUser(db: Db, id: string, now: number): Promise
  * A ban is permanent: a banned user's status never changes here. Returns the user as it now stands.
  */
 export async function setUserStatus(db: Db, adminId: string, userId: string, status: "active" | "frozen", reason: string, now: number): Promise<UserRow> {
+  notAboutThemselves(adminId, userId, status === "frozen" ? "freeze an account" : "unfreeze an account");
   const [rows] = (await db.batch([
     db
       .update(users)

@@ -1,0 +1,41 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { adjust, adminToken, balanceOf, call, expectProblem, newUser, sim, tokenFor, verifiedUser } from "./helpers";
+
+/** Separation of duties: an admin never decides about their own account or money; another admin may. */
+describe("an admin does not decide for themselves", () => {
+  it("adjustments, alert reviews, whitelisting, freezes, held payouts, withdrawals and refunds of their own are 403", async () => {
+    const me = await verifiedUser("ops-self");
+    const self = await tokenFor(me.id, "admin");
+    const other = await adminToken();
+
+    expectProblem(await call("POST", "/api/admin/adjustments", { token: self, body: { userId: me.id, asset: "COIN", amount: 500, reason: "my own bonus" } }), 403, "forbidden");
+    expect((await balanceOf(me.token)).balance).toBe(0);
+
+    const now = Date.now();
+    await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, action_taken, created_at) values (?, ?, 'multiple_failed_payments', 'high', '{}', 'open', 'frozen', ?)").bind(`AL-self-${me.id}`, me.id, now).run();
+    expectProblem(await call("POST", "/api/fraud/review", { token: self, body: { alertId: `AL-self-${me.id}`, status: "false_positive", action: "cleared" } }), 403, "forbidden");
+    expectProblem(await call("POST", "/api/fraud/whitelist", { token: self, body: { userId: me.id, reason: "trust me" } }), 403, "forbidden");
+    expectProblem(await call("POST", `/api/admin/users/${me.id}/status`, { token: self, body: { status: "frozen", reason: "testing myself" } }), 403, "forbidden");
+
+    await env.DB.prepare("insert into payouts (id, day, user_id, campaign_id, advertiser_id, units, amount_idr, fee_idr, capped_idr, status, created_at) values (?, '2024-02-02', ?, 'cmp-self', 'adv-self', 10, 50, 5, 0, 'held', ?)").bind(`po_self_${me.id}`, me.id, now).run();
+    expectProblem(await call("POST", `/api/admin/payouts/po_self_${me.id}/release`, { token: self }), 403, "forbidden");
+
+    await adjust(me.id, 1000);
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
+    const withdrawal = await call("POST", "/api/wallet/withdraw", { token: me.token, body: { asset: "COIN", amount: 500 } });
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "none" });
+    expect(withdrawal.json).toMatchObject({ status: "pending", unconfirmed: true });
+    expectProblem(await call("POST", `/api/admin/withdrawals/${withdrawal.json.withdrawalId}/resolve`, { token: self, body: { outcome: "failed", reason: "refund myself" } }), 403, "forbidden");
+
+    const creator = await newUser("self-creator");
+    await call("PUT", "/api/content/self-video/premium", { token: creator.token, body: { price: 100 } });
+    expect((await call("POST", "/api/content/self-video/unlock", { token: me.token })).status).toBe(201);
+    expectProblem(await call("POST", "/api/content/self-video/refund", { token: self, body: { reason: "buyer_request", userId: me.id } }), 403, "forbidden");
+
+    // Another admin may do each of them.
+    expect((await call("POST", "/api/fraud/review", { token: other, body: { alertId: `AL-self-${me.id}`, status: "false_positive", action: "cleared" } })).status).toBe(200);
+    expect((await call("POST", `/api/admin/payouts/po_self_${me.id}/reject`, { token: other })).status).toBe(200);
+    expect((await call("POST", "/api/content/self-video/refund", { token: other, body: { reason: "buyer_request", userId: me.id } })).status).toBe(200);
+  });
+});
