@@ -2,7 +2,8 @@
 // The README's walkthroughs, run as written against a fresh service: every shell block from
 // "## Walkthrough" up to the daily payouts, in order, in bash, with only the ports changed. Each curl's
 // HTTP status is recorded; the answers must all be 2xx except the refusals the README itself announces
-// in a comment ("# 422 below_minimum"), in that order, and the ledger must add up afterwards.
+// in a comment ("# 422 below_minimum"), in that order; the nightly batch it fires must pay bob what the
+// README shows; and the ledger must add up afterwards.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -46,7 +47,22 @@ try {
     console.error(`FAIL: the walkthrough's refusals differ from what the README announces\n${output.slice(-4000)}`);
   }
   const { JWT_SECRET } = ensureDevVars();
-  const ledger = await request("GET", `${service.api}/api/admin/ledger/check`, { token: signToken("readme-admin", "admin", JWT_SECRET, 1) });
+  const admin = signToken("readme-admin", "admin", JWT_SECRET, 1);
+  // The nightly batch the walkthrough fired finishes on the queue: it must pay bob what the README says.
+  const today = new Date(Date.now() + 7 * 3_600_000).toISOString().slice(0, 10);
+  let batch;
+  for (let i = 0; i < 120 && batch?.status !== "done"; i++) {
+    batch = (await request("GET", `${service.api}/api/admin/batches/${today}`, { token: admin })).json;
+    if (batch?.status !== "done") await new Promise((r) => setTimeout(r, 500));
+  }
+  const announced = Number(/"idrBalance":(\d+)/.exec(section)?.[1]);
+  const bob = (await request("GET", `${service.api}/api/wallet/balance`, { token: signToken("bob", "user", JWT_SECRET, 1) })).json;
+  console.log(`batch ${batch?.status}, levels ${JSON.stringify(batch?.levels)}, paid ${JSON.stringify(batch?.payouts?.paid)}; bob's idrBalance ${bob?.idrBalance} (README: ${announced})`);
+  if (batch?.status !== "done" || !(announced > 0) || bob?.idrBalance !== announced) {
+    failed = true;
+    console.error("FAIL: the daily payout demo did not pay bob what the README shows");
+  }
+  const ledger = await request("GET", `${service.api}/api/admin/ledger/check`, { token: admin });
   if (ledger.json?.ok !== true) {
     failed = true;
     console.error(`FAIL: the ledger check after the walkthrough: ${ledger.text}`);
