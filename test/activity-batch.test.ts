@@ -171,6 +171,10 @@ describe("daily batch", () => {
     const held = mine.json.items.find((p: any) => p.kind === "payout" && p.status === "held");
     expect(held).toMatchObject({ amountIdr: 224, feeIdr: 22, units: 32 });
     const token = await adminToken();
+    // Admins list held payouts across days (SPEC §7: date and status are filters).
+    const allHeld = await call("GET", "/api/admin/payouts?status=held&limit=100", { token });
+    expect(allHeld.status, allHeld.text).toBe(200);
+    expect(allHeld.json.items.map((p: any) => p.id)).toContain(held.id);
     const [r1, r2] = await Promise.all([call("POST", `/api/admin/payouts/${held.id}/release`, { token }), call("POST", `/api/admin/payouts/${held.id}/release`, { token })]);
     expect([r1.status, r2.status].sort()).toEqual([200, 409]);
     expect((await balanceOf(busy.token)).idrBalance).toBe(224);

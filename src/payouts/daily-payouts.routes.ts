@@ -95,7 +95,7 @@ export const adminPayoutsRouter = createRouter()
       security: bearerSecurity,
       request: {
         query: z.object({
-          date: z.string().refine(isRealDay, "a date YYYY-MM-DD"),
+          date: z.string().refine(isRealDay, "a date YYYY-MM-DD").optional().openapi({ description: "One business day; without it, every day (newest day first), e.g. all held payouts with `status=held`." }),
           status: z.enum(payouts.status.enumValues).optional(),
           limit: z.coerce.number().int().min(1).max(100).default(20),
           cursor: z.string().regex(/^po_[A-Za-z0-9_-]{1,140}$/).optional(),
@@ -108,7 +108,7 @@ export const adminPayoutsRouter = createRouter()
       const rows = await c.var.db
         .select()
         .from(payouts)
-        .where(and(eq(payouts.day, q.date), q.status ? eq(payouts.status, q.status) : undefined, q.cursor ? lt(payouts.id, q.cursor) : undefined))
+        .where(and(q.date ? eq(payouts.day, q.date) : undefined, q.status ? eq(payouts.status, q.status) : undefined, q.cursor ? lt(payouts.id, q.cursor) : undefined))
         .orderBy(desc(payouts.id))
         .limit(q.limit + 1);
       const page = rows.slice(0, q.limit);
