@@ -338,9 +338,20 @@ describe("marketplace orders", () => {
     for (const bad of [{ ...body, licenseNumber: "123" }, { ...body, taxId: "x" }, { ...body, businessName: "" }, { ...body, extra: 1 }]) {
       expectProblem(await call("POST", "/api/marketplace/business-verification", { token: seller.token, body: bad }), 400, "validation_failed");
     }
+    // Two sellers waiting longer: the queue needs more than one page of two to reach this one.
+    for (let i = 0; i < 2; i++) expect((await call("POST", "/api/marketplace/business-verification", { token: (await newUser("biz-early")).token, body })).status).toBe(201);
     expect((await call("POST", "/api/marketplace/business-verification", { token: seller.token, body })).json).toMatchObject({ status: "pending" });
-    const queue = await call("GET", "/api/admin/business-verifications?status=pending", { token: admin });
-    expect(queue.json.items.some((v: any) => v.userId === seller.id)).toBe(true);
+    // The queue pages (oldest first): every pending one is reached once, whatever the page size.
+    const queued: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: any = await call("GET", `/api/admin/business-verifications?status=pending&limit=2${cursor ? `&cursor=${cursor}` : ""}`, { token: admin });
+      expect(page.status, page.text).toBe(200);
+      queued.push(...page.json.items.map((v: any) => v.userId));
+      cursor = page.json.nextCursor;
+    } while (cursor);
+    expect(queued).toContain(seller.id);
+    expect(new Set(queued).size).toBe(queued.length);
     expectProblem(await call("GET", "/api/admin/business-verifications", { token: seller.token }), 403, "forbidden");
     expect((await call("POST", `/api/admin/business-verifications/${seller.id}/review`, { token: admin, body: { decision: "rejected", note: "blurry license" } })).json).toMatchObject({ status: "rejected", note: "blurry license" });
     expectProblem(await call("POST", `/api/admin/business-verifications/${seller.id}/review`, { token: admin, body: { decision: "verified" } }), 404, "not_found");

@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { errorResponses, problemFor } from "../lib/errors";
 import { decideOnce, moveOnce } from "../lib/idempotency";
 import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
+import { decodeCursor, encodeCursor, pageSchema, paginationQuery } from "../lib/pagination";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import {
   confirmOrder,
@@ -197,6 +198,9 @@ export const marketplaceRouter = createRouter()
     async (c) => c.json(await sellerStanding(c.var.db, c.var.config, c.req.valid("param").id, Date.now()), 200),
   );
 
+/** A position in the verification queue: submittedAt and user id. */
+const QUEUE_POSITION = /^(\d{1,15}):([A-Za-z0-9_-]{1,64})$/;
+
 /** Mounted at /api/admin/business-verifications. */
 export const adminBusinessRouter = createRouter()
   .openapi(
@@ -204,14 +208,16 @@ export const adminBusinessRouter = createRouter()
       method: "get",
       path: "/",
       tags: ["admin", "marketplace"],
-      summary: "Business verifications by status (oldest first)",
+      summary: "Business verifications by status, oldest submission first (a review queue: the longest waiting come first)",
       security: bearerSecurity,
-      request: { query: z.object({ status: VerificationStatus.default("pending"), limit: z.coerce.number().int().min(1).max(100).default(50) }) },
-      responses: { 200: json(z.object({ items: z.array(VerificationSchema) }), "Verifications"), ...errorResponses },
+      request: { query: z.object({ status: VerificationStatus.default("pending"), ...paginationQuery }) },
+      responses: { 200: json(pageSchema(VerificationSchema), "Verifications"), ...errorResponses },
     }),
     async (c) => {
-      const { status, limit } = c.req.valid("query");
-      return c.json({ items: await listBusinessVerifications(c.var.db, status, limit) }, 200);
+      const { status, limit, cursor } = c.req.valid("query");
+      const at = QUEUE_POSITION.exec(decodeCursor(cursor, QUEUE_POSITION) ?? "");
+      const page = await listBusinessVerifications(c.var.db, status, limit, at ? { submittedAt: Number(at[1]), userId: at[2]! } : undefined);
+      return c.json({ items: page.items, nextCursor: page.next === null ? null : encodeCursor(page.next) }, 200);
     },
   )
   .openapi(

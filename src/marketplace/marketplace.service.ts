@@ -408,8 +408,16 @@ export async function reviewBusinessVerification(db: Db, adminId: string, userId
   return verificationView(rows[0]);
 }
 
-export async function listBusinessVerifications(db: Db, status: "pending" | "verified" | "rejected", limit: number) {
-  const rows = await db.select().from(businessVerifications).where(eq(businessVerifications.status, status)).orderBy(asc(businessVerifications.submittedAt)).limit(limit);
-  return rows.map(verificationView);
+/** A page of business verifications, oldest submission first (a review queue), after the position `after` (submittedAt and user id). */
+export async function listBusinessVerifications(db: Db, status: "pending" | "verified" | "rejected", limit: number, after?: { submittedAt: number; userId: string }) {
+  const rows = await db
+    .select()
+    .from(businessVerifications)
+    .where(and(eq(businessVerifications.status, status), after ? sql`(${businessVerifications.submittedAt}, ${businessVerifications.userId}) > (${after.submittedAt}, ${after.userId})` : undefined))
+    .orderBy(asc(businessVerifications.submittedAt), asc(businessVerifications.userId))
+    .limit(limit + 1);
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { items: page.map(verificationView), next: rows.length > limit && last ? `${last.submittedAt}:${last.userId}` : null };
 }
 
