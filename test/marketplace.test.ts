@@ -55,18 +55,21 @@ async function waitFor(check: () => Promise<boolean>, what: string) {
 }
 
 describe("marketplace rules", () => {
-  it("split: parts sum to the amount; commission, processing and affiliate are floor(bps); the seller gets the rest", () => {
+  it("split (SPEC §3): seller, processing and affiliate are floor(bps); the platform gets the remainder", () => {
     expect(orderSplit(100_000, { commissionBps: 1200, processingBps: 300, affiliateBps: 0 })).toEqual({ platform: 12_000, processing: 3_000, affiliate: 0, seller: 85_000 });
+    // 199 coins at Basic: seller floor(169.15), processing floor(5.97), the platform the rest.
+    expect(orderSplit(199, { commissionBps: 1200, processingBps: 300, affiliateBps: 0 })).toEqual({ platform: 25, processing: 5, affiliate: 0, seller: 169 });
+    expect(orderSplit(199, { commissionBps: 1200, processingBps: 300, affiliateBps: 500 })).toEqual({ platform: 26, processing: 5, affiliate: 9, seller: 159 });
     expect(orderSplit(100_000, { commissionBps: 1200, processingBps: 300, affiliateBps: 500 })).toEqual({ platform: 12_000, processing: 3_000, affiliate: 5_000, seller: 80_000 });
     fc.assert(
       fc.property(fc.integer({ min: 1, max: MAX_AMOUNT }), fc.constantFrom(1200, 800, 500), fc.boolean(), (amount, commission, affiliate) => {
         const rates = { commissionBps: commission, processingBps: 300, affiliateBps: affiliate ? 500 : 0 };
         const s = orderSplit(amount, rates);
         expect(s.seller + s.platform + s.processing + s.affiliate).toBe(amount);
-        expect(s.platform).toBe(Math.floor((amount * commission) / 10_000));
+        expect(s.seller).toBe(Math.floor((amount * (10_000 - commission - 300 - (affiliate ? 500 : 0))) / 10_000));
         expect(s.processing).toBe(Math.floor((amount * 300) / 10_000));
         expect(s.affiliate).toBe(affiliate ? Math.floor((amount * 500) / 10_000) : 0);
-        expect(s.seller).toBeGreaterThanOrEqual(0);
+        expect(s.platform).toBeGreaterThanOrEqual(Math.floor((amount * commission) / 10_000));
       }),
       { numRuns: 500 },
     );

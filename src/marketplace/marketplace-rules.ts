@@ -25,12 +25,14 @@ export interface OrderRates {
 }
 
 /**
- * The order's split: platform commission, payment processing and the affiliate's share are each
- * floor(amount × bps); the seller gets the rest (the affiliate's share comes out of the seller's).
- * Basic, 100,000: seller 85,000, platform 12,000, processing 3,000; with an affiliate: 80,000 / 5,000.
+ * The order's split (SPEC §3): the seller's share (what commission and processing leave, less the
+ * affiliate's 500 bps), payment processing and the affiliate's share are each floor(amount × bps); the
+ * platform gets the remainder, its commission and the rounding. Basic, 100,000: seller 85,000, platform
+ * 12,000, processing 3,000; with an affiliate: 80,000 / 5,000. Basic, 199: seller 169, platform 25, processing 5.
  */
 export function orderSplit(amount: number, rates: OrderRates) {
-  return splitAmount(amount, { platform: rates.commissionBps, processing: rates.processingBps, affiliate: rates.affiliateBps, seller: 0 }, "seller");
+  const sellerBps = 10_000 - rates.commissionBps - rates.processingBps - rates.affiliateBps;
+  return splitAmount(amount, { seller: sellerBps, processing: rates.processingBps, affiliate: rates.affiliateBps, platform: 0 }, "platform");
 }
 
 /**
