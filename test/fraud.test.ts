@@ -4,7 +4,7 @@ import { loadConfig } from "../src/config";
 import type { UserActivity } from "../src/durable/user-activity";
 import { evaluateRules } from "../src/fraud/rules";
 import { newId } from "../src/lib/ids";
-import { adjust, adminToken, balanceOf, call, d1Before, expectLedgerOk, expectProblem, irisReferenceOf, midtransNotification, newUser, postMidtransWebhook, setUserStatus, sim, verifiedUser } from "./helpers";
+import { adjust, adminToken, balanceOf, call, d1Before, expectLedgerOk, expectProblem, irisReferenceOf, kycForm, midtransNotification, newUser, postMidtransWebhook, setUserStatus, sim, verifiedUser } from "./helpers";
 
 const config = loadConfig({});
 const fired = (facts: Parameters<typeof evaluateRules>[0]) => evaluateRules(facts, config).map((f) => f.ruleId);
@@ -178,6 +178,23 @@ describe("actions", () => {
     expect((await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } })).status).toBe(202);
     const audit = await env.DB.prepare("select actor_id from audit_log where action = 'fraud.review' and subject_id = ?").bind(alerts[0]!.id).first<{ actor_id: string }>();
     expect(audit?.actor_id).toBe("admin-root");
+  });
+
+  it("a withdrawal ≥ 10× the median past one goes through after the user passes the KYC re-check it asked for (SPEC §12 level 3)", async () => {
+    const user = await verifiedUser("recheck-wd");
+    await adjust(user.id, 100_000);
+    const first = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } });
+    const ref = await irisReferenceOf(first.json.withdrawalId);
+    const built = await sim("POST", `/_sim/iris/${ref}/notify`, { status: "completed", deliver: false });
+    await call("POST", "/api/payment/midtrans/iris-webhook", { rawBody: built.json.raw, headers: { "content-type": "application/json", ...built.json.headers } });
+    expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 5000 } }), 403, "verification_required");
+    // The re-check: submitted by the user, verified by an admin.
+    expect((await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() })).status).toBe(201);
+    expect((await call("POST", `/api/admin/kyc/${user.id}/review`, { token: await adminToken(), body: { decision: "verified" } })).status).toBe(200);
+    const cleared = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 5000 } });
+    expect(cleared.status, cleared.text).toBe(202);
+    // Once: the next unusual one asks again.
+    expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 5000 } }), 403, "verification_required");
   });
 
   it("a withdrawal ≥ 10× the median past one requires verification until an admin clears it", async () => {

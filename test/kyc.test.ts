@@ -181,3 +181,20 @@ describe("who reviews which submission", () => {
     expect(left.objects.map((o) => o.key)).toEqual([]);
   });
 });
+
+describe("a KYC re-check (fraud level 3)", () => {
+  it("a verified user asked for additional verification submits again; a verified review lifts the hold, a rejection keeps money out", async () => {
+    const passes = await newUser("recheck");
+    expect((await call("POST", "/api/wallet/kyc/submit", { token: passes.token, form: kycForm() })).status).toBe(201);
+    expect((await call("POST", `/api/admin/kyc/${passes.id}/review`, { token: await adminToken(), body: { decision: "verified" } })).status).toBe(200);
+    // Without a hold a verified user has nothing to submit.
+    expectProblem(await call("POST", "/api/wallet/kyc/submit", { token: passes.token, form: kycForm() }), 409, "conflict");
+    await env.DB.prepare("update users set verification_required = 1 where id = ?").bind(passes.id).run();
+    const again = await call("POST", "/api/wallet/kyc/submit", { token: passes.token, form: kycForm() });
+    expect(again.status, again.text).toBe(201);
+    expect(again.json).toMatchObject({ status: "pending" });
+    expect((await call("POST", `/api/admin/kyc/${passes.id}/review`, { token: await adminToken(), body: { decision: "verified" } })).status).toBe(200);
+    const lifted = await env.DB.prepare("select kyc_status, verification_required from users where id = ?").bind(passes.id).first<{ kyc_status: string; verification_required: number }>();
+    expect(lifted).toEqual({ kyc_status: "verified", verification_required: 0 });
+  });
+});

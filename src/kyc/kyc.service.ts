@@ -42,9 +42,11 @@ export async function submitKyc(db: Db, bucket: R2Bucket, env: Env, config: Conf
   if (!validIdNumber(upload.idType, upload.idNumber)) {
     throw new ApiError("validation_failed", "The ID number does not match the ID type.", { errors: [{ path: "form.idNumber", message: `not a valid ${upload.idType} number` }] });
   }
-  const current = await latestSubmission(db, userId);
+  const [current, user] = await Promise.all([latestSubmission(db, userId), db.query.users.findFirst({ where: eq(users.id, userId), columns: { verificationRequired: true } })]);
   if (current?.status === "pending") throw new ApiError("conflict", "A KYC submission is already waiting for review.");
-  if (current?.status === "verified") throw new ApiError("conflict", "This account is already verified.");
+  // A verified user submits again only for the KYC re-check fraud level 3 asks for (SPEC §12).
+  const recheck = current?.status === "verified" && user?.verificationRequired === true;
+  if (current?.status === "verified" && !recheck) throw new ApiError("conflict", "This account is already verified.");
   const [idPhoto, selfie] = await Promise.all([readPhoto(upload.idPhoto, "idPhoto", config.KYC_MAX_PHOTO_BYTES), readPhoto(upload.selfiePhoto, "selfiePhoto", config.KYC_MAX_PHOTO_BYTES)]);
   const ring = await keyRing(env);
   const now = Date.now();
@@ -64,7 +66,7 @@ export async function submitKyc(db: Db, bucket: R2Bucket, env: Env, config: Conf
   const idNumberEncrypted = toBase64(await seal(ring, new TextEncoder().encode(upload.idNumber), `kyc-id-number:${id}`));
   // Decided in the batch: a user verified since the read above (a twin submission reviewed meanwhile) stays verified.
   const write = db.batch([
-    checkGuards(db, [guard("kyc_already_verified", sql`exists (select 1 from ${users} where ${users.id} = ${userId} and ${users.kycStatus} = 'verified')`)]),
+    checkGuards(db, [guard("kyc_already_verified", sql`exists (select 1 from ${users} where ${users.id} = ${userId} and ${users.kycStatus} = 'verified' and ${users.verificationRequired} = 0)`)]),
     db.insert(kycSubmissions).values({
       id,
       userId,
@@ -79,8 +81,9 @@ export async function submitKyc(db: Db, bucket: R2Bucket, env: Env, config: Conf
       submittedAt: now,
       keyId: ring.current.id,
     }),
-    db.update(users).set({ kycStatus: "pending", updatedAt: now }).where(eq(users.id, userId)),
-    db.insert(auditLog).values({ actorId: userId, action: "kyc.status_changed", subjectType: "user", subjectId: userId, details: { from: current?.status ?? "none", to: "pending", submissionId: id }, createdAt: now }),
+    // A re-check keeps the user verified (their limits) until it is decided; money out waits on the hold anyway.
+    db.update(users).set({ kycStatus: sql`case when ${users.kycStatus} = 'verified' then 'verified' else 'pending' end`, updatedAt: now }).where(eq(users.id, userId)),
+    db.insert(auditLog).values({ actorId: userId, action: "kyc.status_changed", subjectType: "user", subjectId: userId, details: { from: current?.status ?? "none", to: "pending", submissionId: id, ...(recheck ? { recheck: true } : {}) }, createdAt: now }),
   ]);
   try {
     await write;
@@ -132,7 +135,8 @@ export async function reviewKyc(db: Db, adminId: string, userId: string, decisio
       .set({ status: decision, reason: reason ?? null, reviewedAt: now, reviewedBy: adminId })
       .where(and(eq(kycSubmissions.id, current.id), eq(kycSubmissions.status, "pending")))
       .returning(),
-    db.update(users).set({ kycStatus: decision, updatedAt: now }).where(eq(users.id, userId)),
+    // A verified re-check lifts fraud level 3's hold (SPEC §12: "additional verification (KYC re-check) before money out").
+    db.update(users).set({ kycStatus: decision, ...(decision === "verified" ? { verificationRequired: false } : {}), updatedAt: now }).where(eq(users.id, userId)),
     db.insert(auditLog).values({ actorId: adminId, action: "kyc.status_changed", subjectType: "user", subjectId: userId, details: { from: "pending", to: decision, submissionId: current.id, reason: reason ?? null }, createdAt: now }),
   ]) as [unknown, KycSubmissionRow[]];
   return queueItemView(updated[0]!);

@@ -1,7 +1,7 @@
 import { and, asc, eq, isNotNull, lte, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { fraudAlerts, idempotencyKeys, users, withdrawMethods, withdrawals, type WithdrawalRow } from "../db/schema";
+import { fraudAlerts, idempotencyKeys, kycSubmissions, users, withdrawals, withdrawMethods, type WithdrawalRow } from "../db/schema";
 import { alertStatement, dedupeKey, raiseAlert } from "../fraud/alerts";
 import { checkRules, whitelistedSql } from "../fraud/engine";
 import { ruleById } from "../fraud/rules";
@@ -136,13 +136,18 @@ const CLEARANCE_MS = 86_400_000;
 
 /**
  * Level 3 asks for verification before money out; an admin who reviewed an unusual-withdrawal alert and
- * cleared it has verified it: within a day, the user's next withdrawal up to the amount that alert was
- * about goes through, once (else the rule, whose median has not moved, would refuse it forever).
+ * cleared it, or a KYC re-check the user passed after it, has verified it: within a day, the user's next
+ * withdrawal up to the amount that alert was about goes through, once (else the rule, whose median has not
+ * moved, would refuse it forever).
  */
-const clearedByReview = (userId: string, grossIdr: number, now: number) =>
-  sql`exists (select 1 from ${fraudAlerts} where ${fraudAlerts.userId} = ${userId} and ${fraudAlerts.alertType} = 'unusual_withdraw_pattern' and ${fraudAlerts.actionTaken} = 'cleared'
-    and ${fraudAlerts.reviewedAt} > ${now - CLEARANCE_MS} and json_extract(${fraudAlerts.details}, '$.facts.grossIdr') >= ${grossIdr}
-    and not exists (select 1 from ${withdrawals} where ${withdrawals.userId} = ${userId} and ${withdrawals.createdAt} > ${fraudAlerts.reviewedAt} and ${withdrawals.grossIdr} >= ${grossIdr}))`;
+const clearedByReview = (userId: string, grossIdr: number, now: number) => {
+  // When the alert was cleared: an admin's review `cleared` it, or the user passed the KYC re-check it asked for.
+  const clearedAt = sql`(case when ${fraudAlerts.actionTaken} = 'cleared' then ${fraudAlerts.reviewedAt}
+    else (select max(${kycSubmissions.reviewedAt}) from ${kycSubmissions} where ${kycSubmissions.userId} = ${userId} and ${kycSubmissions.status} = 'verified' and ${kycSubmissions.reviewedAt} > ${fraudAlerts.createdAt}) end)`;
+  return sql`exists (select 1 from ${fraudAlerts} where ${fraudAlerts.userId} = ${userId} and ${fraudAlerts.alertType} = 'unusual_withdraw_pattern'
+    and ${clearedAt} > ${now - CLEARANCE_MS} and json_extract(${fraudAlerts.details}, '$.facts.grossIdr') >= ${grossIdr}
+    and not exists (select 1 from ${withdrawals} where ${withdrawals.userId} = ${userId} and ${withdrawals.createdAt} > ${clearedAt} and ${withdrawals.grossIdr} >= ${grossIdr}))`;
+};
 
 /** Asks Iris to pay a freshly held withdrawal and answers the request by the outcome. */
 async function sendToIris(db: Db, config: Config, env: Env, w: WithdrawalRow, body: WithdrawResponse, scope: IdempotencyScope | undefined): Promise<{ status: 202; body: WithdrawResponse }> {
