@@ -180,14 +180,47 @@ describe("actions", () => {
     expect(audit?.actor_id).toBe("admin-root");
   });
 
-  it("a withdrawal ≥ 10× the median past one goes through after the user passes the KYC re-check it asked for (SPEC §12 level 3)", async () => {
-    const user = await verifiedUser("recheck-wd");
+  /** A completed 500-coin withdrawal sets the median; one of `amount` (≥ 5,000: 10×) is then refused for verification. */
+  async function unusualWithdrawalRefused(user: { id: string; token: string }, amount = 5000) {
     await adjust(user.id, 100_000);
     const first = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } });
     const ref = await irisReferenceOf(first.json.withdrawalId);
     const built = await sim("POST", `/_sim/iris/${ref}/notify`, { status: "completed", deliver: false });
     await call("POST", "/api/payment/midtrans/iris-webhook", { rawBody: built.json.raw, headers: { "content-type": "application/json", ...built.json.headers } });
+    expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount } }), 403, "verification_required");
+  }
+
+  it("a clearance lets one unusual withdrawal through, whatever the amounts: a smaller unusual one uses it up", async () => {
+    for (const clear of ["review", "recheck"] as const) {
+      const user = await verifiedUser(`once-${clear}`);
+      await unusualWithdrawalRefused(user, 6000);
+      if (clear === "review") {
+        const alert = (await alertsOf(user.id)).find((a) => a.alert_type === "unusual_withdraw_pattern")!;
+        expect((await call("POST", "/api/fraud/review", { token: await adminToken(), body: { alertId: alert.id, status: "resolved", action: "cleared" } })).status).toBe(200);
+      } else {
+        expect((await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() })).status).toBe(201);
+        expect((await call("POST", `/api/admin/kyc/${user.id}/review`, { token: await adminToken(), body: { decision: "verified" } })).status).toBe(200);
+      }
+      expect((await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 5000 } })).status).toBe(202);
+      expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 6000 } }), 403, "verification_required");
+    }
+  });
+
+  it("a re-check clears only the alerts still waiting for it: not an older one an admin reviewed and did not clear", async () => {
+    const user = await verifiedUser("recheck-stale");
+    await unusualWithdrawalRefused(user, 50_000);
+    const alert = (await alertsOf(user.id)).find((a) => a.alert_type === "unusual_withdraw_pattern")!;
+    expect((await call("POST", "/api/fraud/review", { token: await adminToken(), body: { alertId: alert.id, status: "resolved", action: "warned" } })).status).toBe(200);
     expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 5000 } }), 403, "verification_required");
+    expect((await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() })).status).toBe(201);
+    expect((await call("POST", `/api/admin/kyc/${user.id}/review`, { token: await adminToken(), body: { decision: "verified" } })).status).toBe(200);
+    // The re-check lifted the hold on the account; the 50,000 an admin reviewed and did not clear stays refused.
+    expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 50_000 } }), 403, "verification_required");
+  });
+
+  it("a withdrawal ≥ 10× the median past one goes through after the user passes the KYC re-check it asked for (SPEC §12 level 3)", async () => {
+    const user = await verifiedUser("recheck-wd");
+    await unusualWithdrawalRefused(user);
     // The re-check: submitted by the user, verified by an admin.
     expect((await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() })).status).toBe(201);
     expect((await call("POST", `/api/admin/kyc/${user.id}/review`, { token: await adminToken(), body: { decision: "verified" } })).status).toBe(200);
@@ -199,12 +232,7 @@ describe("actions", () => {
 
   it("a withdrawal ≥ 10× the median past one requires verification until an admin clears it", async () => {
     const user = await verifiedUser("whale");
-    await adjust(user.id, 100_000);
-    const first = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } });
-    const ref = await irisReferenceOf(first.json.withdrawalId);
-    const built = await sim("POST", `/_sim/iris/${ref}/notify`, { status: "completed", deliver: false });
-    await call("POST", "/api/payment/midtrans/iris-webhook", { rawBody: built.json.raw, headers: { "content-type": "application/json", ...built.json.headers } });
-    expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 5000 } }), 403, "verification_required");
+    await unusualWithdrawalRefused(user);
     expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } }), 403, "verification_required");
     expect((await balanceOf(user.token)).lockedBalance).toBe(0);
     const alert = (await alertsOf(user.id)).find((a) => a.alert_type === "unusual_withdraw_pattern")!;

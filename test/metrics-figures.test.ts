@@ -26,6 +26,14 @@ async function metrics(from: string, to: string) {
   return res.json;
 }
 
+/** A new user's Snap order of `packageId`, opened now (the fake clock). */
+async function openOrder(prefix: string, packageId: string) {
+  const user = await newUser(prefix);
+  const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId } });
+  expect(order.status, order.text).toBe(201);
+  return order.json.orderId as string;
+}
+
 describe("metrics: the creator earnings distribution", () => {
   it("a purchase just after WIB midnight is that WIB day's; an earner whose period total is 0 is not an earner", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
@@ -64,10 +72,7 @@ describe("metrics: payment success rate", () => {
   it("an order reported failed then confirmed settled is one paid order, not a paid and a failed one", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     at(wib("2025-04-02T10:00:00"));
-    const user = await newUser("mf-pay");
-    const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } });
-    expect(order.status, order.text).toBe(201);
-    const orderId = order.json.orderId as string;
+    const orderId = await openOrder("mf-pay", "pkg_100");
     at(wib("2025-04-02T10:05:00"));
     expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "deny" }))).json.outcome).toBe("failed");
     at(wib("2025-04-02T10:10:00"));
@@ -88,10 +93,7 @@ describe("metrics: chargeback rate", () => {
   it("two partial chargebacks of one paid order: the chargeback rate is a fraction 0–1 (1 of 1 paid orders)", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     at(wib("2025-04-20T10:00:00"));
-    const user = await newUser("mf-cb");
-    const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_1000" } });
-    expect(order.status, order.text).toBe(201);
-    const orderId = order.json.orderId as string;
+    const orderId = await openOrder("mf-cb", "pkg_1000");
     expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
     at(wib("2025-04-20T11:00:00"));
     expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "partial_chargeback", refund_amount: 42_500 }))).json.outcome).toBe("reversed");
@@ -105,9 +107,7 @@ describe("metrics: chargeback rate", () => {
   it("an order charged back on two days counts once, on the day of its first chargeback", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     at(wib("2025-06-10T10:00:00"));
-    const user = await newUser("mf-cb2");
-    const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_1000" } });
-    const orderId = order.json.orderId as string;
+    const orderId = await openOrder("mf-cb2", "pkg_1000");
     expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
     at(wib("2025-06-10T11:00:00"));
     expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "partial_chargeback", refund_amount: 20_000 }))).json.outcome).toBe("reversed");
@@ -135,5 +135,28 @@ describe("metrics: flagged transactions", () => {
     at(wib("2025-05-06T12:00:00"));
     const m = await metrics("2025-05-05", "2025-05-05");
     expect(m.days[0].flaggedTransactions).toBe(1);
+  });
+});
+
+describe("migration 0022's backfill", () => {
+  it("sets charged_back_at from each order's first chargeback reversal, or its refund before a credit", async () => {
+    const user = await newUser("mf-mig");
+    const credited = `ORD-mig-${user.id}`;
+    const early = `ORD-mig-early-${user.id}`;
+    await env.DB.batch([
+      env.DB.prepare("insert into payment_orders (id, user_id, kind, gateway, package_id, amount_idr, coins, status, created_at, updated_at, paid_at) values (?, ?, 'coin_package', 'midtrans', 'pkg_1000', 85000, 1000, 'paid', 1, 1, 1)").bind(credited, user.id),
+      env.DB.prepare("insert into payment_orders (id, user_id, kind, gateway, package_id, amount_idr, coins, status, gateway_status, created_at, updated_at) values (?, ?, 'coin_package', 'midtrans', 'pkg_1000', 85000, 1000, 'refunded', 'chargeback', 1, 7000)").bind(early, user.id),
+      ...[
+        [5000, "partial_chargeback"],
+        [3000, "partial_chargeback"],
+        [1000, "refund"],
+      ].map(([at, status]) =>
+        env.DB.prepare("insert into transactions (id, type, status, asset, amount, user_id, metadata, created_at) values (?, 'refund', 'completed', 'COIN', 1, ?, ?, ?)").bind(`tx-mig-${user.id}-${at}`, user.id, JSON.stringify({ orderId: credited, gatewayStatus: status }), at),
+      ),
+    ]);
+    const migration = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0022_"))!;
+    for (const statement of migration.queries.filter((q) => /^\s*(--[^\n]*\n\s*)*UPDATE/i.test(q))) await env.DB.prepare(statement).run();
+    const rows = await env.DB.prepare("select id, charged_back_at from payment_orders where id in (?, ?) order by id").bind(credited, early).all<{ id: string; charged_back_at: number }>();
+    expect(Object.fromEntries(rows.results.map((r) => [r.id, r.charged_back_at]))).toEqual({ [credited]: 3000, [early]: 7000 });
   });
 });

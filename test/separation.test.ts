@@ -38,4 +38,22 @@ describe("an admin does not decide for themselves", () => {
     expect((await call("POST", `/api/admin/payouts/po_self_${me.id}/reject`, { token: other })).status).toBe(200);
     expect((await call("POST", "/api/content/self-video/refund", { token: other, body: { reason: "buyer_request", userId: me.id } })).status).toBe(200);
   });
+
+  it("nor verify their own business, take over content, or whitelist a device their own account uses", async () => {
+    const me = await newUser("ops-biz");
+    const self = await tokenFor(me.id, "admin");
+    const body = { businessName: "CV Saya", licenseNumber: "9120009876543", taxId: "012345678901234" };
+    expect((await call("POST", "/api/marketplace/business-verification", { token: me.token, body })).status).toBe(201);
+    expectProblem(await call("POST", `/api/admin/business-verifications/${me.id}/review`, { token: self, body: { decision: "verified" } }), 403, "forbidden");
+
+    const creator = await newUser("ops-creator");
+    expect((await call("PUT", "/api/content/ops-takeover/premium", { token: creator.token, body: { price: 100 } })).status).toBe(200);
+    expectProblem(await call("POST", "/api/admin/content/ops-takeover/owner", { token: self, body: { creatorId: me.id } }), 403, "forbidden");
+
+    await adjust(me.id, 10);
+    const device = `dev-ops-${me.id}`;
+    expect((await call("POST", "/api/wallet/transfer", { token: me.token, body: { toUserId: creator.id, amount: 1 }, headers: { "x-device-fingerprint": device } })).status).toBe(201);
+    expectProblem(await call("POST", "/api/fraud/whitelist", { token: self, body: { deviceFingerprint: device, reason: "mine" } }), 403, "forbidden");
+    expect((await call("POST", "/api/fraud/whitelist", { token: await adminToken(), body: { deviceFingerprint: device, reason: "checked by another admin" } })).status).toBe(201);
+  });
 });

@@ -16,6 +16,7 @@ import type { TransactionView } from "../wallet/wallet.view";
 import { statStatements } from "../live/badges";
 import { contentSplit, refundLegs, type RefundKind } from "./content-rules";
 import { eachApart } from "../jobs/fanout";
+import { notAboutThemselves } from "../lib/auth";
 
 export const contentView = (c: ContentItemRow) => ({
   id: c.id,
@@ -55,6 +56,7 @@ export async function registerContent(db: Db, callerId: string, id: string, pric
 
 /** An admin hands a content item to another creator (audited); its past purchases keep their split. */
 export async function reassignContent(db: Db, adminId: string, id: string, creatorId: string, now: number) {
+  notAboutThemselves(adminId, creatorId, "take over content (its sales would pay them)");
   const [, [row]] = (await applyStatements(db, [
     firstSight(db, creatorId, now),
     db.update(contentItems).set({ creatorId, updatedAt: now }).where(eq(contentItems.id, id)).returning(),

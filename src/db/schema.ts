@@ -370,12 +370,15 @@ export const withdrawals = sqliteTable(
     nextCheckAt: integer(),
     checks: integer().notNull().default(0),
     resolvedBy: text(),
+    /** The unusual-withdrawal alert whose clearance (an admin's, or a KYC re-check) let this one through: each is used once. */
+    clearanceAlertId: text(),
     createdAt: integer().notNull(),
     updatedAt: integer().notNull(),
     completedAt: integer(),
   },
   (t) => [
     index("withdrawals_user_idx").on(t.userId, t.id),
+    index("withdrawals_clearance_idx").on(t.clearanceAlertId),
     uniqueIndex("withdrawals_iris_reference_uq").on(t.irisReference),
     index("withdrawals_status_idx").on(t.status, t.createdAt),
     index("withdrawals_due_idx").on(t.status, t.nextCheckAt, t.id),

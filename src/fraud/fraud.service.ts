@@ -1,6 +1,6 @@
 import { and, desc, eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { auditLog, fraudAlerts, fraudWhitelist, users } from "../db/schema";
+import { auditLog, deviceAccounts, fraudAlerts, fraudWhitelist, users } from "../db/schema";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { toPage } from "../lib/pagination";
@@ -114,6 +114,10 @@ export async function fraudStats(db: Db) {
 
 export async function addToWhitelist(db: Db, adminId: string, input: { userId?: string; deviceFingerprint?: string; reason: string; expiresAt?: string }) {
   notAboutThemselves(adminId, input.userId, "whitelist an account");
+  if (input.deviceFingerprint) {
+    const own = await db.query.deviceAccounts.findFirst({ where: and(eq(deviceAccounts.fingerprint, input.deviceFingerprint), eq(deviceAccounts.userId, adminId)) });
+    if (own) notAboutThemselves(adminId, own.userId, "whitelist a device their own account uses");
+  }
   const now = Date.now();
   const expiresAt = input.expiresAt ? Date.parse(input.expiresAt) : null;
   if (expiresAt !== null && expiresAt <= now) throw new ApiError("validation_failed", "expiresAt must be in the future.", { errors: [{ path: "json.expiresAt", message: "in the future" }] });

@@ -391,6 +391,7 @@ export const verificationView = (v: typeof businessVerifications.$inferSelect) =
 });
 
 export async function reviewBusinessVerification(db: Db, adminId: string, userId: string, decision: "verified" | "rejected", note: string | undefined, now: number) {
+  notAboutThemselves(adminId, userId, "review a business verification");
   const [rows] = (await applyStatements(db, [
     db
       .update(businessVerifications)

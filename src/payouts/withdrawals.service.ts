@@ -77,6 +77,7 @@ export async function requestWithdrawal(
   const subject = { userId, deviceFingerprint: ctx.deviceFingerprint };
   const unusual = ruleById("unusual_withdraw_pattern", "withdrawal");
   const unusualSql = unusual.firesSql!({ grossIdr: sql`${b.grossIdr}`, medianPastGrossIdr: medianCompletedGrossSql(userId) }, unusual.params(config));
+  const unusualNotWhitelisted = sql`(${unusualSql} and not ${whitelistedSql(subject, now)})`;
   const nextCheckAt = now + config.WITHDRAW_RECONCILE_AFTER_MINUTES * 60_000;
   const insertWithdrawal = insertWhere(
     db,
@@ -85,10 +86,12 @@ export async function requestWithdrawal(
       id: withdrawalId, userId, asset: input.asset, amount: input.amount, ...b, status: "pending", holdId: hold.id, transactionId: hold.transactionId,
       bankName: sql`${withdrawMethods.bankName}`, accountNumber: sql`${withdrawMethods.accountNumber}`, accountName: sql`${withdrawMethods.accountName}`,
       nextCheckAt, createdAt: now, updatedAt: now,
+      // The clearance this withdrawal uses, if the rule would refuse it without one (so it is used once).
+      clearanceAlertId: sql`(case when ${unusualNotWhitelisted} then ${clearingAlert(userId, b.grossIdr, now)} end)`,
     },
     sql`from ${withdrawMethods} where ${withdrawMethods.userId} = ${userId}`,
-  ).returning({ bankName: withdrawals.bankName, accountNumber: withdrawals.accountNumber, accountName: withdrawals.accountName });
-  let bank: { bankName: string; accountNumber: string; accountName: string };
+  ).returning({ bankName: withdrawals.bankName, accountNumber: withdrawals.accountNumber, accountName: withdrawals.accountName, clearanceAlertId: withdrawals.clearanceAlertId });
+  let bank: { bankName: string; accountNumber: string; accountName: string; clearanceAlertId: string | null };
   try {
     const { alongside } = await applyPlanWithResults(
       db,
@@ -104,7 +107,7 @@ export async function requestWithdrawal(
           ...callerMayMoveOut(userId),
           ...callerKycVerified(userId),
           ...withdrawMethodUsable(userId, now),
-          guard("unusual_withdraw_pattern", sql`${unusualSql} and not ${whitelistedSql(subject, now)} and not ${clearedByReview(userId, b.grossIdr, now)}`),
+          guard("unusual_withdraw_pattern", sql`${unusualNotWhitelisted} and ${clearingAlert(userId, b.grossIdr, now)} is null`),
         ],
         alongside: [insertWithdrawal],
         // Open until Iris has answered (its deadline and a margin): a refusal or an unclear answer replaces it.
@@ -138,15 +141,17 @@ const CLEARANCE_MS = 86_400_000;
  * Level 3 asks for verification before money out; an admin who reviewed an unusual-withdrawal alert and
  * cleared it, or a KYC re-check the user passed after it, has verified it: within a day, the user's next
  * withdrawal up to the amount that alert was about goes through, once (else the rule, whose median has not
- * moved, would refuse it forever).
+ * moved, would refuse it forever). The withdrawal records the alert it used (`clearanceAlertId`).
  */
-const clearedByReview = (userId: string, grossIdr: number, now: number) => {
-  // When the alert was cleared: an admin's review `cleared` it, or the user passed the KYC re-check it asked for.
+const clearingAlert = (userId: string, grossIdr: number, now: number) => {
+  // When the alert was cleared: an admin's review `cleared` it, or, while no admin has reviewed it, the first
+  // KYC re-check the user passed after it (a later re-check does not clear it again).
   const clearedAt = sql`(case when ${fraudAlerts.actionTaken} = 'cleared' then ${fraudAlerts.reviewedAt}
-    else (select max(${kycSubmissions.reviewedAt}) from ${kycSubmissions} where ${kycSubmissions.userId} = ${userId} and ${kycSubmissions.status} = 'verified' and ${kycSubmissions.reviewedAt} > ${fraudAlerts.createdAt}) end)`;
-  return sql`exists (select 1 from ${fraudAlerts} where ${fraudAlerts.userId} = ${userId} and ${fraudAlerts.alertType} = 'unusual_withdraw_pattern'
+    when ${fraudAlerts.reviewedAt} is null then (select min(${kycSubmissions.reviewedAt}) from ${kycSubmissions} where ${kycSubmissions.userId} = ${userId} and ${kycSubmissions.status} = 'verified' and ${kycSubmissions.reviewedAt} > ${fraudAlerts.createdAt}) end)`;
+  // Used once: by the one withdrawal it let through (recorded on that withdrawal), whatever the amounts.
+  return sql`(select ${fraudAlerts.id} from ${fraudAlerts} where ${fraudAlerts.userId} = ${userId} and ${fraudAlerts.alertType} = 'unusual_withdraw_pattern'
     and ${clearedAt} > ${now - CLEARANCE_MS} and json_extract(${fraudAlerts.details}, '$.facts.grossIdr') >= ${grossIdr}
-    and not exists (select 1 from ${withdrawals} where ${withdrawals.userId} = ${userId} and ${withdrawals.createdAt} > ${clearedAt} and ${withdrawals.grossIdr} >= ${grossIdr}))`;
+    and not exists (select 1 from ${withdrawals} where ${withdrawals.clearanceAlertId} = ${fraudAlerts.id}) order by ${fraudAlerts.id} limit 1)`;
 };
 
 /** Asks Iris to pay a freshly held withdrawal and answers the request by the outcome. */
