@@ -60,6 +60,8 @@ describe("marketplace rules", () => {
     // 199 coins at Basic: seller floor(169.15), processing floor(5.97), the platform the rest.
     expect(orderSplit(199, { commissionBps: 1200, processingBps: 300, affiliateBps: 0 })).toEqual({ platform: 25, processing: 5, affiliate: 0, seller: 169 });
     expect(orderSplit(199, { commissionBps: 1200, processingBps: 300, affiliateBps: 500 })).toEqual({ platform: 26, processing: 5, affiliate: 9, seller: 159 });
+    // One coin leaves the seller nothing (an order of it is refused: below_minimum).
+    expect(orderSplit(1, { commissionBps: 1200, processingBps: 300, affiliateBps: 0 })).toEqual({ platform: 1, processing: 0, affiliate: 0, seller: 0 });
     expect(orderSplit(100_000, { commissionBps: 1200, processingBps: 300, affiliateBps: 500 })).toEqual({ platform: 12_000, processing: 3_000, affiliate: 5_000, seller: 80_000 });
     fc.assert(
       fc.property(fc.integer({ min: 1, max: MAX_AMOUNT }), fc.constantFrom(1200, 800, 500), fc.boolean(), (amount, commission, affiliate) => {
@@ -87,6 +89,15 @@ describe("marketplace rules", () => {
 });
 
 describe("marketplace orders", () => {
+  it("an order too small to leave the seller a coin is refused and moves nothing (its release would move 0)", async () => {
+    const seller = await newUser("tiny-seller");
+    const buyer = await newUser("tiny-buyer");
+    await adjust(buyer.id, 10);
+    expectProblem(await order(buyer, { sellerId: seller.id, amount: 1 }), 422, "below_minimum");
+    expect((await balanceOf(buyer.token)).balance).toBe(10);
+    expect((await order(buyer, { sellerId: seller.id, amount: 2 })).status).toBe(201);
+  });
+
   it("confirm and refund honour Idempotency-Key: a repeat replays the answer instead of 409", async () => {
     const [buyer, seller] = [await funded(1000), await newUser("seller")];
     const first = await order(buyer, { sellerId: seller.id, amount: 100 });
@@ -410,7 +421,9 @@ describe("model: random gifts, boosts, orders, confirms, cron releases and refun
             else expectProblem(res, 422, "insufficient_funds");
           } else if (c.kind === "order") {
             const res = await order(buyer, { sellerId: seller.id, amount: c.amount, ...(c.referral ? { referralCode: code } : {}) });
-            if (m.buyer < c.amount) expectProblem(res, 422, "insufficient_funds");
+            const split = orderSplit(c.amount, { commissionBps: 1200, processingBps: 300, affiliateBps: c.referral ? 500 : 0 });
+            if (split.seller === 0) expectProblem(res, 422, "below_minimum");
+            else if (m.buyer < c.amount) expectProblem(res, 422, "insufficient_funds");
             else {
               expect(res.status, res.text).toBe(201);
               m.buyer -= c.amount;

@@ -87,7 +87,7 @@ export const marketplaceRouter = createRouter()
         201: json(z.object({ order: OrderSchema, transaction: TransactionSchema }).openapi("MarketplaceOrderPlaced"), "Ordered"),
         ...errorResponses,
         404: problemFor("No such seller (`recipient_not_found`)."),
-        422: problemFor("`self_order`, `invalid_referral_code`, `insufficient_funds`, `debt_outstanding`, `recipient_unavailable`."),
+        422: problemFor("`self_order`, `invalid_referral_code`, `insufficient_funds`, `debt_outstanding`, `recipient_unavailable`, `below_minimum` (an amount whose floored seller share is 0: 1 coin)."),
       },
     }),
     async (c) => {

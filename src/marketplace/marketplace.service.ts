@@ -103,6 +103,11 @@ export async function placeOrder(
 async function orderAt(db: Db, config: Config, buyerId: string, input: Parameters<typeof placeOrder>[3], tier: SellerTier, affiliateId: string | null, ctx: Parameters<typeof placeOrder>[4], now: number) {
   const rates = { commissionBps: commissionBps(tier, config), processingBps: config.MARKETPLACE_PROCESSING_BPS, affiliateBps: affiliateId ? config.MARKETPLACE_AFFILIATE_BPS : 0 };
   const split = orderSplit(input.amount, rates);
+  if (split.seller <= 0) {
+    // The seller's share is floored (SPEC §3): an amount too small leaves them nothing, and nothing to release.
+    const minimum = Math.ceil(10_000 / (10_000 - rates.commissionBps - rates.processingBps - rates.affiliateBps));
+    throw new ApiError("below_minimum", `An order of ${input.amount} coins leaves the seller nothing after commission, processing and the affiliate's share; the minimum is ${minimum}.`);
+  }
   const orderId = newId(now);
   const txId = newId(now);
   const row: MarketplaceOrderRow = {
