@@ -6,6 +6,7 @@ import { AlertIdPattern, AlertReview } from "../fraud/fraud.routes";
 import { KycReview } from "../kyc/kyc.routes";
 import { WithdrawalResolution } from "../payouts/payouts.routes";
 import { latestLedgerCheck, recordLedgerCheck } from "../admin/ledger-check";
+import { USER_ID_PATTERN } from "../lib/auth";
 import { batchRuns, kycSubmissions, payouts, withdrawals } from "../db/schema";
 import { listAlerts, reviewAlert } from "../fraud/fraud.service";
 import { decideHeldPayout } from "../jobs/batch-payouts";
@@ -16,9 +17,9 @@ import { metricsReport } from "../metrics/metrics.service";
 import { resolveWithdrawal } from "../payouts/withdrawals.service";
 import { setUserStatus, userOverview } from "../users/users.service";
 import { Action, Chart, Page } from "./layout";
-import { consoleSession, flashSignature, loginCsrf, noStore, readForm, same, signIn, signOut, type ConsoleEnv } from "./session";
+import { consoleSession, flashSignature, loginCsrf, noStore, readForm, signIn, signOut, type ConsoleEnv } from "./session";
+import { constantTimeEqual } from "../lib/crypto";
 
-const USER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const rupiah = (v: number) => `Rp ${Math.round(v).toLocaleString("en-US")}`;
 const pct = (v: number) => `${(v * 100).toFixed(1)} %`;
 const when = (ms: number | null) => (ms === null ? "–" : new Date(ms).toISOString().replace("T", " ").slice(0, 19));
@@ -30,7 +31,7 @@ const when = (ms: number | null) => (ms === null ? "–" : new Date(ms).toISOStr
 async function flashOf(c: Context<ConsoleEnv>) {
   const q = new URL(c.req.url).searchParams;
   const [kind, text] = q.has("ok") ? (["ok", q.get("ok")!] as const) : q.has("error") ? (["error", q.get("error")!] as const) : [];
-  if (!kind || !same(q.get("sig") ?? "", await flashSignature(c.var.csrf, `${kind}:${text}`))) return {};
+  if (!kind || !constantTimeEqual(q.get("sig") ?? "", await flashSignature(c.var.csrf, `${kind}:${text}`))) return {};
   return { [kind]: text };
 }
 
@@ -133,7 +134,8 @@ consoleRouter.get("/", async (c) => {
 
 consoleRouter.post("/ledger-check", async (c) =>
   c.redirect(
-    await act(c, 
+    await act(
+      c,
       "/admin",
       async () => {
         const report = await recordLedgerCheck(c.var.db, Date.now(), c.var.config.BUSINESS_TZ_OFFSET);
@@ -283,7 +285,7 @@ consoleRouter.get("/kyc", async (c) => {
 
 consoleRouter.get("/kyc/:userId/photo/:kind", async (c) => {
   const { userId, kind } = c.req.param();
-  if (!USER_ID.test(userId) || (kind !== "id" && kind !== "selfie")) return c.notFound();
+  if (!USER_ID_PATTERN.test(userId) || (kind !== "id" && kind !== "selfie")) return c.notFound();
   // The same service as the API: decrypted for this view, and the view audited.
   const photo = await viewPhoto(c.var.db, c.env.KYC_BUCKET, c.env, c.var.user.id, userId, kind);
   return c.body(photo.bytes, 200, { "content-type": photo.contentType, "cache-control": "no-store" });
@@ -294,7 +296,7 @@ consoleRouter.post("/kyc/:userId/review", async (c) => {
   const userId = c.req.param("userId");
   return c.redirect(
     await act(c, "/admin/kyc", async () => {
-      if (!USER_ID.test(userId)) throw new ApiError("validation_failed", "No such user id.");
+      if (!USER_ID_PATTERN.test(userId)) throw new ApiError("validation_failed", "No such user id.");
       const { decision, reason, submissionId } = formInput(KycReview, form);
       if (decision === "rejected" && !reason) throw new ApiError("validation_failed", "A rejection needs a reason.");
       await reviewKyc(c.var.db, c.var.user.id, userId, decision, reason, submissionId);
@@ -413,7 +415,7 @@ consoleRouter.post("/withdrawals/:id/resolve", async (c) => {
 
 consoleRouter.get("/users", async (c) => {
   const id = c.req.query("id")?.trim();
-  if (id && USER_ID.test(id)) return c.redirect(`/admin/users/${id}`, 303);
+  if (id && USER_ID_PATTERN.test(id)) return c.redirect(`/admin/users/${id}`, 303);
   return c.html(
     <Page title="Users" path="/admin/users" csrf={c.var.csrf} flash={await flashOf(c)}>
       <form method="get" action="/admin/users" class="card inline">
@@ -426,7 +428,7 @@ consoleRouter.get("/users", async (c) => {
 
 consoleRouter.get("/users/:id", async (c) => {
   const id = c.req.param("id");
-  if (!USER_ID.test(id)) return c.notFound();
+  if (!USER_ID_PATTERN.test(id)) return c.notFound();
   let u;
   try {
     u = await userOverview(c.var.db, id);
@@ -488,7 +490,7 @@ consoleRouter.post("/users/:id/status", async (c) => {
   const form = await readForm(c);
   return c.redirect(
     await act(c, `/admin/users/${encodeURIComponent(id)}`, async () => {
-      if (!USER_ID.test(id)) throw new ApiError("validation_failed", "No such user id.");
+      if (!USER_ID_PATTERN.test(id)) throw new ApiError("validation_failed", "No such user id.");
       const { status, reason } = formInput(UserStatusChange, form);
       await setUserStatus(c.var.db, c.var.user.id, id, status, reason, Date.now());
     }, field(form, "status") === "frozen" ? "User frozen." : "User unfrozen."),

@@ -6,6 +6,7 @@ import { and, eq, gt, gte, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { consoleSessions, users } from "../db/schema";
 import { verifyBearer } from "../lib/auth";
+import { constantTimeEqual, digestHex, hmacHex, randomHex } from "../lib/crypto";
 import { ApiError } from "../lib/errors";
 import { firstSight } from "../users/users.guards";
 
@@ -27,11 +28,6 @@ const cookieOptions = { httpOnly: true, secure: true, sameSite: "Strict", path: 
 
 export type ConsoleEnv = AppEnv & { Variables: AppEnv["Variables"] & { csrf: string } };
 
-async function hmac(secret: string, text: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(text));
-  return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** The posted form; a body that is not a readable form is 400, not an error of ours. */
 export async function readForm<E extends AppEnv>(c: Context<E>) {
@@ -42,27 +38,12 @@ export async function readForm<E extends AppEnv>(c: Context<E>) {
   }
 }
 
-/** Constant-time comparison of two strings. */
-export function same(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  if (x.length !== y.length) return false;
-  let diff = 0;
-  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!;
-  return diff === 0;
-}
 
-export const csrfFor = (secret: string, session: string) => hmac(secret, `csrf:${session}`);
+export const csrfFor = (secret: string, session: string) => hmacHex(secret, `csrf:${session}`);
 /** Signs a banner message for the session whose CSRF token is `csrf` (see the console's `act`). */
-export const flashSignature = (csrf: string, text: string) => hmac(csrf, `flash:${text}`);
+export const flashSignature = (csrf: string, text: string) => hmacHex(csrf, `flash:${text}`);
 
-const randomHex = (bytes: number) => [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
-const sessionKey = async (secret: string) => sha256Hex(`console-session:${secret}`);
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
+const sessionKey = (secret: string) => digestHex("SHA-256", `console-session:${secret}`);
 
 /**
  * The login form's CSRF token: a random value in a cookie, to be echoed by the form. A login page opened
@@ -81,7 +62,7 @@ export function loginCsrf<E extends AppEnv>(c: Context<E>): string {
  */
 export async function signIn<E extends AppEnv>(c: Context<E>, token: string, formCsrf: string): Promise<"ok" | "invalid" | "form_expired"> {
   const expected = getCookie(c, LOGIN_CSRF_COOKIE) ?? "";
-  if (!expected || !same(expected, formCsrf)) return "form_expired";
+  if (!expected || !constantTimeEqual(expected, formCsrf)) return "form_expired";
   let user;
   try {
     user = await verifyBearer(`Bearer ${token.trim()}`, c.env.JWT_SECRET);
@@ -144,7 +125,7 @@ export const consoleSession = createMiddleware<ConsoleEnv>(async (c, next) => {
   c.set("csrf", csrf);
   if (c.req.method === "POST") {
     const form = await readForm(c);
-    if (typeof form._csrf !== "string" || !same(form._csrf, csrf)) throw new ApiError("forbidden", "The form's CSRF token is missing or wrong; reload the page.");
+    if (typeof form._csrf !== "string" || !constantTimeEqual(form._csrf, csrf)) throw new ApiError("forbidden", "The form's CSRF token is missing or wrong; reload the page.");
   }
   await next();
 });

@@ -4,6 +4,7 @@ import { insertWhere } from "../db/insert-where";
 import { fraudAlerts } from "../db/schema";
 import { newId } from "../lib/ids";
 import { announce } from "../realtime/outbox";
+import { digestHex } from "../lib/crypto";
 
 export type Severity = "low" | "medium" | "high" | "critical";
 
@@ -41,8 +42,7 @@ export interface AlertInput {
  * hashes, so no client-supplied string (a device fingerprint, an order id) ever becomes an id or key.
  */
 export async function dedupeKey(...parts: (string | number)[]): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\u001f")));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return digestHex("SHA-256", parts.join("\u001f"));
 }
 
 /** The insert for one alert, to run alone or inside the batch of the movement that caused it; a repeat of its dedupe key is ignored. */

@@ -17,7 +17,31 @@ export interface KeyRing {
   previous?: SealingKey;
 }
 
-const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+/** Lower-case hex of bytes. */
+export const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+/** `bytes` random bytes, as hex. */
+export const randomHex = (bytes: number) => hex(crypto.getRandomValues(new Uint8Array(bytes)));
+
+/** Hex of a SHA digest of a string's UTF-8 bytes. */
+export async function digestHex(algorithm: "SHA-256" | "SHA-512", text: string): Promise<string> {
+  return hex(new Uint8Array(await crypto.subtle.digest(algorithm, new TextEncoder().encode(text))));
+}
+
+/** Hex of HMAC-SHA256(secret, text). */
+export async function hmacHex(secret: string, text: string): Promise<string> {
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return hex(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(text))));
+}
+
+/** Compares two strings without leaking where they differ (lengths are not secret here). */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
 
 async function importKey(base64: string | undefined, name: string): Promise<SealingKey> {
   let raw: Uint8Array;

@@ -4,6 +4,7 @@ import type { Db } from "../db/client";
 import { idempotencyKeys } from "../db/schema";
 import type { AppEnv } from "../env";
 import { IdempotencyRaceError, type IdempotencyWrite, type Statement } from "../ledger/executor";
+import { digestHex } from "./crypto";
 import { deviceFingerprint } from "./request";
 import { ApiError, problemBody, type ErrorCode, type FieldError } from "./errors";
 
@@ -30,17 +31,13 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** Reads and validates the Idempotency-Key header; undefined when the client sent none. */
 export async function idempotencyScope(c: Context<AppEnv>, body: unknown): Promise<IdempotencyScope | undefined> {
   const key = c.req.header("idempotency-key");
   if (key === undefined) return undefined;
   if (!KEY_PATTERN.test(key)) throw new ApiError("validation_failed", "Idempotency-Key must be 1–255 visible ASCII characters.", { errors: [{ path: "header.Idempotency-Key", message: "1–255 visible ASCII characters" }] });
-  const requestHash = await sha256Hex(`${c.req.method} ${c.req.path}\n${canonical(body)}`);
+  const requestHash = await digestHex("SHA-256", `${c.req.method} ${c.req.path}\n${canonical(body)}`);
   return { userId: c.var.user.id, key, requestHash };
 }
 

@@ -1,18 +1,8 @@
 /** Gateway authenticity checks (SPEC §6.2, §6.3, §7): pure functions over the strings as received. */
+import { constantTimeEqual, digestHex } from "../lib/crypto";
 
-export async function sha512Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-512", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Compares two strings without leaking where they differ (lengths are not secret here). */
-export function constantTimeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
-}
+export const sha512Hex = (text: string) => digestHex("SHA-512", text);
+export { constantTimeEqual };
 
 /** Midtrans: signature_key = SHA-512(order_id + status_code + gross_amount + server key), exactly as sent. */
 export async function verifyMidtransSignature(
