@@ -12,9 +12,10 @@ const cookieOf = (res: { headers: Headers }, name: string) =>
     ?.split(";")[0]!
     .trim();
 
-async function loginForm() {
-  const page = await call("GET", "/admin/login");
-  return { csrf: /name="_csrf" value="([0-9a-f]+)"/.exec(page.text)![1]!, cookie: cookieOf(page, "admin_login_csrf")! };
+/** The login page as a browser gets it: with the login cookie it already holds, if any. */
+async function loginForm(held?: string) {
+  const page = await call("GET", "/admin/login", held ? { headers: { cookie: held } } : {});
+  return { csrf: /name="_csrf" value="([0-9a-f]+)"/.exec(page.text)![1]!, cookie: cookieOf(page, "admin_login_csrf") ?? held! };
 }
 
 async function signIn(sub = uniqueId("ops")) {
@@ -87,9 +88,10 @@ describe("the console's session", () => {
 
   it("a second login page does not spoil the first; an expired form says so instead of calling the token invalid", async () => {
     const first = await loginForm();
-    await loginForm(); // another tab: the browser would keep the first cookie only if it is not replaced
+    // Another tab: the browser sends the cookie it holds and keeps whatever the answer sets.
+    const second = await loginForm(first.cookie);
     const token = await tokenFor(uniqueId("ops-tabs"), "admin");
-    const ok = await call("POST", "/admin/login", { rawBody: form({ _csrf: first.csrf, token }), headers: formHeaders(first.cookie) });
+    const ok = await call("POST", "/admin/login", { rawBody: form({ _csrf: first.csrf, token }), headers: formHeaders(second.cookie) });
     expect(ok.headers.get("location")).toBe("/admin");
     const stale = await call("POST", "/admin/login", { rawBody: form({ _csrf: "0".repeat(32), token }), headers: { "content-type": "application/x-www-form-urlencoded" } });
     expect(stale.headers.get("location")).toBe("/admin/login?error=form_expired");

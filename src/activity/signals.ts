@@ -21,8 +21,9 @@ export interface DaySignals {
    * and the per-session one (minutes of one session share its pace, so with G sessions the mean is known
    * from G pieces: the cluster-robust SE √(G/(G−1) · Σ (n_k (r̄_k − R̄))²) / n, sessions being runs of
    * active minutes with at most SESSION_GAP_MINUTES idle between them); 0 under 2 minutes. R̄'s z divides
-   * by √(σ² + min(rbarSe, BOT_RBAR_SE_MAX_SIGMA·σ)²), so a short bursty day is not banned for its sampling
-   * noise while a steady pace (rbarSe ≈ 0) is judged exactly as SPEC §8 says.
+   * by √(σ² + min(rbarSe, cap)²), the cap BOT_RBAR_SE_MAX_SIGMA·σ shrinking past BOT_RBAR_SE_FULL_MINUTES
+   * (seAllowance), so a short bursty day is not banned for its sampling noise while a steady pace
+   * (rbarSe ≈ 0) is judged exactly as SPEC §8 says.
    */
   rbarSe: number;
   /** Clock hours (of epoch minutes, = WIB hours) with at least HOUR_MIN_MINUTES active minutes. */
