@@ -201,6 +201,9 @@ describe("actions", () => {
         expect((await call("POST", "/api/wallet/kyc/submit", { token: user.token, form: kycForm() })).status).toBe(201);
         expect((await call("POST", `/api/admin/kyc/${user.id}/review`, { token: await adminToken(), body: { decision: "verified" } })).status).toBe(200);
       }
+      // A withdrawal Iris refuses (nothing paid) gives the clearance back.
+      await sim("POST", "/_sim/faults", { target: "iris", mode: "reject" });
+      expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 5000 } }), 502, "gateway_error");
       expect((await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 5000 } })).status).toBe(202);
       expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 6000 } }), 403, "verification_required");
     }

@@ -139,19 +139,21 @@ const CLEARANCE_MS = 86_400_000;
 
 /**
  * Level 3 asks for verification before money out; an admin who reviewed an unusual-withdrawal alert and
- * cleared it, or a KYC re-check the user passed after it, has verified it: within a day, the user's next
- * withdrawal up to the amount that alert was about goes through, once (else the rule, whose median has not
- * moved, would refuse it forever). The withdrawal records the alert it used (`clearanceAlertId`).
+ * cleared it, or a KYC re-check the user passed after it, has verified it: within a day, one withdrawal the
+ * rule would refuse, up to the amount that alert was about, goes through (else the rule, whose median has not
+ * moved, would refuse it forever). The withdrawal records the alert it used (`clearanceAlertId`); one that
+ * then failed (Iris refused it, nothing was paid) gives the clearance back.
  */
 const clearingAlert = (userId: string, grossIdr: number, now: number) => {
   // When the alert was cleared: an admin's review `cleared` it, or, while no admin has reviewed it, the first
   // KYC re-check the user passed after it (a later re-check does not clear it again).
   const clearedAt = sql`(case when ${fraudAlerts.actionTaken} = 'cleared' then ${fraudAlerts.reviewedAt}
     when ${fraudAlerts.reviewedAt} is null then (select min(${kycSubmissions.reviewedAt}) from ${kycSubmissions} where ${kycSubmissions.userId} = ${userId} and ${kycSubmissions.status} = 'verified' and ${kycSubmissions.reviewedAt} > ${fraudAlerts.createdAt}) end)`;
-  // Used once: by the one withdrawal it let through (recorded on that withdrawal), whatever the amounts.
+  // Used once: by the one withdrawal it let through (recorded on that withdrawal), whatever the amounts,
+  // unless that withdrawal failed and paid nothing.
   return sql`(select ${fraudAlerts.id} from ${fraudAlerts} where ${fraudAlerts.userId} = ${userId} and ${fraudAlerts.alertType} = 'unusual_withdraw_pattern'
     and ${clearedAt} > ${now - CLEARANCE_MS} and json_extract(${fraudAlerts.details}, '$.facts.grossIdr') >= ${grossIdr}
-    and not exists (select 1 from ${withdrawals} where ${withdrawals.clearanceAlertId} = ${fraudAlerts.id}) order by ${fraudAlerts.id} limit 1)`;
+    and not exists (select 1 from ${withdrawals} where ${withdrawals.clearanceAlertId} = ${fraudAlerts.id} and ${withdrawals.status} <> 'failed') order by ${fraudAlerts.id} limit 1)`;
 };
 
 /** Asks Iris to pay a freshly held withdrawal and answers the request by the outcome. */
