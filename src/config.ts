@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { PAYOUT_DAILY_CAP_IDR, signalDefaults, type ColumnDefaults } from "./activity/signals";
+import { parseRanges } from "./lib/cidr";
 
 /**
  * Every business parameter of the service with its default (SPEC §2). A parameter's key is the
@@ -158,7 +159,8 @@ export const configSchema = z.object({
   // gateways (§6)
   MIDTRANS_IS_PRODUCTION: bool(false),
   MIDTRANS_VERIFY_STATUS: bool(true),
-  MIDTRANS_ALLOWED_IPS: z.string().default(""),
+  // CIDR ranges (comma-separated); empty: any source. A bad entry stops the Worker rather than locking every notification out.
+  MIDTRANS_ALLOWED_IPS: z.string().default("").refine((list) => parseRanges(list) !== null, "expected comma-separated IPv4/IPv6 addresses or CIDR ranges"),
   GATEWAY_TIMEOUT_MS: int(10_000, 100, 60_000),
   CAMPAIGN_MIN_DEPOSIT_IDR: int(10_000, 1),
   MIDTRANS_SNAP_BASE_URL: url("https://app.sandbox.midtrans.com/snap/v1"),

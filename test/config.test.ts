@@ -89,6 +89,7 @@ describe("hardening 5: secrets and production safety", () => {
     ["MIDTRANS_IS_PRODUCTION=false in production", { MIDTRANS_IS_PRODUCTION: "false" }, "MIDTRANS_IS_PRODUCTION"],
     ["MIDTRANS_VERIFY_STATUS=false in production", { MIDTRANS_VERIFY_STATUS: "false" }, "MIDTRANS_VERIFY_STATUS"],
     ["a Xendit development key in production", { XENDIT_SECRET_KEY: "xnd_development_abc" }, "XENDIT_SECRET_KEY"],
+    ["an allow-list entry that is not an address range", { MIDTRANS_ALLOWED_IPS: "103.208.23.0/24, 103.208.23.0/33" }, "MIDTRANS_ALLOWED_IPS"],
   ])("%s: every request is 500 misconfigured and the log names the var", async (_name, override, varName) => {
     const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
     try {

@@ -2,7 +2,9 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import type { UserActivity } from "../src/durable/user-activity";
-import { evaluateRules } from "../src/fraud/rules";
+import { evaluateRules, RULES, ruleConfig, type Facts } from "../src/fraud/rules";
+import { sql } from "drizzle-orm";
+import { createDb } from "../src/db/client";
 import { newId } from "../src/lib/ids";
 import { adjust, adminToken, balanceOf, call, d1Before, expectLedgerOk, expectProblem, irisReferenceOf, kycForm, midtransNotification, newUser, postMidtransWebhook, setUserStatus, sim, verifiedUser } from "./helpers";
 
@@ -30,6 +32,28 @@ describe("rules at and just past their thresholds", () => {
     expect(fired({ event: "withdrawal", grossIdr: 499_999, medianPastGrossIdr: 50_000 })).toEqual([]);
     expect(fired({ event: "withdrawal", grossIdr: 500_000, medianPastGrossIdr: 50_000 })).toEqual(["unusual_withdraw_pattern"]);
     expect(fired({ event: "withdrawal", grossIdr: 9_000_000, medianPastGrossIdr: null })).toEqual([]);
+  });
+  it("a rule decided inside a batch says in SQL what it says in TypeScript, at and around its thresholds (a NULL fact never fires)", async () => {
+    const samples: Facts[] = [
+      ...[0, 999, 1000, 5000].flatMap((coins) => [0, 6.99, 7, 30].map((recipientAgeDays) => ({ event: "gift" as const, coins, recipientAgeDays }))),
+      ...[0, 4, 5, 6].map((failedLastHour) => ({ event: "payment_failed" as const, failedLastHour, previousAlertAt: null })),
+      ...[0, 49_999, 500_000, 9_000_000].flatMap((grossIdr) => [null, 0, 50_000].map((medianPastGrossIdr) => ({ event: "withdrawal" as const, grossIdr, medianPastGrossIdr }))),
+      ...[0, 3, 4].map((accountsOnDevice) => ({ event: "device_seen" as const, accountsOnDevice })),
+      ...[0, 1].map((affiliateSharesBuyerDevice) => ({ event: "referral" as const, affiliateSharesBuyerDevice })),
+    ];
+    const db = createDb(env.DB);
+    let compared = 0;
+    for (const rule of RULES.filter((r) => r.firesSql)) {
+      const params = rule.params(ruleConfig(config));
+      for (const facts of samples.filter((f) => f.event === rule.event)) {
+        const { event: _event, ...plain } = facts;
+        const asSql = Object.fromEntries(Object.entries(plain).map(([k, v]) => [k, sql`${v}`]));
+        const [row] = await db.all<{ fired: number | null }>(sql`select ${(rule.firesSql as (f: never, p: Record<string, number>) => ReturnType<typeof sql>)(asSql as never, params)} as fired`);
+        expect(Boolean(row?.fired), `${rule.id} ${JSON.stringify(facts)}`).toBe((rule.fires as (f: never, p: Record<string, number>) => boolean)(facts as never, params));
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(30);
   });
   it("thresholds are configuration and are recorded with each finding", () => {
     const custom = loadConfig({ RAPID_TRANSACTIONS_PER_MINUTE: "3" });

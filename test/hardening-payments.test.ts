@@ -4,9 +4,10 @@ import { loadConfig } from "../src/config";
 import { createDb } from "../src/db/client";
 import type { PaymentOrderRow } from "../src/db/schema";
 import { reversalStep, statusCodeAgrees } from "../src/payments/deposit-rules";
-import { checkFailedPayments, settleOrder } from "../src/payments/settlement.service";
+import { failedPaymentStatements, settleOrder } from "../src/payments/settlement.service";
+import { applyStatements } from "../src/ledger/executor";
 import { TEST_KEYS } from "./keys";
-import { balanceOf, call, expectLedgerOk, expectProblem, midtransNotification, newUser, postMidtransWebhook, sim, xenditInvoiceOf } from "./helpers";
+import { adjust, balanceOf, call, d1FailingOnce, d1Intercept, expectLedgerOk, expectProblem, irisNotify, midtransNotification, newUser, postMidtransWebhook, sim, verifiedUser, xenditInvoiceOf } from "./helpers";
 
 const config = loadConfig(env);
 const orderRow = (id: string) => env.DB.prepare("select * from payment_orders where id = ?").bind(id).first<Record<string, any>>();
@@ -164,6 +165,7 @@ describe("hardening 6: webhooks trust only what is signed or confirmed", () => {
 });
 
 describe("multiple_failed_payments across an hour boundary", () => {
+  const checkFailedPayments = (db: ReturnType<typeof createDb>, userId: string, now: number) => applyStatements(db, failedPaymentStatements(db, config, userId, now));
   const failedOrder = (userId: string, at: number) =>
     env.DB.prepare("insert into payment_orders (id, user_id, kind, gateway, package_id, amount_idr, status, failure_reason, created_at, updated_at, failed_at) values (?, ?, 'coin_package', 'midtrans', 'pkg_100', 10000, 'failed', 'gateway_deny', ?, ?, ?)")
       .bind(`fail-${userId}-${at}-${Math.random().toString(36).slice(2)}`, userId, at, at, at)
@@ -174,18 +176,18 @@ describe("multiple_failed_payments across an hour boundary", () => {
     const db = createDb(env.DB);
     const turn = Math.ceil(Date.now() / 3_600_000) * 3_600_000;
     for (let i = 0; i < 5; i++) await failedOrder(user.id, turn - 120_000 + i);
-    await checkFailedPayments(db, config, user.id, turn - 60_000);
+    await checkFailedPayments(db, user.id, turn - 60_000);
     // An admin clears the freeze; one more failure two minutes later, in the next clock hour.
     await env.DB.prepare("update users set status = 'active' where id = ?").bind(user.id).run();
     await failedOrder(user.id, turn + 60_000);
-    await checkFailedPayments(db, config, user.id, turn + 60_000);
+    await checkFailedPayments(db, user.id, turn + 60_000);
     const alerts = await env.DB.prepare("select count(*) as n from fraud_alerts where user_id = ? and alert_type = 'multiple_failed_payments'").bind(user.id).first<{ n: number }>();
     expect(alerts?.n).toBe(1);
     const row = await env.DB.prepare("select status from users where id = ?").bind(user.id).first<{ status: string }>();
     expect(row?.status).toBe("active");
     // Five new failures after the alert are a new finding, whatever the clock hour.
     for (let i = 0; i < 4; i++) await failedOrder(user.id, turn + 120_000 + i);
-    await checkFailedPayments(db, config, user.id, turn + 180_000);
+    await checkFailedPayments(db, user.id, turn + 180_000);
     const again = await env.DB.prepare("select count(*) as n from fraud_alerts where user_id = ? and alert_type = 'multiple_failed_payments'").bind(user.id).first<{ n: number }>();
     expect(again?.n).toBe(2);
   });
@@ -249,5 +251,120 @@ describe("money in: what the gateway's answers can and cannot mean", () => {
     const n = await midtransNotification(orderId, { transaction_status: "settlement", gross_amount: "1.00" });
     for (let i = 0; i < 3; i++) expect((await postMidtransWebhook(n)).status).toBe(422);
     expect((await alertsOf(user.id)).filter((a) => a.alert_type === "webhook_amount_mismatch")).toHaveLength(1);
+  });
+});
+
+describe("notifications that race, fail half-way or round to the end", () => {
+  const buy = async (token: string, packageId = "pkg_100") => {
+    const res = await call("POST", "/api/payment/midtrans/create", { token, body: { packageId } });
+    expect(res.status, res.text).toBe(201);
+    return res.json.orderId as string;
+  };
+  const pendingRow = async (orderId: string) => (await createDb(env.DB).query.paymentOrders.findFirst({ where: (o, { eq }) => eq(o.id, orderId) })) as PaymentOrderRow;
+  const alertCount = async (userId: string, type: string) =>
+    (await env.DB.prepare("select count(*) as n from fraud_alerts where user_id = ? and alert_type = ?").bind(userId, type).first<{ n: number }>())!.n;
+
+  it("a capture credited while its cancel is being handled is reversed: the cancel finds the credit and takes it back", async () => {
+    const user = await newUser("cxl");
+    const orderId = await buy(user.token);
+    const row = await pendingRow(orderId);
+    const cancel = await midtransNotification(orderId, { transaction_status: "cancel" });
+    // The capture's handler (which confirmed "capture" a moment earlier) commits its credit just before the cancel fails the order.
+    const db = d1Intercept(/update "payment_orders" set "status" = \?, "gateway_status" = \?, "failure_reason" = \?/, async () => {
+      expect(await settleOrder(createDb(env.DB), config, row, "credit", { gatewayStatus: "capture" })).toBe("credited");
+    });
+    const res = await call("POST", "/api/payment/midtrans/webhook", { body: cancel, db });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.outcome).toBe("reversed");
+    expect(await orderRow(orderId)).toMatchObject({ status: "reversed" });
+    expect((await balanceOf(user.token)).balance).toBe(0);
+    await expectLedgerOk();
+  });
+
+  it("a capture confirmed before its cancel committed is not credited after it: a cancelled order is final", async () => {
+    const user = await newUser("cxl2");
+    const orderId = await buy(user.token);
+    const row = await pendingRow(orderId);
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "cancel" }))).json.outcome).toBe("failed");
+    expect(await settleOrder(createDb(env.DB), config, row, "credit", { gatewayStatus: "capture" })).toBe("duplicate");
+    // Nor does a later notification of the capture credit it.
+    const capture = await midtransNotification(orderId, { transaction_status: "capture", fraud_status: "accept" });
+    expect((await postMidtransWebhook(capture)).json.outcome).toBe("duplicate");
+    expect((await balanceOf(user.token)).balance).toBe(0);
+    expect(await orderRow(orderId)).toMatchObject({ status: "failed" });
+  });
+
+  it("a refund before the credit commits its mark and its alert together: a retry after a failed write still alerts", async () => {
+    const user = await newUser("early-crash");
+    const orderId = await buy(user.token, "pkg_500");
+    const refund = await midtransNotification(orderId, { transaction_status: "refund" });
+    const first = await call("POST", "/api/payment/midtrans/webhook", { body: refund, db: d1FailingOnce(/insert into "fraud_alerts"/) });
+    expect(first.status).toBe(500);
+    const retry = await postMidtransWebhook(refund);
+    expect(retry.status).toBe(200);
+    expect(await orderRow(orderId)).toMatchObject({ status: "refunded" });
+    expect(await alertCount(user.id, "payment_refunded")).toBe(1);
+    // Repeats change nothing and raise nothing more.
+    expect((await postMidtransWebhook(refund)).json.outcome).toBe("duplicate");
+    expect(await alertCount(user.id, "payment_refunded")).toBe(1);
+  });
+
+  it("a refund before the credit that the gateway reports above the gross is bounded by it, not a 500", async () => {
+    const user = await newUser("bigref");
+    const orderId = await buy(user.token);
+    expect(await settleOrder(createDb(env.DB), config, await pendingRow(orderId), "reverse", { gatewayStatus: "refund", refundedIdr: 20_000 })).toBe("refunded");
+    expect(await orderRow(orderId)).toMatchObject({ status: "refunded", refunded_idr: 10_000 });
+  });
+
+  it("the last rupiah of an order whose coins rounding already took back are still booked, once", async () => {
+    const user = await newUser("roundfinal");
+    const orderId = await buy(user.token, "pkg_100");
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
+    const revenue = async () => (await env.DB.prepare("select balance from accounts where id = 'sys:platform_revenue:IDR'").first<{ balance: number }>())!.balance;
+    const before = await revenue();
+    // Rp 9,901 of Rp 10,000: ceil(100 × 9,901 / 10,000) = 100 coins, all of them.
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "partial_refund", refund_amount: 9_901 }))).json.outcome).toBe("reversed");
+    expect((await balanceOf(user.token)).balance).toBe(0);
+    const last = await midtransNotification(orderId, { transaction_status: "partial_refund", refund_amount: 10_000 });
+    expect((await postMidtransWebhook(last)).json.outcome).toBe("reversed");
+    expect((await postMidtransWebhook(last)).json.outcome).toBe("duplicate");
+    expect(await orderRow(orderId)).toMatchObject({ status: "reversed", refunded_idr: 10_000, reversed_amount: 100 });
+    expect(before - (await revenue())).toBe(10_000);
+    await expectLedgerOk();
+  });
+
+  it("the failure that reaches FAILED_PAYMENTS_PER_HOUR is judged in the batch that fails the order: a retry after a lost write still alerts", async () => {
+    const user = await newUser("fail5");
+    const now = Date.now();
+    for (let i = 0; i < 4; i++) {
+      await env.DB.prepare("insert into payment_orders (id, user_id, kind, gateway, package_id, amount_idr, status, failure_reason, created_at, updated_at, failed_at) values (?, ?, 'coin_package', 'midtrans', 'pkg_100', 10000, 'failed', 'gateway_deny', ?, ?, ?)")
+        .bind(`fail5-${user.id}-${i}`, user.id, now - 60_000 + i, now - 60_000 + i, now - 60_000 + i)
+        .run();
+    }
+    const orderId = await buy(user.token);
+    const expire = await midtransNotification(orderId, { transaction_status: "expire" });
+    const first = await call("POST", "/api/payment/midtrans/webhook", { body: expire, db: d1FailingOnce(/select count\(\*\)/) });
+    expect(first.status).toBe(500);
+    expect((await postMidtransWebhook(expire)).json.outcome).toBe("failed");
+    expect(await alertCount(user.id, "multiple_failed_payments")).toBe(1);
+    const row = await env.DB.prepare("select status from users where id = ?").bind(user.id).first<{ status: string }>();
+    expect(row?.status).toBe("frozen");
+  });
+
+  it("retries of one mismatched Iris notification raise one critical alert", async () => {
+    const user = await verifiedUser("irisdup");
+    await adjust(user.id, 1000);
+    const res = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 600 } });
+    expect(res.status, res.text).toBe(202);
+    // A payout at Iris whose notes name this withdrawal but which pays another account.
+    const created = await fetch(`${env.SIM_URL}/iris/api/v1/payouts`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Basic ${btoa(`${TEST_KEYS.MIDTRANS_IRIS_API_KEY}:`)}` },
+      body: JSON.stringify({ payouts: [{ beneficiary_name: "Mallory", beneficiary_account: "9999999999", beneficiary_bank: "bca", amount: "52800.00", notes: `Withdrawal ${res.json.withdrawalId}` }] }),
+    });
+    const ref = ((await created.json()) as { payouts: { reference_no: string }[] }).payouts[0]!.reference_no;
+    for (let i = 0; i < 3; i++) expectProblem(await irisNotify(ref, "completed"), 422, "amount_mismatch");
+    expect(await alertCount(user.id, "iris_payout_mismatch")).toBe(1);
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 1000, lockedBalance: 600 });
   });
 });

@@ -189,8 +189,8 @@ export const d1FailingOnce = (at: RegExp, message = "D1_ERROR: Network connectio
     throw new Error(message);
   });
 
-/** The local D1, with `first` run before the first batch or statement whose SQL matches `at`. */
-function d1Intercept(at: RegExp, first: () => Promise<unknown>): D1Database {
+/** The local D1, with `first` run (and awaited) before the first batch or statement whose SQL matches `at`: a concurrent request committing in between. */
+export function d1Intercept(at: RegExp, first: () => Promise<unknown>): D1Database {
   let done = false;
   const sqlOf = new WeakMap<object, string>();
   const before = async (queries: string[]) => {

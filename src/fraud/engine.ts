@@ -118,8 +118,9 @@ export function ruleInBatch<E extends Facts["event"]>(
     sql`, `,
   );
   const details = sql`json_object('rule', ${r.id}, 'level', ${r.level}, 'params', json(${JSON.stringify(params)}), 'facts', json_object('event', ${event}, ${factsJson}))`;
+  // The action before the alert: a rule whose facts count its own earlier alerts (multiple_failed_payments) would not fire again after it.
   return [
-    alertWhen(db, { userId: subject.userId, alertType: r.id, severity: r.severity, details, deviceFingerprint: subject.deviceFingerprint, actionTaken: r.level === 1 ? null : ACTION_TAKEN[r.level] }, now, fired),
     ...actionStatements(db, subject.userId, r.level, `rule:${r.id}`, r.id, now, sql`not ${fired}`),
+    alertWhen(db, { userId: subject.userId, alertType: r.id, severity: r.severity, details, deviceFingerprint: subject.deviceFingerprint, actionTaken: r.level === 1 ? null : ACTION_TAKEN[r.level] }, now, fired),
   ];
 }

@@ -83,6 +83,7 @@ export const RULES = [
     // Failures past the threshold are one finding until it is raised; the next one needs as many new failures.
     dedupe: (f, s) => [s.userId, f.previousAlertAt ?? 0],
     fires: (f, p) => f.failedLastHour >= p.minFailures!,
+    firesSql: (f, p) => sql`(${f.failedLastHour} >= ${p.minFailures!})`,
   }),
   rule({
     id: "unusual_withdraw_pattern",

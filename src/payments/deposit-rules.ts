@@ -51,6 +51,19 @@ export function statusCodeAgrees(transactionStatus: string, statusCode: string, 
   return expected[transactionStatus]?.includes(statusCode) ?? false;
 }
 
+/**
+ * Midtrans' `cancel` is final: it voids a card capture before settlement, so the money never arrives.
+ * An order it failed is never credited afterwards, and a credit it finds (a capture credited first) is
+ * reversed in full. Other failures (deny, expire) never un-pay an order, and a later confirmed payment
+ * may overrule them (Snap lets the buyer try again after a denied card).
+ */
+export const CANCELLED = "gateway_cancel";
+
+/** What a gateway action does to an order in its current state (the cancel rule above). */
+export function actionForOrder(order: Pick<PaymentOrderRow, "status">, transactionStatus: string, action: GatewayAction): GatewayAction {
+  return action === "fail" && transactionStatus === "cancel" && order.status === "paid" ? "reverse" : action;
+}
+
 export function xenditAction(status: string): GatewayAction {
   if (status === "PAID" || status === "SETTLED") return "credit";
   if (status === "EXPIRED") return "fail";
@@ -104,7 +117,8 @@ export function reversalStep(order: Pick<PaymentOrderRow, "kind" | "coins" | "bo
     reversedTotal: Math.max(target, order.reversedAmount),
     amount: Math.max(0, target - order.reversedAmount),
     idrAmount: Math.max(0, cumulativeIdr - order.refundedIdr),
-    complete: target >= credited,
+    // Final only once every coin AND every rupiah is back: rounding may take the last coin before the last rupiah is refunded.
+    complete: target >= credited && cumulativeIdr >= order.amountIdr,
   };
 }
 

@@ -1,46 +1,45 @@
-import { and, count, eq, gte, inArray, notLike, sql } from "drizzle-orm";
+import { and, eq, gte, inArray, notLike, sql } from "drizzle-orm";
 import type { Config } from "../config";
-import { checkRules } from "../fraud/engine";
+import { ruleInBatch } from "../fraud/engine";
 import type { Db } from "../db/client";
 import { accounts, fraudAlerts, paymentOrders, users, type PaymentOrderRow } from "../db/schema";
-import { alertStatement, dedupeKey } from "../fraud/alerts";
+import { alertStatement, alertWhen, dedupeKey } from "../fraud/alerts";
 import { campaignAccountId, userAccountId } from "../ledger/accounts";
 import { applyPlan, applyStatements } from "../ledger/executor";
 import { guard } from "../ledger/guards";
 import { entryPlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
-import { creditedAmount, creditPostings, reversalPostings, reversalStep, type GatewayAction } from "./deposit-rules";
+import { actionForOrder, CANCELLED, creditedAmount, creditPostings, reversalPostings, reversalStep, type GatewayAction } from "./deposit-rules";
 
 export type SettleOutcome = "credited" | "duplicate" | "failed" | "reversed" | "refunded" | "ignored";
 
 /** Orders that can still be credited: a failure reported earlier may be overruled by a confirmed settlement. */
 export const CREDITABLE: PaymentOrderRow["status"][] = ["pending", "failed"];
+/** Whether a confirmed payment may still credit the order (a cancelled one is final: deposit-rules' CANCELLED). */
+export const creditable = (order: Pick<PaymentOrderRow, "status" | "failureReason">) => CREDITABLE.includes(order.status) && order.failureReason !== CANCELLED;
+const creditableSql = (orderId: string) =>
+  sql`exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${orderId} and ${inArray(paymentOrders.status, CREDITABLE)} and coalesce(${paymentOrders.failureReason}, '') <> ${CANCELLED})`;
 /** Nothing more can happen to these: fully reversed after a credit, or refunded before one. */
 export const FINAL: PaymentOrderRow["status"][] = ["reversed", "refunded"];
 
 /**
- * multiple_failed_payments: orders of the user the gateway failed in the last hour, after each new
- * failure. Our own outages when opening an order (`create_*` reasons) are not the user's failures, nor
- * are failures an earlier alert of the rule already stands for: a failure just after one is not a
- * second finding (which would freeze again a user an admin had just cleared).
+ * multiple_failed_payments, as statements for the batch that fails an order (decided at commit time, so a
+ * retry after a lost write judges the same failures): orders of the user the gateway failed in the last
+ * hour. Our own outages when opening an order (`create_*` reasons) are not the user's failures, nor are
+ * failures an earlier alert of the rule already stands for: a failure just after one is not a second
+ * finding (which would freeze again a user an admin had just cleared).
  */
-export async function checkFailedPayments(db: Db, config: Config, userId: string, now: number) {
-  // One read: the time of the rule's latest alert for the user, and the failures of the last hour after it.
+export function failedPaymentStatements(db: Db, config: Config, userId: string, now: number) {
   const previous = sql`(select max(${fraudAlerts.createdAt}) from ${fraudAlerts} where ${fraudAlerts.userId} = ${userId} and ${fraudAlerts.alertType} = 'multiple_failed_payments')`;
-  const [row] = await db
-    .select({ n: count(), previousAlertAt: sql<number | null>`${previous}` })
-    .from(paymentOrders)
-    .where(
-      and(
-        eq(paymentOrders.userId, userId),
-        eq(paymentOrders.status, "failed"),
-        gte(paymentOrders.failedAt, now - 3_600_000),
-        sql`${paymentOrders.failedAt} > coalesce(${previous}, -1)`,
-        notLike(paymentOrders.failureReason, "create_%"),
-      ),
-    );
-  await checkRules(db, config, { userId, deviceFingerprint: null }, { event: "payment_failed", failedLastHour: row?.n ?? 0, previousAlertAt: row?.previousAlertAt ?? null }, now);
+  const failedLastHour = sql`(select count(*) from ${paymentOrders} where ${and(
+    eq(paymentOrders.userId, userId),
+    eq(paymentOrders.status, "failed"),
+    gte(paymentOrders.failedAt, now - 3_600_000),
+    sql`${paymentOrders.failedAt} > coalesce(${previous}, -1)`,
+    notLike(paymentOrders.failureReason, "create_%"),
+  )})`;
+  return ruleInBatch(db, config, "multiple_failed_payments", "payment_failed", { userId, deviceFingerprint: null }, { failedLastHour, previousAlertAt: previous }, now);
 }
 
 const walletOf = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? campaignAccountId(order.campaignId!) : userAccountId(order.userId, "COIN"));
@@ -64,18 +63,24 @@ export async function settleOrder(db: Db, config: Config, order: PaymentOrderRow
   const now = Date.now();
   if (action === "wait") return "ignored";
   if (action === "fail") {
-    // A late failure cannot undo money already received; only an order not yet paid fails.
-    const failed = await db
-      .update(paymentOrders)
-      .set({ status: "failed", gatewayStatus: confirmed.gatewayStatus, failureReason: `gateway_${confirmed.gatewayStatus}`, failedAt: now, updatedAt: now })
-      .where(and(eq(paymentOrders.id, order.id), eq(paymentOrders.status, "pending")))
-      .returning({ id: paymentOrders.id });
-    if (failed.length === 0) return "ignored";
-    await checkFailedPayments(db, config, order.userId, now);
-    return "failed";
+    // A late failure cannot undo money already received; only an order not yet paid fails, judged by the rule in the same batch.
+    const [failed] = await applyStatements(db, [
+      db
+        .update(paymentOrders)
+        .set({ status: "failed", gatewayStatus: confirmed.gatewayStatus, failureReason: `gateway_${confirmed.gatewayStatus}`, failedAt: now, updatedAt: now })
+        .where(and(eq(paymentOrders.id, order.id), eq(paymentOrders.status, "pending")))
+        .returning({ id: paymentOrders.id }),
+      ...failedPaymentStatements(db, config, order.userId, now),
+    ]);
+    if ((failed as unknown[]).length > 0) return "failed";
+    // Paid meanwhile (a credit committed while this was confirmed): a cancel still takes it back.
+    const fresh = await db.query.paymentOrders.findFirst({ where: eq(paymentOrders.id, order.id) });
+    if (fresh && actionForOrder(fresh, confirmed.gatewayStatus, action) === "reverse") return reverse(db, fresh, { ...confirmed, refundedIdr: fresh.amountIdr }, now);
+    return "ignored";
   }
   if (action === "credit") return credit(db, order, confirmed, now);
-  return reverse(db, order, confirmed, now);
+  // A cancel of a credited capture reverses all of it.
+  return reverse(db, order, confirmed.gatewayStatus === "cancel" ? { ...confirmed, refundedIdr: order.amountIdr } : confirmed, now);
 }
 
 async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now: number): Promise<SettleOutcome> {
@@ -105,8 +110,8 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
   });
   try {
     await applyPlan(db, plan, {
-      // A refund confirmed first (status `refunded`) or a credit already applied aborts this batch.
-      guards: [guard("order_not_creditable", sql`not exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${order.id} and ${inArray(paymentOrders.status, CREDITABLE)})`)],
+      // A refund confirmed first (status `refunded`), a cancel, or a credit already applied aborts this batch.
+      guards: [guard("order_not_creditable", sql`not ${creditableSql(order.id)}`)],
       alongside: [
         db
           .update(paymentOrders)
@@ -144,15 +149,21 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
   let order = first;
   for (let attempt = 0; attempt < 5; attempt++) {
     if (CREDITABLE.includes(order.status)) {
-      const marked = await db
-        .update(paymentOrders)
-        .set({ status: "refunded", gatewayStatus: confirmed.gatewayStatus, refundedIdr: confirmed.refundedIdr ?? order.amountIdr, chargedBackAt, updatedAt: now })
-        .where(and(eq(paymentOrders.id, order.id), inArray(paymentOrders.status, CREDITABLE)))
-        .returning();
-      if (marked.length > 0) {
-        await applyStatements(db, [alertStatement(db, { userId: order.userId, alertType, severity: "high", details: { orderId: order.id, amountIdr: order.amountIdr, gatewayStatus: confirmed.gatewayStatus, beforeCredit: true } }, now)]);
-        return "refunded";
-      }
+      // The mark and its alert commit together (the alert only if this batch marked it; once per order).
+      const [marked] = await applyStatements(db, [
+        db
+          .update(paymentOrders)
+          .set({ status: "refunded", gatewayStatus: confirmed.gatewayStatus, refundedIdr: Math.min(confirmed.refundedIdr ?? order.amountIdr, order.amountIdr), chargedBackAt, updatedAt: now })
+          .where(and(eq(paymentOrders.id, order.id), inArray(paymentOrders.status, CREDITABLE)))
+          .returning({ id: paymentOrders.id }),
+        alertWhen(
+          db,
+          { userId: order.userId, alertType, severity: "high", details: { orderId: order.id, amountIdr: order.amountIdr, gatewayStatus: confirmed.gatewayStatus, beforeCredit: true }, dedupeKey: await dedupeKey(alertType, order.id, "before_credit") },
+          now,
+          sql`changes() > 0`,
+        ),
+      ]);
+      if ((marked as unknown[]).length > 0) return "refunded";
     } else if (order.status !== "paid") {
       return "duplicate";
     } else {

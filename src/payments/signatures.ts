@@ -1,5 +1,6 @@
 /** Gateway authenticity checks (SPEC §6.2, §6.3, §7): pure functions over the strings as received. */
 import { constantTimeEqual, digestHex } from "../lib/crypto";
+import { inRanges, parseRanges } from "../lib/cidr";
 
 export const sha512Hex = (text: string) => digestHex("SHA-512", text);
 export { constantTimeEqual };
@@ -26,40 +27,8 @@ export function verifyXenditToken(header: string | undefined, token: string): bo
   return header !== undefined && token.length > 0 && constantTimeEqual(header, token);
 }
 
-/** Whether an IPv4/IPv6 address falls in any CIDR of a comma-separated allow-list; an empty list allows all. */
+/** Whether an address falls in a comma-separated CIDR allow-list (an empty list allows all; an unparseable one allows none). */
 export function ipAllowed(ip: string | undefined, allowList: string): boolean {
-  const ranges = allowList.split(",").map((r) => r.trim()).filter(Boolean);
-  if (ranges.length === 0) return true;
-  if (!ip) return false;
-  const addr = parseIp(ip);
-  if (!addr) return false;
-  return ranges.some((range) => {
-    const [base, bitsText] = range.split("/");
-    const net = parseIp(base ?? "");
-    if (!net || net.v6 !== addr.v6) return false;
-    const width = addr.v6 ? 128 : 32;
-    const bits = bitsText === undefined ? width : Number(bitsText);
-    if (!Number.isInteger(bits) || bits < 0 || bits > width) return false;
-    const shift = BigInt(width - bits);
-    return addr.value >> shift === net.value >> shift;
-  });
-}
-
-function parseIp(ip: string): { v6: boolean; value: bigint } | null {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  if (v4) {
-    const parts = v4.slice(1).map(Number);
-    if (parts.some((p) => p > 255)) return null;
-    return { v6: false, value: parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n) };
-  }
-  if (!/^[0-9a-fA-F:]+$/.test(ip) || !ip.includes(":")) return null;
-  const [head = "", tail] = ip.split("::");
-  if (ip.split("::").length > 2) return null;
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const missing = 8 - h.length - t.length;
-  if (tail === undefined ? h.length !== 8 : missing < 1) return null;
-  const groups = [...h, ...Array(tail === undefined ? 0 : missing).fill("0"), ...t];
-  if (groups.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return null;
-  return { v6: true, value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n) };
+  const ranges = parseRanges(allowList);
+  return ranges !== null && inRanges(ip, ranges);
 }

@@ -5,8 +5,8 @@ import { paymentNotifications, paymentOrders, withdrawals, type PaymentOrderRow,
 import { dedupeKey, raiseAlert } from "../fraud/alerts";
 import { GatewayError, midtransGateway } from "../integrations/midtrans";
 import { ApiError } from "../lib/errors";
-import { midtransAction, parseGatewayAmount, statusCodeAgrees, xenditAction, type GatewayAction } from "./deposit-rules";
-import { CREDITABLE, FINAL, settleOrder, type Confirmed, type SettleOutcome } from "./settlement.service";
+import { actionForOrder, midtransAction, parseGatewayAmount, statusCodeAgrees, xenditAction, type GatewayAction } from "./deposit-rules";
+import { CREDITABLE, creditable, FINAL, settleOrder, type Confirmed, type SettleOutcome } from "./settlement.service";
 import { ipAllowed, verifyIrisSignature, verifyMidtransSignature, verifyXenditToken } from "./signatures";
 import { findWithdrawal, findWithdrawalByReference, irisOutcome, settleWithdrawal, withdrawalIdFromNotes } from "../payouts/withdrawals.service";
 
@@ -52,18 +52,11 @@ async function record(db: Db, gateway: "midtrans" | "xendit" | "iris", orderId: 
   await db.insert(paymentNotifications).values({ gateway, orderId, status, outcome, payload: raw.slice(0, 8192), receivedAt: Date.now() });
 }
 
-/**
- * A `cancel` of an order already credited is a card capture voided before settlement: the money never
- * arrives, so the credit is reversed in full (other late failures — deny, expire — never un-pay an order).
- */
-function forOrder(order: PaymentOrderRow, transactionStatus: string, action: GatewayAction): GatewayAction {
-  return action === "fail" && transactionStatus === "cancel" && order.status === "paid" ? "reverse" : action;
-}
-
 /** Whether an action could still change this order; if not, nothing (not even the Status API) is asked. */
 function canChange(order: PaymentOrderRow, action: GatewayAction): boolean {
   if (FINAL.includes(order.status) || action === "wait") return false;
-  if (action === "credit" || action === "fail") return CREDITABLE.includes(order.status);
+  if (action === "credit") return creditable(order);
+  if (action === "fail") return CREDITABLE.includes(order.status);
   return true;
 }
 
@@ -84,7 +77,7 @@ export async function handleMidtransNotification(ctx: WebhookContext, raw: strin
   if (!statusCodeAgrees(notified, String(n.status_code), fraud)) throw new ApiError("invalid_notification", "status_code does not agree with transaction_status.");
   const order = await findOrder(ctx.db, n.order_id, "midtrans");
   await assertAmount(ctx.db, order, "midtrans", n.gross_amount);
-  let action: GatewayAction = forOrder(order, notified, midtransAction(notified, fraud));
+  let action: GatewayAction = actionForOrder(order, notified, midtransAction(notified, fraud));
   if (!canChange(order, action)) {
     const outcome = unchanged(action);
     await record(ctx.db, "midtrans", order.id, notified, outcome, raw);
@@ -100,10 +93,9 @@ export async function handleMidtransNotification(ctx: WebhookContext, raw: strin
       throw error;
     }
     await assertAmount(ctx.db, order, "midtrans-status", status.grossAmount);
-    action = forOrder(order, status.transactionStatus, midtransAction(status.transactionStatus, status.fraudStatus));
+    action = actionForOrder(order, status.transactionStatus, midtransAction(status.transactionStatus, status.fraudStatus));
     confirmed = { gatewayStatus: status.transactionStatus, refundedIdr: parseGatewayAmount(status.refundAmount) ?? undefined, gatewayRef: status.transactionId };
   }
-  if (action === "reverse" && confirmed.gatewayStatus === "cancel") confirmed.refundedIdr = order.amountIdr;
   // A partial refund reverses what was refunded: without the amount, nothing is reversed until Midtrans says it.
   if (action === "reverse" && confirmed.gatewayStatus.startsWith("partial_") && confirmed.refundedIdr === undefined) {
     throw new ApiError("gateway_error", "Midtrans confirmed a partial refund without its amount; retry later.");
@@ -148,7 +140,14 @@ async function withdrawalForReference(ctx: WebhookContext, reference: string): P
   const w = id ? await findWithdrawal(ctx.db, id) : undefined;
   if (!w || (w.irisReference !== null && w.irisReference !== reference)) throw new ApiError("not_found", "No withdrawal with that reference.");
   if (parseGatewayAmount(details.amount) !== w.netIdr || details.account !== w.accountNumber) {
-    await raiseAlert(ctx.db, { userId: w.userId, alertType: "iris_payout_mismatch", severity: "critical", details: { withdrawalId: w.id, netIdr: w.netIdr, irisAmount: details.amount.slice(0, 40) } });
+    // One alert per withdrawal and payout, however often Iris retries the notification.
+    await raiseAlert(ctx.db, {
+      userId: w.userId,
+      alertType: "iris_payout_mismatch",
+      severity: "critical",
+      details: { withdrawalId: w.id, netIdr: w.netIdr, irisAmount: details.amount.slice(0, 40) },
+      dedupeKey: await dedupeKey("iris_payout_mismatch", w.id, reference),
+    });
     throw new ApiError("amount_mismatch", "Iris' payout does not match the withdrawal.");
   }
   return w;
