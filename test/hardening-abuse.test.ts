@@ -183,3 +183,36 @@ describe("hardening 7: abuse and hostile input", () => {
     await expectLedgerOk();
   });
 });
+
+describe("every value-moving request a user makes counts toward RATE_LIMIT_PER_MINUTE", () => {
+  const vars = { RATE_LIMIT_PER_MINUTE: "10" };
+
+  it("a seller's marketplace refunds: the 11th in a minute is 429", async () => {
+    const buyer = await newUser("rl-buyer");
+    const seller = await newUser("rl-seller");
+    await adjust(buyer.id, 2_000);
+    const orders: string[] = [];
+    for (let i = 0; i < 11; i++) {
+      const res = await call("POST", "/api/marketplace/orders", { token: buyer.token, body: { sellerId: seller.id, productId: `p${i}`, amount: 50 } });
+      expect(res.status, res.text).toBe(201);
+      orders.push(res.json.order.id);
+    }
+    const statuses: number[] = [];
+    for (const id of orders) statuses.push((await call("POST", `/api/marketplace/orders/${id}/refund`, { token: seller.token, vars })).status);
+    expect(statuses).toEqual([...Array(10).fill(200), 429]);
+  });
+
+  it("a creator's deletions of premium content (each refunds its buyers): the 11th in a minute is 429", async () => {
+    const creator = await newUser("rl-creator");
+    const ids: string[] = [];
+    for (let i = 0; i < 11; i++) {
+      const id = `rl-content-${creator.id}-${i}`;
+      expect((await call("PUT", `/api/content/${id}/premium`, { token: creator.token, body: { price: 10 } })).status).toBe(200);
+      ids.push(id);
+    }
+    const statuses: number[] = [];
+    for (const id of ids) statuses.push((await call("DELETE", `/api/content/${id}`, { token: creator.token, vars })).status);
+    expect(statuses.slice(0, 10).every((s) => s >= 200 && s < 300)).toBe(true);
+    expect(statuses[10]).toBe(429);
+  });
+});
