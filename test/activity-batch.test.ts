@@ -159,8 +159,14 @@ describe("daily batch", () => {
     expect(classes.json.items.map((i: any) => i.userId)).toContain(busy.id);
     expect(classes.json.items.find((i: any) => i.userId === busy.id)).toMatchObject({ rbar: 8, z: 2, level: "B", action: "held" });
 
-    // A rerun (and the cron for the same day) pays nobody twice.
+    // A rerun (and the cron for the same day) pays nobody twice, and bans nobody again.
+    const botRow = () => env.DB.prepare("select status, updated_at from users where id = ?").bind(bot.id).first<{ status: string; updated_at: number }>();
+    const bans = async () => (await env.DB.prepare("select count(*) as n from audit_log where subject_id = ? and action = 'fraud.action_level_4'").bind(bot.id).first<{ n: number }>())!.n;
+    const bannedBefore = await botRow();
+    expect(await bans()).toBe(1);
     const again = await runAndWait(day);
+    expect(await botRow()).toEqual(bannedBefore);
+    expect(await bans()).toBe(1);
     expect(again.payouts).toEqual(progress.payouts);
     expect(again.runs).toBe(2);
     expect((await balanceOf(normal.token)).idrBalance).toBe(140);

@@ -1,17 +1,16 @@
 import { and, asc, count, eq, gt, inArray, isNull, ne, sql } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Db } from "../db/client";
-import { activityDays, batchRuns, dailyActivity, payouts, users, type DailyActivityRow, type PayoutRow } from "../db/schema";
+import { activityDays, batchRuns, dailyActivity, fraudAlerts, payouts, users, type DailyActivityRow, type PayoutRow } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
 import { type Level, type PopulationStats } from "../activity/bot-rules";
 import { classifyDay, columnDefaultsOf, columnParams, rbarParams, signalColumns, thresholdsOf, type Signal, type SignalColumn, type SignalParams } from "../activity/signals";
 import { alertStatement, alertWhen, dedupeKey } from "../fraud/alerts";
-import { whitelistedUsers } from "../fraud/engine";
+import { actionStatements, whitelistedUsers } from "../fraud/engine";
 import { ApiError } from "../lib/errors";
 import { campaignsById, cappedPayoutStatement, earnedLine, holdPayoutStatement, payLines, suspendedLineStatement, suspendedOwners, termsToDecide, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
 import { eachApart, startFanout, type FanoutSource, type QueueDeps } from "./fanout";
-import { announceBans } from "../realtime/outbox";
 
 /**
  * The daily batch (SPEC §8) in bounded steps over the queue:
@@ -256,7 +255,8 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
         },
         now,
       );
-    if (act === "A") await db.batch([alert("critical"), announceBans(db.update(users).set({ status: "banned", updatedAt: now }).where(eq(users.id, row.userId)).returning({ id: users.id, status: users.status }), now)]);
+    // The ban (level 4, audited) once, with its alert: a rerun finds the alert and changes nothing, announces nothing.
+    if (act === "A") await db.batch([alert("critical"), ...actionStatements(db, row.userId, 4, "batch:bot_level_A", `bot level A on ${day}`, now, sql`exists (select 1 from ${fraudAlerts} where ${fraudAlerts.dedupeKey} = ${key} and ${fraudAlerts.createdAt} < ${now})`)]);
     else if (act === "B") await db.batch([alert("high"), ...payable.map((t) => holdPayoutStatement(db, t, now)), ...records]);
     else if (records.length > 0) await db.batch(records as [Statement, ...Statement[]]);
     const { rbar: z, ...signalZ } = day_.z;
