@@ -6,7 +6,7 @@ import { contentSplit } from "../src/content/content-rules";
 import { earningsQuery } from "../src/creator/earnings";
 import { createDb } from "../src/db/client";
 import { MAX_AMOUNT } from "../src/lib/money";
-import { adjust, adminToken, balanceOf, call, d1Before, expectLedgerOk, expectProblem, irisNotify, irisReferenceOf, midtransNotification, newUser, postMidtransWebhook, setUserStatus, uniqueId, verifiedUser } from "./helpers";
+import { adjust, adminToken, balanceOf, call, d1Before, tokenFor, expectLedgerOk, expectProblem, irisNotify, irisReferenceOf, midtransNotification, newUser, postMidtransWebhook, setUserStatus, uniqueId, verifiedUser } from "./helpers";
 
 const config = loadConfig({});
 type User = { id: string; token: string };
@@ -427,18 +427,21 @@ describe("content refunds", () => {
     const first = await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "admin_removed" }, headers });
     expect(first.status, first.text).toBe(202);
     await refundsDone(id);
-    for (const h of [headers, {}]) {
-      const again = await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "admin_removed" }, headers: h });
-      expect(again.status, again.text).toBe(202);
-      expect(again.json).toMatchObject({ contentId: id, kind: "creator_share", purchases: 1, refunded: 1, status: "done" });
-    }
-    // A removal whose fan-out failed after its batch (500) is sent when it is asked again.
+    // With the same key: the original answer (SPEC §3); without one: the removal's progress now.
+    const replay = await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "admin_removed" }, headers });
+    expect(replay.status, replay.text).toBe(202);
+    expect(replay.json).toEqual(first.json);
+    const again = await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "admin_removed" } });
+    expect(again.status, again.text).toBe(202);
+    expect(again.json).toMatchObject({ contentId: id, kind: "creator_share", purchases: 1, refunded: 1, status: "done" });
+    // A removal whose fan-out failed after its batch (500) is sent when it is asked again (with its key too).
     const stuck = await priced(creator, 100);
     const stuckBuyer = await funded(100);
     expect((await unlock(stuckBuyer, stuck)).status).toBe(201);
     const queueDown = { BATCH_QUEUE: { send: async () => { throw new Error("queue unavailable"); }, sendBatch: async () => { throw new Error("queue unavailable"); } } } as unknown as Record<string, string>;
-    expect((await call("POST", `/api/content/${stuck}/refund`, { token: await adminToken(), body: { reason: "admin_removed" }, vars: queueDown })).status).toBe(500);
-    expect((await call("POST", `/api/content/${stuck}/refund`, { token: await adminToken(), body: { reason: "admin_removed" } })).status).toBe(202);
+    const stuckKey = { "idempotency-key": `remove-${stuck}` };
+    expect((await call("POST", `/api/content/${stuck}/refund`, { token: await adminToken(), body: { reason: "admin_removed" }, vars: queueDown, headers: stuckKey })).status).toBe(500);
+    expect((await call("POST", `/api/content/${stuck}/refund`, { token: await adminToken(), body: { reason: "admin_removed" }, headers: stuckKey })).status).toBe(202);
     await refundsDone(stuck);
     expect((await balanceOf(stuckBuyer.token)).balance).toBe(70);
     const deleted = await priced(creator, 100);
@@ -676,5 +679,59 @@ describe("GET /api/creator/earnings at scale", () => {
       .all<{ detail: string }>();
     const details = plan.results.map((r) => r.detail);
     expect(details.find((d) => /\bpostings\b/.test(d)), details.join(" | ")).toMatch(/USING INDEX postings_account_idx \(account_id=\? AND created_at>\?\)/);
+  });
+});
+
+describe("who may take back whose earnings", () => {
+  it("a creator who was given the item cannot delete it while buyers hold purchases paid to its earlier creator (that would claw back another user's earnings)", async () => {
+    const carol = await newUser("carol");
+    const dave = await newUser("dave");
+    const bob = await funded(500, "bob");
+    const id = await priced(carol, 500);
+    expect((await unlock(bob, id)).status).toBe(201);
+    expect((await call("POST", `/api/admin/content/${id}/owner`, { token: await adminToken(), body: { creatorId: dave.id } })).status).toBe(200);
+    expectProblem(await call("DELETE", `/api/content/${id}`, { token: dave.token }), 409, "conflict");
+    expect((await balanceOf(carol.token)).balance).toBe(350);
+    expect((await call("GET", `/api/content/${id}/access`, { token: bob.token })).json).toMatchObject({ access: true });
+    // An admin can still remove it (the creator's share comes back from whoever was paid).
+    expect((await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "admin_removed" } })).status).toBe(202);
+    await refundsDone(id);
+    expect((await balanceOf(carol.token)).balance).toBe(0);
+    expect((await balanceOf(bob.token)).balance).toBe(350);
+    await expectLedgerOk();
+  });
+
+  it("an admin who bought the item cannot remove it (that refunds their own purchase); another admin can", async () => {
+    const adminId = uniqueId("adm");
+    const admin = { id: adminId, token: await tokenFor(adminId, "admin") };
+    await call("GET", "/api/wallet/balance", { token: admin.token });
+    await adjust(admin.id, 500);
+    const id = await priced(await newUser("creator"), 500);
+    expect((await unlock(admin, id)).status).toBe(201);
+    expectProblem(await call("POST", `/api/content/${id}/refund`, { token: admin.token, body: { reason: "admin_removed" } }), 403, "forbidden");
+    expect((await call("GET", `/api/content/${id}/access`, { token: admin.token })).json).toMatchObject({ access: true });
+    expect((await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "admin_removed" } })).status).toBe(202);
+    await refundsDone(id);
+    expect((await balanceOf(admin.token)).balance).toBe(350);
+  });
+
+  it("an admin removal's Idempotency-Key is remembered: a repeat replays it, the same key on another request is 409", async () => {
+    const token = await adminToken();
+    const creator = await newUser("creator");
+    const buyer = await funded(200, "buyer");
+    const a = await priced(creator, 100);
+    const b = await priced(creator, 100);
+    expect((await unlock(buyer, a)).status).toBe(201);
+    expect((await unlock(buyer, b)).status).toBe(201);
+    const headers = { "idempotency-key": `k-${uniqueId()}` };
+    const first = await call("POST", `/api/content/${a}/refund`, { token, body: { reason: "admin_removed" }, headers });
+    expect(first.status, first.text).toBe(202);
+    await refundsDone(a);
+    const again = await call("POST", `/api/content/${a}/refund`, { token, body: { reason: "admin_removed" }, headers });
+    expect(again.status).toBe(202);
+    expect(again.json).toEqual(first.json);
+    expectProblem(await call("POST", `/api/content/${b}/refund`, { token, body: { reason: "buyer_request", userId: buyer.id }, headers }), 409, "idempotency_conflict");
+    expectProblem(await call("POST", `/api/content/${b}/refund`, { token, body: { reason: "admin_removed" }, headers }), 409, "idempotency_conflict");
+    expect((await call("GET", `/api/content/${b}/access`, { token: buyer.token })).json).toMatchObject({ access: true });
   });
 });

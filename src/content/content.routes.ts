@@ -3,12 +3,16 @@ import { and, eq, isNull } from "drizzle-orm";
 import { contentPurchases } from "../db/schema";
 import { requireRole } from "../lib/auth";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
-import { decideOnce, moveOnce } from "../lib/idempotency";
+import { decideOnce, forgetIdempotency, idempotencyScope, idempotent, moveOnce, settleIdempotency } from "../lib/idempotency";
+import { applyStatements, idempotencyRecord } from "../ledger/executor";
 import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { startFanout } from "../jobs/fanout";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import { buyerRefundAllowed } from "./content-rules";
-import { closeContent, contentAccess, contentView, findContent, reassignContent, refundProgress, refundPurchase, refundRunKind, registerContent, unlockContent, type UnlockBody } from "./content.service";
+import { closeContent, contentAccess, contentView, findContent, reassignContent, refundProgress, refundPurchase, refundRunKind, registerContent, unlockContent, type RefundProgress, type UnlockBody } from "./content.service";
+
+/** How long an admin removal's Idempotency-Key answers "in progress" before its stored answer (written right after the removal's batch). */
+const REMOVAL_ANSWER_MS = 30_000;
 import { contentRevenue } from "./content-revenue";
 import { notAboutThemselves } from "../lib/auth";
 
@@ -128,7 +132,12 @@ export const contentRouter = createRouter()
       description: "Each purchase is refunded once, in its own batch: the buyer gets the whole price; the creator's, platform's and processing's shares are taken back (what the creator's wallet no longer holds becomes recorded debt). Progress: GET /api/admin/content/{id}/refunds.",
       security: bearerSecurity,
       request: { params: IdParam },
-      responses: { 202: json(ProgressSchema, "Deleted; refunds queued"), ...errorResponses, 404: problemFor("No available item with that id.") },
+      responses: {
+        202: json(ProgressSchema, "Deleted; refunds queued"),
+        ...errorResponses,
+        404: problemFor("No available item with that id."),
+        409: problemFor("`conflict`: buyers hold purchases paid to the item's previous creator (it was reassigned); an admin can remove it."),
+      },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
@@ -145,7 +154,9 @@ export const contentRouter = createRouter()
       summary: "Admin refunds: remove the item (each buyer gets the creator's share back), or one buyer's purchase",
       description:
         "`admin_removed`: the item goes off sale and each buyer gets back the creator's share, clawed back from the creator (debt if short); platform and processing keep theirs (through the queue, 202). " +
-        "`buyer_request` with `userId`: that buyer's purchase is refunded in full, within 24 hours of the purchase, or later only if the item is no longer available (else 422 `refund_window_closed`).",
+        "`buyer_request` with `userId`: that buyer's purchase is refunded in full, within 24 hours of the purchase, or later only if the item is no longer available (else 422 `refund_window_closed`). " +
+        "An admin never refunds their own purchase: a removal of an item they bought, or a `buyer_request` for themselves, is 403. " +
+        "With an Idempotency-Key a removal answers once: a repeat replays the progress as the removal started.",
       security: bearerSecurity,
       middleware: [requireRole("admin")] as const,
       request: {
@@ -176,18 +187,33 @@ export const contentRouter = createRouter()
       const body = c.req.valid("json");
       const { db } = c.var;
       if (body.reason === "admin_removed") {
-        try {
-          await closeContent(db, id, "creator_share", c.var.user.id, "admin_removed", { asCreator: false }, Date.now());
-        } catch (error) {
-          // Removing a removed item (a retry, with or without its Idempotency-Key) answers with that removal's
-          // progress; a removal whose fan-out never left (the first attempt failed after its batch) sends it now.
-          if (!(error instanceof ApiError && error.code === "not_found" && (await refundRunKind(db, id)) === "creator_share")) throw error;
+        // Once per Idempotency-Key: the key is written first in the removal's batch (so the same key on another
+        // request is 409), open until the answer — the removal's progress as it started — is stored after it.
+        const outcome = await idempotent<{ status: 202; body: RefundProgress }>(c, await idempotencyScope(c, { id, ...body }), async (record) => {
+          const now = Date.now();
+          const write = record({ status: 202, body: {} as RefundProgress });
+          const key = write && { ...write, settlesAt: now + REMOVAL_ANSWER_MS };
+          try {
+            await closeContent(db, id, "creator_share", c.var.user.id, "admin_removed", { asCreator: false, idempotency: key }, now);
+            await startFanout(c.env.BATCH_QUEUE, "content_refund", id).catch(async (error: unknown) => {
+              // The removal committed but its refunds never left: the key's retry must reach the branch below, which sends them.
+              if (key) await applyStatements(db, [forgetIdempotency(db, key)]);
+              throw error;
+            });
+          } catch (error) {
+            // Removing a removed item (a retry, with or without its Idempotency-Key) answers with that removal's
+            // progress; a removal whose fan-out never left (the first attempt failed after its batch) sends it now.
+            if (!(error instanceof ApiError && error.code === "not_found" && (await refundRunKind(db, id)) === "creator_share")) throw error;
+            const progress = await refundProgress(db, id);
+            if (progress.status === "refunding" && progress.queueMessages === 0) await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+            if (key) await applyStatements(db, [idempotencyRecord(db, { ...key, body: progress, settlesAt: undefined }, now)]);
+            return { status: 202, body: progress };
+          }
           const progress = await refundProgress(db, id);
-          if (progress.status === "refunding" && progress.queueMessages === 0) await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
-          return c.json(progress, 202);
-        }
-        await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
-        return c.json(await refundProgress(db, id), 202);
+          if (key) await applyStatements(db, [settleIdempotency(db, key, progress)]);
+          return { status: 202, body: progress };
+        });
+        return c.json(outcome.body, 202);
       }
       // Once per Idempotency-Key: the answer is recorded in the refund's own batch, so a retry after the
       // buyer bought the item again replays it instead of refunding the new purchase.

@@ -5,7 +5,7 @@ import { insertWhere } from "../db/insert-where";
 import { auditLog, contentItems, contentPurchases, contentRefundRuns, type ContentItemRow, type ContentPurchaseRow } from "../db/schema";
 import { systemAccountId, userAccountId } from "../ledger/accounts";
 import { clawBack } from "../ledger/debt-settlement";
-import { applyPlan, applyStatements, type IdempotencyWrite, type Statement } from "../ledger/executor";
+import { applyPlan, applyStatements, idempotencyRecord, type IdempotencyWrite, type Statement } from "../ledger/executor";
 import { checkGuards, guard, GuardError } from "../ledger/guards";
 import { entryPlan } from "../ledger/plan";
 import { applySpending, spendingPlan } from "../ledger/spending";
@@ -231,13 +231,23 @@ export const livePurchases = (db: Db, contentId: string, after: string, limit: n
  * creator's share back) and records the refund run, in one batch guarded by who may do it; the caller
  * then fans the purchases out to the queue.
  */
-export async function closeContent(db: Db, id: string, kind: RefundKind, actorId: string, reason: string, opts: { asCreator: boolean }, now: number) {
+export async function closeContent(db: Db, id: string, kind: RefundKind, actorId: string, reason: string, opts: { asCreator: boolean; idempotency?: IdempotencyWrite }, now: number) {
   const status = kind === "full" ? "deleted" : "removed";
   const live = sql`(select count(*) from ${contentPurchases} where ${contentPurchases.contentId} = ${id} and ${contentPurchases.refundedAt} is null)`;
+  const livePurchase = (condition: ReturnType<typeof sql>) =>
+    sql`exists (select 1 from ${contentPurchases} where ${contentPurchases.contentId} = ${id} and ${contentPurchases.refundedAt} is null and ${condition})`;
   await applyStatements(db, [
+    ...(opts.idempotency ? [idempotencyRecord(db, opts.idempotency, now)] : []),
     checkGuards(db, [
       guard("content_unavailable", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${id} and ${contentItems.status} = 'available')`),
-      ...(opts.asCreator ? [guard("not_content_creator", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${id} and ${contentItems.creatorId} = ${actorId})`)] : []),
+      ...(opts.asCreator
+        ? [
+            guard("not_content_creator", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${id} and ${contentItems.creatorId} = ${actorId})`),
+            // A full refund takes back the creator's share from whoever was paid: only that creator may order it, or an admin.
+            guard("content_paid_to_previous_creator", livePurchase(sql`${contentPurchases.creatorId} <> ${actorId}`)),
+          ]
+        : // Separation of duties: a removal refunds every buyer, the removing admin included.
+          [guard("admin_bought_content", livePurchase(sql`${contentPurchases.buyerId} = ${actorId}`))]),
     ]),
     // With nothing to refund the run is finished as it starts (no queue chunk will ever finish it).
     insertWhere(db, contentRefundRuns, { contentId: id, kind, reason, requestedBy: actorId, purchases: live, startedAt: now, finishedAt: sql`case when ${live} = 0 then ${now} end` }, sql`where 1`).onConflictDoNothing(),
@@ -251,6 +261,8 @@ export async function refundRunKind(db: Db, id: string) {
   const [run] = await db.select({ kind: contentRefundRuns.kind }).from(contentRefundRuns).where(eq(contentRefundRuns.contentId, id));
   return run?.kind;
 }
+
+export type RefundProgress = Awaited<ReturnType<typeof refundProgress>>;
 
 /** Progress of an item's refund run, counted from the purchases themselves. */
 export async function refundProgress(db: Db, id: string) {

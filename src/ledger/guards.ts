@@ -23,6 +23,9 @@ export const GUARDS = {
   content_unavailable: () => new ApiError("not_found", "No available content with that id."),
   content_creator_banned: () => new ApiError("recipient_unavailable", "The content's creator is banned: it cannot be bought while the ban lasts."),
   content_terms_changed: () => new ApiError("conflict", "The content's price or creator changed while unlocking; try again."),
+  content_paid_to_previous_creator: () =>
+    new ApiError("conflict", "Buyers hold purchases of this item paid to its previous creator: deleting it would take back their earnings. An admin can remove it."),
+  admin_bought_content: () => new ApiError("forbidden", "You bought this item: another admin must remove it (it refunds your purchase)."),
   own_content: () => new ApiError("own_content", "You cannot unlock your own content."),
   not_content_creator: () => new ApiError("forbidden", "Only the content's creator may do this."),
   stream_streamer_mismatch: () => new ApiError("stream_mismatch", "That stream belongs to another streamer."),

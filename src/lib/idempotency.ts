@@ -114,6 +114,19 @@ export async function decideOnce<B extends object>(c: Context<AppEnv>, scopeBody
   return outcome.body;
 }
 
+/** Stores the answer of a key written open (`settlesAt`) in its operation's batch, once that answer is known. */
+export function settleIdempotency(db: Db, scope: Pick<IdempotencyScope, "userId" | "key">, body: unknown) {
+  return db
+    .update(idempotencyKeys)
+    .set({ responseBody: JSON.stringify(body), settlesAt: null })
+    .where(and(eq(idempotencyKeys.userId, scope.userId), eq(idempotencyKeys.key, scope.key)));
+}
+
+/** Frees a key written open in a batch whose operation then failed before answering: the retry runs again (and finishes it). */
+export function forgetIdempotency(db: Db, scope: Pick<IdempotencyScope, "userId" | "key">) {
+  return db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.userId, scope.userId), eq(idempotencyKeys.key, scope.key)));
+}
+
 /** Keys are kept at least 24 hours (SPEC §3); older ones are removed by the scheduled cleanup. */
 export async function purgeIdempotencyKeys(db: Db, olderThan: number): Promise<void> {
   await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, olderThan));
