@@ -404,3 +404,38 @@ describe("a release under an Idempotency-Key", () => {
     await expectLedgerOk();
   });
 });
+
+describe("a run left behind by an invocation that stopped between a commit and its queue send", () => {
+  it("is resumed by housekeeping once it has stalled for BATCH_STALL_MINUTES, with one alert, and finishes", async () => {
+    const { createExecutionContext, createScheduledController, waitOnExecutionContext } = await import("cloudflare:test");
+    const worker = (await import("../src/index")).default;
+    const { handleBatchMessage } = await import("../src/jobs/daily-batch");
+    const day = addDays(previousBusinessDay(Date.now(), tz), -23);
+    const user = await newUser("stalled");
+    await seedDay(user.id, day, [{ minutes: 5, count: 3 }]);
+    await env.DB.prepare("insert into batch_runs (day, status, active_users, started_at) values (?, 'collecting', 1, ?)").bind(day, Date.now()).run();
+    // The last collect fixes μ and σ, then its invocation dies while sending the pay fan-out (the send never returns).
+    const dying = { ...env, BATCH_QUEUE: { send: () => new Promise(() => {}), sendBatch: () => new Promise(() => {}) } } as unknown as Env;
+    void handleBatchMessage({ db: db(), config, env: dying }, { kind: "collect", day, userIds: [user.id] }, Date.now());
+    const status = async () => (await env.DB.prepare("select status from batch_runs where day = ?").bind(day).first<{ status: string }>())?.status;
+    for (let i = 0; i < 100 && (await status()) !== "paying"; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await status()).toBe("paying");
+    const housekeeping = async (at: number) => {
+      const ctx = createExecutionContext();
+      await worker.scheduled(createScheduledController({ cron: "*/15 * * * *", scheduledTime: at }), env, ctx);
+      await waitOnExecutionContext(ctx);
+    };
+    // Not yet stalled: left alone.
+    await housekeeping(Date.now());
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await status()).toBe("paying");
+    // An hour later nothing has moved it: housekeeping resumes it (twice asked, one alert).
+    await housekeeping(Date.now() + 61 * 60_000);
+    await housekeeping(Date.now() + 62 * 60_000);
+    for (let i = 0; i < 200 && (await status()) !== "done"; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await status()).toBe("done");
+    expect((await call("GET", `/api/admin/batches/${day}`, { token: await adminToken() })).json).toMatchObject({ status: "done", classified: 1 });
+    const alerts = await env.DB.prepare("select details from fraud_alerts where alert_type = 'batch_stalled' and json_extract(details, '$.day') = ?").bind(day).all();
+    expect(alerts.results).toHaveLength(1);
+  });
+});

@@ -1,11 +1,11 @@
-import { and, asc, count, eq, gt, inArray, isNull, ne, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, inArray, isNull, lt, ne, sql } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Db } from "../db/client";
 import { activityDays, batchRuns, dailyActivity, fraudAlerts, payouts, users, type DailyActivityRow, type PayoutRow } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
 import { type Level, type PopulationStats } from "../activity/bot-rules";
 import { classifyDay, columnDefaultsOf, columnParams, rbarParams, signalColumns, thresholdsOf, type Signal, type SignalColumn, type SignalParams } from "../activity/signals";
-import { alertStatement, alertWhen, dedupeKey } from "../fraud/alerts";
+import { alertStatement, alertWhen, dedupeKey, raiseAlert } from "../fraud/alerts";
 import { actionStatements, whitelistedUsers } from "../fraud/engine";
 import { ApiError } from "../lib/errors";
 import { campaignsById, cappedPayoutStatement, earnedLine, holdPayoutStatement, payLines, suspendedLineStatement, suspendedOwners, termsToDecide, type PayoutTerms } from "./batch-payouts";
@@ -90,6 +90,28 @@ export async function startBatch(deps: BatchDeps, day: string, now: number) {
   }
   await startFanout(deps.env.BATCH_QUEUE, "collect", day);
   return batchProgress(db, day);
+}
+
+/**
+ * Housekeeping (every 15 minutes): a run still collecting or paying BATCH_STALL_MINUTES after it (re)started
+ * was left behind by an invocation that stopped between a commit and its queue send (the cron's start, or
+ * the collect that fixed μ and σ): no message will ever move it on. It is resumed — every step is safe to
+ * repeat — which restarts its clock, so a run that is merely slow is resumed at most once per period; one
+ * alert per day tells a person. A `failed` run (dead letters) waits for an admin, as before.
+ */
+export async function resumeStalledRuns(deps: BatchDeps, now: number): Promise<string[]> {
+  const { db, config } = deps;
+  const stalled = await db
+    .select({ day: batchRuns.day, status: batchRuns.status })
+    .from(batchRuns)
+    .where(and(inArray(batchRuns.status, ["collecting", "paying"]), lt(batchRuns.startedAt, now - config.BATCH_STALL_MINUTES * 60_000)))
+    .orderBy(asc(batchRuns.day))
+    .limit(10);
+  for (const run of stalled) {
+    await raiseAlert(db, { userId: null, alertType: "batch_stalled", severity: "high", details: { day: run.day, status: run.status, resumedAt: new Date(now).toISOString() }, dedupeKey: await dedupeKey("batch_stalled", run.day) });
+    await startBatch(deps, run.day, now);
+  }
+  return stalled.map((r) => r.day);
 }
 
 export async function handleBatchMessage(deps: BatchDeps, message: BatchMessage, now: number): Promise<void> {
