@@ -116,16 +116,26 @@ describe("POST /api/live/:streamId/gift", () => {
 
   it("a gift repriced or retired between its read and its batch is refused 409 and moves nothing", async () => {
     const admin = await adminToken();
-    const id = uniqueId("comet").replace(/[^A-Za-z0-9_-]/g, "");
-    expect((await call("POST", "/api/admin/gifts", { token: admin, body: { id, name: "Comet", coins: 100, animation: "comet" } })).status).toBe(201);
+    const created = async () => {
+      const id = uniqueId("comet").replace(/[^A-Za-z0-9_-]/g, "");
+      expect((await call("POST", "/api/admin/gifts", { token: admin, body: { id, name: "Comet", coins: 100, animation: "comet" } })).status).toBe(201);
+      return id;
+    };
     const streamer = await newUser("streamer");
     const sender = await funded(1000);
     const stream = uniqueId("s");
-    const send = (db: D1Database) => call("POST", `/api/live/${stream}/gift`, { token: sender.token, body: { giftId: id, streamerId: streamer.id }, db });
-    expectProblem(await send(d1Before(`update gifts set coins = 300 where id = '${id}'`, /"live_gifts"/)), 409, "conflict");
-    expectProblem(await send(d1Before(`update gifts set active = 0 where id = '${id}'`, /"live_gifts"/)), 409, "conflict");
+    const send = (id: string, db?: D1Database) => call("POST", `/api/live/${stream}/gift`, { token: sender.token, body: { giftId: id, streamerId: streamer.id }, db });
+    const [repriced, retired] = [await created(), await created()];
+    expectProblem(await send(repriced, d1Before(`update gifts set coins = 300 where id = '${repriced}'`, /"live_gifts"/)), 409, "conflict");
+    expectProblem(await send(retired, d1Before(`update gifts set active = 0 where id = '${retired}'`, /"live_gifts"/)), 409, "conflict");
     expect((await balanceOf(sender.token)).balance).toBe(1000);
-    expect((await balanceOf(streamer.token)).balance).toBe(0);
+    // Terms this isolate remembers that changed since are refused at commit and read again: the new price is paid, a retired gift is gone.
+    expect((await send(repriced)).json).toMatchObject({ gift: { coins: 300 } });
+    expectProblem(await send(retired), 404, "not_found");
+    await env.DB.prepare("update gifts set coins = 200 where id = ?").bind(repriced).run();
+    expect((await send(repriced)).json).toMatchObject({ gift: { coins: 200 } });
+    expect((await balanceOf(sender.token)).balance).toBe(500);
+    expect((await balanceOf(streamer.token)).balance).toBe(Math.floor((500 * 7000) / 10_000));
     await expectLedgerOk();
   });
 

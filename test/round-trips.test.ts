@@ -44,6 +44,47 @@ describe("one D1 round trip per request: hot paths decide inside their batch", (
     await expectLedgerOk();
   });
 
+  it("unlock, gift and marketplace order and confirm cost one round trip once the isolate has read their terms; stale terms cost a refused batch and a fresh read, never a wrong price", async () => {
+    const creator = await newUser("rt-creator");
+    const [a, b, c] = await Promise.all([newUser("rt-a"), newUser("rt-b"), newUser("rt-c")]);
+    for (const u of [a, b, c]) await adjust(u.id, 5000);
+    const id = `rt-content-${creator.id}`;
+    expect((await call("PUT", `/api/content/${id}/premium`, { token: creator.token, body: { price: 100 } })).status).toBe(200);
+    expect((await call("POST", `/api/content/${id}/unlock`, { token: a.token })).status).toBe(201);
+    const unlock = await counted("POST", `/api/content/${id}/unlock`, { token: b.token });
+    expect(unlock.res.status, unlock.res.text).toBe(201);
+    expect(unlock.roundTrips).toBe(1);
+    // Repriced behind the isolate's back: the remembered terms are refused at commit and read again; the new price is paid.
+    await env.DB.prepare("update content_items set price = 150 where id = ?").bind(id).run();
+    const repriced = await counted("POST", `/api/content/${id}/unlock`, { token: c.token });
+    expect(repriced.res.status, repriced.res.text).toBe(201);
+    expect(repriced.res.json).toMatchObject({ price: 150 });
+    expect(repriced.roundTrips).toBe(3);
+
+    const stream = `rt-stream-${creator.id}`;
+    expect((await call("POST", `/api/live/${stream}/gift`, { token: a.token, body: { giftId: "heart", streamerId: creator.id } })).status).toBe(201);
+    const gift = await counted("POST", `/api/live/${stream}/gift`, { token: b.token, body: { giftId: "heart", streamerId: creator.id } });
+    expect(gift.res.status, gift.res.text).toBe(201);
+    expect(gift.roundTrips).toBe(1);
+
+    const seller = await newUser("rt-seller");
+    const affiliate = await newUser("rt-aff");
+    const code = (await call("POST", "/api/marketplace/referral-codes", { token: affiliate.token })).json.code as string;
+    expect((await call("POST", "/api/marketplace/orders", { token: a.token, body: { sellerId: seller.id, productId: "p", amount: 200, referralCode: code } })).status).toBe(201);
+    const order = await counted("POST", "/api/marketplace/orders", { token: b.token, body: { sellerId: seller.id, productId: "p", amount: 200, referralCode: code } });
+    expect(order.res.status, order.res.text).toBe(201);
+    expect(order.roundTrips).toBe(1);
+    const confirm = await counted("POST", `/api/marketplace/orders/${order.res.json.order.id}/confirm`, { token: b.token });
+    expect(confirm.res.status, confirm.res.text).toBe(200);
+    expect(confirm.roundTrips).toBe(1);
+    // An order refunded behind the isolate's back: the confirm's batch is refused, the fresh read says why.
+    const other = await call("POST", "/api/marketplace/orders", { token: c.token, body: { sellerId: seller.id, productId: "p", amount: 200 } });
+    expect((await call("POST", `/api/marketplace/orders/${other.json.order.id}/refund`, { token: seller.token })).status).toBe(200);
+    expectProblem(await call("POST", `/api/marketplace/orders/${other.json.order.id}/confirm`, { token: c.token }), 409, "conflict");
+    expect((await balanceOf(seller.token)).balance).toBe(Math.floor((200 * (10_000 - 1200 - 300 - 500)) / 10_000));
+    await expectLedgerOk();
+  });
+
   it("a transfer racing an admin freeze never succeeds after the freeze committed", async () => {
     const alice = await newUser("race");
     const peers = await Promise.all(Array.from({ length: 4 }, () => newUser("peer")));

@@ -17,6 +17,7 @@ import { statStatements } from "../live/badges";
 import { contentSplit, refundLegs, type RefundKind } from "./content-rules";
 import { eachApart } from "../jobs/fanout";
 import { notAboutThemselves } from "../lib/auth";
+import { TermsCache } from "../lib/terms-cache";
 
 export const contentView = (c: ContentItemRow) => ({
   id: c.id,
@@ -103,16 +104,22 @@ export async function unlockContent(
   ctx: { deviceFingerprint: string | null; record: (o: { status: 201; body: UnlockBody }) => IdempotencyWrite | undefined; alongside?: Statement[] },
 ): Promise<{ status: 201; body: UnlockBody }> {
   for (let attempt = 0; ; attempt++) {
-    const item = await findContent(db, contentId);
+    // The item's terms as remembered (one round trip in all); a retry, or a refusal before the batch, reads them fresh.
+    const load = () => findContent(db, contentId);
+    let { value: item, remembered } = await contentTerms.get(contentId, load, attempt > 0);
+    if (remembered && (!item || item.status !== "available" || item.creatorId === buyerId)) item = (await contentTerms.get(contentId, load, true)).value;
     if (!item || item.status !== "available") throw new ApiError("not_found", "No available content with that id.");
     if (item.creatorId === buyerId) throw new ApiError("own_content", "You cannot unlock your own content.");
     try {
       return await unlockAt(db, config, buyerId, item, ctx);
     } catch (error) {
-      if (!(error instanceof GuardError && error.guard === "content_terms_changed") || attempt >= 2) throw error;
+      if (!(error instanceof GuardError && error.guard === "content_terms_changed") || attempt >= 3) throw error;
     }
   }
 }
+
+/** Items' terms (price, creator, status) as last read in this isolate: an unlock's batch is guarded by them (lib/terms-cache.ts). */
+const contentTerms = new TermsCache<ContentItemRow>(2_000);
 
 async function unlockAt(db: Db, config: Config, buyerId: string, item: ContentItemRow, ctx: Parameters<typeof unlockContent>[4]): Promise<{ status: 201; body: UnlockBody }> {
   const now = Date.now();
@@ -148,9 +155,10 @@ async function unlockAt(db: Db, config: Config, buyerId: string, item: ContentIt
       db.insert(contentPurchases).values({ id: purchaseId, contentId: item.id, buyerId, creatorId: item.creatorId, price: item.price, creatorShare: split.creator, platformShare: split.platform, processingShare: split.processing, transactionId: txId, purchasedAt: now }),
     ],
     guards: [
+      // First: every other guard is about the terms this batch was built from.
+      guard("content_terms_changed", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${item.id} and ${contentItems.price} = ${item.price} and ${contentItems.creatorId} = ${item.creatorId} and ${contentItems.status} = 'available')`),
       // A banned creator earns nothing: their content cannot be bought while the ban lasts.
       ...userNotBanned(item.creatorId, "content_creator_banned"),
-      guard("content_terms_changed", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${item.id} and ${contentItems.price} = ${item.price} and ${contentItems.creatorId} = ${item.creatorId} and ${contentItems.status} = 'available')`),
     ],
     alongside: [
       db.update(contentItems).set({ purchaseCount: sql`${contentItems.purchaseCount} + 1` }).where(eq(contentItems.id, item.id)),

@@ -10,6 +10,7 @@ import { guard, GuardError } from "../ledger/guards";
 import { applySpending, spendingPlan } from "../ledger/spending";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
+import { TermsCache } from "../lib/terms-cache";
 import { recipientActive } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
 import { announce } from "../realtime/outbox";
@@ -65,8 +66,23 @@ export async function sendGift(
   ctx: { deviceFingerprint: string | null; record: (o: { status: 201; body: GiftBody }) => IdempotencyWrite | undefined; alongside?: Statement[] },
 ): Promise<{ status: 201; body: GiftBody }> {
   if (input.streamerId === senderId) throw new ApiError("self_gift", "You cannot send a gift to yourself.");
-  const gift = await db.query.gifts.findFirst({ where: and(eq(gifts.id, input.giftId), eq(gifts.active, true)) });
+  // The gift's price as remembered (one round trip in all); the batch's gift_changed guard refuses stale terms, and they are read again.
+  const load = () => db.query.gifts.findFirst({ where: and(eq(gifts.id, input.giftId), eq(gifts.active, true)) });
+  const { value: known, remembered } = await giftTerms.get(input.giftId, load);
+  try {
+    if (known) return await giftAt(db, config, senderId, streamId, input, known, ctx);
+  } catch (error) {
+    if (!(remembered && error instanceof GuardError && error.guard === "gift_changed")) throw error;
+  }
+  const gift = remembered ? (await giftTerms.get(input.giftId, load, true)).value : undefined;
   if (!gift) throw new ApiError("not_found", "No gift with that id in the catalogue.");
+  return giftAt(db, config, senderId, streamId, input, gift, ctx);
+}
+
+/** Catalogue entries as last read in this isolate (lib/terms-cache.ts). */
+const giftTerms = new TermsCache<GiftRow>(200);
+
+async function giftAt(db: Db, config: Config, senderId: string, streamId: string, input: Parameters<typeof sendGift>[4], gift: GiftRow, ctx: Parameters<typeof sendGift>[5]): Promise<{ status: 201; body: GiftBody }> {
   const now = Date.now();
   const amount = gift.coins * input.quantity;
   const split = giftSplit(amount, config);

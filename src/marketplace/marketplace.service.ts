@@ -12,6 +12,7 @@ import { entryPlan, type LedgerPlan } from "../ledger/plan";
 import { applySpending, spendingPlan } from "../ledger/spending";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
+import { TermsCache } from "../lib/terms-cache";
 import { callerInGoodStanding, recipientActive, userNotBanned } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
 import { eachApart, type FanoutSource } from "../jobs/fanout";
@@ -81,9 +82,11 @@ export async function placeOrder(
   if (input.sellerId === buyerId) throw new ApiError("self_order", "You cannot buy from yourself.");
   for (let attempt = 0; ; attempt++) {
     const now = Date.now();
-    const [standing, code] = await Promise.all([
-      sellerStanding(db, config, input.sellerId, now),
-      input.referralCode ? db.query.referralCodes.findFirst({ where: eq(referralCodes.code, input.referralCode) }) : Promise.resolve(undefined),
+    // The seller's tier as remembered (the batch's seller_tier_changed guard refuses a stale one; a retry reads it
+    // fresh) and the code's owner (codes never change): in steady state the order is one round trip.
+    const [{ value: tier }, code] = await Promise.all([
+      sellerTiers.get(input.sellerId, async () => (await sellerStanding(db, config, input.sellerId, now)).tier, attempt > 0),
+      input.referralCode ? referralOwners.get(input.referralCode, () => db.query.referralCodes.findFirst({ where: eq(referralCodes.code, input.referralCode!) })).then((r) => r.value) : Promise.resolve(undefined),
     ]);
     let affiliateId: string | null = null;
     if (input.referralCode) {
@@ -93,12 +96,17 @@ export async function placeOrder(
       affiliateId = code.userId;
     }
     try {
-      return await orderAt(db, config, buyerId, input, standing.tier, affiliateId, ctx, now);
+      return await orderAt(db, config, buyerId, input, tier!, affiliateId, ctx, now);
     } catch (error) {
-      if (!(error instanceof GuardError && error.guard === "seller_tier_changed") || attempt >= 2) throw error;
+      if (!(error instanceof GuardError && error.guard === "seller_tier_changed") || attempt >= 3) throw error;
     }
   }
 }
+
+/** Sellers' tiers, referral codes' owners and placed orders' frozen terms as last read (or written) in this isolate (lib/terms-cache.ts). */
+const sellerTiers = new TermsCache<SellerTier>(2_000);
+const referralOwners = new TermsCache<{ code: string; userId: string }>(2_000);
+const orderTerms = new TermsCache<MarketplaceOrderRow>(2_000);
 
 async function orderAt(db: Db, config: Config, buyerId: string, input: Parameters<typeof placeOrder>[3], tier: SellerTier, affiliateId: string | null, ctx: Parameters<typeof placeOrder>[4], now: number) {
   const rates = { commissionBps: commissionBps(tier, config), processingBps: config.MARKETPLACE_PROCESSING_BPS, affiliateBps: affiliateId ? config.MARKETPLACE_AFFILIATE_BPS : 0 };
@@ -168,7 +176,7 @@ async function orderAt(db: Db, config: Config, buyerId: string, input: Parameter
           now,
         )
       : [];
-  return applySpending(db, plan, {
+  const placed = await applySpending(db, plan, {
     buyerId,
     body: (transaction) => ({ order: orderView(row), transaction }),
     balancesAt: "$.transaction",
@@ -176,6 +184,9 @@ async function orderAt(db: Db, config: Config, buyerId: string, input: Parameter
     guards: [...recipientActive(input.sellerId), ...(affiliateId ? userNotBanned(affiliateId, "referral_code_unusable") : []), guard("seller_tier_changed", sql`${tierNow} != ${tier}`)],
     alongside: [db.insert(marketplaceOrders).values(row), ...selfReferral, ...(ctx.alongside ?? [])],
   });
+  // Its terms are frozen: a confirm in this isolate needs no read (its batch is guarded by the order still being in escrow).
+  orderTerms.set(orderId, row);
+  return placed;
 }
 
 export async function findOrder(db: Db, id: string) {
@@ -303,11 +314,24 @@ export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { 
  * cron would release them anyway.
  */
 export async function confirmOrder(db: Db, id: string, buyerId: string, now: number, record?: OrderRecord) {
-  // To anyone but its parties the order does not exist; its seller or affiliate is told only the buyer confirms.
-  const order = await visibleOrder(db, id, { id: buyerId, role: "user" });
-  if (order.buyerId !== buyerId) throw new ApiError("forbidden", "Only the order's buyer confirms delivery.");
-  if (order.status !== "escrow") throw new ApiError("conflict", `The order is ${order.status}.`);
-  return releaseOrder(db, order, buyerId, now, { record, callerGuards: callerInGoodStanding(buyerId) });
+  const load = () => findOrder(db, id);
+  // An order's terms never change; only its status does, and the release's batch is guarded by it. Remembered
+  // terms (placed in this isolate) save the read; any refusal is decided on a fresh one.
+  for (let fresh = false; ; fresh = true) {
+    const { value: known, remembered } = await orderTerms.get(id, load, fresh);
+    if (remembered && (known?.buyerId !== buyerId || known.status !== "escrow")) continue;
+    // To anyone but its parties the order does not exist; its seller or affiliate is told only the buyer confirms.
+    if (!known || ![known.buyerId, known.sellerId, known.affiliateId].includes(buyerId)) throw new ApiError("not_found", "No such order.");
+    if (known.buyerId !== buyerId) throw new ApiError("forbidden", "Only the order's buyer confirms delivery.");
+    if (known.status !== "escrow") throw new ApiError("conflict", `The order is ${known.status}.`);
+    try {
+      const released = await releaseOrder(db, known, buyerId, now, { record, callerGuards: callerInGoodStanding(buyerId) });
+      orderTerms.forget(id);
+      return released;
+    } catch (error) {
+      if (!(remembered && error instanceof GuardError && error.guard === "order_not_in_escrow")) throw error;
+    }
+  }
 }
 
 /** A chunk of due orders, each released in its own batch (one already decided is skipped). */
