@@ -167,6 +167,25 @@ describe("reconciliation never releases a hold a payout may still use", () => {
     await expectLedgerOk();
   });
 
+  it("a status query Iris refuses for a known reference is not retried in silence: the hold stays and a person is told, once", async () => {
+    const user = await verifiedUser("status-refused");
+    await adjust(user.id, 1000);
+    const res = await withdraw(user.token, 700);
+    expect(res.status, res.text).toBe(202);
+    const w = await withdrawalOf(res.json.withdrawalId);
+    // The reference is known (learned by an earlier run) and the row is due; Iris refuses every status query.
+    await env.DB.prepare("update withdrawals set iris_reference = ?, next_check_at = 1 where id = ?").bind(await irisReferenceOf(w!.id), w!.id).run();
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "reject", count: 5 });
+    await reconcile(w!.created_at + 31 * 60_000);
+    await env.DB.prepare("update withdrawals set next_check_at = 1 where id = ?").bind(w!.id).run();
+    await reconcile(w!.created_at + 90 * 60_000);
+    expect(await withdrawalOf(w!.id)).toMatchObject({ status: "pending", unconfirmed: 1 });
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 1000, lockedBalance: 700 });
+    const alerts = await env.DB.prepare("select count(*) as n from fraud_alerts where user_id = ? and alert_type = 'withdrawal_unconfirmed'").bind(user.id).first<{ n: number }>();
+    expect(alerts?.n).toBe(1);
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "none" });
+  });
+
   it("a withdrawal an admin settled while a run was busy with earlier rows is not sent to Iris by that run", async () => {
     const user = await verifiedUser("stale-run");
     await adjust(user.id, 2000);

@@ -124,13 +124,17 @@ describe("POST /api/live/:streamId/gift", () => {
     const streamer = await newUser("streamer");
     const sender = await funded(1000);
     const stream = uniqueId("s");
-    const send = (id: string, db?: D1Database) => call("POST", `/api/live/${stream}/gift`, { token: sender.token, body: { giftId: id, streamerId: streamer.id }, db });
+    const send = (id: string, db?: D1Database, headers: Record<string, string> = {}) => call("POST", `/api/live/${stream}/gift`, { token: sender.token, body: { giftId: id, streamerId: streamer.id }, db, headers });
     const [repriced, retired] = [await created(), await created()];
-    expectProblem(await send(repriced, d1Before(`update gifts set coins = 300 where id = '${repriced}'`, /"live_gifts"/)), 409, "conflict");
+    const key = { "idempotency-key": `gift-${repriced}` };
+    expectProblem(await send(repriced, d1Before(`update gifts set coins = 300 where id = '${repriced}'`, /"live_gifts"/), key), 409, "conflict");
+    // A refusal caused by a concurrent change is not remembered by the key: the same key may try again.
+    const retried = await send(repriced, undefined, key);
+    expect(retried.status, retried.text).toBe(201);
+    expect(retried.json).toMatchObject({ gift: { coins: 300 } });
     expectProblem(await send(retired, d1Before(`update gifts set active = 0 where id = '${retired}'`, /"live_gifts"/)), 409, "conflict");
-    expect((await balanceOf(sender.token)).balance).toBe(1000);
+    expect((await balanceOf(sender.token)).balance).toBe(700);
     // Terms this isolate remembers that changed since are refused at commit and read again: the new price is paid, a retired gift is gone.
-    expect((await send(repriced)).json).toMatchObject({ gift: { coins: 300 } });
     expectProblem(await send(retired), 404, "not_found");
     await env.DB.prepare("update gifts set coins = 200 where id = ?").bind(repriced).run();
     expect((await send(repriced)).json).toMatchObject({ gift: { coins: 200 } });

@@ -13,6 +13,9 @@ import type { Statement } from "./executor";
  * guard's problem. Nothing is decided from a read in an earlier round trip: the conditions are evaluated
  * by SQLite inside the same transaction as the movement they protect.
  */
+/** A refusal caused by a concurrent change, not by the request: an Idempotency-Key does not remember it (the same key may try again). */
+const CONCURRENT = { transient: true } as const;
+
 export const GUARDS = {
   transaction_not_pending: () => new ApiError("already_applied", "The transaction is no longer pending."),
   caller_banned: () => new ApiError("account_banned", "This account is banned."),
@@ -22,7 +25,7 @@ export const GUARDS = {
   caller_in_debt: () => new ApiError("debt_outstanding", "This account has recorded debt; money cannot leave it until later credits have settled the debt."),
   content_unavailable: () => new ApiError("not_found", "No available content with that id."),
   content_creator_banned: () => new ApiError("recipient_unavailable", "The content's creator is banned: it cannot be bought while the ban lasts."),
-  content_terms_changed: () => new ApiError("conflict", "The content's price or creator changed while unlocking; try again."),
+  content_terms_changed: () => new ApiError("conflict", "The content's price or creator changed while unlocking; try again.", CONCURRENT),
   content_paid_to_previous_creator: () =>
     new ApiError("conflict", "Buyers hold purchases of this item paid to its previous creator: deleting it would take back their earnings. An admin can remove it."),
   admin_bought_content: () => new ApiError("forbidden", "You bought this item: another admin must remove it (it refunds your purchase)."),
@@ -34,7 +37,7 @@ export const GUARDS = {
   order_not_released: () => new ApiError("conflict", "The order is not released (or was already refunded)."),
   order_payee_banned: () => new ApiError("recipient_unavailable", "The seller or affiliate is banned: the escrow stays held until an admin refunds the order."),
   referral_code_unusable: () => new ApiError("invalid_referral_code", "That referral code's owner cannot earn on it."),
-  seller_tier_changed: () => new ApiError("conflict", "The seller's tier changed while ordering; try again."),
+  seller_tier_changed: () => new ApiError("conflict", "The seller's tier changed while ordering; try again.", CONCURRENT),
   purchase_already_refunded: () => new ApiError("already_applied", "This purchase was already refunded."),
   withdraw_method_missing: () => new ApiError("withdraw_method_required", "Set a bank account with PUT /api/wallet/withdraw-method first."),
   withdraw_method_cooldown: () => new ApiError("withdraw_method_cooldown", "The bank account was changed recently; it can be used once the cooling-off period has passed."),
@@ -43,7 +46,7 @@ export const GUARDS = {
   spend_per_tx_limit: () => new ApiError("limit_exceeded", "This spend exceeds your per-transaction spending limit."),
   order_not_creditable: () => new ApiError("already_applied", "The order can no longer be credited."),
   order_reversal_moved: () => new ApiError("conflict", "Another reversal of this order was applied concurrently."),
-  gift_changed: () => new ApiError("conflict", "The gift's price or availability changed while sending; read the catalogue and send again."),
+  gift_changed: () => new ApiError("conflict", "The gift's price or availability changed while sending; read the catalogue and send again.", CONCURRENT),
   payout_not_held: () => new ApiError("conflict", "The payout is no longer held."),
   payout_not_payable: () => new ApiError("already_applied", "The payout was already decided."),
   user_banned: () => new ApiError("conflict", "A ban is permanent."),
@@ -62,7 +65,7 @@ export type GuardName = keyof typeof GUARDS;
 export class GuardError extends ApiError {
   constructor(readonly guard: GuardName) {
     const problem = GUARDS[guard]();
-    super(problem.code, problem.detail);
+    super(problem.code, problem.detail, problem.extra);
   }
 }
 

@@ -272,8 +272,8 @@ export async function resolveWithdrawal(db: Db, id: string, outcome: "completed"
  * Iris answers with the payout it already has (or makes it, if it never arrived), never a second one.
  * Reconciliation never releases a hold on a refusal: a refused repeat, or a refused status query, does
  * not prove that no payout exists (Iris may check credentials or the caller's address before its key).
- * Only Iris' own status `failed`/`rejected` releases it. Otherwise (a refusal, or past Iris' window) a
- * person decides: one alert per withdrawal, and POST /api/admin/withdrawals/{id}/resolve.
+ * Only Iris' own status `failed`/`rejected` releases it. Otherwise (a refused repeat or status query, or past
+ * Iris' window) a person decides: one alert per withdrawal, and POST /api/admin/withdrawals/{id}/resolve.
  */
 export async function reconcileWithdrawals(db: Db, config: Config, env: Env, now: number) {
   const due = await db
@@ -318,7 +318,18 @@ export async function reconcileWithdrawals(db: Db, config: Config, env: Env, now
         await applyStatements(db, [db.update(withdrawals).set({ irisReference: reference, unconfirmed: false }).where(eq(withdrawals.id, w.id))]);
         result.referencesLearned++;
       }
-      const outcome = irisOutcome((await gateway.payoutDetails(reference)).status);
+      let details;
+      try {
+        details = await gateway.payoutDetails(reference);
+      } catch (error) {
+        // A refused status query of a payout Iris gave us the reference of proves nothing either; a person looks (the next check still runs).
+        if (error instanceof GatewayError && error.definite) {
+          await flagForReview(`iris_refused_status: ${error.message}`);
+          continue;
+        }
+        throw error;
+      }
+      const outcome = irisOutcome(details.status);
       if (outcome && (await settleWithdrawal(db, w, outcome, { reason: outcome === "failed" ? "iris_reconciled_failed" : null, actorId: "system:reconciliation", reference })) !== "duplicate") {
         result.settled++;
       }
