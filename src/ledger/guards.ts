@@ -35,7 +35,9 @@ export const GUARDS = {
   boost_demand_changed: () => new ApiError("price_changed", "Boost demand changed while buying; quote again."),
   order_not_in_escrow: () => new ApiError("conflict", "The order is no longer in escrow."),
   order_not_released: () => new ApiError("conflict", "The order is not released (or was already refunded)."),
-  order_payee_banned: () => new ApiError("recipient_unavailable", "The seller or affiliate is banned: the escrow stays held until an admin refunds the order."),
+  order_payee_banned: () => new ApiError("recipient_unavailable", "The seller is banned: the escrow stays held until an admin refunds the order."),
+  /** Caught by releaseOrder, which then releases with the affiliate's share forfeited to the seller. */
+  order_affiliate_banned: () => new ApiError("conflict", "The order's affiliate is banned."),
   referral_code_unusable: () => new ApiError("invalid_referral_code", "That referral code's owner cannot earn on it."),
   seller_tier_changed: () => new ApiError("conflict", "The seller's tier changed while ordering; try again.", CONCURRENT),
   purchase_already_refunded: () => new ApiError("already_applied", "This purchase was already refunded."),

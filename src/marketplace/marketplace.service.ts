@@ -208,40 +208,54 @@ export type OrderRecord = (order: MarketplaceOrderRow) => IdempotencyWrite | und
 /**
  * Releases an order's escrow, once: the seller's share to the seller and the affiliate's to the
  * affiliate (each their own transaction, so each earns under `marketplace`), in ONE batch guarded by
- * the order still being in escrow — a confirm and a refund race to one winner — and by neither payee
- * being banned (a banned user earns nothing: the escrow stays held until an admin refunds the order).
+ * the order still being in escrow — a confirm and a refund race to one winner — and by the seller not
+ * being banned (a banned seller earns nothing: the escrow stays held until an admin refunds the order).
+ * A banned affiliate does not hold up the seller's sale: their share, which came out of the seller's,
+ * goes to the seller, and the order's shares say so (a refund after release claws back what was paid).
+ * That is decided at commit too: the batch assuming an affiliate in good standing is refused if they
+ * are banned, and the forfeiting one is applied (a ban is permanent).
  * `callerGuards`: the standing the one who releases needs (a buyer's confirm moves the buyer's money).
  */
 export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: string, now: number, opts: { record?: OrderRecord; callerGuards?: Guard[] } = {}): Promise<MarketplaceOrderRow> {
+  try {
+    return await releaseAs(db, order, actor, now, opts, false);
+  } catch (error) {
+    if (!(error instanceof GuardError && error.guard === "order_affiliate_banned")) throw error;
+    return releaseAs(db, order, actor, now, opts, true);
+  }
+}
+
+async function releaseAs(db: Db, order: MarketplaceOrderRow, actor: string, now: number, opts: { record?: OrderRecord; callerGuards?: Guard[] }, affiliateForfeits: boolean): Promise<MarketplaceOrderRow> {
   const part = (userId: string, amount: number, type: "escrow_release" | "commission", role: "seller" | "affiliate"): LedgerPlan =>
     entryPlan({
-      tx: { id: newId(now), type, asset: "COIN", amount, userId, counterpartyId: order.buyerId, metadata: { source: "marketplace", earners: [userId], orderId: order.id, role } },
+      tx: { id: newId(now), type, asset: "COIN", amount, userId, counterpartyId: order.buyerId, metadata: { source: "marketplace", earners: [userId], orderId: order.id, role, ...(affiliateForfeits && role === "seller" ? { affiliateForfeited: order.affiliateShare } : {}) } },
       postings: [
         { accountId: ESCROW, asset: "COIN", amount: -amount },
         { accountId: userAccountId(userId, "COIN"), asset: "COIN", amount },
       ],
       sideAccountId: userAccountId(userId, "COIN"),
       onceKeys: [`marketplace_release:${order.id}:${role}`],
-      audit: { actorId: actor, action: "marketplace.released", subjectType: "marketplace_order", subjectId: order.id, details: { role, amount } },
+      audit: { actorId: actor, action: "marketplace.released", subjectType: "marketplace_order", subjectId: order.id, details: { role, amount, ...(affiliateForfeits && role === "seller" ? { affiliateForfeited: order.affiliateShare, affiliateId: order.affiliateId } : {}) } },
       now,
     });
-  const released = { ...order, status: "released" as const, releasedAt: now, releasedBy: actor };
+  const shares = affiliateForfeits ? { sellerShare: order.sellerShare + order.affiliateShare, affiliateShare: 0 } : { sellerShare: order.sellerShare, affiliateShare: order.affiliateShare };
+  const released = { ...order, ...shares, status: "released" as const, releasedAt: now, releasedBy: actor };
   const plans: { plan: LedgerPlan; options: ApplyOptions }[] = [
     {
-      plan: part(order.sellerId, order.sellerShare, "escrow_release", "seller"),
+      plan: part(order.sellerId, shares.sellerShare, "escrow_release", "seller"),
       options: {
         idempotency: opts.record?.(released),
         guards: [
           ...(opts.callerGuards ?? []),
           escrowGuard(order.id),
           ...userNotBanned(order.sellerId, "order_payee_banned"),
-          ...(order.affiliateId ? userNotBanned(order.affiliateId, "order_payee_banned") : []),
+          ...(order.affiliateId && !affiliateForfeits ? userNotBanned(order.affiliateId, "order_affiliate_banned") : []),
         ],
-        alongside: [db.update(marketplaceOrders).set({ status: "released", releasedAt: now, releasedBy: actor }).where(eq(marketplaceOrders.id, order.id))],
+        alongside: [db.update(marketplaceOrders).set({ ...shares, status: "released", releasedAt: now, releasedBy: actor }).where(eq(marketplaceOrders.id, order.id))],
       },
     },
   ];
-  if (order.affiliateId && order.affiliateShare > 0) plans.push({ plan: part(order.affiliateId, order.affiliateShare, "commission", "affiliate"), options: { guards: [], alongside: [] } });
+  if (order.affiliateId && shares.affiliateShare > 0) plans.push({ plan: part(order.affiliateId, shares.affiliateShare, "commission", "affiliate"), options: { guards: [], alongside: [] } });
   await applyPlans(db, plans);
   return released;
 }
