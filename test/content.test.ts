@@ -735,3 +735,23 @@ describe("who may take back whose earnings", () => {
     expect((await call("GET", `/api/content/${b}/access`, { token: buyer.token })).json).toMatchObject({ access: true });
   });
 });
+
+describe("badges follow earnings that stand", () => {
+  it("Top Earner cannot be farmed by unlocks that are then refunded: the counter is net of claw-backs and a badge the claw-back undoes is taken back", async () => {
+    const creator = await newUser("farmer");
+    const sybil = await funded(1000, "sybil");
+    const vars = { BADGE_TOP_EARNER_COINS: "600" };
+    const items = [await priced(creator, 500), await priced(creator, 500)];
+    for (const id of items) expect((await call("POST", `/api/content/${id}/unlock`, { token: sybil.token, vars })).status).toBe(201);
+    const badges = async () => ((await call("GET", `/api/users/${creator.id}/badges`, { token: sybil.token })).json.items as { badge: string }[]).map((b) => b.badge);
+    expect(await badges()).toEqual(["top_earner"]);
+    for (const id of items) {
+      expect((await call("DELETE", `/api/content/${id}`, { token: creator.token, vars })).status).toBe(202);
+      await refundsDone(id);
+    }
+    expect((await balanceOf(sybil.token)).balance).toBe(1000);
+    expect(await badges()).toEqual([]);
+    const stats = await env.DB.prepare("select coins_earned from user_stats where user_id = ?").bind(creator.id).first<{ coins_earned: number }>();
+    expect(stats?.coins_earned).toBe(0);
+  });
+});

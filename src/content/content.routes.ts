@@ -228,7 +228,7 @@ export const contentRouter = createRouter()
           throw new ApiError("refund_window_closed", "A buyer's refund is granted within 24 hours of the purchase while the item is available.");
         }
         const refunded = { purchaseId: purchase.id, refunded: purchase.price };
-        const outcome = await refundPurchase(db, purchase, "full", c.var.user.id, "buyer_request", { idempotency: record({ ...refunded, outcome: "refunded" }) });
+        const outcome = await refundPurchase(db, c.var.config, purchase, "full", c.var.user.id, "buyer_request", { idempotency: record({ ...refunded, outcome: "refunded" }) });
         // Another refund of the purchase (an admin removal's queue) committed first: this one moved nothing.
         if (outcome === "already_refunded") throw new ApiError("already_applied", "This purchase was refunded meanwhile by another refund.");
         return { ...refunded, outcome };

@@ -176,6 +176,7 @@ async function unlockAt(db: Db, config: Config, buyerId: string, item: ContentIt
  */
 export async function refundPurchase(
   db: Db,
+  config: Config,
   purchase: ContentPurchaseRow,
   kind: RefundKind,
   actorId: string,
@@ -221,7 +222,11 @@ export async function refundPurchase(
     await applyPlan(db, plan, {
       guards: [notRefunded],
       idempotency: opts.idempotency,
-      alongside: [db.update(contentPurchases).set({ refundedAt: now, refundKind: kind, refundAmount: legs.buyer, refundTransactionId: refundTxId }).where(eq(contentPurchases.id, purchase.id))],
+      alongside: [
+        db.update(contentPurchases).set({ refundedAt: now, refundKind: kind, refundAmount: legs.buyer, refundTransactionId: refundTxId }).where(eq(contentPurchases.id, purchase.id)),
+        // What is clawed back was not earned: Top Earner counts earnings that stand.
+        ...statStatements(db, config, purchase.creatorId, { coinsEarned: -legs.creator }, refundTxId, now),
+      ],
     });
     return "refunded";
   } catch (error) {
@@ -300,11 +305,11 @@ export async function refundProgress(db: Db, id: string) {
  * cannot be refunded does not hold up the others: the chunk fails (retried, then dead-lettered with an
  * alert) only after every other purchase in it was refunded.
  */
-export async function refundChunk(db: Db, contentId: string, purchaseIds: string[], now: number) {
+export async function refundChunk(db: Db, config: Config, contentId: string, purchaseIds: string[], now: number) {
   const run = await db.query.contentRefundRuns.findFirst({ where: eq(contentRefundRuns.contentId, contentId) });
   if (!run) throw new Error(`no refund run for ${contentId}`);
   const rows = await db.select().from(contentPurchases).where(and(inArray(contentPurchases.id, purchaseIds), isNull(contentPurchases.refundedAt)));
-  const refunds = await eachApart(rows, (p) => p.id, (p) => refundPurchase(db, p, run.kind, run.requestedBy, run.reason));
+  const refunds = await eachApart(rows, (p) => p.id, (p) => refundPurchase(db, config, p, run.kind, run.requestedBy, run.reason));
   const [{ n } = { n: 1 }] = await db.select({ n: count() }).from(contentPurchases).where(and(eq(contentPurchases.contentId, contentId), isNull(contentPurchases.refundedAt)));
   if (n === 0) await db.update(contentRefundRuns).set({ finishedAt: now }).where(and(eq(contentRefundRuns.contentId, contentId), isNull(contentRefundRuns.finishedAt)));
   refunds.raise(`refunds of ${contentId}`);

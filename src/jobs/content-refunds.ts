@@ -1,3 +1,4 @@
+import type { Config } from "../config";
 import { eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { contentRefundRuns } from "../db/schema";
@@ -21,6 +22,6 @@ export const contentRefundSource: FanoutSource<ContentRefundMessage> = {
   },
 };
 
-export async function handleContentRefundMessage(db: Db, message: ContentRefundMessage, now: number): Promise<void> {
-  await refundChunk(db, message.contentId, message.purchaseIds, now);
+export async function handleContentRefundMessage(db: Db, config: Config, message: ContentRefundMessage, now: number): Promise<void> {
+  await refundChunk(db, config, message.contentId, message.purchaseIds, now);
 }

@@ -14,7 +14,7 @@ const SOURCES: { [K in FanoutSourceName]: FanoutSource<QueueMessage> } = { colle
 export async function handleQueueMessage(deps: QueueDeps, body: QueueMessage, now: number): Promise<void> {
   if (body.kind === "fanout") await fanoutStep(deps, SOURCES[body.source], body);
   else if (body.kind === "realtime") await publishOutbox(deps.env, deps.config, body.events);
-  else if (body.kind === "content_refund") await handleContentRefundMessage(deps.db, body, now);
+  else if (body.kind === "content_refund") await handleContentRefundMessage(deps.db, deps.config, body, now);
   else if (body.kind === "escrow_release") await handleEscrowRelease(deps.db, body, now);
   else await handleBatchMessage(deps, body, now);
 }
