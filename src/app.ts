@@ -31,7 +31,7 @@ import { adminContentRouter, contentRouter } from "./content/content.routes";
 import { creatorRouter } from "./creator/creator.routes";
 import { adminGiftsRouter, liveRouter, usersRouter } from "./live/live.routes";
 import { adminBusinessRouter, marketplaceRouter } from "./marketplace/marketplace.routes";
-import { publishOutbox, type Outbox } from "./realtime/outbox";
+import { publishReliably, type Outbox } from "./realtime/outbox";
 import { realtimeRouter } from "./realtime/realtime.routes";
 import { adminOperationsRouter } from "./admin/operations.routes";
 import { consoleRouter } from "./console/console.routes";
@@ -87,7 +87,7 @@ export function createApp() {
       await withGatewayCalls(calls, next);
     } finally {
       // Realtime events of the batches that committed (a refused request may still have committed some, e.g. an alert).
-      if (outbox.length > 0) c.executionCtx.waitUntil(publishOutbox(c.env, c.var.config, outbox));
+      if (outbox.length > 0) c.executionCtx.waitUntil(publishReliably(c.env, c.var.config, outbox).catch((e) => console.error("realtime events lost", e instanceof Error ? e.message : String(e))));
       // Gateway timings, to their recorder (not D1) after the answer.
       if (calls.length > 0) c.executionCtx.waitUntil(recordGatewayCalls(c.env, calls).catch((e) => console.error("gateway timings lost", e instanceof Error ? e.message : String(e))));
     }

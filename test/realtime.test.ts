@@ -498,3 +498,32 @@ describe("housekeeping announces what it settled whatever the latency recorder d
     socket.ws.close(1000, "done");
   });
 });
+
+describe("an event whose publish fails is published again, not acknowledged away", () => {
+  it("a queued realtime message whose object call fails hands the failed user's events back to the queue (bounded), and they arrive", async () => {
+    const user = await newUser("lost");
+    const socket = await open("", { token: user.token });
+    const events = [{ to: { user: user.id, seenAt: Number.MAX_SAFE_INTEGER }, type: "coin-balance-update", at: Date.now(), data: { balance: 85, change: 85, reason: "escrow_release" } }];
+    const sent: { body: any }[] = [];
+    const flaky = {
+      ...env,
+      USER_ACTIVITY: { idFromName: (n: string) => env.USER_ACTIVITY.idFromName(n), get: () => ({ publish: async () => Promise.reject(new Error("Durable Object is overloaded")) }) },
+      BATCH_QUEUE: { send: async (body: unknown) => void sent.push({ body }), sendBatch: async (bodies: { body: unknown }[]) => void sent.push(...bodies) },
+    } as unknown as Env;
+    const outcome: string[] = [];
+    const delivery = (body: unknown) => ({ queue: "daily-batch", messages: [{ id: "m1", timestamp: new Date(), attempts: 1, body, ack: () => outcome.push("ack"), retry: () => outcome.push("retry") }], ackAll() {}, retryAll() {} }) as unknown as MessageBatch<never>;
+    await worker.queue(delivery({ kind: "realtime", events }), flaky);
+    expect(outcome).toEqual(["ack"]);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.body).toMatchObject({ kind: "realtime", hops: 1, events: [{ type: "coin-balance-update", data: { balance: 85 } }] });
+    // The object is back: the handed-back message delivers the event.
+    await worker.queue(delivery(sent[0]!.body), env);
+    const frame = await until(socket, (f) => f.type === "coin-balance-update");
+    expect(frame?.data).toMatchObject({ balance: 85, reason: "escrow_release" });
+    // An object that keeps failing is given up on after REALTIME_PUBLISH_HOPS hand-backs, not looped forever.
+    sent.length = 0;
+    await worker.queue(delivery({ kind: "realtime", events, hops: 3 }), flaky);
+    expect(sent).toHaveLength(0);
+    socket.ws.close(1000, "done");
+  });
+});

@@ -2,7 +2,7 @@ import { raiseAlert, dedupeKey } from "../fraud/alerts";
 import { handleContentRefundMessage, contentRefundSource, type ContentRefundMessage } from "./content-refunds";
 import { collectSource, handleBatchMessage, handleDeadLetter, paySource, type BatchMessage } from "./daily-batch";
 import { escrowReleaseSource, handleEscrowRelease, type EscrowReleaseMessage } from "../marketplace/marketplace.service";
-import { outboxMessages, publishOutbox, type Outbox, type RealtimeConfig, type RealtimeMessage } from "../realtime/outbox";
+import { outboxMessages, publishReliably, type Outbox, type RealtimeConfig, type RealtimeMessage } from "../realtime/outbox";
 import { fanoutStep, sendBatches, type FanoutMessage, type FanoutSource, type FanoutSourceName, type QueueDeps } from "./fanout";
 import { businessDay } from "../lib/time";
 
@@ -13,7 +13,7 @@ const SOURCES: { [K in FanoutSourceName]: FanoutSource<QueueMessage> } = { colle
 
 export async function handleQueueMessage(deps: QueueDeps, body: QueueMessage, now: number): Promise<void> {
   if (body.kind === "fanout") await fanoutStep(deps, SOURCES[body.source], body);
-  else if (body.kind === "realtime") await publishOutbox(deps.env, deps.config, body.events);
+  else if (body.kind === "realtime") await publishReliably(deps.env, deps.config, body.events, body.hops ?? 0);
   else if (body.kind === "content_refund") await handleContentRefundMessage(deps.db, deps.config, body, now);
   else if (body.kind === "escrow_release") await handleEscrowRelease(deps.db, body, now);
   else await handleBatchMessage(deps, body, now);
@@ -69,7 +69,7 @@ async function deadEscrow(deps: QueueDeps, what: string, orders: number, now: nu
  */
 export async function enqueueOutbox(env: Env, config: RealtimeConfig, outbox: Outbox): Promise<void> {
   const { messages, direct } = outboxMessages(outbox);
-  if (direct.length > 0) await publishOutbox(env, config, direct);
+  if (direct.length > 0) await publishReliably(env, config, direct);
   const failed: string[] = [];
   for (const group of sendBatches(messages)) {
     await env.BATCH_QUEUE.sendBatch(group.map((body) => ({ body }))).catch((e) => failed.push(e instanceof Error ? e.message : String(e)));

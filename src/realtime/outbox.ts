@@ -1,6 +1,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import type { Config } from "../config";
+import { sendBatches } from "../jobs/fanout";
 import { realtimePresence } from "../db/schema";
 
 /**
@@ -15,7 +16,8 @@ import { realtimePresence } from "../db/schema";
  * are published to, so an offline user's object is never woken. Whoever comes back later than that is
  * told to re-read (`resync`, see EventLog.accept), so skipping them loses nothing.
  */
-export type Audience = { user: string; seenAt: number | null } | { room: "admins" } | { room: "lobby" };
+/** A lobby event handed back for one shard names it (`shard`); otherwise it goes to every shard. */
+export type Audience = { user: string; seenAt: number | null } | { room: "admins" } | { room: "lobby"; shard?: number };
 
 export interface OutboxEvent {
   to: Audience;
@@ -97,12 +99,15 @@ export function lobbyShard(userId: string, shards: number): number {
   return h % shards;
 }
 
-/** Publishes an outbox: one RPC per present user with their events in order, one per room (the lobby: each shard). */
-export async function publishOutbox(env: Env, config: RealtimeConfig, outbox: Outbox): Promise<void> {
+/**
+ * Publishes an outbox: one RPC per present user with their events in order, one per room (the lobby: each
+ * shard). Returns the events whose call failed (a whole user's or room's group: none of them was logged).
+ */
+export async function publishOutbox(env: Env, config: RealtimeConfig, outbox: Outbox): Promise<Outbox> {
   const windowMs = config.REALTIME_REPLAY_HOURS * 3_600_000;
   // (A queue message written before events carried presence has no `seenAt`: published, as it was then.)
   outbox = outbox.filter((e) => !("user" in e.to) || e.to.seenAt === undefined || present(e.to.seenAt, e.at, windowMs));
-  if (outbox.length === 0) return;
+  if (outbox.length === 0) return [];
   const byUser = new Map<string, OutboxEvent[]>();
   const rooms = { admins: [] as OutboxEvent[], lobby: [] as OutboxEvent[] };
   for (const e of outbox) {
@@ -111,20 +116,52 @@ export async function publishOutbox(env: Env, config: RealtimeConfig, outbox: Ou
   }
   const keep = retention(config);
   const plain = (events: OutboxEvent[]) => events.map(({ type, at, data }) => ({ type, at, data }));
-  const calls: Promise<unknown>[] = [];
-  for (const [userId, events] of byUser) calls.push(env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(userId)).publish(plain(events), keep));
-  if (rooms.admins.length > 0) calls.push(env.REALTIME_ROOMS.get(env.REALTIME_ROOMS.idFromName("admins")).publish(plain(rooms.admins), keep));
-  if (rooms.lobby.length > 0) {
-    for (let shard = 0; shard < config.REALTIME_LOBBY_SHARDS; shard++) {
-      calls.push(env.REALTIME_ROOMS.get(env.REALTIME_ROOMS.idFromName(`lobby:${shard}`)).publish(plain(rooms.lobby), keep));
+  const calls: { events: OutboxEvent[]; call: Promise<unknown> }[] = [];
+  for (const [userId, events] of byUser) calls.push({ events, call: env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(userId)).publish(plain(events), keep) });
+  if (rooms.admins.length > 0) calls.push({ events: rooms.admins, call: env.REALTIME_ROOMS.get(env.REALTIME_ROOMS.idFromName("admins")).publish(plain(rooms.admins), keep) });
+  // Lobby events go to every shard, or to the one shard a handed-back event names.
+  const shards = new Map<number, OutboxEvent[]>();
+  for (const e of rooms.lobby) {
+    const to = e.to as { room: "lobby"; shard?: number };
+    for (const shard of to.shard === undefined ? Array.from({ length: config.REALTIME_LOBBY_SHARDS }, (_, i) => i) : [to.shard]) {
+      (shards.get(shard) ?? shards.set(shard, []).get(shard)!).push({ ...e, to: { room: "lobby", shard } });
     }
   }
-  const results = await Promise.allSettled(calls);
-  for (const r of results) if (r.status === "rejected") console.error("realtime publish failed", r.reason instanceof Error ? r.reason.message : String(r.reason));
+  for (const [shard, events] of shards) calls.push({ events, call: env.REALTIME_ROOMS.get(env.REALTIME_ROOMS.idFromName(`lobby:${shard}`)).publish(plain(events), keep) });
+  const results = await Promise.allSettled(calls.map((c) => c.call));
+  const failed: Outbox = [];
+  results.forEach((r, i) => {
+    if (r.status === "fulfilled") return;
+    console.error("realtime publish failed", r.reason instanceof Error ? r.reason.message : String(r.reason));
+    failed.push(...calls[i]!.events);
+  });
+  return failed;
+}
+
+/** Times events whose publish failed are handed back to the queue before they are given up (logged). */
+export const REALTIME_PUBLISH_HOPS = 3;
+
+/**
+ * Publishes, and hands the events whose object call failed (an object restarting or overloaded) back to the
+ * queue to be published again, at most REALTIME_PUBLISH_HOPS times: an event that was never logged would
+ * otherwise be lost without a gap in `seq` to show it. A group too large for a message is tried once more
+ * directly. Groups that were published are not sent again, so nobody sees an event twice.
+ */
+export async function publishReliably(env: Env, config: RealtimeConfig, outbox: Outbox, hops = 0): Promise<void> {
+  let failed = await publishOutbox(env, config, outbox);
+  if (failed.length === 0) return;
+  if (hops >= REALTIME_PUBLISH_HOPS) {
+    console.error(`realtime events given up after ${hops} attempts`, failed.length);
+    return;
+  }
+  const { messages, direct } = outboxMessages(failed);
+  if (direct.length > 0) failed = await publishOutbox(env, config, direct);
+  for (const group of sendBatches(messages.map((m) => ({ ...m, hops: hops + 1 })))) await env.BATCH_QUEUE.sendBatch(group.map((body) => ({ body, delaySeconds: 2 })));
+  if (direct.length > 0 && failed.length > 0) console.error("realtime events given up (too large to hand back)", failed.length);
 }
 
 /** Realtime events a background job hands to the queue: the events of at most PUBLISH_CHUNK_USERS users. */
-export type RealtimeMessage = { kind: "realtime"; events: OutboxEvent[] };
+export type RealtimeMessage = { kind: "realtime"; events: OutboxEvent[]; hops?: number };
 
 /** Users per realtime message: with up to 10 messages per delivery, at most 250 object calls per invocation. */
 const PUBLISH_CHUNK_USERS = 25;
