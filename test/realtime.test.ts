@@ -527,3 +527,25 @@ describe("an event whose publish fails is published again, not acknowledged away
     socket.ws.close(1000, "done");
   });
 });
+
+describe("the replay log never has a hole", () => {
+  it("events that reach the object out of time order are pruned as a prefix: a replay is whole or a resync", async () => {
+    const user = await newUser("hole");
+    const stub = env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(user.id));
+    const phone = await open("", { token: user.token });
+    const keep = { keep: 500, maxAgeMs: 24 * 3_600_000 };
+    const day = 24 * 3_600_000;
+    const t = Date.now();
+    // A request's event, then a queued job's event committed earlier (an older `at`), both almost a day old.
+    await stub.publish([{ type: "transaction-update", at: t - day + 60_000, data: { n: 1 } }], keep);
+    await stub.publish([{ type: "transaction-update", at: t - day + 1_000, data: { n: 2 } }], keep);
+    await new Promise((r) => setTimeout(r, 1_500));
+    await stub.publish([{ type: "transaction-update", at: Date.now(), data: { n: 3 } }], keep);
+    const kept = await runInDurableObject(stub, (_, s: DurableObjectState) => s.storage.sql.exec<{ seq: number }>("SELECT seq FROM realtime_events ORDER BY seq").toArray().map((r) => r.seq));
+    expect(kept).toEqual(kept.length === 0 ? [] : Array.from({ length: kept.length }, (_, i) => kept[0]! + i));
+    const laptop = await open("", { token: user.token, query: { since: "0" } });
+    const frames = await laptop.next(1, 1_500);
+    expect(frames[0]?.type === "resync" || frames.map((f) => f.seq).join(",") === "1,2,3", JSON.stringify(frames)).toBe(true);
+    for (const s of [phone, laptop]) s.ws.close(1000, "done");
+  });
+});

@@ -44,7 +44,14 @@ export class EventLog {
       delivered.push({ seq, type: e.type, at: new Date(e.at).toISOString(), data: e.data });
     }
     this.sql.exec("UPDATE realtime_seq SET last = ? WHERE id = 1", seq);
-    this.sql.exec("DELETE FROM realtime_events WHERE seq <= ? OR at < ?", seq - retention.keep, now - retention.maxAgeMs);
+    // A prefix only, so what is kept has no hole: events may arrive out of time order (a queued job's
+    // commit is older than a request's published after it), so everything up to the newest one past the
+    // age limit goes.
+    this.sql.exec(
+      "DELETE FROM realtime_events WHERE seq <= max(?, coalesce((SELECT max(seq) FROM realtime_events WHERE at < ?), 0))",
+      seq - retention.keep,
+      now - retention.maxAgeMs,
+    );
     const frames = delivered.map((d) => JSON.stringify(d));
     for (const ws of this.ctx.getWebSockets()) {
       for (const frame of frames) {
