@@ -320,3 +320,20 @@ describe("boosts", () => {
     await expectLedgerOk();
   });
 });
+
+describe("a banned streamer's stream", () => {
+  it("is neither featured nor boostable while the ban lasts", async () => {
+    const streamer = await newUser("banned-streamer");
+    const fan = await funded(1000, "fan");
+    const stream = uniqueId("s");
+    expect((await call("POST", `/api/live/${stream}/gift`, { token: fan.token, body: { giftId: "heart", streamerId: streamer.id } })).status).toBe(201);
+    expect((await call("POST", `/api/live/${stream}/boost`, { token: fan.token, body: { level: "basic" } })).status).toBe(201);
+    const featured = async () => ((await call("GET", "/api/live/featured?limit=100", { token: fan.token })).json.items as { streamId: string }[]).some((f) => f.streamId === stream);
+    expect(await featured()).toBe(true);
+    await setUserStatus(streamer.id, "banned");
+    expect(await featured()).toBe(false);
+    const before = (await balanceOf(fan.token)).balance;
+    expectProblem(await call("POST", `/api/live/${stream}/boost`, { token: fan.token, body: { level: "basic" } }), 422, "recipient_unavailable");
+    expect((await balanceOf(fan.token)).balance).toBe(before);
+  });
+});

@@ -31,6 +31,7 @@ export const GUARDS = {
   admin_bought_content: () => new ApiError("forbidden", "You bought this item: another admin must remove it (it refunds your purchase)."),
   own_content: () => new ApiError("own_content", "You cannot unlock your own content."),
   not_content_creator: () => new ApiError("forbidden", "Only the content's creator may do this."),
+  stream_streamer_banned: () => new ApiError("recipient_unavailable", "The stream's streamer is banned: it cannot be boosted while the ban lasts."),
   stream_streamer_mismatch: () => new ApiError("stream_mismatch", "That stream belongs to another streamer."),
   boost_demand_changed: () => new ApiError("price_changed", "Boost demand changed while buying; quote again."),
   order_not_in_escrow: () => new ApiError("conflict", "The order is no longer in escrow."),

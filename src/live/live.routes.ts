@@ -112,7 +112,7 @@ export const liveRouter = createRouter()
         ),
         ...errorResponses,
         409: problemFor("`price_changed` (above maxPrice); `conflict` when other boosts of the level bought at the same moment kept changing the price (send again: the Idempotency-Key does not remember it); or the Idempotency-Key was used with another body."),
-        422: problemFor("`insufficient_funds`, `debt_outstanding`."),
+        422: problemFor("`insufficient_funds`, `debt_outstanding`; `recipient_unavailable` when the stream's streamer is banned (their stream is not featured)."),
       },
     }),
     async (c) => {

@@ -246,7 +246,11 @@ async function boostAt(db: Db, config: Config, buyerId: string, streamId: string
     }),
     balancesAt: "$.transaction",
     record: ctx.record,
-    guards: [guard("boost_demand_changed", sql`${activeBoostsSql(quote.level, now)} != ${quote.activeBoosts} or ${lastEndSql(streamId, quote.level)} != ${lastEnd}`)],
+    guards: [
+      guard("boost_demand_changed", sql`${activeBoostsSql(quote.level, now)} != ${quote.activeBoosts} or ${lastEndSql(streamId, quote.level)} != ${lastEnd}`),
+      // A banned streamer's stream is not featured, so it is not sold a place there either.
+      guard("stream_streamer_banned", sql`exists (select 1 from ${liveStreams} join ${users} on ${users.id} = ${liveStreams.streamerId} where ${liveStreams.id} = ${streamId} and ${users.status} = 'banned')`),
+    ],
     alongside: [
       // Everyone in the lobby hears of it once the boost is bought.
       announce(db.insert(boostPurchases).values({ transactionId: txId, streamId, buyerId, level: quote.level, price: quote.price, multiplierBps: quote.multiplierBps, startsAt, expiresAt, createdAt: now }), () => [
@@ -258,7 +262,7 @@ async function boostAt(db: Db, config: Config, buyerId: string, streamId: string
   });
 }
 
-/** Streams featured now (expired boosts drop out by the query itself): homepage ones first. */
+/** Streams featured now (expired boosts, and streams of banned streamers, drop out by the query itself): homepage ones first. */
 export async function featuredStreams(db: Db, now: number, limit: number) {
   const until = sql<number>`max(${boostPurchases.expiresAt})`;
   const homepage = sql<number>`max(${boostPurchases.level} = 'premium' and ${boostPurchases.startsAt} <= ${now})`;
@@ -266,7 +270,9 @@ export async function featuredStreams(db: Db, now: number, limit: number) {
     .select({ streamId: boostPurchases.streamId, until, homepage, streamerId: liveStreams.streamerId })
     .from(boostPurchases)
     .leftJoin(liveStreams, eq(liveStreams.id, boostPurchases.streamId))
-    .where(gt(boostPurchases.expiresAt, now))
+    .leftJoin(users, eq(users.id, liveStreams.streamerId))
+    // A banned streamer's stream drops out while the ban lasts.
+    .where(and(gt(boostPurchases.expiresAt, now), sql`coalesce(${users.status}, 'active') != 'banned'`))
     .groupBy(boostPurchases.streamId)
     .having(sql`min(${boostPurchases.startsAt}) <= ${now}`)
     .orderBy(desc(homepage), desc(until), asc(boostPurchases.streamId))
