@@ -755,3 +755,17 @@ describe("badges follow earnings that stand", () => {
     expect(stats?.coins_earned).toBe(0);
   });
 });
+
+describe("a refund run's progress counts its own refunds", () => {
+  it("a buyer refunded on their own request before a removal is not counted among the removal's refunds", async () => {
+    const creator = await newUser("creator");
+    const id = await priced(creator, 100);
+    const [early, late] = [await funded(100), await funded(100)];
+    for (const b of [early, late]) expect((await unlock(b, id)).status).toBe(201);
+    const token = await adminToken();
+    expect((await call("POST", `/api/content/${id}/refund`, { token, body: { reason: "buyer_request", userId: early.id } })).status).toBe(200);
+    expect((await call("POST", `/api/content/${id}/refund`, { token, body: { reason: "admin_removed" } })).status).toBe(202);
+    const done = await refundsDone(id);
+    expect(done).toMatchObject({ purchases: 1, refunded: 1, pending: 0 });
+  });
+});

@@ -281,7 +281,11 @@ export type RefundProgress = Awaited<ReturnType<typeof refundProgress>>;
 export async function refundProgress(db: Db, id: string) {
   const [runs, [refunded], [left]] = await db.batch([
     db.select().from(contentRefundRuns).where(eq(contentRefundRuns.contentId, id)),
-    db.select({ n: count() }).from(contentPurchases).where(and(eq(contentPurchases.contentId, id), isNotNull(contentPurchases.refundedAt))),
+    // The run's own: purchases refunded since it started (a buyer refunded before is not among its `purchases`).
+    db
+      .select({ n: count() })
+      .from(contentPurchases)
+      .where(and(eq(contentPurchases.contentId, id), isNotNull(contentPurchases.refundedAt), sql`${contentPurchases.refundedAt} >= (select ${contentRefundRuns.startedAt} from ${contentRefundRuns} where ${contentRefundRuns.contentId} = ${id})`)),
     db.select({ n: count() }).from(contentPurchases).where(and(eq(contentPurchases.contentId, id), isNull(contentPurchases.refundedAt))),
   ]);
   const run = runs[0];
