@@ -549,3 +549,19 @@ describe("the replay log never has a hole", () => {
     for (const s of [phone, laptop]) s.ws.close(1000, "done");
   });
 });
+
+describe("a socket that fails", () => {
+  it("is dropped like a closed one: the user is marked away, so movements stop waking their object", async () => {
+    const user = await newUser("errored");
+    const socket = await open("", { token: user.token });
+    const connected = () => env.DB.prepare("SELECT connected FROM realtime_presence WHERE user_id = ?").bind(user.id).first<{ connected: number }>();
+    expect(await connected()).toEqual({ connected: 1 });
+    const stub = env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(user.id));
+    await runInDurableObject(stub, async (instance: UserActivity, state) => {
+      const [ws] = state.getWebSockets();
+      await (instance as unknown as { webSocketError(ws: WebSocket, error: unknown): Promise<void> }).webSocketError(ws!, new Error("connection reset"));
+    });
+    expect(await connected()).toEqual({ connected: 0 });
+    socket.ws.close(1000, "done");
+  });
+});

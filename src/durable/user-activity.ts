@@ -139,6 +139,11 @@ export class UserActivity extends DurableObject<Env> {
     // Clients only listen; "ping" is answered by the auto-response without waking the object.
   }
 
+  /** A socket that failed (a reset, the runtime dropping it) is gone as surely as a closed one: same bookkeeping. */
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    await this.webSocketClose(ws, 1011, "socket error");
+  }
+
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     closeSocket(ws, code, reason);
     const now = Date.now();

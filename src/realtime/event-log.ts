@@ -121,8 +121,9 @@ export class EventLog {
       .map((r) => JSON.stringify({ seq: r.seq, type: r.type, at: new Date(r.at).toISOString(), data: JSON.parse(r.data) }));
   }
 
+  /** Sockets still open (one closing or failed is listed until its close completes, but no longer receives). */
   sockets(): number {
-    return this.ctx.getWebSockets().length;
+    return this.ctx.getWebSockets().filter((w) => w.readyState === WebSocket.OPEN).length;
   }
 
   /** Closes every socket of these users. */

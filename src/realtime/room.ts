@@ -38,4 +38,8 @@ export class RealtimeRoom extends DurableObject<Env> {
   override webSocketClose(ws: WebSocket, code: number, reason: string): void {
     closeSocket(ws, code, reason);
   }
+
+  override webSocketError(ws: WebSocket): void {
+    closeSocket(ws, 1011, "socket error");
+  }
 }
