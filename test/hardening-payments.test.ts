@@ -165,7 +165,7 @@ describe("hardening 6: webhooks trust only what is signed or confirmed", () => {
 });
 
 describe("multiple_failed_payments across an hour boundary", () => {
-  const checkFailedPayments = (db: ReturnType<typeof createDb>, userId: string, now: number) => applyStatements(db, failedPaymentStatements(db, config, userId, now));
+  const checkFailedPayments = (db: ReturnType<typeof createDb>, userId: string, now: number) => applyStatements(db, failedPaymentStatements(db, config, userId, null, now));
   const failedOrder = (userId: string, at: number) =>
     env.DB.prepare("insert into payment_orders (id, user_id, kind, gateway, package_id, amount_idr, status, failure_reason, created_at, updated_at, failed_at) values (?, ?, 'coin_package', 'midtrans', 'pkg_100', 10000, 'failed', 'gateway_deny', ?, ?, ?)")
       .bind(`fail-${userId}-${at}-${Math.random().toString(36).slice(2)}`, userId, at, at, at)
@@ -292,6 +292,19 @@ describe("notifications that race, fail half-way or round to the end", () => {
     expect((await postMidtransWebhook(capture)).json.outcome).toBe("duplicate");
     expect((await balanceOf(user.token)).balance).toBe(0);
     expect(await orderRow(orderId)).toMatchObject({ status: "failed" });
+  });
+
+  it("a cancel of an order that failed before (a denied card, then a retried one) still makes it final: the capture it voids is not credited", async () => {
+    const user = await newUser("cxl3");
+    const orderId = await buy(user.token);
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "deny" }))).json.outcome).toBe("failed");
+    const row = await pendingRow(orderId);
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "cancel" }))).json.outcome).toBe("failed");
+    expect(await orderRow(orderId)).toMatchObject({ status: "failed", failure_reason: "gateway_cancel" });
+    expect(await settleOrder(createDb(env.DB), config, row, "credit", { gatewayStatus: "capture" })).toBe("duplicate");
+    expect((await balanceOf(user.token)).balance).toBe(0);
+    // A repeated failure notification is no new failure: one deny and one cancel of one order are one failure.
+    expect(await alertCount(user.id, "multiple_failed_payments")).toBe(0);
   });
 
   it("a refund before the credit commits its mark and its alert together: a retry after a failed write still alerts", async () => {

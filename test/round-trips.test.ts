@@ -61,6 +61,16 @@ describe("one D1 round trip per request: hot paths decide inside their batch", (
     expect(repriced.res.json).toMatchObject({ price: 150 });
     expect(repriced.roundTrips).toBe(3);
 
+    // Remembered at a price above every per-transaction limit (refused before any batch), then repriced under
+    // it: the refusal the stale price would give is decided again on fresh terms.
+    const dear = `rt-dear-${creator.id}`;
+    expect((await call("PUT", `/api/content/${dear}/premium`, { token: creator.token, body: { price: 6000 } })).status).toBe(200);
+    expectProblem(await call("POST", `/api/content/${dear}/unlock`, { token: a.token }), 403, "limit_exceeded");
+    await env.DB.prepare("update content_items set price = 100 where id = ?").bind(dear).run();
+    const cheap = await call("POST", `/api/content/${dear}/unlock`, { token: a.token, headers: { "idempotency-key": `dear-${a.id}` } });
+    expect(cheap.status, cheap.text).toBe(201);
+    expect(cheap.json).toMatchObject({ price: 100 });
+
     const stream = `rt-stream-${creator.id}`;
     expect((await call("POST", `/api/live/${stream}/gift`, { token: a.token, body: { giftId: "heart", streamerId: creator.id } })).status).toBe(201);
     const gift = await counted("POST", `/api/live/${stream}/gift`, { token: b.token, body: { giftId: "heart", streamerId: creator.id } });

@@ -104,15 +104,16 @@ export async function unlockContent(
   ctx: { deviceFingerprint: string | null; record: (o: { status: 201; body: UnlockBody }) => IdempotencyWrite | undefined; alongside?: Statement[] },
 ): Promise<{ status: 201; body: UnlockBody }> {
   for (let attempt = 0; ; attempt++) {
-    // The item's terms as remembered (one round trip in all); a retry, or a refusal before the batch, reads them fresh.
-    const load = () => findContent(db, contentId);
-    let { value: item, remembered } = await contentTerms.get(contentId, load, attempt > 0);
-    if (remembered && (!item || item.status !== "available" || item.creatorId === buyerId)) item = (await contentTerms.get(contentId, load, true)).value;
-    if (!item || item.status !== "available") throw new ApiError("not_found", "No available content with that id.");
-    if (item.creatorId === buyerId) throw new ApiError("own_content", "You cannot unlock your own content.");
+    // The item's terms as remembered (one round trip in all). Any refusal of remembered terms — before the
+    // batch (own content, unavailable, a per-transaction limit at a stale price) or by it — is decided again
+    // on fresh ones; a batch refused because the terms changed is retried on fresh ones too.
+    const { value: item, remembered } = await contentTerms.get(contentId, () => findContent(db, contentId), attempt > 0);
     try {
+      if (!item || item.status !== "available") throw new ApiError("not_found", "No available content with that id.");
+      if (item.creatorId === buyerId) throw new ApiError("own_content", "You cannot unlock your own content.");
       return await unlockAt(db, config, buyerId, item, ctx);
     } catch (error) {
+      if (remembered) continue;
       if (!(error instanceof GuardError && error.guard === "content_terms_changed") || attempt >= 3) throw error;
     }
   }

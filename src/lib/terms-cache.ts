@@ -4,7 +4,8 @@
  * batch is built from the remembered terms and carries a guard that refuses it at commit if they changed;
  * the request then forgets them, reads them fresh and tries again. So in steady state such a request costs
  * one D1 round trip, and nothing is decided from a stale read: a stale entry costs one refused batch, never
- * a wrong movement. A refusal decided before the batch is always taken on fresh terms (see `decide`).
+ * a wrong movement. Any refusal of remembered terms, before the batch or by it, is decided again on fresh
+ * ones (the callers' retry loops).
  * Entries are bounded (the oldest is dropped first) and live as long as the isolate.
  */
 export class TermsCache<V> {

@@ -72,7 +72,8 @@ export async function sendGift(
   try {
     if (known) return await giftAt(db, config, senderId, streamId, input, known, ctx);
   } catch (error) {
-    if (!(remembered && error instanceof GuardError && error.guard === "gift_changed")) throw error;
+    // Any refusal of remembered terms (a per-transaction limit at a stale price, gift_changed) is decided again on fresh ones.
+    if (!remembered) throw error;
   }
   const gift = remembered ? (await giftTerms.get(input.giftId, load, true)).value : undefined;
   if (!gift) throw new ApiError("not_found", "No gift with that id in the catalogue.");

@@ -30,7 +30,7 @@ export const FINAL: PaymentOrderRow["status"][] = ["reversed", "refunded"];
  * failures an earlier alert of the rule already stands for: a failure just after one is not a second
  * finding (which would freeze again a user an admin had just cleared).
  */
-export function failedPaymentStatements(db: Db, config: Config, userId: string, now: number) {
+export function failedPaymentStatements(db: Db, config: Config, userId: string, orderId: string | null, now: number) {
   const previous = sql`(select max(${fraudAlerts.createdAt}) from ${fraudAlerts} where ${fraudAlerts.userId} = ${userId} and ${fraudAlerts.alertType} = 'multiple_failed_payments')`;
   const failedLastHour = sql`(select count(*) from ${paymentOrders} where ${and(
     eq(paymentOrders.userId, userId),
@@ -39,7 +39,9 @@ export function failedPaymentStatements(db: Db, config: Config, userId: string, 
     sql`${paymentOrders.failedAt} > coalesce(${previous}, -1)`,
     notLike(paymentOrders.failureReason, "create_%"),
   )})`;
-  return ruleInBatch(db, config, "multiple_failed_payments", "payment_failed", { userId, deviceFingerprint: null }, { failedLastHour, previousAlertAt: previous }, now);
+  // Judged only when this batch failed the order (a repeated or late failure notification is no new failure).
+  const failedNow = orderId === null ? failedLastHour : sql`(case when exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${orderId} and ${paymentOrders.failedAt} = ${now}) then ${failedLastHour} else 0 end)`;
+  return ruleInBatch(db, config, "multiple_failed_payments", "payment_failed", { userId, deviceFingerprint: null }, { failedLastHour: failedNow, previousAlertAt: previous }, now);
 }
 
 const walletOf = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? campaignAccountId(order.campaignId!) : userAccountId(order.userId, "COIN"));
@@ -64,13 +66,15 @@ export async function settleOrder(db: Db, config: Config, order: PaymentOrderRow
   if (action === "wait") return "ignored";
   if (action === "fail") {
     // A late failure cannot undo money already received; only an order not yet paid fails, judged by the rule in the same batch.
+    // A cancel also marks an order that failed before (a denied card the buyer then retried): cancelled is final.
+    const cancel = confirmed.gatewayStatus === "cancel";
     const [failed] = await applyStatements(db, [
       db
         .update(paymentOrders)
-        .set({ status: "failed", gatewayStatus: confirmed.gatewayStatus, failureReason: `gateway_${confirmed.gatewayStatus}`, failedAt: now, updatedAt: now })
-        .where(and(eq(paymentOrders.id, order.id), eq(paymentOrders.status, "pending")))
-        .returning({ id: paymentOrders.id }),
-      ...failedPaymentStatements(db, config, order.userId, now),
+        .set({ status: "failed", gatewayStatus: confirmed.gatewayStatus, failureReason: `gateway_${confirmed.gatewayStatus}`, failedAt: sql`coalesce(${paymentOrders.failedAt}, ${now})`, updatedAt: now })
+        .where(and(eq(paymentOrders.id, order.id), cancel ? inArray(paymentOrders.status, CREDITABLE) : eq(paymentOrders.status, "pending")))
+        .returning({ id: paymentOrders.id, failedAt: paymentOrders.failedAt }),
+      ...failedPaymentStatements(db, config, order.userId, order.id, now),
     ]);
     if ((failed as unknown[]).length > 0) return "failed";
     // Paid meanwhile (a credit committed while this was confirmed): a cancel still takes it back.
