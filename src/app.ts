@@ -110,9 +110,11 @@ export function createApp() {
   app.use("/api/users/*", ...member);
   app.use("/api/marketplace/*", ...member);
   app.use("/api/realtime/ticket", ...member);
-  for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit", "/api/content/:id/unlock", "/api/live/:streamId/gift", "/api/live/:streamId/boost", "/api/marketplace/orders", "/api/marketplace/orders/:id/confirm", "/api/marketplace/orders/:id/refund"]) {
+  for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit", "/api/content/:id/unlock", "/api/live/:streamId/gift", "/api/live/:streamId/boost", "/api/marketplace/orders", "/api/marketplace/orders/:id/confirm"]) {
     app.on("POST", path, valueMovingGuard);
   }
+  // A seller's refund moves escrowed coins; an admin's (the same route) is an admin operation, not counted.
+  app.on("POST", "/api/marketplace/orders/:id/refund", (c, next) => (c.var.user.role === "admin" ? next() : valueMovingGuard(c, next)));
   // A creator deleting premium content refunds its buyers: value-moving too.
   app.on("DELETE", "/api/content/:id", valueMovingGuard);
   // An admin account that was banned is refused like any other banned account.

@@ -280,13 +280,8 @@ export type RefundProgress = Awaited<ReturnType<typeof refundProgress>>;
 
 /** Progress of an item's refund run, counted from the purchases themselves. */
 export async function refundProgress(db: Db, id: string) {
-  const [runs, [refunded], [left]] = await db.batch([
+  const [runs, [left]] = await db.batch([
     db.select().from(contentRefundRuns).where(eq(contentRefundRuns.contentId, id)),
-    // The run's own: purchases refunded since it started (a buyer refunded before is not among its `purchases`).
-    db
-      .select({ n: count() })
-      .from(contentPurchases)
-      .where(and(eq(contentPurchases.contentId, id), isNotNull(contentPurchases.refundedAt), sql`${contentPurchases.refundedAt} >= (select ${contentRefundRuns.startedAt} from ${contentRefundRuns} where ${contentRefundRuns.contentId} = ${id})`)),
     db.select({ n: count() }).from(contentPurchases).where(and(eq(contentPurchases.contentId, id), isNull(contentPurchases.refundedAt))),
   ]);
   const run = runs[0];
@@ -296,7 +291,9 @@ export async function refundProgress(db: Db, id: string) {
     kind: run.kind,
     reason: run.reason,
     purchases: run.purchases,
-    refunded: refunded?.n ?? 0,
+    // The run's own: its purchases (live when it started; the item is off sale, so no purchase becomes live
+    // since) less those still live. A buyer refunded before the run is not among them.
+    refunded: Math.max(0, run.purchases - (left?.n ?? 0)),
     pending: left?.n ?? 0,
     queueMessages: run.queueMessages,
     status: (left?.n ?? 0) === 0 ? ("done" as const) : ("refunding" as const),

@@ -248,9 +248,9 @@ async function boostAt(db: Db, config: Config, buyerId: string, streamId: string
     balancesAt: "$.transaction",
     record: ctx.record,
     guards: [
-      guard("boost_demand_changed", sql`${activeBoostsSql(quote.level, now)} != ${quote.activeBoosts} or ${lastEndSql(streamId, quote.level)} != ${lastEnd}`),
-      // A banned streamer's stream is not featured, so it is not sold a place there either.
+      // A banned streamer's stream is not featured, so it is not sold a place there either (first: it does not depend on the quote).
       guard("stream_streamer_banned", sql`exists (select 1 from ${liveStreams} join ${users} on ${users.id} = ${liveStreams.streamerId} where ${liveStreams.id} = ${streamId} and ${users.status} = 'banned')`),
+      guard("boost_demand_changed", sql`${activeBoostsSql(quote.level, now)} != ${quote.activeBoosts} or ${lastEndSql(streamId, quote.level)} != ${lastEnd}`),
     ],
     alongside: [
       // Everyone in the lobby hears of it once the boost is bought.

@@ -116,7 +116,7 @@ export const marketplaceRouter = createRouter()
       summary: "The buyer confirms delivery: the escrow goes to the seller (and affiliate) at once",
       description:
         "The escrow is still the buyer's coins: a buyer who is frozen, banned or awaiting verification is refused 403 (recorded debt does not stop a confirm: the coins left the wallet at purchase). " +
-        "A banned seller or affiliate earns nothing: 422 `recipient_unavailable`, and the order stays in escrow until an admin refunds it. All decided inside the release batch.",
+        "A banned seller earns nothing: 422 `recipient_unavailable`, and the order stays in escrow until an admin refunds it. A banned affiliate does not hold the sale up: their share goes to the seller (the order's shares say so). All decided inside the release batch.",
       security: bearerSecurity,
       request: { params: OrderId, headers: idempotencyHeader },
       responses: { 200: json(OrderSchema, "Released"), ...errorResponses, 404: problemFor("No such order."), 409: problemFor("The order is no longer in escrow (`conflict`), or the Idempotency-Key was used with another request.") },

@@ -368,8 +368,8 @@ export const escrowReleaseSource: FanoutSource<EscrowReleaseMessage> = {
 
 /**
  * A chunk of due orders, each released in its own batch: one confirmed or refunded meanwhile is skipped;
- * one whose seller or affiliate is banned stays in escrow, with one alert per order for an admin to
- * refund it; one that fails otherwise does not hold up the others (the message is retried after).
+ * one whose seller is banned stays in escrow, with one alert per order for an admin to refund it (a banned
+ * affiliate's share goes to the seller, see releaseOrder); one that fails otherwise does not hold up the others (the message is retried after).
  */
 export async function handleEscrowRelease(db: Db, message: EscrowReleaseMessage, now: number): Promise<number> {
   let released = 0;

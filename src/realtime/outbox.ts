@@ -145,7 +145,9 @@ export const REALTIME_PUBLISH_HOPS = 3;
  * Publishes, and hands the events whose object call failed (an object restarting or overloaded) back to the
  * queue to be published again, at most REALTIME_PUBLISH_HOPS times: an event that was never logged would
  * otherwise be lost without a gap in `seq` to show it. A group too large for a message is tried once more
- * directly. Groups that were published are not sent again, so nobody sees an event twice.
+ * directly. Groups that were published are not handed back (a call whose answer was lost after the object
+ * logged its events is, and those arrive twice). A hand-back that cannot be queued is logged, not thrown, so
+ * a queued message is not retried whole (which would publish its other groups again).
  */
 export async function publishReliably(env: Env, config: RealtimeConfig, outbox: Outbox, hops = 0): Promise<void> {
   let failed = await publishOutbox(env, config, outbox);
@@ -156,7 +158,9 @@ export async function publishReliably(env: Env, config: RealtimeConfig, outbox: 
   }
   const { messages, direct } = outboxMessages(failed);
   if (direct.length > 0) failed = await publishOutbox(env, config, direct);
-  for (const group of sendBatches(messages.map((m) => ({ ...m, hops: hops + 1 })))) await env.BATCH_QUEUE.sendBatch(group.map((body) => ({ body, delaySeconds: 2 })));
+  for (const group of sendBatches(messages.map((m) => ({ ...m, hops: hops + 1 })))) {
+    await env.BATCH_QUEUE.sendBatch(group.map((body) => ({ body, delaySeconds: 2 }))).catch((e) => console.error("realtime events not handed back", e instanceof Error ? e.message : String(e)));
+  }
   if (direct.length > 0 && failed.length > 0) console.error("realtime events given up (too large to hand back)", failed.length);
 }
 
