@@ -3,16 +3,12 @@ import { and, eq, isNull } from "drizzle-orm";
 import { contentPurchases } from "../db/schema";
 import { requireRole } from "../lib/auth";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
-import { decideOnce, forgetIdempotency, idempotencyScope, idempotent, moveOnce, settleIdempotency } from "../lib/idempotency";
-import { applyStatements, idempotencyRecord } from "../ledger/executor";
+import { answerOnce, decideOnce, moveOnce } from "../lib/idempotency";
 import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { startFanout } from "../jobs/fanout";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import { buyerRefundAllowed } from "./content-rules";
 import { closeContent, contentAccess, contentView, findContent, reassignContent, refundProgress, refundPurchase, refundRunKind, registerContent, unlockContent, type RefundProgress, type UnlockBody } from "./content.service";
-
-/** How long an admin removal's Idempotency-Key answers "in progress" before its stored answer (written right after the removal's batch). */
-const REMOVAL_ANSWER_MS = 30_000;
 import { contentRevenue } from "./content-revenue";
 import { notAboutThemselves } from "../lib/auth";
 
@@ -187,31 +183,22 @@ export const contentRouter = createRouter()
       const body = c.req.valid("json");
       const { db } = c.var;
       if (body.reason === "admin_removed") {
-        // Once per Idempotency-Key: the key is written first in the removal's batch (so the same key on another
-        // request is 409), open until the answer — the removal's progress as it started — is stored after it.
-        const outcome = await idempotent<{ status: 202; body: RefundProgress }>(c, await idempotencyScope(c, { id, ...body }), async (record) => {
-          const now = Date.now();
-          const write = record({ status: 202, body: {} as RefundProgress });
-          const key = write && { ...write, settlesAt: now + REMOVAL_ANSWER_MS };
+        // Once per Idempotency-Key (looked up first, recorded after: the answer is the removal's progress,
+        // known only once its batch committed). A removal is safe to repeat: asked again, it answers with its
+        // progress and sends a fan-out that never left.
+        const outcome = await answerOnce<{ status: 202; body: RefundProgress }>(c, { id, ...body }, async () => {
           try {
-            await closeContent(db, id, "creator_share", c.var.user.id, "admin_removed", { asCreator: false, idempotency: key }, now);
-            await startFanout(c.env.BATCH_QUEUE, "content_refund", id).catch(async (error: unknown) => {
-              // The removal committed but its refunds never left: the key's retry must reach the branch below, which sends them.
-              if (key) await applyStatements(db, [forgetIdempotency(db, key)]);
-              throw error;
-            });
+            await closeContent(db, id, "creator_share", c.var.user.id, "admin_removed", { asCreator: false }, Date.now());
           } catch (error) {
             // Removing a removed item (a retry, with or without its Idempotency-Key) answers with that removal's
             // progress; a removal whose fan-out never left (the first attempt failed after its batch) sends it now.
             if (!(error instanceof ApiError && error.code === "not_found" && (await refundRunKind(db, id)) === "creator_share")) throw error;
             const progress = await refundProgress(db, id);
             if (progress.status === "refunding" && progress.queueMessages === 0) await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
-            if (key) await applyStatements(db, [idempotencyRecord(db, { ...key, body: progress, settlesAt: undefined }, now)]);
             return { status: 202, body: progress };
           }
-          const progress = await refundProgress(db, id);
-          if (key) await applyStatements(db, [settleIdempotency(db, key, progress)]);
-          return { status: 202, body: progress };
+          await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+          return { status: 202, body: await refundProgress(db, id) };
         });
         return c.json(outcome.body, 202);
       }

@@ -5,7 +5,7 @@ import { insertWhere } from "../db/insert-where";
 import { auditLog, contentItems, contentPurchases, contentRefundRuns, type ContentItemRow, type ContentPurchaseRow } from "../db/schema";
 import { systemAccountId, userAccountId } from "../ledger/accounts";
 import { clawBack } from "../ledger/debt-settlement";
-import { applyPlan, applyStatements, idempotencyRecord, type IdempotencyWrite, type Statement } from "../ledger/executor";
+import { applyPlan, applyStatements, type IdempotencyWrite, type Statement } from "../ledger/executor";
 import { checkGuards, guard, GuardError } from "../ledger/guards";
 import { entryPlan } from "../ledger/plan";
 import { applySpending, spendingPlan } from "../ledger/spending";
@@ -245,13 +245,12 @@ export const livePurchases = (db: Db, contentId: string, after: string, limit: n
  * creator's share back) and records the refund run, in one batch guarded by who may do it; the caller
  * then fans the purchases out to the queue.
  */
-export async function closeContent(db: Db, id: string, kind: RefundKind, actorId: string, reason: string, opts: { asCreator: boolean; idempotency?: IdempotencyWrite }, now: number) {
+export async function closeContent(db: Db, id: string, kind: RefundKind, actorId: string, reason: string, opts: { asCreator: boolean }, now: number) {
   const status = kind === "full" ? "deleted" : "removed";
   const live = sql`(select count(*) from ${contentPurchases} where ${contentPurchases.contentId} = ${id} and ${contentPurchases.refundedAt} is null)`;
   const livePurchase = (condition: ReturnType<typeof sql>) =>
     sql`exists (select 1 from ${contentPurchases} where ${contentPurchases.contentId} = ${id} and ${contentPurchases.refundedAt} is null and ${condition})`;
   await applyStatements(db, [
-    ...(opts.idempotency ? [idempotencyRecord(db, opts.idempotency, now)] : []),
     checkGuards(db, [
       guard("content_unavailable", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${id} and ${contentItems.status} = 'available')`),
       ...(opts.asCreator

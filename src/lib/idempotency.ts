@@ -114,17 +114,26 @@ export async function decideOnce<B extends object>(c: Context<AppEnv>, scopeBody
   return outcome.body;
 }
 
-/** Stores the answer of a key written open (`settlesAt`) in its operation's batch, once that answer is known. */
-export function settleIdempotency(db: Db, scope: Pick<IdempotencyScope, "userId" | "key">, body: unknown) {
-  return db
-    .update(idempotencyKeys)
-    .set({ responseBody: JSON.stringify(body), settlesAt: null })
-    .where(and(eq(idempotencyKeys.userId, scope.userId), eq(idempotencyKeys.key, scope.key)));
-}
-
-/** Frees a key written open in a batch whose operation then failed before answering: the retry runs again (and finishes it). */
-export function forgetIdempotency(db: Db, scope: Pick<IdempotencyScope, "userId" | "key">) {
-  return db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.userId, scope.userId), eq(idempotencyKeys.key, scope.key)));
+/**
+ * For an operation whose answer is known only after its batch committed (an admin removal's progress), and
+ * which is safe to repeat: the key is looked up first (a repeat is answered from its record, another
+ * request's is 409), the operation runs, and its answer is recorded after it. A request that stops in
+ * between leaves no record, so its retry runs the operation again; a concurrent twin's record wins.
+ */
+export async function answerOnce<O extends Outcome>(c: Context<AppEnv>, scopeBody: unknown, run: () => Promise<O>): Promise<O> {
+  const scope = await idempotencyScope(c, scopeBody);
+  if (!scope) return run();
+  const stored = await storedOutcome<O>(c, scope);
+  if (stored) return stored;
+  return idempotent<O>(c, scope, async () => {
+    const outcome = await run();
+    const [mine] = await c.var.db
+      .insert(idempotencyKeys)
+      .values({ ...scope, statusCode: outcome.status, responseBody: JSON.stringify(outcome.body), createdAt: Date.now() })
+      .onConflictDoNothing()
+      .returning({ key: idempotencyKeys.key });
+    return mine ? outcome : ((await storedOutcome<O>(c, scope)) ?? outcome);
+  });
 }
 
 /** Keys are kept at least 24 hours (SPEC §3); older ones are removed by the scheduled cleanup. */
