@@ -85,7 +85,7 @@ export const configSchema = z.object({
   ACTIVITY_REQUESTS_PER_MINUTE: int(60, 1),
   ACTIVITY_RETENTION_DAYS: int(7, 2, 60),
   BATCH_CHUNK_USERS: int(100, 1, 1000),
-  // A run still collecting or paying this long after it (re)started is resumed by housekeeping (it was left behind).
+  // A run still collecting or paying this long after it (re)started, and making no progress, is resumed by housekeeping.
   BATCH_STALL_MINUTES: int(60, 15, 24 * 60),
   /** Ids one fan-out step reads and sends as work messages (then it sends the next step). */
   QUEUE_FANOUT_PAGE: int(1000, 1, 5000),

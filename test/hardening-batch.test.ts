@@ -429,9 +429,15 @@ describe("a run left behind by an invocation that stopped between a commit and i
     await housekeeping(Date.now());
     await new Promise((r) => setTimeout(r, 300));
     expect(await status()).toBe("paying");
-    // An hour later nothing has moved it: housekeeping resumes it (twice asked, one alert).
+    // An hour later housekeeping looks and notes its progress; a run that moved since is slow, not stalled.
     await housekeeping(Date.now() + 61 * 60_000);
-    await housekeeping(Date.now() + 62 * 60_000);
+    await env.DB.prepare("update batch_runs set queue_messages = queue_messages + 1 where day = ?").bind(day).run();
+    await housekeeping(Date.now() + 76 * 60_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await status()).toBe("paying");
+    // Nothing moved it between two looks: resumed (asked twice more, one alert).
+    await housekeeping(Date.now() + 91 * 60_000);
+    await housekeeping(Date.now() + 92 * 60_000);
     for (let i = 0; i < 200 && (await status()) !== "done"; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await status()).toBe("done");
     expect((await call("GET", `/api/admin/batches/${day}`, { token: await adminToken() })).json).toMatchObject({ status: "done", classified: 1 });

@@ -413,6 +413,8 @@ export const batchRuns = sqliteTable("batch_runs", {
   queueMessages: integer().notNull().default(0),
   failedChunks: integer().notNull().default(0),
   runs: integer().notNull().default(1),
+  /** Housekeeping's last look at a run past BATCH_STALL_MINUTES: its progress then (resumed only if unchanged at the next look). */
+  watched: text(),
   startedAt: integer().notNull(),
   finishedAt: integer(),
 });

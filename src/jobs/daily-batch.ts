@@ -94,24 +94,38 @@ export async function startBatch(deps: BatchDeps, day: string, now: number) {
 
 /**
  * Housekeeping (every 15 minutes): a run still collecting or paying BATCH_STALL_MINUTES after it (re)started
- * was left behind by an invocation that stopped between a commit and its queue send (the cron's start, or
- * the collect that fixed μ and σ): no message will ever move it on. It is resumed — every step is safe to
- * repeat — which restarts its clock, so a run that is merely slow is resumed at most once per period; one
- * alert per day tells a person. A `failed` run (dead letters) waits for an admin, as before.
+ * was most likely left behind by an invocation that stopped between a commit and its queue send (the cron's
+ * start, or the collect that fixed μ and σ): no message will ever move it on. A slow run is not: each look
+ * notes the run's progress (users collected and classified, messages sent), and only a run that made none
+ * between two looks is resumed — claimed by one housekeeping run, then resumed (every step is safe to
+ * repeat), which restarts its clock; one alert per day tells a person. Runs older than the activity
+ * retention are left to a person (their users' objects no longer hold the day). A `failed` run (dead
+ * letters) waits for an admin, as before.
  */
 export async function resumeStalledRuns(deps: BatchDeps, now: number): Promise<string[]> {
   const { db, config } = deps;
-  const stalled = await db
-    .select({ day: batchRuns.day, status: batchRuns.status })
+  const looking = await db
+    .select({ day: batchRuns.day, status: batchRuns.status, watched: batchRuns.watched, queueMessages: batchRuns.queueMessages })
     .from(batchRuns)
-    .where(and(inArray(batchRuns.status, ["collecting", "paying"]), lt(batchRuns.startedAt, now - config.BATCH_STALL_MINUTES * 60_000)))
+    .where(and(inArray(batchRuns.status, ["collecting", "paying"]), lt(batchRuns.startedAt, now - config.BATCH_STALL_MINUTES * 60_000), gt(batchRuns.startedAt, now - config.ACTIVITY_RETENTION_DAYS * 86_400_000)))
     .orderBy(asc(batchRuns.day))
     .limit(10);
-  for (const run of stalled) {
-    await raiseAlert(db, { userId: null, alertType: "batch_stalled", severity: "high", details: { day: run.day, status: run.status, resumedAt: new Date(now).toISOString() }, dedupeKey: await dedupeKey("batch_stalled", run.day) });
+  const resumed: string[] = [];
+  for (const run of looking) {
+    const [counts] = await db.select({ collected: count(), classified: count(dailyActivity.level) }).from(dailyActivity).where(eq(dailyActivity.day, run.day));
+    const progress = `${run.status}:${counts?.collected ?? 0}:${counts?.classified ?? 0}:${run.queueMessages}`;
+    const unchanged = and(eq(batchRuns.day, run.day), inArray(batchRuns.status, ["collecting", "paying"]), eq(batchRuns.watched, progress));
+    if (run.watched !== progress) {
+      await db.update(batchRuns).set({ watched: progress }).where(and(eq(batchRuns.day, run.day), eq(batchRuns.status, run.status)));
+      continue;
+    }
+    const [claimed] = await db.update(batchRuns).set({ watched: null }).where(unchanged).returning({ day: batchRuns.day });
+    if (!claimed) continue;
+    await raiseAlert(db, { userId: null, alertType: "batch_stalled", severity: "high", details: { day: run.day, status: run.status, progress, resumedAt: new Date(now).toISOString() }, dedupeKey: await dedupeKey("batch_stalled", run.day) });
     await startBatch(deps, run.day, now);
+    resumed.push(run.day);
   }
-  return stalled.map((r) => r.day);
+  return resumed;
 }
 
 export async function handleBatchMessage(deps: BatchDeps, message: BatchMessage, now: number): Promise<void> {
