@@ -46,6 +46,11 @@ describe("coin packages", () => {
     }
     const patched = await call("PATCH", `/api/admin/packages/${created.json.id}`, { token, body: { isActive: false, badge: "retired" } });
     expect(patched.json).toMatchObject({ isActive: false, badge: "retired" });
+    // A PATCH changes what it names and nothing else (no create-time default comes back).
+    const bonus = await call("PATCH", `/api/admin/packages/${created.json.id}`, { token, body: { bonusCoins: 7 } });
+    expect(bonus.json).toMatchObject({ bonusCoins: 7, isActive: false, badge: "retired" });
+    const repriced = await call("PATCH", `/api/admin/packages/${created.json.id}`, { token, body: { price: 4100 } });
+    expect(repriced.json).toMatchObject({ price: 4100, coins: 42, bonusCoins: 7, isActive: false, badge: "retired", currency: "IDR" });
     const publicList = await call("GET", "/api/payment/packages");
     expect(publicList.json.items.some((p: any) => p.id === created.json.id)).toBe(false);
     const user = await newUser();
@@ -57,6 +62,8 @@ describe("coin packages", () => {
     const audit = await env.DB.prepare("select action, actor_id from audit_log where subject_type = 'coin_package' and subject_id = ? order by id").bind(created.json.id).all();
     expect(audit.results).toEqual([
       { action: "coin_package.created", actor_id: "admin-root" },
+      { action: "coin_package.updated", actor_id: "admin-root" },
+      { action: "coin_package.updated", actor_id: "admin-root" },
       { action: "coin_package.updated", actor_id: "admin-root" },
       { action: "coin_package.deleted", actor_id: "admin-root" },
     ]);

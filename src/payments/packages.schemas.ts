@@ -15,17 +15,28 @@ export const PackageSchema = z
   })
   .openapi("CoinPackage");
 
+/** A package's fields as an admin may set them (no defaults: an update changes only what it names). */
+const packageFields = {
+  coins: whole(100_000_000).min(1),
+  price: whole(1_000_000_000).min(1),
+  bonusCoins: whole(100_000_000),
+  currency: z.literal("IDR"),
+  isActive: z.boolean(),
+  displayOrder: whole(10_000),
+  badge: z.string().trim().min(1).max(40).nullable(),
+};
+
 export const PackageCreateSchema = z
   .object({
-    coins: whole(100_000_000).min(1),
-    price: whole(1_000_000_000).min(1),
-    bonusCoins: whole(100_000_000).default(0),
-    currency: z.literal("IDR").default("IDR"),
-    isActive: z.boolean().default(true),
-    displayOrder: whole(10_000),
-    badge: z.string().trim().min(1).max(40).nullable().default(null),
+    ...packageFields,
+    bonusCoins: packageFields.bonusCoins.default(0),
+    currency: packageFields.currency.default("IDR"),
+    isActive: packageFields.isActive.default(true),
+    badge: packageFields.badge.default(null),
   })
   .strict()
   .openapi("CoinPackageCreate", { example: { coins: 2000, price: 160000, bonusCoins: 300, displayOrder: 5, badge: "new" } });
 
-export const PackageUpdateSchema = PackageCreateSchema.partial().strict().openapi("CoinPackageUpdate", { example: { price: 150000, isActive: false } });
+// Not `PackageCreateSchema.partial()`: zod still applies a field's default inside `.partial()`, so an update
+// naming only the price would have reset the bonus, the badge and an inactive package's state.
+export const PackageUpdateSchema = z.object(packageFields).partial().strict().openapi("CoinPackageUpdate", { example: { price: 150000, isActive: false } });
