@@ -482,3 +482,23 @@ describe("usage shows what the month's invoice will bill", () => {
     expect(await usage(adv, "2022-08")).toBe(10);
   });
 });
+
+describe("each month is invoiced at its own tier", () => {
+  it("a month whose invoice run was deferred is not swallowed into the next month's invoice (it is billed on its own when run)", async () => {
+    const adv = await newUser("adv");
+    await adjust(adv.id, 100_000_000, "IDR");
+    await seedPayout(adv.id, "2017-03-15", 900_000);
+    await seedPayout(adv.id, "2017-04-15", 900_000);
+    // March's last batch did not finish in time: the cron defers March.
+    expect(await runMonthlyBilling(env, Date.parse("2017-04-01T05:00:00Z"))).toBeNull();
+    await env.DB.prepare("insert or replace into batch_runs (day, status, active_users, started_at, finished_at) values ('2017-04-30', 'done', 0, 0, 1)").run();
+    expect((await call("GET", "/api/billing/usage?month=2017-04", { token: adv.token })).json.units).toBe(900_000);
+    await runMonthlyBilling(env, Date.parse("2017-05-01T05:00:00Z"));
+    // April alone: 900,000 × Rp 10 − 10 % — what usage showed.
+    expect(await invoiceOf(adv.id, "2017-04")).toMatchObject({ units: 900_000, amount_idr: 8_100_000 });
+    // March, run by an admin later, is billed on its own.
+    await issueMonthlyInvoices(db(), baseConfig(), "2017-03", Date.parse("2017-05-02T00:00:00Z"));
+    expect(await invoiceOf(adv.id, "2017-03")).toMatchObject({ units: 900_000, amount_idr: 8_100_000 });
+    await expectLedgerOk();
+  });
+});

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, isNull, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, gte, isNull, lt, lte, or, sql, type SQL } from "drizzle-orm";
 import type { Config } from "../config";
 import { loadRuntimeConfig } from "../secrets";
 import { createDb, type Db } from "../db/client";
@@ -30,7 +30,21 @@ export interface CampaignUnits {
 export const invoiceId = (advertiserId: string, month: string) => `inv-${month}-${advertiserId}`;
 
 /**
- * What an advertiser's invoice for `month` bills: every paid payout of a day up to the month's end not
+ * The payouts month M's invoice takes: those of its own days, and unbilled ones of an earlier month X that
+ * were released after X's invoice run, once M is the next month to run after them (X is M's month before,
+ * or that month has had its run too). A payout of a month that has not had its run waits for it, so every
+ * month is priced at its own tier, whenever it runs; and usage shows each payout in one month only.
+ */
+function inMonthScope(month: string) {
+  const { from, to } = monthRange(month);
+  const ran = (m: SQL | string) => sql`exists (select 1 from ${invoiceRuns} where ${invoiceRuns.month} = ${m})`;
+  const payoutMonth = sql`substr(${payouts.day}, 1, 7)`;
+  const before = monthBefore(month);
+  return or(and(gte(payouts.day, from), lte(payouts.day, to)), and(lt(payouts.day, from), ran(payoutMonth), or(sql`${payoutMonth} = ${before}`, ran(before))))!;
+}
+
+/**
+ * What an advertiser's invoice for `month` bills: every paid payout in the month's scope (inMonthScope) not
  * billed by another invoice. So a held payout released after its month was invoiced is billed by the
  * next month's invoice, never lost and never twice; an unpaid invoice keeps the payouts it claimed.
  */
@@ -38,35 +52,27 @@ function billable(month: string, advertiserId: string) {
   return and(
     eq(payouts.advertiserId, advertiserId),
     eq(payouts.status, "paid"),
-    lte(payouts.day, monthRange(month).to),
+    inMonthScope(month),
     or(isNull(payouts.invoiceId), eq(payouts.invoiceId, invoiceId(advertiserId, month))),
   );
 }
 
 /**
- * Advertisers with anything billable up to the month's end (or one advertiser's), and their units per
- * campaign. `usage`: what this month's invoice is expected to bill — its own days, and unbilled payouts of
- * earlier months once the month before has had its invoice run (`invoice_runs`; runs go month by month),
- * not the days of a month still to be invoiced.
+ * Advertisers with anything billable in the month's scope (or one advertiser's), and their units per
+ * campaign: what the month's invoice bills, and (GET /api/billing/usage) what it is expected to bill.
  */
-function billableUnits(db: Db, month: string, advertiserId?: string, scope: "invoice" | "usage" = "invoice") {
-  const { from, to } = monthRange(month);
+function billableUnits(db: Db, month: string, advertiserId?: string) {
   // `invoiceId(advertiser, month)` in SQL, per row.
   const ownInvoice = sql`${payouts.invoiceId} = 'inv-' || ${month} || '-' || ${payouts.advertiserId}`;
-  const before = monthBefore(month);
-  const ofMonth = sql`substr(${payouts.day}, 1, 7)`;
-  // Runs go month by month: once the month before has had its run, every unbilled earlier payout waits for this month's.
-  const releasedLate = sql`(${ofMonth} <= ${before} and exists (select 1 from ${invoiceRuns} where ${invoiceRuns.month} = ${before}))`;
   return db
     .select({ advertiserId: payouts.advertiserId, campaignId: payouts.campaignId, units: sql<number>`sum(${payouts.units})`.mapWith(Number) })
     .from(payouts)
     .where(
       and(
         eq(payouts.status, "paid"),
-        lte(payouts.day, to),
+        inMonthScope(month),
         or(isNull(payouts.invoiceId), ownInvoice),
         advertiserId === undefined ? undefined : eq(payouts.advertiserId, advertiserId),
-        scope === "usage" ? or(sql`${payouts.day} >= ${from}`, releasedLate) : undefined,
       ),
     )
     .groupBy(payouts.advertiserId, payouts.campaignId)
@@ -87,7 +93,7 @@ export async function lastBatchFinished(db: Db, month: string): Promise<boolean>
 export async function usageFor(db: Db, advertiserId: string, month: string, config: Config) {
   const [invoices, rows] = await db.batch([
     db.select().from(usageInvoices).where(and(eq(usageInvoices.advertiserId, advertiserId), eq(usageInvoices.month, month))),
-    billableUnits(db, month, advertiserId, "usage"),
+    billableUnits(db, month, advertiserId),
   ]);
   const paid = invoices.find((i) => i.status === "paid");
   if (paid) {
