@@ -370,12 +370,24 @@ describe("whitelisted users and the bot levels", () => {
     const tester = await newUser("load-tester");
     const whitelisted = await call("POST", "/api/fraud/whitelist", { token: await adminToken(), body: { userId: tester.id, reason: "QA load tester" } });
     expect(whitelisted.status, whitelisted.text).toBe(201);
+    // The entry is judged as it stood on the day, not when the batch runs (a replay gives the same answer):
+    // in force before the day, and another one expiring exactly as the day ends, both count.
+    await env.DB.prepare("update fraud_whitelist set created_at = ? where user_id = ?").bind(dayStart(day, tz) - 3_600_000, tester.id).run();
+    const edge = await newUser("wl-until-midnight");
+    await env.DB.prepare("insert into fraud_whitelist (id, user_id, device_fingerprint, reason, expires_at, created_by, created_at) values (?, ?, null, 'QA that day', ?, 'admin-other', ?)")
+      .bind(newId(Date.now()), edge.id, dayStart(addDays(day, 1), tz), dayStart(day, tz) - 3_600_000)
+      .run();
+    // One added after the day (before the run) does not cover the day retroactively.
+    const late = await newUser("wl-after");
+    expect((await call("POST", "/api/fraud/whitelist", { token: await adminToken(), body: { userId: late.id, reason: "too late" } })).status).toBe(201);
     const bot = await newUser("plain-bot");
     // R̄ 20 (μ 4, σ 2): level A for anyone.
-    for (const u of [tester, bot]) await seedDay(u.id, day, [{ minutes: 6, count: 20, campaignId: cmp }]);
+    for (const u of [tester, bot, edge, late]) await seedDay(u.id, day, [{ minutes: 6, count: 20, campaignId: cmp }]);
     await runAndWait(day);
     const statusOf = async (id: string) => (await env.DB.prepare("select status from users where id = ?").bind(id).first<{ status: string }>())?.status;
     expect(await statusOf(bot.id)).toBe("banned");
+    expect(await statusOf(late.id)).toBe("banned");
+    expect(await statusOf(edge.id)).toBe("active");
     expect(await statusOf(tester.id)).toBe("active");
     expect((await env.DB.prepare("select level, action from daily_activity where day = ? and user_id = ?").bind(day, tester.id).first())).toEqual({ level: "A", action: "paid" });
     expect((await payoutsOf(tester.id)).results.map((p) => [p.status, p.amount_idr])).toEqual([["paid", 120 * 7]]);

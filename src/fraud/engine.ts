@@ -1,4 +1,4 @@
-import { and, gt, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
+import { and, gt, inArray, isNull, lt, or, sql, type SQL } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
@@ -25,13 +25,17 @@ export function whitelistedSql(subject: Subject, now: number): SQL {
   return sql`exists (select 1 from ${fraudWhitelist} where ${match} and ${inForce(now)})`;
 }
 
-/** Which of `userIds` are whitelisted at `now` (by user id: a batch judges users, not devices). */
-export async function whitelistedUsers(db: Db, userIds: string[], now: number): Promise<Set<string>> {
+/**
+ * Which of `userIds` were whitelisted (by user id: a batch judges users, not devices) at some time during
+ * [from, to): a day is judged by the entries that stood on it, never by the time the batch runs, so a
+ * replay gives the same answer and an entry added afterwards does not cover the day retroactively.
+ */
+export async function whitelistedUsers(db: Db, userIds: string[], during: { from: number; to: number }): Promise<Set<string>> {
   const rows = await selectInChunks(userIds, (ids) =>
     db
       .select({ userId: fraudWhitelist.userId })
       .from(fraudWhitelist)
-      .where(and(inArray(fraudWhitelist.userId, ids), inForce(now))),
+      .where(and(inArray(fraudWhitelist.userId, ids), lt(fraudWhitelist.createdAt, during.to), inForce(during.from))),
   );
   return new Set(rows.map((r) => r.userId!));
 }

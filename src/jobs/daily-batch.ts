@@ -8,6 +8,7 @@ import { classifyDay, columnDefaultsOf, columnParams, rbarParams, signalColumns,
 import { alertStatement, alertWhen, dedupeKey, raiseAlert } from "../fraud/alerts";
 import { actionStatements, whitelistedUsers } from "../fraud/engine";
 import { ApiError } from "../lib/errors";
+import { addDays, dayStart } from "../lib/time";
 import { campaignsById, cappedPayoutStatement, earnedLine, holdPayoutStatement, payLines, suspendedLineStatement, suspendedOwners, termsToDecide, type PayoutTerms } from "./batch-payouts";
 import type { Statement } from "../ledger/executor";
 import { eachApart, startFanout, type FanoutSource, type QueueDeps } from "./fanout";
@@ -254,7 +255,7 @@ async function pay(deps: BatchDeps, { day, userIds }: BatchMessage, now: number)
   for (const p of await selectInChunks(userIds, (ids) => db.select().from(payouts).where(and(eq(payouts.day, day), inArray(payouts.userId, ids))))) decided.set(p.userId, [...(decided.get(p.userId) ?? []), p]);
   const known = await campaignsById(db, [...new Set(rows.flatMap((r) => Object.keys(r.campaignUnits)))]);
   const suspended = await suspendedOwners(db, [...new Set([...known.values()].map((c) => c.ownerId))]);
-  const whitelisted = await whitelistedUsers(db, userIds, now);
+  const whitelisted = await whitelistedUsers(db, userIds, { from: dayStart(day, config.BUSINESS_TZ_OFFSET), to: dayStart(addDays(day, 1), config.BUSINESS_TZ_OFFSET) });
 
   /** One user's day: classified (once), acted on (A ban, B hold, C records what the cap withheld); C's lines to pay. */
   const judge = async (row: DailyActivityRow) => {
