@@ -70,6 +70,18 @@ describe("the kept ledger check", () => {
     expect((await recordLedgerCheck(db(), now + 1000, "+07:00")).ok).toBe(true);
   });
 
+  it("a user wallet below zero fails the check whatever its allow_negative flag says (the check does not trust the flag the CHECK constraint trusts)", async () => {
+    const user = await newUser("flagflip");
+    const wallet = `usr:${user.id}:COIN`;
+    await env.DB.prepare("UPDATE accounts SET allow_negative = 1, balance = -5 WHERE id = ?").bind(wallet).run();
+    try {
+      const report = await recordLedgerCheck(db(), Date.now(), "+07:00");
+      expect(report.negativeAccounts).toContainEqual({ id: wallet, balance: -5, locked: 0 });
+    } finally {
+      await env.DB.prepare("UPDATE accounts SET balance = 0, allow_negative = 0 WHERE id = ?").bind(wallet).run();
+    }
+  });
+
   it("the alert is one per business day (WIB), not per UTC day", async () => {
     const user = await newUser("skewed-days");
     await adjust(user.id, 100);

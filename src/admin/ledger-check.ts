@@ -7,7 +7,8 @@ import { businessDay } from "../lib/time";
 
 /**
  * The ledger's invariants (SPEC §4), checked by SQL over the whole ledger: every asset sums to zero,
- * no account that may not go negative is below zero, each balance equals the sum of its postings,
+ * no account that may not go negative is below zero (a user wallet or campaign budget never may, whatever
+ * its flag says: the check does not trust the flag the CHECK constraint trusts), each balance equals the sum of its postings,
  * each transaction's postings sum to zero per asset, each lock equals its pending holds, every posting
  * is in its account's asset, and no debt account is positive (debt is what a user owes, never what the
  * platform owes them).
@@ -15,7 +16,7 @@ import { businessDay } from "../lib/time";
 export async function checkLedger(db: Db) {
   const [assets, negative, mismatched, unbalanced, locks, assetMismatches, positiveDebts] = await db.batch([
     db.all<{ asset: string; sum: number; accounts: number }>(sql`select asset, coalesce(sum(balance), 0) as sum, count(*) as accounts from accounts group by asset order by asset`),
-    db.all<{ id: string; balance: number; locked: number }>(sql`select id, balance, locked from accounts where allow_negative = 0 and (balance < 0 or balance - locked < 0) limit 100`),
+    db.all<{ id: string; balance: number; locked: number }>(sql`select id, balance, locked from accounts where (allow_negative = 0 or kind in ('user_wallet', 'campaign_budget')) and (balance < 0 or balance - locked < 0) limit 100`),
     db.all<{ id: string; balance: number; postings: number }>(
       sql`select a.id, a.balance, coalesce(p.total, 0) as postings from accounts a
           left join (select account_id, sum(amount) as total from postings group by account_id) p on p.account_id = a.id
