@@ -6,7 +6,7 @@ import { evaluateRules, RULES, ruleConfig, type Facts } from "../src/fraud/rules
 import { sql } from "drizzle-orm";
 import { createDb } from "../src/db/client";
 import { newId } from "../src/lib/ids";
-import { adjust, adminToken, balanceOf, call, d1Before, expectLedgerOk, expectProblem, irisReferenceOf, kycForm, midtransNotification, newUser, postMidtransWebhook, setUserStatus, sim, verifiedUser } from "./helpers";
+import { adjust, adminToken, balanceOf, call, tokenFor, d1Before, expectLedgerOk, expectProblem, irisReferenceOf, kycForm, midtransNotification, newUser, postMidtransWebhook, setUserStatus, sim, verifiedUser } from "./helpers";
 
 const config = loadConfig({});
 const fired = (facts: Parameters<typeof evaluateRules>[0]) => evaluateRules(facts, config).map((f) => f.ruleId);
@@ -159,6 +159,29 @@ describe("rate limiting and velocity", () => {
     const expired = await call("POST", "/api/fraud/whitelist", { token: await adminToken(), body: { userId: alice.id, reason: "too late", expiresAt: "2020-01-01T00:00:00Z" } });
     expectProblem(expired, 400, "validation_failed");
     expectProblem(await call("POST", "/api/fraud/whitelist", { token: await adminToken(), body: { reason: "nobody" } }), 400, "validation_failed");
+  });
+
+  it("whitelist entries can be listed and ended by any admin: the subject is judged by the rules again, the entry stays on record", async () => {
+    const alice = await newUser("trusted-then-not");
+    const bob = await newUser("payee");
+    await adjust(alice.id, 5000);
+    const granted = await call("POST", "/api/fraud/whitelist", { token: await tokenFor("admin-granting", "admin"), body: { userId: alice.id, reason: "load test account" } });
+    expect(granted.status, granted.text).toBe(201);
+    const other = await tokenFor("admin-other", "admin");
+    const listed = await call("GET", "/api/fraud/whitelist?active=true&limit=100", { token: other });
+    expect(listed.json.items).toContainEqual(expect.objectContaining({ id: granted.json.id, userId: alice.id, createdBy: "admin-granting", expiresAt: null }));
+    const ended = await call("DELETE", `/api/fraud/whitelist/${granted.json.id}`, { token: other });
+    expect(ended.status, ended.text).toBe(200);
+    expect(ended.json.expiresAt).not.toBeNull();
+    expectProblem(await call("DELETE", `/api/fraud/whitelist/${granted.json.id}`, { token: other }), 409, "conflict");
+    expectProblem(await call("DELETE", "/api/fraud/whitelist/01AAAAAAAAAAAAAAAAAAAAAAAA", { token: other }), 404, "not_found");
+    expectProblem(await call("DELETE", `/api/fraud/whitelist/${granted.json.id}`, { token: alice.token }), 403, "forbidden");
+    expect((await call("GET", "/api/fraud/whitelist?active=false&limit=100", { token: other })).json.items.map((e: { id: string }) => e.id)).toContain(granted.json.id);
+    // Judged again: a burst past RAPID_TRANSACTIONS_PER_MINUTE alerts now.
+    for (let i = 0; i < 12; i++) await call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 1 }, vars: { RAPID_TRANSACTIONS_PER_MINUTE: "10", RATE_LIMIT_PER_MINUTE: "100" } });
+    expect((await alertsOf(alice.id)).map((a) => a.alert_type)).toContain("rapid_transactions");
+    const audit = await env.DB.prepare("select actor_id from audit_log where action = 'fraud.whitelist_revoked' and subject_id = ?").bind(granted.json.id).all();
+    expect(audit.results).toEqual([{ actor_id: "admin-other" }]);
   });
 
   it("a device used by more than 3 accounts raises suspicious_device, once per count", async () => {

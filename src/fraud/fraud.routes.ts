@@ -2,7 +2,12 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { USER_ID_PATTERN } from "../lib/auth";
 import { errorResponses, problemFor } from "../lib/errors";
 import { bearerSecurity, createRouter } from "../lib/router";
-import { addToWhitelist, fraudStats, listAlerts, reviewAlert } from "./fraud.service";
+import { addToWhitelist, fraudStats, listAlerts, listWhitelist, reviewAlert, revokeWhitelist } from "./fraud.service";
+import { decodeCursor, pageSchema, paginationQuery } from "../lib/pagination";
+
+const WhitelistEntrySchema = z
+  .object({ id: z.string(), userId: z.string().nullable(), deviceFingerprint: z.string().nullable(), reason: z.string(), expiresAt: z.string().nullable(), createdBy: z.string(), createdAt: z.string() })
+  .openapi("WhitelistEntry");
 
 const Severity = z.enum(["low", "medium", "high", "critical"]);
 const AlertStatus = z.enum(["open", "investigating", "resolved", "false_positive"]);
@@ -118,10 +123,42 @@ export const fraudRouter = createRouter()
       responses: {
         201: {
           description: "Whitelisted",
-          content: { "application/json": { schema: z.object({ id: z.string(), userId: z.string().nullable(), deviceFingerprint: z.string().nullable(), reason: z.string(), expiresAt: z.string().nullable(), createdBy: z.string(), createdAt: z.string() }) } },
+          content: { "application/json": { schema: WhitelistEntrySchema } },
         },
         ...errorResponses,
       },
     }),
     async (c) => c.json(await addToWhitelist(c.var.db, c.var.user.id, c.req.valid("json")), 201),
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/whitelist",
+      tags: ["fraud"],
+      summary: "Whitelist entries, newest first (`active=true`: in force now; `false`: ended)",
+      security: bearerSecurity,
+      request: { query: z.object({ ...paginationQuery, active: z.enum(["true", "false"]).optional() }) },
+      responses: { 200: { description: "A page of entries", content: { "application/json": { schema: pageSchema(WhitelistEntrySchema) } } }, ...errorResponses },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      return c.json(await listWhitelist(c.var.db, { limit: q.limit, before: decodeCursor(q.cursor), active: q.active === undefined ? undefined : q.active === "true" }, Date.now()), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "delete",
+      path: "/whitelist/{id}",
+      tags: ["fraud"],
+      summary: "End a whitelist entry now: its subject is judged by the rules again (the entry stays listed, ended, for the record; audited)",
+      security: bearerSecurity,
+      request: { params: z.object({ id: z.string().regex(/^[0-9A-Z]{26}$/) }) },
+      responses: {
+        200: { description: "Ended", content: { "application/json": { schema: WhitelistEntrySchema } } },
+        ...errorResponses,
+        404: problemFor("No such entry."),
+        409: problemFor("The entry has already ended."),
+      },
+    }),
+    async (c) => c.json(await revokeWhitelist(c.var.db, c.var.user.id, c.req.valid("param").id, Date.now()), 200),
   );

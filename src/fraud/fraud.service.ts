@@ -1,7 +1,8 @@
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, desc, eq, gt, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { auditLog, deviceAccounts, fraudAlerts, fraudWhitelist, users } from "../db/schema";
 import { ApiError } from "../lib/errors";
+import { insertWhere } from "../db/insert-where";
 import { newId } from "../lib/ids";
 import { toPage } from "../lib/pagination";
 import { announceBans } from "../realtime/outbox";
@@ -126,5 +127,50 @@ export async function addToWhitelist(db: Db, adminId: string, input: { userId?: 
     db.insert(fraudWhitelist).values({ id, userId: input.userId ?? null, deviceFingerprint: input.deviceFingerprint ?? null, reason: input.reason, expiresAt, createdBy: adminId, createdAt: now }).returning(),
     db.insert(auditLog).values({ actorId: adminId, action: "fraud.whitelist_added", subjectType: input.userId ? "user" : "device", subjectId: input.userId ?? input.deviceFingerprint!, details: { reason: input.reason, expiresAt }, createdAt: now }),
   ]);
-  return { id: row!.id, userId: row!.userId, deviceFingerprint: row!.deviceFingerprint, reason: row!.reason, expiresAt: iso(row!.expiresAt), createdBy: row!.createdBy, createdAt: iso(row!.createdAt)! };
+  return whitelistView(row!);
+}
+
+const whitelistView = (row: typeof fraudWhitelist.$inferSelect) => ({
+  id: row.id,
+  userId: row.userId,
+  deviceFingerprint: row.deviceFingerprint,
+  reason: row.reason,
+  expiresAt: iso(row.expiresAt),
+  createdBy: row.createdBy,
+  createdAt: iso(row.createdAt)!,
+});
+
+/** Whitelist entries newest first (`active`: only those in force at `now`), a page at a time. */
+export async function listWhitelist(db: Db, q: { limit: number; before?: string; active?: boolean }, now: number) {
+  const rows = await db
+    .select()
+    .from(fraudWhitelist)
+    .where(
+      and(
+        q.before ? lt(fraudWhitelist.id, q.before) : undefined,
+        q.active === undefined ? undefined : q.active ? or(isNull(fraudWhitelist.expiresAt), gt(fraudWhitelist.expiresAt, now)) : lte(fraudWhitelist.expiresAt, now),
+      ),
+    )
+    .orderBy(desc(fraudWhitelist.id))
+    .limit(q.limit + 1);
+  return toPage(rows, q.limit, whitelistView);
+}
+
+/**
+ * Ends an entry now (it stays listed, expired, for the record): the subject is judged by the rules again
+ * from this moment. Audited; an entry already ended is 409.
+ */
+export async function revokeWhitelist(db: Db, adminId: string, id: string, now: number) {
+  const [[row]] = await db.batch([
+    db
+      .update(fraudWhitelist)
+      .set({ expiresAt: now })
+      .where(and(eq(fraudWhitelist.id, id), or(isNull(fraudWhitelist.expiresAt), gt(fraudWhitelist.expiresAt, now))))
+      .returning(),
+    // changes(): the entry the update just ended (none: nothing to audit).
+    insertWhere(db, auditLog, { actorId: adminId, action: "fraud.whitelist_revoked", subjectType: "whitelist", subjectId: id, details: {}, createdAt: now }, sql`where changes() > 0`),
+  ]);
+  if (row) return whitelistView(row);
+  const exists = await db.query.fraudWhitelist.findFirst({ where: eq(fraudWhitelist.id, id) });
+  throw exists ? new ApiError("conflict", "This whitelist entry has already ended.") : new ApiError("not_found", "No such whitelist entry.");
 }
