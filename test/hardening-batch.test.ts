@@ -457,3 +457,42 @@ describe("a run left behind by an invocation that stopped between a commit and i
     expect(alerts.results).toHaveLength(1);
   });
 });
+
+describe("one user's broken Durable Object cannot stop the day", () => {
+  it("the others in its chunk are collected at once; after 3 failures the day goes on without that user, with an alert; an outage of every object stops nothing early", async () => {
+    const { handleBatchMessage } = await import("../src/jobs/daily-batch");
+    const day = addDays(previousBusinessDay(Date.now(), tz), -24);
+    const bad = await newUser("bad-object");
+    const good = await newUser("good-object");
+    for (const u of [bad, good]) await seedDay(u.id, day, [{ minutes: 5, count: 3 }]);
+    await env.DB.prepare("insert into batch_runs (day, status, active_users, started_at) values (?, 'collecting', 2, ?)").bind(day, Date.now()).run();
+    const badId = env.USER_ACTIVITY.idFromName(bad.id).toString();
+    const sent: unknown[] = [];
+    const broken = (everyone = false) =>
+      ({
+        ...env,
+        USER_ACTIVITY: {
+          idFromName: (n: string) => env.USER_ACTIVITY.idFromName(n),
+          get: (id: DurableObjectId) => (everyone || id.toString() === badId ? { summary: async () => Promise.reject(new Error("SQLITE_FULL: database or disk is full")) } : env.USER_ACTIVITY.get(id)),
+        },
+        BATCH_QUEUE: { send: async (b: unknown) => void sent.push(b), sendBatch: async (bs: { body: unknown }[]) => void sent.push(...bs.map((x) => x.body)) },
+      }) as unknown as Env;
+    const collect = (e: Env) => handleBatchMessage({ db: db(), config, env: e }, { kind: "collect", day, userIds: [bad.id, good.id] }, Date.now()).then(() => "ok", (err: Error) => err.message);
+    const collected = async () => (await env.DB.prepare("select user_id from daily_activity where day = ?").bind(day).all<{ user_id: string }>()).results.map((r) => r.user_id);
+    const status = async () => (await env.DB.prepare("select status from batch_runs where day = ?").bind(day).first<{ status: string }>())?.status;
+    // An outage of every object: nobody is given up on, however often it is retried.
+    for (let i = 0; i < 4; i++) expect(await collect(broken(true))).toMatch(/SQLITE_FULL/);
+    expect(await collected()).toEqual([]);
+    // One broken object: the good user is collected at once; the message fails (retried) for the bad one.
+    expect(await collect(broken())).toMatch(/SQLITE_FULL/);
+    expect(await collected()).toEqual([good.id]);
+    expect(await collect(broken())).toMatch(/SQLITE_FULL/);
+    expect(await status()).toBe("collecting");
+    // The third failure gives up on that user: the day goes on (μ and σ fixed, the pay step sent), with an alert.
+    expect(await collect(broken())).toBe("ok");
+    expect(await status()).toBe("paying");
+    expect(sent).toContainEqual(expect.objectContaining({ kind: "fanout", source: "pay", key: day }));
+    const alerts = await env.DB.prepare("select details from fraud_alerts where alert_type = 'batch_user_uncollected' and user_id = ?").bind(bad.id).all<{ details: string }>();
+    expect(alerts.results.map((a) => JSON.parse(a.details).day)).toEqual([day]);
+  });
+});

@@ -419,6 +419,22 @@ export const batchRuns = sqliteTable("batch_runs", {
   finishedAt: integer(),
 });
 
+/**
+ * Users whose Durable Object failed to give their day's summary while others in the same chunk did: after
+ * a few such failures the day goes on without them (one user cannot stop everyone's batch).
+ */
+export const collectFailures = sqliteTable(
+  "collect_failures",
+  {
+    day: text().notNull(),
+    userId: text().notNull(),
+    attempts: integer().notNull(),
+    lastError: text().notNull(),
+    updatedAt: integer().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.userId] })],
+);
+
 /** One user's activity summary for a day (collected from their Durable Object) and its classification. */
 export const dailyActivity = sqliteTable(
   "daily_activity",
@@ -885,6 +901,7 @@ export const schema = {
   withdrawals,
   activityDays,
   batchRuns,
+  collectFailures,
   dailyActivity,
   payouts,
   usageInvoices,

@@ -15,6 +15,7 @@ export type Severity = "low" | "medium" | "high" | "critical";
 export const OPERATIONAL_ALERTS = [
   "batch_chunk_failed",
   "batch_stalled",
+  "batch_user_uncollected",
   "batch_start_failed",
   "billing_deferred",
   "content_refund_chunk_failed",

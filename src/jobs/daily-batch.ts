@@ -1,7 +1,7 @@
 import { and, asc, count, eq, gt, inArray, isNull, lt, ne, sql } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Db } from "../db/client";
-import { activityDays, batchRuns, dailyActivity, fraudAlerts, payouts, users, type DailyActivityRow, type PayoutRow } from "../db/schema";
+import { activityDays, batchRuns, collectFailures, dailyActivity, fraudAlerts, payouts, users, type DailyActivityRow, type PayoutRow } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
 import { type Level, type PopulationStats } from "../activity/bot-rules";
 import { classifyDay, columnDefaultsOf, columnParams, rbarParams, signalColumns, thresholdsOf, type Signal, type SignalColumn, type SignalParams } from "../activity/signals";
@@ -162,26 +162,65 @@ export async function handleDeadLetter(deps: BatchDeps, message: BatchMessage, n
   ]);
 }
 
+/** A user whose object failed this many times while others in their chunk answered is left out of the day. */
+const COLLECT_GIVE_UP_ATTEMPTS = 3;
+
+/**
+ * A chunk's summaries, each user apart: those that answered are recorded at once. A user whose object
+ * fails while others in the chunk answer counts a failure; the message then fails (the queue retries it)
+ * until that user has failed COLLECT_GIVE_UP_ATTEMPTS times, when the day goes on without them and an alert
+ * names them (one user's broken object — its storage full, say — cannot stop everyone's batch; a resumed
+ * run tries them again). When every object in the chunk fails it is an outage, not a user: nobody is given
+ * up on, and the message fails as before (retried, then dead-lettered: the run waits for an admin).
+ */
 async function collect(deps: BatchDeps, { day, userIds }: BatchMessage, now: number) {
   const { db, env, config } = deps;
   const weights = weightsOf(config);
   const opts = { minMinutes: config.BOT_REGULARITY_MIN_MINUTES };
-  const summaries = await Promise.all(userIds.map((id) => env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(id)).summary(day, weights, opts)));
-  const rows = summaries.map((s, i) => ({
-    day,
-    userId: userIds[i]!,
-    activeMinutes: s.activeMinutes,
-    weightedUnits: s.weightedUnits,
-    rbar: s.rbar,
-    rbarSe: s.rbarSe,
-    activeHours: s.activeHours,
-    rateDispersion: s.rateDispersion,
-    cadence: s.cadence,
-    campaignUnits: s.campaignUnits,
-  }));
+  const results = await Promise.allSettled(userIds.map((id) => env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(id)).summary(day, weights, opts)));
+  const rows = results.flatMap((r, i) =>
+    r.status === "fulfilled"
+      ? [
+          {
+            day,
+            userId: userIds[i]!,
+            activeMinutes: r.value.activeMinutes,
+            weightedUnits: r.value.weightedUnits,
+            rbar: r.value.rbar,
+            rbarSe: r.value.rbarSe,
+            activeHours: r.value.activeHours,
+            rateDispersion: r.value.rateDispersion,
+            cadence: r.value.cadence,
+            campaignUnits: r.value.campaignUnits,
+          },
+        ]
+      : [],
+  );
   for (let i = 0; i < rows.length; i += 10) {
     await db.insert(dailyActivity).values(rows.slice(i, i + 10)).onConflictDoNothing();
   }
+  const failed = results.flatMap((r, i) => (r.status === "rejected" ? [{ userId: userIds[i]!, error: r.reason instanceof Error ? r.reason.message : String(r.reason) }] : []));
+  if (failed.length > 0 && rows.length === 0) throw new Error(`no summary in this chunk of ${day}: ${failed[0]!.error}`);
+  const stillFailing: string[] = [];
+  for (const f of failed) {
+    const [row] = await db
+      .insert(collectFailures)
+      .values({ day, userId: f.userId, attempts: 1, lastError: f.error.slice(0, 500), updatedAt: now })
+      .onConflictDoUpdate({ target: [collectFailures.day, collectFailures.userId], set: { attempts: sql`${collectFailures.attempts} + 1`, lastError: f.error.slice(0, 500), updatedAt: now } })
+      .returning({ attempts: collectFailures.attempts });
+    if ((row?.attempts ?? 0) < COLLECT_GIVE_UP_ATTEMPTS) {
+      stillFailing.push(`${f.userId}: ${f.error}`);
+      continue;
+    }
+    await raiseAlert(db, {
+      userId: f.userId,
+      alertType: "batch_user_uncollected",
+      severity: "high",
+      details: { day, attempts: row?.attempts ?? 0, error: f.error.slice(0, 500), note: "the day went on without this user; a resumed run (POST /api/admin/batches/{day}/run) tries them again" },
+      dedupeKey: await dedupeKey("batch_user_uncollected", day, f.userId),
+    });
+  }
+  if (stillFailing.length > 0) throw new Error(`summaries of ${day} failed for ${stillFailing.length} user(s): ${stillFailing[0]}`);
   await maybeStartPaying(deps, day, now);
 }
 
@@ -190,7 +229,9 @@ async function maybeStartPaying(deps: BatchDeps, day: string, now: number) {
   const { db, config } = deps;
   const run = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, day) });
   if (!run || run.status !== "collecting") return;
-  const [{ n } = { n: 0 }] = await db.select({ n: count() }).from(dailyActivity).where(eq(dailyActivity.day, day));
+  // Collected, or given up on (see collect).
+  const givenUp = sql`(select count(*) from ${collectFailures} f where f.day = ${day} and f.attempts >= ${COLLECT_GIVE_UP_ATTEMPTS} and not exists (select 1 from ${dailyActivity} d where d.day = f.day and d.user_id = f.user_id))`;
+  const [{ n } = { n: 0 }] = await db.select({ n: sql<number>`count(*) + ${givenUp}` }).from(dailyActivity).where(eq(dailyActivity.day, day));
   if (n < run.activeUsers) return;
   const stats = await populationStats(db, day);
   const params = rbarParams(stats.rbar, config);
