@@ -366,7 +366,8 @@ describe("content refunds", () => {
     expect(resumed.json).toMatchObject({ refunded: 250 });
     await new Promise((r) => setTimeout(r, 1200));
     expect((await refundsDone(id)).queueMessages).toBe(7);
-    expectProblem(await call("DELETE", `/api/content/${id}`, { token: creator.token }), 404, "not_found");
+    // Its creator asking again is answered with the finished run's progress; nothing moves again.
+    expect((await call("DELETE", `/api/content/${id}`, { token: creator.token })).json).toMatchObject({ status: "done", refunded: 250, queueMessages: 7 });
 
     const refunds = await env.DB.prepare("select count(*) as n, count(distinct json_extract(metadata, '$.purchaseId')) as distinct_purchases, sum(amount) as total from transactions where type = 'refund' and json_extract(metadata, '$.contentId') = ?")
       .bind(id)
@@ -767,5 +768,25 @@ describe("a refund run's progress counts its own refunds", () => {
     expect((await call("POST", `/api/content/${id}/refund`, { token, body: { reason: "admin_removed" } })).status).toBe(202);
     const done = await refundsDone(id);
     expect(done).toMatchObject({ purchases: 1, refunded: 1, pending: 0 });
+  });
+});
+
+describe("a creator's deletion whose refunds never left", () => {
+  it("is sent when the creator asks again (as an admin removal's is), and asking again after that answers its progress", async () => {
+    const creator = await newUser("creator");
+    const id = await priced(creator, 100);
+    const buyer = await funded(100);
+    expect((await unlock(buyer, id)).status).toBe(201);
+    const queueDown = { BATCH_QUEUE: { send: async () => { throw new Error("queue unavailable"); }, sendBatch: async () => { throw new Error("queue unavailable"); } } } as unknown as Record<string, string>;
+    expect((await call("DELETE", `/api/content/${id}`, { token: creator.token, vars: queueDown })).status).toBe(500);
+    const again = await call("DELETE", `/api/content/${id}`, { token: creator.token });
+    expect(again.status, again.text).toBe(202);
+    await refundsDone(id);
+    expect((await balanceOf(buyer.token)).balance).toBe(100);
+    const later = await call("DELETE", `/api/content/${id}`, { token: creator.token });
+    expect(later.status, later.text).toBe(202);
+    expect(later.json).toMatchObject({ contentId: id, kind: "full", status: "done" });
+    // Someone else's deleted item is still not theirs to ask about.
+    expectProblem(await call("DELETE", `/api/content/${id}`, { token: (await newUser("other")).token }), 404, "not_found");
   });
 });

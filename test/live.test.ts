@@ -330,8 +330,12 @@ describe("a banned streamer's stream", () => {
     expect((await call("POST", `/api/live/${stream}/boost`, { token: fan.token, body: { level: "basic" } })).status).toBe(201);
     const featured = async () => ((await call("GET", "/api/live/featured?limit=100", { token: fan.token })).json.items as { streamId: string }[]).some((f) => f.streamId === stream);
     expect(await featured()).toBe(true);
+    const demand = async () => (await call("GET", "/api/live/boost-price?level=basic", { token: fan.token })).json.activeBoosts as number;
+    const withIt = await demand();
     await setUserStatus(streamer.id, "banned");
     expect(await featured()).toBe(false);
+    // Its boost no longer competes for the featured places, so it no longer prices the others.
+    expect(await demand()).toBe(withIt - 1);
     const before = (await balanceOf(fan.token)).balance;
     expectProblem(await call("POST", `/api/live/${stream}/boost`, { token: fan.token, body: { level: "basic" } }), 422, "recipient_unavailable");
     expect((await balanceOf(fan.token)).balance).toBe(before);

@@ -1,4 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
 import { and, eq, isNull } from "drizzle-orm";
 import { contentPurchases } from "../db/schema";
 import { requireRole } from "../lib/auth";
@@ -8,7 +10,7 @@ import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { startFanout } from "../jobs/fanout";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
 import { buyerRefundAllowed } from "./content-rules";
-import { closeContent, contentAccess, contentView, findContent, reassignContent, refundProgress, refundPurchase, refundRunKind, registerContent, unlockContent, type RefundProgress, type UnlockBody } from "./content.service";
+import { closeContent, contentAccess, contentView, findContent, reassignContent, refundProgress, refundPurchase, refundRun, registerContent, unlockContent, type RefundProgress, type UnlockBody } from "./content.service";
 import { contentRevenue } from "./content-revenue";
 import { notAboutThemselves } from "../lib/auth";
 
@@ -47,6 +49,20 @@ const ProgressSchema = z
 const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 /** Mounted at /api/content. */
+
+/**
+ * A deletion (its creator's) or removal (an admin's) asked again, with or without its Idempotency-Key: that
+ * run's progress, and its fan-out sent now if it never left (the first attempt failed after its batch).
+ * Null when the item has no such run (or, for a deletion, it is not the caller's).
+ */
+async function runAskedAgain(c: Context<AppEnv>, id: string, kind: "full" | "creator_share", requestedBy?: string): Promise<RefundProgress | null> {
+  const run = await refundRun(c.var.db, id);
+  if (!run || run.kind !== kind || (requestedBy !== undefined && run.requestedBy !== requestedBy)) return null;
+  const progress = await refundProgress(c.var.db, id);
+  if (progress.status === "refunding" && progress.queueMessages === 0) await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+  return progress;
+}
+
 export const contentRouter = createRouter()
   .openapi(
     createRoute({
@@ -125,7 +141,9 @@ export const contentRouter = createRouter()
       path: "/{id}",
       tags: ["content"],
       summary: "The creator deletes the item: it goes off sale and every buyer is refunded in full (through the queue)",
-      description: "Each purchase is refunded once, in its own batch: the buyer gets the whole price; the creator's, platform's and processing's shares are taken back (what the creator's wallet no longer holds becomes recorded debt). Progress: GET /api/admin/content/{id}/refunds.",
+      description:
+        "Each purchase is refunded once, in its own batch: the buyer gets the whole price; the creator's, platform's and processing's shares are taken back (what the creator's wallet no longer holds becomes recorded debt). Progress: GET /api/admin/content/{id}/refunds. " +
+        "Asked again by its creator: 202 with that deletion's progress (its refunds sent now if the first attempt failed after closing the item).",
       security: bearerSecurity,
       request: { params: IdParam },
       responses: {
@@ -137,7 +155,13 @@ export const contentRouter = createRouter()
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      await closeContent(c.var.db, id, "full", c.var.user.id, "creator_deleted", { asCreator: true }, Date.now());
+      try {
+        await closeContent(c.var.db, id, "full", c.var.user.id, "creator_deleted", { asCreator: true }, Date.now());
+      } catch (error) {
+        const again = error instanceof ApiError && error.code === "not_found" ? await runAskedAgain(c, id, "full", c.var.user.id) : null;
+        if (!again) throw error;
+        return c.json(again, 202);
+      }
       await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
       return c.json(await refundProgress(c.var.db, id), 202);
     },
@@ -190,12 +214,9 @@ export const contentRouter = createRouter()
           try {
             await closeContent(db, id, "creator_share", c.var.user.id, "admin_removed", { asCreator: false }, Date.now());
           } catch (error) {
-            // Removing a removed item (a retry, with or without its Idempotency-Key) answers with that removal's
-            // progress; a removal whose fan-out never left (the first attempt failed after its batch) sends it now.
-            if (!(error instanceof ApiError && error.code === "not_found" && (await refundRunKind(db, id)) === "creator_share")) throw error;
-            const progress = await refundProgress(db, id);
-            if (progress.status === "refunding" && progress.queueMessages === 0) await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
-            return { status: 202, body: progress };
+            const again = error instanceof ApiError && error.code === "not_found" ? await runAskedAgain(c, id, "creator_share") : null;
+            if (!again) throw error;
+            return { status: 202, body: again };
           }
           await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
           return { status: 202, body: await refundProgress(db, id) };

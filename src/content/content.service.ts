@@ -269,10 +269,10 @@ export async function closeContent(db: Db, id: string, kind: RefundKind, actorId
   ]);
 }
 
-/** The kind of the item's refund run (`creator_share`: an admin removal; `full`: its creator's deletion), if it has one. */
-export async function refundRunKind(db: Db, id: string) {
-  const [run] = await db.select({ kind: contentRefundRuns.kind }).from(contentRefundRuns).where(eq(contentRefundRuns.contentId, id));
-  return run?.kind;
+/** The item's refund run (`creator_share`: an admin removal; `full`: its creator's deletion), if it has one: its kind and who asked for it. */
+export async function refundRun(db: Db, id: string) {
+  const [run] = await db.select({ kind: contentRefundRuns.kind, requestedBy: contentRefundRuns.requestedBy }).from(contentRefundRuns).where(eq(contentRefundRuns.contentId, id));
+  return run;
 }
 
 export type RefundProgress = Awaited<ReturnType<typeof refundProgress>>;
