@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { boostPrice, giftSplit } from "../src/live/live-rules";
 import { MAX_AMOUNT } from "../src/lib/money";
-import { adjust, adminToken, balanceOf, call, d1Before, expectLedgerOk, expectProblem, newUser, setUserStatus, uniqueId, verifiedUser } from "./helpers";
+import { adjust, adminToken, balanceOf, call, d1Before, d1FailingOnce, expectLedgerOk, expectProblem, newUser, setUserStatus, uniqueId, verifiedUser } from "./helpers";
 
 const config = loadConfig({});
 type User = { id: string; token: string };
@@ -138,6 +138,9 @@ describe("POST /api/live/:streamId/gift", () => {
     expectProblem(await send(retired), 404, "not_found");
     await env.DB.prepare("update gifts set coins = 200 where id = ?").bind(repriced).run();
     expect((await send(repriced)).json).toMatchObject({ gift: { coins: 200 } });
+    expect((await balanceOf(sender.token)).balance).toBe(500);
+    // A transport error is not a refusal: the batch may have committed, so remembered terms are not a reason to send it again.
+    expect((await send(repriced, d1FailingOnce(/"live_gifts"/))).status).toBe(500);
     expect((await balanceOf(sender.token)).balance).toBe(500);
     expect((await balanceOf(streamer.token)).balance).toBe(Math.floor((500 * 7000) / 10_000));
     await expectLedgerOk();

@@ -113,7 +113,9 @@ export async function unlockContent(
       if (item.creatorId === buyerId) throw new ApiError("own_content", "You cannot unlock your own content.");
       return await unlockAt(db, config, buyerId, item, ctx);
     } catch (error) {
-      if (remembered) continue;
+      // A refusal of remembered terms is decided again on fresh ones; a transport error is not a refusal (the
+      // batch may have committed), so it is never retried here.
+      if (remembered && error instanceof ApiError && error.status < 500) continue;
       if (!(error instanceof GuardError && error.guard === "content_terms_changed") || attempt >= 3) throw error;
     }
   }

@@ -72,8 +72,9 @@ export async function sendGift(
   try {
     if (known) return await giftAt(db, config, senderId, streamId, input, known, ctx);
   } catch (error) {
-    // Any refusal of remembered terms (a per-transaction limit at a stale price, gift_changed) is decided again on fresh ones.
-    if (!remembered) throw error;
+    // A refusal of remembered terms (a per-transaction limit at a stale price, gift_changed) is decided again on
+    // fresh ones; a transport error is not a refusal (the batch may have committed: never sent again here).
+    if (!(remembered && error instanceof ApiError && error.status < 500)) throw error;
   }
   const gift = remembered ? (await giftTerms.get(input.giftId, load, true)).value : undefined;
   if (!gift) throw new ApiError("not_found", "No gift with that id in the catalogue.");
