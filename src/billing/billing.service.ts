@@ -33,7 +33,8 @@ export const invoiceId = (advertiserId: string, month: string) => `inv-${month}-
  * The payouts month M's invoice takes: those of its own days, and unbilled ones of an earlier month X that
  * were released after X's invoice run, once M is the next month to run after them (X is M's month before,
  * or that month has had its run too). A payout of a month that has not had its run waits for it, so every
- * month is priced at its own tier, whenever it runs; and usage shows each payout in one month only.
+ * month is priced at its own tier, whenever it runs. (Late means unbilled after its month's run: an
+ * advertiser whose invoice failed in a run has that month billed by the next one unless it is rerun first.)
  */
 function inMonthScope(month: string) {
   const { from, to } = monthRange(month);
