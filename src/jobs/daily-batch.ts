@@ -84,7 +84,7 @@ export async function startBatch(deps: BatchDeps, day: string, now: number) {
     await startFanout(deps.env.BATCH_QUEUE, "pay", day);
     return batchProgress(db, day);
   }
-  const [{ collected } = { collected: 0 }] = await db.select({ collected: count() }).from(dailyActivity).where(eq(dailyActivity.day, day));
+  const [{ collected } = { collected: 0 }] = await db.select({ collected: settledUsersSql(day) }).from(sql`(select 1)`);
   if (collected >= active) {
     await maybeStartPaying(deps, day, now);
     return batchProgress(db, day);
@@ -162,8 +162,13 @@ export async function handleDeadLetter(deps: BatchDeps, message: BatchMessage, n
   ]);
 }
 
-/** A user whose object failed this many times while others in their chunk answered is left out of the day. */
+/** A user whose object failed this many times while others of the day answered is left out of the day. */
 const COLLECT_GIVE_UP_ATTEMPTS = 3;
+
+/** Users of the day collected, or given up on (see collect): the day can go on once they are all its active users. */
+const settledUsersSql = (day: string) =>
+  sql<number>`((select count(*) from ${dailyActivity} where ${dailyActivity.day} = ${day})
+    + (select count(*) from ${collectFailures} f where f.day = ${day} and f.attempts >= ${COLLECT_GIVE_UP_ATTEMPTS} and not exists (select 1 from ${dailyActivity} d where d.day = f.day and d.user_id = f.user_id)))`;
 
 /**
  * A chunk's summaries, each user apart: those that answered are recorded at once. A user whose object
@@ -171,7 +176,8 @@ const COLLECT_GIVE_UP_ATTEMPTS = 3;
  * until that user has failed COLLECT_GIVE_UP_ATTEMPTS times, when the day goes on without them and an alert
  * names them (one user's broken object — its storage full, say — cannot stop everyone's batch; a resumed
  * run tries them again). When every object in the chunk fails it is an outage, not a user: nobody is given
- * up on, and the message fails as before (retried, then dead-lettered: the run waits for an admin).
+ * up on, and the message fails as before (retried, then dead-lettered: the run waits for an admin). A user
+ * given up on is not paid for that day (while the day is still collecting, a resumed run asks them again).
  */
 async function collect(deps: BatchDeps, { day, userIds }: BatchMessage, now: number) {
   const { db, env, config } = deps;
@@ -200,7 +206,11 @@ async function collect(deps: BatchDeps, { day, userIds }: BatchMessage, now: num
     await db.insert(dailyActivity).values(rows.slice(i, i + 10)).onConflictDoNothing();
   }
   const failed = results.flatMap((r, i) => (r.status === "rejected" ? [{ userId: userIds[i]!, error: r.reason instanceof Error ? r.reason.message : String(r.reason) }] : []));
-  if (failed.length > 0 && rows.length === 0) throw new Error(`no summary in this chunk of ${day}: ${failed[0]!.error}`);
+  // An outage is judged by the day: no object of it has answered (a resumed collection's chunk may hold only the broken users).
+  if (failed.length > 0 && rows.length === 0) {
+    const [answered] = await db.select({ n: count() }).from(dailyActivity).where(eq(dailyActivity.day, day));
+    if ((answered?.n ?? 0) === 0) throw new Error(`no summary of ${day} yet: ${failed[0]!.error}`);
+  }
   const stillFailing: string[] = [];
   for (const f of failed) {
     const [row] = await db
@@ -216,7 +226,7 @@ async function collect(deps: BatchDeps, { day, userIds }: BatchMessage, now: num
       userId: f.userId,
       alertType: "batch_user_uncollected",
       severity: "high",
-      details: { day, attempts: row?.attempts ?? 0, error: f.error.slice(0, 500), note: "the day went on without this user; a resumed run (POST /api/admin/batches/{day}/run) tries them again" },
+      details: { day, attempts: row?.attempts ?? 0, error: f.error.slice(0, 500), note: "the day went on without this user, who is not paid for it" },
       dedupeKey: await dedupeKey("batch_user_uncollected", day, f.userId),
     });
   }
@@ -229,9 +239,7 @@ async function maybeStartPaying(deps: BatchDeps, day: string, now: number) {
   const { db, config } = deps;
   const run = await db.query.batchRuns.findFirst({ where: eq(batchRuns.day, day) });
   if (!run || run.status !== "collecting") return;
-  // Collected, or given up on (see collect).
-  const givenUp = sql`(select count(*) from ${collectFailures} f where f.day = ${day} and f.attempts >= ${COLLECT_GIVE_UP_ATTEMPTS} and not exists (select 1 from ${dailyActivity} d where d.day = f.day and d.user_id = f.user_id))`;
-  const [{ n } = { n: 0 }] = await db.select({ n: sql<number>`count(*) + ${givenUp}` }).from(dailyActivity).where(eq(dailyActivity.day, day));
+  const [{ n } = { n: 0 }] = await db.select({ n: settledUsersSql(day) }).from(sql`(select 1)`);
   if (n < run.activeUsers) return;
   const stats = await populationStats(db, day);
   const params = rbarParams(stats.rbar, config);
