@@ -154,8 +154,10 @@ export async function leaderboard(db: Db, streamId: string, limit: number) {
 /** Quotes a boost request tries before answering that concurrent boosts kept changing its price. */
 const BOOST_QUOTES = 4;
 
-/** Boosts of a level in force (running, or queued behind one on the same stream): what demand pricing counts. */
-/** Boosts of a level competing for the featured places now (a banned streamer's stream is not featured, so its boosts do not count). */
+/**
+ * Boosts of a level in force (running, or queued behind one on the same stream): what demand pricing counts.
+ * A banned streamer's stream is not featured, so its boosts do not count.
+ */
 const activeBoostsSql = (level: BoostLevel, now: number) =>
   sql<number>`(select count(*) from ${boostPurchases} where ${boostPurchases.level} = ${level} and ${boostPurchases.expiresAt} > ${now}
     and not exists (select 1 from live_streams ls join users u on u.id = ls.streamer_id where ls.id = boost_purchases.stream_id and u.status = 'banned'))`;
