@@ -95,6 +95,47 @@ describe("one D1 round trip per request: hot paths decide inside their batch", (
     await expectLedgerOk();
   });
 
+  it("a boost costs one round trip once the isolate knows its level's demand; demand moved behind its back costs a refused batch and a fresh read, never a wrong price or start", async () => {
+    const creator = await newUser("rt-streamer");
+    const [a, b, c] = await Promise.all([newUser("rt-ba"), newUser("rt-bb"), newUser("rt-bc")]);
+    for (const u of [a, b, c]) await adjust(u.id, 5000);
+    const boost = (u: { token: string }, stream: string) => counted("POST", `/api/live/${stream}/boost`, { token: u.token, body: { level: "basic" } });
+    const quote = async () => (await call("GET", "/api/live/boost-price?level=basic", { token: a.token })).json.price as number;
+    const [s1, s2, s3, s4] = ["1", "2", "3", "4"].map((n) => `rt-boost-${n}-${creator.id}`) as [string, string, string, string];
+
+    expect((await boost(a, s1)).res.status).toBe(201);
+    // Another stream, and the same stream again (it is extended), each in one round trip at the quoted price.
+    let price = await quote();
+    const other = await boost(b, s2);
+    expect(other.res.status, other.res.text).toBe(201);
+    expect(other.res.json.price).toBe(price);
+    expect(other.roundTrips).toBe(1);
+    price = await quote();
+    const first = await call("GET", "/api/live/featured", { token: a.token });
+    const extended = await boost(c, s1);
+    expect(extended.res.status, extended.res.text).toBe(201);
+    expect(extended.res.json.price).toBe(price);
+    expect(extended.res.json.featuredFrom).toBe(first.json.items.find((s: { streamId: string }) => s.streamId === s1).featuredUntil);
+    expect(extended.roundTrips).toBe(1);
+
+    // A boost bought in another isolate: the remembered demand is refused at commit and read again; the new price is paid.
+    const at = Date.now();
+    await env.DB.prepare("insert into boost_purchases (transaction_id, stream_id, buyer_id, level, price, multiplier_bps, starts_at, expires_at, created_at) values (?1, ?2, ?3, 'basic', 100, 10000, ?4, ?5, ?4)")
+      .bind(`rt-elsewhere-${creator.id}`, s3, c.id, at, at + 3_600_000)
+      .run();
+    price = await quote();
+    const moved = await boost(a, s4);
+    expect(moved.res.status, moved.res.text).toBe(201);
+    expect(moved.res.json.price).toBe(price);
+    expect(moved.roundTrips).toBe(3);
+    // That stream is boosted already: a boost of it starts when that one ends, though this isolate never saw it.
+    const behind = await boost(b, s3);
+    expect(behind.res.status, behind.res.text).toBe(201);
+    expect(behind.res.json.featuredFrom).toBe(new Date(at + 3_600_000).toISOString());
+    await env.DB.prepare("update boost_purchases set expires_at = 0 where stream_id in (?1, ?2, ?3, ?4)").bind(s1, s2, s3, s4).run();
+    await expectLedgerOk();
+  });
+
   it("a transfer racing an admin freeze never succeeds after the freeze committed", async () => {
     const alice = await newUser("race");
     const peers = await Promise.all(Array.from({ length: 4 }, () => newUser("peer")));

@@ -1,11 +1,11 @@
 /**
  * Per-isolate memory of the terms a value-moving request reads before its batch: a content item's price
- * and creator, a gift's price, a seller's tier, a referral code's owner, an order's frozen shares. The
- * batch is built from the remembered terms and carries a guard that refuses it at commit if they changed;
- * the request then forgets them, reads them fresh and tries again. So in steady state such a request costs
- * one D1 round trip, and nothing is decided from a stale read: a stale entry costs one refused batch, never
- * a wrong movement. Any refusal of remembered terms, before the batch or by it, is decided again on fresh
- * ones (the callers' retry loops).
+ * and creator, a gift's price, a seller's tier, a referral code's owner, an order's frozen shares, a boost
+ * level's demand and when a stream's boosts end. The batch is built from the remembered terms and carries a
+ * guard that refuses it at commit if they changed; the request then forgets them, reads them fresh and tries
+ * again. So in steady state such a request costs one D1 round trip, and nothing is decided from a stale
+ * read: a stale entry costs one refused batch, never a wrong movement. Any refusal of remembered terms,
+ * before the batch or by it, is decided again on fresh ones (the callers' retry loops).
  * Entries are bounded (the oldest is dropped first) and live as long as the isolate.
  */
 export class TermsCache<V> {
@@ -20,6 +20,11 @@ export class TermsCache<V> {
     const value = await load();
     this.set(key, value);
     return { value, remembered: false };
+  }
+
+  /** The remembered terms, if any (nothing is read). */
+  peek(key: string): V | undefined {
+    return this.entries.get(key);
   }
 
   set(key: string, value: V | undefined): void {

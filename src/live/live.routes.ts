@@ -101,7 +101,7 @@ export const liveRouter = createRouter()
       tags: ["live"],
       summary: "Boost a stream: basic (featured 1 h) or premium (featured 24 h and on the homepage); 100 % platform boost revenue",
       description:
-        "Charged at the quote of GET /boost-price at request time; the batch is guarded by the demand it was quoted on (quoted again if it moved). Above `maxPrice` → 409 `price_changed`, nothing moves. " +
+        "Charged at the quote of GET /boost-price at request time; the batch is guarded by the demand it was quoted on and where it starts (quoted again if either moved). Above `maxPrice` → 409 `price_changed`, nothing moves. " +
         "A boost of a stream already boosted at that level extends it (starts when the last one ends).",
       security: bearerSecurity,
       request: { params: StreamParam, headers: idempotencyHeader, body: body(z.object({ level: Level, maxPrice: z.number().int().min(1).max(1_000_000_000).optional() }).strict().openapi({ example: { level: "basic", maxPrice: 150 } })) },

@@ -182,14 +182,37 @@ export interface BoostBody {
   transaction: TransactionView;
 }
 
+/** A level's demand as last read (or bought) in this isolate: boosts in force, and when the first of them ends (the count holds until then, unless others buy). */
+interface Demand {
+  active: number;
+  until: number;
+}
+const boostDemand = new TermsCache<Demand>(2);
 /**
- * SPEC §10: a boost is paid to platform boost revenue at the price quoted from current demand. The quote
- * and the stream's last boost are read in one query; the batch is guarded by both (if a boost of the
- * level started or ended in between, or the stream was boosted meanwhile, it is quoted again, and
- * refused as 409 price_changed above the caller's `maxPrice`). A boost on a stream already boosted at
- * that level starts when the last one ends. Boosts of a level bought at the same moment each change the
- * others' price: after a few quotes lost that way (with a random pause between them) the answer is 409
- * `conflict`, transient (an Idempotency-Key does not remember it): the client sends again.
+ * When a stream's boosts of a level end, as last read or bought in this isolate. A stream not remembered is
+ * taken as not boosted at that level (its boost starts now); the batch's guard refuses that when it is wrong.
+ */
+const boostEnds = new TermsCache<number>(1000);
+
+/** The boosts of a level in force now, when the first of them ends, and when the stream's last one ends: one query. */
+async function readDemand(db: Db, streamId: string, level: BoostLevel, now: number) {
+  const firstEnd = sql<number | null>`(select min(${boostPurchases.expiresAt}) from ${boostPurchases} where ${boostPurchases.level} = ${level} and ${boostPurchases.expiresAt} > ${now})`;
+  const [row] = await db.select({ active: activeBoostsSql(level, now), firstEnd, lastEnd: lastEndSql(streamId, level) }).from(sql`(select 1)`);
+  const demand = { active: row?.active ?? 0, until: row?.firstEnd ?? Number.MAX_SAFE_INTEGER };
+  boostDemand.set(level, demand);
+  boostEnds.set(`${level}:${streamId}`, row?.lastEnd ?? 0);
+  return { ...demand, lastEnd: row?.lastEnd ?? 0 };
+}
+
+/**
+ * SPEC §10: a boost is paid to platform boost revenue at the price quoted from current demand. The demand
+ * is remembered per isolate (lib/terms-cache.ts: one round trip in steady state) or read in one query; the
+ * batch is guarded by it and by where the boost starts (if a boost of the level started or ended in
+ * between, or the stream was boosted meanwhile, it is quoted again, and refused as 409 price_changed above
+ * the caller's `maxPrice`). A boost on a stream already boosted at that level starts when the last one
+ * ends. Boosts of a level bought at the same moment each change the others' price: after a few fresh quotes
+ * lost that way (with a random pause between them) the answer is 409 `conflict`, transient (an
+ * Idempotency-Key does not remember it): the client sends again.
  */
 export async function boostStream(
   db: Db,
@@ -199,21 +222,34 @@ export async function boostStream(
   input: { level: BoostLevel; maxPrice?: number },
   ctx: { deviceFingerprint: string | null; record: (o: { status: 201; body: BoostBody }) => IdempotencyWrite | undefined; alongside?: Statement[] },
 ): Promise<{ status: 201; body: BoostBody }> {
-  for (let attempt = 0; ; attempt++) {
+  const endsKey = `${input.level}:${streamId}`;
+  for (let attempt = 0, fresh = false; ; ) {
     const now = Date.now();
-    const [state] = await db.select({ active: activeBoostsSql(input.level, now), lastEnd: lastEndSql(streamId, input.level) }).from(sql`(select 1)`);
-    const quote = boostPrice(input.level, state?.active ?? 0, config);
-    if (input.maxPrice !== undefined && quote.price > input.maxPrice) {
-      throw new ApiError("price_changed", `The ${input.level} boost costs ${quote.price} coins now, above your maxPrice of ${input.maxPrice}.`);
-    }
+    const known = fresh ? undefined : boostDemand.peek(input.level);
+    const remembered = known !== undefined && known.until > now;
+    const state = remembered ? { ...known, lastEnd: boostEnds.peek(endsKey) ?? 0 } : await readDemand(db, streamId, input.level, now);
+    const quote = boostPrice(input.level, state.active, config);
     try {
-      return await boostAt(db, config, buyerId, streamId, quote, state?.lastEnd ?? 0, ctx, now);
+      if (input.maxPrice !== undefined && quote.price > input.maxPrice) {
+        throw new ApiError("price_changed", `The ${input.level} boost costs ${quote.price} coins now, above your maxPrice of ${input.maxPrice}.`);
+      }
+      const result = await boostAt(db, config, buyerId, streamId, quote, state.lastEnd, ctx, now);
+      const expiresAt = Date.parse(result.body.featuredUntil);
+      boostDemand.set(input.level, { active: state.active + 1, until: Math.min(state.until, expiresAt) });
+      boostEnds.set(endsKey, expiresAt);
+      return result;
     } catch (error) {
+      // A refusal of remembered demand (moved, a per-transaction limit or maxPrice at a stale price) is decided
+      // again on a fresh read; a transport error is not a refusal (the batch may have committed: never sent again here).
+      if (remembered && error instanceof ApiError && error.status < 500) {
+        fresh = true;
+        continue;
+      }
       if (!(error instanceof GuardError && error.guard === "boost_demand_changed")) throw error;
-      if (attempt >= BOOST_QUOTES - 1) {
+      if (++attempt >= BOOST_QUOTES) {
         throw new ApiError("conflict", `Other ${input.level} boosts were bought at the same moment and kept changing the price; send the request again.`, { transient: true });
       }
-      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * (attempt + 1)));
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * attempt));
     }
   }
 }
@@ -255,7 +291,7 @@ async function boostAt(db: Db, config: Config, buyerId: string, streamId: string
     guards: [
       // A banned streamer's stream is not featured, so it is not sold a place there either (first: it does not depend on the quote).
       guard("stream_streamer_banned", sql`exists (select 1 from ${liveStreams} join ${users} on ${users.id} = ${liveStreams.streamerId} where ${liveStreams.id} = ${streamId} and ${users.status} = 'banned')`),
-      guard("boost_demand_changed", sql`${activeBoostsSql(quote.level, now)} != ${quote.activeBoosts} or ${lastEndSql(streamId, quote.level)} != ${lastEnd}`),
+      guard("boost_demand_changed", sql`${activeBoostsSql(quote.level, now)} != ${quote.activeBoosts} or max(${now}, ${lastEndSql(streamId, quote.level)}) != ${startsAt}`),
     ],
     alongside: [
       // Everyone in the lobby hears of it once the boost is bought.
