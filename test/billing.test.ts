@@ -208,7 +208,7 @@ describe("monthly usage invoices", () => {
     expect(await issueMonthlyInvoices(db(), config, month, Date.now())).toMatchObject({ unpaid: 1, chargedIdr: 0 });
 
     // An admin releases the held payout, and the advertiser tops up.
-    await env.DB.prepare("update payouts set status = 'paid' where advertiser_id = ? and status = 'held'").bind(adv.id).run();
+    await env.DB.prepare("update payouts set status = 'paid', decided_at = ? where advertiser_id = ? and status = 'held'").bind(Date.now() + 1, adv.id).run();
     await adjust(adv.id, 20_000, "IDR");
     expect(await issueMonthlyInvoices(db(), config, month, Date.now())).toEqual({ month, invoices: 1, paid: 1, unpaid: 0, failed: 0, totalIdr: 15_000, chargedIdr: 15_000 });
     const invoice = await invoiceOf(adv.id, month);
@@ -303,7 +303,7 @@ describe("hardening 8: billing catches up", () => {
     const config = baseConfig();
     expect(await issueMonthlyInvoices(db(), config, "2023-03", Date.now())).toMatchObject({ invoices: 1, paid: 1, totalIdr: 10_000 });
     // March's held payout is released in April, after March was invoiced.
-    await env.DB.prepare("update payouts set status = 'paid' where advertiser_id = ? and status = 'held'").bind(adv.id).run();
+    await env.DB.prepare("update payouts set status = 'paid', decided_at = ? where advertiser_id = ? and status = 'held'").bind(Date.now() + 1, adv.id).run();
     expect(await issueMonthlyInvoices(db(), config, "2023-03", Date.now())).toMatchObject({ paid: 1, chargedIdr: 0 });
     expect(await issueMonthlyInvoices(db(), config, "2023-04", Date.now())).toMatchObject({ invoices: 1, paid: 1, totalIdr: 25_000, chargedIdr: 25_000 });
     expect(await invoiceOf(adv.id, "2023-04")).toMatchObject({ units: 2_500 });
@@ -394,7 +394,7 @@ describe("billing routes", () => {
     await seedPayout(adv.id, "2021-07-10", 1_000);
     await seedPayout(adv.id, "2021-07-31", 500, "held");
     expect(await issueMonthlyInvoices(db(), baseConfig(), "2021-07", Date.now())).toMatchObject({ paid: 1, chargedIdr: 10_000 });
-    await env.DB.prepare("update payouts set status = 'paid' where advertiser_id = ? and status = 'held'").bind(adv.id).run();
+    await env.DB.prepare("update payouts set status = 'paid', decided_at = ? where advertiser_id = ? and status = 'held'").bind(Date.now() + 1, adv.id).run();
     const usage = async (month: string) => (await call("GET", `/api/billing/usage?month=${month}`, { token: adv.token })).json;
     expect(await usage("2021-07")).toMatchObject({ units: 1_000, cost: { totalIdr: 10_000 } });
     expect(await usage("2021-08")).toMatchObject({ units: 500, byCampaign: [{ campaignId: "cmp-a", units: 500 }], cost: { totalIdr: 5_000 } });
@@ -499,6 +499,24 @@ describe("each month is invoiced at its own tier", () => {
     // March, run by an admin later, is billed on its own.
     await issueMonthlyInvoices(db(), baseConfig(), "2017-03", Date.parse("2017-05-02T00:00:00Z"));
     expect(await invoiceOf(adv.id, "2017-03")).toMatchObject({ units: 900_000, amount_idr: 8_100_000 });
+    await expectLedgerOk();
+  });
+
+  it("an advertiser whose invoice failed in its month's run is billed that month by its rerun, not by the next month's invoice; a payout released after the run is", async () => {
+    const adv = await newUser("adv");
+    await adjust(adv.id, 100_000_000, "IDR");
+    await seedPayout(adv.id, "2016-06-15", 900_000);
+    await seedPayout(adv.id, "2016-06-20", 1_000, "held");
+    await seedPayout(adv.id, "2016-07-15", 900_000);
+    expect(await issueMonthlyInvoices(createDb(d1FailingOnce(/insert into "usage_invoices"/)), baseConfig(), "2016-06", Date.now())).toMatchObject({ failed: 1 });
+    // Released after June's run: late, so July's invoice takes it.
+    await env.DB.prepare("update payouts set status = 'paid', decided_at = ? where advertiser_id = ? and status = 'held'").bind(Date.now() + 1, adv.id).run();
+    expect((await call("GET", "/api/billing/usage?month=2016-07", { token: adv.token })).json.units).toBe(901_000);
+    await issueMonthlyInvoices(db(), baseConfig(), "2016-07", Date.now() + 2);
+    expect(await invoiceOf(adv.id, "2016-07")).toMatchObject({ units: 901_000 });
+    // June, rerun, bills June's own payout at June's tier.
+    await issueMonthlyInvoices(db(), baseConfig(), "2016-06", Date.now() + 3);
+    expect(await invoiceOf(adv.id, "2016-06")).toMatchObject({ units: 900_000, amount_idr: 8_100_000 });
     await expectLedgerOk();
   });
 });
