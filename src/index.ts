@@ -8,7 +8,7 @@ import { purgeRejectedPhotos } from "./kyc/kyc.service";
 import { purgeConsoleSessions } from "./console/session";
 import { purgeIdempotencyKeys } from "./lib/idempotency";
 import { reconcileWithdrawals } from "./payouts/withdrawals.service";
-import { resumeStalledRuns, startBatch } from "./jobs/daily-batch";
+import { purgeCollectFailures, resumeStalledRuns, startBatch } from "./jobs/daily-batch";
 import { dedupeKey, raiseAlert } from "./fraud/alerts";
 import type { Config } from "./config";
 import { rollupDay } from "./metrics/metrics.service";
@@ -77,6 +77,7 @@ async function housekeeping(env: Env, scheduledTime: number) {
     escrowRelease: () => startFanout(env.BATCH_QUEUE, "escrow_release", String(scheduledTime)),
     // Daily batch runs left behind by an invocation that stopped before its queue send.
     stalledBatches: () => resumeStalledRuns({ db, config, env }, scheduledTime),
+    collectFailures: () => purgeCollectFailures(db, scheduledTime, config),
   };
   const results = await withGatewayCalls(calls, () => Promise.allSettled(Object.values(steps).map((step) => step())));
   results.forEach((r, i) => {

@@ -496,5 +496,14 @@ describe("one user's broken Durable Object cannot stop the day", () => {
     expect(sent).toContainEqual(expect.objectContaining({ kind: "fanout", source: "pay", key: day }));
     const alerts = await env.DB.prepare("select details from fraud_alerts where alert_type = 'batch_user_uncollected' and user_id = ?").bind(bad.id).all<{ details: string }>();
     expect(alerts.results.map((a) => JSON.parse(a.details).day)).toEqual([day]);
+    // The failure records go once nothing can run that day any more (past the activity retention).
+    const failures = async () => (await env.DB.prepare("select count(*) as n from collect_failures where day = ?").bind(day).first<{ n: number }>())?.n;
+    expect(await failures()).toBe(1);
+    const { createExecutionContext, createScheduledController, waitOnExecutionContext } = await import("cloudflare:test");
+    const worker = (await import("../src/index")).default;
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: "*/15 * * * *", scheduledTime: Date.now() + (config.ACTIVITY_RETENTION_DAYS + 1) * 86_400_000 }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(await failures()).toBe(0);
   });
 });

@@ -1,6 +1,7 @@
 import { and, asc, count, eq, gt, inArray, isNull, lt, ne, sql } from "drizzle-orm";
 import { selectInChunks } from "../db/in-chunks";
 import type { Db } from "../db/client";
+import type { Config } from "../config";
 import { activityDays, batchRuns, collectFailures, dailyActivity, fraudAlerts, payouts, users, type DailyActivityRow, type PayoutRow } from "../db/schema";
 import { weightsOf } from "../activity/activity.routes";
 import { type Level, type PopulationStats } from "../activity/bot-rules";
@@ -91,6 +92,14 @@ export async function startBatch(deps: BatchDeps, day: string, now: number) {
   }
   await startFanout(deps.env.BATCH_QUEUE, "collect", day);
   return batchProgress(db, day);
+}
+
+/**
+ * Scheduled: the records of objects that failed to give a day's summary, once no run can take that day any
+ * more (past the activity retention, the objects no longer hold it).
+ */
+export async function purgeCollectFailures(db: Db, now: number, config: Pick<Config, "ACTIVITY_RETENTION_DAYS">): Promise<void> {
+  await db.delete(collectFailures).where(lt(collectFailures.updatedAt, now - config.ACTIVITY_RETENTION_DAYS * 86_400_000));
 }
 
 /**
