@@ -209,6 +209,24 @@ describe("reconciliation never releases a hold a payout may still use", () => {
   });
 });
 
+describe("an admin resolves only what Iris left unconfirmed", () => {
+  it("a payout Iris accepted is not settled by hand (409, the hold stays): Iris' own outcome settles it, once", async () => {
+    const user = await verifiedUser("resolve-confirmed");
+    await adjust(user.id, 1000);
+    const res = await withdraw(user.token, 1000);
+    expect(res.status, res.text).toBe(202);
+    expect(res.json.unconfirmed).toBeUndefined();
+    const token = await adminToken();
+    for (const outcome of ["failed", "completed"]) {
+      expectProblem(await call("POST", `/api/admin/withdrawals/${res.json.withdrawalId}/resolve`, { token, body: { outcome, reason: "user asked to cancel" } }), 409, "conflict");
+    }
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 1000, lockedBalance: 1000 });
+    expect((await irisNotify(await irisReferenceOf(res.json.withdrawalId), "completed")).json.outcome).toBe("completed");
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 0, lockedBalance: 0 });
+    await expectLedgerOk();
+  });
+});
+
 describe("an admin's resolve under an Idempotency-Key", () => {
   it("settles once; the same request again replays the answer", async () => {
     const user = await verifiedUser("resolve-key");

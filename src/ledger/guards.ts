@@ -56,6 +56,8 @@ export const GUARDS = {
   payee_banned: () => new ApiError("recipient_unavailable", "The earner is banned: the payout stays held. Reject it, or release it once the ban is lifted."),
   campaign_suspended: () => new ApiError("campaign_suspended", "The campaign's owner is frozen or banned; it pays nothing."),
   withdrawal_not_pending: () => new ApiError("conflict", "The withdrawal is no longer pending."),
+  withdrawal_confirmed: () =>
+    new ApiError("conflict", "Iris accepted this payout: its own outcome (a notification, or reconciliation) settles it. Only an unconfirmed withdrawal is resolved by hand."),
   invoice_units_changed: () => new ApiError("conflict", "Billable usage changed while the invoice was priced."),
   kyc_not_pending: () => new ApiError("conflict", "The submission was reviewed concurrently."),
   kyc_already_verified: () => new ApiError("conflict", "This account is already verified."),

@@ -191,7 +191,8 @@ export const adminWithdrawalsRouter = createRouter()
       path: "/{id}/resolve",
       tags: ["admin", "payouts"],
       summary: "Settle a pending withdrawal by hand: completed posts the hold, failed releases it (once; audited)",
-      description: "For withdrawals Iris' answer left unconfirmed. Check the payout in the Iris dashboard first: `failed` releases the amount to the user.",
+      description:
+        "Only for withdrawals Iris' answer left unconfirmed (`unconfirmed: true`); one Iris accepted is settled by Iris' own outcome, never by hand (409). Check the payout in the Iris dashboard first: `failed` releases the amount to the user.",
       security: bearerSecurity,
       request: {
         params: IdParam,
@@ -202,7 +203,7 @@ export const adminWithdrawalsRouter = createRouter()
         200: { description: "The settled withdrawal", content: { "application/json": { schema: AdminWithdrawalSchema } } },
         ...errorResponses,
         404: problemFor("No such withdrawal."),
-        409: problemFor("Already completed or failed (`conflict`), or the Idempotency-Key was used with another request."),
+        409: problemFor("Already completed or failed, or Iris accepted it (`conflict`); or the Idempotency-Key was used with another request."),
       },
     }),
     async (c) => {

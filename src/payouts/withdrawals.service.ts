@@ -8,7 +8,7 @@ import { ruleById } from "../fraud/rules";
 import { GatewayError, midtransGateway, type IrisPayoutRequest } from "../integrations/midtrans";
 import { userAccountId } from "../ledger/accounts";
 import { applyPlan, applyPlanWithResults, applyStatements, type IdempotencyWrite, type Statement } from "../ledger/executor";
-import { guard, GuardError } from "../ledger/guards";
+import { guard, GuardError, type Guard } from "../ledger/guards";
 import { holdPlan, postHoldPlan, voidHoldPlan, type HoldRef } from "../ledger/plan";
 import { ApiError, problemBody } from "../lib/errors";
 import type { IdempotencyScope } from "../lib/idempotency";
@@ -198,7 +198,7 @@ export async function settleWithdrawal(
   db: Db,
   w: WithdrawalRow,
   outcome: "completed" | "failed",
-  opts: { reason: string | null; actorId: string; reference?: string; alongside?: Statement[]; idempotency?: IdempotencyWrite; now?: number },
+  opts: { reason: string | null; actorId: string; reference?: string; guards?: Guard[]; alongside?: Statement[]; idempotency?: IdempotencyWrite; now?: number },
 ): Promise<SettleResult> {
   const now = opts.now ?? Date.now();
   const audit = { actorId: opts.actorId, action: `withdrawal.${outcome}`, subjectType: "withdrawal", subjectId: w.id, details: { reason: opts.reason } };
@@ -210,6 +210,7 @@ export async function settleWithdrawal(
   try {
     await applyPlan(db, plan, {
       idempotency: opts.idempotency,
+      guards: opts.guards,
       alongside: [
         db
           .update(withdrawals)
@@ -243,12 +244,19 @@ export function irisOutcome(status: string): "completed" | "failed" | null {
   return null;
 }
 
-/** An admin settles a pending withdrawal by hand (typically an unconfirmed one), once; audited with the reason. */
+/**
+ * An admin settles an unconfirmed withdrawal by hand (SPEC §7: Iris' answer was lost, or reconciliation
+ * flagged it), once; audited with the reason. One Iris accepted is settled only by Iris' own outcome: a
+ * hand-made "failed" would give the coins back while Iris pays the bank. Checked again at commit (a
+ * notification or reconciliation may confirm it meanwhile).
+ */
 export async function resolveWithdrawal(db: Db, id: string, outcome: "completed" | "failed", reason: string, adminId: string, record?: (settled: WithdrawalRow) => IdempotencyWrite | undefined) {
   const w = await db.query.withdrawals.findFirst({ where: eq(withdrawals.id, id) });
   if (!w) throw new ApiError("not_found", "No such withdrawal.");
   notAboutThemselves(adminId, w.userId, "resolve a withdrawal");
   if (w.status !== "pending") throw new ApiError("conflict", `The withdrawal is already ${w.status}.`);
+  const confirmed = guard("withdrawal_confirmed", sql`exists (select 1 from ${withdrawals} where ${withdrawals.id} = ${id} and ${withdrawals.status} = 'pending' and ${withdrawals.unconfirmed} = 0)`);
+  if (!w.unconfirmed) throw new GuardError(confirmed.name);
   const now = Date.now();
   // The row as this settlement leaves it (what settleWithdrawal and the alongside update set).
   const settled: WithdrawalRow = { ...w, status: outcome, failureReason: `admin: ${reason}`, unconfirmed: false, nextCheckAt: null, completedAt: outcome === "completed" ? now : null, updatedAt: now, resolvedBy: adminId };
@@ -257,6 +265,7 @@ export async function resolveWithdrawal(db: Db, id: string, outcome: "completed"
     actorId: adminId,
     now,
     idempotency: record?.(settled),
+    guards: [confirmed],
     alongside: [db.update(withdrawals).set({ resolvedBy: adminId }).where(eq(withdrawals.id, id))],
   });
   if (result === "duplicate") throw new ApiError("conflict", "The withdrawal was settled concurrently.");
