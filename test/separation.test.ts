@@ -20,6 +20,11 @@ describe("an admin does not decide for themselves", () => {
 
     await env.DB.prepare("insert into payouts (id, day, user_id, campaign_id, advertiser_id, units, amount_idr, fee_idr, capped_idr, status, created_at) values (?, '2024-02-02', ?, 'cmp-self', 'adv-self', 10, 50, 5, 0, 'held', ?)").bind(`po_self_${me.id}`, me.id, now).run();
     expectProblem(await call("POST", `/api/admin/payouts/po_self_${me.id}/release`, { token: self }), 403, "forbidden");
+    // Nor a held payout of their own campaign: rejecting it keeps their budget, releasing it spends it.
+    const earner = await newUser("self-earner");
+    await env.DB.prepare("insert into payouts (id, day, user_id, campaign_id, advertiser_id, units, amount_idr, fee_idr, capped_idr, status, created_at) values (?, '2024-02-03', ?, ?, ?, 10, 50, 5, 0, 'held', ?)").bind(`po_own_${me.id}`, earner.id, `cmp-${me.id}`, me.id, now).run();
+    for (const decision of ["reject", "release"]) expectProblem(await call("POST", `/api/admin/payouts/po_own_${me.id}/${decision}`, { token: self }), 403, "forbidden");
+    expect((await env.DB.prepare("select status from payouts where id = ?").bind(`po_own_${me.id}`).first<{ status: string }>())?.status).toBe("held");
 
     await adjust(me.id, 1000);
     await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });

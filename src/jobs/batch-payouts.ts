@@ -224,6 +224,8 @@ export async function decideHeldPayout(db: Db, id: string, decision: "release" |
   const row = await db.query.payouts.findFirst({ where: eq(payouts.id, id) });
   if (!row) throw new ApiError("not_found", "No such payout.");
   notAboutThemselves(adminId, row.userId, `${decision} a held payout`);
+  // Nor one of their own campaign: rejecting it keeps their budget, releasing it spends it.
+  notAboutThemselves(adminId, row.advertiserId, `${decision} a held payout of their own campaign`);
   if (row.status !== "held") throw new ApiError("conflict", `The payout is ${row.status}, not held.`);
   const now = Date.now();
   if (decision === "reject") {
