@@ -1,5 +1,5 @@
 import { env, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { GatewayLatency } from "../src/metrics/gateway-latency";
 import { histogramPercentile } from "../src/metrics/metrics.service";
 import { addDays, businessDay, dayStart } from "../src/lib/time";
@@ -171,5 +171,51 @@ describe("GET /api/admin/metrics", () => {
     expectProblem(await call("GET", "/api/admin/metrics?from=9998-12-31&to=9999-12-31", { token: admin }), 400, "validation_failed");
     expectProblem(await call("POST", "/api/admin/batches/0000-01-01/run", { token: admin }), 400, "validation_failed");
     expectProblem(await call("GET", "/api/admin/metrics?from=2026-01-01&to=2026-01-02", { token: user.token }), 403, "forbidden");
+  });
+});
+
+describe("freezes and bans are counted once, on the day they were decided", () => {
+  /** The UTC instant of a WIB wall-clock time. */
+  const wib = (local: string) => Date.parse(`${local}+07:00`);
+  afterEach(() => void vi.useRealTimers());
+  const at = (local: string) => vi.setSystemTime(wib(local));
+  const rollup = async (day: string) => expect((await call("POST", `/api/admin/metrics/${day}/rollup`, { token: await adminToken() })).status).toBe(200);
+  const figures = async (from: string, to: string, key: "bans" | "freezes") =>
+    (await call("GET", `/api/admin/metrics?from=${from}&to=${to}`, { token: await adminToken() })).json.days.map((d: Record<string, number>) => d[key]);
+  const review = async (alertId: string, status: string, action: string) => expect((await call("POST", "/api/fraud/review", { token: await adminToken(), body: { alertId, status, action } })).status).toBe(200);
+  const alertAbout = async (prefix: string, local: string) => {
+    const user = await newUser(prefix);
+    const id = `AL-${prefix}-${user.id}`;
+    await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, ?, 'rapid_transactions', 'medium', '{}', 'open', ?)").bind(id, user.id, wib(local)).run();
+    return id;
+  };
+
+  it("a ban reviewed again days later (resolved, warned: the ban stands) is one ban, on its day", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    at("2024-07-10T10:00:00");
+    const id = await alertAbout("m-ban", "2024-07-10T09:00:00");
+    await review(id, "investigating", "banned");
+    at("2024-07-11T00:20:00");
+    await rollup("2024-07-10");
+    at("2024-07-12T09:00:00");
+    await review(id, "resolved", "warned");
+    at("2024-07-13T00:20:00");
+    await rollup("2024-07-11");
+    await rollup("2024-07-12");
+    expect(await figures("2024-07-10", "2024-07-12", "bans")).toEqual([1, 0, 0]);
+  });
+
+  it("an alert reviewed 'investigating, frozen' one day and 'resolved, frozen' the next is one freeze", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    at("2024-08-10T11:00:00");
+    const id = await alertAbout("m-frz", "2024-08-10T10:00:00");
+    await review(id, "investigating", "frozen");
+    at("2024-08-11T00:20:00");
+    await rollup("2024-08-10");
+    at("2024-08-11T11:00:00");
+    await review(id, "resolved", "frozen");
+    at("2024-08-12T00:20:00");
+    await rollup("2024-08-11");
+    expect(await figures("2024-08-10", "2024-08-11", "freezes")).toEqual([1, 0]);
   });
 });

@@ -38,7 +38,7 @@ const METRICS_DEFINITIONS =
   "users first seen in the period; **payment success** = orders paid / orders that reached a final state that day (paid, or failed and never paid); **gateway latency** " +
   "covers every Snap, status, Iris and Xendit call (nearest-rank percentiles of a histogram with 1 ms buckets up to 100 ms, 10 ms up to 1 s, 100 ms up to " +
   "10 s, then 1 s); **flagged transactions** are fraud alerts about what users did (not the platform's own operational alerts: jobs, gateways, billing, the ledger check); **chargebacks** are orders the gateway first reported charged back (in part or whole, before or after the credit) that day, each order once; " +
-  "**freezes**/**bans** are alerts whose action was a freeze/ban, by the day it was decided. Rates are fractions 0–1: chargeback rate = chargebacks / " +
+  "**freezes**/**bans** are alerts whose action was a freeze/ban, by the day it was decided (a later review that keeps the action does not count it again). Rates are fractions 0–1: chargeback rate = chargebacks / " +
   "paid orders, freeze rate = freezes / active users; bans per week = bans × 7 / days. **Creator earnings** are per earner over the period (content, " +
   "gifts, marketplace at 1 coin = COIN_VALUE_IDR rupiah, activity payouts in rupiah, net of claw-backs), nearest-rank percentiles over earners with a " +
   "positive total. Totals count distinct users over the period. Past days come from the rollup the daily cron writes (rerunnable: " +

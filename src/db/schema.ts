@@ -282,6 +282,8 @@ export const fraudAlerts = sqliteTable(
     deviceFingerprint: text(),
     status: text({ enum: ["open", "investigating", "resolved", "false_positive"] }).notNull().default("open"),
     actionTaken: text({ enum: ["warned", "frozen", "banned", "cleared"] }),
+    /** When `actionTaken` was decided (set with it; a review that keeps the action keeps the time): the day metrics count a freeze or ban on. */
+    actionDecidedAt: integer(),
     reviewedBy: text(),
     reviewedAt: integer(),
     /** SHA-256 hex of what makes an alert "the same" (rule, subject, window): a repeat is ignored. Never a raw client string. */
@@ -293,6 +295,7 @@ export const fraudAlerts = sqliteTable(
     index("fraud_alerts_type_idx").on(t.alertType, t.id),
     index("fraud_alerts_created_idx").on(t.createdAt, t.id),
     index("fraud_alerts_reviewed_idx").on(t.reviewedAt),
+    index("fraud_alerts_action_decided_idx").on(t.actionDecidedAt),
     uniqueIndex("fraud_alerts_dedupe_uq").on(t.dedupeKey),
   ],
 );

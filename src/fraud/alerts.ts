@@ -52,7 +52,7 @@ export function alertStatement(db: Db, alert: AlertInput, now = Date.now()) {
   return announceAlert(
     db
       .insert(fraudAlerts)
-      .values({ id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, dedupeKey: alert.dedupeKey ?? null, createdAt: now })
+      .values({ id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, actionDecidedAt: alert.actionTaken ? now : null, dedupeKey: alert.dedupeKey ?? null, createdAt: now })
       .onConflictDoNothing()
       .returning(ALERT_EVENT_COLUMNS),
   );
@@ -86,7 +86,7 @@ export function alertWhen(db: Db, alert: Omit<AlertInput, "details"> & { details
     insertWhere(
       db,
       fraudAlerts,
-      { id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, dedupeKey: alert.dedupeKey ?? null, createdAt: now },
+      { id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, actionDecidedAt: alert.actionTaken ? now : null, dedupeKey: alert.dedupeKey ?? null, createdAt: now },
       sql`where ${when}`,
     )
       .onConflictDoNothing()

@@ -71,7 +71,18 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
   const [updated] = await applyStatements(db, [
     ...banStands,
     // A ban is permanent, and so is its record on the alert (stats count bans from it): a later "warned" keeps "banned".
-    db.update(fraudAlerts).set({ status: input.status, actionTaken: sql`case when ${fraudAlerts.actionTaken} = 'banned' then 'banned' else ${input.action} end`, reviewedBy: adminId, reviewedAt: now }).where(eq(fraudAlerts.id, alert.id)).returning(),
+    // A review that keeps the action keeps when it was decided (metrics count a freeze or ban once, on that day).
+    db
+      .update(fraudAlerts)
+      .set({
+        status: input.status,
+        actionTaken: sql`case when ${fraudAlerts.actionTaken} = 'banned' then 'banned' else ${input.action} end`,
+        actionDecidedAt: sql`case when ${fraudAlerts.actionTaken} = 'banned' or ${fraudAlerts.actionTaken} is ${input.action} then coalesce(${fraudAlerts.actionDecidedAt}, ${now}) else ${now} end`,
+        reviewedBy: adminId,
+        reviewedAt: now,
+      })
+      .where(eq(fraudAlerts.id, alert.id))
+      .returning(),
     ...(change && user ? [announceBans(db.update(users).set({ ...change, updatedAt: now }).where(eq(users.id, user.id)).returning({ id: users.id, status: users.status }), now)] : []),
     db.insert(auditLog).values({
       actorId: adminId,
@@ -93,7 +104,7 @@ export async function fraudStats(db: Db) {
     db.select({ key: fraudAlerts.status, n: sql<number>`count(*)` }).from(fraudAlerts).groupBy(fraudAlerts.status),
     db.select({ key: fraudAlerts.actionTaken, n: sql<number>`count(*)` }).from(fraudAlerts).groupBy(fraudAlerts.actionTaken),
     db
-      .select({ week: sql<string>`strftime('%Y-W%W', coalesce(${fraudAlerts.reviewedAt}, ${fraudAlerts.createdAt}) / 1000, 'unixepoch')`, n: sql<number>`count(*)` })
+      .select({ week: sql<string>`strftime('%Y-W%W', coalesce(${fraudAlerts.actionDecidedAt}, ${fraudAlerts.createdAt}) / 1000, 'unixepoch')`, n: sql<number>`count(*)` })
       .from(fraudAlerts)
       .where(eq(fraudAlerts.actionTaken, "banned"))
       .groupBy(sql`1`)

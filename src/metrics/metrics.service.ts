@@ -24,8 +24,8 @@ export async function rollupDay(db: Db, env: Env, config: Config, day: string, n
   const [lo, hi] = [idFloor(start), idFloor(end)];
   const inDay = (column: SQLWrapper) => sql`${column} >= ${start} and ${column} < ${end}`;
   const txOfDay = sql`${transactions.id} >= ${lo} and ${transactions.id} < ${hi}`;
-  const decidedOn = (action: "frozen" | "banned") =>
-    sql`(select count(*) from ${fraudAlerts} where ${fraudAlerts.actionTaken} = ${action} and ((${fraudAlerts.reviewedAt} >= ${start} and ${fraudAlerts.reviewedAt} < ${end}) or (${fraudAlerts.reviewedAt} is null and ${fraudAlerts.createdAt} >= ${start} and ${fraudAlerts.createdAt} < ${end})))`;
+  // Counted on the day the action was decided: a later review that keeps it does not count it again.
+  const decidedOn = (action: "frozen" | "banned") => sql`(select count(*) from ${fraudAlerts} where ${inDay(fraudAlerts.actionDecidedAt)} and ${fraudAlerts.actionTaken} = ${action})`;
   const userRows = sql`select ${day}, u, max(a), max(p), sum(r), sum(e) from (
       select ${transactions.userId} as u, 1 as a, 0 as p, 0 as r, 0 as e from ${transactions} where ${txOfDay} and ${transactions.userId} is not null
       union all select ${transactions.counterpartyId}, 1, 0, 0, 0 from ${transactions} where ${txOfDay} and ${transactions.counterpartyId} is not null
