@@ -51,6 +51,8 @@ describe("Idempotency-Key", () => {
     const again = await call("POST", "/api/wallet/transfer", { token: alice.token, body: { toUserId: bob.id, amount: 10 }, headers });
     expectProblem(again, 422, "insufficient_funds");
     expect(again.json).toEqual(first.json);
+    // Only the repeat is a replay.
+    expect([first.headers.get("idempotent-replayed"), again.headers.get("idempotent-replayed")]).toEqual([null, "true"]);
     expect((await balanceOf(alice.token)).balance).toBe(100);
   });
 

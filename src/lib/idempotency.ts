@@ -93,10 +93,12 @@ export async function idempotent<O extends Outcome>(
     }
     if (error instanceof ApiError && error.status < 500 && !error.extra.transient) {
       // Remember the refusal unless a concurrent twin already stored its answer; then answer as it did.
-      await c.var.db
+      const [mine] = await c.var.db
         .insert(idempotencyKeys)
         .values({ ...scope, statusCode: error.status, responseBody: JSON.stringify(problemBody(error.code, error.detail, error.extra.errors)), createdAt: Date.now() })
-        .onConflictDoNothing();
+        .onConflictDoNothing()
+        .returning({ key: idempotencyKeys.key });
+      if (mine) throw error;
       const stored = await storedOutcome<O>(c, scope);
       if (stored) return stored;
     }
