@@ -59,6 +59,10 @@ describe("hostile transfers change nothing", () => {
     await adjust(alice.id, 100);
     expectProblem(await call("POST", "/api/wallet/transfer", { token: alice.token, rawBody: "{\"toUserId\":", headers: { "content-type": "application/json" } }), 400);
     expectProblem(await call("POST", "/api/wallet/transfer", { token: alice.token, rawBody: `toUserId=${bob.id}&amount=1`, headers: { "content-type": "application/x-www-form-urlencoded" } }), 415, "unsupported_media_type");
+    // A `__proto__` key is an unknown field like any other (JSON.parse makes it an own key; it must not slip past strict schemas).
+    const proto = await call("POST", "/api/wallet/transfer", { token: alice.token, rawBody: `{"toUserId":"${bob.id}","amount":1,"__proto__":{"amount":99}}`, headers: { "content-type": "application/json" } });
+    expectProblem(proto, 400, "validation_failed");
+    expect(proto.json.errors).toEqual([expect.objectContaining({ path: "json.__proto__" })]);
     const huge = JSON.stringify({ toUserId: bob.id, amount: 1, note: "x".repeat(200_000) });
     expectProblem(await call("POST", "/api/wallet/transfer", { token: alice.token, rawBody: huge, headers: { "content-type": "application/json" } }), 413, "payload_too_large");
     expect((await balanceOf(alice.token)).balance).toBe(100);

@@ -2,10 +2,24 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { ApiError } from "./errors";
 
+/**
+ * Where a parsed JSON body has a `__proto__` key, if anywhere. JSON.parse makes it an own key, which zod's
+ * strict objects do not report as unknown (it is found on every object's prototype).
+ */
+function protoKeyPath(value: unknown, path: string[] = []): string[] | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  if (Object.hasOwn(value, "__proto__")) return [...path, "__proto__"];
+  for (const [key, inner] of Object.entries(value)) {
+    const found = protoKeyPath(inner, [...path, key]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /** Every router is built here, so request validation fails the same way everywhere. */
 export function createRouter() {
   return new OpenAPIHono<AppEnv>({
-    defaultHook: (result) => {
+    defaultHook: async (result, c) => {
       if (!result.success) {
         const errors = result.error.issues.map((issue) => ({
           path: [result.target, ...issue.path.map(String)].join("."),
@@ -13,6 +27,9 @@ export function createRouter() {
         }));
         throw new ApiError("validation_failed", "The request does not match the schema.", { errors });
       }
+      // Bodies are strict: a `__proto__` key is an unknown field like any other (the body is parsed once; this reads it again from the request's cache).
+      const proto = result.target === "json" ? protoKeyPath(await c.req.json()) : undefined;
+      if (proto) throw new ApiError("validation_failed", "The request does not match the schema.", { errors: [{ path: ["json", ...proto].join("."), message: "Unrecognized key" }] });
     },
   });
 }
