@@ -63,6 +63,8 @@ describe("hostile transfers change nothing", () => {
     const proto = await call("POST", "/api/wallet/transfer", { token: alice.token, rawBody: `{"toUserId":"${bob.id}","amount":1,"__proto__":{"amount":99}}`, headers: { "content-type": "application/json" } });
     expectProblem(proto, 400, "validation_failed");
     expect(proto.json.errors).toEqual([expect.objectContaining({ path: "json.__proto__" })]);
+    const escaped = await call("POST", "/api/wallet/transfer", { token: alice.token, rawBody: `{"toUserId":"${bob.id}","amount":1,"\\u005f_proto__":{"amount":99}}`, headers: { "content-type": "application/json" } });
+    expectProblem(escaped, 400, "validation_failed");
     const huge = JSON.stringify({ toUserId: bob.id, amount: 1, note: "x".repeat(200_000) });
     expectProblem(await call("POST", "/api/wallet/transfer", { token: alice.token, rawBody: huge, headers: { "content-type": "application/json" } }), 413, "payload_too_large");
     expect((await balanceOf(alice.token)).balance).toBe(100);

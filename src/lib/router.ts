@@ -27,8 +27,10 @@ export function createRouter() {
         }));
         throw new ApiError("validation_failed", "The request does not match the schema.", { errors });
       }
-      // Bodies are strict: a `__proto__` key is an unknown field like any other (the body is parsed once; this reads it again from the request's cache).
-      const proto = result.target === "json" ? protoKeyPath(await c.req.json()) : undefined;
+      // Bodies are strict: a `__proto__` key is an unknown field like any other. The validator read the body as
+      // text (a request without a JSON body has none); it is parsed again only when it may hold such a key.
+      const text = result.target === "json" ? await c.req.bodyCache.text : undefined;
+      const proto = text && (text.includes("__proto__") || text.includes("\\u")) ? protoKeyPath(JSON.parse(text)) : undefined;
       if (proto) throw new ApiError("validation_failed", "The request does not match the schema.", { errors: [{ path: ["json", ...proto].join("."), message: "Unrecognized key" }] });
     },
   });
