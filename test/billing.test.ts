@@ -502,6 +502,22 @@ describe("each month is invoiced at its own tier", () => {
     await expectLedgerOk();
   });
 
+  it("a payout released after its advertiser's invoice was paid, in a run that stopped before recording itself, is billed by a later month (never lost)", async () => {
+    const adv = await newUser("adv");
+    await adjust(adv.id, 10_000_000, "IDR");
+    await seedPayout(adv.id, "2013-06-10", 1_000);
+    await seedPayout(adv.id, "2013-06-20", 500, "held");
+    // June's run charges the advertiser, then stops before recording the month's run.
+    await expect(issueMonthlyInvoices(createDb(d1FailingOnce(/insert into "invoice_runs"/)), baseConfig(), "2013-06", Date.now())).rejects.toThrow();
+    expect(await invoiceOf(adv.id, "2013-06")).toMatchObject({ status: "paid", units: 1_000 });
+    await env.DB.prepare("update payouts set status = 'paid', decided_at = ? where advertiser_id = ? and status = 'held'").bind(Date.now() + 1, adv.id).run();
+    // June's rerun finds its invoice paid (and records the run after the release); July bills the released payout.
+    await issueMonthlyInvoices(db(), baseConfig(), "2013-06", Date.now() + 2);
+    await issueMonthlyInvoices(db(), baseConfig(), "2013-07", Date.now() + 3);
+    expect(await invoiceOf(adv.id, "2013-07")).toMatchObject({ units: 500 });
+    await expectLedgerOk();
+  });
+
   it("an advertiser whose invoice failed in its month's run is billed that month by its rerun, not by the next month's invoice; a payout released after the run is", async () => {
     const adv = await newUser("adv");
     await adjust(adv.id, 100_000_000, "IDR");

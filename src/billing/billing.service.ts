@@ -33,18 +33,20 @@ export const invoiceId = (advertiserId: string, month: string) => `inv-${month}-
  * The payouts month M's invoice takes: those of its own days, and unbilled ones of an earlier month X that
  * were released after X's invoice run, once M is the next month to run after them (X is M's month before,
  * or that month has had its run too). A payout of a month that has not had its run waits for it, so every
- * month is priced at its own tier, whenever it runs. Late is judged by time (paid after the run), so an
- * advertiser whose invoice failed in a run keeps that month's payouts for the month's rerun (its
- * `invoice_failed` alert asks for one), at that month's tier.
+ * month is priced at its own tier, whenever it runs. Late means paid after the month's run, or after the
+ * advertiser's invoice of that month was paid (final), so an advertiser whose invoice failed in a run keeps
+ * that month's payouts for the month's rerun (its `invoice_failed` alert asks for one), at that month's tier.
  */
 function inMonthScope(month: string) {
   const { from, to } = monthRange(month);
   const ran = (m: SQL | string) => sql`exists (select 1 from ${invoiceRuns} where ${invoiceRuns.month} = ${m})`;
   const payoutMonth = sql`substr(${payouts.day}, 1, 7)`;
-  // Paid after its month's run (a payout paid by the batch is decided when it is created).
-  const late = sql`coalesce(${payouts.decidedAt}, ${payouts.createdAt}) > (select ${invoiceRuns.ranAt} from ${invoiceRuns} where ${invoiceRuns.month} = ${payoutMonth})`;
+  // Paid after its month's run (a payout paid by the batch is decided when it is created), or its month's invoice
+  // for the advertiser is paid already (final: a run that stopped before recording itself is recorded later).
+  const late = sql`(coalesce(${payouts.decidedAt}, ${payouts.createdAt}) > (select ${invoiceRuns.ranAt} from ${invoiceRuns} where ${invoiceRuns.month} = ${payoutMonth})
+    or exists (select 1 from ${usageInvoices} where ${usageInvoices.id} = 'inv-' || ${payoutMonth} || '-' || ${payouts.advertiserId} and ${usageInvoices.status} = 'paid'))`;
   const before = monthBefore(month);
-  return or(and(gte(payouts.day, from), lte(payouts.day, to)), and(lt(payouts.day, from), late, or(sql`${payoutMonth} = ${before}`, ran(before))))!;
+  return or(and(gte(payouts.day, from), lte(payouts.day, to)), and(lt(payouts.day, from), ran(payoutMonth), late, or(sql`${payoutMonth} = ${before}`, ran(before))))!;
 }
 
 /**
