@@ -341,6 +341,23 @@ describe("content refunds", () => {
     await expectLedgerOk();
   });
 
+  it("a frozen creator, or one awaiting verification, cannot delete (full refunds move their coins out to the buyers); an admin still can remove", async () => {
+    const creator = await newUser("frozen-creator");
+    const buyer = await newUser("accomplice");
+    await adjust(buyer.id, 500);
+    const id = `frozen-c-${creator.id}`;
+    expect((await call("PUT", `/api/content/${id}/premium`, { token: creator.token, body: { price: 500 } })).status).toBe(200);
+    expect((await call("POST", `/api/content/${id}/unlock`, { token: buyer.token })).status).toBe(201);
+    await setUserStatus(creator.id, "frozen");
+    expectProblem(await call("DELETE", `/api/content/${id}`, { token: creator.token }), 403, "account_frozen");
+    await setUserStatus(creator.id, "active");
+    await env.DB.prepare("update users set verification_required = 1 where id = ?").bind(creator.id).run();
+    expectProblem(await call("DELETE", `/api/content/${id}`, { token: creator.token }), 403, "verification_required");
+    expect((await env.DB.prepare("select status from content_items where id = ?").bind(id).first<{ status: string }>())?.status).toBe("available");
+    expect([(await balanceOf(creator.token)).balance, (await balanceOf(buyer.token)).balance]).toEqual([350, 0]);
+    await expectLedgerOk();
+  });
+
   it("a creator deleting content with 250 buyers refunds every one exactly once, in queue chunks, with progress", async () => {
     const creator = await newUser("creator");
     const id = await priced(creator, 10);

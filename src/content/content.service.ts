@@ -11,7 +11,7 @@ import { entryPlan } from "../ledger/plan";
 import { applySpending, spendingPlan } from "../ledger/spending";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
-import { firstSight, userNotBanned } from "../users/users.guards";
+import { callerMayMoveOut, firstSight, userNotBanned } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
 import { statStatements } from "../live/badges";
 import { contentSplit, refundLegs, type RefundKind } from "./content-rules";
@@ -257,6 +257,8 @@ export async function closeContent(db: Db, id: string, kind: RefundKind, actorId
       guard("content_unavailable", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${id} and ${contentItems.status} = 'available')`),
       ...(opts.asCreator
         ? [
+            // Full refunds move the creator's coins out to the buyers: money out, refused like any other.
+            ...callerMayMoveOut(actorId),
             guard("not_content_creator", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${id} and ${contentItems.creatorId} = ${actorId})`),
             // A full refund takes back the creator's share from whoever was paid: only that creator may order it, or an admin.
             guard("content_paid_to_previous_creator", livePurchase(sql`${contentPurchases.creatorId} <> ${actorId}`)),
