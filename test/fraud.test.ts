@@ -161,6 +161,23 @@ describe("rate limiting and velocity", () => {
     expectProblem(await call("POST", "/api/fraud/whitelist", { token: await adminToken(), body: { reason: "nobody" } }), 400, "validation_failed");
   });
 
+  it("a whitelisted device only quiets the rule about devices: an account sending its fingerprint header is judged by the user rules like any other", async () => {
+    const fp = `lab-device-${Date.now()}`;
+    expect((await call("POST", "/api/fraud/whitelist", { token: await adminToken(), body: { deviceFingerprint: fp, reason: "shared QA lab device" } })).status).toBe(201);
+    const headers = { "x-device-fingerprint": fp };
+    // Its own rule: more than DEVICE_MAX_ACCOUNTS accounts on it raise nothing.
+    const lab = await Promise.all(Array.from({ length: 5 }, () => newUser("lab")));
+    for (const u of lab) expect((await call("GET", "/api/wallet/balance", { token: u.token, headers })).status).toBe(200);
+    for (const u of lab) await call("POST", "/api/wallet/transfer", { token: u.token, body: { toUserId: lab[0]!.id === u.id ? lab[1]!.id : lab[0]!.id, amount: 1 }, headers });
+    for (const u of lab) expect((await alertsOf(u.id)).map((a) => a.alert_type)).not.toContain("suspicious_device");
+    // Not the user rules.
+    const mallory = await newUser("spoof");
+    const bob = await newUser("payee");
+    await adjust(mallory.id, 1000);
+    for (let i = 0; i < 12; i++) await call("POST", "/api/wallet/transfer", { token: mallory.token, body: { toUserId: bob.id, amount: 1 }, vars: { RAPID_TRANSACTIONS_PER_MINUTE: "10" }, headers });
+    expect((await alertsOf(mallory.id)).map((a) => a.alert_type)).toContain("rapid_transactions");
+  });
+
   it("whitelist entries can be listed and ended by any admin: the subject is judged by the rules again, the entry stays on record", async () => {
     const alice = await newUser("trusted-then-not");
     const bob = await newUser("payee");

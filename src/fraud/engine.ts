@@ -6,7 +6,7 @@ import { auditLog, fraudAlerts, fraudWhitelist, users } from "../db/schema";
 import { applyStatements, type Statement } from "../ledger/executor";
 import { insertWhere } from "../db/insert-where";
 import { alertWhen, dedupeKey } from "./alerts";
-import { evaluateRules, ruleById, ruleConfig, type ActionLevel, type Facts, type Finding, type SqlFacts } from "./rules";
+import { evaluateRules, ruleById, ruleConfig, type ActionLevel, type Facts, type Finding, type RuleSubject, type SqlFacts } from "./rules";
 import { announceBans } from "../realtime/outbox";
 
 export interface Subject {
@@ -17,11 +17,16 @@ export interface Subject {
 /** A whitelist entry in force at `now`. */
 const inForce = (now: number) => or(isNull(fraudWhitelist.expiresAt), gt(fraudWhitelist.expiresAt, now))!;
 
-/** True inside SQL when the user or the device is whitelisted: they skip the rules (never the limits or signature checks). */
-export function whitelistedSql(subject: Subject, now: number): SQL {
-  const match = subject.deviceFingerprint
-    ? sql`(${fraudWhitelist.userId} = ${subject.userId} or ${fraudWhitelist.deviceFingerprint} = ${subject.deviceFingerprint})`
-    : sql`${fraudWhitelist.userId} = ${subject.userId}`;
+/**
+ * True inside SQL when the rule's subject is whitelisted: they skip the rules (never the limits or signature
+ * checks). A whitelisted user skips every rule; a whitelisted device only the rules about devices
+ * (`about: "device"`), since its fingerprint is a header any client can send.
+ */
+export function whitelistedSql(subject: Subject, now: number, about: RuleSubject = "user"): SQL {
+  const match =
+    about === "device" && subject.deviceFingerprint
+      ? sql`(${fraudWhitelist.userId} = ${subject.userId} or ${fraudWhitelist.deviceFingerprint} = ${subject.deviceFingerprint})`
+      : sql`${fraudWhitelist.userId} = ${subject.userId}`;
   return sql`exists (select 1 from ${fraudWhitelist} where ${match} and ${inForce(now)})`;
 }
 
@@ -69,9 +74,9 @@ export function actionStatements(db: Db, userId: string, level: ActionLevel, act
  */
 export async function findingStatements(db: Db, subject: Subject, findings: Finding[], now: number): Promise<Statement[]> {
   if (findings.length === 0) return []; // every value-moving request asks; most have nothing to write
-  const whitelisted = whitelistedSql(subject, now);
   const out: Statement[] = [];
   for (const f of findings) {
+    const whitelisted = whitelistedSql(subject, now, f.about);
     const key = f.dedupe ? await dedupeKey(...f.dedupe.map((part) => part ?? "")) : null;
     const alert = {
       userId: subject.userId,
@@ -116,7 +121,7 @@ export function ruleInBatch<E extends Facts["event"]>(
   const r = ruleById(ruleId, event);
   if (!r.firesSql) throw new Error(`rule ${ruleId} has no SQL rendering`);
   const params = r.params(ruleConfig(config));
-  const fired = sql`(${r.firesSql(facts, params)} and not ${whitelistedSql(subject, now)})`;
+  const fired = sql`(${r.firesSql(facts, params)} and not ${whitelistedSql(subject, now, r.about)})`;
   const factsJson = sql.join(
     Object.entries(facts as Record<string, SQL>).map(([name, value]) => sql`${name}, ${value}`),
     sql`, `,

@@ -100,6 +100,7 @@ export const fraudRouter = createRouter()
       path: "/whitelist",
       tags: ["fraud"],
       summary: "Whitelist a user or a device: it skips the fraud rules (never the spending limits or signature checks)",
+      description: "A whitelisted user skips every rule; a whitelisted device only the rule about devices (`suspicious_device`), since a fingerprint is a header any client can send.",
       security: bearerSecurity,
       request: {
         body: {

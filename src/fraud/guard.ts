@@ -96,7 +96,7 @@ async function deviceStatements(db: Db, config: Config, subject: Subject, header
         dedupeKey: await dedupeKey(rule.id, fingerprint, subject.userId),
       },
       now,
-      sql`${rule.firesSql!({ accountsOnDevice: accounts }, params)} and not ${whitelistedSql(subject, now)}`,
+      sql`${rule.firesSql!({ accountsOnDevice: accounts }, params)} and not ${whitelistedSql(subject, now, rule.about)}`,
     ),
   ];
 }

@@ -33,9 +33,16 @@ export const ruleConfig = (c: Config): RuleConfig => ({
 /** A fact given as a SQL expression, for rules decided inside a batch (NULL where the plain fact is null). */
 export type SqlFacts<F> = { [K in Exclude<keyof F, "event">]: SQL };
 
+/**
+ * Whom a rule judges: a user (what they did), or a device (how many accounts use it). A device whitelist
+ * entry exempts only from the device rules: a fingerprint is a header any client can send.
+ */
+export type RuleSubject = "user" | "device";
+
 interface Rule<E extends Facts["event"]> {
   id: string;
   event: E;
+  about?: RuleSubject;
   severity: Severity;
   level: ActionLevel;
   params: (config: RuleConfig) => Record<string, number>;
@@ -97,6 +104,7 @@ export const RULES = [
   rule({
     id: "suspicious_device",
     event: "device_seen",
+    about: "device",
     severity: "medium",
     level: 1,
     params: (c) => ({ maxAccounts: c.DEVICE_MAX_ACCOUNTS }),
@@ -109,6 +117,7 @@ export const RULES = [
     // Self-referral: the affiliate's account was seen on the buyer's device (1) or not (0).
     id: "suspicious_device",
     event: "referral",
+    about: "device",
     severity: "medium",
     level: 1,
     params: () => ({}),
@@ -127,6 +136,7 @@ export function ruleById<E extends Facts["event"]>(id: string, event: E): Rule<E
 
 export interface Finding {
   ruleId: string;
+  about: RuleSubject;
   /** The parts the alert's dedupe key is hashed from (rule id included), or none. */
   dedupe?: (string | number | null)[];
   severity: Severity;
@@ -146,7 +156,7 @@ export function evaluateRules(facts: Facts, config: RuleConfig, subject: Subject
     if (r.event !== facts.event) continue;
     const params = r.params(config);
     if (r.fires(facts, params)) {
-      findings.push({ ruleId: r.id, severity: r.severity, level: r.level, params, facts, ...(r.dedupe ? { dedupe: [r.id, ...r.dedupe(facts, subject, now)] } : {}) });
+      findings.push({ ruleId: r.id, about: r.about ?? "user", severity: r.severity, level: r.level, params, facts, ...(r.dedupe ? { dedupe: [r.id, ...r.dedupe(facts, subject, now)] } : {}) });
     }
   }
   return findings;
