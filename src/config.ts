@@ -46,6 +46,8 @@ export const configSchema = z.object({
   WITHDRAW_RECONCILE_AFTER_MINUTES: int(30, 1),
   /** Iris keeps an X-Idempotency-Key 24 h; reconciliation repeats a create with the same key only within this window. */
   IRIS_IDEMPOTENCY_WINDOW_HOURS: int(20, 1, 23),
+  /** A payout Iris accepted with no outcome (never approved, or its status never readable) this long after the request goes to a person. */
+  WITHDRAW_REVIEW_AFTER_HOURS: int(48, 1),
   WITHDRAW_METHOD_COOLDOWN_HOURS: int(24, 0),
   // KYC (§5)
   KYC_MAX_PHOTO_BYTES: int(5 * 1024 * 1024, 1024),

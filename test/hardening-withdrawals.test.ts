@@ -227,6 +227,35 @@ describe("an admin resolves only what Iris left unconfirmed", () => {
   });
 });
 
+describe("a payout Iris accepted but never finishes", () => {
+  it("is flagged for a person after WITHDRAW_REVIEW_AFTER_HOURS without an outcome (one alert), who can then resolve it; before that it is Iris' to settle", async () => {
+    const config = loadConfig(env);
+    const user = await verifiedUser("stuck-accepted");
+    await adjust(user.id, 1000);
+    const res = await withdraw(user.token, 700);
+    expect(res.status, res.text).toBe(202);
+    const id = res.json.withdrawalId as string;
+    const created = (await withdrawalOf(id))!.created_at as number;
+    const token = await adminToken();
+    const resolve = () => call("POST", `/api/admin/withdrawals/${id}/resolve`, { token, body: { outcome: "failed", reason: "Iris dashboard: never approved, cancelled there" } });
+    // Iris keeps it queued (nobody approves it): every look finds no outcome.
+    for (const hours of [1, 6, 24]) {
+      await env.DB.prepare("update withdrawals set next_check_at = 1 where id = ?").bind(id).run();
+      await reconcileWithdrawals(createDb(env.DB), config, env, created + hours * 3_600_000);
+    }
+    expectProblem(await resolve(), 409, "conflict");
+    for (const hours of [config.WITHDRAW_REVIEW_AFTER_HOURS + 1, 24 * 30]) {
+      await env.DB.prepare("update withdrawals set next_check_at = 1 where id = ?").bind(id).run();
+      await reconcileWithdrawals(createDb(env.DB), config, env, created + hours * 3_600_000);
+    }
+    const alerts = await env.DB.prepare("select json_extract(details, '$.reason') as reason from fraud_alerts where user_id = ? and alert_type = 'withdrawal_unconfirmed'").bind(user.id).all<{ reason: string }>();
+    expect(alerts.results).toEqual([{ reason: "iris_no_outcome" }]);
+    expect((await resolve()).status).toBe(200);
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 1000, lockedBalance: 0 });
+    await expectLedgerOk();
+  });
+});
+
 describe("an admin's resolve under an Idempotency-Key", () => {
   it("settles once; the same request again replays the answer", async () => {
     const user = await verifiedUser("resolve-key");

@@ -308,6 +308,11 @@ export async function reconcileWithdrawals(db: Db, config: Config, env: Env, now
       ]);
       result.needsReview++;
     };
+    // Accepted but no outcome for too long (never approved in Iris, or its status never readable): a person
+    // looks, and may then resolve it (after cancelling it in Iris); the next checks still run.
+    const overdue = async () => {
+      if (!w.unconfirmed && now - w.createdAt > config.WITHDRAW_REVIEW_AFTER_HOURS * 3_600_000) await flagForReview("iris_no_outcome");
+    };
     let reference = w.irisReference;
     try {
       if (!reference) {
@@ -339,12 +344,14 @@ export async function reconcileWithdrawals(db: Db, config: Config, env: Env, now
         throw error;
       }
       const outcome = irisOutcome(details.status);
-      if (outcome && (await settleWithdrawal(db, w, outcome, { reason: outcome === "failed" ? "iris_reconciled_failed" : null, actorId: "system:reconciliation", reference })) !== "duplicate") {
+      if (!outcome) await overdue();
+      else if ((await settleWithdrawal(db, w, outcome, { reason: outcome === "failed" ? "iris_reconciled_failed" : null, actorId: "system:reconciliation", reference })) !== "duplicate") {
         result.settled++;
       }
     } catch (error) {
       // Ambiguous, or a refused status query: the claim already scheduled the next check.
       if (!(error instanceof GatewayError)) throw error;
+      await overdue();
     }
   }
   return result;
