@@ -7,6 +7,7 @@ import {
   columnParams,
   daySignals,
   PAYOUT_DAILY_CAP_IDR,
+  randomVarianceAt,
   signalDefaults,
   type ColumnDefaults,
   type DaySignals,
@@ -41,9 +42,19 @@ describe("daySignals", () => {
     expect(daySignals(every(0, 10, 1, () => 4), { minMinutes: 10 }).cadence).toBe(0);
   });
 
-  it("a metronome: zero variance gives ln(0.05) plus the short-day allowance; every minute is cadence 0", () => {
+  it("what chance gives: a zero-truncated Poisson's variance at the pace, about the pace when it is high, next to none near one action a minute", () => {
+    expect(randomVarianceAt(1)).toBe(0);
+    expect(randomVarianceAt(1.0001)).toBeLessThan(0.001);
+    // λ = 1: mean 1/(1 − e^−1), variance mean·(2 − mean).
+    const m = 1 / (1 - Math.exp(-1));
+    expect(randomVarianceAt(m)).toBeCloseTo(m * (2 - m), 9);
+    expect(randomVarianceAt(20)).toBeCloseTo(20, 3);
+  });
+
+  it("a metronome: zero variance against chance's at its pace, plus the short-day allowance; every minute is cadence 0", () => {
     const s = daySignals(every(0, 1200, 1, () => 4));
-    expect(s.rateDispersion).toBeCloseTo(Math.log(0.05) + 2 * Math.sqrt(2 / 1199), 12);
+    expect(s.rateDispersion).toBeCloseTo(Math.log(0.1 / (randomVarianceAt(4) + 0.1) + 0.05) + 2 * Math.sqrt(2 / 1199), 12);
+    expect(s.rateDispersion!).toBeLessThan(-2.4);
     expect(s).toMatchObject({ activeMinutes: 1200, activeHours: 20, cadence: 0 });
   });
 
@@ -51,6 +62,33 @@ describe("daySignals", () => {
     expect(daySignals(every(0, 300, 3, (i) => 3 + (i % 3))).cadence).toBe(1);
     const person = [...every(480, 20, 1, (i) => 1 + (i % 7)), ...every(700, 15, 1, (i) => 2 + ((i * 5) % 9)), ...every(1200, 25, 2, () => 3)];
     expect(daySignals(person).cadence).toBe(0);
+  });
+
+  it("a person acting at random at a low pace is not steady: most of their active minutes hold one action, as chance gives", () => {
+    // Seeded Poisson counts per minute (a person acting at random), 2 hours at 0.5 and at 1 action a minute.
+    const poissonMinutes = (seed: number, lambda: number, minutes: number) => {
+      let x = seed >>> 0;
+      const rand = () => (x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+      return Array.from({ length: minutes }, (_, i) => {
+        let [n, p] = [-1, 1];
+        do [n, p] = [n + 1, p * rand()];
+        while (p > Math.exp(-lambda));
+        return { minute: start + i, rate: n };
+      });
+    };
+    const fallback = Object.fromEntries(Object.entries(signalDefaults.columns).map(([c, d]) => [c, columnParams(statsOf([]), d, { mode: "robust", minPopulation: 30 })])) as Record<SignalColumn, SignalParams>;
+    const p = { rbar: { mu: 4, sigma: 1.3 }, columns: fallback };
+    const held: string[] = [];
+    for (const lambda of [0.5, 1]) {
+      for (let seed = 1; seed <= 20; seed++) {
+        const s = daySignals(poissonMinutes(seed * 7919, lambda, 120));
+        const c = classifyDay(s, p, k);
+        if (c.level !== "C") held.push(`λ ${lambda} seed ${seed}: ${c.level} by ${c.decidedBy}, R̄ ${s.rbar.toFixed(2)}, rateDispersion ${s.rateDispersion?.toFixed(2)}`);
+      }
+    }
+    expect(held, held.join("\n")).toEqual([]);
+    // A metronome at the same low pace is still steady (two actions every minute).
+    expect(classifyDay(daySignals(every(0, 120, 1, () => 2)), p, k)).toMatchObject({ level: "B", decidedBy: "regularity" });
   });
 
   it("a bursty person is far less steady than a metronome at the same mean", () => {

@@ -28,7 +28,10 @@ export interface DaySignals {
   rbarSe: number;
   /** Clock hours (of epoch minutes, = WIB hours) with at least HOUR_MIN_MINUTES active minutes. */
   activeHours: number;
-  /** ln(variance / mean + 0.05) of the per-minute rates, plus a short-day allowance. Low = steady. */
+  /**
+   * ln(v / v₀ + 0.05) of the per-minute rates, v₀ what a person acting at random at the same pace shows
+   * (randomVarianceAt; both plus a small prior), plus a short-day allowance. Low = steady.
+   */
   rateDispersion: number | null;
   /** Share of the gaps between active minutes that equal the most common gap, if that gap is ≥ 2 minutes; else 0. */
   cadence: number | null;
@@ -99,6 +102,30 @@ function sessionStandardError(day: MinuteRate[], rbar: number): number {
   return Math.sqrt((spread * g) / (g - 1)) / day.length;
 }
 
+/**
+ * The per-minute variance a person acting at random shows at mean pace `m` over their active minutes: only
+ * minutes with an action count, so it is a zero-truncated Poisson's, m(1 + λ − m) with m = λ / (1 − e^−λ)
+ * (λ by bisection). At a low pace almost every active minute holds one action whoever acts, so the variance
+ * is small for people too; at a high pace it is about m, as a plain Poisson's.
+ */
+export function randomVarianceAt(m: number): number {
+  if (!(m > 1)) return 0;
+  let [lo, hi] = [0, m];
+  for (let i = 0; i < 50; i++) {
+    const mid = (lo + hi) / 2;
+    if (mid / -Math.expm1(-mid) < m) lo = mid;
+    else hi = mid;
+  }
+  const lambda = (lo + hi) / 2;
+  return m * (1 + lambda - m);
+}
+
+/**
+ * Added to both variances of rateDispersion's ratio: where chance itself gives next to no variance (about one
+ * action per active minute), per-minute counts tell nothing of steadiness, and the ratio stays near 1.
+ */
+const DISPERSION_PRIOR_VARIANCE = 0.1;
+
 export function daySignals(minutes: MinuteRate[], opts: { minMinutes?: number } = {}): DaySignals {
   const day = minutes.filter((m) => m.rate > 0).sort((a, b) => a.minute - b.minute);
   const rates = day.map((m) => m.rate);
@@ -118,8 +145,9 @@ export function daySignals(minutes: MinuteRate[], opts: { minMinutes?: number } 
   const gap = mode(day.slice(1).map((m, i) => m.minute - day[i]!.minute));
   return {
     ...base,
-    // sqrt(2/(n−1)) is about the standard error of a log variance: a short day must not look steady by luck.
-    rateDispersion: Math.log(variance / base.rbar + 0.05) + 2 * Math.sqrt(2 / (n - 1)),
+    // Against what chance gives at that pace; sqrt(2/(n−1)) is about the standard error of a log variance: a
+    // short day must not look steady by luck.
+    rateDispersion: Math.log((variance + DISPERSION_PRIOR_VARIANCE) / (randomVarianceAt(rbar) + DISPERSION_PRIOR_VARIANCE) + 0.05) + 2 * Math.sqrt(2 / (n - 1)),
     // A person's most common gap is 1 minute (inside a session); a timer's is its period, every time.
     cadence: gap.value >= 2 ? gap.share : 0,
   };

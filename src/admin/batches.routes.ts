@@ -90,7 +90,7 @@ export const adminBatchesRouter = createRouter()
                       activeMinutes: z.number(),
                       weightedUnits: z.number(),
                       activeHours: z.number(),
-                      rateDispersion: z.number().nullable().openapi({ description: "ln(variance/mean + 0.05) of the per-minute rates plus a short-day allowance; low = steady. Null under BOT_REGULARITY_MIN_MINUTES." }),
+                      rateDispersion: z.number().nullable().openapi({ description: "ln(variance/v₀ + 0.05) of the per-minute rates (v₀: what a person acting at random at that pace shows) plus a short-day allowance; low = steady. Null under BOT_REGULARITY_MIN_MINUTES." }),
                       cadence: z.number().nullable().openapi({ description: "Share of gaps between active minutes equal to the most common gap when that gap is ≥ 2 minutes; else 0." }),
                       signalZ: z
                         .record(z.string(), z.number().nullable())
