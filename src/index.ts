@@ -138,7 +138,8 @@ const worker = {
         message.ack();
       } catch (error) {
         console.error("queue message failed", error instanceof Error ? error.message : String(error));
-        message.retry({ delaySeconds: 2 });
+        // Backing off (2, 8, 32, 120, 120 s: about 5 minutes over max_retries 5), so a blip of a minute is outlived.
+        message.retry({ delaySeconds: Math.min(120, 2 * 4 ** Math.max(0, message.attempts - 1)) });
       }
     }
     // Payouts, refunds and releases reach their users' sockets once their batches committed, through

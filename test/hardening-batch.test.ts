@@ -459,6 +459,31 @@ describe("a run left behind by an invocation that stopped between a commit and i
 });
 
 describe("one user's broken Durable Object cannot stop the day", () => {
+  it("a few seconds of errors in every object of a chunk give up on nobody, though another chunk of the day answered", async () => {
+    const { handleBatchMessage } = await import("../src/jobs/daily-batch");
+    const day = addDays(previousBusinessDay(Date.now(), tz), -31);
+    const first = await newUser("chunk1");
+    const chunk = await Promise.all(Array.from({ length: 3 }, () => newUser("chunk2")));
+    for (const u of [first, ...chunk]) await seedDay(u.id, day, [{ minutes: 5, count: 3 }]);
+    await env.DB.prepare("insert into batch_runs (day, status, active_users, started_at) values (?, 'collecting', 4, ?)").bind(day, Date.now()).run();
+    const queue = { send: async () => {}, sendBatch: async () => {} };
+    const blip = {
+      ...env,
+      USER_ACTIVITY: { idFromName: (n: string) => env.USER_ACTIVITY.idFromName(n), get: () => ({ summary: async () => Promise.reject(new Error("Network connection lost.")) }) },
+      BATCH_QUEUE: queue,
+    } as unknown as Env;
+    const t0 = Date.now();
+    const collect = (e: Env, userIds: string[], at: number) => handleBatchMessage({ db: db(), config, env: e }, { kind: "collect", day, userIds }, at).then(() => "ok", (err: Error) => err.message);
+    expect(await collect({ ...env, BATCH_QUEUE: queue } as unknown as Env, [first.id], t0)).toBe("ok");
+    // The queue's first retries come within seconds.
+    for (const at of [t0, t0 + 2_000, t0 + 10_000]) expect(await collect(blip, chunk.map((u) => u.id), at)).toMatch(/Network connection lost/);
+    const givenUp = await env.DB.prepare("select count(*) as n from fraud_alerts where alert_type = 'batch_user_uncollected' and json_extract(details, '$.day') = ?").bind(day).first<{ n: number }>();
+    expect([(await env.DB.prepare("select status from batch_runs where day = ?").bind(day).first<{ status: string }>())?.status, givenUp?.n]).toEqual(["collecting", 0]);
+    // The objects answer again: everyone is collected.
+    expect(await collect({ ...env, BATCH_QUEUE: queue } as unknown as Env, chunk.map((u) => u.id), t0 + 42_000)).toBe("ok");
+    expect((await env.DB.prepare("select count(*) as n from daily_activity where day = ?").bind(day).first<{ n: number }>())?.n).toBe(4);
+  });
+
   it("the others in its chunk are collected at once; after 3 failures the day goes on without that user, with an alert; an outage of every object stops nothing early", async () => {
     const { handleBatchMessage } = await import("../src/jobs/daily-batch");
     const day = addDays(previousBusinessDay(Date.now(), tz), -24);
@@ -477,7 +502,8 @@ describe("one user's broken Durable Object cannot stop the day", () => {
         },
         BATCH_QUEUE: { send: async (b: unknown) => void sent.push(b), sendBatch: async (bs: { body: unknown }[]) => void sent.push(...bs.map((x) => x.body)) },
       }) as unknown as Env;
-    const collect = (e: Env, userIds = [bad.id, good.id]) => handleBatchMessage({ db: db(), config, env: e }, { kind: "collect", day, userIds }, Date.now()).then(() => "ok", (err: Error) => err.message);
+    const t0 = Date.now();
+    const collect = (e: Env, userIds = [bad.id, good.id], at = t0) => handleBatchMessage({ db: db(), config, env: e }, { kind: "collect", day, userIds }, at).then(() => "ok", (err: Error) => err.message);
     const collected = async () => (await env.DB.prepare("select user_id from daily_activity where day = ?").bind(day).all<{ user_id: string }>()).results.map((r) => r.user_id);
     const status = async () => (await env.DB.prepare("select status from batch_runs where day = ?").bind(day).first<{ status: string }>())?.status;
     // An outage of every object: nobody is given up on, however often it is retried.
@@ -490,8 +516,10 @@ describe("one user's broken Durable Object cannot stop the day", () => {
     // user's failure, not an outage, since others of the day answered.
     expect(await collect(broken(), [bad.id])).toMatch(/SQLITE_FULL/);
     expect(await status()).toBe("collecting");
-    // The third failure gives up on that user: the day goes on (μ and σ fixed, the pay step sent), with an alert.
-    expect(await collect(broken(), [bad.id])).toBe("ok");
+    // A third failure within seconds of the first is still a blip (the queue retries in seconds)...
+    expect(await collect(broken(), [bad.id], t0 + 10_000)).toMatch(/SQLITE_FULL/);
+    // ...a failure a few minutes on gives up on that user: the day goes on (μ and σ fixed, the pay step sent), with an alert.
+    expect(await collect(broken(), [bad.id], t0 + 3 * 60_000)).toBe("ok");
     expect(await status()).toBe("paying");
     expect(sent).toContainEqual(expect.objectContaining({ kind: "fanout", source: "pay", key: day }));
     const alerts = await env.DB.prepare("select details from fraud_alerts where alert_type = 'batch_user_uncollected' and user_id = ?").bind(bad.id).all<{ details: string }>();

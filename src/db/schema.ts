@@ -433,6 +433,10 @@ export const collectFailures = sqliteTable(
     userId: text().notNull(),
     attempts: integer().notNull(),
     lastError: text().notNull(),
+    /** The first failure (null on rows from before it was kept: their updatedAt stands in). */
+    firstFailedAt: integer(),
+    /** When the day went on without the user (after enough failures over enough time); null while retried. */
+    givenUpAt: integer(),
     updatedAt: integer().notNull(),
   },
   (t) => [primaryKey({ columns: [t.day, t.userId] })],

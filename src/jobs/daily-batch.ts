@@ -171,22 +171,27 @@ export async function handleDeadLetter(deps: BatchDeps, message: BatchMessage, n
   ]);
 }
 
-/** A user whose object failed this many times while others of the day answered is left out of the day. */
+/**
+ * A user whose object failed this many times, over at least COLLECT_GIVE_UP_AFTER_MS, while others of the
+ * day answered is left out of the day: a blip of a few seconds (a deploy resetting objects) gives up on nobody.
+ */
 const COLLECT_GIVE_UP_ATTEMPTS = 3;
+const COLLECT_GIVE_UP_AFTER_MS = 60_000;
 
 /** Users of the day collected, or given up on (see collect): the day can go on once they are all its active users. */
 const settledUsersSql = (day: string) =>
   sql<number>`((select count(*) from ${dailyActivity} where ${dailyActivity.day} = ${day})
-    + (select count(*) from ${collectFailures} f where f.day = ${day} and f.attempts >= ${COLLECT_GIVE_UP_ATTEMPTS} and not exists (select 1 from ${dailyActivity} d where d.day = f.day and d.user_id = f.user_id)))`;
+    + (select count(*) from ${collectFailures} f where f.day = ${day} and f.given_up_at is not null and not exists (select 1 from ${dailyActivity} d where d.day = f.day and d.user_id = f.user_id)))`;
 
 /**
  * A chunk's summaries, each user apart: those that answered are recorded at once. A user whose object
- * fails while others in the chunk answer counts a failure; the message then fails (the queue retries it)
- * until that user has failed COLLECT_GIVE_UP_ATTEMPTS times, when the day goes on without them and an alert
- * names them (one user's broken object — its storage full, say — cannot stop everyone's batch; a resumed
- * run tries them again). When every object in the chunk fails it is an outage, not a user: nobody is given
- * up on, and the message fails as before (retried, then dead-lettered: the run waits for an admin). A user
- * given up on is not paid for that day (while the day is still collecting, a resumed run asks them again).
+ * fails while others of the day answer counts a failure; the message then fails (the queue retries it,
+ * backing off) until that user has failed COLLECT_GIVE_UP_ATTEMPTS times over COLLECT_GIVE_UP_AFTER_MS,
+ * when the day goes on without them and an alert names them (one user's broken object — its storage full,
+ * say — cannot stop everyone's batch; a resumed run tries them again). While no object of the day has
+ * answered it is an outage, not a user: nobody is given up on, and the message fails as before (retried,
+ * then dead-lettered: the run waits for an admin). A user given up on is not paid for that day (while the
+ * day is still collecting, a resumed run asks them again).
  */
 async function collect(deps: BatchDeps, { day, userIds }: BatchMessage, now: number) {
   const { db, env, config } = deps;
@@ -222,12 +227,23 @@ async function collect(deps: BatchDeps, { day, userIds }: BatchMessage, now: num
   }
   const stillFailing: string[] = [];
   for (const f of failed) {
+    const attempts = sql`${collectFailures.attempts} + 1`;
+    const since = sql`coalesce(${collectFailures.firstFailedAt}, ${collectFailures.updatedAt})`;
     const [row] = await db
       .insert(collectFailures)
-      .values({ day, userId: f.userId, attempts: 1, lastError: f.error.slice(0, 500), updatedAt: now })
-      .onConflictDoUpdate({ target: [collectFailures.day, collectFailures.userId], set: { attempts: sql`${collectFailures.attempts} + 1`, lastError: f.error.slice(0, 500), updatedAt: now } })
-      .returning({ attempts: collectFailures.attempts });
-    if ((row?.attempts ?? 0) < COLLECT_GIVE_UP_ATTEMPTS) {
+      .values({ day, userId: f.userId, attempts: 1, lastError: f.error.slice(0, 500), firstFailedAt: now, updatedAt: now })
+      .onConflictDoUpdate({
+        target: [collectFailures.day, collectFailures.userId],
+        set: {
+          attempts,
+          lastError: f.error.slice(0, 500),
+          firstFailedAt: since,
+          givenUpAt: sql`coalesce(${collectFailures.givenUpAt}, case when ${attempts} >= ${COLLECT_GIVE_UP_ATTEMPTS} and ${now} - ${since} >= ${COLLECT_GIVE_UP_AFTER_MS} then ${now} end)`,
+          updatedAt: now,
+        },
+      })
+      .returning({ attempts: collectFailures.attempts, givenUpAt: collectFailures.givenUpAt });
+    if (row?.givenUpAt == null) {
       stillFailing.push(`${f.userId}: ${f.error}`);
       continue;
     }
