@@ -1,5 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
+import type { MiddlewareHandler } from "hono";
 import { sql } from "drizzle-orm";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
@@ -14,6 +15,7 @@ import { callerGate, requireAuth, requireRole } from "./lib/auth";
 import { renderDocs } from "./lib/docs";
 import { ApiError, problemResponse } from "./lib/errors";
 import { createRouter } from "./lib/router";
+import { rateLimited } from "./lib/rate-limit";
 import { walletRouter } from "./wallet/wallet.routes";
 import { paymentRouter } from "./payments/payments.routes";
 import { campaignsRouter } from "./campaigns/campaigns.routes";
@@ -52,9 +54,26 @@ const DECIDES_IN_BATCH: [method: string, path: RegExp][] = [
   ["POST", /^\/api\/marketplace\/orders$/],
   ["POST", /^\/api\/marketplace\/orders\/[^/]+\/confirm$/],
 ];
-const memberGate = createMiddleware<AppEnv>((c, next) =>
-  DECIDES_IN_BATCH.some(([method, path]) => method === c.req.method && path.test(c.req.path)) ? next() : callerGate(c, next),
-);
+/**
+ * Routes whose rate limit is counted before the caller is loaded, so a request it refuses costs D1 nothing;
+ * the caller gate runs once the limiter admits the request.
+ */
+const LIMITED_FIRST: [method: string, path: RegExp, limiter: MiddlewareHandler<AppEnv>][] = [
+  // A creator deleting premium content refunds its buyers: value-moving.
+  ["DELETE", /^\/api\/content\/[^/]+$/, valueMovingGuard],
+  // A seller's refund moves escrowed coins; an admin's (the same route) is an admin operation, not counted.
+  ["POST", /^\/api\/marketplace\/orders\/[^/]+\/refund$/, (c, next) => (c.var.user.role === "admin" ? next() : valueMovingGuard(c, next))],
+  ["POST", /^\/api\/wallet\/kyc\/submit$/, rateLimited("kyc", (config) => config.KYC_SUBMITS_PER_HOUR, 3_600_000, "KYC submissions")],
+  ["PUT", /^\/api\/wallet\/withdraw-method$/, rateLimited("withdraw_method", (config) => config.WITHDRAW_METHOD_CHANGES_PER_DAY, 86_400_000, "bank account changes")],
+  ["POST", /^\/api\/campaigns$/, rateLimited("campaign", (config) => config.CAMPAIGNS_PER_HOUR, 3_600_000, "campaigns")],
+];
+const memberGate = createMiddleware<AppEnv>(async (c, next) => {
+  const matches = ([method, path]: [string, RegExp, ...unknown[]]) => method === c.req.method && path.test(c.req.path);
+  if (DECIDES_IN_BATCH.some(matches)) return next();
+  const limiter = LIMITED_FIRST.find(matches)?.[2];
+  const gated = async () => void (await callerGate(c, next));
+  return limiter ? limiter(c, gated) : gated();
+});
 
 const openApiInfo = {
   title: "Creator platform money service",
@@ -94,13 +113,12 @@ export function createApp() {
     if (stats) addHeaders(c, [["server-timing", `d1;desc="roundTrips=${stats.roundTrips} statements=${stats.statements} rowsRead=${stats.rowsRead} rowsWritten=${stats.rowsWritten}"`]]);
   });
 
+  // Once per request: a pattern "/x/*" also matches "/x" (registering both ran the gates twice).
   const member = [requireAuth, memberGate] as const;
   app.use("/api/wallet/*", ...member);
-  app.use("/api/campaigns", ...member);
   app.use("/api/campaigns/*", ...member);
   app.use("/api/payment/midtrans/create", ...member);
   app.use("/api/payment/xendit/create", ...member);
-  app.use("/api/activity", ...member);
   app.use("/api/activity/*", ...member);
   app.use("/api/payouts", ...member);
   app.use("/api/billing/*", ...member);
@@ -113,10 +131,6 @@ export function createApp() {
   for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit", "/api/content/:id/unlock", "/api/live/:streamId/gift", "/api/live/:streamId/boost", "/api/marketplace/orders", "/api/marketplace/orders/:id/confirm"]) {
     app.on("POST", path, valueMovingGuard);
   }
-  // A seller's refund moves escrowed coins; an admin's (the same route) is an admin operation, not counted.
-  app.on("POST", "/api/marketplace/orders/:id/refund", (c, next) => (c.var.user.role === "admin" ? next() : valueMovingGuard(c, next)));
-  // A creator deleting premium content refunds its buyers: value-moving too.
-  app.on("DELETE", "/api/content/:id", valueMovingGuard);
   // An admin account that was banned is refused like any other banned account.
   app.use("/api/admin/*", requireAuth, requireRole("admin"), callerGate);
   app.use("/api/fraud/*", requireAuth, requireRole("admin"), callerGate);

@@ -183,6 +183,23 @@ describe("one D1 round trip per request: hot paths decide inside their batch", (
     expect(device?.n).toBe(1);
   });
 
+  it("a request refused by its rate limit costs D1 nothing on every rate-limited route, not only those that decide in their batch", async () => {
+    const creator = await newUser("rl-d1");
+    const ids = ["0", "1", "2", "3"].map((i) => `rl-d1-${creator.id}-${i}`);
+    for (const id of ids) expect((await call("PUT", `/api/content/${id}/premium`, { token: creator.token, body: { price: 10 } })).status).toBe(200);
+    const vars = { RATE_LIMIT_PER_MINUTE: "1", CAMPAIGNS_PER_HOUR: "1" };
+    expect((await call("DELETE", `/api/content/${ids[0]}`, { token: creator.token, vars })).status).toBe(202);
+    expect((await call("POST", "/api/campaigns", { token: creator.token, body: { name: "first" }, vars })).status).toBe(201);
+    const refused: [number, number][] = [];
+    for (const id of ids.slice(1)) {
+      const r = await counted("DELETE", `/api/content/${id}`, { token: creator.token, vars });
+      refused.push([r.res.status, r.roundTrips]);
+    }
+    const campaign = await counted("POST", "/api/campaigns", { token: creator.token, body: { name: "second" }, vars });
+    refused.push([campaign.res.status, campaign.roundTrips]);
+    expect(refused).toEqual([[429, 0], [429, 0], [429, 0], [429, 0]]);
+  });
+
   it("refused requests each naming a new device cost D1 nothing either (the object remembers only admitted devices, and a bounded number)", async () => {
     const alice = await newUser("rotate");
     const bob = await newUser("rotate");

@@ -9,7 +9,6 @@ import { newId } from "../lib/ids";
 import { MAX_AMOUNT } from "../lib/money";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { deviceFingerprint } from "../lib/request";
-import { rateLimited } from "../lib/rate-limit";
 import { openOrder } from "../payments/orders.service";
 import { orderResponses } from "../payments/payments.routes";
 
@@ -54,7 +53,6 @@ export const campaignsRouter = createRouter()
       summary: "Create an advertiser campaign with an empty IDR budget",
       description: "At most CAMPAIGNS_PER_HOUR (20) campaigns per hour per user (429).",
       security: bearerSecurity,
-      middleware: [rateLimited("campaign", (config) => config.CAMPAIGNS_PER_HOUR, 3_600_000, "campaigns")] as const,
       request: { body: { required: true, content: { "application/json": { schema: CreateCampaignSchema } } } },
       responses: { 201: { description: "The campaign", content: { "application/json": { schema: CampaignSchema } } }, ...errorResponses },
     }),

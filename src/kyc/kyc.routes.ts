@@ -5,7 +5,6 @@ import { USER_ID_PATTERN } from "../lib/auth";
 import { errorResponses, problemFor } from "../lib/errors";
 import { decodeCursor, pageSchema, paginationQuery, toPage } from "../lib/pagination";
 import { bearerSecurity, createRouter } from "../lib/router";
-import { rateLimited } from "../lib/rate-limit";
 import { kycStatusView, latestSubmission, queueItemView, reviewKyc, submitKyc, viewPhoto } from "./kyc.service";
 
 /** An admin's KYC decision, as the API and the console both take it. */
@@ -56,7 +55,6 @@ export const kycUserRouter = createRouter()
         "Photos are encrypted with AES-256-GCM before they are stored in R2 and are never served back to their owner. One pending submission per " +
         "user (409 otherwise, also for concurrent submits); at most KYC_SUBMITS_PER_HOUR (5) attempts per hour (429); the whole body at most KYC_MAX_BODY_BYTES (11 MB).",
       security: bearerSecurity,
-      middleware: [rateLimited("kyc", (config) => config.KYC_SUBMITS_PER_HOUR, 3_600_000, "KYC submissions")] as const,
       request: {
         body: {
           required: true,

@@ -21,7 +21,7 @@ export async function rateLimit(c: Context<AppEnv>, bucket: RateBucket, limit: n
   return gate;
 }
 
-/** The same, as a route middleware: it runs before the body is read or validated. */
+/** The same, as a middleware (app.ts runs it before the caller is loaded, and before the body is read or validated). */
 export const rateLimited = (bucket: RateBucket, limit: (config: Config) => number, windowMs: number, what: string) =>
   createMiddleware<AppEnv>(async (c, next) => {
     await rateLimit(c, bucket, limit(c.var.config), windowMs, what);

@@ -6,7 +6,6 @@ import { applyStatements } from "../ledger/executor";
 import { errorResponses, problemFor } from "../lib/errors";
 import { decideOnce, idempotencyScope, idempotent } from "../lib/idempotency";
 import { MAX_AMOUNT } from "../lib/money";
-import { rateLimited } from "../lib/rate-limit";
 import { deviceFingerprint } from "../lib/request";
 import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { requestWithdrawal, resolveWithdrawal, type WithdrawResponse } from "./withdrawals.service";
@@ -47,7 +46,6 @@ export const withdrawRouter = createRouter()
         "The first account is usable at once. A changed one is usable after WITHDRAW_METHOD_COOLDOWN_HOURS (24) and raises a low `withdraw_method_changed` " +
         "alert, so a stolen session cannot redirect a withdrawal at once. At most WITHDRAW_METHOD_CHANGES_PER_DAY (5) changes a day (429).",
       security: bearerSecurity,
-      middleware: [rateLimited("withdraw_method", (config) => config.WITHDRAW_METHOD_CHANGES_PER_DAY, 86_400_000, "bank account changes")] as const,
       request: { body: { required: true, content: { "application/json": { schema: WithdrawMethodSchema } } } },
       responses: {
         200: { description: "Saved", content: { "application/json": { schema: WithdrawMethodSchema.extend({ usableFrom: z.string().openapi({ format: "date-time" }) }) } } },
