@@ -137,8 +137,9 @@ export function createApp() {
   // Registered after authentication: hono's limit starts reading a body without Content-Length at
   // once, and nobody unauthenticated gets a body read. Chunked bodies are counted as they stream.
   app.use("*", async (c, next) => {
-    // KYC uploads carry two photos; every other body is small JSON.
-    const maxSize = c.req.path === "/api/wallet/kyc/submit" ? c.var.config.KYC_MAX_BODY_BYTES : c.var.config.MAX_BODY_BYTES;
+    // KYC uploads carry two photos, activity reports up to 500 events; every other body is small JSON.
+    const { config } = c.var;
+    const maxSize = c.req.path === "/api/wallet/kyc/submit" ? config.KYC_MAX_BODY_BYTES : c.req.path === "/api/activity" ? config.ACTIVITY_MAX_BODY_BYTES : config.MAX_BODY_BYTES;
     return bodyLimit({
       maxSize,
       onError: () => {

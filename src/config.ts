@@ -36,6 +36,8 @@ export const configSchema = z.object({
   MAX_TRANSFER_NOTE_LENGTH: int(280, 0, 2000),
   IDEMPOTENCY_TTL_HOURS: int(48, 24),
   MAX_BODY_BYTES: int(64 * 1024, 1024),
+  /** An activity report is up to 500 events of up to about 200 bytes each (64-character ids). */
+  ACTIVITY_MAX_BODY_BYTES: int(256 * 1024, 1024),
   /** A KYC submission is two photos of at most KYC_MAX_PHOTO_BYTES each plus the form. */
   KYC_MAX_BODY_BYTES: int(11 * 1024 * 1024, 1024),
   // withdrawals and payouts (§7)

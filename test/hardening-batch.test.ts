@@ -141,6 +141,16 @@ describe("hardening 4: the daily batch cannot be stopped by one user", () => {
     expect(statuses).toEqual([202, 202, 202, 429]);
   });
 
+  it("a report of 500 events (SPEC §8's most), each with 64-character ids, fits the activity body limit", async () => {
+    const advertiser = await newUser("adv-big");
+    const cmp = await campaign(advertiser.token);
+    const user = await newUser("big-report");
+    const at = new Date(Date.now() - 60_000).toISOString().replace("Z", "+00:00");
+    const events = Array.from({ length: 500 }, (_, i) => ({ id: `${"e".repeat(58)}${String(i).padStart(6, "0")}`, type: "comment", campaignId: cmp, at, count: 1000 }));
+    const res = await call("POST", "/api/activity", { token: user.token, body: { events } });
+    expect(res.status, `${JSON.stringify({ events }).length} bytes: ${res.text.slice(0, 200)}`).toBe(202);
+  });
+
   it("events for a day whose collection has started are refused with day_closed, never silently unpaid", async () => {
     const user = await newUser("late");
     const today = businessDay(Date.now(), tz);
