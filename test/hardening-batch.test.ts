@@ -468,6 +468,23 @@ describe("a run left behind by an invocation that stopped between a commit and i
   });
 });
 
+describe("a day the users' objects no longer keep", () => {
+  it("is never collected as an empty day: its summary fails (the run does not pay it as nothing, it stops for a person)", async () => {
+    const day = addDays(previousBusinessDay(Date.now(), tz), -20);
+    const user = await newUser("purged");
+    await seedDay(user.id, day, [{ minutes: 5, count: 3 }]);
+    // Activity today: the object drops days older than the retention.
+    expect((await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view" }] } })).status).toBe(202);
+    const stub = env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(user.id));
+    const summary = (d: string) => stub.summary(d, { view: 1, like: 1, comment: 1 }).then(() => "answered", (e: Error) => e.message);
+    expect(await summary(day)).toMatch(/no longer kept/);
+    // A day it never had, after its retention moved on, is no different: nothing can be said of it.
+    expect(await summary(addDays(day, -1))).toMatch(/no longer kept/);
+    // A day within the retention is summarised as before.
+    expect((await stub.summary(previousBusinessDay(Date.now(), tz), { view: 1, like: 1, comment: 1 })).activeMinutes).toBe(0);
+  });
+});
+
 describe("one user's broken Durable Object cannot stop the day", () => {
   it("a few seconds of errors in every object of a chunk give up on nobody, though another chunk of the day answered", async () => {
     const { handleBatchMessage } = await import("../src/jobs/daily-batch");

@@ -69,6 +69,7 @@ export class UserActivity extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS seen_events (id TEXT PRIMARY KEY, day TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY);
       CREATE TABLE IF NOT EXISTS closed_days (day TEXT PRIMARY KEY);
+      CREATE TABLE IF NOT EXISTS kept_from (id INTEGER PRIMARY KEY CHECK (id = 1), day TEXT NOT NULL);
       DROP TABLE IF EXISTS attempts;
       DROP TABLE IF EXISTS rate_attempts;
       CREATE TABLE IF NOT EXISTS rate_window (bucket TEXT NOT NULL, ends INTEGER NOT NULL, attempts INTEGER NOT NULL, admitted INTEGER NOT NULL, PRIMARY KEY (bucket, ends));
@@ -194,6 +195,8 @@ export class UserActivity extends DurableObject<Env> {
       }
       const oldest = addDays(businessDay(opts.now, opts.tzOffset), -opts.retentionDays);
       for (const table of ["minute_counts", "seen_events", "days", "closed_days"]) this.sql.exec(`DELETE FROM ${table} WHERE day < ?`, oldest);
+      // Days before it are gone: a summary of one says so rather than describe it as empty.
+      this.sql.exec("INSERT INTO kept_from (id, day) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET day = max(day, excluded.day)", oldest);
       return { accepted, duplicates, newDays };
     });
   }
@@ -287,9 +290,12 @@ export class UserActivity extends DurableObject<Env> {
   /**
    * What the daily batch needs of a day: its signals (active minutes, weighted units, R̄, active hours,
    * rate dispersion, cadence) and units per campaign. The day is closed from this moment: later events
-   * for it are refused, never silently left unpaid.
+   * for it are refused, never silently left unpaid. A day older than what the object keeps (its retention
+   * moved past it) fails: an empty summary would pay its activity as nothing.
    */
   summary(day: string, weights: Weights, opts: { minMinutes?: number } = {}): DaySummary {
+    const keptFrom = this.sql.exec<{ day: string }>("SELECT day FROM kept_from").toArray()[0]?.day;
+    if (keptFrom !== undefined && day < keptFrom) throw new Error(`activity of ${day} is no longer kept (this object keeps days from ${keptFrom}, ACTIVITY_RETENTION_DAYS)`);
     this.sql.exec("INSERT OR IGNORE INTO closed_days (day) VALUES (?)", day);
     const minutes = this.minuteRates(day, weights);
     const campaignUnits: Record<string, number> = {};
