@@ -205,6 +205,20 @@ describe("freezes and bans are counted once, on the day they were decided", () =
     expect(await figures("2024-07-10", "2024-07-12", "bans")).toEqual([1, 0, 0]);
   });
 
+  it("a user unfrozen by hand and frozen again by a review of the same alert is a freeze on the day of the new freeze", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    at("2024-09-10T11:00:00");
+    const id = await alertAbout("m-refrz", "2024-09-10T10:00:00");
+    await review(id, "investigating", "frozen");
+    const userId = (await env.DB.prepare("select user_id from fraud_alerts where id = ?").bind(id).first<{ user_id: string }>())!.user_id;
+    at("2024-09-11T11:00:00");
+    await env.DB.prepare("update users set status = 'active' where id = ?").bind(userId).run();
+    at("2024-09-12T11:00:00");
+    await review(id, "resolved", "frozen");
+    const decided = await env.DB.prepare("select action_decided_at as t from fraud_alerts where id = ?").bind(id).first<{ t: number }>();
+    expect(decided?.t).toBe(wib("2024-09-12T11:00:00"));
+  });
+
   it("an alert reviewed 'investigating, frozen' one day and 'resolved, frozen' the next is one freeze", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     at("2024-08-10T11:00:00");

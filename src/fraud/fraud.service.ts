@@ -66,6 +66,8 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
   if (user?.status === "banned" && input.action !== "banned" && input.action !== "warned") throw new ApiError("conflict", "A ban is permanent.");
   const now = Date.now();
   const change = USER_CHANGE[input.action];
+  // The action is decided anew when it changes, or when it changes the user again (frozen after being unfrozen by hand).
+  const keepsDecision = input.action === "banned" || !change || !user || !("status" in change) || user.status === change.status;
   // A ban committed after the read above still stands: the batch refuses to clear or freeze a banned user.
   const banStands = change && user && input.action !== "banned" ? [checkGuards(db, userNotBanned(user.id, "user_banned"))] : [];
   const [updated] = await applyStatements(db, [
@@ -77,7 +79,7 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
       .set({
         status: input.status,
         actionTaken: sql`case when ${fraudAlerts.actionTaken} = 'banned' then 'banned' else ${input.action} end`,
-        actionDecidedAt: sql`case when ${fraudAlerts.actionTaken} = 'banned' or ${fraudAlerts.actionTaken} is ${input.action} then coalesce(${fraudAlerts.actionDecidedAt}, ${now}) else ${now} end`,
+        actionDecidedAt: sql`case when ${fraudAlerts.actionTaken} = 'banned' or (${fraudAlerts.actionTaken} is ${input.action} and ${keepsDecision ? 1 : 0}) then coalesce(${fraudAlerts.actionDecidedAt}, ${now}) else ${now} end`,
         reviewedBy: adminId,
         reviewedAt: now,
       })
