@@ -120,6 +120,20 @@ describe("rate limiting and velocity", () => {
     expect((await call("GET", "/api/wallet/balance", { token: alice.token, vars: strict })).status).toBe(200);
   });
 
+  it("rapid_transactions counts the last minute, not a minute and a second: 11 requests over 60.5 s raise nothing", async () => {
+    const stub = env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(`rapid-window-${Date.now()}`));
+    await runInDurableObject<UserActivity, void>(stub, (o) => {
+      const t0 = 1_700_000_040_000; // the start of a second
+      const rules = ruleConfig(loadConfig({}));
+      o.gate({ userId: "x", now: t0, limitPerMinute: 1000, rules, device: null });
+      let last;
+      for (let i = 0; i < 10; i++) last = o.gate({ userId: "x", now: t0 + 60_500 + i, limitPerMinute: 1000, rules, device: null });
+      expect(last!.findings.map((f) => f.ruleId)).toEqual([]);
+      // An eleventh inside the minute does.
+      expect(o.gate({ userId: "x", now: t0 + 60_600, limitPerMinute: 1000, rules, device: null }).findings.map((f) => f.ruleId)).toEqual(["rapid_transactions"]);
+    });
+  });
+
   it("the window holds counts, not attempts: hammering refused requests adds no rows, and Retry-After is never early", async () => {
     const stub = env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(`window-${Date.now()}`));
     await runInDurableObject<UserActivity, void>(stub, (limiter, state) => {

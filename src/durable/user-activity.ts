@@ -234,9 +234,13 @@ export class UserActivity extends DurableObject<Env> {
   private count(bucket: string, now: number, limit: number, windowMs: number): Omit<RateResult, "newDevice"> {
     const slice = Math.max(1000, Math.floor(windowMs / 60));
     const ends = now - (now % slice) + slice - 1;
+    // The limit counts every slice that reaches into the window (never admitting early); the velocity rules
+    // count only slices wholly inside it (never alerting on more than the window: at most a slice short).
     const window = this.sql
       .exec<{ attempts: number; admitted: number; oldest: number | null }>(
-        "SELECT COALESCE(SUM(attempts), 0) AS attempts, COALESCE(SUM(admitted), 0) AS admitted, MIN(CASE WHEN admitted > 0 THEN ends END) AS oldest FROM rate_window WHERE bucket = ? AND ends > ?",
+        "SELECT COALESCE(SUM(CASE WHEN ends - ? >= ? THEN attempts END), 0) AS attempts, COALESCE(SUM(admitted), 0) AS admitted, MIN(CASE WHEN admitted > 0 THEN ends END) AS oldest FROM rate_window WHERE bucket = ? AND ends > ?",
+        slice - 1,
+        now - windowMs,
         bucket,
         now - windowMs,
       )
