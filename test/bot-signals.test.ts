@@ -6,6 +6,8 @@ import {
   classifyDay,
   columnParams,
   daySignals,
+  paceOfDuty,
+  paceOfMean,
   PAYOUT_DAILY_CAP_IDR,
   randomVarianceAt,
   signalDefaults,
@@ -43,17 +45,23 @@ describe("daySignals", () => {
   });
 
   it("what chance gives: a zero-truncated Poisson's variance at the pace, about the pace when it is high, next to none near one action a minute", () => {
-    expect(randomVarianceAt(1)).toBe(0);
-    expect(randomVarianceAt(1.0001)).toBeLessThan(0.001);
-    // λ = 1: mean 1/(1 − e^−1), variance mean·(2 − mean).
+    expect(randomVarianceAt(0)).toBe(0);
+    expect(randomVarianceAt(0.0001)).toBeLessThan(0.001);
+    // λ = 1: mean 1/(1 − e^−1), variance mean·(2 − mean); the pace of that mean is 1 again.
     const m = 1 / (1 - Math.exp(-1));
-    expect(randomVarianceAt(m)).toBeCloseTo(m * (2 - m), 9);
+    expect(randomVarianceAt(1)).toBeCloseTo(m * (2 - m), 9);
+    expect(paceOfMean(m)).toBeCloseTo(1, 9);
+    expect(paceOfMean(1)).toBe(0);
     expect(randomVarianceAt(20)).toBeCloseTo(20, 3);
+    // The pace from the duty: the next minute is active with probability 1 − e^−λ.
+    expect(paceOfDuty(1 - Math.exp(-0.5))).toBeCloseTo(0.5, 9);
+    expect(paceOfDuty(1)).toBeCloseTo(-Math.log(0.01), 9);
   });
 
   it("a metronome: zero variance against chance's at its pace, plus the short-day allowance; every minute is cadence 0", () => {
     const s = daySignals(every(0, 1200, 1, () => 4));
-    expect(s.rateDispersion).toBeCloseTo(Math.log(0.1 / (randomVarianceAt(4) + 0.1) + 0.05) + 2 * Math.sqrt(2 / 1199), 12);
+    // Every minute active: chance's pace is the duty's (capped at 0.99), above the mean's.
+    expect(s.rateDispersion).toBeCloseTo(Math.log(0.1 / (randomVarianceAt(paceOfDuty(1)) + 0.1) + 0.05) + 2 * Math.sqrt(2 / 1199), 12);
     expect(s.rateDispersion!).toBeLessThan(-2.4);
     expect(s).toMatchObject({ activeMinutes: 1200, activeHours: 20, cadence: 0 });
   });
@@ -87,8 +95,10 @@ describe("daySignals", () => {
       }
     }
     expect(held, held.join("\n")).toEqual([]);
-    // A metronome at the same low pace is still steady (two actions every minute).
+    // Metronomes at a low pace are still steady: two actions every minute, or exactly one in every minute (chance
+    // gives one action a minute only at a low pace, which leaves most minutes empty, not none).
     expect(classifyDay(daySignals(every(0, 120, 1, () => 2)), p, k)).toMatchObject({ level: "B", decidedBy: "regularity" });
+    expect(classifyDay(daySignals(every(0, 120, 1, () => 1)), p, k)).toMatchObject({ level: "B", decidedBy: "regularity" });
   });
 
   it("a bursty person is far less steady than a metronome at the same mean", () => {

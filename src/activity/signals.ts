@@ -30,7 +30,8 @@ export interface DaySignals {
   activeHours: number;
   /**
    * ln(v / v₀ + 0.05) of the per-minute rates, v₀ what a person acting at random at the same pace shows
-   * (randomVarianceAt; both plus a small prior), plus a short-day allowance. Low = steady.
+   * (randomVarianceAt; the pace from the mean, or from how often consecutive minutes are active, whichever is
+   * higher; both variances plus a small prior), plus a short-day allowance. Low = steady.
    */
   rateDispersion: number | null;
   /** Share of the gaps between active minutes that equal the most common gap, if that gap is ≥ 2 minutes; else 0. */
@@ -102,21 +103,33 @@ function sessionStandardError(day: MinuteRate[], rbar: number): number {
   return Math.sqrt((spread * g) / (g - 1)) / day.length;
 }
 
-/**
- * The per-minute variance a person acting at random shows at mean pace `m` over their active minutes: only
- * minutes with an action count, so it is a zero-truncated Poisson's, m(1 + λ − m) with m = λ / (1 − e^−λ)
- * (λ by bisection). At a low pace almost every active minute holds one action whoever acts, so the variance
- * is small for people too; at a high pace it is about m, as a plain Poisson's.
- */
-export function randomVarianceAt(m: number): number {
+/** The mean of a zero-truncated Poisson count of rate λ: what an active minute holds at that pace. */
+const truncatedMean = (lambda: number) => (lambda > 0 ? lambda / -Math.expm1(-lambda) : 1);
+
+/** The pace λ whose active minutes hold `m` actions on average (bisection; 0 at m ≤ 1). */
+export function paceOfMean(m: number): number {
   if (!(m > 1)) return 0;
   let [lo, hi] = [0, m];
   for (let i = 0; i < 50; i++) {
     const mid = (lo + hi) / 2;
-    if (mid / -Math.expm1(-mid) < m) lo = mid;
+    if (truncatedMean(mid) < m) lo = mid;
     else hi = mid;
   }
-  const lambda = (lo + hi) / 2;
+  return (lo + hi) / 2;
+}
+
+/** The pace λ at which a minute right after an active one is active with probability `p` (1 − e^−λ), p capped at 0.99. */
+export const paceOfDuty = (p: number) => -Math.log1p(-Math.min(Math.max(p, 0), 0.99));
+
+/**
+ * The per-minute variance a person acting at random at pace λ shows over their active minutes: only minutes
+ * with an action count, so it is a zero-truncated Poisson's, m(1 + λ − m) with m its mean. At a low pace
+ * almost every active minute holds one action whoever acts, so the variance is small for people too; at a
+ * high pace it is about λ, as a plain Poisson's.
+ */
+export function randomVarianceAt(lambda: number): number {
+  if (!(lambda > 0)) return 0;
+  const m = truncatedMean(lambda);
   return m * (1 + lambda - m);
 }
 
@@ -142,12 +155,16 @@ export function daySignals(minutes: MinuteRate[], opts: { minMinutes?: number } 
     activeHours: [...perHour.values()].filter((c) => c >= HOUR_MIN_MINUTES).length,
   };
   if (n < Math.max(2, opts.minMinutes ?? signalDefaults.minMinutes)) return { ...base, rateDispersion: null, cadence: null };
-  const gap = mode(day.slice(1).map((m, i) => m.minute - day[i]!.minute));
+  const gaps = day.slice(1).map((m, i) => m.minute - day[i]!.minute);
+  const gap = mode(gaps);
+  // Chance's pace, from the counts (the mean) or from how often the next minute is active too, whichever is
+  // higher: one action in every minute is no low pace, though its mean is 1.
+  const pace = Math.max(paceOfMean(rbar), paceOfDuty(gaps.filter((g) => g === 1).length / gaps.length));
   return {
     ...base,
     // Against what chance gives at that pace; sqrt(2/(n−1)) is about the standard error of a log variance: a
     // short day must not look steady by luck.
-    rateDispersion: Math.log((variance + DISPERSION_PRIOR_VARIANCE) / (randomVarianceAt(rbar) + DISPERSION_PRIOR_VARIANCE) + 0.05) + 2 * Math.sqrt(2 / (n - 1)),
+    rateDispersion: Math.log((variance + DISPERSION_PRIOR_VARIANCE) / (randomVarianceAt(pace) + DISPERSION_PRIOR_VARIANCE) + 0.05) + 2 * Math.sqrt(2 / (n - 1)),
     // A person's most common gap is 1 minute (inside a session); a timer's is its period, every time.
     cadence: gap.value >= 2 ? gap.share : 0,
   };
