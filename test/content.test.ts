@@ -436,6 +436,17 @@ describe("content refunds", () => {
     expect((await balanceOf(buyer.token)).balance).toBe(200);
   });
 
+  it("two admin removals sent at once under one Idempotency-Key: one acts, the other is 409 and removes nothing", async () => {
+    const creator = await newUser("creator");
+    const [a, b] = [await priced(creator, 100), await priced(creator, 100)];
+    const token = await adminToken();
+    const headers = { "idempotency-key": `twice-${a}` };
+    const results = await Promise.all([a, b].map((id) => call("POST", `/api/content/${id}/refund`, { token, body: { reason: "admin_removed" }, headers })));
+    expect(results.map((r) => r.status).sort()).toEqual([202, 409]);
+    const statuses = await env.DB.prepare("select id, status from content_items where id in (?, ?)").bind(a, b).all<{ id: string; status: string }>();
+    expect(statuses.results.map((r) => r.status).sort()).toEqual(["available", "removed"]);
+  });
+
   it("an admin removal asked again answers 202 with the removal's progress (with or without the same Idempotency-Key); a creator's deletion is not an admin removal", async () => {
     const creator = await newUser("creator");
     const id = await priced(creator, 100);

@@ -10,6 +10,11 @@ import { ApiError, problemBody, type ErrorCode, type FieldError } from "./errors
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
+/** How long a claimed key waits for its request's answer before the same request may take it over. */
+const CLAIM_MS = 60_000;
+/** The status of a key claimed by answerOnce whose answer is not recorded yet. */
+const CLAIMED = 0;
+
 export interface IdempotencyScope {
   userId: string;
   key: string;
@@ -51,11 +56,11 @@ async function storedOutcome<O extends Outcome>(c: Context<AppEnv>, scope: Idemp
     throw new ApiError("idempotency_conflict", "This Idempotency-Key was already used with a different request.");
   }
   const now = Date.now();
-  if (row.settlesAt !== null && now < row.settlesAt) {
+  if (row.statusCode === CLAIMED || (row.settlesAt !== null && now < row.settlesAt)) {
     // Its request is still waiting on a gateway whose reply may change the answer: not a provisional one.
     throw new ApiError("conflict", "A request with this Idempotency-Key is still in progress; retry shortly.", {
       transient: true,
-      headers: { "retry-after": String(Math.max(1, Math.ceil((row.settlesAt - now) / 1000))) },
+      headers: { "retry-after": String(Math.max(1, Math.ceil(((row.settlesAt ?? now) - now) / 1000))) },
     });
   }
   c.header("idempotent-replayed", "true");
@@ -118,24 +123,42 @@ export async function decideOnce<B extends object>(c: Context<AppEnv>, scopeBody
 
 /**
  * For an operation whose answer is known only after its batch committed (an admin removal's progress), and
- * which is safe to repeat: the key is looked up first (a repeat is answered from its record, another
- * request's is 409), the operation runs, and its answer is recorded after it. A request that stops in
- * between leaves no record, so its retry runs the operation again; a concurrent twin's record wins.
+ * which is safe to repeat. The key is claimed first: a concurrent request with it waits for the answer (409,
+ * transient) or, with another body, is refused (409); a repeat is answered from the record. The operation
+ * runs, and its answer (or its refusal) replaces the claim. A request that stops in between leaves the
+ * claim, which the same request takes over after CLAIM_MS and runs again.
  */
 export async function answerOnce<O extends Outcome>(c: Context<AppEnv>, scopeBody: unknown, run: () => Promise<O>): Promise<O> {
   const scope = await idempotencyScope(c, scopeBody);
   if (!scope) return run();
-  const stored = await storedOutcome<O>(c, scope);
-  if (stored) return stored;
-  return idempotent<O>(c, scope, async () => {
-    const outcome = await run();
-    const [mine] = await c.var.db
-      .insert(idempotencyKeys)
-      .values({ ...scope, statusCode: outcome.status, responseBody: JSON.stringify(outcome.body), createdAt: Date.now() })
-      .onConflictDoNothing()
-      .returning({ key: idempotencyKeys.key });
-    return mine ? outcome : ((await storedOutcome<O>(c, scope)) ?? outcome);
-  });
+  const db = c.var.db;
+  const now = Date.now();
+  const ours = and(eq(idempotencyKeys.userId, scope.userId), eq(idempotencyKeys.key, scope.key), eq(idempotencyKeys.requestHash, scope.requestHash));
+  const [claimed] = await db
+    .insert(idempotencyKeys)
+    .values({ ...scope, statusCode: CLAIMED, responseBody: "null", createdAt: now, settlesAt: now + CLAIM_MS })
+    .onConflictDoUpdate({
+      target: [idempotencyKeys.userId, idempotencyKeys.key],
+      set: { createdAt: now, settlesAt: now + CLAIM_MS },
+      setWhere: and(eq(idempotencyKeys.statusCode, CLAIMED), lt(idempotencyKeys.settlesAt, now), eq(idempotencyKeys.requestHash, scope.requestHash)),
+    })
+    .returning({ key: idempotencyKeys.key });
+  if (!claimed) {
+    const stored = await storedOutcome<O>(c, scope);
+    if (stored) return stored;
+    throw new ApiError("conflict", "A request with this Idempotency-Key is still in progress; retry shortly.", { transient: true });
+  }
+  const answer = (status: number, body: unknown) => db.update(idempotencyKeys).set({ statusCode: status, responseBody: JSON.stringify(body), settlesAt: null }).where(ours);
+  let outcome: O;
+  try {
+    outcome = await run();
+  } catch (error) {
+    if (error instanceof ApiError && error.status < 500 && !error.extra.transient) await answer(error.status, problemBody(error.code, error.detail, error.extra.errors));
+    else await db.delete(idempotencyKeys).where(and(ours, eq(idempotencyKeys.statusCode, CLAIMED)));
+    throw error;
+  }
+  await answer(outcome.status, outcome.body);
+  return outcome;
 }
 
 /** Keys are kept at least 24 hours (SPEC §3); older ones are removed by the scheduled cleanup. */
