@@ -181,7 +181,20 @@ export async function revokeWhitelist(db: Db, adminId: string, id: string, now: 
       .where(and(eq(fraudWhitelist.id, id), or(isNull(fraudWhitelist.expiresAt), gt(fraudWhitelist.expiresAt, now))))
       .returning(),
     // changes(): the entry the update just ended (none: nothing to audit).
-    insertWhere(db, auditLog, { actorId: adminId, action: "fraud.whitelist_revoked", subjectType: "whitelist", subjectId: id, details: {}, createdAt: now }, sql`where changes() > 0`),
+    insertWhere(
+      db,
+      auditLog,
+      {
+        actorId: adminId,
+        action: "fraud.whitelist_revoked",
+        subjectType: "whitelist",
+        subjectId: id,
+        // Whom the entry was about, so the audit log alone says whose exemption ended.
+        details: sql`(select json_object('userId', ${fraudWhitelist.userId}, 'deviceFingerprint', ${fraudWhitelist.deviceFingerprint}, 'reason', ${fraudWhitelist.reason}) from ${fraudWhitelist} where ${fraudWhitelist.id} = ${id})`,
+        createdAt: now,
+      },
+      sql`where changes() > 0`,
+    ),
   ]);
   if (row) return whitelistView(row);
   const exists = await db.query.fraudWhitelist.findFirst({ where: eq(fraudWhitelist.id, id) });
