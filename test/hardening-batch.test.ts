@@ -466,6 +466,18 @@ describe("a run left behind by an invocation that stopped between a commit and i
     const alerts = await env.DB.prepare("select details from fraud_alerts where alert_type = 'batch_stalled' and json_extract(details, '$.day') = ?").bind(day).all();
     expect(alerts.results).toHaveLength(1);
   });
+
+  it("a stalled run is resumed (with its alert) however long ago it started: a day older than the activity retention is not left in silence", async () => {
+    const { resumeStalledRuns } = await import("../src/jobs/daily-batch");
+    const day = addDays(previousBusinessDay(Date.now(), tz), -40);
+    const now = Date.now();
+    await env.DB.prepare("insert into batch_runs (day, status, mu, sigma, population, active_users, started_at) values (?, 'paying', 4, 2, 0, 0, ?)").bind(day, now - 10 * 86_400_000).run();
+    expect(await resumeStalledRuns({ db: db(), config, env }, now)).toEqual([]);
+    expect(await resumeStalledRuns({ db: db(), config, env }, now + 15 * 60_000)).toEqual([day]);
+    expect((await env.DB.prepare("select status from batch_runs where day = ?").bind(day).first<{ status: string }>())?.status).toBe("done");
+    const alerts = await env.DB.prepare("select count(*) as n from fraud_alerts where alert_type = 'batch_stalled' and json_extract(details, '$.day') = ?").bind(day).first<{ n: number }>();
+    expect(alerts?.n).toBe(1);
+  });
 });
 
 describe("a day the users' objects no longer keep", () => {

@@ -108,16 +108,17 @@ export async function purgeCollectFailures(db: Db, now: number, config: Pick<Con
  * start, or the collect that fixed μ and σ): no message will ever move it on. A slow run is not: each look
  * notes the run's progress (users collected and classified, messages sent), and only a run that made none
  * between two looks is resumed — claimed by one housekeeping run, then resumed (every step is safe to
- * repeat), which restarts its clock; one alert per day tells a person. Runs older than the activity
- * retention are left to a person (their users' objects no longer hold the day). A `failed` run (dead
- * letters) waits for an admin, as before.
+ * repeat), which restarts its clock; one alert per day tells a person. However old the day: paying needs
+ * no object, and a collection the objects can no longer answer fails loudly (their summaries refuse a day
+ * they no longer keep: users given up with alerts, or dead letters). A `failed` run (dead letters) waits
+ * for an admin, as before.
  */
 export async function resumeStalledRuns(deps: BatchDeps, now: number): Promise<string[]> {
   const { db, config } = deps;
   const looking = await db
     .select({ day: batchRuns.day, status: batchRuns.status, watched: batchRuns.watched, queueMessages: batchRuns.queueMessages })
     .from(batchRuns)
-    .where(and(inArray(batchRuns.status, ["collecting", "paying"]), lt(batchRuns.startedAt, now - config.BATCH_STALL_MINUTES * 60_000), gt(batchRuns.startedAt, now - config.ACTIVITY_RETENTION_DAYS * 86_400_000)))
+    .where(and(inArray(batchRuns.status, ["collecting", "paying"]), lt(batchRuns.startedAt, now - config.BATCH_STALL_MINUTES * 60_000)))
     .orderBy(asc(batchRuns.day))
     .limit(10);
   const resumed: string[] = [];
