@@ -164,6 +164,51 @@ describe("hardening 6: webhooks trust only what is signed or confirmed", () => {
   });
 });
 
+describe("hostile fields in authentic notifications", () => {
+  const orderRow = (id: string) => env.DB.prepare("select status from payment_orders where id = ?").bind(id).first<{ status: string }>();
+  const buy = async (token: string, gateway: "midtrans" | "xendit") => {
+    const res = await call("POST", `/api/payment/${gateway}/create`, { token, body: { packageId: "pkg_100" } });
+    expect(res.status, res.text).toBe(201);
+    return res.json.orderId as string;
+  };
+
+  it("a transaction_status (not signed) that is no status, or no string, is a 4xx and changes nothing", async () => {
+    const user = await newUser("hostile-status");
+    const orderId = await buy(user.token, "midtrans");
+    const n = await midtransNotification(orderId, { transaction_status: "settlement" });
+    for (const status of ["constructor", "toString", "__proto__", { toString: 1 }, 200, null]) {
+      const res = await postMidtransWebhook({ ...n, transaction_status: status });
+      expect(res.status, `${JSON.stringify(status)}: ${res.text}`).toBe(400);
+    }
+    expect((await orderRow(orderId))?.status).toBe("pending");
+  });
+
+  it("a Xendit callback whose status or amount is no string or number is a 4xx and changes nothing", async () => {
+    const user = await newUser("hostile-xendit");
+    const orderId = await buy(user.token, "xendit");
+    const headers = { "x-callback-token": TEST_KEYS.XENDIT_CALLBACK_TOKEN };
+    for (const body of [{ external_id: orderId, status: { toString: 1 } }, { external_id: orderId, status: "PAID", paid_amount: { toString: 1 } }]) {
+      const res = await call("POST", "/api/payment/xendit/webhook", { body, headers });
+      expect(res.status, res.text).toBeGreaterThanOrEqual(400);
+      expect(res.status, res.text).toBeLessThan(500);
+    }
+    expect((await orderRow(orderId))?.status).toBe("pending");
+  });
+
+  it("a payment in another currency is refused as an amount mismatch (alerted), never credited", async () => {
+    const user = await newUser("hostile-currency");
+    const [m, x] = [await buy(user.token, "midtrans"), await buy(user.token, "xendit")];
+    const n = await midtransNotification(m, { transaction_status: "settlement" });
+    expectProblem(await postMidtransWebhook({ ...n, currency: "USD" }), 422, "amount_mismatch");
+    const paid = { id: "inv-x", external_id: x, status: "PAID", amount: 10_000, paid_amount: 10_000, currency: "USD" };
+    expectProblem(await call("POST", "/api/payment/xendit/webhook", { body: paid, headers: { "x-callback-token": TEST_KEYS.XENDIT_CALLBACK_TOKEN } }), 422, "amount_mismatch");
+    expect((await balanceOf(user.token)).balance).toBe(0);
+    // The same in rupiah credits as ever.
+    expect((await postMidtransWebhook({ ...n, currency: "IDR" })).status).toBe(200);
+    expect((await balanceOf(user.token)).balance).toBeGreaterThan(0);
+  });
+});
+
 describe("multiple_failed_payments across an hour boundary", () => {
   const checkFailedPayments = (db: ReturnType<typeof createDb>, userId: string, now: number) => applyStatements(db, failedPaymentStatements(db, config, userId, null, now));
   const failedOrder = (userId: string, at: number) =>

@@ -87,6 +87,8 @@ export interface MidtransStatus {
   /** Cumulative refunded (or charged back) amount, as sent ("10000.00"), when there was any. */
   refundAmount: string | undefined;
   transactionId: string | undefined;
+  /** As Midtrans sends it (absent in older answers: rupiah). */
+  currency: unknown;
 }
 
 export interface MidtransIrisPayout {
@@ -163,6 +165,7 @@ export function midtransGateway(config: Config, env: Pick<Env, "MIDTRANS_SERVER_
           grossAmount: String(res.gross_amount ?? ""),
           refundAmount: res.refund_amount === undefined ? undefined : String(res.refund_amount),
           transactionId: typeof res.transaction_id === "string" ? res.transaction_id : undefined,
+          currency: res.currency,
         };
       } catch (error) {
         throw translate(error);

@@ -48,7 +48,8 @@ export function statusCodeAgrees(transactionStatus: string, statusCode: string, 
     chargeback: ["200"],
     partial_chargeback: ["200"],
   };
-  return expected[transactionStatus]?.includes(statusCode) ?? false;
+  // Own keys only: a status named like an Object.prototype member ("constructor") is no status.
+  return Object.hasOwn(expected, transactionStatus) && expected[transactionStatus]!.includes(statusCode);
 }
 
 /**

@@ -34,10 +34,15 @@ async function findOrder(db: Db, id: unknown, gateway: PaymentOrderRow["gateway"
   return order;
 }
 
-/** An authentic notification whose amount differs from the order is refused and flagged (once per order and amount, however often it is retried). */
-async function assertAmount(db: Db, order: PaymentOrderRow, gateway: string, received: unknown): Promise<void> {
-  if (parseGatewayAmount(received) === order.amountIdr) return;
-  const shown = String(received).slice(0, 40);
+/**
+ * An authentic notification whose amount differs from the order, or is in another currency than rupiah (when
+ * it names one), is refused and flagged (once per order and amount, however often it is retried).
+ */
+async function assertAmount(db: Db, order: PaymentOrderRow, gateway: string, received: unknown, currency: unknown): Promise<void> {
+  const rupiah = currency === undefined || currency === null || currency === "IDR";
+  if (rupiah && parseGatewayAmount(received) === order.amountIdr) return;
+  const printable = (v: unknown) => (typeof v === "string" || typeof v === "number" ? String(v) : typeof v);
+  const shown = `${printable(received)}${rupiah ? "" : ` ${printable(currency)}`}`.slice(0, 40);
   await raiseAlert(db, {
     userId: order.userId,
     alertType: "webhook_amount_mismatch",
@@ -72,11 +77,12 @@ export async function handleMidtransNotification(ctx: WebhookContext, raw: strin
   if (!ipAllowed(ctx.clientIp, ctx.config.MIDTRANS_ALLOWED_IPS)) throw new ApiError("forbidden", "This source address may not send notifications.");
   const n = parseJson(raw);
   if (!(await verifyMidtransSignature(n, ctx.env.MIDTRANS_SERVER_KEY))) throw new ApiError("invalid_signature", "The notification signature is missing or wrong.");
-  const notified = String(n.transaction_status ?? "");
+  if (typeof n.transaction_status !== "string") throw new ApiError("invalid_notification", "transaction_status is missing or not a string.");
+  const notified = n.transaction_status;
   const fraud = typeof n.fraud_status === "string" ? n.fraud_status : undefined;
   if (!statusCodeAgrees(notified, String(n.status_code), fraud)) throw new ApiError("invalid_notification", "status_code does not agree with transaction_status.");
   const order = await findOrder(ctx.db, n.order_id, "midtrans");
-  await assertAmount(ctx.db, order, "midtrans", n.gross_amount);
+  await assertAmount(ctx.db, order, "midtrans", n.gross_amount, n.currency);
   let action: GatewayAction = actionForOrder(order, notified, midtransAction(notified, fraud));
   if (!canChange(order, action)) {
     const outcome = unchanged(action);
@@ -92,7 +98,7 @@ export async function handleMidtransNotification(ctx: WebhookContext, raw: strin
       if (error instanceof GatewayError) throw new ApiError("gateway_error", "Could not confirm the status with Midtrans; retry later.");
       throw error;
     }
-    await assertAmount(ctx.db, order, "midtrans-status", status.grossAmount);
+    await assertAmount(ctx.db, order, "midtrans-status", status.grossAmount, status.currency);
     action = actionForOrder(order, status.transactionStatus, midtransAction(status.transactionStatus, status.fraudStatus));
     confirmed = { gatewayStatus: status.transactionStatus, refundedIdr: parseGatewayAmount(status.refundAmount) ?? undefined, gatewayRef: status.transactionId };
   }
@@ -110,9 +116,10 @@ export async function handleXenditNotification(ctx: WebhookContext, raw: string,
   if (!verifyXenditToken(callbackToken, ctx.env.XENDIT_CALLBACK_TOKEN)) throw new ApiError("invalid_signature", "The callback token is missing or wrong.");
   const n = parseJson(raw);
   const order = await findOrder(ctx.db, n.external_id, "xendit");
-  const status = String(n.status ?? "");
+  if (typeof n.status !== "string") throw new ApiError("invalid_notification", "status is missing or not a string.");
+  const status = n.status;
   const action = xenditAction(status);
-  if (action === "credit") await assertAmount(ctx.db, order, "xendit", n.paid_amount ?? n.amount);
+  if (action === "credit") await assertAmount(ctx.db, order, "xendit", n.paid_amount ?? n.amount, n.currency);
   const outcome = canChange(order, action)
     ? await settleOrder(ctx.db, ctx.config, order, action, { gatewayStatus: status, gatewayRef: typeof n.id === "string" ? n.id.slice(0, 100) : undefined })
     : unchanged(action);
