@@ -315,7 +315,7 @@ describe("notifications that race, fail half-way or round to the end", () => {
     const row = await pendingRow(orderId);
     const cancel = await midtransNotification(orderId, { transaction_status: "cancel" });
     // The capture's handler (which confirmed "capture" a moment earlier) commits its credit just before the cancel fails the order.
-    const db = d1Intercept(/update "payment_orders" set "status" = \?, "gateway_status" = \?, "failure_reason" = \?/, async () => {
+    const db = d1Intercept(/update "payment_orders" set "status" = \?, "gateway_status" = \?, "failure_reason" = case/, async () => {
       expect(await settleOrder(createDb(env.DB), config, row, "credit", { gatewayStatus: "capture" })).toBe("credited");
     });
     const res = await call("POST", "/api/payment/midtrans/webhook", { body: cancel, db });
@@ -337,6 +337,17 @@ describe("notifications that race, fail half-way or round to the end", () => {
     expect((await postMidtransWebhook(capture)).json.outcome).toBe("duplicate");
     expect((await balanceOf(user.token)).balance).toBe(0);
     expect(await orderRow(orderId)).toMatchObject({ status: "failed" });
+  });
+
+  it("a cancel of an order we failed on our own outage (create_*) makes it final, and it still does not count as the user's failed payment", async () => {
+    const user = await newUser("cxl4");
+    const orderId = await buy(user.token);
+    await env.DB.prepare("update payment_orders set status = 'failed', failure_reason = 'create_timeout', failed_at = ? where id = ?").bind(Date.now(), orderId).run();
+    const row = await pendingRow(orderId);
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "cancel" }))).json.outcome).toBe("failed");
+    expect(await orderRow(orderId)).toMatchObject({ status: "failed", failure_reason: "create_timeout" });
+    expect(await settleOrder(createDb(env.DB), config, row, "credit", { gatewayStatus: "capture" })).toBe("duplicate");
+    expect((await balanceOf(user.token)).balance).toBe(0);
   });
 
   it("a cancel of an order that failed before (a denied card, then a retried one) still makes it final: the capture it voids is not credited", async () => {

@@ -58,7 +58,7 @@ export function statusCodeAgrees(transactionStatus: string, statusCode: string, 
  * reversed in full. Other failures (deny, expire) never un-pay an order, and a later confirmed payment
  * may overrule them (Snap lets the buyer try again after a denied card).
  */
-export const CANCELLED = "gateway_cancel";
+export const CANCELLED = "cancel";
 
 /** What a gateway action does to an order in its current state (the cancel rule above). */
 export function actionForOrder(order: Pick<PaymentOrderRow, "status">, transactionStatus: string, action: GatewayAction): GatewayAction {

@@ -16,10 +16,10 @@ export type SettleOutcome = "credited" | "duplicate" | "failed" | "reversed" | "
 
 /** Orders that can still be credited: a failure reported earlier may be overruled by a confirmed settlement. */
 export const CREDITABLE: PaymentOrderRow["status"][] = ["pending", "failed"];
-/** Whether a confirmed payment may still credit the order (a cancelled one is final: deposit-rules' CANCELLED). */
-export const creditable = (order: Pick<PaymentOrderRow, "status" | "failureReason">) => CREDITABLE.includes(order.status) && order.failureReason !== CANCELLED;
+/** Whether a confirmed payment may still credit the order (a cancelled one is final: deposit-rules' CANCELLED; the gateway's status says so). */
+export const creditable = (order: Pick<PaymentOrderRow, "status" | "gatewayStatus">) => CREDITABLE.includes(order.status) && order.gatewayStatus !== CANCELLED;
 const creditableSql = (orderId: string) =>
-  sql`exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${orderId} and ${inArray(paymentOrders.status, CREDITABLE)} and coalesce(${paymentOrders.failureReason}, '') <> ${CANCELLED})`;
+  sql`exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${orderId} and ${inArray(paymentOrders.status, CREDITABLE)} and coalesce(${paymentOrders.gatewayStatus}, '') <> ${CANCELLED})`;
 /** Nothing more can happen to these: fully reversed after a credit, or refunded before one. */
 export const FINAL: PaymentOrderRow["status"][] = ["reversed", "refunded"];
 
@@ -67,11 +67,13 @@ export async function settleOrder(db: Db, config: Config, order: PaymentOrderRow
   if (action === "fail") {
     // A late failure cannot undo money already received; only an order not yet paid fails, judged by the rule in the same batch.
     // A cancel also marks an order that failed before (a denied card the buyer then retried): cancelled is final.
-    const cancel = confirmed.gatewayStatus === "cancel";
+    const cancel = confirmed.gatewayStatus === CANCELLED;
+    // An order we failed on our own outage keeps that reason (it is not the user's failed payment).
+    const reason = sql`case when substr(${paymentOrders.failureReason}, 1, 7) = 'create_' then ${paymentOrders.failureReason} else ${`gateway_${confirmed.gatewayStatus}`} end`;
     const [failed] = await applyStatements(db, [
       db
         .update(paymentOrders)
-        .set({ status: "failed", gatewayStatus: confirmed.gatewayStatus, failureReason: `gateway_${confirmed.gatewayStatus}`, failedAt: sql`coalesce(${paymentOrders.failedAt}, ${now})`, updatedAt: now })
+        .set({ status: "failed", gatewayStatus: confirmed.gatewayStatus, failureReason: reason, failedAt: sql`coalesce(${paymentOrders.failedAt}, ${now})`, updatedAt: now })
         .where(and(eq(paymentOrders.id, order.id), cancel ? inArray(paymentOrders.status, CREDITABLE) : eq(paymentOrders.status, "pending")))
         .returning({ id: paymentOrders.id, failedAt: paymentOrders.failedAt }),
       ...failedPaymentStatements(db, config, order.userId, order.id, now),
