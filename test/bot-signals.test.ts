@@ -101,6 +101,17 @@ describe("daySignals", () => {
     expect(classifyDay(daySignals(every(0, 120, 1, () => 1)), p, k)).toMatchObject({ level: "B", decidedBy: "regularity" });
   });
 
+  it("a person acting in sessions of back-to-back minutes, whose counts vary more than chance's at their mean, is not steady", () => {
+    const counts = [1, 2, 1, 3, 1, 1, 2, 5, 1, 2, 1, 1, 3, 1, 2, 1, 4, 1, 1, 2];
+    const minutes: MinuteRate[] = [];
+    [420, 720, 1080, 1260].forEach((at, s) => {
+      for (let i = 0; i < 30; i++) minutes.push({ minute: start + at + i, rate: counts[(i * 7 + s * 3) % counts.length]! });
+    });
+    const fallback = Object.fromEntries(Object.entries(signalDefaults.columns).map(([c, d]) => [c, columnParams(statsOf([]), d, { mode: "robust", minPopulation: 30 })])) as Record<SignalColumn, SignalParams>;
+    const s = daySignals(minutes);
+    expect(classifyDay(s, { rbar: { mu: 4, sigma: 1.3 }, columns: fallback }, k), `rateDispersion ${s.rateDispersion}`).toMatchObject({ level: "C", decidedBy: null });
+  });
+
   it("a bursty person is far less steady than a metronome at the same mean", () => {
     const rates = [1, 9, 2, 4, 12, 1, 3, 7, 2, 5, 1, 8];
     const person = [...every(480, 40, 1, (i) => rates[i % rates.length]!), ...every(1140, 40, 1, (i) => rates[(i * 7) % rates.length]!)];

@@ -30,8 +30,9 @@ export interface DaySignals {
   activeHours: number;
   /**
    * ln(v / v₀ + 0.05) of the per-minute rates, v₀ what a person acting at random at the same pace shows
-   * (randomVarianceAt; the pace from the mean, or from how often consecutive minutes are active, whichever is
-   * higher; both variances plus a small prior), plus a short-day allowance. Low = steady.
+   * (randomVarianceAt; the pace from the mean, or, for counts no more varied than that, from how often
+   * consecutive minutes are active if higher; both variances plus a small prior), plus a short-day allowance.
+   * Low = steady.
    */
   rateDispersion: number | null;
   /** Share of the gaps between active minutes that equal the most common gap, if that gap is ≥ 2 minutes; else 0. */
@@ -157,9 +158,12 @@ export function daySignals(minutes: MinuteRate[], opts: { minMinutes?: number } 
   if (n < Math.max(2, opts.minMinutes ?? signalDefaults.minMinutes)) return { ...base, rateDispersion: null, cadence: null };
   const gaps = day.slice(1).map((m, i) => m.minute - day[i]!.minute);
   const gap = mode(gaps);
-  // Chance's pace, from the counts (the mean) or from how often the next minute is active too, whichever is
-  // higher: one action in every minute is no low pace, though its mean is 1.
-  const pace = Math.max(paceOfMean(rbar), paceOfDuty(gaps.filter((g) => g === 1).length / gaps.length));
+  // Chance's pace, from the counts (the mean). Counts no more varied than chance's at that pace are judged
+  // against the pace their duty shows too (how often the next minute is active), if higher: one action in every
+  // minute is no low pace, though its mean is 1. People act in sessions of back-to-back minutes, so the duty
+  // alone would make their counts look steady; counts more varied than chance's never are.
+  const meanPace = paceOfMean(rbar);
+  const pace = variance <= randomVarianceAt(meanPace) ? Math.max(meanPace, paceOfDuty(gaps.filter((g) => g === 1).length / gaps.length)) : meanPace;
   return {
     ...base,
     // Against what chance gives at that pace; sqrt(2/(n−1)) is about the standard error of a log variance: a
