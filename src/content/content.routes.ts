@@ -198,7 +198,7 @@ export const contentRouter = createRouter()
         202: json(ProgressSchema, "Removed; refunds queued (asked again: that removal's progress)"),
         ...errorResponses,
         404: problemFor("No available item, or no live purchase of that buyer."),
-        409: problemFor("`already_applied`: the purchase was refunded meanwhile by another refund; or the Idempotency-Key was used with another request."),
+        409: problemFor("`already_applied`: the purchase was refunded meanwhile by another refund; or the Idempotency-Key was used with another request; or (`conflict`, transient) a removal with the same key is still in progress."),
         422: problemFor("`refund_window_closed`."),
       },
     }),
