@@ -479,6 +479,17 @@ describe("content refunds", () => {
     await expectLedgerOk();
   });
 
+  it("a removal asked again while its fan-out waits in the queue does not send it again", async () => {
+    const creator = await newUser("creator");
+    const id = await priced(creator, 100);
+    const buyer = await funded(100);
+    expect((await unlock(buyer, id)).status).toBe(201);
+    const sent: unknown[] = [];
+    const recording = { BATCH_QUEUE: { send: async (b: unknown) => void sent.push(b), sendBatch: async (bs: { body: unknown }[]) => void sent.push(...bs.map((x) => x.body)) } } as unknown as Record<string, string>;
+    for (let i = 0; i < 2; i++) expect((await call("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "admin_removed" }, vars: recording })).status).toBe(202);
+    expect(sent).toHaveLength(1);
+  });
+
   it("admin removal of an item once sold at 1 coin (the creator's share rounded to 0): that purchase is closed with nothing to give back, and every other buyer is refunded", async () => {
     const creator = await newUser("creator");
     const id = await priced(creator, 1);

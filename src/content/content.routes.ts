@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { and, eq, isNull } from "drizzle-orm";
-import { contentPurchases } from "../db/schema";
+import { contentPurchases, contentRefundRuns } from "../db/schema";
 import { requireRole } from "../lib/auth";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
 import { answerOnce, decideOnce, moveOnce } from "../lib/idempotency";
@@ -59,8 +59,15 @@ async function runAskedAgain(c: Context<AppEnv>, id: string, kind: "full" | "cre
   const run = await refundRun(c.var.db, id);
   if (!run || run.kind !== kind || (requestedBy !== undefined && run.requestedBy !== requestedBy)) return null;
   const progress = await refundProgress(c.var.db, id);
-  if (progress.status === "refunding" && progress.queueMessages === 0) await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+  // A fan-out that never left (the queue failed after the item closed) is sent now; one waiting in the queue is not sent twice.
+  if (progress.status === "refunding" && progress.queueMessages === 0 && run.fanoutSentAt === null) await sendRefunds(c, id);
   return progress;
+}
+
+/** Sends an item's refund run to the queue, and notes that it left. */
+async function sendRefunds(c: Context<AppEnv>, id: string) {
+  await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+  await c.var.db.update(contentRefundRuns).set({ fanoutSentAt: Date.now() }).where(eq(contentRefundRuns.contentId, id));
 }
 
 export const contentRouter = createRouter()
@@ -162,7 +169,7 @@ export const contentRouter = createRouter()
         if (!again) throw error;
         return c.json(again, 202);
       }
-      await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+      await sendRefunds(c, id);
       return c.json(await refundProgress(c.var.db, id), 202);
     },
   )
@@ -218,7 +225,7 @@ export const contentRouter = createRouter()
             if (!again) throw error;
             return { status: 202, body: again };
           }
-          await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+          await sendRefunds(c, id);
           return { status: 202, body: await refundProgress(db, id) };
         });
         return c.json(outcome.body, 202);
@@ -310,7 +317,7 @@ export const adminContentRouter = createRouter()
     async (c) => {
       const { id } = c.req.valid("param");
       await refundProgress(c.var.db, id);
-      await startFanout(c.env.BATCH_QUEUE, "content_refund", id);
+      await sendRefunds(c, id);
       return c.json(await refundProgress(c.var.db, id), 202);
     },
   );

@@ -275,7 +275,10 @@ export async function closeContent(db: Db, id: string, kind: RefundKind, actorId
 
 /** The item's refund run (`creator_share`: an admin removal; `full`: its creator's deletion), if it has one: its kind and who asked for it. */
 export async function refundRun(db: Db, id: string) {
-  const [run] = await db.select({ kind: contentRefundRuns.kind, requestedBy: contentRefundRuns.requestedBy }).from(contentRefundRuns).where(eq(contentRefundRuns.contentId, id));
+  const [run] = await db
+    .select({ kind: contentRefundRuns.kind, requestedBy: contentRefundRuns.requestedBy, fanoutSentAt: contentRefundRuns.fanoutSentAt })
+    .from(contentRefundRuns)
+    .where(eq(contentRefundRuns.contentId, id));
   return run;
 }
 

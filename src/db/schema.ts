@@ -635,6 +635,8 @@ export const contentRefundRuns = sqliteTable("content_refund_runs", {
   requestedBy: text().notNull(),
   purchases: integer().notNull(),
   queueMessages: integer().notNull().default(0),
+  /** When its fan-out reached the queue (null: it never left, e.g. the queue failed after the item closed). */
+  fanoutSentAt: integer(),
   startedAt: integer().notNull(),
   finishedAt: integer(),
 });

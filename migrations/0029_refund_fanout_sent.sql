@@ -1,0 +1,1 @@
+ALTER TABLE `content_refund_runs` ADD `fanout_sent_at` integer;
