@@ -228,6 +228,25 @@ describe("realtime events over WebSockets", () => {
     admin.ws.close(1000, "done");
   });
 
+  it("a user banned while holding a lobby socket is disconnected from it (4003) and hears nothing more there; the lobby is not told", async () => {
+    const [victim, buyer, other] = [await newUser("lobby-ban"), await newUser("lobby-buyer"), await newUser("lobby-other")];
+    await adjust(buyer.id, 500);
+    const lobby = await open("/lobby", { token: victim.token });
+    const watcher = await open("/lobby", { token: other.token });
+    const alertId = newId(Date.now());
+    await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, created_at) values (?, ?, 'manual_review', 'high', '{}', ?)").bind(alertId, victim.id, Date.now()).run();
+    expect((await call("POST", "/api/fraud/review", { token: await adminToken(), body: { alertId, status: "resolved", action: "banned" } })).status).toBe(200);
+    const deadline = Date.now() + 3000;
+    while (lobby.closed === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(lobby.closed).toEqual({ code: 4003 });
+    const streamId = `stream-ban-${victim.id}`;
+    expect((await call("POST", `/api/live/${streamId}/boost`, { token: buyer.token, body: { level: "basic" } })).status).toBe(201);
+    expect(await until(watcher, (f) => f.type === "stream-boosted" && f.data.streamId === streamId)).toBeDefined();
+    expect(lobby.frames.some((f) => f.type === "stream-boosted" && f.data.streamId === streamId)).toBe(false);
+    expect(watcher.frames.some((f) => f.type === "account-banned")).toBe(false);
+    watcher.ws.close(1000, "done");
+  });
+
   it("one user cannot push others out of a lobby shard: their own oldest sockets close past the per-user cap, and a full shard refuses newcomers (429)", async () => {
     // One shard of 3 sockets, 2 per user (a room of its own, so other tests' lobby sockets do not count).
     const vars = { REALTIME_LOBBY_SHARDS: "1", REALTIME_MAX_SOCKETS_PER_ROOM: "3", REALTIME_MAX_SOCKETS_PER_USER: "2" };

@@ -48,7 +48,8 @@ export function announce<S extends object>(statement: S, toEvents: Announcer): S
 /**
  * Marks an update of user records that may ban (its RETURNING gives `id` and `status`): each row left
  * banned becomes `account-banned { userId }` in the admins' room, which also closes that user's sockets
- * there (an admin banned while listening stops receiving the fraud alerts at once).
+ * there (an admin banned while listening stops receiving the fraud alerts at once) and in the lobby
+ * (publishOutbox). Their own socket stays: it carries only their balance and transactions (SPEC §3).
  */
 export function announceBans<S extends object>(statement: S, at: number): S {
   return announce(statement, (rows) =>
@@ -128,6 +129,13 @@ export async function publishOutbox(env: Env, config: RealtimeConfig, outbox: Ou
     }
   }
   for (const [shard, events] of shards) calls.push({ events, call: env.REALTIME_ROOMS.get(env.REALTIME_ROOMS.idFromName(`lobby:${shard}`)).publish(plain(events), keep) });
+  // A banned user's lobby sockets close too (on their shard, without telling the lobby); best effort: a
+  // socket left open is refused on its next connection.
+  for (const e of rooms.admins.filter((a) => a.type === ACCOUNT_BANNED)) {
+    const userId = String(e.data.userId);
+    const shard = env.REALTIME_ROOMS.get(env.REALTIME_ROOMS.idFromName(`lobby:${lobbyShard(userId, config.REALTIME_LOBBY_SHARDS)}`));
+    await shard.disconnect([userId], "account banned").catch((error: unknown) => console.error("banned user's lobby sockets not closed", error instanceof Error ? error.message : String(error)));
+  }
   const results = await Promise.allSettled(calls.map((c) => c.call));
   const failed: Outbox = [];
   results.forEach((r, i) => {

@@ -29,6 +29,11 @@ export class RealtimeRoom extends DurableObject<Env> {
     return delivered;
   }
 
+  /** Closes these users' sockets here (4003), logging nothing: the room is not told why. */
+  disconnect(userIds: string[], reason: string): void {
+    this.log.disconnect(new Set(userIds), 4003, reason);
+  }
+
   sockets(): number {
     return this.log.sockets();
   }
