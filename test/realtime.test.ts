@@ -519,7 +519,7 @@ describe("housekeeping announces what it settled whatever the latency recorder d
 });
 
 describe("an event whose publish fails is published again, not acknowledged away", () => {
-  it("a queued realtime message whose object call fails hands the failed user's events back to the queue (bounded), and they arrive", async () => {
+  it("a queued realtime message whose object call fails hands a resync for that user back to the queue (bounded), which arrives: never an old balance after a newer one", async () => {
     const user = await newUser("lost");
     const socket = await open("", { token: user.token });
     const events = [{ to: { user: user.id, seenAt: Number.MAX_SAFE_INTEGER }, type: "coin-balance-update", at: Date.now(), data: { balance: 85, change: 85, reason: "escrow_release" } }];
@@ -534,11 +534,15 @@ describe("an event whose publish fails is published again, not acknowledged away
     await worker.queue(delivery({ kind: "realtime", events }), flaky);
     expect(outcome).toEqual(["ack"]);
     expect(sent).toHaveLength(1);
-    expect(sent[0]!.body).toMatchObject({ kind: "realtime", hops: 1, events: [{ type: "coin-balance-update", data: { balance: 85 } }] });
-    // The object is back: the handed-back message delivers the event.
+    // Handed back as a resync: by the time it is delivered, newer events may have arrived (a balance update
+    // replayed after them would show an old balance); a resync tells the client to re-read.
+    expect(sent[0]!.body).toMatchObject({ kind: "realtime", hops: 1, events: [{ to: { user: user.id }, type: "resync" }] });
+    expect(sent[0]!.body.events).toHaveLength(1);
+    // Meanwhile a newer movement's event is published directly; the handed-back resync arrives after it.
+    await env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(user.id)).publish([{ type: "coin-balance-update", at: Date.now(), data: { balance: 40, change: -45, reason: "transfer" } }], { keep: 500, maxAgeMs: 86_400_000 });
     await worker.queue(delivery(sent[0]!.body), env);
-    const frame = await until(socket, (f) => f.type === "coin-balance-update");
-    expect(frame?.data).toMatchObject({ balance: 85, reason: "escrow_release" });
+    expect(await until(socket, (f) => f.type === "resync")).toBeDefined();
+    expect(socket.frames.filter((f) => f.type === "coin-balance-update").map((f) => f.data.balance)).toEqual([40]);
     // An object that keeps failing is given up on after REALTIME_PUBLISH_HOPS hand-backs, not looped forever.
     sent.length = 0;
     await worker.queue(delivery({ kind: "realtime", events, hops: 3 }), flaky);

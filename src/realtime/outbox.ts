@@ -152,13 +152,13 @@ export const REALTIME_PUBLISH_HOPS = 3;
 /**
  * Publishes, and hands the events whose object call failed (an object restarting or overloaded) back to the
  * queue to be published again, at most REALTIME_PUBLISH_HOPS times: an event that was never logged would
- * otherwise be lost without a gap in `seq` to show it. A group too large for a message is tried once more
+ * otherwise be lost without a gap in `seq` to show it. A user's failed events come back as one `resync`. A group too large for a message is tried once more
  * directly. Groups that were published are not handed back (a call whose answer was lost after the object
  * logged its events is, and those arrive twice). A hand-back that cannot be queued is logged, not thrown, so
  * a queued message is not retried whole (which would publish its other groups again).
  */
 export async function publishReliably(env: Env, config: RealtimeConfig, outbox: Outbox, hops = 0): Promise<void> {
-  let failed = await publishOutbox(env, config, outbox);
+  let failed = resyncs(await publishOutbox(env, config, outbox));
   if (failed.length === 0) return;
   if (hops >= REALTIME_PUBLISH_HOPS) {
     console.error(`realtime events given up after ${hops} attempts`, failed.length);
@@ -170,6 +170,21 @@ export async function publishReliably(env: Env, config: RealtimeConfig, outbox: 
     await env.BATCH_QUEUE.sendBatch(group.map((body) => ({ body, delaySeconds: 2 }))).catch((e) => console.error("realtime events not handed back", e instanceof Error ? e.message : String(e)));
   }
   if (direct.length > 0 && failed.length > 0) console.error("realtime events given up (too large to hand back)", failed.length);
+}
+
+/**
+ * What a user whose events failed to publish is told later: one `resync` (re-read balance and history), not
+ * the events themselves, which would arrive after newer ones (an old balance shown last). Rooms' events
+ * (boosts, alerts) are handed back as they are.
+ */
+function resyncs(failed: Outbox): Outbox {
+  const users = new Map<string, OutboxEvent>();
+  const rest: Outbox = [];
+  for (const e of failed) {
+    if (!("user" in e.to)) rest.push(e);
+    else users.set(e.to.user, { to: e.to, type: "resync", at: Math.max(e.at, users.get(e.to.user)?.at ?? 0), data: {} });
+  }
+  return [...rest, ...users.values()];
 }
 
 /** Realtime events a background job hands to the queue: the events of at most PUBLISH_CHUNK_USERS users. */
