@@ -233,6 +233,21 @@ describe("marketplace orders", () => {
     await expectLedgerOk();
   });
 
+  it("Top Earner counts marketplace earnings too (SPEC §10: coins earned), net of claw-backs", async () => {
+    const admin = await adminToken();
+    const [buyer, seller] = [await funded(1000), await newUser("top-seller")];
+    const vars = { BADGE_TOP_EARNER_COINS: "300" };
+    const badges = async () => (await call("GET", `/api/users/${seller.id}/badges`, { token: seller.token })).json.items.map((b: { badge: string }) => b.badge);
+    const placed = await order(buyer, { sellerId: seller.id, amount: 400 });
+    expect(placed.status, placed.text).toBe(201);
+    expect((await call("POST", `/api/marketplace/orders/${placed.json.order.id}/confirm`, { token: buyer.token, vars })).status).toBe(200);
+    // The seller earned 340 of it (85 %): past the threshold.
+    expect(await badges()).toEqual(["top_earner"]);
+    expect((await call("POST", `/api/marketplace/orders/${placed.json.order.id}/refund`, { token: admin, vars })).status).toBe(200);
+    expect(await badges()).toEqual([]);
+    await expectLedgerOk();
+  });
+
   it("a confirm racing a refund: exactly one wins", async () => {
     for (let round = 0; round < 4; round++) {
       const [buyer, seller] = [await funded(300), await newUser("seller")];

@@ -15,7 +15,7 @@ export async function handleQueueMessage(deps: QueueDeps, body: QueueMessage, no
   if (body.kind === "fanout") await fanoutStep(deps, SOURCES[body.source], body);
   else if (body.kind === "realtime") await publishReliably(deps.env, deps.config, body.events, body.hops ?? 0);
   else if (body.kind === "content_refund") await handleContentRefundMessage(deps.db, deps.config, body, now);
-  else if (body.kind === "escrow_release") await handleEscrowRelease(deps.db, body, now);
+  else if (body.kind === "escrow_release") await handleEscrowRelease(deps.db, deps.config, body, now);
   else await handleBatchMessage(deps, body, now);
 }
 

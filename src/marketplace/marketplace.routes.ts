@@ -123,7 +123,7 @@ export const marketplaceRouter = createRouter()
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      return c.json(await decideOnce<ReturnType<typeof orderView>>(c, { id }, async (record) => orderView(await confirmOrder(c.var.db, id, c.var.user.id, Date.now(), (o) => record(orderView(o))))), 200);
+      return c.json(await decideOnce<ReturnType<typeof orderView>>(c, { id }, async (record) => orderView(await confirmOrder(c.var.db, c.var.config, id, c.var.user.id, Date.now(), (o) => record(orderView(o))))), 200);
     },
   )
   .openapi(
@@ -141,7 +141,7 @@ export const marketplaceRouter = createRouter()
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const answer = await decideOnce<ReturnType<typeof orderView>>(c, { id }, async (record) => orderView(await refundOrder(c.var.db, await visibleOrder(c.var.db, id, c.var.user), c.var.user, (o) => record(orderView(o)))));
+      const answer = await decideOnce<ReturnType<typeof orderView>>(c, { id }, async (record) => orderView(await refundOrder(c.var.db, c.var.config, await visibleOrder(c.var.db, id, c.var.user), c.var.user, (o) => record(orderView(o)))));
       return c.json(answer, 200);
     },
   )

@@ -13,6 +13,7 @@ import { applySpending, spendingPlan } from "../ledger/spending";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { TermsCache } from "../lib/terms-cache";
+import { statStatements } from "../live/badges";
 import { callerInGoodStanding, recipientActive, userNotBanned } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
 import { eachApart, type FanoutSource } from "../jobs/fanout";
@@ -216,19 +217,22 @@ export type OrderRecord = (order: MarketplaceOrderRow) => IdempotencyWrite | und
  * are banned, and the forfeiting one is applied (a ban is permanent).
  * `callerGuards`: the standing the one who releases needs (a buyer's confirm moves the buyer's money).
  */
-export async function releaseOrder(db: Db, order: MarketplaceOrderRow, actor: string, now: number, opts: { record?: OrderRecord; callerGuards?: Guard[] } = {}): Promise<MarketplaceOrderRow> {
+export async function releaseOrder(db: Db, config: Config, order: MarketplaceOrderRow, actor: string, now: number, opts: { record?: OrderRecord; callerGuards?: Guard[] } = {}): Promise<MarketplaceOrderRow> {
   try {
-    return await releaseAs(db, order, actor, now, opts, false);
+    return await releaseAs(db, config, order, actor, now, opts, false);
   } catch (error) {
     if (!(error instanceof GuardError && error.guard === "order_affiliate_banned")) throw error;
-    return releaseAs(db, order, actor, now, opts, true);
+    return releaseAs(db, config, order, actor, now, opts, true);
   }
 }
 
-async function releaseAs(db: Db, order: MarketplaceOrderRow, actor: string, now: number, opts: { record?: OrderRecord; callerGuards?: Guard[] }, affiliateForfeits: boolean): Promise<MarketplaceOrderRow> {
+async function releaseAs(db: Db, config: Config, order: MarketplaceOrderRow, actor: string, now: number, opts: { record?: OrderRecord; callerGuards?: Guard[] }, affiliateForfeits: boolean): Promise<MarketplaceOrderRow> {
+  const txIds = { seller: newId(now), affiliate: newId(now) };
+  // Coins earned (SPEC §10 Top Earner), in the release's batch.
+  const earned = (userId: string, amount: number, role: "seller" | "affiliate") => statStatements(db, config, userId, { coinsEarned: amount }, txIds[role], now);
   const part = (userId: string, amount: number, type: "escrow_release" | "commission", role: "seller" | "affiliate"): LedgerPlan =>
     entryPlan({
-      tx: { id: newId(now), type, asset: "COIN", amount, userId, counterpartyId: order.buyerId, metadata: { source: "marketplace", earners: [userId], orderId: order.id, role, ...(affiliateForfeits && role === "seller" ? { affiliateForfeited: order.affiliateShare } : {}) } },
+      tx: { id: txIds[role], type, asset: "COIN", amount, userId, counterpartyId: order.buyerId, metadata: { source: "marketplace", earners: [userId], orderId: order.id, role, ...(affiliateForfeits && role === "seller" ? { affiliateForfeited: order.affiliateShare } : {}) } },
       postings: [
         { accountId: ESCROW, asset: "COIN", amount: -amount },
         { accountId: userAccountId(userId, "COIN"), asset: "COIN", amount },
@@ -251,11 +255,16 @@ async function releaseAs(db: Db, order: MarketplaceOrderRow, actor: string, now:
           ...userNotBanned(order.sellerId, "order_payee_banned"),
           ...(order.affiliateId && !affiliateForfeits ? userNotBanned(order.affiliateId, "order_affiliate_banned") : []),
         ],
-        alongside: [db.update(marketplaceOrders).set({ ...shares, status: "released", releasedAt: now, releasedBy: actor }).where(eq(marketplaceOrders.id, order.id))],
+        alongside: [
+          db.update(marketplaceOrders).set({ ...shares, status: "released", releasedAt: now, releasedBy: actor }).where(eq(marketplaceOrders.id, order.id)),
+          ...earned(order.sellerId, shares.sellerShare, "seller"),
+        ],
       },
     },
   ];
-  if (order.affiliateId && shares.affiliateShare > 0) plans.push({ plan: part(order.affiliateId, shares.affiliateShare, "commission", "affiliate"), options: { guards: [], alongside: [] } });
+  if (order.affiliateId && shares.affiliateShare > 0) {
+    plans.push({ plan: part(order.affiliateId, shares.affiliateShare, "commission", "affiliate"), options: { guards: [], alongside: earned(order.affiliateId, shares.affiliateShare, "affiliate") } });
+  }
   await applyPlans(db, plans);
   return released;
 }
@@ -266,7 +275,7 @@ async function releaseAs(db: Db, order: MarketplaceOrderRow, actor: string, now:
  * wallets cannot cover when the refund commits becomes recorded debt — and the commission returned;
  * processing keeps its share.
  */
-export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { id: string; role: string }, record?: OrderRecord): Promise<MarketplaceOrderRow> {
+export async function refundOrder(db: Db, config: Config, order: MarketplaceOrderRow, caller: { id: string; role: string }, record?: OrderRecord): Promise<MarketplaceOrderRow> {
   if (order.status === "refunded") throw new ApiError("conflict", "The order was already refunded.");
   const admin = caller.role === "admin";
   // An admin does not refund their own purchase (it pays them); as its seller, refunding in escrow is theirs to do.
@@ -280,9 +289,10 @@ export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { 
   // A claw-back is booked to the earner's debt; the batch settles it from what their wallet has available
   // at commit (ledger/debt-settlement.ts), so debt is only what the wallet cannot cover.
   const clawback = (userId: string | null, share: number) => (userId ? clawBack(userId, "COIN", share) : []);
+  const refundTxId = newId(now);
   const plan = entryPlan({
     tx: {
-      id: newId(now),
+      id: refundTxId,
       type: "refund",
       asset: "COIN",
       amount: legs.buyer,
@@ -311,7 +321,12 @@ export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { 
         options: {
           idempotency: record?.(refunded),
           guards: [when === "before_release" ? escrowGuard(order.id) : guard("order_not_released", sql`not exists (select 1 from ${marketplaceOrders} where ${marketplaceOrders.id} = ${order.id} and ${marketplaceOrders.status} = 'released')`)],
-          alongside: [db.update(marketplaceOrders).set({ status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer }).where(eq(marketplaceOrders.id, order.id))],
+          alongside: [
+            db.update(marketplaceOrders).set({ status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer }).where(eq(marketplaceOrders.id, order.id)),
+            // What the release earned them is taken back from the Top Earner count with the coins.
+            ...(when === "after_release" ? statStatements(db, config, order.sellerId, { coinsEarned: -legs.seller }, refundTxId, now) : []),
+            ...(when === "after_release" && order.affiliateId ? statStatements(db, config, order.affiliateId, { coinsEarned: -legs.affiliate }, refundTxId, now) : []),
+          ],
         },
       },
     ]);
@@ -327,7 +342,7 @@ export async function refundOrder(db: Db, order: MarketplaceOrderRow, caller: { 
  * good standing. Recorded debt does not stop it: the escrowed coins left the wallet at purchase, and the
  * cron would release them anyway.
  */
-export async function confirmOrder(db: Db, id: string, buyerId: string, now: number, record?: OrderRecord) {
+export async function confirmOrder(db: Db, config: Config, id: string, buyerId: string, now: number, record?: OrderRecord) {
   const load = () => findOrder(db, id);
   // An order's terms never change; only its status does, and the release's batch is guarded by it. Remembered
   // terms (placed in this isolate) save the read; any refusal is decided on a fresh one.
@@ -339,7 +354,7 @@ export async function confirmOrder(db: Db, id: string, buyerId: string, now: num
     if (known.buyerId !== buyerId) throw new ApiError("forbidden", "Only the order's buyer confirms delivery.");
     if (known.status !== "escrow") throw new ApiError("conflict", `The order is ${known.status}.`);
     try {
-      const released = await releaseOrder(db, known, buyerId, now, { record, callerGuards: callerInGoodStanding(buyerId) });
+      const released = await releaseOrder(db, config, known, buyerId, now, { record, callerGuards: callerInGoodStanding(buyerId) });
       orderTerms.forget(id);
       return released;
     } catch (error) {
@@ -371,13 +386,13 @@ export const escrowReleaseSource: FanoutSource<EscrowReleaseMessage> = {
  * one whose seller is banned stays in escrow, with one alert per order for an admin to refund it (a banned
  * affiliate's share goes to the seller, see releaseOrder); one that fails otherwise does not hold up the others (the message is retried after).
  */
-export async function handleEscrowRelease(db: Db, message: EscrowReleaseMessage, now: number): Promise<number> {
+export async function handleEscrowRelease(db: Db, config: Config, message: EscrowReleaseMessage, now: number): Promise<number> {
   let released = 0;
   const outcomes = await eachApart(message.orderIds, (id) => id, async (id) => {
     const order = await findOrder(db, id);
     if (!order || order.status !== "escrow" || order.releaseDueAt > message.cutoff) return;
     try {
-      await releaseOrder(db, order, "system:escrow-release", now);
+      await releaseOrder(db, config, order, "system:escrow-release", now);
       released++;
     } catch (error) {
       if (error instanceof GuardError && error.guard === "order_payee_banned") {
