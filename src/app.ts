@@ -53,6 +53,7 @@ const DECIDES_IN_BATCH: [method: string, path: RegExp][] = [
   ["POST", /^\/api\/live\/[^/]+\/(gift|boost)$/],
   ["POST", /^\/api\/marketplace\/orders$/],
   ["POST", /^\/api\/marketplace\/orders\/[^/]+\/confirm$/],
+  ["POST", /^\/api\/marketplace\/orders\/[^/]+\/refund$/],
 ];
 /**
  * Routes whose rate limit is counted before the caller is loaded, so a request it refuses costs D1 nothing;
@@ -69,10 +70,9 @@ const LIMITED_FIRST: [method: string, path: RegExp, limiter: MiddlewareHandler<A
 ];
 const memberGate = createMiddleware<AppEnv>(async (c, next) => {
   const matches = ([method, path]: [string, RegExp, ...unknown[]]) => method === c.req.method && path.test(c.req.path);
-  if (DECIDES_IN_BATCH.some(matches)) return next();
   const limiter = LIMITED_FIRST.find(matches)?.[2];
-  const gated = async () => void (await callerGate(c, next));
-  return limiter ? limiter(c, gated) : gated();
+  const rest = DECIDES_IN_BATCH.some(matches) ? next : async () => void (await callerGate(c, next));
+  return limiter ? limiter(c, rest) : rest();
 });
 
 const openApiInfo = {

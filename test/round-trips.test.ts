@@ -1,6 +1,6 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { adjust, adminToken, balanceOf, call, d1Stats, expectLedgerOk, expectProblem, newUser, verifiedUser } from "./helpers";
+import { adjust, adminToken, balanceOf, call, d1Stats, expectLedgerOk, expectProblem, newUser, setUserStatus, verifiedUser } from "./helpers";
 
 /** One request, with the D1 round trips (and statements) it cost, its waitUntil work included. */
 async function counted(method: string, path: string, options: Parameters<typeof call>[2] = {}) {
@@ -134,6 +134,24 @@ describe("one D1 round trip per request: hot paths decide inside their batch", (
     expect(behind.res.json.featuredFrom).toBe(new Date(at + 3_600_000).toISOString());
     await env.DB.prepare("update boost_purchases set expires_at = 0 where stream_id in (?1, ?2, ?3, ?4)").bind(s1, s2, s3, s4).run();
     await expectLedgerOk();
+  });
+
+  it("a seller's refund of an order in escrow is one round trip once the isolate knows the order; a banned seller is refused in the batch", async () => {
+    const [buyer, seller] = [await newUser("rt-rf-buyer"), await newUser("rt-rf-seller")];
+    await adjust(buyer.id, 1000);
+    const placed = async () => (await call("POST", "/api/marketplace/orders", { token: buyer.token, body: { sellerId: seller.id, productId: "p", amount: 200 } })).json.order.id as string;
+    const refund = await counted("POST", `/api/marketplace/orders/${await placed()}/refund`, { token: seller.token });
+    expect(refund.res.status, refund.res.text).toBe(200);
+    expect(refund.roundTrips).toBe(1);
+    // Confirmed behind the isolate's back: the remembered order is refused at commit, read again, and the refusal says why.
+    const released = await placed();
+    await env.DB.prepare("update marketplace_orders set status = 'released' where id = ?").bind(released).run();
+    expectProblem(await call("POST", `/api/marketplace/orders/${released}/refund`, { token: seller.token }), 403, "forbidden");
+    const other = await placed();
+    await setUserStatus(seller.id, "banned");
+    expectProblem(await call("POST", `/api/marketplace/orders/${other}/refund`, { token: seller.token }), 403, "account_banned");
+    expect((await balanceOf(buyer.token)).balance).toBe(1000 - 200 - 200);
+    await setUserStatus(seller.id, "active");
   });
 
   it("a transfer racing an admin freeze never succeeds after the freeze committed", async () => {

@@ -10,7 +10,7 @@ import {
   orderView,
   placeOrder,
   referralCodeFor,
-  refundOrder,
+  refundOrderById,
   reviewBusinessVerification,
   sellerStanding,
   submitBusinessVerification,
@@ -141,7 +141,7 @@ export const marketplaceRouter = createRouter()
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const answer = await decideOnce<ReturnType<typeof orderView>>(c, { id }, async (record) => orderView(await refundOrder(c.var.db, c.var.config, await visibleOrder(c.var.db, id, c.var.user), c.var.user, (o) => record(orderView(o)))));
+      const answer = await decideOnce<ReturnType<typeof orderView>>(c, { id }, async (record) => orderView(await refundOrderById(c.var.db, c.var.config, id, c.var.user, (o) => record(orderView(o)))));
       return c.json(answer, 200);
     },
   )

@@ -14,7 +14,7 @@ import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { TermsCache } from "../lib/terms-cache";
 import { statStatements } from "../live/badges";
-import { callerInGoodStanding, recipientActive, userNotBanned } from "../users/users.guards";
+import { callerInGoodStanding, callerNotBanned, recipientActive, userNotBanned } from "../users/users.guards";
 import type { TransactionView } from "../wallet/wallet.view";
 import { eachApart, type FanoutSource } from "../jobs/fanout";
 import { dedupeKey, raiseAlert } from "../fraud/alerts";
@@ -196,9 +196,30 @@ export async function findOrder(db: Db, id: string) {
 
 /** The order, to its buyer, seller, affiliate or an admin; to anyone else it does not exist. */
 export async function visibleOrder(db: Db, id: string, caller: { id: string; role: string }) {
-  const order = await findOrder(db, id);
+  return visible(await findOrder(db, id), caller);
+}
+
+function visible(order: MarketplaceOrderRow | undefined, caller: { id: string; role: string }): MarketplaceOrderRow {
   if (!order || (caller.role !== "admin" && ![order.buyerId, order.sellerId, order.affiliateId].includes(caller.id))) throw new ApiError("not_found", "No such order.");
   return order;
+}
+
+/**
+ * POST /orders/{id}/refund: the order as remembered in this isolate (its parties never change; the batch is
+ * guarded by its status, and by the caller not being banned), so a seller's refund of an order in escrow is
+ * one round trip; any refusal of remembered terms is decided again on a fresh read.
+ */
+export async function refundOrderById(db: Db, config: Config, id: string, caller: { id: string; role: string }, record?: OrderRecord) {
+  for (let fresh = false; ; fresh = true) {
+    const { value, remembered } = await orderTerms.get(id, () => findOrder(db, id), fresh);
+    try {
+      const refunded = await refundOrder(db, config, visible(value, caller), caller, record);
+      orderTerms.forget(id);
+      return refunded;
+    } catch (error) {
+      if (!(remembered && error instanceof ApiError && error.status < 500)) throw error;
+    }
+  }
 }
 
 const escrowGuard = (id: string) => guard("order_not_in_escrow", sql`not exists (select 1 from ${marketplaceOrders} where ${marketplaceOrders.id} = ${id} and ${marketplaceOrders.status} = 'escrow')`);
@@ -320,7 +341,7 @@ export async function refundOrder(db: Db, config: Config, order: MarketplaceOrde
         plan,
         options: {
           idempotency: record?.(refunded),
-          guards: [when === "before_release" ? escrowGuard(order.id) : guard("order_not_released", sql`not exists (select 1 from ${marketplaceOrders} where ${marketplaceOrders.id} = ${order.id} and ${marketplaceOrders.status} = 'released')`)],
+          guards: [...callerNotBanned(caller.id), when === "before_release" ? escrowGuard(order.id) : guard("order_not_released", sql`not exists (select 1 from ${marketplaceOrders} where ${marketplaceOrders.id} = ${order.id} and ${marketplaceOrders.status} = 'released')`)],
           alongside: [
             db.update(marketplaceOrders).set({ status: "refunded", refundedAt: now, refundedBy: caller.id, refundKind: when, refundAmount: legs.buyer }).where(eq(marketplaceOrders.id, order.id)),
             // What the release earned them is taken back from the Top Earner count with the coins.
