@@ -379,6 +379,8 @@ describe("marketplace orders", () => {
     // Two sellers waiting longer: the queue needs more than one page of two to reach this one.
     for (let i = 0; i < 2; i++) expect((await call("POST", "/api/marketplace/business-verification", { token: (await newUser("biz-early")).token, body })).status).toBe(201);
     expect((await call("POST", "/api/marketplace/business-verification", { token: seller.token, body })).json).toMatchObject({ status: "pending" });
+    // While it waits for review it cannot be changed: an admin approves what they saw, not data sent meanwhile.
+    expectProblem(await call("POST", "/api/marketplace/business-verification", { token: seller.token, body: { ...body, taxId: "999999999999999" } }), 409, "conflict");
     // The queue pages (oldest first): every pending one is reached once, whatever the page size.
     const queued: string[] = [];
     let cursor: string | null = null;

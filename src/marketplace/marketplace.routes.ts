@@ -164,7 +164,7 @@ export const marketplaceRouter = createRouter()
       method: "post",
       path: "/business-verification",
       tags: ["marketplace"],
-      summary: "Submit (or resubmit) business verification: business name, license number (NIB), tax id (NPWP); an admin reviews it",
+      summary: "Submit (or, after a rejection, resubmit) business verification: business name, license number (NIB), tax id (NPWP); an admin reviews it",
       security: bearerSecurity,
       request: {
         body: body(
@@ -178,7 +178,7 @@ export const marketplaceRouter = createRouter()
             .openapi({ example: { businessName: "Toko Sinar Jaya", licenseNumber: "9120001234567", taxId: "0123456789012345" } }),
         ),
       },
-      responses: { 201: json(VerificationSchema, "Submitted, pending review"), ...errorResponses, 409: problemFor("Already verified.") },
+      responses: { 201: json(VerificationSchema, "Submitted, pending review"), ...errorResponses, 409: problemFor("Already verified, or pending review (a submission under review cannot be changed: an admin approves what they saw).") },
     }),
     async (c) => c.json(await submitBusinessVerification(c.var.db, c.var.user.id, c.req.valid("json"), Date.now()), 201),
   )

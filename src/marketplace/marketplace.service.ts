@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, lte, ne, sql } from "drizzle-orm";
+import { and, asc, eq, gt, lte, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { insertWhere } from "../db/insert-where";
@@ -444,7 +444,8 @@ export async function submitBusinessVerification(db: Db, userId: string, input: 
     db
       .insert(businessVerifications)
       .values({ userId, ...input, status: "pending", submittedAt: now })
-      .onConflictDoUpdate({ target: businessVerifications.userId, set: { ...input, status: "pending", submittedAt: now, reviewedBy: null, reviewedAt: null, note: null }, setWhere: ne(businessVerifications.status, "verified") })
+      // Only a rejected submission is replaced: a pending one is what an admin may be reviewing (they approve what they saw).
+      .onConflictDoUpdate({ target: businessVerifications.userId, set: { ...input, status: "pending", submittedAt: now, reviewedBy: null, reviewedAt: null, note: null }, setWhere: eq(businessVerifications.status, "rejected") })
       .returning(),
     insertWhere(
       db,
@@ -453,7 +454,10 @@ export async function submitBusinessVerification(db: Db, userId: string, input: 
       sql`where exists (select 1 from ${businessVerifications} where ${businessVerifications.userId} = ${userId} and ${businessVerifications.status} = 'pending' and ${businessVerifications.submittedAt} = ${now})`,
     ),
   ])) as [(typeof businessVerifications.$inferSelect)[]];
-  if (!rows[0]) throw new ApiError("conflict", "Your business is already verified.");
+  if (!rows[0]) {
+    const current = await db.query.businessVerifications.findFirst({ where: eq(businessVerifications.userId, userId) });
+    throw new ApiError("conflict", current?.status === "pending" ? "Your submission is being reviewed; it can be changed once it is decided." : "Your business is already verified.");
+  }
   return verificationView(rows[0]);
 }
 
