@@ -28,6 +28,8 @@ export interface CampaignUnits {
 
 /** One invoice per advertiser and month, so its id is derived rather than drawn. */
 export const invoiceId = (advertiserId: string, month: string) => `inv-${month}-${advertiserId}`;
+/** The same id in SQL, of a payout's advertiser and a month given as SQL or text. */
+const invoiceIdSql = (month: SQL | string) => sql`'inv-' || ${month} || '-' || ${payouts.advertiserId}`;
 
 /**
  * The payouts month M's invoice takes: those of its own days, and unbilled ones of an earlier month X that
@@ -44,7 +46,7 @@ function inMonthScope(month: string) {
   // Paid after its month's run (a payout paid by the batch is decided when it is created), or its month's invoice
   // for the advertiser is paid already (final: a run that stopped before recording itself is recorded later).
   const late = sql`(coalesce(${payouts.decidedAt}, ${payouts.createdAt}) > (select ${invoiceRuns.ranAt} from ${invoiceRuns} where ${invoiceRuns.month} = ${payoutMonth})
-    or exists (select 1 from ${usageInvoices} where ${usageInvoices.id} = 'inv-' || ${payoutMonth} || '-' || ${payouts.advertiserId} and ${usageInvoices.status} = 'paid'))`;
+    or exists (select 1 from ${usageInvoices} where ${usageInvoices.id} = ${invoiceIdSql(payoutMonth)} and ${usageInvoices.status} = 'paid'))`;
   const before = monthBefore(month);
   return or(and(gte(payouts.day, from), lte(payouts.day, to)), and(lt(payouts.day, from), ran(payoutMonth), late, or(sql`${payoutMonth} = ${before}`, ran(before))))!;
 }
@@ -68,8 +70,7 @@ function billable(month: string, advertiserId: string) {
  * campaign: what the month's invoice bills, and (GET /api/billing/usage) what it is expected to bill.
  */
 function billableUnits(db: Db, month: string, advertiserId?: string) {
-  // `invoiceId(advertiser, month)` in SQL, per row.
-  const ownInvoice = sql`${payouts.invoiceId} = 'inv-' || ${month} || '-' || ${payouts.advertiserId}`;
+  const ownInvoice = sql`${payouts.invoiceId} = ${invoiceIdSql(month)}`;
   return db
     .select({ advertiserId: payouts.advertiserId, campaignId: payouts.campaignId, units: sql<number>`sum(${payouts.units})`.mapWith(Number) })
     .from(payouts)

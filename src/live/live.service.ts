@@ -193,6 +193,7 @@ const boostDemand = new TermsCache<Demand>(2);
  * taken as not boosted at that level (its boost starts now); the batch's guard refuses that when it is wrong.
  */
 const boostEnds = new TermsCache<number>(1000);
+const endsKey = (level: BoostLevel, streamId: string) => `${level}:${streamId}`;
 
 /** The boosts of a level in force now, when the first of them ends, and when the stream's last one ends: one query. */
 async function readDemand(db: Db, streamId: string, level: BoostLevel, now: number) {
@@ -200,7 +201,7 @@ async function readDemand(db: Db, streamId: string, level: BoostLevel, now: numb
   const [row] = await db.select({ active: activeBoostsSql(level, now), firstEnd, lastEnd: lastEndSql(streamId, level) }).from(sql`(select 1)`);
   const demand = { active: row?.active ?? 0, until: row?.firstEnd ?? Number.MAX_SAFE_INTEGER };
   boostDemand.set(level, demand);
-  boostEnds.set(`${level}:${streamId}`, row?.lastEnd ?? 0);
+  boostEnds.set(endsKey(level, streamId), row?.lastEnd ?? 0);
   return { ...demand, lastEnd: row?.lastEnd ?? 0 };
 }
 
@@ -222,12 +223,12 @@ export async function boostStream(
   input: { level: BoostLevel; maxPrice?: number },
   ctx: { deviceFingerprint: string | null; record: (o: { status: 201; body: BoostBody }) => IdempotencyWrite | undefined; alongside?: Statement[] },
 ): Promise<{ status: 201; body: BoostBody }> {
-  const endsKey = `${input.level}:${streamId}`;
+  const ends = endsKey(input.level, streamId);
   for (let attempt = 0, fresh = false; ; ) {
     const now = Date.now();
     const known = fresh ? undefined : boostDemand.peek(input.level);
     const remembered = known !== undefined && known.until > now;
-    const state = remembered ? { ...known, lastEnd: boostEnds.peek(endsKey) ?? 0 } : await readDemand(db, streamId, input.level, now);
+    const state = remembered ? { ...known, lastEnd: boostEnds.peek(ends) ?? 0 } : await readDemand(db, streamId, input.level, now);
     const quote = boostPrice(input.level, state.active, config);
     try {
       if (input.maxPrice !== undefined && quote.price > input.maxPrice) {
@@ -236,7 +237,7 @@ export async function boostStream(
       const result = await boostAt(db, config, buyerId, streamId, quote, state.lastEnd, ctx, now);
       const expiresAt = Date.parse(result.body.featuredUntil);
       boostDemand.set(input.level, { active: state.active + 1, until: Math.min(state.until, expiresAt) });
-      boostEnds.set(endsKey, expiresAt);
+      boostEnds.set(ends, expiresAt);
       return result;
     } catch (error) {
       // A refusal of remembered demand (moved, a per-transaction limit or maxPrice at a stale price) is decided

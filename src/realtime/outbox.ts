@@ -152,10 +152,11 @@ export const REALTIME_PUBLISH_HOPS = 3;
 /**
  * Publishes, and hands the events whose object call failed (an object restarting or overloaded) back to the
  * queue to be published again, at most REALTIME_PUBLISH_HOPS times: an event that was never logged would
- * otherwise be lost without a gap in `seq` to show it. A user's failed events come back as one `resync`. A group too large for a message is tried once more
- * directly. Groups that were published are not handed back (a call whose answer was lost after the object
- * logged its events is, and those arrive twice). A hand-back that cannot be queued is logged, not thrown, so
- * a queued message is not retried whole (which would publish its other groups again).
+ * otherwise be lost without a gap in `seq` to show it. A user's failed events come back as one `resync`
+ * (a call whose answer was lost after the object logged them delivers them and then the resync); a room's
+ * as they were. A group too large for a message is tried once more directly. Groups that were published are
+ * not handed back. A hand-back that cannot be queued is logged, not thrown, so a queued message is not
+ * retried whole (which would publish its other groups again).
  */
 export async function publishReliably(env: Env, config: RealtimeConfig, outbox: Outbox, hops = 0): Promise<void> {
   let failed = resyncs(await publishOutbox(env, config, outbox));

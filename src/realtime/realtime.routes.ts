@@ -67,7 +67,7 @@ const CATALOGUE =
   "that touches your wallet (transfers both sides, deposits, withdrawals and their outcome, payouts, unlocks, gifts, boosts, orders, refunds, debt settlements); " +
   "`stream-boosted { streamId, boostLevel, startsAt, expiresAt }` in the lobby; `fraud-alert { alertId, userId, alertType, severity }` and `account-banned { userId }` in the admins' room (a banned admin's sockets there are then closed, code 4003, as are a banned user's lobby sockets). " +
   "Reconnect with `?since=<last seq>` to receive what you missed, in order, before live events; `{ type: \"resync\", seq }` means some are no longer kept " +
-  "(REALTIME_REPLAY_EVENTS, REALTIME_REPLAY_HOURS): re-read balance and history. Send the text `ping` to get `pong` (answered without waking the server). " +
+  "(REALTIME_REPLAY_EVENTS, REALTIME_REPLAY_HOURS) or could not be delivered in order: re-read balance and history. Send the text `ping` to get `pong` (answered without waking the server). " +
   "Events are published after the batch that caused them commits; a refused request publishes nothing. They are kept for you while you are present " +
   "(a socket open, or your last one closed within REALTIME_REPLAY_HOURS); back after longer, you get `resync` whatever `since` you send.";
 
