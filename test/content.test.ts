@@ -91,6 +91,12 @@ describe("registering and pricing content", () => {
     expect(audit.results.map((a) => a.action)).toEqual(["content.priced", "content.priced", "content.reassigned", "content.priced"]);
   });
 
+  it("reassigning an unknown item answers 404 and changes nothing: no user row for the named creator", async () => {
+    const stranger = uniqueId("never-seen");
+    expectProblem(await call("POST", `/api/admin/content/${uniqueId("c")}/owner`, { token: await adminToken(), body: { creatorId: stranger } }), 404, "not_found");
+    expect(await env.DB.prepare("select count(*) as n from users where id = ?").bind(stranger).first<{ n: number }>("n")).toBe(0);
+  });
+
   it("after a reassignment, the item's revenue shows its creator their own sales, not what the previous creator earned", async () => {
     const [first, second] = [await newUser("creator"), await newUser("creator")];
     const id = await priced(first, 300);

@@ -58,13 +58,14 @@ export async function registerContent(db: Db, callerId: string, id: string, pric
 /** An admin hands a content item to another creator (audited); its past purchases keep their split. */
 export async function reassignContent(db: Db, adminId: string, id: string, creatorId: string, now: number) {
   notAboutThemselves(adminId, creatorId, "take over content (its sales would pay them)");
-  const [, [row]] = (await applyStatements(db, [
+  // The item must exist before the new creator is first seen: a refused reassignment creates no user.
+  const [, , [row]] = (await applyStatements(db, [
+    checkGuards(db, [guard("content_missing", sql`not exists (select 1 from ${contentItems} where ${contentItems.id} = ${id})`)]),
     firstSight(db, creatorId, now),
     db.update(contentItems).set({ creatorId, updatedAt: now }).where(eq(contentItems.id, id)).returning(),
-    insertWhere(db, auditLog, { actorId: adminId, action: "content.reassigned", subjectType: "content", subjectId: id, details: { creatorId }, createdAt: now }, sql`where exists (select 1 from ${contentItems} where ${contentItems.id} = ${id})`),
-  ])) as [unknown, ContentItemRow[]];
-  if (!row) throw new ApiError("not_found", "No content with that id.");
-  return contentView(row);
+    db.insert(auditLog).values({ actorId: adminId, action: "content.reassigned", subjectType: "content", subjectId: id, details: { creatorId }, createdAt: now }),
+  ])) as [unknown, unknown, ContentItemRow[]];
+  return contentView(row!);
 }
 
 /** Whether the caller may view the item: its creator, or a buyer whose purchase stands, while it is available. */

@@ -23,6 +23,7 @@ export const GUARDS = {
   caller_verification_required: () => new ApiError("verification_required", "Additional verification is required before money can leave this account."),
   caller_kyc_required: () => new ApiError("kyc_required", "Withdrawals need a verified KYC."),
   caller_in_debt: () => new ApiError("debt_outstanding", "This account has recorded debt; money cannot leave it until later credits have settled the debt."),
+  content_missing: () => new ApiError("not_found", "No content with that id."),
   content_unavailable: () => new ApiError("not_found", "No available content with that id."),
   content_creator_banned: () => new ApiError("recipient_unavailable", "The content's creator is banned: it cannot be bought while the ban lasts."),
   content_terms_changed: () => new ApiError("conflict", "The content's price or creator changed while unlocking; try again.", CONCURRENT),
