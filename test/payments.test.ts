@@ -51,6 +51,11 @@ describe("coin packages", () => {
     expect(bonus.json).toMatchObject({ bonusCoins: 7, isActive: false, badge: "retired" });
     const repriced = await call("PATCH", `/api/admin/packages/${created.json.id}`, { token, body: { price: 4100 } });
     expect(repriced.json).toMatchObject({ price: 4100, coins: 42, bonusCoins: 7, isActive: false, badge: "retired", currency: "IDR" });
+    // A PATCH that names nothing is refused (it used to answer 200 and audit an empty update).
+    const audits = async () => (await env.DB.prepare("select count(*) as n from audit_log where subject_id = ?").bind(created.json.id).first<{ n: number }>("n"))!;
+    const before = await audits();
+    expectProblem(await call("PATCH", `/api/admin/packages/${created.json.id}`, { token, body: {} }), 400, "validation_failed");
+    expect(await audits()).toBe(before);
     const publicList = await call("GET", "/api/payment/packages");
     expect(publicList.json.items.some((p: any) => p.id === created.json.id)).toBe(false);
     const user = await newUser();

@@ -39,4 +39,9 @@ export const PackageCreateSchema = z
 
 // Not `PackageCreateSchema.partial()`: zod still applies a field's default inside `.partial()`, so an update
 // naming only the price would have reset the bonus, the badge and an inactive package's state.
-export const PackageUpdateSchema = z.object(packageFields).partial().strict().openapi("CoinPackageUpdate", { example: { price: 150000, isActive: false } });
+export const PackageUpdateSchema = z
+  .object(packageFields)
+  .partial()
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, "at least one field to change")
+  .openapi("CoinPackageUpdate", { example: { price: 150000, isActive: false } });
