@@ -127,7 +127,9 @@ export function createApp() {
   app.use("/api/live/*", ...member);
   app.use("/api/users/*", ...member);
   app.use("/api/marketplace/*", ...member);
-  app.use("/api/realtime/ticket", ...member);
+  // A ticket opens only what its bearer header would: a banned user's own socket stays theirs (SPEC §3: they may
+  // read), and the lobby and the admins' room refuse them at the upgrade. So the ticket needs no caller gate.
+  app.use("/api/realtime/ticket", requireAuth);
   for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit", "/api/content/:id/unlock", "/api/live/:streamId/gift", "/api/live/:streamId/boost", "/api/marketplace/orders", "/api/marketplace/orders/:id/confirm"]) {
     app.on("POST", path, valueMovingGuard);
   }

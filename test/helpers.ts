@@ -95,7 +95,9 @@ export function expectProblem(res: { status: number; headers: Headers; json: any
 }
 
 export async function setUserStatus(userId: string, status: "active" | "frozen" | "banned") {
-  await env.DB.prepare("update users set status = ? where id = ?").bind(status, userId).run();
+  // As the user is first seen if they were not yet (an update of no row would leave them unbanned unnoticed).
+  const now = Date.now();
+  await env.DB.prepare("insert into users (id, status, created_at, updated_at) values (?, ?, ?, ?) on conflict (id) do update set status = excluded.status").bind(userId, status, now, now).run();
 }
 
 /** Calls the gateway simulator's API (its control API lives under /_sim). */

@@ -189,6 +189,12 @@ describe("realtime events over WebSockets", () => {
     await setUserStatus(bannedUser, "banned");
     expect(await connect("/lobby", { token: bannedUserToken })).toMatchObject({ status: 403, json: { code: "account_banned" } });
     expect(await connect("/lobby", { query: { ticket: lobbyTicket } })).toMatchObject({ status: 403, json: { code: "account_banned" } });
+    // ... and a browser opens that own socket with a ticket, as a native client does with the bearer header.
+    const ownTicket = await call("POST", "/api/realtime/ticket", { token: bannedUserToken });
+    expect(ownTicket.status, ownTicket.text).toBe(201);
+    const own = await connect("", { query: { ticket: ownTicket.json.ticket } });
+    expect("ws" in own, JSON.stringify(own)).toBe(true);
+    if ("ws" in own) own.ws.close();
     expectProblem(await call("POST", "/api/realtime/ticket"), 401, "unauthorized");
 
     // Expired: a ticket issued 61 s ago with the default 60 s life.
