@@ -3,6 +3,7 @@ import { and, asc, eq, gt } from "drizzle-orm";
 import { batchRuns, dailyActivity } from "../db/schema";
 import { batchProgress, startBatch } from "../jobs/daily-batch";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
+import { pageLimit } from "../lib/query";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { addDays, dayStart, isRealDay } from "../lib/time";
 import { ACTIVITY_WINDOW_MS } from "../activity/activity.routes";
@@ -56,7 +57,7 @@ export const adminBatchesRouter = createRouter()
         query: z.object({
           date: z.string().refine(isRealDay, "a date YYYY-MM-DD"),
           level: z.enum(["A", "B", "C"]).optional(),
-          limit: z.coerce.number().int().min(1).max(100).default(20),
+          limit: pageLimit(20),
           cursor: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional().openapi({ description: "The last userId of the previous page." }),
         }),
       },

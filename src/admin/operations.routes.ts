@@ -98,7 +98,11 @@ export const adminOperationsRouter = createRouter()
       summary: `(Re)compute one business day's metrics rollup (the daily cron does it for the day that ended); ranges are limited to ${METRICS_MAX_DAYS} days`,
       security: bearerSecurity,
       request: { params: z.object({ date: Day }) },
-      responses: { 200: { description: "Written", content: { "application/json": { schema: z.object({ date: z.string(), computed: z.literal(true) }) } } }, ...errorResponses },
+      responses: {
+        200: { description: "Written", content: { "application/json": { schema: z.object({ date: z.string(), computed: z.literal(true) }) } } },
+        ...errorResponses,
+        409: problemFor("The day has not begun yet in business time (`conflict`); today's rollup is live (recomputed on every read)."),
+      },
     }),
     async (c) => {
       const { date } = c.req.valid("param");

@@ -3,20 +3,12 @@ import { ApiError, errorResponses, problemFor } from "../lib/errors";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { decodeCursor, encodeCursor, pageSchema, paginationQuery } from "../lib/pagination";
 import { USER_ID_PATTERN } from "../lib/auth";
+import { wholeQuery } from "../lib/query";
 import type { UsageInvoiceRow } from "../db/schema";
 import { issueMonthlyInvoices, lastBatchFinished, listInvoices, usageFor, usagePlan } from "./billing.service";
 import { businessMonth, MONTH_PATTERN, previousMonth, usageCost } from "./usage-pricing";
 
 const MAX_UNITS = 1_000_000_000_000;
-
-/** Strictly digits: z.coerce would take "", "1e3" or "0x10" as numbers. */
-const wholeQuery = (description: string) =>
-  z
-    .string()
-    .regex(/^\d{1,13}$/, "a whole number")
-    .transform(Number)
-    .pipe(z.number().max(MAX_UNITS, `at most ${MAX_UNITS}`))
-    .openapi({ type: "string", pattern: "^\\d{1,13}$", description });
 
 const Month = z.string().regex(MONTH_PATTERN, "a month YYYY-MM (01–12)");
 
@@ -90,8 +82,8 @@ export const billingRouter = createRouter()
       security: bearerSecurity,
       request: {
         query: z.object({
-          units: wholeQuery("Units to price, 0–10^12."),
-          creditLimit: wholeQuery("Credit limit in units; default USAGE_CREDIT_LIMIT_UNITS.").optional(),
+          units: wholeQuery(0, MAX_UNITS, "Units to price, 0–10^12."),
+          creditLimit: wholeQuery(0, MAX_UNITS, "Credit limit in units; default USAGE_CREDIT_LIMIT_UNITS.").optional(),
         }),
       },
       responses: { 200: { description: "The price breakdown", content: { "application/json": { schema: UsageCostSchema } } }, ...errorResponses },
@@ -101,7 +93,7 @@ export const billingRouter = createRouter()
       try {
         return c.json(usageCost(units, usagePlan(c.var.config, creditLimit)), 200);
       } catch (error) {
-        if (error instanceof RangeError) throw new ApiError("validation_failed", "The price of these units is too large to compute exactly.");
+        if (error instanceof RangeError) throw new ApiError("validation_failed", "The price of these units is too large to compute exactly.", { errors: [{ path: "query.units", message: "too large to price exactly" }] });
         throw error;
       }
     },

@@ -56,7 +56,10 @@ const field = (form: Record<string, unknown>, name: string) => (typeof form[name
 function formInput<T extends z.ZodObject>(schema: T, form: Record<string, unknown>, extra: Record<string, unknown> = {}): z.infer<T> {
   const fields = Object.keys(schema.shape).filter((k) => field(form, k) !== "").map((k) => [k, field(form, k)]);
   const parsed = schema.safeParse({ ...Object.fromEntries(fields), ...extra });
-  if (!parsed.success) throw new ApiError("validation_failed", parsed.error.issues.map((i) => `${i.path.join(".") || "form"}: ${i.message}`).join("; "));
+  if (!parsed.success) {
+    const errors = parsed.error.issues.map((i) => ({ path: ["form", ...i.path].join("."), message: i.message }));
+    throw new ApiError("validation_failed", errors.map((e) => `${e.path}: ${e.message}`).join("; "), { errors });
+  }
   return parsed.data;
 }
 
@@ -296,9 +299,9 @@ consoleRouter.post("/kyc/:userId/review", async (c) => {
   const userId = c.req.param("userId");
   return c.redirect(
     await act(c, "/admin/kyc", async () => {
-      if (!USER_ID_PATTERN.test(userId)) throw new ApiError("validation_failed", "No such user id.");
+      if (!USER_ID_PATTERN.test(userId)) throw new ApiError("validation_failed", "No such user id.", { errors: [{ path: "param.userId", message: "not a user id" }] });
       const { decision, reason, submissionId } = formInput(KycReview, form);
-      if (decision === "rejected" && !reason) throw new ApiError("validation_failed", "A rejection needs a reason.");
+      if (decision === "rejected" && !reason) throw new ApiError("validation_failed", "A rejection needs a reason.", { errors: [{ path: "form.reason", message: "required for a rejection" }] });
       await reviewKyc(c.var.db, c.var.user.id, userId, decision, reason, submissionId);
     }, `KYC of ${userId}: ${field(form, "decision")}.`),
     303,
@@ -490,7 +493,7 @@ consoleRouter.post("/users/:id/status", async (c) => {
   const form = await readForm(c);
   return c.redirect(
     await act(c, `/admin/users/${encodeURIComponent(id)}`, async () => {
-      if (!USER_ID_PATTERN.test(id)) throw new ApiError("validation_failed", "No such user id.");
+      if (!USER_ID_PATTERN.test(id)) throw new ApiError("validation_failed", "No such user id.", { errors: [{ path: "param.id", message: "not a user id" }] });
       const { status, reason } = formInput(UserStatusChange, form);
       await setUserStatus(c.var.db, c.var.user.id, id, status, reason, Date.now());
     }, field(form, "status") === "frozen" ? "User frozen." : "User unfrozen."),

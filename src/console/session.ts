@@ -34,7 +34,7 @@ export async function readForm<E extends AppEnv>(c: Context<E>) {
   try {
     return await c.req.parseBody();
   } catch {
-    throw new ApiError("validation_failed", "The body is not a readable form (application/x-www-form-urlencoded or multipart/form-data).");
+    throw new ApiError("validation_failed", "The body is not a readable form (application/x-www-form-urlencoded or multipart/form-data).", { errors: [{ path: "body", message: "a form" }] });
   }
 }
 

@@ -2,8 +2,7 @@ import { and, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { postings, transactions } from "../db/schema";
 import { userAccountId, userDebtAccountId } from "../ledger/accounts";
-import { ApiError } from "../lib/errors";
-import { addDays, businessDay, dayStart, offsetMinutes } from "../lib/time";
+import { addDays, businessDay, checkDayRange, dayStart, offsetMinutes } from "../lib/time";
 
 /**
  * Where a user's earnings come from, and in which asset each source pays. A movement that earns marks
@@ -28,8 +27,7 @@ export const EARNINGS_MAX_DAYS = 366;
 export async function creatorEarnings(db: Db, userId: string, range: { from?: string; to?: string }, now: number, tzOffset: string) {
   const to = range.to ?? businessDay(now, tzOffset);
   const from = range.from ?? addDays(to, -29);
-  if (from > to) throw new ApiError("validation_failed", "`from` must not be after `to`.");
-  if (addDays(from, EARNINGS_MAX_DAYS - 1) < to) throw new ApiError("validation_failed", `At most ${EARNINGS_MAX_DAYS} days at a time.`);
+  checkDayRange(from, to, EARNINGS_MAX_DAYS);
   const rows = await earningsQuery(db, userId, from, to, tzOffset);
   const totals = zero();
   const days = new Map<string, BySource>();

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { USER_ID_PATTERN } from "../lib/auth";
 import { errorResponses, problemFor } from "../lib/errors";
+import { pageLimit } from "../lib/query";
 import { bearerSecurity, createRouter } from "../lib/router";
 import { addToWhitelist, fraudStats, listAlerts, listWhitelist, reviewAlert, revokeWhitelist } from "./fraud.service";
 import { decodeCursor, pageSchema, paginationQuery } from "../lib/pagination";
@@ -48,7 +49,7 @@ export const fraudRouter = createRouter()
           alertType: z.string().regex(/^[a-z_A-Z]{1,60}$/).optional(),
           severity: Severity.optional(),
           status: AlertStatus.optional(),
-          limit: z.coerce.number().int().min(1).max(100).default(20),
+          limit: pageLimit(20),
           cursor: z.string().regex(AlertIdPattern).optional().openapi({ description: "The id of the last alert of the previous page." }),
         }),
       },
@@ -127,6 +128,7 @@ export const fraudRouter = createRouter()
           content: { "application/json": { schema: WhitelistEntrySchema } },
         },
         ...errorResponses,
+        404: problemFor("`not_found`: no user with that `userId` (an entry is about an account the service knows)."),
       },
     }),
     async (c) => c.json(await addToWhitelist(c.var.db, c.var.user.id, c.req.valid("json")), 201),

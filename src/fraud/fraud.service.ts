@@ -7,7 +7,7 @@ import { newId } from "../lib/ids";
 import { toPage } from "../lib/pagination";
 import { announceBans } from "../realtime/outbox";
 import { applyStatements } from "../ledger/executor";
-import { checkGuards } from "../ledger/guards";
+import { checkGuards, guard } from "../ledger/guards";
 import { userNotBanned } from "../users/users.guards";
 import { notAboutThemselves } from "../lib/auth";
 
@@ -136,10 +136,14 @@ export async function addToWhitelist(db: Db, adminId: string, input: { userId?: 
   const expiresAt = input.expiresAt ? Date.parse(input.expiresAt) : null;
   if (expiresAt !== null && expiresAt <= now) throw new ApiError("validation_failed", "expiresAt must be in the future.", { errors: [{ path: "json.expiresAt", message: "in the future" }] });
   const id = newId(now);
-  const [[row]] = await db.batch([
+  // An entry about a user names one the service knows (as every admin action about a user does): an entry for
+  // an id nobody holds yet would exempt whoever is first seen under it from every rule.
+  const known = input.userId ? [checkGuards(db, [guard("user_missing", sql`not exists (select 1 from ${users} where ${users.id} = ${input.userId})`)])] : [];
+  const [row] = (await applyStatements(db, [
+    ...known,
     db.insert(fraudWhitelist).values({ id, userId: input.userId ?? null, deviceFingerprint: input.deviceFingerprint ?? null, reason: input.reason, expiresAt, createdBy: adminId, createdAt: now }).returning(),
     db.insert(auditLog).values({ actorId: adminId, action: "fraud.whitelist_added", subjectType: input.userId ? "user" : "device", subjectId: input.userId ?? input.deviceFingerprint!, details: { reason: input.reason, expiresAt }, createdAt: now }),
-  ]);
+  ])).at(-2) as (typeof fraudWhitelist.$inferSelect)[];
   return whitelistView(row!);
 }
 

@@ -2,7 +2,7 @@ import { sql, type Query, type SQL } from "drizzle-orm";
 import { dialect, type Db } from "../db/client";
 import { BoundFragment, writeStatement } from "../db/template";
 import { batchGuards } from "../db/schema";
-import { ApiError } from "../lib/errors";
+import { ApiError, rebuilt } from "../lib/errors";
 import type { Statement } from "./executor";
 
 /**
@@ -45,6 +45,7 @@ export const GUARDS = {
   purchase_already_refunded: () => new ApiError("already_applied", "This purchase was already refunded."),
   withdraw_method_missing: () => new ApiError("withdraw_method_required", "Set a bank account with PUT /api/wallet/withdraw-method first."),
   withdraw_method_cooldown: () => new ApiError("withdraw_method_cooldown", "The bank account was changed recently; it can be used once the cooling-off period has passed."),
+  user_missing: () => new ApiError("not_found", "No user with that id."),
   recipient_missing: () => new ApiError("recipient_not_found", "No user with that id."),
   recipient_banned: () => new ApiError("recipient_unavailable", "That user cannot receive transfers."),
   spend_per_tx_limit: () => new ApiError("limit_exceeded", "This spend exceeds your per-transaction spending limit."),
@@ -71,7 +72,7 @@ export type GuardName = keyof typeof GUARDS;
 export class GuardError extends ApiError {
   constructor(readonly guard: GuardName) {
     const problem = GUARDS[guard]();
-    super(problem.code, problem.detail, problem.extra);
+    super(...rebuilt(problem.code, problem.detail, problem.extra));
   }
 }
 

@@ -57,20 +57,38 @@ export interface FieldError {
   message: string;
 }
 
-/** Thrown anywhere; rendered once by the app's onError as application/problem+json (RFC 9457). */
+/** `transient`: a refusal caused by concurrent requests, not by this one; an Idempotency-Key does not remember it, so the same key may try again. */
+export interface ErrorExtra {
+  errors?: FieldError[];
+  headers?: Record<string, string>;
+  transient?: boolean;
+}
+
+/**
+ * Thrown anywhere; rendered once by the app's onError as application/problem+json (RFC 9457). A
+ * `validation_failed` always names its fields (SPEC §3: `errors: [{ path, message }]`): the compiler
+ * refuses one without them.
+ */
 export class ApiError extends Error {
   readonly status: number;
+  constructor(code: "validation_failed", detail: string, extra: ErrorExtra & { errors: FieldError[] });
+  constructor(code: Exclude<ErrorCode, "validation_failed">, detail: string, extra?: ErrorExtra);
   constructor(
     readonly code: ErrorCode,
     readonly detail: string,
-    /** `transient`: a refusal caused by concurrent requests, not by this one; an Idempotency-Key does not remember it, so the same key may try again. */
-    readonly extra: { errors?: FieldError[]; headers?: Record<string, string>; transient?: boolean } = {},
+    readonly extra: ErrorExtra = {},
   ) {
     super(detail);
     this.name = "ApiError";
     this.status = errorStatus[code];
   }
 }
+
+/**
+ * The arguments of a problem that was checked where it was first made, rebuilt with its code as a value (an
+ * Idempotency-Key's stored refusal, a guard's problem): the overloads cannot narrow a code read from data.
+ */
+export const rebuilt = (code: ErrorCode, detail: string, extra: ErrorExtra) => [code, detail, extra] as [Exclude<ErrorCode, "validation_failed">, string, ErrorExtra];
 
 const titles: Record<number, string> = {
   400: "Bad Request",

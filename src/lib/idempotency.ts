@@ -6,7 +6,7 @@ import type { AppEnv } from "../env";
 import { IdempotencyRaceError, type IdempotencyWrite, type Statement } from "../ledger/executor";
 import { digestHex } from "./crypto";
 import { deviceFingerprint } from "./request";
-import { ApiError, problemBody, type ErrorCode, type FieldError } from "./errors";
+import { ApiError, problemBody, rebuilt, type ErrorCode, type FieldError } from "./errors";
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
@@ -67,7 +67,7 @@ async function storedOutcome<O extends Outcome>(c: Context<AppEnv>, scope: Idemp
   const body = JSON.parse(row.responseBody) as unknown;
   if (row.statusCode >= 400) {
     const problem = body as { code: ErrorCode; detail: string; errors?: FieldError[] };
-    throw new ApiError(problem.code, problem.detail, { errors: problem.errors, headers: { "idempotent-replayed": "true" } });
+    throw new ApiError(...rebuilt(problem.code, problem.detail, { errors: problem.errors, headers: { "idempotent-replayed": "true" } }));
   }
   // Stored by this module from an outcome of the same route (same user, key and request hash).
   return { status: row.statusCode, body } as O;

@@ -1,8 +1,9 @@
 import { z } from "@hono/zod-openapi";
 import { ApiError } from "./errors";
+import { pageLimit } from "./query";
 
 export const paginationQuery = {
-  limit: z.coerce.number().int().min(1).max(100).default(20).openapi({ description: "Page size, 1–100 (default 20)." }),
+  limit: pageLimit(20),
   cursor: z.string().max(200).optional().openapi({ description: "The `nextCursor` of the previous page." }),
 };
 

@@ -1,20 +1,7 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { ApiError } from "./errors";
-
-/**
- * Where a parsed JSON body has a `__proto__` key, if anywhere. JSON.parse makes it an own key, which zod's
- * strict objects do not report as unknown (it is found on every object's prototype).
- */
-function protoKeyPath(value: unknown, path: string[] = []): string[] | undefined {
-  if (value === null || typeof value !== "object") return undefined;
-  if (Object.hasOwn(value, "__proto__")) return [...path, "__proto__"];
-  for (const [key, inner] of Object.entries(value)) {
-    const found = protoKeyPath(inner, [...path, key]);
-    if (found) return found;
-  }
-  return undefined;
-}
+import { bodyKeyProblem } from "./json-keys";
 
 /** Every router is built here, so request validation fails the same way everywhere. */
 export function createRouter() {
@@ -27,11 +14,11 @@ export function createRouter() {
         }));
         throw new ApiError("validation_failed", "The request does not match the schema.", { errors });
       }
-      // Bodies are strict: a `__proto__` key is an unknown field like any other. The validator read the body as
-      // text (a request without a JSON body has none); it is parsed again only when it may hold such a key.
+      // Bodies are strict: a key given twice, or a `__proto__` key, is refused like an unknown field. The
+      // validator read the body as text (a request without a JSON body has none).
       const text = result.target === "json" ? await c.req.bodyCache.text : undefined;
-      const proto = text && (text.includes("__proto__") || text.includes("\\u")) ? protoKeyPath(JSON.parse(text)) : undefined;
-      if (proto) throw new ApiError("validation_failed", "The request does not match the schema.", { errors: [{ path: ["json", ...proto].join("."), message: "Unrecognized key" }] });
+      const problem = text ? bodyKeyProblem(text) : undefined;
+      if (problem) throw new ApiError("validation_failed", "The request does not match the schema.", { errors: [problem] });
     },
   });
 }

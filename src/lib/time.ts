@@ -1,4 +1,5 @@
 /** Business days are calendar days at BUSINESS_TZ_OFFSET (WIB, +07:00 by default). */
+import { ApiError } from "./errors";
 
 export function offsetMinutes(offset: string): number {
   const m = /^([+-])(\d{2}):(\d{2})$/.exec(offset);
@@ -23,6 +24,12 @@ export function addDays(day: string, days: number): string {
 /** The UTC instant at which a business day starts. */
 export function dayStart(day: string, offset: string): number {
   return Date.parse(`${day}T00:00:00Z`) - offsetMinutes(offset) * 60_000;
+}
+
+/** A range of business days asked for in a query (`from` … `to`, both included): in order, at most `maxDays` long. */
+export function checkDayRange(from: string, to: string, maxDays: number) {
+  if (from > to) throw new ApiError("validation_failed", "`from` must not be after `to`.", { errors: [{ path: "query.from", message: "not after `to`" }] });
+  if (addDays(from, maxDays - 1) < to) throw new ApiError("validation_failed", `At most ${maxDays} days at a time.`, { errors: [{ path: "query.to", message: `at most ${maxDays} days after \`from\`` }] });
 }
 
 /** A business day, "YYYY-MM-DD" of the years 2000–2999 (as billing months): the day after any of them still sorts after it as text. */

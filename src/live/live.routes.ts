@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { errorResponses, problemFor } from "../lib/errors";
+import { pageLimit } from "../lib/query";
 import { moveOnce } from "../lib/idempotency";
 import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
 import { TransactionSchema, UserIdSchema } from "../wallet/wallet.schemas";
@@ -43,7 +44,7 @@ export const liveRouter = createRouter()
       tags: ["live"],
       summary: "Streams featured now by a boost (homepage ones first); expired boosts drop out by themselves",
       security: bearerSecurity,
-      request: { query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(50) }) },
+      request: { query: z.object({ limit: pageLimit(50) }) },
       responses: {
         200: json(z.object({ items: z.array(z.object({ streamId: z.string(), streamerId: z.string().nullable(), homepage: z.boolean(), featuredUntil: z.string() })) }).openapi("Featured"), "Featured streams"),
         ...errorResponses,
@@ -129,7 +130,7 @@ export const liveRouter = createRouter()
       tags: ["live"],
       summary: "A stream's top gift senders and totals, from the gifts' ledger transactions",
       security: bearerSecurity,
-      request: { params: StreamParam, query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(10) }) },
+      request: { params: StreamParam, query: z.object({ limit: pageLimit(10) }) },
       responses: {
         200: json(
           z

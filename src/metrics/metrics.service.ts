@@ -6,9 +6,9 @@ import { OPERATIONAL_ALERTS } from "../fraud/alerts";
 import { activityDays, dailyMetrics, fraudAlerts, metricUserDays, paymentOrders, transactions, users } from "../db/schema";
 import { gatewayLatency } from "./gateway-latency";
 import { earningsByUserSql } from "../creator/earnings";
-import { ApiError } from "../lib/errors";
 import { idFloor } from "../lib/ids";
-import { addDays, businessDay, dayStart } from "../lib/time";
+import { ApiError } from "../lib/errors";
+import { addDays, businessDay, checkDayRange, dayStart } from "../lib/time";
 
 export const METRICS_MAX_DAYS = 366;
 
@@ -16,9 +16,11 @@ export const METRICS_MAX_DAYS = 366;
  * Writes one business day's rollup in ONE batch, from bounded range scans of that day's rows (ids and
  * timestamps of the day; transactions by their time-ordered ids): the per-user rows (active, paid,
  * earned) and the day's figures, with the gateway latency histogram its recorder kept. Rerunnable: it
- * replaces what an earlier run wrote for the day.
+ * replaces what an earlier run wrote for the day. A day that has not begun has nothing to roll up: its row
+ * would report it `computed` before it happened (409).
  */
 export async function rollupDay(db: Db, env: Env, config: Config, day: string, now: number): Promise<void> {
+  if (day > businessDay(now, config.BUSINESS_TZ_OFFSET)) throw new ApiError("conflict", `${day} has not begun yet in business time (${config.BUSINESS_TZ_OFFSET}).`);
   const start = dayStart(day, config.BUSINESS_TZ_OFFSET);
   const end = dayStart(addDays(day, 1), config.BUSINESS_TZ_OFFSET);
   const [lo, hi] = [idFloor(start), idFloor(end)];
@@ -97,8 +99,7 @@ const idr = (x: number) => Math.round(x * 100) / 100;
  */
 export async function metricsReport(db: Db, env: Env, config: Config, range: { from: string; to: string }, now: number) {
   const { from, to } = range;
-  if (from > to) throw new ApiError("validation_failed", "`from` must not be after `to`.");
-  if (addDays(from, METRICS_MAX_DAYS - 1) < to) throw new ApiError("validation_failed", `At most ${METRICS_MAX_DAYS} days at a time.`);
+  checkDayRange(from, to, METRICS_MAX_DAYS);
   const today = businessDay(now, config.BUSINESS_TZ_OFFSET);
   if (from <= today && today <= to) await rollupDay(db, env, config, today, now);
   const inRange = between(metricUserDays.day, from, to);

@@ -3,6 +3,7 @@ import { and, desc, eq, lt, sql, type SQLWrapper } from "drizzle-orm";
 import { payouts, withdrawals, type PayoutRow } from "../db/schema";
 import { decideHeldPayout } from "../jobs/batch-payouts";
 import { errorResponses, problemFor } from "../lib/errors";
+import { pageLimit } from "../lib/query";
 import { decideOnce } from "../lib/idempotency";
 import { decodeCursor, encodeCursor, pageSchema, paginationQuery } from "../lib/pagination";
 import { bearerSecurity, createRouter, idempotencyHeader } from "../lib/router";
@@ -97,7 +98,7 @@ export const adminPayoutsRouter = createRouter()
         query: z.object({
           date: z.string().refine(isRealDay, "a date YYYY-MM-DD").optional().openapi({ description: "One business day; without it, every day (newest day first), e.g. all held payouts with `status=held`." }),
           status: z.enum(payouts.status.enumValues).optional(),
-          limit: z.coerce.number().int().min(1).max(100).default(20),
+          limit: pageLimit(20),
           cursor: z.string().regex(/^po_[A-Za-z0-9_-]{1,140}$/).optional(),
         }),
       },

@@ -4,6 +4,7 @@ import { withdrawMethods, withdrawals, type WithdrawalRow } from "../db/schema";
 import { alertWhen } from "../fraud/alerts";
 import { applyStatements } from "../ledger/executor";
 import { errorResponses, problemFor } from "../lib/errors";
+import { pageLimit } from "../lib/query";
 import { decideOnce, idempotencyScope, idempotent } from "../lib/idempotency";
 import { MAX_AMOUNT } from "../lib/money";
 import { deviceFingerprint } from "../lib/request";
@@ -165,7 +166,7 @@ export const adminWithdrawalsRouter = createRouter()
       request: {
         query: z.object({
           unconfirmed: z.enum(["true", "false"]).optional(),
-          limit: z.coerce.number().int().min(1).max(100).default(20),
+          limit: pageLimit(20),
           cursor: z.string().regex(/^[0-9A-Z]{26}$/).optional().openapi({ description: "The id of the last withdrawal of the previous page." }),
         }),
       },

@@ -51,7 +51,7 @@ async function upgrade(c: Context<AppEnv>, pick: (caller: AuthUser) => Target | 
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new ApiError("upgrade_required", "This is a WebSocket endpoint: send Upgrade: websocket.");
   const caller = await realtimeCaller(c);
   const since = c.req.query("since");
-  if (since !== undefined && !/^\d{1,15}$/.test(since)) throw new ApiError("validation_failed", "`since` is the last seq the client received.");
+  if (since !== undefined && !/^\d{1,15}$/.test(since)) throw new ApiError("validation_failed", "`since` is the last seq the client received.", { errors: [{ path: "query.since", message: "a whole number ≥ 0" }] });
   const { stub, maxSockets, awayResyncMs, maxPerUser } = await pick(caller);
   const url = new URL("https://realtime.internal/socket");
   if (since !== undefined) url.searchParams.set("since", since);
