@@ -71,6 +71,32 @@ describe("hardening 2: partial refunds and chargebacks reverse only what was ref
     await expectLedgerOk();
   });
 
+  it("a refund notification while the buyer keeps spending the coins is still answered 200: what the wallet cannot cover at commit is debt", async () => {
+    const { user, orderId } = await paid();
+    const friend = await newUser("friend");
+    const refund = await midtransNotification(orderId, { transaction_status: "refund" });
+    // Before each of the reversal's batches, one 10-coin transfer by the buyer commits (a read of the
+    // wallet is stale by the time the reversal writes).
+    let spends = 0;
+    const db = d1Intercept(
+      /"reversed_amount" = /,
+      async () => {
+        spends++;
+        const sent = await call("POST", "/api/wallet/transfer", { token: user.token, body: { toUserId: friend.id, amount: 10 } });
+        expect(sent.status, sent.text).toBe(201);
+      },
+      20,
+    );
+    const res = await call("POST", "/api/payment/midtrans/webhook", { body: refund, db });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.outcome).toBe("reversed");
+    // The 1,150 coins are all taken back: from the wallet what it held at commit, the rest as debt.
+    expect((await balanceOf(user.token)).balance).toBe(0);
+    expect(await debtOf(user.id)).toBe(-10 * spends);
+    expect(await orderRow(orderId)).toMatchObject({ status: "reversed", reversed_amount: 1150 });
+    await expectLedgerOk();
+  });
+
   it("reversalStep is ceil of the cumulative share, minus what was taken, never past the credit", () => {
     const order = { kind: "coin_package" as const, coins: 1000, bonusCoins: 150, amountIdr: 85_000, reversedAmount: 0, refundedIdr: 0 };
     expect(reversalStep(order, 10_000)).toMatchObject({ amount: 136, idrAmount: 10_000, reversedTotal: 136, complete: false });

@@ -191,13 +191,16 @@ export const d1FailingOnce = (at: RegExp, message = "D1_ERROR: Network connectio
     throw new Error(message);
   });
 
-/** The local D1, with `first` run (and awaited) before the first batch or statement whose SQL matches `at`: a concurrent request committing in between. */
-export function d1Intercept(at: RegExp, first: () => Promise<unknown>): D1Database {
-  let done = false;
+/**
+ * The local D1, with `first` run (and awaited) before the first batch or statement whose SQL matches `at`
+ * (before each of the first `times` of them): a concurrent request committing in between.
+ */
+export function d1Intercept(at: RegExp, first: () => Promise<unknown>, times = 1): D1Database {
+  let left = times;
   const sqlOf = new WeakMap<object, string>();
   const before = async (queries: string[]) => {
-    if (done || !queries.some((q) => at.test(q))) return;
-    done = true;
+    if (left === 0 || !queries.some((q) => at.test(q))) return;
+    left--;
     await first();
   };
   const wrap = (stmt: D1PreparedStatement, query: string): D1PreparedStatement => {

@@ -145,7 +145,10 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
  * the credit, the part of it the refunded rupiah stand for is reversed; what the wallet no longer holds
  * becomes recorded debt instead of a silent failure, and an alert goes to the admins. The wallet read
  * and the order's reversal state only size the step: a guard aborts the batch if the order moved on
- * meanwhile and the accounts CHECK refuses an overdraft, and the step is then sized again.
+ * meanwhile and the accounts CHECK refuses an overdraft, and the step is then sized again. After an
+ * overdraft (the owner spent meanwhile) the step reads no wallet: it books the whole step to the owner's
+ * debt and the batch's settlement takes what the wallet holds at commit, so spending cannot keep an
+ * authentic notification from being applied (SPEC §6.2).
  */
 async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now: number): Promise<SettleOutcome> {
   const chargeback = confirmed.gatewayStatus.includes("chargeback");
@@ -153,6 +156,7 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
   // The first chargeback of the order (metrics count charged-back orders once, on that day).
   const chargedBackAt = chargeback ? sql`coalesce(${paymentOrders.chargedBackAt}, ${now})` : sql`${paymentOrders.chargedBackAt}`;
   let order = first;
+  let outspent = false;
   for (let attempt = 0; attempt < 5; attempt++) {
     if (CREDITABLE.includes(order.status)) {
       // The mark and its alert commit together (the alert only if this batch marked it; once per order).
@@ -175,7 +179,7 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
     } else {
       const step = reversalStep(order, confirmed.refundedIdr ?? order.amountIdr);
       if (step.amount === 0 && step.idrAmount === 0) return "duplicate";
-      const wallet = await db.query.accounts.findFirst({ where: eq(accounts.id, walletOf(order)) });
+      const wallet = outspent ? undefined : await db.query.accounts.findFirst({ where: eq(accounts.id, walletOf(order)) });
       const postings = reversalPostings(order, wallet ? wallet.balance - wallet.locked : 0, step);
       const debt = -(postings.at(-1)?.amount ?? 0);
       const coinPackage = order.kind === "coin_package";
@@ -220,6 +224,7 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
         if (error instanceof ApiError && error.code === "already_applied") return "duplicate";
         const raced = error instanceof ApiError && (error.code === "insufficient_funds" || error.code === "conflict");
         if (!raced) throw error;
+        if (error.code === "insufficient_funds") outspent = true;
       }
     }
     const fresh = await db.query.paymentOrders.findFirst({ where: eq(paymentOrders.id, first.id) });
