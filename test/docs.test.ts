@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import readme from "../README.md?raw";
+import { loadConfig } from "../src/config";
 import { call } from "./helpers";
 
 /** A request body schema's example, directly or through its component. */
@@ -39,8 +41,24 @@ describe("API description", () => {
         const body = op.requestBody?.content?.["application/json"];
         if (body && body.schema?.example === undefined && body.example === undefined && !refExample(doc, body.schema)) missing.push(`${method} ${path}: example`);
         if (op.security?.length && !op.responses?.["401"]) missing.push(`${method} ${path}: 401`);
+        // Anything can fail on our side; a body can be malformed or too large; a key can be reused with another request.
+        if (!op.responses?.["500"]) missing.push(`${method} ${path}: 500`);
+        if (op.requestBody && !(op.responses?.["400"] && op.responses?.["413"])) missing.push(`${method} ${path}: 400 and 413`);
+        if (op.parameters?.some((p: any) => p.in === "header" && p.name === "idempotency-key") && !op.responses?.["409"]) missing.push(`${method} ${path}: 409`);
       }
     }
     expect(missing).toEqual([]);
   });
 });
+
+describe("README", () => {
+  it("its configuration table names every variable of src/config.ts", () => {
+    const section = readme.slice(readme.indexOf("## Configuration"), readme.indexOf("## Architecture"));
+    // The bot signals' per-column variables are named by their pattern.
+    const column = /^BOT_(ACTIVE_MINUTES|ACTIVE_HOURS|RATE_DISPERSION|CADENCE)_(MU|SIGMA|SIGMA_MIN)$/;
+    expect(section).toContain("BOT_<ACTIVE_MINUTES\\|ACTIVE_HOURS\\|RATE_DISPERSION\\|CADENCE>_MU/_SIGMA/_SIGMA_MIN");
+    const missing = Object.keys(loadConfig({})).filter((key) => !column.test(key) && !section.includes(`\`${key}\``));
+    expect(missing).toEqual([]);
+  });
+});
+

@@ -52,7 +52,7 @@ export const adminOperationsRouter = createRouter()
       path: "/metrics",
       tags: ["admin"],
       summary: "Operating metrics by business day and over the period (SPEC §14)",
-      description: METRICS_DEFINITIONS,
+      description: `${METRICS_DEFINITIONS} A range is at most ${METRICS_MAX_DAYS} days (else 400).`,
       security: bearerSecurity,
       request: { query: z.object({ from: Day, to: Day }) },
       responses: {
@@ -95,7 +95,7 @@ export const adminOperationsRouter = createRouter()
       method: "post",
       path: "/metrics/{date}/rollup",
       tags: ["admin"],
-      summary: `(Re)compute one business day's metrics rollup (the daily cron does it for the day that ended); ranges are limited to ${METRICS_MAX_DAYS} days`,
+      summary: `(Re)compute one business day's metrics rollup (the daily cron does it for the day that ended)`,
       security: bearerSecurity,
       request: { params: z.object({ date: Day }) },
       responses: {

@@ -132,8 +132,8 @@ export const contentRouter = createRouter()
         201: json(UnlockSchema, "Unlocked"),
         ...errorResponses,
         404: problemFor("No available item with that id."),
-        409: problemFor("`already_unlocked`, or the Idempotency-Key was used with another body."),
-        422: problemFor("`insufficient_funds`, `own_content`, `debt_outstanding`."),
+        409: problemFor("`already_unlocked`, or the Idempotency-Key was used with another body, or (`conflict`, transient: try again) the item's price or creator kept changing while unlocking."),
+        422: problemFor("`insufficient_funds`, `own_content`, `debt_outstanding`, `recipient_unavailable` (the creator is banned)."),
       },
     }),
     async (c) => {
@@ -158,6 +158,7 @@ export const contentRouter = createRouter()
         ...errorResponses,
         404: problemFor("No available item with that id."),
         409: problemFor("`conflict`: buyers hold purchases paid to the item's previous creator (it was reassigned); an admin can remove it."),
+        422: problemFor("`debt_outstanding`: the creator has recorded debt (the refunds take their share back: money out, refused like any other)."),
       },
     }),
     async (c) => {

@@ -80,7 +80,7 @@ export const fraudRouter = createRouter()
           },
         },
       },
-      responses: { 200: { description: "The reviewed alert", content: { "application/json": { schema: AlertSchema } } }, ...errorResponses, 404: problemFor("No such alert."), 409: problemFor("A ban is permanent.") },
+      responses: { 200: { description: "The reviewed alert", content: { "application/json": { schema: AlertSchema } } }, ...errorResponses, 404: problemFor("No such alert."), 409: problemFor("A ban is permanent (`conflict`), or the alert has no user to act on.") },
     }),
     async (c) => c.json(await reviewAlert(c.var.db, c.var.user.id, c.req.valid("json")), 200),
   )

@@ -123,7 +123,7 @@ export const kycAdminRouter = createRouter()
       responses: {
         200: { description: "The image", content: { "image/jpeg": { schema: z.string().openapi({ format: "binary" }) }, "image/png": { schema: z.string().openapi({ format: "binary" }) } } },
         ...errorResponses,
-        403: problemFor("An admin's own photos (`forbidden`)."),
+        403: problemFor("Not an admin, a banned admin, or an admin's own photos (`forbidden`, `account_banned`)."),
         404: problemFor("No stored photo."),
       },
     }),
@@ -144,7 +144,7 @@ export const kycAdminRouter = createRouter()
         params: UserParam,
         body: { required: true, content: { "application/json": { schema: KycReview.openapi({ example: { decision: "rejected", reason: "The ID photo is blurred." } }) } } },
       },
-      responses: { 200: { description: "The reviewed submission", content: { "application/json": { schema: QueueItemSchema } } }, ...errorResponses, 404: problemFor("Nothing pending for this user."), 403: problemFor("An admin's own submission (`forbidden`)."), 409: problemFor("Reviewed concurrently, or `submissionId` is not the pending submission (`conflict`).") },
+      responses: { 200: { description: "The reviewed submission", content: { "application/json": { schema: QueueItemSchema } } }, ...errorResponses, 404: problemFor("Nothing pending for this user."), 403: problemFor("Not an admin, a banned admin, or an admin's own submission (`forbidden`, `account_banned`)."), 409: problemFor("Reviewed concurrently, or `submissionId` is not the pending submission (`conflict`).") },
     }),
     async (c) => {
       const { userId } = c.req.valid("param");

@@ -87,6 +87,7 @@ export const marketplaceRouter = createRouter()
         201: json(z.object({ order: OrderSchema, transaction: TransactionSchema }).openapi("MarketplaceOrderPlaced"), "Ordered"),
         ...errorResponses,
         404: problemFor("No such seller (`recipient_not_found`)."),
+        409: problemFor("The Idempotency-Key was used with another request (`idempotency_conflict`), or the seller's tier kept changing while ordering (`conflict`, transient: try again)."),
         422: problemFor("`self_order`, `invalid_referral_code`, `insufficient_funds`, `debt_outstanding`, `recipient_unavailable`, `below_minimum` (an amount whose floored seller share is 0: 1 coin)."),
       },
     }),
@@ -119,7 +120,13 @@ export const marketplaceRouter = createRouter()
         "A banned seller earns nothing: 422 `recipient_unavailable`, and the order stays in escrow until an admin refunds it. A banned affiliate does not hold the sale up: their share goes to the seller (the order's shares say so). All decided inside the release batch.",
       security: bearerSecurity,
       request: { params: OrderId, headers: idempotencyHeader },
-      responses: { 200: json(OrderSchema, "Released"), ...errorResponses, 404: problemFor("No such order."), 409: problemFor("The order is no longer in escrow (`conflict`), or the Idempotency-Key was used with another request.") },
+      responses: {
+        200: json(OrderSchema, "Released"),
+        ...errorResponses,
+        404: problemFor("No such order."),
+        409: problemFor("The order is no longer in escrow (`conflict`), or the Idempotency-Key was used with another request."),
+        422: problemFor("`recipient_unavailable`: the seller is banned; the order stays in escrow until an admin refunds it."),
+      },
     }),
     async (c) => {
       const { id } = c.req.valid("param");

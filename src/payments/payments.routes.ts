@@ -29,14 +29,28 @@ export async function buyPackage(c: Context<AppEnv>, packageId: string, gateway:
 
 const webhookContext = (c: Context<AppEnv>): WebhookContext => ({ db: c.var.db, config: c.var.config, env: c.env, clientIp: c.req.header("cf-connecting-ip") });
 
-const webhookResponses = {
+/** What every notification route may answer besides its own: 413 (a body over MAX_BODY_BYTES) and 500. */
+const notificationErrors = { 413: errorResponses[413], 500: errorResponses[500] } as const;
+
+const depositNotificationResponses = {
   200: { description: "Authentic notification processed (duplicates included)", content: { "application/json": { schema: AckSchema } } },
-  400: problemFor("Not a JSON object, or (Midtrans) a status_code that does not agree with transaction_status (`invalid_notification`)."),
-  401: problemFor("Missing or wrong signature / callback token (`invalid_signature`); nothing changed."),
-  403: problemFor("Source address not in MIDTRANS_ALLOWED_IPS."),
+  ...notificationErrors,
   404: problemFor("Unknown order, or an order of the other gateway; nothing created."),
-  422: problemFor("Amount differs from the order (`amount_mismatch`); a fraud alert is raised."),
-  502: problemFor("The status could not be confirmed with the gateway; the gateway will retry."),
+  422: problemFor("Amount or currency differs from the order (`amount_mismatch`); a fraud alert is raised."),
+} as const;
+
+const midtransResponses = {
+  ...depositNotificationResponses,
+  400: problemFor("Not a JSON object, or a status_code that does not agree with transaction_status, or a transaction_status that is not a string (`invalid_notification`)."),
+  401: problemFor("Missing or wrong signature_key (`invalid_signature`); nothing changed."),
+  403: problemFor("Source address not in MIDTRANS_ALLOWED_IPS."),
+  502: problemFor("The status could not be confirmed with the Status API (`gateway_error`); Midtrans will retry."),
+} as const;
+
+const xenditResponses = {
+  ...depositNotificationResponses,
+  400: problemFor("Not a JSON object, or a status that is not a string (`invalid_notification`)."),
+  401: problemFor("Missing or wrong x-callback-token (`invalid_signature`); nothing changed."),
 } as const;
 
 export const paymentRouter = createRouter()
@@ -46,7 +60,7 @@ export const paymentRouter = createRouter()
       path: "/packages",
       tags: ["payments"],
       summary: "Active coin packages, in display order (public)",
-      responses: { 200: { description: "Packages", content: { "application/json": { schema: z.object({ items: z.array(PackageSchema) }) } } } },
+      responses: { 200: { description: "Packages", content: { "application/json": { schema: z.object({ items: z.array(PackageSchema) }) } } }, 500: errorResponses[500] },
     }),
     async (c) => c.json({ items: await listPackages(c.var.db, true) }, 200),
   )
@@ -82,13 +96,13 @@ export const paymentRouter = createRouter()
       summary: "Midtrans HTTP notification (signature_key verified; no bearer token)",
       description:
         "signature_key must equal SHA-512(order_id + status_code + gross_amount + server key) over the strings as received. " +
-        "status_code must agree with transaction_status (200 settlement/capture/refund/chargeback, 201 pending or challenge, 202 deny/failure, 407 expire), else 400. " +
+        "status_code must agree with transaction_status (200 settlement/capture/refund/chargeback and their partial ones, 201 pending or a challenged capture, 200 or 201 authorize, 202 deny/failure, 200 or 202 cancel, 407 or 202 expire), else 400. " +
         "An order already final (fully reversed, or refunded before credit), or one the notification cannot change, is answered 200 without asking the Status API. " +
         "Otherwise the status is confirmed with the Get Status API first: settlement, or capture with fraud_status accept, credits once; pending changes nothing; " +
-        "deny/cancel/expire/failure fail an order not yet paid; refund/chargeback (partial too) reverse ceil((coins + bonus) × refunded / gross) coins in total, " +
+        "deny/cancel/expire/failure fail an order not yet paid, and a cancel of a paid order (a card capture voided before settlement) reverses its credit in full; refund/chargeback (partial too) reverse ceil((coins + bonus) × refunded / gross) coins in total, " +
         "refunded being the cumulative refund_amount the Status API confirms, each refund once (debt if already spent) with an alert; a refund confirmed before " +
         "the credit marks the order `refunded` and no credit follows.",
-      responses: webhookResponses,
+      responses: midtransResponses,
     }),
     async (c) => c.json({ received: true as const, outcome: await handleMidtransNotification(webhookContext(c), await c.req.text()) }, 200),
   )
@@ -98,7 +112,8 @@ export const paymentRouter = createRouter()
       path: "/xendit/webhook",
       tags: ["webhooks"],
       summary: "Xendit invoice callback (x-callback-token verified; no bearer token)",
-      responses: webhookResponses,
+      description: "PAID or SETTLED credits the order once (its paid amount and currency must be the order's); EXPIRED fails an order not yet paid. Unknown statuses change nothing.",
+      responses: xenditResponses,
     }),
     async (c) => c.json({ received: true as const, outcome: await handleXenditNotification(webhookContext(c), await c.req.text(), c.req.header("x-callback-token")) }, 200),
   )
@@ -111,9 +126,12 @@ export const paymentRouter = createRouter()
       description: "Iris-Signature must equal SHA-512(raw body + MIDTRANS_IRIS_MERCHANT_KEY). completed posts the withdrawal's hold; failed/rejected voids it; each at most once, in any order.",
       responses: {
         200: { description: "Processed (duplicates included)", content: { "application/json": { schema: z.object({ received: z.literal(true), outcome: z.enum(["completed", "failed", "duplicate", "ignored"]) }) } } },
+        ...notificationErrors,
         400: problemFor("Not a JSON object."),
         401: problemFor("Missing or wrong Iris-Signature; nothing changed."),
         404: problemFor("Unknown payout reference."),
+        422: problemFor("Iris' record of the payout differs from the withdrawal in amount or account (`amount_mismatch`); a critical alert is raised and nothing is settled."),
+        502: problemFor("The payout could not be looked up at Iris (`gateway_error`); Iris will retry."),
       },
     }),
     async (c) => c.json({ received: true as const, outcome: await handleIrisNotification(webhookContext(c), await c.req.text(), c.req.header("iris-signature")) }, 200),

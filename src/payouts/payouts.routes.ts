@@ -100,7 +100,7 @@ export const withdrawRouter = createRouter()
         202: { description: "Held and sent to Iris (or unconfirmed)", content: { "application/json": { schema: WithdrawResponseSchema } } },
         ...errorResponses,
         409: problemFor("Idempotency-Key reused with another body (`idempotency_conflict`), or a request with this key is still waiting on Iris (`conflict`, with Retry-After: the answer stays open for GATEWAY_TIMEOUT_MS plus 5 s)."),
-        422: problemFor("`insufficient_funds`, `below_minimum`, `amount_too_large`, `withdraw_method_required` or `withdraw_method_cooldown`."),
+        422: problemFor("`insufficient_funds`, `below_minimum`, `amount_too_large`, `withdraw_method_required`, `withdraw_method_cooldown` or `debt_outstanding`."),
         502: problemFor("Iris refused the payout; the hold was released (`gateway_error`)."),
       },
     }),

@@ -44,7 +44,7 @@ export const walletRouter = createRouter()
       description:
         "Moves whole coins from the caller to `toUserId` in ONE D1 batch, which also decides at commit time that the caller may move money " +
         "(not banned, frozen or awaiting verification) and that the recipient exists and is not banned. Refused with `self_transfer`, " +
-        "`recipient_not_found` (404), `recipient_unavailable` (banned recipient), `insufficient_funds` (422), `account_frozen`, `limit_exceeded` (403).",
+        "`recipient_not_found` (404), `recipient_unavailable` (banned recipient), `insufficient_funds`, `debt_outstanding` (422), `account_frozen`, `limit_exceeded` (403).",
       security: bearerSecurity,
       request: {
         headers: idempotencyHeader,
@@ -55,7 +55,7 @@ export const walletRouter = createRouter()
         ...errorResponses,
         404: problemFor("The recipient does not exist."),
         409: problemFor("The Idempotency-Key was used with a different body."),
-        422: problemFor("Insufficient funds, self transfer, or a recipient who cannot receive."),
+        422: problemFor("`insufficient_funds`, `self_transfer`, `recipient_unavailable` (a recipient who cannot receive), or `debt_outstanding` (the caller has recorded debt)."),
       },
     }),
     async (c) => {
