@@ -146,9 +146,11 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
  * becomes recorded debt instead of a silent failure, and an alert goes to the admins. The wallet read
  * and the order's reversal state only size the step: a guard aborts the batch if the order moved on
  * meanwhile and the accounts CHECK refuses an overdraft, and the step is then sized again. After an
- * overdraft (the owner spent meanwhile) the step reads no wallet: it books the whole step to the owner's
- * debt and the batch's settlement takes what the wallet holds at commit, so spending cannot keep an
- * authentic notification from being applied (SPEC §6.2).
+ * overdraft of a coin wallet (its owner spent meanwhile) the step reads no wallet: it books the whole step
+ * to the owner's coin debt and the batch's settlement takes what that same wallet holds at commit, so
+ * spending cannot keep an authentic notification from being applied (SPEC §6.2). A campaign budget is
+ * sized from a read each time: its debt would be settled from the advertiser's own wallet, not the budget,
+ * and the budget would go on paying out the refunded deposit.
  */
 async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now: number): Promise<SettleOutcome> {
   const chargeback = confirmed.gatewayStatus.includes("chargeback");
@@ -179,10 +181,10 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
     } else {
       const step = reversalStep(order, confirmed.refundedIdr ?? order.amountIdr);
       if (step.amount === 0 && step.idrAmount === 0) return "duplicate";
-      const wallet = outspent ? undefined : await db.query.accounts.findFirst({ where: eq(accounts.id, walletOf(order)) });
+      const coinPackage = order.kind === "coin_package";
+      const wallet = outspent && coinPackage ? undefined : await db.query.accounts.findFirst({ where: eq(accounts.id, walletOf(order)) });
       const postings = reversalPostings(order, wallet ? wallet.balance - wallet.locked : 0, step);
       const debt = -(postings.at(-1)?.amount ?? 0);
-      const coinPackage = order.kind === "coin_package";
       const plan = entryPlan({
         tx: {
           id: newId(now),
