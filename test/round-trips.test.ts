@@ -154,6 +154,20 @@ describe("one D1 round trip per request: hot paths decide inside their batch", (
     await setUserStatus(seller.id, "active");
   });
 
+  it("an admin's refund of one buyer's purchase reads the item and the purchase in one round trip", async () => {
+    const [creator, buyer] = [await newUser("rt-ar-creator"), await newUser("rt-ar-buyer")];
+    await adjust(buyer.id, 500);
+    const id = `rt-ar-${buyer.id}`;
+    expect((await call("PUT", `/api/content/${id}/premium`, { token: creator.token, body: { price: 100 } })).status).toBe(200);
+    expect((await call("POST", `/api/content/${id}/unlock`, { token: buyer.token })).status).toBe(201);
+    const refund = await counted("POST", `/api/content/${id}/refund`, { token: await adminToken(), body: { reason: "buyer_request", userId: buyer.id } });
+    expect(refund.res.status, refund.res.text).toBe(200);
+    // The admin's standing (the caller gate), the item and purchase, the refund's batch.
+    expect(refund.roundTrips).toBe(3);
+    expect((await balanceOf(buyer.token)).balance).toBe(500);
+    await expectLedgerOk();
+  });
+
   it("a transfer racing an admin freeze never succeeds after the freeze committed", async () => {
     const alice = await newUser("race");
     const peers = await Promise.all(Array.from({ length: 4 }, () => newUser("peer")));

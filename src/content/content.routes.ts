@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { and, eq, isNull } from "drizzle-orm";
-import { contentPurchases, contentRefundRuns } from "../db/schema";
+import { contentItems, contentPurchases, contentRefundRuns } from "../db/schema";
 import { requireRole } from "../lib/auth";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
 import { answerOnce, decideOnce, moveOnce } from "../lib/idempotency";
@@ -235,8 +235,8 @@ export const contentRouter = createRouter()
       // buyer bought the item again replays it instead of refunding the new purchase.
       const answer = await decideOnce(c, { id, ...body }, async (record) => {
         notAboutThemselves(c.var.user.id, body.userId, "refund a purchase");
-        const [item, [purchase]] = await Promise.all([
-          findContent(db, id),
+        const [[item], [purchase]] = await db.batch([
+          db.select().from(contentItems).where(eq(contentItems.id, id)),
           db.select().from(contentPurchases).where(and(eq(contentPurchases.contentId, id), eq(contentPurchases.buyerId, body.userId), isNull(contentPurchases.refundedAt))).limit(1),
         ]);
         if (!item || !purchase) throw new ApiError("not_found", "No live purchase of that buyer for that item.");
