@@ -43,9 +43,11 @@ const ACCOUNT = /^(usr|debt):(.+):(COIN|IDR)$/;
 
 /**
  * The settlements a movement's deltas call for: one per user wallet whose available balance it raises,
- * one per debt account it books debt to (from the owner's wallet), and one per account held for a user
- * (`heldFor`, e.g. a campaign budget) that it credits (from that account, towards the owner's debt in
- * the account's asset).
+ * one per debt account it books debt to (from the accounts held for the owner in that asset first, then
+ * from the owner's wallet), and one per account held for a user (`heldFor`, e.g. a campaign budget) that it
+ * credits (from that account, towards the owner's debt in the account's asset). A campaign deposit's
+ * reversal books to the advertiser's debt what the budget seemed unable to cover: the budget pays it at
+ * commit if it can (a deposit credited meanwhile), before anything of the advertiser's own.
  */
 export function settlementsFor(txId: string, deltas: Map<string, { balance: number; locked: number }>, heldFor: Record<string, { owner: string; asset: Asset }> = {}): Settlement[] {
   const out: Settlement[] = [];
@@ -55,6 +57,9 @@ export function settlementsFor(txId: string, deltas: Map<string, { balance: numb
   };
   for (const [account, d] of deltas) {
     const m = ACCOUNT.exec(account);
+    if (m?.[1] === "debt") {
+      for (const [held, h] of Object.entries(heldFor)) if (h.owner === m[2] && h.asset === m[3]) add(held, h.owner, h.asset, -d.balance, false);
+    }
     if (m) add(`usr:${m[2]!}:${m[3]!}`, m[2]!, m[3] as Asset, m[1] === "usr" ? d.balance - d.locked : -d.balance, true);
     else if (heldFor[account]) add(account, heldFor[account]!.owner, heldFor[account]!.asset, d.balance - d.locked, false);
   }

@@ -45,6 +45,12 @@ export function failedPaymentStatements(db: Db, config: Config, userId: string, 
 }
 
 const walletOf = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? campaignAccountId(order.campaignId!) : userAccountId(order.userId, "COIN"));
+
+/**
+ * A campaign's budget is its advertiser's money, held for them: their open debt is settled from it in the
+ * batch that credits it (a deposit) or books that debt (a deposit's reversal the budget seemed unable to cover).
+ */
+const budgetHeldFor = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? { heldFor: { [walletOf(order)]: { owner: order.userId, asset: "IDR" as const } } } : {});
 /** Whose balance the transaction row records: the buyer's wallet; a campaign budget is not the advertiser's balance. */
 const sideOf = (order: PaymentOrderRow) => (order.kind === "campaign_deposit" ? undefined : walletOf(order));
 
@@ -109,8 +115,7 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
     postings: creditPostings(order),
     sideAccountId: sideOf(order),
     onceKeys: [`deposit:${order.id}`],
-    // A campaign's budget is its advertiser's money: their open debt (a chargeback's) is settled from the deposit first.
-    ...(order.kind === "campaign_deposit" ? { heldFor: { [walletOf(order)]: { owner: order.userId, asset: "IDR" as const } } } : {}),
+    ...budgetHeldFor(order),
     audit: { actorId: `gateway:${order.gateway}`, action: "payment.credit", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus: confirmed.gatewayStatus } },
     now,
   });
@@ -146,11 +151,10 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
  * becomes recorded debt instead of a silent failure, and an alert goes to the admins. The wallet read
  * and the order's reversal state only size the step: a guard aborts the batch if the order moved on
  * meanwhile and the accounts CHECK refuses an overdraft, and the step is then sized again. After an
- * overdraft of a coin wallet (its owner spent meanwhile) the step reads no wallet: it books the whole step
- * to the owner's coin debt and the batch's settlement takes what that same wallet holds at commit, so
- * spending cannot keep an authentic notification from being applied (SPEC §6.2). A campaign budget is
- * sized from a read each time: its debt would be settled from the advertiser's own wallet, not the budget,
- * and the budget would go on paying out the refunded deposit.
+ * overdraft (the owner spent, or the budget paid out, meanwhile) the step reads no wallet: it books the
+ * whole step to the owner's debt, so spending cannot keep an authentic notification from being applied
+ * (SPEC §6.2). Either way what is booked to debt is settled in the batch from what the wallet (a campaign's
+ * budget first, then the advertiser's own rupiah) holds at commit: debt is only what it cannot cover then.
  */
 async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now: number): Promise<SettleOutcome> {
   const chargeback = confirmed.gatewayStatus.includes("chargeback");
@@ -182,7 +186,7 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
       const step = reversalStep(order, confirmed.refundedIdr ?? order.amountIdr);
       if (step.amount === 0 && step.idrAmount === 0) return "duplicate";
       const coinPackage = order.kind === "coin_package";
-      const wallet = outspent && coinPackage ? undefined : await db.query.accounts.findFirst({ where: eq(accounts.id, walletOf(order)) });
+      const wallet = outspent ? undefined : await db.query.accounts.findFirst({ where: eq(accounts.id, walletOf(order)) });
       const postings = reversalPostings(order, wallet ? wallet.balance - wallet.locked : 0, step);
       const debt = -(postings.at(-1)?.amount ?? 0);
       const plan = entryPlan({
@@ -198,6 +202,7 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
         postings,
         sideAccountId: sideOf(order),
         onceKeys: [`reversal:${order.id}:${step.cumulativeIdr}`],
+        ...budgetHeldFor(order),
         audit: { actorId: `gateway:${order.gateway}`, action: "payment.reverse", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus: confirmed.gatewayStatus, refundedIdr: step.cumulativeIdr, reversed: step.amount, debt } },
         now,
       });
