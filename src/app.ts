@@ -11,7 +11,7 @@ import { createDb, meteredD1, type D1Stats } from "./db/client";
 import { recordGatewayCalls } from "./metrics/gateway-latency";
 import { withGatewayCalls, type GatewayCall } from "./lib/telemetry";
 import type { AppEnv } from "./env";
-import { callerGate, requireAuth, requireRole } from "./lib/auth";
+import { callerGate, firstSeen, requireAuth, requireRole } from "./lib/auth";
 import { renderDocs } from "./lib/docs";
 import { ApiError, problemResponse } from "./lib/errors";
 import { createRouter } from "./lib/router";
@@ -128,8 +128,9 @@ export function createApp() {
   app.use("/api/users/*", ...member);
   app.use("/api/marketplace/*", ...member);
   // A ticket opens only what its bearer header would: a banned user's own socket stays theirs (SPEC §3: they may
-  // read), and the lobby and the admins' room refuse them at the upgrade. So the ticket needs no caller gate.
-  app.use("/api/realtime/ticket", requireAuth);
+  // read), and the lobby and the admins' room refuse them at the upgrade. So the ticket records the caller on
+  // first sight but does not refuse a ban.
+  app.use("/api/realtime/ticket", requireAuth, firstSeen);
   for (const path of ["/api/wallet/transfer", "/api/wallet/withdraw", "/api/wallet/deposit", "/api/payment/midtrans/create", "/api/payment/xendit/create", "/api/campaigns/:id/deposit", "/api/content/:id/unlock", "/api/live/:streamId/gift", "/api/live/:streamId/boost", "/api/marketplace/orders", "/api/marketplace/orders/:id/confirm"]) {
     app.on("POST", path, valueMovingGuard);
   }

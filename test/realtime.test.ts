@@ -189,6 +189,10 @@ describe("realtime events over WebSockets", () => {
     await setUserStatus(bannedUser, "banned");
     expect(await connect("/lobby", { token: bannedUserToken })).toMatchObject({ status: 403, json: { code: "account_banned" } });
     expect(await connect("/lobby", { query: { ticket: lobbyTicket } })).toMatchObject({ status: 403, json: { code: "account_banned" } });
+    // A ticket is a first sight like any other request of a user: the service knows them from then on.
+    const fresh = uniqueId("ticket-first");
+    expect((await call("POST", "/api/realtime/ticket", { token: await tokenFor(fresh) })).status).toBe(201);
+    expect(await env.DB.prepare("select count(*) as n from users where id = ?").bind(fresh).first<number>("n")).toBe(1);
     // ... and a browser opens that own socket with a ticket, as a native client does with the bearer header.
     const ownTicket = await call("POST", "/api/realtime/ticket", { token: bannedUserToken });
     expect(ownTicket.status, ownTicket.text).toBe(201);

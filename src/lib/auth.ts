@@ -5,6 +5,7 @@ import { z } from "zod";
 import { users, type UserRow } from "../db/schema";
 import type { AppEnv, AuthUser, Role } from "../env";
 import { firstSight } from "../users/users.guards";
+import { applyStatements } from "../ledger/executor";
 import { ApiError } from "./errors";
 
 export const USER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -99,5 +100,14 @@ export const callerGate = createMiddleware<AppEnv>(async (c, next) => {
   if (!caller) throw new Error("user row missing right after insert");
   if (caller.status === "banned") throw new ApiError("account_banned", "This account is banned.");
   c.set("caller", caller);
+  await next();
+});
+
+/**
+ * First sight without the ban: for a route that decides nothing about the caller and is open to a banned
+ * one (a realtime ticket: the socket it opens refuses bans itself), one statement.
+ */
+export const firstSeen = createMiddleware<AppEnv>(async (c, next) => {
+  await applyStatements(c.var.db, [firstSight(c.var.db, c.var.user.id, Date.now())]);
   await next();
 });
