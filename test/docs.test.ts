@@ -49,6 +49,14 @@ describe("API description", () => {
     }
     expect(missing).toEqual([]);
   });
+
+  it("whole-number query parameters are described as integers with their bounds and default", async () => {
+    const doc = (await call("GET", "/openapi.json")).json;
+    const limit = doc.paths["/api/wallet/transactions"].get.parameters.find((p: any) => p.name === "limit");
+    expect(limit.schema).toMatchObject({ type: "integer", minimum: 1, maximum: 100, default: 20 });
+    const units = doc.paths["/api/billing/quote"]?.get?.parameters.find((p: any) => p.name === "units");
+    if (units) expect(units.schema).toMatchObject({ type: "integer", minimum: 0 });
+  });
 });
 
 describe("README", () => {

@@ -7,7 +7,8 @@ export const wholeQuery = (min: number, max: number, description: string) =>
     .regex(/^\d{1,16}$/, "a whole number")
     .transform(Number)
     .pipe(z.number().min(min, `at least ${min}`).max(max, `at most ${max}`))
-    .openapi({ type: "string", pattern: "^\\d{1,16}$", description });
+    // Described as what it means (query strings are text either way); digits only, as the regex says.
+    .openapi({ type: "integer", minimum: min, maximum: max, description });
 
 /** A page size, 1–100. */
-export const pageLimit = (byDefault: number) => wholeQuery(1, 100, `Page size, 1–100 (default ${byDefault}).`).default(byDefault);
+export const pageLimit = (byDefault: number) => wholeQuery(1, 100, `Page size, 1–100 (default ${byDefault}).`).default(byDefault).openapi({ default: byDefault });
