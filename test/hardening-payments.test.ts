@@ -94,6 +94,9 @@ describe("hardening 2: partial refunds and chargebacks reverse only what was ref
     expect((await balanceOf(user.token)).balance).toBe(0);
     expect(await debtOf(user.id)).toBe(-10 * spends);
     expect(await orderRow(orderId)).toMatchObject({ status: "reversed", reversed_amount: 1150 });
+    // The admins' alert says what the buyer owes once the batch settled what it could, not what it booked first.
+    const alert = await env.DB.prepare("select details from fraud_alerts where user_id = ? and alert_type = 'payment_refunded'").bind(user.id).first<{ details: string }>();
+    expect(JSON.parse(alert!.details)).toMatchObject({ orderId, reversed: 1150, debt: 10 * spends });
     await expectLedgerOk();
   });
 

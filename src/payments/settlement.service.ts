@@ -3,8 +3,8 @@ import type { Config } from "../config";
 import { ruleInBatch } from "../fraud/engine";
 import type { Db } from "../db/client";
 import { accounts, fraudAlerts, paymentOrders, users, type PaymentOrderRow } from "../db/schema";
-import { alertStatement, alertWhen, dedupeKey } from "../fraud/alerts";
-import { campaignAccountId, userAccountId } from "../ledger/accounts";
+import { alertWhen, dedupeKey } from "../fraud/alerts";
+import { campaignAccountId, userAccountId, userDebtAccountId } from "../ledger/accounts";
 import { applyPlan, applyStatements } from "../ledger/executor";
 import { guard } from "../ledger/guards";
 import { entryPlan } from "../ledger/plan";
@@ -219,10 +219,19 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
               .update(paymentOrders)
               .set({ status: step.complete ? "reversed" : "paid", reversedAmount: step.reversedTotal, refundedIdr: Math.max(step.cumulativeIdr, order.refundedIdr), gatewayStatus: confirmed.gatewayStatus, chargedBackAt, updatedAt: now })
               .where(eq(paymentOrders.id, order.id)),
-            alertStatement(
+            // `debt`: what the owner owes in the asset once this batch settled what it could (read at commit:
+            // what it booked may have been covered by the wallet or budget in the same batch).
+            alertWhen(
               db,
-              { userId: order.userId, alertType, severity: "high", details: { orderId: order.id, amountIdr: order.amountIdr, refundedIdr: step.cumulativeIdr, reversed: step.amount, gatewayStatus: confirmed.gatewayStatus, debtBooked: debt }, dedupeKey: await dedupeKey(alertType, order.id, step.cumulativeIdr) },
+              {
+                userId: order.userId,
+                alertType,
+                severity: "high",
+                details: sql`json_object('orderId', ${order.id}, 'amountIdr', ${order.amountIdr}, 'refundedIdr', ${step.cumulativeIdr}, 'reversed', ${step.amount}, 'gatewayStatus', ${confirmed.gatewayStatus}, 'debt', -coalesce((select ${accounts.balance} from ${accounts} where ${accounts.id} = ${userDebtAccountId(order.userId, coinPackage ? "COIN" : "IDR")}), 0))`,
+                dedupeKey: await dedupeKey(alertType, order.id, step.cumulativeIdr),
+              },
               now,
+              sql`1`,
             ),
           ],
         });
