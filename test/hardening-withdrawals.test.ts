@@ -310,3 +310,57 @@ describe("a repeat of a withdrawal while Iris is still being asked", () => {
     expect((await balanceOf(user.token)).lockedBalance).toBe(1000);
   });
 });
+
+describe("an accepted payout is never resolved by hand", () => {
+  const withdrawalOf = (id: string) => env.DB.prepare("select * from withdrawals where id = ?").bind(id).first<Record<string, any>>();
+  const simPayoutsFor = async (id: string) => ((await sim("GET", "/_sim/state")).json.payouts as { notes: string; reference_no: string; status: string }[]).filter((p) => p.notes === `Withdrawal ${id}`);
+
+  it("Iris' notification of the payout arriving before its late answer keeps the withdrawal confirmed: no resolve by hand, Iris' completed posts it", async () => {
+    const user = await verifiedUser("late-approved");
+    await adjust(user.id, 1000);
+    // Iris makes the payout at once but answers after the client's deadline.
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "late", delayMs: 4000 });
+    const pending = call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 1000 } });
+    // While the request waits on Iris, Iris' signed "approved" notification arrives.
+    let payout: { reference_no: string } | undefined;
+    for (let i = 0; i < 60 && !payout; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const id = (await env.DB.prepare("select id from withdrawals where user_id = ?").bind(user.id).first<{ id: string }>())?.id;
+      if (id) payout = (await simPayoutsFor(id))[0];
+    }
+    expect(payout).toBeDefined();
+    expect((await irisNotify(payout!.reference_no, "approved")).status).toBe(200);
+    const res = await pending;
+    expect(res.status, res.text).toBe(202);
+    const id = res.json.withdrawalId as string;
+    expect(await withdrawalOf(id)).toMatchObject({ status: "pending", iris_reference: payout!.reference_no, unconfirmed: 0 });
+    const resolved = await call("POST", `/api/admin/withdrawals/${id}/resolve`, { token: await adminToken(), body: { outcome: "failed", reason: "support ticket says no money arrived" } });
+    expectProblem(resolved, 409, "conflict");
+    expect((await irisNotify(payout!.reference_no, "completed")).json.outcome).toBe("completed");
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 0, lockedBalance: 0 });
+    await expectLedgerOk();
+  });
+
+  it("a withdrawal reconciliation is sending to Iris cannot be resolved by hand meanwhile", async () => {
+    const user = await verifiedUser("resolve-during-send");
+    await adjust(user.id, 1000);
+    // The first create never reaches Iris: unconfirmed, nothing at Iris.
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
+    const res = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 1000 } });
+    expect(res.json).toMatchObject({ unconfirmed: true });
+    const id = res.json.withdrawalId as string;
+    expect(await simPayoutsFor(id)).toHaveLength(0);
+    // Reconciliation repeats the create; Iris takes 700 ms to answer. An admin resolves "failed" meanwhile.
+    await sim("POST", "/_sim/faults", { target: "iris", mode: "late", delayMs: 700 });
+    const run = reconcileWithdrawals(createDb(env.DB), config, env, Date.now() + 6 * 60_000);
+    await new Promise((r) => setTimeout(r, 150));
+    const resolved = await call("POST", `/api/admin/withdrawals/${id}/resolve`, { token: await adminToken(), body: { outcome: "failed", reason: "Iris dashboard shows no payout" } });
+    await run;
+    expectProblem(resolved, 409, "conflict");
+    const [made] = await simPayoutsFor(id);
+    expect(made).toBeDefined();
+    expect((await irisNotify(made!.reference_no, "completed")).json.outcome).toBe("completed");
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 0, lockedBalance: 0 });
+    await expectLedgerOk();
+  });
+});

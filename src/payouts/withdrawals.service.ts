@@ -1,4 +1,4 @@
-import { and, asc, eq, isNotNull, lte, sql } from "drizzle-orm";
+import { and, asc, eq, isNotNull, isNull, lte, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { fraudAlerts, idempotencyKeys, kycSubmissions, users, withdrawals, withdrawMethods, type WithdrawalRow } from "../db/schema";
@@ -171,10 +171,15 @@ async function sendToIris(db: Db, config: Config, env: Env, w: WithdrawalRow, bo
       throw failure;
     }
     // Iris may have accepted it: keep the hold, flag it, and let reconciliation ask again (same idempotency key).
+    // Unless Iris' own notification told us its reference meanwhile: then it accepted the payout, and only its
+    // outcome settles it (flagged, an admin could give the coins back while Iris pays the bank).
     const unconfirmed: WithdrawResponse = { ...body, unconfirmed: true };
     const now = Date.now();
     await applyStatements(db, [
-      db.update(withdrawals).set({ unconfirmed: true, failureReason: `iris_${error.reason}`, nextCheckAt: now + UNCONFIRMED_FIRST_CHECK_MS, updatedAt: now }).where(and(eq(withdrawals.id, w.id), eq(withdrawals.status, "pending"))),
+      db
+        .update(withdrawals)
+        .set({ unconfirmed: true, failureReason: `iris_${error.reason}`, nextCheckAt: now + UNCONFIRMED_FIRST_CHECK_MS, updatedAt: now })
+        .where(and(eq(withdrawals.id, w.id), eq(withdrawals.status, "pending"), isNull(withdrawals.irisReference))),
       ...remember(202, unconfirmed),
     ]);
     return { status: 202, body: unconfirmed };
@@ -295,9 +300,13 @@ export async function reconcileWithdrawals(db: Db, config: Config, env: Env, now
   const result = { checked: due.length, settled: 0, referencesLearned: 0, needsReview: 0 };
   for (const w of due) {
     const stillPending = and(eq(withdrawals.id, w.id), eq(withdrawals.status, "pending"));
+    // A row about to be sent to Iris again (no reference yet) is not resolvable by hand while it is sent: an admin's
+    // "failed" committed during the call would give the coins back while Iris makes the payout. It is flagged
+    // again below if Iris' answer is lost again, or refused.
+    const sending = !w.irisReference && now - w.createdAt <= config.IRIS_IDEMPOTENCY_WINDOW_HOURS * 3_600_000;
     const [claimed] = await db
       .update(withdrawals)
-      .set({ nextCheckAt: now + Math.min(MAX_BACKOFF_MS, UNCONFIRMED_FIRST_CHECK_MS * 2 ** w.checks), checks: w.checks + 1, updatedAt: now })
+      .set({ nextCheckAt: now + Math.min(MAX_BACKOFF_MS, UNCONFIRMED_FIRST_CHECK_MS * 2 ** w.checks), checks: w.checks + 1, updatedAt: now, ...(sending ? { unconfirmed: false } : {}) })
       .where(and(stillPending, eq(withdrawals.checks, w.checks)))
       .returning({ id: withdrawals.id });
     if (!claimed) continue;
@@ -327,6 +336,8 @@ export async function reconcileWithdrawals(db: Db, config: Config, env: Env, now
             await flagForReview(`iris_refused_repeat: ${error.message}`);
             continue;
           }
+          // Lost again: as unconfirmed as it was before the claim (unless a notification told us its reference meanwhile).
+          if (w.unconfirmed) await applyStatements(db, [db.update(withdrawals).set({ unconfirmed: true }).where(and(stillPending, isNull(withdrawals.irisReference)))]);
           throw error;
         }
         await applyStatements(db, [db.update(withdrawals).set({ irisReference: reference, unconfirmed: false }).where(eq(withdrawals.id, w.id))]);
