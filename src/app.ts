@@ -11,7 +11,7 @@ import { createDb, meteredD1, type D1Stats } from "./db/client";
 import { recordGatewayCalls } from "./metrics/gateway-latency";
 import { withGatewayCalls, type GatewayCall } from "./lib/telemetry";
 import type { AppEnv } from "./env";
-import { callerGate, firstSeen, requireAuth, requireRole } from "./lib/auth";
+import { banOutranksRefusal, callerGate, firstSeen, requireAuth, requireRole } from "./lib/auth";
 import { renderDocs } from "./lib/docs";
 import { ApiError, problemResponse } from "./lib/errors";
 import { createRouter } from "./lib/router";
@@ -71,7 +71,7 @@ const LIMITED_FIRST: [method: string, path: RegExp, limiter: MiddlewareHandler<A
 const memberGate = createMiddleware<AppEnv>(async (c, next) => {
   const matches = ([method, path]: [string, RegExp, ...unknown[]]) => method === c.req.method && path.test(c.req.path);
   const limiter = LIMITED_FIRST.find(matches)?.[2];
-  const rest = DECIDES_IN_BATCH.some(matches) ? next : async () => void (await callerGate(c, next));
+  const rest = DECIDES_IN_BATCH.some(matches) ? async () => void (await next(), await banOutranksRefusal(c)) : async () => void (await callerGate(c, next));
   return limiter ? limiter(c, rest) : rest();
 });
 

@@ -105,3 +105,30 @@ describe("security", () => {
     await expectLedgerOk();
   });
 });
+
+describe("a banned caller is answered 403 on the routes that decide about them in their batch too (SPEC §3)", () => {
+  it("refusals those routes take before their batch (a self-order, an unknown code, someone else's order, a transfer to oneself) are 403 account_banned for a banned caller", async () => {
+    const { setUserStatus } = await import("./helpers");
+    const order = (token: string, body: Record<string, unknown>) => call("POST", "/api/marketplace/orders", { token, body: { productId: "sku-1", ...body } });
+    const [buyer, seller, stranger] = [await newUser("ban-buyer"), await newUser("ban-seller"), await newUser("ban-stranger")];
+    await adjust(buyer.id, 1000);
+    const placed = (await order(buyer.token, { sellerId: seller.id, amount: 100 })).json.order.id;
+    const other = (await order(buyer.token, { sellerId: seller.id, amount: 100 })).json.order.id;
+    expect((await call("POST", `/api/marketplace/orders/${other}/refund`, { token: seller.token })).status).toBe(200);
+    await setUserStatus(buyer.id, "banned");
+    await setUserStatus(stranger.id, "banned");
+    const answers = {
+      selfOrder: await order(buyer.token, { sellerId: buyer.id, amount: 100 }),
+      unknownCode: await order(buyer.token, { sellerId: seller.id, amount: 100, referralCode: "ZZZZZZZZ" }),
+      confirmRefunded: await call("POST", `/api/marketplace/orders/${other}/confirm`, { token: buyer.token }),
+      strangerRefund: await call("POST", `/api/marketplace/orders/${placed}/refund`, { token: stranger.token }),
+      strangerConfirm: await call("POST", `/api/marketplace/orders/${placed}/confirm`, { token: stranger.token }),
+      selfTransfer: await call("POST", "/api/wallet/transfer", { token: buyer.token, body: { toUserId: buyer.id, amount: 1 } }),
+    };
+    for (const [name, res] of Object.entries(answers)) expect([name, res.status, res.json.code]).toEqual([name, 403, "account_banned"]);
+    // Reading balance and history stays open to them.
+    expect((await call("GET", "/api/wallet/balance", { token: buyer.token })).status).toBe(200);
+    expect((await call("GET", "/api/wallet/transactions", { token: buyer.token })).status).toBe(200);
+    await expectLedgerOk();
+  });
+});

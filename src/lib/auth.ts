@@ -1,4 +1,5 @@
 import { eq } from "drizzle-orm";
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { verify } from "hono/jwt";
 import { z } from "zod";
@@ -6,7 +7,8 @@ import { users, type UserRow } from "../db/schema";
 import type { AppEnv, AuthUser, Role } from "../env";
 import { firstSight } from "../users/users.guards";
 import { applyStatements } from "../ledger/executor";
-import { ApiError } from "./errors";
+import { GuardError } from "../ledger/guards";
+import { ApiError, problemResponse } from "./errors";
 
 export const USER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -111,3 +113,20 @@ export const firstSeen = createMiddleware<AppEnv>(async (c, next) => {
   await applyStatements(c.var.db, [firstSight(c.var.db, c.var.user.id, Date.now())]);
   await next();
 });
+
+/**
+ * SPEC §3: a banned caller is answered 403 on everything but reading balance and history. The routes that
+ * decide about the caller inside their batch refuse some requests before it (a self-order, someone else's
+ * order, a transfer to oneself, a body that fails validation): after such a refusal the caller's status is
+ * read (on refusals only; one read) and a banned caller's answer becomes 403. A refusal by the batch's own
+ * guards needs no read: the caller's ban is the first guard of every such batch.
+ */
+export async function banOutranksRefusal(c: Context<AppEnv>) {
+  const error = c.error;
+  if (!(error instanceof ApiError) || error instanceof GuardError || ![400, 404, 409, 422].includes(error.status)) return;
+  const [row] = await c.var.db.select({ status: users.status }).from(users).where(eq(users.id, c.var.user.id));
+  if (row?.status !== "banned") return;
+  c.res = undefined; // the refusal's headers (a replay's, a Retry-After) do not carry over
+  c.res = problemResponse(new ApiError("account_banned", "This account is banned."));
+}
+
