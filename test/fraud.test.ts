@@ -259,6 +259,29 @@ describe("actions", () => {
     expect(audit?.actor_id).toBe("admin-root");
   });
 
+  it("clearing one alert does not lift a freeze another alert still open imposed; clearing that one does", async () => {
+    const user = await newUser("two-alerts");
+    await adjust(user.id, 2000);
+    // An older, unrelated alert (logged only) ...
+    const older = `01OLDER${user.id.replace(/[^A-Z0-9]/gi, "").slice(0, 19).toUpperCase()}`.padEnd(26, "0");
+    await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, ?, 'rapid_transactions', 'medium', '{}', 'open', ?)").bind(older, user.id, Date.now() - 60_000).run();
+    // ... then a freeze by multiple_failed_payments.
+    for (let i = 0; i < 5; i++) {
+      const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } });
+      await postMidtransWebhook(await midtransNotification(order.json.orderId, { transaction_status: "deny" }));
+    }
+    const freezing = (await alertsOf(user.id)).find((a) => a.alert_type === "multiple_failed_payments")!;
+    expect(freezing).toMatchObject({ action_taken: "frozen", status: "open" });
+    const status = async () => (await env.DB.prepare("select status from users where id = ?").bind(user.id).first<{ status: string }>())!.status;
+    expect(await status()).toBe("frozen");
+    const admin = await adminToken();
+    expect((await call("POST", "/api/fraud/review", { token: admin, body: { alertId: older, status: "false_positive", action: "cleared" } })).status).toBe(200);
+    expect(await status()).toBe("frozen");
+    expectProblem(await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 500 } }), 403, "account_frozen");
+    expect((await call("POST", "/api/fraud/review", { token: admin, body: { alertId: freezing.id, status: "false_positive", action: "cleared" } })).status).toBe(200);
+    expect(await status()).toBe("active");
+  });
+
   /** A completed 500-coin withdrawal sets the median; one of `amount` (≥ 5,000: 10×) is then refused for verification. */
   async function unusualWithdrawalRefused(user: { id: string; token: string }, amount = 5000) {
     await adjust(user.id, 100_000);

@@ -68,7 +68,8 @@ export const fraudRouter = createRouter()
       path: "/review",
       tags: ["fraud"],
       summary: "Review an alert and apply an action to its user (warned, frozen, banned, cleared); audited",
-      description: "`frozen` blocks money out until a later review `cleared`s it; `cleared` also lifts a verification hold; `banned` is permanent.",
+      description:
+        "`frozen` blocks money out until a later review `cleared`s it; `cleared` also lifts a verification hold, but not a freeze another alert of the user that is still open (or investigating) imposed: that alert is reviewed in its own right; `banned` is permanent.",
       security: bearerSecurity,
       request: {
         body: {

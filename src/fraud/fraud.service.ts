@@ -66,6 +66,12 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
   if (user?.status === "banned" && input.action !== "banned" && input.action !== "warned") throw new ApiError("conflict", "A ban is permanent.");
   const now = Date.now();
   const change = USER_CHANGE[input.action];
+  // Clearing this alert does not lift a freeze another alert of the user, still open, imposed (reviewing an
+  // old unrelated alert would unfreeze them): that alert is reviewed in its own right. Decided at commit.
+  const stillFrozenByAnother = user
+    ? sql`exists (select 1 from ${fraudAlerts} where ${fraudAlerts.userId} = ${user.id} and ${fraudAlerts.id} <> ${alert.id} and ${fraudAlerts.status} in ('open', 'investigating') and ${fraudAlerts.actionTaken} = 'frozen')`
+    : sql`0`;
+  const userChange = input.action === "cleared" ? { ...USER_CHANGE.cleared, status: sql<"active" | "frozen">`case when ${stillFrozenByAnother} then ${users.status} else 'active' end` } : change;
   // The action is decided anew when it changes, or when it changes the user again (frozen after being unfrozen by hand).
   const keepsDecision = input.action === "banned" || !change || !user || !("status" in change) || user.status === change.status;
   // A ban committed after the read above still stands: the batch refuses to clear or freeze a banned user.
@@ -85,7 +91,7 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
       })
       .where(eq(fraudAlerts.id, alert.id))
       .returning(),
-    ...(change && user ? [announceBans(db.update(users).set({ ...change, updatedAt: now }).where(eq(users.id, user.id)).returning({ id: users.id, status: users.status }), now)] : []),
+    ...(userChange && user ? [announceBans(db.update(users).set({ ...userChange, updatedAt: now }).where(eq(users.id, user.id)).returning({ id: users.id, status: users.status }), now)] : []),
     db.insert(auditLog).values({
       actorId: adminId,
       action: "fraud.review",
