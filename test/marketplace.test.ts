@@ -395,8 +395,13 @@ describe("marketplace orders", () => {
     expectProblem(await call("GET", "/api/admin/business-verifications", { token: seller.token }), 403, "forbidden");
     expect((await call("POST", `/api/admin/business-verifications/${seller.id}/review`, { token: admin, body: { decision: "rejected", note: "blurry license" } })).json).toMatchObject({ status: "rejected", note: "blurry license" });
     expectProblem(await call("POST", `/api/admin/business-verifications/${seller.id}/review`, { token: admin, body: { decision: "verified" } }), 404, "not_found");
-    expect((await call("POST", "/api/marketplace/business-verification", { token: seller.token, body })).json).toMatchObject({ status: "pending", note: null });
-    expect((await call("POST", `/api/admin/business-verifications/${seller.id}/review`, { token: admin, body: { decision: "verified" } })).json).toMatchObject({ status: "verified" });
+    const firstSeen = ((await call("GET", "/api/admin/business-verifications?status=rejected&limit=100", { token: admin })).json.items.find((v: any) => v.userId === seller.id).submittedAt);
+    await new Promise((r) => setTimeout(r, 5));
+    const resubmitted = await call("POST", "/api/marketplace/business-verification", { token: seller.token, body: { ...body, taxId: "987654321098765" } });
+    expect(resubmitted.json).toMatchObject({ status: "pending", note: null });
+    // A review made from the earlier submission's view (its submittedAt) is refused: the admin never saw this data.
+    expectProblem(await call("POST", `/api/admin/business-verifications/${seller.id}/review`, { token: admin, body: { decision: "verified", submittedAt: firstSeen } }), 409, "conflict");
+    expect((await call("POST", `/api/admin/business-verifications/${seller.id}/review`, { token: admin, body: { decision: "verified", submittedAt: resubmitted.json.submittedAt } })).json).toMatchObject({ status: "verified", taxId: "987654321098765" });
     expectProblem(await call("POST", "/api/marketplace/business-verification", { token: seller.token, body }), 409, "conflict");
     const audit = await env.DB.prepare("select action from audit_log where subject_type = 'user' and subject_id = ? and action like 'business_verification.%' order by id").bind(seller.id).all<{ action: string }>();
     expect(audit.results.map((a) => a.action)).toEqual(["business_verification.submitted", "business_verification.rejected", "business_verification.submitted", "business_verification.verified"]);

@@ -61,6 +61,7 @@ export const GUARDS = {
   withdrawal_confirmed: () =>
     new ApiError("conflict", "Iris accepted this payout: its own outcome (a notification, or reconciliation) settles it. Only an unconfirmed withdrawal is resolved by hand."),
   invoice_units_changed: () => new ApiError("conflict", "Billable usage changed while the invoice was priced."),
+  verification_replaced: () => new ApiError("conflict", "The business verification was sent again since the submission you reviewed; review the current one."),
   kyc_not_pending: () => new ApiError("conflict", "The submission was reviewed concurrently."),
   kyc_already_verified: () => new ApiError("conflict", "This account is already verified."),
   unusual_withdraw_pattern: () => new ApiError("verification_required", "This withdrawal needs additional verification; an administrator will review it."),

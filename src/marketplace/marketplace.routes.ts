@@ -234,11 +234,28 @@ export const adminBusinessRouter = createRouter()
       tags: ["admin", "marketplace"],
       summary: "Verify or reject a pending business verification (audited)",
       security: bearerSecurity,
-      request: { params: z.object({ userId: UserIdSchema }), body: body(z.object({ decision: z.enum(["verified", "rejected"]), note: z.string().trim().min(1).max(500).optional() }).strict().openapi({ example: { decision: "verified", note: "NIB and NPWP checked" } })) },
-      responses: { 200: json(VerificationSchema, "Reviewed"), ...errorResponses, 404: problemFor("No pending verification for that user.") },
+      request: {
+        params: z.object({ userId: UserIdSchema }),
+        body: body(
+          z
+            .object({
+              decision: z.enum(["verified", "rejected"]),
+              note: z.string().trim().min(1).max(500).optional(),
+              submittedAt: z.iso.datetime({ offset: true }).optional().openapi({ description: "The submission's `submittedAt` as the admin saw it: a submission sent since (after a rejection) is not decided on an earlier view (409)." }),
+            })
+            .strict()
+            .openapi({ example: { decision: "verified", note: "NIB and NPWP checked", submittedAt: "2026-11-20T03:15:00.000Z" } }),
+        ),
+      },
+      responses: {
+        200: json(VerificationSchema, "Reviewed"),
+        ...errorResponses,
+        404: problemFor("No pending verification for that user."),
+        409: problemFor("`conflict`: the pending submission is not the one `submittedAt` names (it was sent again since)."),
+      },
     }),
     async (c) => {
-      const { decision, note } = c.req.valid("json");
-      return c.json(await reviewBusinessVerification(c.var.db, c.var.user.id, c.req.valid("param").userId, decision, note, Date.now()), 200);
+      const { decision, note, submittedAt } = c.req.valid("json");
+      return c.json(await reviewBusinessVerification(c.var.db, c.var.user.id, c.req.valid("param").userId, decision, note, Date.now(), submittedAt === undefined ? undefined : Date.parse(submittedAt)), 200);
     },
   );

@@ -7,7 +7,7 @@ import { ruleInBatch } from "../fraud/engine";
 import { systemAccountId, userAccountId } from "../ledger/accounts";
 import { clawBack } from "../ledger/debt-settlement";
 import { applyPlans, applyStatements, type ApplyOptions, type IdempotencyWrite, type Statement } from "../ledger/executor";
-import { guard, GuardError, type Guard } from "../ledger/guards";
+import { checkGuards, guard, GuardError, type Guard } from "../ledger/guards";
 import { entryPlan, type LedgerPlan } from "../ledger/plan";
 import { applySpending, spendingPlan } from "../ledger/spending";
 import { ApiError } from "../lib/errors";
@@ -473,9 +473,15 @@ export const verificationView = (v: typeof businessVerifications.$inferSelect) =
   note: v.note,
 });
 
-export async function reviewBusinessVerification(db: Db, adminId: string, userId: string, decision: "verified" | "rejected", note: string | undefined, now: number) {
+export async function reviewBusinessVerification(db: Db, adminId: string, userId: string, decision: "verified" | "rejected", note: string | undefined, now: number, submittedAt?: number) {
   notAboutThemselves(adminId, userId, "review a business verification");
+  // The submission the admin saw, when they name it: one sent since is not decided on that view.
+  const seen =
+    submittedAt === undefined
+      ? []
+      : [checkGuards(db, [guard("verification_replaced", sql`exists (select 1 from ${businessVerifications} where ${businessVerifications.userId} = ${userId} and ${businessVerifications.status} = 'pending' and ${businessVerifications.submittedAt} <> ${submittedAt})`)])];
   const [rows] = (await applyStatements(db, [
+    ...seen,
     db
       .update(businessVerifications)
       .set({ status: decision, reviewedBy: adminId, reviewedAt: now, note: note ?? null })
@@ -487,7 +493,7 @@ export async function reviewBusinessVerification(db: Db, adminId: string, userId
       { actorId: adminId, action: `business_verification.${decision}`, subjectType: "user", subjectId: userId, details: { note: note ?? null }, createdAt: now },
       sql`where exists (select 1 from ${businessVerifications} where ${businessVerifications.userId} = ${userId} and ${businessVerifications.reviewedBy} = ${adminId} and ${businessVerifications.reviewedAt} = ${now})`,
     ),
-  ])) as [(typeof businessVerifications.$inferSelect)[]];
+  ]).then((results) => results.slice(seen.length))) as [(typeof businessVerifications.$inferSelect)[]];
   if (!rows[0]) throw new ApiError("not_found", "No pending business verification for that user.");
   return verificationView(rows[0]);
 }
