@@ -175,6 +175,8 @@ describe("marketplace orders", () => {
     expectProblem(await call("POST", `/api/marketplace/orders/${id}/confirm`, { token: stranger.token }), 404, "not_found");
     expectProblem(await call("POST", `/api/marketplace/orders/${id}/refund`, { token: stranger.token }), 404, "not_found");
     expectProblem(await call("POST", `/api/marketplace/orders/${id}/refund`, { token: buyer.token }), 403, "forbidden");
+    // An admin sees every order, so is told why they cannot confirm it rather than that it does not exist.
+    expectProblem(await call("POST", `/api/marketplace/orders/${id}/confirm`, { token: await adminToken() }), 403, "forbidden");
     expectProblem(await call("POST", "/api/marketplace/orders/01ZZZZZZZZZZZZZZZZZZZZZZZZ/confirm", { token: buyer.token }), 404, "not_found");
     expectProblem(await call("POST", "/api/marketplace/orders/not-an-id/confirm", { token: buyer.token }), 400, "validation_failed");
     expect((await balanceOf(buyer.token)).balance).toBe(400);

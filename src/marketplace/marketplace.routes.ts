@@ -130,7 +130,7 @@ export const marketplaceRouter = createRouter()
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      return c.json(await decideOnce<ReturnType<typeof orderView>>(c, { id }, async (record) => orderView(await confirmOrder(c.var.db, c.var.config, id, c.var.user.id, Date.now(), (o) => record(orderView(o))))), 200);
+      return c.json(await decideOnce<ReturnType<typeof orderView>>(c, { id }, async (record) => orderView(await confirmOrder(c.var.db, c.var.config, id, c.var.user, Date.now(), (o) => record(orderView(o))))), 200);
     },
   )
   .openapi(

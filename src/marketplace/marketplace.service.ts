@@ -363,19 +363,21 @@ export async function refundOrder(db: Db, config: Config, order: MarketplaceOrde
  * good standing. Recorded debt does not stop it: the escrowed coins left the wallet at purchase, and the
  * cron would release them anyway.
  */
-export async function confirmOrder(db: Db, config: Config, id: string, buyerId: string, now: number, record?: OrderRecord) {
+export async function confirmOrder(db: Db, config: Config, id: string, caller: { id: string; role: string }, now: number, record?: OrderRecord) {
+  const buyerId = caller.id;
   const load = () => findOrder(db, id);
   // An order's terms never change; only its status does, and the release's batch is guarded by it. Remembered
   // terms (placed in this isolate) save the read; any refusal is decided on a fresh one.
   for (let fresh = false; ; fresh = true) {
     const { value: known, remembered } = await orderTerms.get(id, load, fresh);
     if (remembered && (known?.buyerId !== buyerId || known.status !== "escrow")) continue;
-    // To anyone but its parties the order does not exist; its seller or affiliate is told only the buyer confirms.
-    if (!known || ![known.buyerId, known.sellerId, known.affiliateId].includes(buyerId)) throw new ApiError("not_found", "No such order.");
-    if (known.buyerId !== buyerId) throw new ApiError("forbidden", "Only the order's buyer confirms delivery.");
-    if (known.status !== "escrow") throw new ApiError("conflict", `The order is ${known.status}.`);
+    // To anyone but its parties (and admins, who see every order) the order does not exist; the others are told
+    // only the buyer confirms.
+    const order = visible(known, caller);
+    if (order.buyerId !== buyerId) throw new ApiError("forbidden", "Only the order's buyer confirms delivery.");
+    if (order.status !== "escrow") throw new ApiError("conflict", `The order is ${order.status}.`);
     try {
-      const released = await releaseOrder(db, config, known, buyerId, now, { record, callerGuards: callerInGoodStanding(buyerId) });
+      const released = await releaseOrder(db, config, order, buyerId, now, { record, callerGuards: callerInGoodStanding(buyerId) });
       orderTerms.forget(id);
       return released;
     } catch (error) {
