@@ -162,6 +162,20 @@ describe("hardening 4: the daily batch cannot be stopped by one user", () => {
     expectProblem(await call("POST", `/api/admin/batches/${today}/run`, { token: await adminToken() }), 409, "conflict");
   });
 
+  it("a client's retry of a report already accepted is answered as duplicates, also once its day is closed (only new events are judged against the day and the campaign cap)", async () => {
+    const user = await newUser("retry-late");
+    const today = businessDay(Date.now(), tz);
+    const report = { events: [{ id: "ev-1", type: "view" }, { id: "ev-2", type: "like" }] };
+    expect((await call("POST", "/api/activity", { token: user.token, body: report })).json).toMatchObject({ accepted: 2, duplicates: 0 });
+    await env.USER_ACTIVITY.get(env.USER_ACTIVITY.idFromName(user.id)).summary(today, { view: 1, like: 1, comment: 1 });
+    // The answer was lost and the client sends the same report again after the day closed: nothing new, nothing refused.
+    const retry = await call("POST", "/api/activity", { token: user.token, body: report });
+    expect(retry.status, retry.text).toBe(202);
+    expect(retry.json).toMatchObject({ accepted: 0, duplicates: 2 });
+    // A new event of the closed day is still refused.
+    expectProblem(await call("POST", "/api/activity", { token: user.token, body: { events: [{ id: "ev-3", type: "view" }] } }), 422, "day_closed");
+  });
+
   it("fan-out stays within the Queues limits whatever the id length (≤ 100 messages and < 256 KB per sendBatch)", () => {
     const id = (i: number) => `u${String(i).padStart(63, "x")}`;
     const bodies = Array.from({ length: 1_000 }, (_, m) => ({ kind: "pay" as const, day: "2026-11-20", userIds: Array.from({ length: 1000 }, (_, i) => id(m * 1000 + i)) }));

@@ -164,15 +164,19 @@ export class UserActivity extends DurableObject<Env> {
     let duplicates = 0;
     const newDays: string[] = [];
     return this.ctx.storage.transactionSync((): RecordResult => {
-      const days = [...new Set(events.map((e) => businessDay(e.at, opts.tzOffset)))];
+      // Events already recorded (a client's retry of a report whose answer it lost) are duplicates whatever
+      // else holds: only new ones are judged against a closed day or the campaign cap.
+      const fresh = events.filter((e) => e.id === undefined || this.sql.exec("SELECT 1 FROM seen_events WHERE id = ?", e.id).toArray().length === 0);
+      duplicates = events.length - fresh.length;
+      const days = [...new Set(fresh.map((e) => businessDay(e.at, opts.tzOffset)))];
       const closed = days.filter((day) => this.sql.exec("SELECT 1 FROM closed_days WHERE day = ?", day).toArray().length > 0);
       if (closed.length > 0) return { refused: "day_closed", days: closed };
       for (const day of days) {
         const campaigns = new Set(this.sql.exec<{ campaign: string }>("SELECT DISTINCT campaign FROM minute_counts WHERE day = ? AND campaign != ''", day).toArray().map((r) => r.campaign));
-        for (const e of events) if (e.campaignId && businessDay(e.at, opts.tzOffset) === day) campaigns.add(e.campaignId);
+        for (const e of fresh) if (e.campaignId && businessDay(e.at, opts.tzOffset) === day) campaigns.add(e.campaignId);
         if (campaigns.size > opts.maxCampaignsPerDay) return { refused: "too_many_campaigns", days: [day] };
       }
-      for (const e of events) {
+      for (const e of fresh) {
         const day = businessDay(e.at, opts.tzOffset);
         if (e.id !== undefined) {
           const inserted = this.sql.exec("INSERT OR IGNORE INTO seen_events (id, day) VALUES (?, ?)", e.id, day).rowsWritten;
