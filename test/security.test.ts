@@ -126,9 +126,10 @@ describe("a banned caller is answered 403 on the routes that decide about them i
       selfTransfer: await call("POST", "/api/wallet/transfer", { token: buyer.token, body: { toUserId: buyer.id, amount: 1 } }),
     };
     for (const [name, res] of Object.entries(answers)) expect([name, res.status, res.json.code]).toEqual([name, 403, "account_banned"]);
-    // Reading balance and history stays open to them.
+    // Reading balance and history stays open to them, and a malformed read is told what is wrong with it.
     expect((await call("GET", "/api/wallet/balance", { token: buyer.token })).status).toBe(200);
     expect((await call("GET", "/api/wallet/transactions", { token: buyer.token })).status).toBe(200);
+    expectProblem(await call("GET", "/api/wallet/transactions?limit=0x10", { token: buyer.token }), 400, "validation_failed");
     await expectLedgerOk();
   });
 });

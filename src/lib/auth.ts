@@ -119,11 +119,12 @@ export const firstSeen = createMiddleware<AppEnv>(async (c, next) => {
  * decide about the caller inside their batch refuse some requests before it (a self-order, someone else's
  * order, a transfer to oneself, a body that fails validation): after such a refusal the caller's status is
  * read (on refusals only; one read) and a banned caller's answer becomes 403. A refusal by the batch's own
- * guards needs no read: the caller's ban is the first guard of every such batch.
+ * guards needs no read: the caller's ban is the first guard of every such batch. Reads (balance, history)
+ * stay open to a banned caller, so their refusals stay what they are.
  */
 export async function banOutranksRefusal(c: Context<AppEnv>) {
   const error = c.error;
-  if (!(error instanceof ApiError) || error instanceof GuardError || ![400, 404, 409, 422].includes(error.status)) return;
+  if (c.req.method === "GET" || !(error instanceof ApiError) || error instanceof GuardError || ![400, 404, 409, 422].includes(error.status)) return;
   const [row] = await c.var.db.select({ status: users.status }).from(users).where(eq(users.id, c.var.user.id));
   if (row?.status !== "banned") return;
   c.res = undefined; // the refusal's headers (a replay's, a Retry-After) do not carry over
