@@ -312,15 +312,12 @@ describe("a repeat of a withdrawal while Iris is still being asked", () => {
 });
 
 describe("an accepted payout is never resolved by hand", () => {
-  const withdrawalOf = (id: string) => env.DB.prepare("select * from withdrawals where id = ?").bind(id).first<Record<string, any>>();
-  const simPayoutsFor = async (id: string) => ((await sim("GET", "/_sim/state")).json.payouts as { notes: string; reference_no: string; status: string }[]).filter((p) => p.notes === `Withdrawal ${id}`);
-
   it("Iris' notification of the payout arriving before its late answer keeps the withdrawal confirmed: no resolve by hand, Iris' completed posts it", async () => {
     const user = await verifiedUser("late-approved");
     await adjust(user.id, 1000);
     // Iris makes the payout at once but answers after the client's deadline.
     await sim("POST", "/_sim/faults", { target: "iris", mode: "late", delayMs: 4000 });
-    const pending = call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 1000 } });
+    const pending = withdraw(user.token, 1000);
     // While the request waits on Iris, Iris' signed "approved" notification arrives.
     let payout: { reference_no: string } | undefined;
     for (let i = 0; i < 60 && !payout; i++) {
@@ -346,13 +343,13 @@ describe("an accepted payout is never resolved by hand", () => {
     await adjust(user.id, 1000);
     // The first create never reaches Iris: unconfirmed, nothing at Iris.
     await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
-    const res = await call("POST", "/api/wallet/withdraw", { token: user.token, body: { asset: "COIN", amount: 1000 } });
+    const res = await withdraw(user.token, 1000);
     expect(res.json).toMatchObject({ unconfirmed: true });
     const id = res.json.withdrawalId as string;
     expect(await simPayoutsFor(id)).toHaveLength(0);
     // Reconciliation repeats the create; Iris takes 700 ms to answer. An admin resolves "failed" meanwhile.
     await sim("POST", "/_sim/faults", { target: "iris", mode: "late", delayMs: 700 });
-    const run = reconcileWithdrawals(createDb(env.DB), config, env, Date.now() + 6 * 60_000);
+    const run = reconcile(Date.now() + 6 * 60_000);
     await new Promise((r) => setTimeout(r, 150));
     const resolved = await call("POST", `/api/admin/withdrawals/${id}/resolve`, { token: await adminToken(), body: { outcome: "failed", reason: "Iris dashboard shows no payout" } });
     await run;
