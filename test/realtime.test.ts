@@ -156,6 +156,8 @@ describe("realtime events over WebSockets", () => {
     const bob = await newUser("bob");
     const ticket = (await call("POST", "/api/realtime/ticket", { token: alice.token })).json.ticket as string;
     expect(ticket).toMatch(/^rt1\./);
+    // A request refused before the upgrade for its own fault leaves the one-time ticket unused.
+    expect(await connect("", { query: { ticket, since: "latest" } })).toMatchObject({ status: 400, json: { code: "validation_failed" } });
     const s = await open("", { query: { ticket } });
     // The object's upgrade response passes through the Worker's security headers too.
     expect(s.headers.get("x-content-type-options")).toBe("nosniff");

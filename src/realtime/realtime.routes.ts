@@ -49,9 +49,11 @@ type Target = { stub: { fetch(request: Request): Promise<Response> }; maxSockets
 
 async function upgrade(c: Context<AppEnv>, pick: (caller: AuthUser) => Target | Promise<Target>) {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new ApiError("upgrade_required", "This is a WebSocket endpoint: send Upgrade: websocket.");
-  const caller = await realtimeCaller(c);
+  // Checked before the caller: a ticket is used up by the authentication it buys, so a request refused for
+  // its own fault must not spend it.
   const since = c.req.query("since");
   if (since !== undefined && !/^\d{1,15}$/.test(since)) throw new ApiError("validation_failed", "`since` is the last seq the client received.", { errors: [{ path: "query.since", message: "a whole number ≥ 0" }] });
+  const caller = await realtimeCaller(c);
   const { stub, maxSockets, awayResyncMs, maxPerUser } = await pick(caller);
   const url = new URL("https://realtime.internal/socket");
   if (since !== undefined) url.searchParams.set("since", since);
