@@ -116,6 +116,42 @@ describe("hardening 2: partial refunds and chargebacks reverse only what was ref
       expect(step.amount).toBeLessThanOrEqual(1150);
     }
   });
+
+  it("a partial refund handled before the credit proves the payment settled: the order is credited and only the refunded part reversed, in one batch", async () => {
+    const user = await newUser("early-partial");
+    const orderId = await buy(user.token);
+    const settlement = await midtransNotification(orderId, { transaction_status: "settlement" });
+    const partial = await midtransNotification(orderId, { transaction_status: "partial_refund", refund_amount: 10_000 });
+    // The settlement's notification, handled after the merchant's partial refund, is confirmed as that refund.
+    const moving = { batches: 0 };
+    const res = await call("POST", "/api/payment/midtrans/webhook", { body: settlement, db: d1Intercept(/insert into "once_keys"/, async () => void moving.batches++, 99) });
+    expect(res.json.outcome, res.text).toBe("reversed");
+    expect(moving.batches, "the credit and the reversal commit together").toBe(1);
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 1150 - 136, debt: 0, totalDeposited: 1150 - 136 });
+    expect(await orderRow(orderId)).toMatchObject({ status: "paid", refunded_idr: 10_000, reversed_amount: 136 });
+    for (const again of [partial, settlement]) expect((await postMidtransWebhook(again)).json.outcome).toBe("duplicate");
+    // The rest, refunded later, reverses the rest.
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "refund" }))).json.outcome).toBe("reversed");
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 0, debt: 0, totalDeposited: 0 });
+    expect(await orderRow(orderId)).toMatchObject({ status: "reversed", refunded_idr: 85_000, reversed_amount: 1150 });
+    await expectLedgerOk();
+  });
+
+  it("a partial chargeback handled before the credit of a buyer in debt: the credit settles the debt first and the charged-back part is booked to debt", async () => {
+    const { user, orderId: first } = await paid();
+    await adjust(user.id, -1100);
+    expect((await postMidtransWebhook(await midtransNotification(first, { transaction_status: "chargeback" }))).json.outcome).toBe("reversed");
+    expect(await debtOf(user.id)).toBe(-1100);
+    const second = await buy(user.token);
+    await midtransNotification(second, { transaction_status: "settlement" });
+    const chargeback = await midtransNotification(second, { transaction_status: "partial_chargeback", refund_amount: 10_000 });
+    expect((await postMidtransWebhook(chargeback)).json.outcome).toBe("reversed");
+    // 1,150 credited settles the 1,100 owed; of the 136 charged back, the 50 left are taken and 86 are owed.
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 0, debt: 86 });
+    expect(await orderRow(second)).toMatchObject({ status: "paid", refunded_idr: 10_000, reversed_amount: 136 });
+    expect((await postMidtransWebhook(chargeback)).json.outcome).toBe("duplicate");
+    await expectLedgerOk();
+  });
 });
 
 describe("hardening 3: orders change state only inside the batch that moves the money", () => {

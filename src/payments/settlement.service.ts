@@ -5,9 +5,9 @@ import type { Db } from "../db/client";
 import { accounts, fraudAlerts, paymentOrders, users, type PaymentOrderRow } from "../db/schema";
 import { alertWhen, dedupeKey } from "../fraud/alerts";
 import { campaignAccountId, userAccountId, userDebtAccountId } from "../ledger/accounts";
-import { applyPlan, applyStatements } from "../ledger/executor";
+import { applyPlan, applyPlans, applyStatements, type ApplyOptions } from "../ledger/executor";
 import { guard } from "../ledger/guards";
-import { entryPlan } from "../ledger/plan";
+import { entryPlan, type LedgerPlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { actionForOrder, CANCELLED, creditedAmount, creditPostings, reversalPostings, reversalStep, type GatewayAction } from "./deposit-rules";
@@ -95,7 +95,8 @@ export async function settleOrder(db: Db, config: Config, order: PaymentOrderRow
   return reverse(db, order, confirmed.gatewayStatus === "cancel" ? { ...confirmed, refundedIdr: order.amountIdr } : confirmed, now);
 }
 
-async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now: number): Promise<SettleOutcome> {
+/** The credit of a confirmed payment, refused at commit unless the order is still creditable (once-key `deposit:<order>`). */
+function creditItem(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now: number): { plan: LedgerPlan; options: ApplyOptions } {
   const coinPackage = order.kind === "coin_package";
   const plan = entryPlan({
     tx: {
@@ -119,8 +120,9 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
     audit: { actorId: `gateway:${order.gateway}`, action: "payment.credit", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus: confirmed.gatewayStatus } },
     now,
   });
-  try {
-    await applyPlan(db, plan, {
+  return {
+    plan,
+    options: {
       // A refund confirmed first (status `refunded`), a cancel, or a credit already applied aborts this batch.
       guards: [guard("order_not_creditable", sql`not ${creditableSql(order.id)}`)],
       alongside: [
@@ -137,7 +139,14 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
           })
           .where(eq(users.id, order.userId)),
       ],
-    });
+    },
+  };
+}
+
+async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now: number): Promise<SettleOutcome> {
+  const { plan, options } = creditItem(db, order, confirmed, now);
+  try {
+    await applyPlan(db, plan, options);
     return "credited";
   } catch (error) {
     if (error instanceof ApiError && error.code === "already_applied") return "duplicate";
@@ -145,10 +154,85 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
   }
 }
 
+type Step = ReturnType<typeof reversalStep>;
+
 /**
- * Refund or chargeback. Before any credit the order is marked `refunded` (no credit may follow). After
- * the credit, the part of it the refunded rupiah stand for is reversed; what the wallet no longer holds
- * becomes recorded debt instead of a silent failure, and an alert goes to the admins. The wallet read
+ * One reversal step of a credited order, refused at commit if the order's reversal state moved since it was
+ * sized (once-key of its cumulative refunded amount). `available` is what the wallet (or budget) can give:
+ * the rest is booked to the owner's debt, which the batch settles from what the wallet holds at commit.
+ */
+async function reversalItem(db: Db, order: PaymentOrderRow, confirmed: Confirmed, step: Step, available: number, now: number): Promise<{ plan: LedgerPlan; options: ApplyOptions }> {
+  const chargeback = confirmed.gatewayStatus.includes("chargeback");
+  const alertType = chargeback ? "chargeback" : "payment_refunded";
+  const coinPackage = order.kind === "coin_package";
+  const postings = reversalPostings(order, available, step);
+  const debt = -(postings.at(-1)?.amount ?? 0);
+  const plan = entryPlan({
+    tx: {
+      id: newId(now),
+      type: "refund",
+      // A refund whose rupiah round into coins already taken back moves rupiah only.
+      asset: coinPackage && step.amount > 0 ? "COIN" : "IDR",
+      amount: step.amount > 0 ? step.amount : step.idrAmount,
+      userId: order.userId,
+      metadata: { orderId: order.id, paymentMethod: order.gateway, gatewayStatus: confirmed.gatewayStatus, refundedIdr: step.cumulativeIdr, reversed: step.amount, debtBooked: debt },
+    },
+    postings,
+    sideAccountId: sideOf(order),
+    onceKeys: [`reversal:${order.id}:${step.cumulativeIdr}`],
+    ...budgetHeldFor(order),
+    audit: { actorId: `gateway:${order.gateway}`, action: "payment.reverse", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus: confirmed.gatewayStatus, refundedIdr: step.cumulativeIdr, reversed: step.amount, debt } },
+    now,
+  });
+  return {
+    plan,
+    options: {
+      guards: [
+        guard(
+          "order_reversal_moved",
+          sql`not exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${order.id} and ${paymentOrders.status} = 'paid' and ${paymentOrders.reversedAmount} = ${order.reversedAmount} and ${paymentOrders.refundedIdr} = ${order.refundedIdr})`,
+        ),
+      ],
+      alongside: [
+        db
+          .update(paymentOrders)
+          .set({
+            status: step.complete ? "reversed" : "paid",
+            reversedAmount: step.reversedTotal,
+            refundedIdr: Math.max(step.cumulativeIdr, order.refundedIdr),
+            gatewayStatus: confirmed.gatewayStatus,
+            // The first chargeback of the order (metrics count charged-back orders once, on that day).
+            chargedBackAt: chargeback ? sql`coalesce(${paymentOrders.chargedBackAt}, ${now})` : sql`${paymentOrders.chargedBackAt}`,
+            updatedAt: now,
+          })
+          .where(eq(paymentOrders.id, order.id)),
+        // SPEC §5's totalDeposited counts the coins deposits still stand for: what a refund takes back is no longer deposited.
+        ...(coinPackage && step.amount > 0 ? [db.update(users).set({ totalDepositedCoins: sql`${users.totalDepositedCoins} - ${step.amount}` }).where(eq(users.id, order.userId))] : []),
+        // `debt`: what the owner owes in the asset once this batch settled what it could (read at commit:
+        // what it booked may have been covered by the wallet or budget in the same batch).
+        alertWhen(
+          db,
+          {
+            userId: order.userId,
+            alertType,
+            severity: "high",
+            details: sql`json_object('orderId', ${order.id}, 'amountIdr', ${order.amountIdr}, 'refundedIdr', ${step.cumulativeIdr}, 'reversed', ${step.amount}, 'gatewayStatus', ${confirmed.gatewayStatus}, 'debt', -coalesce((select ${accounts.balance} from ${accounts} where ${accounts.id} = ${userDebtAccountId(order.userId, coinPackage ? "COIN" : "IDR")}), 0))`,
+            dedupeKey: await dedupeKey(alertType, order.id, step.cumulativeIdr),
+          },
+          now,
+          sql`1`,
+        ),
+      ],
+    },
+  };
+}
+
+/**
+ * Refund or chargeback. A full one before the credit marks the order `refunded` (no credit may follow). A
+ * partial one proves the payment settled: the credit and the reversal of the refunded part commit in one
+ * batch, so the buyer keeps what they still paid for whatever order the notifications are handled in.
+ * After the credit, the part of it the refunded rupiah stand for is reversed; what the wallet no longer
+ * holds becomes recorded debt instead of a silent failure, and an alert goes to the admins. The wallet read
  * and the order's reversal state only size the step: a guard aborts the batch if the order moved on
  * meanwhile and the accounts CHECK refuses an overdraft, and the step is then sized again. After an
  * overdraft (the owner spent, or the budget paid out, meanwhile) the step reads no wallet: it books the
@@ -157,91 +241,58 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
  * budget first, then the advertiser's own rupiah) holds at commit: debt is only what it cannot cover then.
  */
 async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now: number): Promise<SettleOutcome> {
-  const chargeback = confirmed.gatewayStatus.includes("chargeback");
-  const alertType = chargeback ? "chargeback" : "payment_refunded";
-  // The first chargeback of the order (metrics count charged-back orders once, on that day).
-  const chargedBackAt = chargeback ? sql`coalesce(${paymentOrders.chargedBackAt}, ${now})` : sql`${paymentOrders.chargedBackAt}`;
+  const alertType = confirmed.gatewayStatus.includes("chargeback") ? "chargeback" : "payment_refunded";
+  const refundedIdr = confirmed.refundedIdr ?? first.amountIdr;
   let order = first;
   let outspent = false;
   for (let attempt = 0; attempt < 5; attempt++) {
-    if (CREDITABLE.includes(order.status)) {
-      // The mark and its alert commit together (the alert only if this batch marked it; once per order).
-      const [marked] = await applyStatements(db, [
-        db
-          .update(paymentOrders)
-          .set({ status: "refunded", gatewayStatus: confirmed.gatewayStatus, refundedIdr: Math.min(confirmed.refundedIdr ?? order.amountIdr, order.amountIdr), chargedBackAt, updatedAt: now })
-          .where(and(eq(paymentOrders.id, order.id), inArray(paymentOrders.status, CREDITABLE)))
-          .returning({ id: paymentOrders.id }),
-        alertWhen(
-          db,
-          { userId: order.userId, alertType, severity: "high", details: { orderId: order.id, amountIdr: order.amountIdr, gatewayStatus: confirmed.gatewayStatus, beforeCredit: true }, dedupeKey: await dedupeKey(alertType, order.id, "before_credit") },
-          now,
-          sql`changes() > 0`,
-        ),
-      ]);
-      if ((marked as unknown[]).length > 0) return "refunded";
-    } else if (order.status !== "paid") {
-      return "duplicate";
-    } else {
-      const step = reversalStep(order, confirmed.refundedIdr ?? order.amountIdr);
-      if (step.amount === 0 && step.idrAmount === 0) return "duplicate";
-      const coinPackage = order.kind === "coin_package";
-      const wallet = outspent ? undefined : await db.query.accounts.findFirst({ where: eq(accounts.id, walletOf(order)) });
-      const postings = reversalPostings(order, wallet ? wallet.balance - wallet.locked : 0, step);
-      const debt = -(postings.at(-1)?.amount ?? 0);
-      const plan = entryPlan({
-        tx: {
-          id: newId(now),
-          type: "refund",
-          // A refund whose rupiah round into coins already taken back moves rupiah only.
-          asset: coinPackage && step.amount > 0 ? "COIN" : "IDR",
-          amount: step.amount > 0 ? step.amount : step.idrAmount,
-          userId: order.userId,
-          metadata: { orderId: order.id, paymentMethod: order.gateway, gatewayStatus: confirmed.gatewayStatus, refundedIdr: step.cumulativeIdr, reversed: step.amount, debtBooked: debt },
-        },
-        postings,
-        sideAccountId: sideOf(order),
-        onceKeys: [`reversal:${order.id}:${step.cumulativeIdr}`],
-        ...budgetHeldFor(order),
-        audit: { actorId: `gateway:${order.gateway}`, action: "payment.reverse", subjectType: "payment_order", subjectId: order.id, details: { gatewayStatus: confirmed.gatewayStatus, refundedIdr: step.cumulativeIdr, reversed: step.amount, debt } },
-        now,
-      });
-      try {
-        await applyPlan(db, plan, {
-          guards: [
-            guard(
-              "order_reversal_moved",
-              sql`not exists (select 1 from ${paymentOrders} where ${paymentOrders.id} = ${order.id} and ${paymentOrders.status} = 'paid' and ${paymentOrders.reversedAmount} = ${order.reversedAmount} and ${paymentOrders.refundedIdr} = ${order.refundedIdr})`,
-            ),
-          ],
-          alongside: [
-            db
-              .update(paymentOrders)
-              .set({ status: step.complete ? "reversed" : "paid", reversedAmount: step.reversedTotal, refundedIdr: Math.max(step.cumulativeIdr, order.refundedIdr), gatewayStatus: confirmed.gatewayStatus, chargedBackAt, updatedAt: now })
-              .where(eq(paymentOrders.id, order.id)),
-            // `debt`: what the owner owes in the asset once this batch settled what it could (read at commit:
-            // what it booked may have been covered by the wallet or budget in the same batch).
-            alertWhen(
-              db,
-              {
-                userId: order.userId,
-                alertType,
-                severity: "high",
-                details: sql`json_object('orderId', ${order.id}, 'amountIdr', ${order.amountIdr}, 'refundedIdr', ${step.cumulativeIdr}, 'reversed', ${step.amount}, 'gatewayStatus', ${confirmed.gatewayStatus}, 'debt', -coalesce((select ${accounts.balance} from ${accounts} where ${accounts.id} = ${userDebtAccountId(order.userId, coinPackage ? "COIN" : "IDR")}), 0))`,
-                dedupeKey: await dedupeKey(alertType, order.id, step.cumulativeIdr),
-              },
-              now,
-              sql`1`,
-            ),
-          ],
-        });
-        return "reversed";
-      } catch (error) {
-        if (error instanceof ApiError && error.code === "already_applied") return "duplicate";
-        const raced = error instanceof ApiError && (error.code === "insufficient_funds" || error.code === "conflict");
-        if (!raced) throw error;
-        if (error.code === "insufficient_funds") outspent = true;
+    try {
+      if (CREDITABLE.includes(order.status) && refundedIdr < order.amountIdr && creditable(order)) {
+        // Credited, then reversed in part: the step is sized against the order as the credit leaves it, and
+        // may take all of the credit unless settling the owner's open debt took some of it first.
+        const paid: PaymentOrderRow = { ...order, status: "paid" };
+        const step = reversalStep(paid, refundedIdr);
+        const items = [creditItem(db, order, confirmed, now)];
+        if (step.amount > 0 || step.idrAmount > 0) items.push(await reversalItem(db, paid, confirmed, step, outspent ? 0 : creditedAmount(order), now));
+        await applyPlans(db, items);
+        return items.length > 1 ? "reversed" : "credited";
       }
+      if (CREDITABLE.includes(order.status)) {
+        // The mark and its alert commit together (the alert only if this batch marked it; once per order).
+        const [marked] = await applyStatements(db, [
+          db
+            .update(paymentOrders)
+            .set({
+              status: "refunded",
+              gatewayStatus: confirmed.gatewayStatus,
+              refundedIdr: Math.min(refundedIdr, order.amountIdr),
+              chargedBackAt: alertType === "chargeback" ? sql`coalesce(${paymentOrders.chargedBackAt}, ${now})` : sql`${paymentOrders.chargedBackAt}`,
+              updatedAt: now,
+            })
+            .where(and(eq(paymentOrders.id, order.id), inArray(paymentOrders.status, CREDITABLE)))
+            .returning({ id: paymentOrders.id }),
+          alertWhen(
+            db,
+            { userId: order.userId, alertType, severity: "high", details: { orderId: order.id, amountIdr: order.amountIdr, gatewayStatus: confirmed.gatewayStatus, beforeCredit: true }, dedupeKey: await dedupeKey(alertType, order.id, "before_credit") },
+            now,
+            sql`changes() > 0`,
+          ),
+        ]);
+        if ((marked as unknown[]).length > 0) return "refunded";
+      } else if (order.status !== "paid") {
+        return "duplicate";
+      } else {
+        const step = reversalStep(order, refundedIdr);
+        if (step.amount === 0 && step.idrAmount === 0) return "duplicate";
+        const wallet = outspent ? undefined : await db.query.accounts.findFirst({ where: eq(accounts.id, walletOf(order)) });
+        const { plan, options } = await reversalItem(db, order, confirmed, step, wallet ? wallet.balance - wallet.locked : 0, now);
+        await applyPlan(db, plan, options);
+        return "reversed";
+      }
+    } catch (error) {
+      // Applied already (a repeat), or the order moved on (credited, reversed, refunded meanwhile): read it and decide again.
+      if (!(error instanceof ApiError) || !["already_applied", "insufficient_funds", "conflict"].includes(error.code)) throw error;
+      if (error.code === "insufficient_funds") outspent = true;
     }
     const fresh = await db.query.paymentOrders.findFirst({ where: eq(paymentOrders.id, first.id) });
     if (!fresh) throw new ApiError("not_found", "No such order.");

@@ -34,7 +34,7 @@ export const BalanceSchema = z
     idrLockedBalance: z.number().int(),
     debt: z.number().int().openapi({ description: "Coins of recorded debt (a claw-back or reversal the wallet could not cover). Every later coin credit settles it first; while it is above 0 no money leaves the account (422 `debt_outstanding`)." }),
     idrDebt: z.number().int().openapi({ description: "Rupiah of recorded debt, settled first by later rupiah credits." }),
-    totalDeposited: z.number().int().openapi({ description: "Coins credited by settled deposits, bonus included." }),
+    totalDeposited: z.number().int().openapi({ description: "Coins credited by settled deposits, bonus included, less what their refunds and chargebacks took back." }),
     totalWithdrawn: z.number().int().openapi({ description: "Gross rupiah of completed withdrawals." }),
     kycStatus: z.enum(["none", "pending", "verified", "rejected"]),
   })
