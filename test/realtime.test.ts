@@ -10,7 +10,7 @@ import { newId } from "../src/lib/ids";
 import { loadConfig } from "../src/config";
 import { publishOutbox } from "../src/realtime/outbox";
 import { DAILY_BATCH_CRON } from "../src/jobs/crons";
-import { adjust, adminToken, call, d1Refusing, expectProblem, newUser, setUserStatus, tokenFor, uniqueId } from "./helpers";
+import { adjust, adminToken, call, d1Refusing, expectProblem, midtransNotification, newUser, postMidtransWebhook, setUserStatus, tokenFor, uniqueId } from "./helpers";
 
 type Frame = { seq?: number; type: string; at?: string; data?: any };
 
@@ -470,6 +470,29 @@ describe("realtime events over WebSockets", () => {
     const settled = await until(b, (f) => f.type === "coin-balance-update" && f.data.reason === "debt_settlement");
     expect(settled).toMatchObject({ data: { balance: 20, available: 20, change: -30 } });
     b.ws.close(1000, "done");
+  });
+
+  it("every movement that enters a user's history reaches their socket, also one that moves only their debt or their campaign's budget", async () => {
+    const [buyer, other, advertiser] = [await newUser("cb-debt"), await newUser("cb-to"), await newUser("adv")];
+    const order = await call("POST", "/api/payment/midtrans/create", { token: buyer.token, body: { packageId: "pkg_100" } });
+    expect((await postMidtransWebhook(await midtransNotification(order.json.orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
+    expect((await transfer(buyer, other.id, 100)).status).toBe(201);
+    const [b, a] = [await open("", { token: buyer.token }), await open("", { token: advertiser.token })];
+    // A chargeback of coins already spent: all of it is booked to the buyer's debt, their wallet does not move.
+    expect((await postMidtransWebhook(await midtransNotification(order.json.orderId, { transaction_status: "chargeback" }))).json.outcome).toBe("reversed");
+    const refund = (await call("GET", "/api/wallet/transactions?type=refund", { token: buyer.token })).json.items[0];
+    expect(await until(b, (f) => f.type === "transaction-update" && f.data.transactionId === refund.id)).toMatchObject({ data: { type: "refund", status: "completed", asset: "COIN", amount: 100 } });
+    // A campaign deposit credits the campaign's budget, the advertiser's money.
+    const campaign = await call("POST", "/api/campaigns", { token: advertiser.token, body: { name: "Launch" } });
+    const deposit = await call("POST", `/api/campaigns/${campaign.json.id}/deposit`, { token: advertiser.token, body: { amount: 50_000 } });
+    expect((await postMidtransWebhook(await midtransNotification(deposit.json.orderId, { transaction_status: "settlement" }))).json.outcome).toBe("credited");
+    const credited = (await call("GET", "/api/wallet/transactions", { token: advertiser.token })).json.items[0];
+    expect(credited).toMatchObject({ type: "deposit", amount: 50_000 });
+    expect(await until(a, (f) => f.type === "transaction-update" && f.data.transactionId === credited.id)).toMatchObject({ data: { type: "deposit", asset: "IDR", amount: 50_000 } });
+    // One event per movement and user, not one per account it touched.
+    await quiet();
+    expect(b.frames.filter((f) => f.type === "transaction-update" && f.data.transactionId === refund.id)).toHaveLength(1);
+    for (const s of [a, b]) s.ws.close(1000, "done");
   });
 
   it("at most REALTIME_MAX_SOCKETS_PER_USER (10) sockets: the 11th closes the oldest; the others all receive", async () => {

@@ -85,7 +85,7 @@ const moveAccounts = template((db, n: number) => {
     .update(accounts)
     .set({ balance: sql`${accounts.balance} + ${by("b")}`, locked: sql`${accounts.locked} + ${by("l")}` })
     .where(inArray(accounts.id, range(n).map((i) => slot(`a${i}`))))
-    .returning({ id: accounts.id, balance: accounts.balance, locked: accounts.locked, seenAt: seenAtSql(accounts.ownerId) });
+    .returning({ id: accounts.id, ownerId: accounts.ownerId, balance: accounts.balance, locked: accounts.locked, seenAt: seenAtSql(accounts.ownerId) });
 });
 
 type Side = "side" | "none";
@@ -199,6 +199,7 @@ function planStatements(db: Db, plan: LedgerPlan, options: ApplyOptions): { stat
       type: "create" in plan.transaction ? plan.transaction.create.type : "withdraw",
       status: "create" in plan.transaction ? plan.transaction.create.status : plan.transaction.settle.status,
       amount: "create" in plan.transaction ? plan.transaction.create.amount : null,
+      userId: "create" in plan.transaction ? (plan.transaction.create.userId ?? null) : null,
       deltas,
       at: now,
     };

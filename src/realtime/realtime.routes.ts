@@ -66,7 +66,7 @@ async function upgrade(c: Context<AppEnv>, pick: (caller: AuthUser) => Target | 
 const CATALOGUE =
   "Frames are JSON `{ seq, type, at, data }`; `seq` increases by one per socket source (your user, the lobby shard, the admins' room) without gaps (one is skipped when you come back after the replay window: you get `resync` then). " +
   "Events: `coin-balance-update { balance, available, change, reason, transactionId }` and `transaction-update { transactionId, type, status, asset, amount }` for every movement " +
-  "that touches your wallet (transfers both sides, deposits, withdrawals and their outcome, payouts, unlocks, gifts, boosts, orders, refunds, debt settlements); " +
+  "that enters your history (transfers both sides, deposits, withdrawals and their outcome, payouts, unlocks, gifts, boosts, orders, refunds, debt settlements; also one of yours that moves only your debt or your campaign's budget, such as a chargeback of coins already spent or a campaign deposit: `transaction-update` only, one per movement), " +
   "`stream-boosted { streamId, boostLevel, startsAt, expiresAt }` in the lobby; `fraud-alert { alertId, userId, alertType, severity }` and `account-banned { userId }` in the admins' room (a banned admin's sockets there are then closed, code 4003, as are a banned user's lobby sockets). " +
   "Reconnect with `?since=<last seq>` to receive what you missed, in order, before live events; `{ type: \"resync\", seq }` means some are no longer kept " +
   "(REALTIME_REPLAY_EVENTS, REALTIME_REPLAY_HOURS) or could not be delivered in order: re-read balance and history. Send the text `ping` to get `pong` (answered without waking the server). " +
