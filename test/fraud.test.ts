@@ -409,10 +409,18 @@ describe("alerts API", () => {
     expectProblem(await call("POST", "/api/fraud/whitelist", { token: user.token, body: { userId: user.id, reason: "me please" } }), 403, "forbidden");
   });
 
+  it("bans per week are counted in business weeks (a ban on Monday 03:00 WIB is that Monday's week)", async () => {
+    const user = await newUser("week");
+    const monday = Date.parse("2021-01-04T03:00:00+07:00");
+    await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, action_taken, action_decided_at, created_at) values (?, ?, 'rapid_transactions', 'medium', '{}', 'resolved', 'banned', ?, ?)").bind(`AL-week-${user.id}`, user.id, monday, monday).run();
+    const stats = await call("GET", "/api/fraud/stats", { token: await adminToken() });
+    expect(Object.keys(stats.json.bansPerWeek).filter((w) => w.startsWith("2021-W0"))).toEqual(["2021-W01"]);
+  });
+
   it("stats match counts computed independently from the alerts table", async () => {
     const stats = await call("GET", "/api/fraud/stats", { token: await adminToken() });
     expect(stats.status).toBe(200);
-    const rows = (await env.DB.prepare("select alert_type, severity, status, action_taken, reviewed_at, created_at from fraud_alerts").all<Record<string, any>>()).results;
+    const rows = (await env.DB.prepare("select alert_type, severity, status, action_taken, action_decided_at, reviewed_at, created_at from fraud_alerts").all<Record<string, any>>()).results;
     const countBy = (key: string) => rows.reduce<Record<string, number>>((acc, r) => (r[key] === null ? acc : { ...acc, [r[key]]: (acc[r[key]] ?? 0) + 1 }), {});
     expect(stats.json.total).toBe(rows.length);
     expect(stats.json.byType).toEqual(countBy("alert_type"));
@@ -421,8 +429,8 @@ describe("alerts API", () => {
     const reviewed = rows.filter((r) => r.status === "resolved" || r.status === "false_positive").length;
     const fp = rows.filter((r) => r.status === "false_positive").length;
     expect(stats.json.falsePositiveRate).toBeCloseTo(reviewed === 0 ? 0 : fp / reviewed, 10);
-    expect(stats.json.freezes).toBe(rows.filter((r) => r.action_taken === "frozen").length);
-    const bans = rows.filter((r) => r.action_taken === "banned").length;
+    expect(stats.json.freezes).toBe(rows.filter((r) => r.action_taken === "frozen" && r.action_decided_at !== null).length);
+    const bans = rows.filter((r) => r.action_taken === "banned" && r.action_decided_at !== null).length;
     expect(Object.values(stats.json.bansPerWeek as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(bans);
   });
 });

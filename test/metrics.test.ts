@@ -219,6 +219,29 @@ describe("freezes and bans are counted once, on the day they were decided", () =
     expect(decided?.t).toBe(wib("2024-09-12T11:00:00"));
   });
 
+  it("a user already banned (or frozen) through one alert and then through another is one ban (one freeze): the second changes nothing", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    at("2024-10-14T10:00:00");
+    const banned = await alertAbout("m-ban2", "2024-10-14T09:00:00");
+    const bannedUser = (await env.DB.prepare("select user_id from fraud_alerts where id = ?").bind(banned).first<{ user_id: string }>())!.user_id;
+    const frozen = await alertAbout("m-frz2", "2024-10-14T09:00:00");
+    const frozenUser = (await env.DB.prepare("select user_id from fraud_alerts where id = ?").bind(frozen).first<{ user_id: string }>())!.user_id;
+    const another = async (userId: string, tag: string) => {
+      const id = `AL-${tag}-${userId}`;
+      await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, ?, 'rapid_transactions', 'medium', '{}', 'open', ?)").bind(id, userId, wib("2024-10-14T09:30:00")).run();
+      return id;
+    };
+    await review(banned, "resolved", "banned");
+    await review(frozen, "investigating", "frozen");
+    at("2024-10-14T11:00:00");
+    await review(await another(bannedUser, "again"), "resolved", "banned");
+    await review(await another(frozenUser, "again"), "investigating", "frozen");
+    at("2024-10-15T00:20:00");
+    await rollup("2024-10-14");
+    expect(await figures("2024-10-14", "2024-10-14", "bans")).toEqual([1]);
+    expect(await figures("2024-10-14", "2024-10-14", "freezes")).toEqual([1]);
+  });
+
   it("an alert reviewed 'investigating, frozen' one day and 'resolved, frozen' the next is one freeze", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     at("2024-08-10T11:00:00");

@@ -228,6 +228,24 @@ describe("realtime events over WebSockets", () => {
     watcher.ws.close(1000, "done");
   });
 
+  it("the admins' room is told of a ban once: reviewing another alert of a banned user 'banned' announces nothing", async () => {
+    const admin = await open("/admin", { token: await adminToken() });
+    const user = await newUser("ban-once");
+    const alertOf = async (tag: string) => {
+      const id = `AL-${tag}-${user.id}`;
+      await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, ?, 'rapid_transactions', 'medium', '{}', 'open', ?)").bind(id, user.id, Date.now()).run();
+      return id;
+    };
+    for (const tag of ["first", "second"]) {
+      const r = await call("POST", "/api/fraud/review", { token: await adminToken(), body: { alertId: await alertOf(tag), status: "resolved", action: "banned" } });
+      expect(r.status, r.text).toBe(200);
+    }
+    expect(await until(admin, (f) => f.type === "account-banned" && f.data.userId === user.id)).toBeDefined();
+    await quiet();
+    expect(admin.frames.filter((f) => f.type === "account-banned" && f.data.userId === user.id)).toHaveLength(1);
+    admin.ws.close(1000, "done");
+  });
+
   it("an admin's socket receives the fraud alert a rule raises", async () => {
     const admin = await open("/admin", { token: await adminToken() });
     const alice = await newUser("rapid");

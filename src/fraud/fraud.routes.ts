@@ -91,10 +91,12 @@ export const fraudRouter = createRouter()
       path: "/stats",
       tags: ["fraud"],
       summary: "Alert counts by type, severity and status; false-positive rate; freezes; bans per week",
+      description:
+        "`freezes` and `bansPerWeek` count decisions: an alert reviewed `frozen` or `banned` about a user who already was (through another alert, or a rule) is no second freeze or ban. Weeks are `%Y-W%W` (Monday first) in business time (BUSINESS_TZ_OFFSET).",
       security: bearerSecurity,
       responses: { 200: { description: "Statistics", content: { "application/json": { schema: z.record(z.string(), z.unknown()).openapi("FraudStats") } } }, ...errorResponses },
     }),
-    async (c) => c.json(await fraudStats(c.var.db), 200),
+    async (c) => c.json(await fraudStats(c.var.db, c.var.config.BUSINESS_TZ_OFFSET), 200),
   )
   .openapi(
     createRoute({

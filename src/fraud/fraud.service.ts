@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, desc, eq, gt, isNotNull, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { auditLog, deviceAccounts, fraudAlerts, fraudWhitelist, users } from "../db/schema";
 import { ApiError } from "../lib/errors";
@@ -10,6 +10,7 @@ import { applyStatements } from "../ledger/executor";
 import { checkGuards, guard } from "../ledger/guards";
 import { userNotBanned } from "../users/users.guards";
 import { notAboutThemselves } from "../lib/auth";
+import { offsetMinutes } from "../lib/time";
 
 type AlertRow = typeof fraudAlerts.$inferSelect;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -74,6 +75,10 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
   const userChange = input.action === "cleared" ? { ...USER_CHANGE.cleared, status: sql<"active" | "frozen">`case when ${stillFrozenByAnother} then ${users.status} else 'active' end` } : change;
   // The action is decided anew when it changes, or when it changes the user again (frozen after being unfrozen by hand).
   const keepsDecision = input.action === "banned" || !change || !user || !("status" in change) || user.status === change.status;
+  // A freeze or ban the user already has (through another alert, or a rule) is no new decision: metrics and
+  // the admins' room count each once. Judged at commit, before this batch's update of the user.
+  const target = input.action === "frozen" || input.action === "banned" ? input.action : null;
+  const alreadySo = target && user ? sql`exists (select 1 from ${users} where ${users.id} = ${user.id} and ${users.status} = ${target})` : sql`0`;
   // A ban committed after the read above still stands: the batch refuses to clear or freeze a banned user.
   const banStands = change && user && input.action !== "banned" ? [checkGuards(db, userNotBanned(user.id, "user_banned"))] : [];
   const [updated] = await applyStatements(db, [
@@ -85,13 +90,15 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
       .set({
         status: input.status,
         actionTaken: sql`case when ${fraudAlerts.actionTaken} = 'banned' then 'banned' else ${input.action} end`,
-        actionDecidedAt: sql`case when ${fraudAlerts.actionTaken} = 'banned' or (${fraudAlerts.actionTaken} is ${input.action} and ${keepsDecision ? 1 : 0}) then coalesce(${fraudAlerts.actionDecidedAt}, ${now}) else ${now} end`,
+        actionDecidedAt: sql`case when ${fraudAlerts.actionTaken} = 'banned' or (${fraudAlerts.actionTaken} is ${input.action} and ${keepsDecision ? 1 : 0}) then coalesce(${fraudAlerts.actionDecidedAt}, ${now}) when ${alreadySo} then ${fraudAlerts.actionDecidedAt} else ${now} end`,
         reviewedBy: adminId,
         reviewedAt: now,
       })
       .where(eq(fraudAlerts.id, alert.id))
       .returning(),
-    ...(userChange && user ? [announceBans(db.update(users).set({ ...userChange, updatedAt: now }).where(eq(users.id, user.id)).returning({ id: users.id, status: users.status }), now)] : []),
+    ...(userChange && user
+      ? [announceBans(db.update(users).set({ ...userChange, updatedAt: now }).where(and(eq(users.id, user.id), target ? ne(users.status, target) : undefined)).returning({ id: users.id, status: users.status }), now)]
+      : []),
     db.insert(auditLog).values({
       actorId: adminId,
       action: "fraud.review",
@@ -104,17 +111,22 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
   return alertView(updated[0]!);
 }
 
-/** Counts by type, severity and status; false-positive rate among reviewed alerts; freezes; bans per week (weeks start on Monday, `%Y-W%W`). */
-export async function fraudStats(db: Db) {
-  const [byType, bySeverity, byStatus, actions, bans] = await db.batch([
+/**
+ * Counts by type, severity and status; false-positive rate among reviewed alerts; freezes and bans per
+ * business week (`%Y-W%W`, weeks start on Monday in BUSINESS_TZ_OFFSET), each counted where it was decided:
+ * an alert reviewed `frozen`/`banned` about a user who already was is no second freeze or ban.
+ */
+export async function fraudStats(db: Db, offset: string) {
+  const decided = (action: "frozen" | "banned") => and(eq(fraudAlerts.actionTaken, action), isNotNull(fraudAlerts.actionDecidedAt));
+  const [byType, bySeverity, byStatus, [freezes], bans] = await db.batch([
     db.select({ key: fraudAlerts.alertType, n: sql<number>`count(*)` }).from(fraudAlerts).groupBy(fraudAlerts.alertType),
     db.select({ key: fraudAlerts.severity, n: sql<number>`count(*)` }).from(fraudAlerts).groupBy(fraudAlerts.severity),
     db.select({ key: fraudAlerts.status, n: sql<number>`count(*)` }).from(fraudAlerts).groupBy(fraudAlerts.status),
-    db.select({ key: fraudAlerts.actionTaken, n: sql<number>`count(*)` }).from(fraudAlerts).groupBy(fraudAlerts.actionTaken),
+    db.select({ n: sql<number>`count(*)` }).from(fraudAlerts).where(decided("frozen")),
     db
-      .select({ week: sql<string>`strftime('%Y-W%W', coalesce(${fraudAlerts.actionDecidedAt}, ${fraudAlerts.createdAt}) / 1000, 'unixepoch')`, n: sql<number>`count(*)` })
+      .select({ week: sql<string>`strftime('%Y-W%W', ${fraudAlerts.actionDecidedAt} / 1000, 'unixepoch', ${`${offsetMinutes(offset)} minutes`})`, n: sql<number>`count(*)` })
       .from(fraudAlerts)
-      .where(eq(fraudAlerts.actionTaken, "banned"))
+      .where(decided("banned"))
       .groupBy(sql`1`)
       .orderBy(sql`1`),
   ]);
@@ -127,7 +139,7 @@ export async function fraudStats(db: Db) {
     bySeverity: map(bySeverity),
     byStatus: status,
     falsePositiveRate: reviewed === 0 ? 0 : (status.false_positive ?? 0) / reviewed,
-    freezes: map(actions).frozen ?? 0,
+    freezes: freezes?.n ?? 0,
     bansPerWeek: Object.fromEntries(bans.map((b) => [b.week, b.n])),
   };
 }
