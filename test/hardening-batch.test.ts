@@ -134,6 +134,18 @@ describe("hardening 4: the daily batch cannot be stopped by one user", () => {
     expectProblem(await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view", campaignId: ids[50] }] } }), 422, "too_many_campaigns");
     expect((await call("POST", "/api/activity", { token: user.token, body: { events: [{ type: "view", campaignId: ids[3] }] } })).status).toBe(202);
 
+    // The most the configuration allows: 1,000 campaigns named in one report (D1 binds at most 100 values a statement).
+    const wide = await newUser("wide");
+    const more = Array.from({ length: 1000 }, () => newId(now));
+    for (let i = 0; i < more.length; i += 100) {
+      await env.DB.batch(more.slice(i, i + 100).map((id) => env.DB.prepare("insert into campaigns (id, owner_id, name, status, created_at) values (?, ?, 'c', 'active', ?)").bind(id, advertiser.id, now)));
+    }
+    const widest = await call("POST", "/api/activity", { token: wide.token, vars: { ACTIVITY_MAX_CAMPAIGNS_PER_DAY: "1000" }, body: { events: more.slice(0, 500).map((campaignId) => ({ type: "view", campaignId })) } });
+    expect(widest.status, widest.text).toBe(202);
+    const unknownMany = await call("POST", "/api/activity", { token: wide.token, vars: { ACTIVITY_MAX_CAMPAIGNS_PER_DAY: "1000" }, body: { events: [...more.slice(500, 999), newId(now)].map((campaignId) => ({ type: "view", campaignId })) } });
+    expectProblem(unknownMany, 422, "unknown_campaign");
+    expect(unknownMany.json.errors).toHaveLength(1);
+
     const limited = await newUser("limited");
     const vars = { ACTIVITY_REQUESTS_PER_MINUTE: "3" };
     const statuses = [];
