@@ -190,6 +190,22 @@ describe("freezes and bans are counted once, on the day they were decided", () =
     return id;
   };
 
+  it("a day's rollup written while it was still today (a live read) is not served as final once it ended: the read completes it", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    at("2024-11-20T10:00:00");
+    await newUser("m-live-am");
+    const read = async (day: string) => (await call("GET", `/api/admin/metrics?from=${day}&to=${day}`, { token: await adminToken() })).json.days[0];
+    const morning = await read("2024-11-20");
+    at("2024-11-20T18:00:00");
+    await newUser("m-live-pm");
+    // After midnight, before the 00:15 cron rolls the day up.
+    at("2024-11-21T00:05:00");
+    const next = await read("2024-11-20");
+    expect(next).toMatchObject({ computed: true, newUsers: morning.newUsers + 1 });
+    await rollup("2024-11-20");
+    expect(await read("2024-11-20")).toEqual(next);
+  });
+
   it("a ban reviewed again days later (resolved, warned: the ban stands) is one ban, on its day", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     at("2024-07-10T10:00:00");

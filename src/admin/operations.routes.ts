@@ -42,7 +42,7 @@ const METRICS_DEFINITIONS =
   "paid orders, freeze rate = freezes / active users; bans per week = bans × 7 / days. **Creator earnings** are per earner over the period (content, " +
   "gifts, marketplace at 1 coin = COIN_VALUE_IDR rupiah, activity payouts in rupiah, net of claw-backs), nearest-rank percentiles over earners with a " +
   "positive total. Totals count distinct users over the period. Past days come from the rollup the daily cron writes (rerunnable: " +
-  "POST /api/admin/metrics/{date}/rollup); today's rollup is computed when the range includes it. No request scans the ledger: each rollup reads one day's rows by range.";
+  "POST /api/admin/metrics/{date}/rollup); today's rollup is computed when the range includes it, and a past day's rollup written while it was still today (before its cron ran) is completed first, so `computed: true` always means the whole day. No request scans the ledger: each rollup reads one day's rows by range.";
 
 /** Mounted at /api/admin. */
 export const adminOperationsRouter = createRouter()

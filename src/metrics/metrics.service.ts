@@ -8,7 +8,7 @@ import { gatewayLatency } from "./gateway-latency";
 import { earningsByUserSql } from "../creator/earnings";
 import { idFloor } from "../lib/ids";
 import { ApiError } from "../lib/errors";
-import { addDays, businessDay, checkDayRange, dayStart } from "../lib/time";
+import { addDays, businessDay, checkDayRange, dayStart, offsetMinutes } from "../lib/time";
 
 export const METRICS_MAX_DAYS = 366;
 
@@ -95,12 +95,20 @@ const idr = (x: number) => Math.round(x * 100) / 100;
 
 /**
  * SPEC §14 over business days [from, to]: past days from the rollups; today's rollup is computed (and
- * written) first, so it is live. Days without a rollup yet are listed with `computed: false`.
+ * written) first, so it is live. A past day whose rollup was written while it was still today (a live read
+ * before its 00:15 cron, or a cron that failed) is rolled up again first: it is never served as final.
+ * Days without a rollup yet are listed with `computed: false`.
  */
 export async function metricsReport(db: Db, env: Env, config: Config, range: { from: string; to: string }, now: number) {
   const { from, to } = range;
   checkDayRange(from, to, METRICS_MAX_DAYS);
   const today = businessDay(now, config.BUSINESS_TZ_OFFSET);
+  const offsetMs = offsetMinutes(config.BUSINESS_TZ_OFFSET) * 60_000;
+  const provisional = await db
+    .select({ day: dailyMetrics.day })
+    .from(dailyMetrics)
+    .where(and(between(dailyMetrics.day, from, to), lt(dailyMetrics.day, today), sql`${dailyMetrics.computedAt} < (cast(strftime('%s', ${dailyMetrics.day}) as integer) + 86400) * 1000 - ${offsetMs}`));
+  for (const { day } of provisional) await rollupDay(db, env, config, day, now);
   if (from <= today && today <= to) await rollupDay(db, env, config, today, now);
   const inRange = between(metricUserDays.day, from, to);
   const periodStart = dayStart(from, config.BUSINESS_TZ_OFFSET);
