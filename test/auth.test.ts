@@ -21,6 +21,11 @@ describe("authentication and roles", () => {
     expectProblem(await call("GET", "/api/admin/ledger/check", { token: hs512 }), 401, "unauthorized");
   });
 
+  it("the scheme is case-insensitive (RFC 7235: `bearer` and `BEARER` are `Bearer`)", async () => {
+    const token = await tokenFor(uniqueId());
+    for (const scheme of ["bearer", "BEARER", "Bearer"]) expect((await call("GET", "/api/wallet/balance", { headers: { authorization: `${scheme} ${token}` } })).status).toBe(200);
+  });
+
   it("403 for a user on an admin route, and for an admin token signed with the wrong secret: 401", async () => {
     const user = await tokenFor(uniqueId());
     expectProblem(await call("GET", "/api/admin/ledger/check", { token: user }), 403, "forbidden");

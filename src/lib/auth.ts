@@ -46,9 +46,9 @@ function underSecret(secret: string) {
   return entry;
 }
 
-/** The caller an `Authorization: Bearer <HS256 JWT>` header names, or 401. */
+/** The caller an `Authorization: Bearer <HS256 JWT>` header names (the scheme in any case, RFC 7235), or 401. */
 export async function verifyBearer(header: string | undefined, secret: string): Promise<AuthUser> {
-  const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(header ?? "");
+  const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i.exec(header ?? "");
   if (!match) throw new ApiError("unauthorized", "A bearer token is required.");
   const token = match[1]!;
   const { key, tokens } = underSecret(secret);
