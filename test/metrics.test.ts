@@ -258,6 +258,37 @@ describe("freezes and bans are counted once, on the day they were decided", () =
     expect(await figures("2024-10-14", "2024-10-14", "freezes")).toEqual([1]);
   });
 
+  it("an alert that was no new decision stays none when reviewed again, and an alert warned earlier keeps no old date when it freezes an already frozen user", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const userOf = async (id: string) => (await env.DB.prepare("select user_id from fraud_alerts where id = ?").bind(id).first<{ user_id: string }>())!.user_id;
+    const another = async (userId: string, tag: string, local: string) => {
+      const id = `AL-${tag}-${userId}`;
+      await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, ?, 'rapid_transactions', 'medium', '{}', 'open', ?)").bind(id, userId, wib(local)).run();
+      return id;
+    };
+    at("2024-12-02T10:00:00");
+    const banFirst = await alertAbout("m-reban", "2024-12-02T09:00:00");
+    const banSecond = await another(await userOf(banFirst), "second", "2024-12-02T09:30:00");
+    const frzFirst = await alertAbout("m-refrz2", "2024-12-02T09:00:00");
+    const frzSecond = await another(await userOf(frzFirst), "second", "2024-12-02T09:30:00");
+    const warned = await alertAbout("m-warned", "2024-12-02T09:00:00");
+    await review(banFirst, "resolved", "banned");
+    await review(banSecond, "investigating", "banned");
+    await review(frzFirst, "investigating", "frozen");
+    await review(frzSecond, "investigating", "frozen");
+    await review(warned, "investigating", "warned");
+    at("2024-12-03T10:00:00");
+    await review(banSecond, "resolved", "warned");
+    await review(frzSecond, "resolved", "frozen");
+    await review(await another(await userOf(warned), "other", "2024-12-03T09:00:00"), "investigating", "frozen");
+    at("2024-12-04T10:00:00");
+    await review(warned, "resolved", "frozen");
+    at("2024-12-05T00:20:00");
+    for (const day of ["2024-12-02", "2024-12-03", "2024-12-04"]) await rollup(day);
+    expect(await figures("2024-12-02", "2024-12-04", "bans")).toEqual([1, 0, 0]);
+    expect(await figures("2024-12-02", "2024-12-04", "freezes")).toEqual([1, 1, 0]);
+  });
+
   it("an alert reviewed 'investigating, frozen' one day and 'resolved, frozen' the next is one freeze", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     at("2024-08-10T11:00:00");

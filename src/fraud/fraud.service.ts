@@ -90,7 +90,8 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
       .set({
         status: input.status,
         actionTaken: sql`case when ${fraudAlerts.actionTaken} = 'banned' then 'banned' else ${input.action} end`,
-        actionDecidedAt: sql`case when ${fraudAlerts.actionTaken} = 'banned' or (${fraudAlerts.actionTaken} is ${input.action} and ${keepsDecision ? 1 : 0}) then coalesce(${fraudAlerts.actionDecidedAt}, ${now}) when ${alreadySo} then ${fraudAlerts.actionDecidedAt} else ${now} end`,
+        // Null beside an action means the action changed nothing (the user already was so): it stays none when reviewed again.
+        actionDecidedAt: sql`case when ${fraudAlerts.actionTaken} = 'banned' or (${fraudAlerts.actionTaken} is ${input.action} and ${keepsDecision ? 1 : 0}) then ${fraudAlerts.actionDecidedAt} when ${alreadySo} then null else ${now} end`,
         reviewedBy: adminId,
         reviewedAt: now,
       })
