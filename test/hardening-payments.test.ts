@@ -137,6 +137,19 @@ describe("hardening 2: partial refunds and chargebacks reverse only what was ref
     await expectLedgerOk();
   });
 
+  it("a partial refund before the credit lists the deposit before its refund in the buyer's history, every time", async () => {
+    const inverted: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const user = await newUser(`order-${i}`);
+      const orderId = await buy(user.token);
+      await midtransNotification(orderId, { transaction_status: "settlement" });
+      expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "partial_refund", refund_amount: 10_000 }))).json.outcome).toBe("reversed");
+      const items = (await call("GET", "/api/wallet/transactions", { token: user.token })).json.items as { type: string; balanceBefore: number; balanceAfter: number }[];
+      if (items.map((t) => t.type).join() !== "refund,deposit") inverted.push(items.map((t) => `${t.type}:${t.balanceBefore}->${t.balanceAfter}`).join(", "));
+    }
+    expect(inverted, "histories listing the refund as older than its deposit").toEqual([]);
+  });
+
   it("a partial chargeback handled before the credit of a buyer in debt: the credit settles the debt first and the charged-back part is booked to debt", async () => {
     const { user, orderId: first } = await paid();
     await adjust(user.id, -1100);

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { assertBalanced, movePlan, UnbalancedPlanError } from "../src/ledger/plan";
 import { bpsOf, MAX_AMOUNT, splitAmount } from "../src/lib/money";
-import { newId } from "../src/lib/ids";
+import { idAfter, newId } from "../src/lib/ids";
 
 describe("splitAmount", () => {
   it("gives floor shares and the remainder to the platform", () => {
@@ -58,5 +58,16 @@ describe("ids", () => {
     const b = newId(1_700_000_000_001);
     expect(a).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
     expect(a < b).toBe(true);
+  });
+});
+
+describe("idAfter", () => {
+  it("is the least id above: after the id and what is derived from it, before any later millisecond, carrying past Z", () => {
+    const id = newId(1_700_000_000_000);
+    const next = idAfter(id);
+    expect(next > id && next > `${id}S0` && next > `${id}S99`).toBe(true);
+    expect(next < newId(1_700_000_000_001)).toBe(true);
+    expect(idAfter("01ARZ3NDEKTSV4RRFFQ69G5FAZ")).toBe("01ARZ3NDEKTSV4RRFFQ69G5FB0");
+    expect(idAfter("01ARZ3NDEKZZZZZZZZZZZZZZZZ")).toBe("01ARZ3NDEM0000000000000000");
   });
 });

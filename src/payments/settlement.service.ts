@@ -9,7 +9,7 @@ import { applyPlan, applyPlans, applyStatements, type ApplyOptions } from "../le
 import { guard } from "../ledger/guards";
 import { entryPlan, type LedgerPlan } from "../ledger/plan";
 import { ApiError } from "../lib/errors";
-import { newId } from "../lib/ids";
+import { idAfter, newId } from "../lib/ids";
 import { actionForOrder, CANCELLED, creditedAmount, creditPostings, reversalPostings, reversalStep, type GatewayAction } from "./deposit-rules";
 
 export type SettleOutcome = "credited" | "duplicate" | "failed" | "reversed" | "refunded" | "ignored";
@@ -96,11 +96,11 @@ export async function settleOrder(db: Db, config: Config, order: PaymentOrderRow
 }
 
 /** The credit of a confirmed payment, refused at commit unless the order is still creditable (once-key `deposit:<order>`). */
-function creditItem(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now: number): { plan: LedgerPlan; options: ApplyOptions } {
+function creditItem(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now: number, id = newId(now)): { plan: LedgerPlan; options: ApplyOptions } {
   const coinPackage = order.kind === "coin_package";
   const plan = entryPlan({
     tx: {
-      id: newId(now),
+      id,
       type: "deposit",
       asset: coinPackage ? "COIN" : "IDR",
       amount: creditedAmount(order),
@@ -161,7 +161,7 @@ type Step = ReturnType<typeof reversalStep>;
  * sized (once-key of its cumulative refunded amount). `available` is what the wallet (or budget) can give:
  * the rest is booked to the owner's debt, which the batch settles from what the wallet holds at commit.
  */
-async function reversalItem(db: Db, order: PaymentOrderRow, confirmed: Confirmed, step: Step, available: number, now: number): Promise<{ plan: LedgerPlan; options: ApplyOptions }> {
+async function reversalItem(db: Db, order: PaymentOrderRow, confirmed: Confirmed, step: Step, available: number, now: number, id = newId(now)): Promise<{ plan: LedgerPlan; options: ApplyOptions }> {
   const chargeback = confirmed.gatewayStatus.includes("chargeback");
   const alertType = chargeback ? "chargeback" : "payment_refunded";
   const coinPackage = order.kind === "coin_package";
@@ -169,7 +169,7 @@ async function reversalItem(db: Db, order: PaymentOrderRow, confirmed: Confirmed
   const debt = -(postings.at(-1)?.amount ?? 0);
   const plan = entryPlan({
     tx: {
-      id: newId(now),
+      id,
       type: "refund",
       // A refund whose rupiah round into coins already taken back moves rupiah only.
       asset: coinPackage && step.amount > 0 ? "COIN" : "IDR",
@@ -252,8 +252,10 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
         // may take all of the credit unless settling the owner's open debt took some of it first.
         const paid: PaymentOrderRow = { ...order, status: "paid" };
         const step = reversalStep(paid, refundedIdr);
-        const items = [creditItem(db, order, confirmed, now)];
-        if (step.amount > 0 || step.idrAmount > 0) items.push(await reversalItem(db, paid, confirmed, step, outspent ? 0 : creditedAmount(order), now));
+        // The refund is listed after its deposit (and the deposit's debt settlement): its id follows theirs.
+        const creditId = newId(now);
+        const items = [creditItem(db, order, confirmed, now, creditId)];
+        if (step.amount > 0 || step.idrAmount > 0) items.push(await reversalItem(db, paid, confirmed, step, outspent ? 0 : creditedAmount(order), now, idAfter(creditId)));
         await applyPlans(db, items);
         return items.length > 1 ? "reversed" : "credited";
       }
