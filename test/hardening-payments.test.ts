@@ -7,6 +7,7 @@ import { reversalStep, statusCodeAgrees } from "../src/payments/deposit-rules";
 import { failedPaymentStatements, settleOrder } from "../src/payments/settlement.service";
 import { applyStatements } from "../src/ledger/executor";
 import { TEST_KEYS } from "./keys";
+import totalDepositedBackfill from "../migrations/0030_total_deposited_net.sql?raw";
 import { adjust, balanceOf, call, d1FailingOnce, d1Intercept, expectLedgerOk, expectProblem, irisNotify, midtransNotification, newUser, postMidtransWebhook, sim, verifiedUser, xenditInvoiceOf } from "./helpers";
 
 const config = loadConfig(env);
@@ -148,6 +149,19 @@ describe("hardening 2: partial refunds and chargebacks reverse only what was ref
       if (items.map((t) => t.type).join() !== "refund,deposit") inverted.push(items.map((t) => `${t.type}:${t.balanceBefore}->${t.balanceAfter}`).join(", "));
     }
     expect(inverted, "histories listing the refund as older than its deposit").toEqual([]);
+  });
+
+  it("migration 0030 recomputes totalDeposited net of reversals for users refunded before it counted them", async () => {
+    const { user, orderId } = await paid();
+    expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "partial_refund", refund_amount: 10_000 }))).json.outcome).toBe("reversed");
+    const other = await paid("pkg_100");
+    expect((await postMidtransWebhook(await midtransNotification(other.orderId, { transaction_status: "refund" }))).json.outcome).toBe("reversed");
+    // As the code before it left them: the gross credited.
+    await env.DB.prepare("update users set total_deposited_coins = ? where id = ?").bind(1150, user.id).run();
+    await env.DB.prepare("update users set total_deposited_coins = ? where id = ?").bind(110, other.user.id).run();
+    await env.DB.prepare(totalDepositedBackfill).run();
+    expect(await balanceOf(user.token)).toMatchObject({ totalDeposited: 1150 - 136 });
+    expect(await balanceOf(other.user.token)).toMatchObject({ totalDeposited: 0 });
   });
 
   it("a partial chargeback handled before the credit of a buyer in debt: the credit settles the debt first and the charged-back part is booked to debt", async () => {
