@@ -282,6 +282,69 @@ describe("actions", () => {
     expect(await status()).toBe("active");
   });
 
+  it("clearing an alert that imposed no freeze leaves a freeze alone: one confirmed on review, or an admin's by hand; a freeze lifted by hand no longer holds one", async () => {
+    const status = async (id: string) => (await env.DB.prepare("select status from users where id = ?").bind(id).first<{ status: string }>())!.status;
+    const alertAbout = async (userId: string, tag: string, action: string | null = null) => {
+      const id = `AL-${tag}-${userId}`;
+      await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, action_taken, action_decided_at, created_at) values (?, ?, 'rapid_transactions', 'low', '{}', 'open', ?, ?, ?)")
+        .bind(id, userId, action, action ? Date.now() : null, Date.now())
+        .run();
+      return id;
+    };
+    const review = async (alertId: string, status: string, action: string) => {
+      const r = await call("POST", "/api/fraud/review", { token: await adminToken(), body: { alertId, status, action } });
+      expect(r.status, r.text).toBe(200);
+    };
+    // A freeze an admin confirmed when resolving its alert; then an unrelated alert is cleared.
+    const confirmed = await newUser("frz-confirmed");
+    const freezing = await alertAbout(confirmed.id, "freezing");
+    await review(freezing, "investigating", "frozen");
+    await review(freezing, "resolved", "frozen");
+    await review(await alertAbout(confirmed.id, "noise"), "false_positive", "cleared");
+    expect(await status(confirmed.id)).toBe("frozen");
+    // A freeze by hand; then an unrelated alert is cleared.
+    const manual = await newUser("frz-manual");
+    const noise = await alertAbout(manual.id, "noise");
+    expect((await call("POST", `/api/admin/users/${manual.id}/status`, { token: await adminToken(), body: { status: "frozen", reason: "chargeback investigation" } })).status).toBe(200);
+    await review(noise, "false_positive", "cleared");
+    expect(await status(manual.id)).toBe("frozen");
+    // A freeze lifted by hand holds nothing: a later freeze by another alert is lifted by clearing that alert.
+    expect((await call("POST", `/api/admin/users/${confirmed.id}/status`, { token: await adminToken(), body: { status: "active", reason: "investigation closed" } })).status).toBe(200);
+    const again = await alertAbout(confirmed.id, "again");
+    await review(again, "investigating", "frozen");
+    await review(again, "false_positive", "cleared");
+    expect(await status(confirmed.id)).toBe("active");
+  });
+
+  it("two admins reviewing one alert at once: one decides, the other is told it was reviewed meanwhile (409)", async () => {
+    const user = await newUser("review-race");
+    const id = `AL-race-${user.id}`;
+    await env.DB.prepare("insert into fraud_alerts (id, user_id, alert_type, severity, details, status, created_at) values (?, ?, 'multiple_failed_payments', 'high', '{}', 'open', ?)").bind(id, user.id, Date.now()).run();
+    const [a, b] = [await tokenFor(`admin-a-${user.id}`, "admin"), await tokenFor(`admin-b-${user.id}`, "admin")];
+    const answers = await Promise.all([
+      call("POST", "/api/fraud/review", { token: a, body: { alertId: id, status: "resolved", action: "frozen" } }),
+      call("POST", "/api/fraud/review", { token: b, body: { alertId: id, status: "false_positive", action: "cleared" } }),
+    ]);
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 409]);
+    const won = answers.find((r) => r.status === 200)!.json;
+    const row = await env.DB.prepare("select action_taken from fraud_alerts where id = ?").bind(id).first<{ action_taken: string }>();
+    expect(row!.action_taken).toBe(won.actionTaken);
+    const user_ = await env.DB.prepare("select status from users where id = ?").bind(user.id).first<{ status: string }>();
+    expect(user_!.status).toBe(won.actionTaken === "frozen" ? "frozen" : "active");
+  });
+
+  it("an admin's device entry does not exempt their own account, even made before they used the device", async () => {
+    const admin = await newUser("dev-admin");
+    const self = await tokenFor(admin.id, "admin");
+    const fingerprint = `dev-${admin.id}`;
+    expect((await call("POST", "/api/fraud/whitelist", { token: self, body: { deviceFingerprint: fingerprint, reason: "not used by me yet" } })).status).toBe(201);
+    for (let i = 0; i < 3; i++) await call("POST", "/api/activity", { token: (await newUser("sib")).token, headers: { "x-device-fingerprint": fingerprint }, body: { events: [{ type: "view" }] } });
+    // The admin's own account is the 4th on the device: their own entry does not quiet the rule for them.
+    await call("POST", "/api/activity", { token: admin.token, headers: { "x-device-fingerprint": fingerprint }, body: { events: [{ type: "view" }] } });
+    const raised = await env.DB.prepare("select count(*) as n from fraud_alerts where user_id = ? and alert_type = 'suspicious_device'").bind(admin.id).first<{ n: number }>();
+    expect(raised!.n).toBe(1);
+  });
+
   /** A completed 500-coin withdrawal sets the median; one of `amount` (≥ 5,000: 10×) is then refused for verification. */
   async function unusualWithdrawalRefused(user: { id: string; token: string }, amount = 5000) {
     await adjust(user.id, 100_000);

@@ -25,7 +25,8 @@ const inForce = (now: number) => or(isNull(fraudWhitelist.expiresAt), gt(fraudWh
 export function whitelistedSql(subject: Subject, now: number, about: RuleSubject = "user"): SQL {
   const match =
     about === "device" && subject.deviceFingerprint
-      ? sql`(${fraudWhitelist.userId} = ${subject.userId} or ${fraudWhitelist.deviceFingerprint} = ${subject.deviceFingerprint})`
+      ? // An admin's own device entry never quiets the rule for their own account (whenever they first used the device).
+        sql`(${fraudWhitelist.userId} = ${subject.userId} or (${fraudWhitelist.deviceFingerprint} = ${subject.deviceFingerprint} and ${fraudWhitelist.createdBy} <> ${subject.userId}))`
       : sql`${fraudWhitelist.userId} = ${subject.userId}`;
   return sql`exists (select 1 from ${fraudWhitelist} where ${match} and ${inForce(now)})`;
 }

@@ -69,7 +69,7 @@ export const fraudRouter = createRouter()
       tags: ["fraud"],
       summary: "Review an alert and apply an action to its user (warned, frozen, banned, cleared); audited",
       description:
-        "`frozen` blocks money out until a later review `cleared`s it; `cleared` also lifts a verification hold, but not a freeze another alert of the user that is still open (or investigating) imposed: that alert is reviewed in its own right; `banned` is permanent.",
+        "`frozen` blocks money out until a later review `cleared`s it; `cleared` undoes what this alert imposed: it lifts a verification hold, and a freeze only when this alert imposed it and no other freeze stands (another alert's, or an admin's by hand, since the user was last unfrozen by hand); `banned` is permanent. Another review of the alert committed since it was read: 409.",
       security: bearerSecurity,
       request: {
         body: {
@@ -81,7 +81,7 @@ export const fraudRouter = createRouter()
           },
         },
       },
-      responses: { 200: { description: "The reviewed alert", content: { "application/json": { schema: AlertSchema } } }, ...errorResponses, 404: problemFor("No such alert."), 409: problemFor("A ban is permanent (`conflict`), or the alert has no user to act on.") },
+      responses: { 200: { description: "The reviewed alert", content: { "application/json": { schema: AlertSchema } } }, ...errorResponses, 404: problemFor("No such alert."), 409: problemFor("A ban is permanent (`conflict`), the alert has no user to act on, or another review of it was recorded since it was read.") },
     }),
     async (c) => c.json(await reviewAlert(c.var.db, c.var.user.id, c.req.valid("json")), 200),
   )

@@ -67,12 +67,18 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
   if (user?.status === "banned" && input.action !== "banned" && input.action !== "warned") throw new ApiError("conflict", "A ban is permanent.");
   const now = Date.now();
   const change = USER_CHANGE[input.action];
-  // Clearing this alert does not lift a freeze another alert of the user, still open, imposed (reviewing an
-  // old unrelated alert would unfreeze them): that alert is reviewed in its own right. Decided at commit.
-  const stillFrozenByAnother = user
-    ? sql`exists (select 1 from ${fraudAlerts} where ${fraudAlerts.userId} = ${user.id} and ${fraudAlerts.id} <> ${alert.id} and ${fraudAlerts.status} in ('open', 'investigating') and ${fraudAlerts.actionTaken} = 'frozen')`
-    : sql`0`;
-  const userChange = input.action === "cleared" ? { ...USER_CHANGE.cleared, status: sql<"active" | "frozen">`case when ${stillFrozenByAnother} then ${users.status} else 'active' end` } : change;
+  // `cleared` undoes what this alert imposed, nothing else: it lifts a freeze only when this alert imposed it,
+  // and not while another freeze stands — another alert's (open or resolved) or an admin's by hand, decided
+  // after the user was last unfrozen by hand (one lifted by hand holds nothing). Decided at commit.
+  const lastUnfrozen = sql`coalesce((select max(${auditLog.createdAt}) from ${auditLog} where ${auditLog.action} = 'user.unfrozen' and ${auditLog.subjectId} = ${alert.userId}), 0)`;
+  const anotherFreezeStands = sql`(exists (select 1 from ${fraudAlerts} where ${fraudAlerts.userId} = ${alert.userId} and ${fraudAlerts.id} <> ${alert.id} and ${fraudAlerts.actionTaken} = 'frozen' and coalesce(${fraudAlerts.reviewedAt}, ${fraudAlerts.createdAt}) > ${lastUnfrozen})
+    or exists (select 1 from ${auditLog} where ${auditLog.action} = 'user.frozen' and ${auditLog.subjectId} = ${alert.userId} and ${auditLog.createdAt} > ${lastUnfrozen}))`;
+  const userChange =
+    input.action !== "cleared"
+      ? change
+      : alert.actionTaken === "frozen"
+        ? { ...USER_CHANGE.cleared, status: sql<"active" | "frozen">`case when ${anotherFreezeStands} then ${users.status} else 'active' end` }
+        : { verificationRequired: false };
   // The action is decided anew when it changes, or when it changes the user again (frozen after being unfrozen by hand).
   const keepsDecision = input.action === "banned" || !change || !user || !("status" in change) || user.status === change.status;
   // A freeze or ban the user already has (through another alert, or a rule) is no new decision: metrics and
@@ -80,9 +86,11 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
   const target = input.action === "frozen" || input.action === "banned" ? input.action : null;
   const alreadySo = target && user ? sql`exists (select 1 from ${users} where ${users.id} = ${user.id} and ${users.status} = ${target})` : sql`0`;
   // A ban committed after the read above still stands: the batch refuses to clear or freeze a banned user.
-  const banStands = change && user && input.action !== "banned" ? [checkGuards(db, userNotBanned(user.id, "user_banned"))] : [];
+  // Another review committed since this one read the alert (two admins at once): refused, so neither decision is lost silently.
+  const unchanged = guard("alert_reviewed_meanwhile", sql`not exists (select 1 from ${fraudAlerts} where ${fraudAlerts.id} = ${alert.id} and ${fraudAlerts.reviewedAt} is ${alert.reviewedAt})`);
+  const guards = [checkGuards(db, [unchanged, ...(change && user && input.action !== "banned" ? userNotBanned(user.id, "user_banned") : [])])];
   const [updated] = await applyStatements(db, [
-    ...banStands,
+    ...guards,
     // A ban is permanent, and so is its record on the alert (stats count bans from it): a later "warned" keeps "banned".
     // A review that keeps the action keeps when it was decided (metrics count a freeze or ban once, on that day).
     db
@@ -108,7 +116,7 @@ export async function reviewAlert(db: Db, adminId: string, input: { alertId: str
       details: { userId: alert.userId, from: { status: alert.status, userStatus: user?.status ?? null }, to: { status: input.status, action: input.action } },
       createdAt: now,
     }),
-  ]).then((results) => results.slice(banStands.length) as [AlertRow[]]);
+  ]).then((results) => results.slice(guards.length) as [AlertRow[]]);
   return alertView(updated[0]!);
 }
 

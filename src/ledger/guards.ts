@@ -63,6 +63,7 @@ export const GUARDS = {
   invoice_units_changed: () => new ApiError("conflict", "Billable usage changed while the invoice was priced."),
   verification_replaced: () => new ApiError("conflict", "The business verification was sent again since the submission you reviewed; review the current one."),
   kyc_not_pending: () => new ApiError("conflict", "The submission was reviewed concurrently."),
+  alert_reviewed_meanwhile: () => new ApiError("conflict", "Another review of this alert was recorded since you read it; read it again."),
   kyc_already_verified: () => new ApiError("conflict", "This account is already verified."),
   unusual_withdraw_pattern: () => new ApiError("verification_required", "This withdrawal needs additional verification; an administrator will review it."),
 } as const;
