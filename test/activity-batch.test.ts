@@ -39,6 +39,8 @@ async function runAndWait(day: string) {
   const token = await adminToken();
   const started = await call("POST", `/api/admin/batches/${day}/run`, { token });
   expect(started.status, started.text).toBe(202);
+  // Who started it is on record: the run moves money and can ban.
+  expect(await env.DB.prepare("select actor_id from audit_log where action = 'batch.run' and subject_id = ? order by id desc").bind(day).first()).toEqual({ actor_id: "admin-root" });
   for (let i = 0; i < 200; i++) {
     const progress = await call("GET", `/api/admin/batches/${day}`, { token });
     if (progress.json.status === "done") return progress.json;

@@ -417,6 +417,7 @@ describe("billing routes", () => {
 
     const run = await call("POST", `/api/admin/billing/invoices/${month}/run`, { token: admin });
     expect(run.status, run.text).toBe(200);
+    expect(await env.DB.prepare("select actor_id from audit_log where action = 'billing.invoice_run' and subject_id = ? order by id desc").bind(month).first()).toEqual({ actor_id: "admin-root" });
     expect(run.json).toMatchObject({ month, paid: expect.any(Number) });
     expect((await call("POST", `/api/admin/billing/invoices/${month}/run`, { token: admin })).json).toMatchObject({ chargedIdr: 0 });
 

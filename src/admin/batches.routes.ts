@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, eq, gt } from "drizzle-orm";
-import { batchRuns, dailyActivity } from "../db/schema";
+import { auditLog, batchRuns, dailyActivity } from "../db/schema";
 import { batchProgress, startBatch } from "../jobs/daily-batch";
 import { ApiError, errorResponses, problemFor } from "../lib/errors";
 import { pageLimit } from "../lib/query";
@@ -41,6 +41,8 @@ export const adminBatchesRouter = createRouter()
       const { date } = c.req.valid("param");
       const now = Date.now();
       if (now < dayStart(addDays(date, 1), c.var.config.BUSINESS_TZ_OFFSET) + ACTIVITY_WINDOW_MS) throw new ApiError("conflict", "Only a business day that has ended, and whose late activity can no longer arrive, can be run.");
+      // Who started it is on record: the run pays and can ban (its own entries name the batch, not the admin).
+      await c.var.db.insert(auditLog).values({ actorId: c.var.user.id, action: "batch.run", subjectType: "batch_day", subjectId: date, details: {}, createdAt: now });
       return c.json(await startBatch({ db: c.var.db, config: c.var.config, env: c.env }, date, now), 202);
     },
   )

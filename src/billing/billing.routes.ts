@@ -4,7 +4,7 @@ import { bearerSecurity, createRouter } from "../lib/router";
 import { decodeCursor, encodeCursor, pageSchema, paginationQuery } from "../lib/pagination";
 import { USER_ID_PATTERN } from "../lib/auth";
 import { wholeQuery } from "../lib/query";
-import type { UsageInvoiceRow } from "../db/schema";
+import { auditLog, type UsageInvoiceRow } from "../db/schema";
 import { issueMonthlyInvoices, lastBatchFinished, listInvoices, usageFor, usagePlan } from "./billing.service";
 import { businessMonth, MONTH_PATTERN, previousMonth, usageCost } from "./usage-pricing";
 
@@ -143,6 +143,8 @@ export const adminBillingRouter = createRouter()
       if (month < businessMonth(now, c.var.config.BUSINESS_TZ_OFFSET) && !(await lastBatchFinished(c.var.db, month))) {
         throw new ApiError("conflict", `The daily batch of ${month}'s last day has not finished; invoices would miss its payouts.`);
       }
+      // Who started it is on record: the run charges advertisers (its own entries name billing, not the admin).
+      await c.var.db.insert(auditLog).values({ actorId: c.var.user.id, action: "billing.invoice_run", subjectType: "billing_month", subjectId: month, details: {}, createdAt: now });
       return c.json(await issueMonthlyInvoices(c.var.db, c.var.config, month, now), 200);
     },
   )
