@@ -316,6 +316,17 @@ describe("actions", () => {
     expect(await status(confirmed.id)).toBe("active");
   });
 
+  it("a rule that freezes a user already frozen decides nothing new: its alert counts no second freeze", async () => {
+    const user = await newUser("refrozen");
+    expect((await call("POST", `/api/admin/users/${user.id}/status`, { token: await adminToken(), body: { status: "frozen", reason: "investigation" } })).status).toBe(200);
+    for (let i = 0; i < 5; i++) {
+      const order = await call("POST", "/api/payment/midtrans/create", { token: user.token, body: { packageId: "pkg_100" } });
+      await postMidtransWebhook(await midtransNotification(order.json.orderId, { transaction_status: "deny" }));
+    }
+    const alert = (await alertsOf(user.id)).find((a) => a.alert_type === "multiple_failed_payments");
+    expect(alert).toMatchObject({ action_taken: "frozen", action_decided_at: null });
+  });
+
   it("two admins reviewing one alert at once: one decides, the other is told it was reviewed meanwhile (409)", async () => {
     const user = await newUser("review-race");
     const id = `AL-race-${user.id}`;

@@ -1,7 +1,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { insertWhere } from "../db/insert-where";
-import { fraudAlerts } from "../db/schema";
+import { fraudAlerts, users } from "../db/schema";
 import { newId } from "../lib/ids";
 import { announce } from "../realtime/outbox";
 import { digestHex } from "../lib/crypto";
@@ -47,12 +47,23 @@ export async function dedupeKey(...parts: (string | number)[]): Promise<string> 
   return digestHex("SHA-256", parts.join("\u001f"));
 }
 
+/**
+ * When an alert's action was decided: now, unless the user already was frozen (banned) before this batch —
+ * then it decided nothing new (metrics count each freeze and ban once). The action's own update, in the
+ * same batch before or after the alert, stamps `updated_at` with `now` only when it changes the user.
+ */
+function decidedAt(alert: Pick<AlertInput, "actionTaken" | "userId">, now: number): SQL | number | null {
+  if (!alert.actionTaken) return null;
+  if (alert.actionTaken === "warned" || !alert.userId) return now;
+  return sql`(case when exists (select 1 from ${users} where ${users.id} = ${alert.userId} and ${users.status} = ${alert.actionTaken} and ${users.updatedAt} <> ${now}) then null else ${now} end)`;
+}
+
 /** The insert for one alert, to run alone or inside the batch of the movement that caused it; a repeat of its dedupe key is ignored. */
 export function alertStatement(db: Db, alert: AlertInput, now = Date.now()) {
   return announceAlert(
     db
       .insert(fraudAlerts)
-      .values({ id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, actionDecidedAt: alert.actionTaken ? now : null, dedupeKey: alert.dedupeKey ?? null, createdAt: now })
+      .values({ id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, actionDecidedAt: decidedAt(alert, now), dedupeKey: alert.dedupeKey ?? null, createdAt: now })
       .onConflictDoNothing()
       .returning(ALERT_EVENT_COLUMNS),
   );
@@ -86,7 +97,7 @@ export function alertWhen(db: Db, alert: Omit<AlertInput, "details"> & { details
     insertWhere(
       db,
       fraudAlerts,
-      { id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, actionDecidedAt: alert.actionTaken ? now : null, dedupeKey: alert.dedupeKey ?? null, createdAt: now },
+      { id: newId(now), ...alert, deviceFingerprint: alert.deviceFingerprint ?? null, actionTaken: alert.actionTaken ?? null, actionDecidedAt: decidedAt(alert, now), dedupeKey: alert.dedupeKey ?? null, createdAt: now },
       sql`where ${when}`,
     )
       .onConflictDoNothing()

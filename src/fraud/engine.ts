@@ -63,7 +63,15 @@ export function actionStatements(db: Db, userId: string, level: ActionLevel, act
   const change = CHANGE[level];
   if (!change) return [];
   return [
-    announceBans(db.update(users).set({ ...change, updatedAt: now }).where(sql`${users.id} = ${userId} and ${users.status} != 'banned' and not ${unless}`).returning({ id: users.id, status: users.status }), now),
+    // A user already so is not touched (their freeze or ban was decided before: see alerts.ts' decidedAt).
+    announceBans(
+      db
+        .update(users)
+        .set({ ...change, updatedAt: now })
+        .where(sql`${users.id} = ${userId} and ${users.status} != 'banned' and not (${"status" in change ? sql`${users.status} = ${change.status}` : sql`0`}) and not ${unless}`)
+        .returning({ id: users.id, status: users.status }),
+      now,
+    ),
     insertWhere(db, auditLog, { actorId, action: `fraud.action_level_${level}`, subjectType: "user", subjectId: userId, details: { change, reason }, createdAt: now }, sql`where not ${unless}`),
   ];
 }
