@@ -429,6 +429,10 @@ describe("notifications that race, fail half-way or round to the end", () => {
     expect((await postMidtransWebhook(capture)).json.outcome).toBe("duplicate");
     expect((await balanceOf(user.token)).balance).toBe(0);
     expect(await orderRow(orderId)).toMatchObject({ status: "failed" });
+    // A repeated cancel (or a later failure) changes nothing on a cancelled order, and is answered as such.
+    const before = await orderRow(orderId);
+    for (const status of ["cancel", "expire"]) expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: status }))).json.outcome).toBe("ignored");
+    expect(await orderRow(orderId)).toEqual(before);
   });
 
   it("a cancel of an order we failed on our own outage (create_*) makes it final, and it still does not count as the user's failed payment", async () => {

@@ -5,7 +5,7 @@ import { paymentNotifications, paymentOrders, withdrawals, type PaymentOrderRow,
 import { dedupeKey, raiseAlert } from "../fraud/alerts";
 import { GatewayError, midtransGateway } from "../integrations/midtrans";
 import { ApiError } from "../lib/errors";
-import { actionForOrder, midtransAction, parseGatewayAmount, statusCodeAgrees, xenditAction, type GatewayAction } from "./deposit-rules";
+import { actionForOrder, CANCELLED, midtransAction, parseGatewayAmount, statusCodeAgrees, xenditAction, type GatewayAction } from "./deposit-rules";
 import { CREDITABLE, creditable, FINAL, settleOrder, type Confirmed, type SettleOutcome } from "./settlement.service";
 import { ipAllowed, verifyIrisSignature, verifyMidtransSignature, verifyXenditToken } from "./signatures";
 import { findWithdrawal, findWithdrawalByReference, irisOutcome, settleWithdrawal, withdrawalIdFromNotes } from "../payouts/withdrawals.service";
@@ -61,7 +61,8 @@ async function record(db: Db, gateway: "midtrans" | "xendit" | "iris", orderId: 
 function canChange(order: PaymentOrderRow, action: GatewayAction): boolean {
   if (FINAL.includes(order.status) || action === "wait") return false;
   if (action === "credit") return creditable(order);
-  if (action === "fail") return CREDITABLE.includes(order.status);
+  // A cancelled order is final: a repeated cancel, or a later failure, has nothing left to change.
+  if (action === "fail") return CREDITABLE.includes(order.status) && order.gatewayStatus !== CANCELLED;
   return true;
 }
 
