@@ -11,6 +11,15 @@ const withdrawalOf = (id: string) => env.DB.prepare("select * from withdrawals w
 const simPayoutsFor = async (id: string) => ((await sim("GET", "/_sim/state")).json.payouts as { notes: string; reference_no: string; status: string }[]).filter((p) => p.notes === `Withdrawal ${id}`);
 const withdraw = (token: string, amount: number, key?: string) =>
   call("POST", "/api/wallet/withdraw", { token, body: { asset: "COIN", amount }, headers: key ? { "idempotency-key": key } : {} });
+/** A withdrawal whose create never reached Iris (held past our deadline): unconfirmed, nothing at Iris. Its id. */
+async function unsent(token: string, amount: number) {
+  await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
+  const res = await withdraw(token, amount);
+  expect(res.json, res.text).toMatchObject({ unconfirmed: true });
+  const id = res.json.withdrawalId as string;
+  expect(await simPayoutsFor(id)).toHaveLength(0);
+  return id;
+}
 
 describe("hardening 1: ambiguous Iris outcomes never release a hold", () => {
   it("Iris accepts the payout but answers after the deadline: the coins stay locked, cannot be withdrawn twice, and Iris' notification settles it", async () => {
@@ -69,13 +78,9 @@ describe("hardening 1: ambiguous Iris outcomes never release a hold", () => {
   it("a withdrawal held but never sent to Iris (the Worker stopped) is sent by reconciliation under its key", async () => {
     const user = await verifiedUser("died");
     await adjust(user.id, 1000);
-    // The request never reaches Iris's payout creation (held until our deadline): nothing exists there.
-    await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
-    const res = await withdraw(user.token, 600);
-    expect(res.json).toMatchObject({ unconfirmed: true });
-    expect(await simPayoutsFor(res.json.withdrawalId)).toHaveLength(0);
+    const id = await unsent(user.token, 600);
     await reconcile(Date.now() + 6 * 60_000);
-    const payouts = await simPayoutsFor(res.json.withdrawalId);
+    const payouts = await simPayoutsFor(id);
     expect(payouts).toHaveLength(1);
     expect((await irisNotify(payouts[0]!.reference_no, "completed")).json.outcome).toBe("completed");
     expect(await balanceOf(user.token)).toMatchObject({ balance: 400, lockedBalance: 0 });
@@ -190,20 +195,16 @@ describe("reconciliation never releases a hold a payout may still use", () => {
     const user = await verifiedUser("stale-run");
     await adjust(user.id, 2000);
     // Two withdrawals whose create never reached Iris (the Worker's deadline passed first).
-    await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
-    const a = await withdraw(user.token, 600);
-    await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
-    const b = await withdraw(user.token, 600);
-    expect([a.json.unconfirmed, b.json.unconfirmed]).toEqual([true, true]);
+    const [a, b] = [await unsent(user.token, 600), await unsent(user.token, 600)];
     // The run's first Iris call (a's create) answers slowly; meanwhile an admin sees no payout for b and fails it.
     await sim("POST", "/_sim/faults", { target: "iris", mode: "late", delayMs: 700 });
     const run = reconcile(Date.now() + 6 * 60_000);
     await new Promise((r) => setTimeout(r, 200));
-    const resolved = await call("POST", `/api/admin/withdrawals/${b.json.withdrawalId}/resolve`, { token: await adminToken(), body: { outcome: "failed", reason: "Iris dashboard shows no payout" } });
+    const resolved = await call("POST", `/api/admin/withdrawals/${b}/resolve`, { token: await adminToken(), body: { outcome: "failed", reason: "Iris dashboard shows no payout" } });
     expect(resolved.status, resolved.text).toBe(200);
     await run;
-    expect(await simPayoutsFor(a.json.withdrawalId)).toHaveLength(1);
-    expect(await simPayoutsFor(b.json.withdrawalId)).toHaveLength(0);
+    expect(await simPayoutsFor(a)).toHaveLength(1);
+    expect(await simPayoutsFor(b)).toHaveLength(0);
     expect(await balanceOf(user.token)).toMatchObject({ balance: 2000, lockedBalance: 600 });
     await expectLedgerOk();
   });
@@ -341,12 +342,7 @@ describe("an accepted payout is never resolved by hand", () => {
   it("a withdrawal reconciliation is sending to Iris cannot be resolved by hand meanwhile", async () => {
     const user = await verifiedUser("resolve-during-send");
     await adjust(user.id, 1000);
-    // The first create never reaches Iris: unconfirmed, nothing at Iris.
-    await sim("POST", "/_sim/faults", { target: "iris", mode: "timeout" });
-    const res = await withdraw(user.token, 1000);
-    expect(res.json).toMatchObject({ unconfirmed: true });
-    const id = res.json.withdrawalId as string;
-    expect(await simPayoutsFor(id)).toHaveLength(0);
+    const id = await unsent(user.token, 1000);
     // Reconciliation repeats the create; Iris takes 700 ms to answer. An admin resolves "failed" meanwhile.
     await sim("POST", "/_sim/faults", { target: "iris", mode: "late", delayMs: 700 });
     const run = reconcile(Date.now() + 6 * 60_000);

@@ -156,14 +156,22 @@ async function credit(db: Db, order: PaymentOrderRow, confirmed: Confirmed, now:
 
 type Step = ReturnType<typeof reversalStep>;
 
+/** A refund or a chargeback: the alert it raises, and the order's first chargeback time (metrics count a charged-back order once, on that day). */
+function reversalKind(confirmed: Confirmed, now: number) {
+  const chargeback = confirmed.gatewayStatus.includes("chargeback");
+  return {
+    alertType: chargeback ? ("chargeback" as const) : ("payment_refunded" as const),
+    chargedBackAt: chargeback ? sql`coalesce(${paymentOrders.chargedBackAt}, ${now})` : sql`${paymentOrders.chargedBackAt}`,
+  };
+}
+
 /**
  * One reversal step of a credited order, refused at commit if the order's reversal state moved since it was
  * sized (once-key of its cumulative refunded amount). `available` is what the wallet (or budget) can give:
  * the rest is booked to the owner's debt, which the batch settles from what the wallet holds at commit.
  */
 async function reversalItem(db: Db, order: PaymentOrderRow, confirmed: Confirmed, step: Step, available: number, now: number, id = newId(now)): Promise<{ plan: LedgerPlan; options: ApplyOptions }> {
-  const chargeback = confirmed.gatewayStatus.includes("chargeback");
-  const alertType = chargeback ? "chargeback" : "payment_refunded";
+  const { alertType, chargedBackAt } = reversalKind(confirmed, now);
   const coinPackage = order.kind === "coin_package";
   const postings = reversalPostings(order, available, step);
   const debt = -(postings.at(-1)?.amount ?? 0);
@@ -201,8 +209,7 @@ async function reversalItem(db: Db, order: PaymentOrderRow, confirmed: Confirmed
             reversedAmount: step.reversedTotal,
             refundedIdr: Math.max(step.cumulativeIdr, order.refundedIdr),
             gatewayStatus: confirmed.gatewayStatus,
-            // The first chargeback of the order (metrics count charged-back orders once, on that day).
-            chargedBackAt: chargeback ? sql`coalesce(${paymentOrders.chargedBackAt}, ${now})` : sql`${paymentOrders.chargedBackAt}`,
+            chargedBackAt,
             updatedAt: now,
           })
           .where(eq(paymentOrders.id, order.id)),
@@ -241,7 +248,7 @@ async function reversalItem(db: Db, order: PaymentOrderRow, confirmed: Confirmed
  * budget first, then the advertiser's own rupiah) holds at commit: debt is only what it cannot cover then.
  */
 async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now: number): Promise<SettleOutcome> {
-  const alertType = confirmed.gatewayStatus.includes("chargeback") ? "chargeback" : "payment_refunded";
+  const { alertType, chargedBackAt } = reversalKind(confirmed, now);
   const refundedIdr = confirmed.refundedIdr ?? first.amountIdr;
   let order = first;
   let outspent = false;
@@ -268,7 +275,7 @@ async function reverse(db: Db, first: PaymentOrderRow, confirmed: Confirmed, now
               status: "refunded",
               gatewayStatus: confirmed.gatewayStatus,
               refundedIdr: Math.min(refundedIdr, order.amountIdr),
-              chargedBackAt: alertType === "chargeback" ? sql`coalesce(${paymentOrders.chargedBackAt}, ${now})` : sql`${paymentOrders.chargedBackAt}`,
+              chargedBackAt,
               updatedAt: now,
             })
             .where(and(eq(paymentOrders.id, order.id), inArray(paymentOrders.status, CREDITABLE)))
