@@ -12,6 +12,7 @@ import { adjust, balanceOf, call, d1FailingOnce, d1Intercept, expectLedgerOk, ex
 
 const config = loadConfig(env);
 const orderRow = (id: string) => env.DB.prepare("select * from payment_orders where id = ?").bind(id).first<Record<string, any>>();
+const pendingRow = async (orderId: string) => (await createDb(env.DB).query.paymentOrders.findFirst({ where: (o, { eq }) => eq(o.id, orderId) })) as PaymentOrderRow;
 const debtOf = async (userId: string) => (await env.DB.prepare("select balance from accounts where id = ?").bind(`debt:${userId}:COIN`).first<{ balance: number }>())!.balance;
 
 async function buy(token: string, packageId = "pkg_1000") {
@@ -135,6 +136,35 @@ describe("hardening 2: partial refunds and chargebacks reverse only what was ref
     expect((await postMidtransWebhook(await midtransNotification(orderId, { transaction_status: "refund" }))).json.outcome).toBe("reversed");
     expect(await balanceOf(user.token)).toMatchObject({ balance: 0, debt: 0, totalDeposited: 0 });
     expect(await orderRow(orderId)).toMatchObject({ status: "reversed", refunded_idr: 85_000, reversed_amount: 1150 });
+    await expectLedgerOk();
+  });
+
+  it("a partial refund before the credit races: a credit committing just before its batch, and the same notification twice at once, still credit once and reverse once", async () => {
+    const user = await newUser("early-partial-race");
+    const orderId = await buy(user.token);
+    const pending = await pendingRow(orderId);
+    await midtransNotification(orderId, { transaction_status: "settlement" });
+    const partial = await midtransNotification(orderId, { transaction_status: "partial_refund", refund_amount: 10_000 });
+    // The settlement's credit (confirmed earlier) commits between this notification's read and its batch.
+    const raced = await call("POST", "/api/payment/midtrans/webhook", {
+      body: partial,
+      db: d1Intercept(/insert into "once_keys"/, () => settleOrder(createDb(env.DB), config, pending, "credit", { gatewayStatus: "settlement" })),
+    });
+    expect(raced.json.outcome, raced.text).toBe("reversed");
+    const twice = await Promise.all([postMidtransWebhook(partial), postMidtransWebhook(partial)]);
+    expect(twice.map((r) => r.json.outcome)).toEqual(["duplicate", "duplicate"]);
+    expect(await balanceOf(user.token)).toMatchObject({ balance: 1150 - 136, debt: 0, totalDeposited: 1150 - 136 });
+    expect(await orderRow(orderId)).toMatchObject({ status: "paid", refunded_idr: 10_000, reversed_amount: 136 });
+    await expectLedgerOk();
+
+    // Two notifications of one partial refund handled at once, both before any credit: one batch wins.
+    const other = await newUser("early-partial-twice");
+    const second = await buy(other.token);
+    await midtransNotification(second, { transaction_status: "settlement" });
+    const both = await midtransNotification(second, { transaction_status: "partial_chargeback", refund_amount: 10_000 });
+    const outcomes = (await Promise.all([postMidtransWebhook(both), postMidtransWebhook(both)])).map((r) => r.json.outcome).sort();
+    expect(outcomes).toEqual(["duplicate", "reversed"]);
+    expect(await balanceOf(other.token)).toMatchObject({ balance: 1150 - 136, totalDeposited: 1150 - 136 });
     await expectLedgerOk();
   });
 
@@ -397,7 +427,6 @@ describe("notifications that race, fail half-way or round to the end", () => {
     expect(res.status, res.text).toBe(201);
     return res.json.orderId as string;
   };
-  const pendingRow = async (orderId: string) => (await createDb(env.DB).query.paymentOrders.findFirst({ where: (o, { eq }) => eq(o.id, orderId) })) as PaymentOrderRow;
   const alertCount = async (userId: string, type: string) =>
     (await env.DB.prepare("select count(*) as n from fraud_alerts where user_id = ? and alert_type = ?").bind(userId, type).first<{ n: number }>())!.n;
 
